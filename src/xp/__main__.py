@@ -1,0 +1,9 @@
+"""``python -m xp``."""
+
+from __future__ import annotations
+
+import sys
+
+from xp.cli import main
+
+sys.exit(main())

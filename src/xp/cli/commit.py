@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import click
+
+from xp.capture import commit_workspace, parse_assignments
+from xp.cli.common import open_repo
+from xp.run import short_number
+
+
+@click.command()
+@click.option("-n", "--name", help="Run name (default: a generated one like brisk-otter).")
+@click.option("-m", "--message", help="A note stored with the run and in its commit message.")
+@click.option("-e", "--experiment", help="Experiment to group the run under (default: default).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A param to record (repeatable); overrides the params files.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A metric to record (repeatable); overrides the metrics files.",
+)
+@click.option(
+    "--artifact",
+    "artifacts",
+    multiple=True,
+    type=click.Path(),
+    metavar="PATH",
+    help="A file or folder to store as an artifact (repeatable).",
+)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(),
+    metavar="PATH",
+    help="A data file or folder to record by content hash (repeatable).",
+)
+def commit(
+    name: str | None,
+    message: str | None,
+    experiment: str | None,
+    params: tuple[str, ...],
+    metrics: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    data: tuple[str, ...],
+) -> None:
+    """Record the workspace as a run: code, params/metrics files, artifacts, data versions.
+
+    Your files, index and HEAD are left as they are; the run is a commit held by
+    refs/xp/runs/<id>.
+    """
+    repo = open_repo()
+    result = commit_workspace(
+        repo,
+        name=name,
+        message=message,
+        experiment=experiment,
+        params=parse_assignments(params, "param"),
+        metrics=parse_assignments(metrics, "metric"),
+        artifacts=artifacts,
+        data=data,
+    )
+    run = result.run
+    shown = " ".join(f"{k}={short_number(v)}" for k, v in sorted(result.metrics.items())[:6])
+    click.echo(f"{run.id}  {run.name}  {len(result.params)} params  {shown}".rstrip())
+    for warning in run.state.header.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    for path, size in run.state.header.get("skipped", []):
+        click.echo(
+            f"warning: {path} ({size:,} bytes) is over max_file_size and was not snapshotted;"
+            f" record it with `xp commit --artifact {path}`",
+            err=True,
+        )
+    click.echo(f"ref {run.ref}  (git show {run.ref} --stat)")

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import click
+
+from xp.gitstore.repo import find_repo
+from xp.project import init_project, undo_project
+
+
+@click.command()
+@click.option(
+    "--remote",
+    "remotes",
+    multiple=True,
+    metavar="NAME",
+    help="Configure only this git remote (repeatable). Default: every remote.",
+)
+@click.option("--no-git-config", is_flag=True, help="Write the config file only; leave git alone.")
+@click.option("--undo", is_flag=True, help="Remove the refspecs xp added to git's config.")
+def init(remotes: tuple[str, ...], no_git_config: bool, undo: bool) -> None:
+    """Set up xp here: write .xp/config.yaml and make plain git push/fetch carry runs.
+
+    Safe to run again: it changes only what is missing. Fetched runs land under
+    refs/xp/remotes/<remote>/runs/, so `git fetch --prune` never deletes a local run.
+    """
+    repo = find_repo()
+    wanted = list(remotes) or None
+    result = undo_project(repo, wanted) if undo else init_project(repo, wanted, not no_git_config)
+    for change in result.changes:
+        click.echo(change)
+    if not result.changes:
+        click.echo(
+            "xp is already set up here; nothing changed." if not undo else "nothing to undo."
+        )
+    if not undo and not no_git_config and not result.remotes:
+        click.echo("no git remote yet: after `git remote add origin URL`, run `xp init` again.")

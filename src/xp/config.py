@@ -1,0 +1,90 @@
+"""Project settings from ``.xp/config.yaml`` (committed, so collaborators share them)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from xp import format as fmt
+from xp import yamlio
+from xp.errors import ConfigError
+from xp.gitstore.repo import GitRepo
+
+DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+
+TEMPLATE = f"""\
+# xp project settings: commit this file so collaborators share them. See docs/config.md.
+format: {fmt.FORMAT_VERSION}
+# Files read by `xp commit` (YAML or JSON; nested keys become dotted names, e.g. model.depth).
+params: [params.yaml]
+metrics: [metrics.json]
+# Files and folders `xp commit` logs as artifacts (content-addressed cache, never in git).
+artifacts: []
+# Data inputs `xp commit` records by content hash.
+data: []
+# Workspace files larger than this are not snapshotted into git; log them as artifacts.
+max_file_size: 10MB
+"""
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_size(value: object, source: str = "max_file_size") -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{source}: expected a size like 10MB, got {value!r}")
+    if isinstance(value, int):
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise ConfigError(f"{source}: expected a size like 10MB or 500KiB, got {value!r}")
+    number, unit = match.groups()
+    unit = (unit or "").lower()
+    base = 1024 if "i" in unit else 1000
+    scale = base ** "bkmgt".index(unit[0]) if unit and unit[0] != "b" else 1
+    return int(float(number) * scale)
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    params: tuple[str, ...] = ("params.yaml",)
+    metrics: tuple[str, ...] = ("metrics.json",)
+    artifacts: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _paths(raw: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = raw.get(key, list(default))
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{fmt.CONFIG_PATH}: '{key}' must be a list of paths; fix the file")
+    return tuple(value)
+
+
+def load_config(repo: GitRepo) -> ProjectConfig:
+    path = repo.worktree / fmt.CONFIG_PATH
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ProjectConfig()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    raw = yamlio.load(data, fmt.CONFIG_PATH) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{fmt.CONFIG_PATH} must be a mapping of settings; see docs/config.md")
+    return ProjectConfig(
+        params=_paths(raw, "params", ProjectConfig.params),
+        metrics=_paths(raw, "metrics", ProjectConfig.metrics),
+        artifacts=_paths(raw, "artifacts", ()),
+        data=_paths(raw, "data", ()),
+        max_file_size=parse_size(
+            raw.get("max_file_size", DEFAULT_MAX_FILE_SIZE), f"{fmt.CONFIG_PATH}: max_file_size"
+        ),
+        raw=raw,
+    )

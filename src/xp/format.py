@@ -1,0 +1,94 @@
+"""The on-disk contract in code: every name here is documented in docs/format.md.
+
+Changing anything in this module changes the format: bump FORMAT_VERSION and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from xp.errors import InvalidKeyError
+
+FORMAT_VERSION = 1
+
+RUNS_PREFIX = "refs/xp/runs/"
+REMOTES_PREFIX = "refs/xp/remotes/"
+RECORD_DIR = ".xp/run"
+CONFIG_PATH = ".xp/config.yaml"
+
+META_FILE = "meta.yaml"
+PARAMS_FILE = "params.yaml"
+METRICS_FILE = "metrics.yaml"
+TAGS_FILE = "tags.yaml"
+ARTIFACTS_FILE = "artifacts.yaml"
+INPUTS_FILE = "inputs.yaml"
+PACKAGES_FILE = "packages.txt"
+SERIES_DIR = "series"
+SERIES_HEADER = "step\tvalue\ttimestamp\n"
+
+STATUSES = ("running", "finished", "failed", "killed", "crashed")
+
+# Crockford's base32, lower case: no i, l, o, u, so ids read aloud and type without ambiguity.
+_B32 = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_TIME_CHARS = 7  # seconds since the Unix epoch: sortable until the year 3058
+ID_RAND_CHARS = 6  # 30 random bits: collisions need ~32,000 runs in the same second
+ID_LENGTH = ID_TIME_CHARS + ID_RAND_CHARS
+ID_RE = re.compile(rf"^[{_B32}]{{{ID_LENGTH}}}$")
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+_KEY_RE = re.compile(r"^[/\w.\- :]*$")
+
+
+def _b32(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        chars.append(_B32[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Time-sortable, coordination-free id: 7 chars of seconds, then 6 random chars."""
+    seconds = int(time.time() if now is None else now)
+    rand = int.from_bytes(os.urandom(4), "big") >> 2
+    return _b32(seconds, ID_TIME_CHARS) + _b32(rand, ID_RAND_CHARS)
+
+
+def id_time(run_id: str) -> int:
+    """Seconds since the epoch encoded in a run id."""
+    value = 0
+    for ch in run_id[:ID_TIME_CHARS]:
+        value = value * 32 + _B32.index(ch)
+    return value
+
+
+def run_ref(run_id: str) -> str:
+    return RUNS_PREFIX + run_id
+
+
+def validate_key(key: object, what: str = "key") -> str:
+    """MLflow's key rule: the keys become file paths, so they must be clean relative paths."""
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"{what} must be a string, got {type(key).__name__} {key!r}")
+    if not key:
+        raise InvalidKeyError(f"{what} must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(
+            f"{what} {key[:40]!r}... is {len(key)} characters; the limit is {MAX_KEY_LENGTH}"
+        )
+    if not _KEY_RE.match(key):
+        raise InvalidKeyError(
+            f"{what} {key!r} has characters outside letters, digits, '_', '-', '.', ' ', ':', '/';"
+            " rename it"
+        )
+    parts = key.split("/")
+    if any(p in ("", ".", "..") or p != p.strip() for p in parts):
+        raise InvalidKeyError(
+            f"{what} {key!r} is not a clean path (empty, '.', '..' or space-padded parts);"
+            " rename it, e.g. 'train/loss'"
+        )
+    return key

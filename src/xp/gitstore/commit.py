@@ -1,0 +1,179 @@
+"""Turn a workspace tree plus record files into a run commit and its ref.
+
+Order is what makes a run all-or-nothing: blobs, trees and the commit first; the ref last,
+by compare-and-swap. A crash before the ref leaves only unreferenced objects (git gc
+collects them); a crash after leaves a whole run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import stat
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from dulwich.objects import Blob, Commit, Tree
+
+from xp.errors import GitError, XPError
+from xp.gitstore.objects import ObjectWriter
+from xp.gitstore.refs import create_ref, read_ref
+from xp.gitstore.repo import GitRepo
+
+if TYPE_CHECKING:
+    from dulwich.object_store import DiskObjectStore
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where the workspace stands: the run's baseline commit and branch (None if detached)."""
+
+    commit: str | None
+    branch: str | None
+
+
+def head(repo: GitRepo) -> Head:
+    try:
+        content = (repo.git_dir / "HEAD").read_text().strip()
+    except OSError as exc:
+        raise GitError(f"cannot read {repo.git_dir / 'HEAD'}: {exc.strerror}") from None
+    if content.startswith("ref: "):
+        ref = content[5:]
+        branch = ref.removeprefix("refs/heads/")
+        return Head(commit=read_ref(repo.common_dir, ref), branch=branch)
+    return Head(commit=content, branch=None)
+
+
+@lru_cache(maxsize=8)
+def identity(worktree: str) -> bytes:
+    """The committer git would use; runs still record when no identity is configured."""
+    from xp.gitstore.repo import run_git
+
+    proc = run_git(["var", "GIT_COMMITTER_IDENT"], cwd=worktree, check=False)
+    if proc.returncode == 0:
+        ident = proc.stdout.strip().rsplit(b" ", 2)[0]
+        if ident:
+            return ident
+    user = getpass.getuser()
+    return f"{user} <{user}@{socket.gethostname()}>".encode()
+
+
+def object_store(repo: GitRepo) -> DiskObjectStore:
+    from dulwich.object_store import DiskObjectStore
+
+    return DiskObjectStore(str(repo.objects_dir))
+
+
+def _tree_from_files(writer: ObjectWriter, files: dict[str, bytes]) -> bytes:
+    """Nested trees from {'a/b.tsv': bytes}; returns the root tree id."""
+    dirs: dict[str, dict[str, bytes]] = {}
+    for path, data in files.items():
+        blob = Blob.from_string(data)
+        writer.add(blob)
+        head_, _, name = path.rpartition("/")
+        dirs.setdefault(head_, {})[name] = blob.id
+    subdirs: dict[str, set[str]] = {}
+    for d in list(dirs):
+        while d:
+            parent, _, name = d.rpartition("/")
+            subdirs.setdefault(parent, set()).add(name)
+            dirs.setdefault(parent, {})
+            d = parent
+
+    def build(d: str) -> bytes:
+        tree = Tree()
+        for name, sha in dirs.get(d, {}).items():
+            tree.add(name.encode(), 0o100644, sha)
+        for name in subdirs.get(d, ()):
+            full = f"{d}/{name}" if d else name
+            if name in dirs.get(d, {}):
+                raise XPError(
+                    f"record path {full!r} is both a file and a folder; rename the metric"
+                )
+            tree.add(name.encode(), stat.S_IFDIR, build(full))
+        writer.add(tree)
+        return tree.id
+
+    return build("")
+
+
+def compose_tree(
+    repo: GitRepo,
+    writer: ObjectWriter,
+    workspace_tree: str,
+    record_dir: str,
+    files: dict[str, bytes],
+) -> bytes:
+    """The workspace tree with ``record_dir`` replaced by the record files."""
+    store = object_store(repo)
+    record_tree = _tree_from_files(writer, files)
+    parts = record_dir.split("/")
+
+    def replace(tree_id: bytes | None, depth: int) -> bytes:
+        tree = Tree()
+        if tree_id is not None:
+            old = store[tree_id]
+            assert isinstance(old, Tree)
+            for item in old.items():
+                tree.add(item.path, item.mode, item.sha)
+        name = parts[depth].encode()
+        if depth == len(parts) - 1:
+            tree.add(name, stat.S_IFDIR, record_tree)
+        else:
+            child = None
+            if name in tree:
+                mode, sha = tree[name]
+                if not stat.S_ISDIR(mode):
+                    raise XPError(
+                        f"the workspace has a file {'/'.join(parts[: depth + 1])!r} where xp keeps"
+                        " its run record; rename that file"
+                    )
+                child = sha
+            tree.add(name, stat.S_IFDIR, replace(child, depth + 1))
+        writer.add(tree)
+        return tree.id
+
+    return replace(workspace_tree.encode(), 0)
+
+
+def tree_of(repo: GitRepo, commit: str) -> str:
+    obj = object_store(repo)[commit.encode()]
+    assert isinstance(obj, Commit)
+    return obj.tree.decode()
+
+
+def write_run_commit(
+    repo: GitRepo,
+    ref: str,
+    tree: bytes,
+    parent: str | None,
+    message: str,
+    start: float,
+    end: float,
+    writer: ObjectWriter,
+) -> str:
+    ident = identity(str(repo.worktree))
+    tz = time.localtime(end).tm_gmtoff
+    commit = Commit()
+    commit.tree = tree
+    commit.parents = [parent.encode()] if parent else []
+    commit.author = commit.committer = ident
+    commit.author_time = int(start)
+    commit.commit_time = int(end)
+    commit.author_timezone = commit.commit_timezone = tz
+    commit.encoding = None
+    commit.message = message.encode("utf-8")
+    writer.add(commit)
+    create_ref(repo.common_dir, ref, commit.id.decode())
+    return commit.id.decode()
+
+
+def host_user() -> tuple[str, str]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return user, socket.gethostname()

@@ -1,0 +1,123 @@
+"""Find the repository and run the git CLI.
+
+The git CLI answers "where is the repo" for every layout (worktrees, GIT_DIR, safe.directory,
+submodules) the same way the user's own git does, so we ask it instead of guessing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from xp.errors import GitError, NotARepoError, XPError
+
+# Set by git for hooks; they would point a nested `git` call at the wrong repo or index.
+_LEAKY_ENV = ("GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY", "GIT_QUARANTINE_PATH")
+
+
+@dataclass(frozen=True)
+class GitRepo:
+    """Paths of one work tree: git_dir is per worktree, common_dir holds objects and refs."""
+
+    worktree: Path
+    git_dir: Path
+    common_dir: Path
+
+    @property
+    def xp_dir(self) -> Path:
+        return self.common_dir / "xp"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.common_dir / "objects"
+
+    def git(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: bytes | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return run_git(args, cwd=self.worktree, env=env, input=input, check=check)
+
+
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
+    env.setdefault("LC_ALL", "C")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_git(
+    args: tuple[str, ...] | list[str],
+    cwd: Path | str,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    exe = _git_exe()
+    try:
+        proc = subprocess.run(
+            [exe, *args], cwd=cwd, env=git_env(env), input=input, capture_output=True
+        )
+    except OSError as exc:
+        raise GitError(f"could not run git: {exc.strerror}; check that git is installed") from None
+    if check and proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = msg[-1] if msg else f"exit code {proc.returncode}"
+        raise GitError(f"git {args[0]} failed: {detail}")
+    return proc
+
+
+@lru_cache(maxsize=1)
+def _git_exe() -> str:
+    exe = shutil.which("git")
+    if exe is None:
+        raise XPError("git is not installed or not on PATH; install git (e.g. apt-get install git)")
+    return exe
+
+
+@lru_cache(maxsize=32)
+def _discover(cwd: str) -> GitRepo:
+    proc = run_git(
+        [
+            "rev-parse",
+            "--is-bare-repository",
+            "--absolute-git-dir",
+            "--git-common-dir",
+            "--show-toplevel",
+        ],
+        cwd=cwd,
+        check=False,
+    )
+    lines = proc.stdout.decode().splitlines()
+    if lines and lines[0] == "true":
+        raise NotARepoError(
+            f"{cwd} is a bare git repository; xp records a work tree: run it in a clone"
+            " (git clone <bare> <dir>)"
+        )
+    if proc.returncode != 0 or len(lines) < 4:
+        err = proc.stderr.decode(errors="replace")
+        if "not a git repository" in err or not err:
+            raise NotARepoError(
+                f"not a git repository: {cwd}; run `git init` there first, or cd into your project"
+            )
+        raise GitError(f"git rev-parse failed: {err.strip().splitlines()[-1]}")
+    git_dir = Path(lines[1])
+    common = Path(lines[2])
+    if not common.is_absolute():
+        common = (Path(cwd) / common).resolve()
+    return GitRepo(worktree=Path(lines[3]), git_dir=git_dir, common_dir=common)
+
+
+def find_repo(path: str | os.PathLike[str] | None = None) -> GitRepo:
+    """The repo whose work tree holds ``path`` (default: the current directory)."""
+    cwd = os.path.abspath(path if path is not None else os.getcwd())
+    if not os.path.isdir(cwd):
+        raise NotARepoError(f"no such directory: {cwd}; pass an existing project directory")
+    return _discover(cwd)

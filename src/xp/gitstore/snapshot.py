@@ -1,0 +1,137 @@
+"""Snapshot the workspace as a git tree without touching the user's index, HEAD or files.
+
+git does the work on a private copy of the index (``GIT_INDEX_FILE``): ``git add -A`` then
+``git write-tree``. That honours .gitignore, core.autocrlf and filters, file modes, symlinks,
+submodule commits and sparse checkouts exactly as ``git commit -a`` would, and it is the
+fastest way measured (23-48 ms at 10,000 files). Files above the size limit are left out
+before git hashes them, and reported back so the run can warn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from xp.errors import StorageError
+from xp.gitstore.repo import GitRepo
+
+# Files whose change alters what `git add -A` would pick up, besides the workspace files.
+_CONTROL_FILES = ("index", "info/exclude", "HEAD")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tree: str
+    skipped: tuple[tuple[str, int], ...] = ()  # (path, size) of files over the size limit
+
+
+@dataclass
+class _Memo:
+    snapshot: Snapshot
+    stats: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+
+_memos: dict[tuple[str, int], _Memo] = {}
+
+
+def _stat_key(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _fingerprint(repo: GitRepo, paths: list[str]) -> dict[str, tuple[int, int, int]] | None:
+    """Stats of every file and folder the snapshot saw; None when a file is too fresh to trust."""
+    top = str(repo.worktree)
+    racy_after = time.time_ns() - 2_000_000_000
+    stats: dict[str, tuple[int, int, int]] = {}
+    dirs = {top}
+    for rel in paths:
+        full = os.path.join(top, rel)
+        key = _stat_key(full)
+        if key is not None:
+            if key[0] >= racy_after:
+                return None
+            stats[full] = key
+        parent = os.path.dirname(full)
+        while parent not in dirs and len(parent) > len(top):
+            dirs.add(parent)
+            parent = os.path.dirname(parent)
+    for d in dirs:
+        key = _stat_key(d)
+        if key is not None:
+            stats[d] = key
+    for name in _CONTROL_FILES:
+        for base in (repo.git_dir, repo.common_dir):
+            path = str(base / name)
+            key = _stat_key(path)
+            if key is not None:
+                stats[path] = key
+    return stats
+
+
+def _unchanged(memo: _Memo) -> bool:
+    return all(_stat_key(path) == key for path, key in memo.stats.items())
+
+
+def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot:
+    """Tree of the workspace as it is now: tracked files with their edits, untracked not-ignored.
+
+    ``reuse`` lets one process skip the work when no file or folder changed since its last
+    snapshot (many runs from one script); the check is a stat of everything seen.
+    """
+    memo_key = (str(repo.worktree), max_file_size)
+    if reuse:
+        memo = _memos.get(memo_key)
+        if memo is not None and _unchanged(memo):
+            return memo.snapshot
+    tmp_dir = repo.xp_dir / "tmp"
+    try:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp_index = tmp_dir / f"index-{os.getpid()}-{secrets.token_hex(4)}"
+        src_index = repo.git_dir / "index"
+        if src_index.exists():
+            shutil.copyfile(src_index, tmp_index)
+    except OSError as exc:
+        raise StorageError(f"cannot write {tmp_dir}: {exc.strerror}; free disk space") from None
+    env = {"GIT_INDEX_FILE": str(tmp_index), "GIT_OPTIONAL_LOCKS": "0"}
+    try:
+        changed = repo.git("ls-files", "-z", "-m", "-o", "--exclude-standard", env=env)
+        skipped: list[tuple[str, int]] = []
+        for raw in changed.stdout.split(b"\0"):
+            if not raw:
+                continue
+            rel = os.fsdecode(raw)
+            try:
+                st = os.lstat(repo.worktree / rel)
+            except OSError:
+                continue  # deleted: git add -A records the deletion
+            if st.st_size > max_file_size and not os.path.islink(repo.worktree / rel):
+                skipped.append((rel, st.st_size))
+        specs = [":/"] + [f":(top,literal,exclude){rel}" for rel, _ in skipped]
+        repo.git(
+            "add",
+            "-A",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+            env=env,
+            input=b"\0".join(os.fsencode(s) for s in specs),
+        )
+        tree = repo.git("write-tree", env=env).stdout.decode().strip()
+        result = Snapshot(tree=tree, skipped=tuple(sorted(skipped)))
+        if reuse:
+            listed = repo.git("ls-files", "-z", "-c", "-o", "--exclude-standard", env=env)
+            paths = [os.fsdecode(p) for p in listed.stdout.split(b"\0") if p]
+            stats = _fingerprint(repo, paths)
+            if stats is not None:
+                _memos[memo_key] = _Memo(result, stats)
+        return result
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_index)
