@@ -9,6 +9,8 @@ Importing xp is cheap: git, YAML and pandas load on first use.
 
 from __future__ import annotations
 
+from typing import Any
+
 from xp.errors import XPError
 from xp.fluent import (
     ActiveRun,
@@ -26,9 +28,26 @@ from xp.fluent import (
     set_tags,
     start_run,
 )
-from xp.store import get_run, list_runs
 
 __version__ = "0.1.0"
+
+# Loaded on first use (PEP 562) so `import xp` stays cheap: name -> module that defines it.
+_LAZY = {
+    "get_run": "xp.store",
+    "list_runs": "xp.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xp' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActiveRun",

@@ -33,6 +33,7 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _param_value(key: str, value: Any) -> Any:
+    out: Any
     if isinstance(value, _SCALARS):
         out = value
     elif isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
@@ -315,7 +316,9 @@ class Run:
     ) -> list[FileEntry]:
         self._check_live()
         src = self._source(path, "artifact")
-        entries = cache.add_path(self.cache_dir, src, cache.clean_name(name or src.name))
+        entries = cache.add_path(
+            self.cache_dir, src, cache.clean_name(src.name if name is None else name)
+        )
         for entry in entries:
             self.state.artifacts[entry.path] = entry
             self._events.append(line("A", entry.to_dict()))

@@ -1,7 +1,8 @@
 """The ``xp`` command: a thin click layer over the library, with one error boundary.
 
-Subcommands load lazily so ``xp --help`` stays fast; XPError becomes one line on stderr
-and exit code 1, Ctrl-C exit 130, anything else a short bug report (traceback with --debug).
+Subcommands load lazily so ``xp --help`` stays fast. ``LazyGroup.invoke`` is the one error
+boundary: XPError becomes one line on stderr and its exit code (1), usage errors exit 2,
+Ctrl-C 130, anything else a one-line bug report and exit 3 (the traceback with --debug).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -21,6 +23,28 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "recover": ("xp.cli.recover", "recover", "Commit runs whose process died as 'crashed'."),
     "demo": ("xp.cli.demo", "demo", "Make a demo project and record a few runs in it."),
 }
+
+
+class UserError(click.ClickException):
+    """An XPError on its way out: one line, ``xp: error: ...``, the error's exit code."""
+
+    def __init__(self, err: XPError) -> None:
+        super().__init__(str(err))
+        self.exit_code = err.exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"xp: error: {self.format_message()}", err=True)
+
+
+class InternalError(click.ClickException):
+    exit_code = 3
+
+    def show(self, file: Any = None) -> None:
+        click.echo(
+            f"xp: internal error: {self.format_message()} (rerun with --debug for the traceback,"
+            " and please report it)",
+            err=True,
+        )
 
 
 class LazyGroup(click.Group):
@@ -39,6 +63,24 @@ class LazyGroup(click.Group):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """The one error boundary: library errors become messages and exit codes."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except XPError as err:
+            raise UserError(err) from None
+        except KeyboardInterrupt:
+            click.echo("xp: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:
+            raise click.exceptions.Exit(1) from None
+        except Exception as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            raise InternalError(f"{type(exc).__name__}: {exc}") from exc
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,36 +103,11 @@ def cli(directory: str | None, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    """Run the CLI and return its exit code (what ``xp`` and ``git xp`` call)."""
     try:
-        cli.main(args=args, prog_name="xp", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    except XPError as exc:
-        click.echo(f"xp: error: {exc}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("xp: interrupted", err=True)
-        return 130
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 1
-    except Exception as exc:
-        if debug:
-            raise
-        click.echo(
-            f"xp: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the"
-            " traceback, and please report it)",
-            err=True,
-        )
-        return 3
+        cli.main(args=sys.argv[1:] if argv is None else argv, prog_name="xp")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 

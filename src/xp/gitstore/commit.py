@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 
 from xp.errors import GitError, XPError
 from xp.gitstore.objects import ObjectWriter
@@ -86,14 +86,14 @@ def _tree_from_files(writer: ObjectWriter, files: dict[str, bytes]) -> bytes:
     def build(d: str) -> bytes:
         tree = Tree()
         for name, sha in dirs.get(d, {}).items():
-            tree.add(name.encode(), 0o100644, sha)
+            tree.add(name.encode(), 0o100644, ObjectID(sha))
         for name in subdirs.get(d, ()):
             full = f"{d}/{name}" if d else name
             if name in dirs.get(d, {}):
                 raise XPError(
                     f"record path {full!r} is both a file and a folder; rename the metric"
                 )
-            tree.add(name.encode(), stat.S_IFDIR, build(full))
+            tree.add(name.encode(), stat.S_IFDIR, ObjectID(build(full)))
         writer.add(tree)
         return tree.id
 
@@ -115,13 +115,13 @@ def compose_tree(
     def replace(tree_id: bytes | None, depth: int) -> bytes:
         tree = Tree()
         if tree_id is not None:
-            old = store[tree_id]
+            old = store[ObjectID(tree_id)]
             assert isinstance(old, Tree)
             for item in old.items():
                 tree.add(item.path, item.mode, item.sha)
         name = parts[depth].encode()
         if depth == len(parts) - 1:
-            tree.add(name, stat.S_IFDIR, record_tree)
+            tree.add(name, stat.S_IFDIR, ObjectID(record_tree))
         else:
             child = None
             if name in tree:
@@ -132,7 +132,7 @@ def compose_tree(
                         " its run record; rename that file"
                     )
                 child = sha
-            tree.add(name, stat.S_IFDIR, replace(child, depth + 1))
+            tree.add(name, stat.S_IFDIR, ObjectID(replace(child, depth + 1)))
         writer.add(tree)
         return tree.id
 
@@ -140,9 +140,9 @@ def compose_tree(
 
 
 def tree_of(repo: GitRepo, commit: str) -> str:
-    obj = object_store(repo)[commit.encode()]
+    obj = object_store(repo)[ObjectID(commit.encode())]
     assert isinstance(obj, Commit)
-    return obj.tree.decode()
+    return bytes(obj.tree).decode()
 
 
 def write_run_commit(
@@ -158,8 +158,8 @@ def write_run_commit(
     ident = identity(str(repo.worktree))
     tz = time.localtime(end).tm_gmtoff
     commit = Commit()
-    commit.tree = tree
-    commit.parents = [parent.encode()] if parent else []
+    commit.tree = ObjectID(tree)
+    commit.parents = [ObjectID(parent.encode())] if parent else []
     commit.author = commit.committer = ident
     commit.author_time = int(start)
     commit.commit_time = int(end)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,7 +70,12 @@ def run_git(
         raise GitError(f"could not run git: {exc.strerror}; check that git is installed") from None
     if check and proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()
-        detail = msg[-1] if msg else f"exit code {proc.returncode}"
+        if proc.returncode < 0:
+            detail = f"killed by {signal.Signals(-proc.returncode).name}"
+            if proc.returncode == -signal.SIGXFSZ:
+                detail += " (file size limit reached: free disk space or raise `ulimit -f`)"
+        else:
+            detail = msg[-1] if msg else f"exit code {proc.returncode}"
         raise GitError(f"git {args[0]} failed: {detail}")
     return proc
 

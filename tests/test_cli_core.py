@@ -1,0 +1,271 @@
+"""`xp init`, `xp commit`, `xp recover` and the error boundary, as a user meets them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import xp
+from tests.conftest import git
+from xp.cli import cli, main
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def user_error(result: Result) -> str:
+    """A user error: exit 1, one line on stderr, no traceback."""
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert lines[0].startswith("xp: error: ")
+    return lines[0]
+
+
+def test_commit_records_workspace_files(repo: Path) -> None:
+    (repo / "metrics.json").write_text(json.dumps({"rmse": 0.31, "eval": {"r2": 0.8}}))
+    (repo / "model.bin").write_bytes(b"weights")
+    (repo / "data.csv").write_text("1,2\n")
+    result = invoke(
+        "commit",
+        "-n",
+        "baseline",
+        "-m",
+        "first try",
+        "--param",
+        "extra=5",
+        "--metric",
+        "speed=12.5",
+        "--artifact",
+        "model.bin",
+        "--data",
+        "data.csv",
+    )
+    assert result.exit_code == 0, result.output
+    run_id = result.stdout.split()[0]
+    assert "baseline" in result.stdout
+    assert "rmse=0.31" in result.stdout
+    got = xp.get_run(run_id)
+    assert got.params == {"lr": 0.1, "model.depth": 3, "extra": 5}
+    assert got.metrics == {"rmse": 0.31, "eval.r2": 0.8, "speed": 12.5}
+    assert [a.path for a in got.artifacts] == ["model.bin"]
+    assert [i.path for i in got.inputs] == ["data.csv"]
+    assert got.meta["message"] == "first try"
+    body = git(repo, "log", "-1", "--format=%B", f"refs/xp/runs/{run_id}")
+    assert body.startswith("xp: baseline eval.r2=0.8 rmse=0.31 speed=12.5\n\nfirst try\n")
+    assert git(repo, "show", f"refs/xp/runs/{run_id}:.xp/run/params.yaml") == (
+        "extra: 5\nlr: 0.1\nmodel.depth: 3\n"
+    )
+
+
+def test_commit_twice_gives_two_runs_same_tree(repo: Path) -> None:
+    a = invoke("commit").stdout.split()[0]
+    b = invoke("commit").stdout.split()[0]
+    assert a != b
+    ta = git(repo, "rev-parse", f"refs/xp/runs/{a}^{{tree}}")
+    tb = git(repo, "rev-parse", f"refs/xp/runs/{b}^{{tree}}")
+    assert ta != tb  # the record differs (id, times); the code tree is the same:
+    assert git(repo, "rev-parse", f"refs/xp/runs/{a}:train.py") == git(
+        repo, "rev-parse", f"refs/xp/runs/{b}:train.py"
+    )
+
+
+def test_commit_uses_configured_files(repo: Path) -> None:
+    (repo / ".xp").mkdir()
+    (repo / ".xp" / "config.yaml").write_text(
+        "params: [conf/hp.json]\nmetrics: [out/scores.yaml]\nartifacts: [out/model]\n"
+        "data: [missing.csv]\n"
+    )
+    (repo / "conf").mkdir()
+    (repo / "conf" / "hp.json").write_text('{"opt": {"lr": 0.01}}')
+    (repo / "out" / "model").mkdir(parents=True)
+    (repo / "out" / "model" / "w.bin").write_bytes(b"w")
+    (repo / "out" / "scores.yaml").write_text("acc: 0.9\n")
+    result = invoke("commit")
+    assert result.exit_code == 0, result.output
+    assert "missing.csv" in result.stderr
+    got = xp.get_run(result.stdout.split()[0])
+    assert got.params == {"opt.lr": 0.01}
+    assert got.metrics == {"acc": 0.9}
+    assert [a.path for a in got.artifacts] == ["model/w.bin"]
+    assert any("missing.csv" in w for w in got.meta["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "expect"),
+    [
+        (lambda r: (r / "params.yaml").write_text("a: [1\n"), [], "params.yaml line"),
+        (
+            lambda r: (r / "metrics.json").write_text("{bad"),
+            [],
+            "metrics.json line 1: invalid JSON",
+        ),
+        (lambda r: (r / "metrics.json").write_text('{"m": "x"}'), [], "not a number"),
+        (lambda r: None, ["--metric", "acc=high"], "not a number"),
+        (lambda r: None, ["--param", "noequals"], "KEY=VALUE"),
+        (lambda r: None, ["--param", "bad*key=1"], "rename it"),
+        (lambda r: None, ["--artifact", "nope.bin"], "does not exist"),
+        (lambda r: None, ["--data", ".."], "outside the repository"),
+        (
+            lambda r: (r / ".xp").mkdir() or (r / ".xp/config.yaml").write_text("- x\n"),
+            [],
+            "must be a mapping",
+        ),
+        (
+            lambda r: (
+                (r / ".xp").mkdir() or (r / ".xp/config.yaml").write_text("max_file_size: lots\n")
+            ),
+            [],
+            "expected a size",
+        ),
+    ],
+)
+def test_commit_user_errors(repo: Path, setup, args: list[str], expect: str) -> None:  # type: ignore[no-untyped-def]
+    setup(repo)
+    before = git(repo, "for-each-ref")
+    line = user_error(invoke("commit", *args))
+    assert expect in line
+    assert git(repo, "for-each-ref") == before  # no half-written run
+    assert not list((repo / ".git" / "xp" / "journal").glob("*.journal"))
+
+
+def test_not_a_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert "not a git repository" in user_error(invoke("commit"))
+    assert "not a git repository" in user_error(invoke("init"))
+
+
+def test_bare_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    git(tmp_path, "init", "-q", "--bare", "b.git")
+    monkeypatch.chdir(tmp_path / "b.git")
+    assert "bare git repository" in user_error(invoke("commit"))
+
+
+def test_init_is_idempotent_and_undoable(repo: Path, tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "--bare", "remote.git")
+    git(repo, "remote", "add", "origin", str(tmp_path / "remote.git"))
+    config_before = (repo / ".git" / "config").read_text()
+    first = invoke("init")
+    assert first.exit_code == 0
+    assert (repo / ".xp" / "config.yaml").exists()
+    after_first = (repo / ".git" / "config").read_text()
+    second = invoke("init")
+    assert "nothing changed" in second.stdout
+    assert (repo / ".git" / "config").read_text() == after_first
+    assert git(repo, "config", "--get-all", "remote.origin.push").split() == [
+        "HEAD",
+        "refs/xp/runs/*:refs/xp/runs/*",
+    ]
+    assert invoke("init", "--undo").exit_code == 0
+    assert git(repo, "config", "--get-all", "remote.origin.fetch").split() == [
+        "+refs/heads/*:refs/remotes/origin/*"
+    ]
+    assert "remote.origin.push" not in git(repo, "config", "--list")
+    assert config_before.count("[remote") == 1
+
+
+def test_init_keeps_an_existing_push_setup(repo: Path, tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "--bare", "remote.git")
+    git(repo, "remote", "add", "origin", str(tmp_path / "remote.git"))
+    git(repo, "config", "remote.origin.push", "refs/heads/main:refs/heads/main")
+    invoke("init")
+    assert git(repo, "config", "--get-all", "remote.origin.push").split() == [
+        "refs/heads/main:refs/heads/main",
+        "refs/xp/runs/*:refs/xp/runs/*",
+    ]
+    invoke("init", "--undo")
+    assert git(repo, "config", "--get-all", "remote.origin.push").split() == [
+        "refs/heads/main:refs/heads/main"
+    ]
+    assert "no git remote 'up'" in user_error(invoke("init", "--remote", "up"))
+
+
+def test_plain_git_push_and_fetch_carry_runs(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    invoke("init")
+    run_id = invoke("commit", "-n", "shared").stdout.split()[0]
+    git(repo, "push", "-q", "origin")
+    assert git(remote, "for-each-ref", "--format=%(refname)").split() == [
+        "refs/heads/main",
+        f"refs/xp/runs/{run_id}",
+    ]
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))
+    git(
+        clone,
+        "config",
+        "--add",
+        "remote.origin.fetch",
+        "+refs/xp/runs/*:refs/xp/remotes/origin/runs/*",
+    )
+    git(clone, "fetch", "-q", "--prune", "origin")
+    assert xp.get_run(run_id, path=clone).name == "shared"
+    # a local run in the clone survives `git fetch --prune`
+    os.chdir(clone)
+    local_id = invoke("commit", "-n", "local").stdout.split()[0]
+    git(clone, "fetch", "-q", "--prune", "origin")
+    assert {r.id for r in xp.list_runs()} == {run_id, local_id}
+
+
+def test_main_maps_errors_to_exit_codes(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["commit", "--param", "x"]) == 1
+    assert main(["no-such-command"]) == 2
+    assert main(["--help"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+
+
+def test_git_xp_entry_point(repo: Path) -> None:
+    exe = Path(sys.executable).parent / "git-xp"
+    if not exe.exists():
+        pytest.skip("git-xp console script not installed next to this python")
+    env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["git", "xp", "commit", "-n", "via-git"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "via-git" in proc.stdout
+
+
+def test_disk_full_style_write_error(repo: Path) -> None:
+    """A file-size limit makes every large write fail as a full disk would (EFBIG)."""
+    (repo / "big.bin").write_bytes(os.urandom(300_000))
+    (repo / ".gitignore").write_text("big.bin\n")
+    script = (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
+        "from xp.cli import main\n"
+        "raise SystemExit(main(['commit', '--artifact', 'big.bin']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "File too large" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert git(repo, "for-each-ref", "refs/xp") == ""
+    assert not list((repo / ".git" / "xp" / "cache").rglob("*.tmp"))
+    # and after the "disk" has room again, everything works
+    assert invoke("commit", "--artifact", "big.bin").exit_code == 0
+    # git itself hitting the limit (snapshotting a large file) is reported, not a traceback
+    (repo / ".gitignore").unlink()
+    proc = subprocess.run(
+        [sys.executable, "-c", script.replace("'--artifact', 'big.bin'", "")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1
+    assert "file size limit" in proc.stderr

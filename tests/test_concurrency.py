@@ -1,0 +1,90 @@
+"""Many writers into one repo: every run lands, git stays consistent."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import xp
+from tests.conftest import git
+
+WRITER = """
+import sys, xp
+n = int(sys.argv[1])
+for i in range(n):
+    with xp.start_run(name=f"w{sys.argv[2]}-{i}", params={"i": i, "w": sys.argv[2]}):
+        xp.log_metric("m", i)
+"""
+
+
+@pytest.mark.slow
+def test_8_processes_x_50_runs(repo: Path) -> None:
+    (repo / "writer.py").write_text(WRITER)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "writer.py", "50", str(w)], cwd=repo, stderr=subprocess.PIPE, text=True
+        )
+        for w in range(8)
+    ]
+    pack = subprocess.Popen(["git", "pack-refs", "--all"], cwd=repo)
+    errors = [p.communicate()[1] for p in procs]
+    pack.wait()
+    assert all(p.returncode == 0 for p in procs), errors
+    runs = xp.list_runs()
+    assert len(runs) == 400
+    names = {xp.get_run(r.id).name for r in runs[::37]}
+    assert all(n.startswith("w") for n in names)
+    assert git(repo, "for-each-ref", "--count=1000", "refs/xp/runs").count("\n") == 400
+
+
+def test_two_runs_finishing_at_the_same_moment(repo: Path) -> None:
+    script = (
+        "import sys, time, xp\n"
+        "r = xp.start_run(name=sys.argv[1])\n"
+        "xp.log_metric('m', 1)\n"
+        "t = float(sys.argv[2])\n"
+        "time.sleep(max(0, t - time.time()))\n"
+        "xp.end_run()\n"
+        "print(r.id)\n"
+    )
+    (repo / "finish.py").write_text(script)
+    import time
+
+    at = str(time.time() + 1.0)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "finish.py", f"p{i}", at],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    ids = {o[0].strip() for o in outs}
+    assert len(ids) == 2
+    assert {r.id for r in xp.list_runs()} == ids
+
+
+def test_runs_in_one_process_from_threads(repo: Path) -> None:
+    import threading
+
+    run = xp.start_run()
+
+    def work(k: int) -> None:
+        for i in range(2000):
+            run.log_metric(f"t{k}", float(i))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    xp.end_run()
+    got = xp.get_run(run.id)
+    assert all(len(got.series(f"t{k}")) == 2000 for k in range(4))

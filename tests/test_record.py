@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import math
+
+from xp.record import FileEntry, RunRecord, final_value, flatten
+
+
+def _record() -> RunRecord:
+    return RunRecord(
+        id="1ngmphm9x5c1q",
+        name="baseline",
+        status="finished",
+        meta={"experiment": "default", "start_time": "2026-01-01T00:00:00.000Z"},
+        params={"lr": 0.1, "model.depth": 3, "name": "rf", "flag": True, "layers": [64, 32]},
+        metrics={"rmse": 0.25, "nan": math.nan, "inf": math.inf, "ninf": -math.inf},
+        series={"train/loss": [(0, 1.0, 1000), (1, 0.5, 2000)]},
+        tags={"team": "a"},
+        artifacts=(FileEntry("model.pkl", "ab" * 32, 10),),
+        inputs=(FileEntry("data", "cd" * 32, 100, files=3, kind="dir"),),
+        packages=("pandas==2.2.0", "click==8.2.0"),
+    )
+
+
+def test_round_trip_keeps_every_value() -> None:
+    files = _record().to_files()
+    back = RunRecord.from_files(files.get, ["train/loss"])
+    assert back.params == _record().params
+    assert back.metrics["rmse"] == 0.25
+    assert math.isnan(back.metrics["nan"])
+    assert back.metrics["inf"] == math.inf
+    assert back.metrics["ninf"] == -math.inf
+    assert back.series["train/loss"] == [(0, 1.0, 1000), (1, 0.5, 2000)]
+    assert back.artifacts == _record().artifacts
+    assert back.inputs == _record().inputs
+    assert back.packages == ("click==8.2.0", "pandas==2.2.0")
+
+
+def test_same_data_gives_same_bytes() -> None:
+    assert _record().to_files() == _record().to_files()
+    files = _record().to_files()
+    assert files["params.yaml"] == (
+        b"flag: true\nlayers:\n- 64\n- 32\nlr: 0.1\nmodel.depth: 3\nname: rf\n"
+    )
+    assert files["series/train/loss.tsv"] == b"step\tvalue\ttimestamp\n0\t1.0\t1000\n1\t0.5\t2000\n"
+
+
+def test_empty_parts_get_no_file() -> None:
+    rec = RunRecord(id="x" * 13, name="n", status="finished", meta={})
+    assert set(rec.to_files()) == {"meta.yaml"}
+
+
+def test_final_value_is_the_highest_step_last_logged() -> None:
+    assert final_value([(0, 1.0, 0), (5, 2.0, 0), (3, 9.0, 0), (5, 3.0, 0)]) == 3.0
+
+
+def test_flatten_nested() -> None:
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": {}}) == {"a.b": 1, "a.c.d": 2, "e": {}}

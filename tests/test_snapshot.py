@@ -1,0 +1,130 @@
+"""The workspace snapshot must equal what `git add -A && git commit` would record."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import xp
+from tests.conftest import git
+from xp.gitstore.repo import find_repo
+from xp.gitstore.snapshot import snapshot
+
+
+def _git_tree_of_workspace(repo: Path) -> str:
+    """What git itself records for `git add -A` (on a throwaway copy of the index)."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "test-index")}
+    if (repo / ".git" / "index").exists():
+        (repo / ".git" / "test-index").write_bytes((repo / ".git" / "index").read_bytes())
+    subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True, capture_output=True)
+    tree = subprocess.run(
+        ["git", "write-tree"], cwd=repo, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    (repo / ".git" / "test-index").unlink()
+    return tree
+
+
+def test_modes_symlinks_untracked_and_ignored(repo: Path) -> None:
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "link").symlink_to("train.py")
+    (repo / ".gitignore").write_text("outputs/\n*.log\n")
+    (repo / "outputs").mkdir()
+    (repo / "outputs" / "model.bin").write_bytes(b"m")
+    (repo / "x.log").write_text("log")
+    (repo / "sub").mkdir()
+    (repo / "sub" / "new.py").write_text("n\n")
+    (repo / "params.yaml").unlink()
+    snap = snapshot(find_repo(), 10_000_000)
+    assert snap.tree == _git_tree_of_workspace(repo)
+    listing = git(repo, "ls-tree", "-r", snap.tree)
+    assert "100755 blob" in next(line for line in listing.splitlines() if "run.sh" in line)
+    assert "120000 blob" in next(line for line in listing.splitlines() if "link" in line)
+    names = git(repo, "ls-tree", "-r", "--name-only", snap.tree).split()
+    assert "sub/new.py" in names
+    assert "params.yaml" not in names
+    assert not any(n.startswith("outputs") or n.endswith(".log") for n in names)
+
+
+def test_autocrlf_matches_git(repo: Path) -> None:
+    git(repo, "config", "core.autocrlf", "true")
+    (repo / "win.txt").write_bytes(b"a\r\nb\r\n")
+    snap = snapshot(find_repo(), 10_000_000)
+    assert snap.tree == _git_tree_of_workspace(repo)
+    blob = git(repo, "rev-parse", f"{snap.tree}:win.txt").strip()
+    assert git(repo, "cat-file", "-p", blob) == "a\nb\n"
+
+
+def test_large_files_are_left_out_with_a_warning(repo: Path) -> None:
+    (repo / "big.bin").write_bytes(b"x" * 2000)
+    (repo / "small.bin").write_bytes(b"x" * 10)
+    (repo / ".xp").mkdir()
+    (repo / ".xp" / "config.yaml").write_text("max_file_size: 1KB\n")
+    with xp.start_run() as run:
+        pass
+    names = git(repo, "ls-tree", "-r", "--name-only", f"refs/xp/runs/{run.id}").split()
+    assert "small.bin" in names
+    assert "big.bin" not in names
+    warnings = xp.get_run(run.id).meta["warnings"]
+    assert len(warnings) == 1
+    assert "big.bin" in warnings[0]
+    assert "log_artifact" in warnings[0]
+    objects = git(repo, "count-objects", "-v")
+    assert objects  # the large blob was never hashed into git:
+    big_sha = git(repo, "hash-object", "big.bin").strip()
+    proc = subprocess.run(["git", "cat-file", "-e", big_sha], cwd=repo)
+    assert proc.returncode != 0
+
+
+def test_submodule_commit_is_recorded(repo: Path, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    (lib / "f").write_text("1\n")
+    git(lib, "add", ".")
+    git(lib, "commit", "-qm", "one")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    git(repo, "commit", "-qm", "add submodule")
+    (repo / "lib" / "f").write_text("2\n")
+    git(repo / "lib", "commit", "-qam", "two")
+    new_head = git(repo / "lib", "rev-parse", "HEAD").strip()
+    with xp.start_run() as run:
+        pass
+    entry = git(repo, "ls-tree", f"refs/xp/runs/{run.id}", "lib").split()
+    assert entry[:3] == ["160000", "commit", new_head]
+
+
+def test_snapshot_reuse_notices_changes(repo: Path) -> None:
+    r = find_repo()
+    first = snapshot(r, 10_000_000, reuse=True)
+    # Files written just now are "racy": the memo is not trusted, so this re-snapshots.
+    (repo / "train.py").write_text("print('changed')\n")
+    second = snapshot(r, 10_000_000, reuse=True)
+    assert second.tree != first.tree
+    (repo / "new_dir").mkdir()
+    (repo / "new_dir" / "f.py").write_text("f\n")
+    third = snapshot(r, 10_000_000, reuse=True)
+    assert third.tree == _git_tree_of_workspace(repo) != second.tree
+
+
+def test_snapshot_reuse_with_old_files(repo: Path) -> None:
+    old = 1_600_000_000
+    for p in repo.rglob("*"):
+        if ".git" not in p.parts:
+            os.utime(p, (old, old))
+    os.utime(repo, (old, old))
+    r = find_repo()
+    first = snapshot(r, 10_000_000, reuse=True)
+    assert snapshot(r, 10_000_000, reuse=True) is first  # nothing changed: memo reused
+    (repo / "train.py").write_text("print('changed again')\n")
+    assert snapshot(r, 10_000_000, reuse=True).tree != first.tree
+
+
+@pytest.mark.parametrize("config", [["core.filemode", "false"], ["core.symlinks", "false"]])
+def test_odd_core_settings_match_git(repo: Path, config: list[str]) -> None:
+    git(repo, "config", *config)
+    (repo / "train.py").chmod(0o755)
+    assert snapshot(find_repo(), 10_000_000).tree == _git_tree_of_workspace(repo)
