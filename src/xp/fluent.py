@@ -117,8 +117,14 @@ def start_run(
             f"run {_stack[-1].id} is already active; end it with xp.end_run() or pass nested=True"
         )
     parent = _stack[-1].id if _stack else None
-    _recover_quietly(find_repo(path))
-    run = Run(find_repo(path), name=name, experiment=experiment, parent=parent, message=description)
+    # Under `xp run`, the script's run is the one xp run started: log into it as a part.
+    attach = os.environ.get("XP_RUN_ID") if not _stack else None
+    repo = find_repo(path)
+    if not attach:
+        _recover_quietly(repo)
+    run = Run(
+        repo, name=name, experiment=experiment, parent=parent, message=description, attach=attach
+    )
     _install_hooks()
     _stack.append(run)
     try:

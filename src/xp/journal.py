@@ -33,6 +33,7 @@ from xp.record import FileEntry
 
 FLUSH_INTERVAL = 0.5  # seconds; the contract is "at least every second"
 SUFFIX = ".journal"
+PART = ".part"  # <run id>-<pid>-<random>.part: what a child process logged into the run
 
 
 @dataclass
@@ -156,6 +157,51 @@ def dead_journals(journal_dir: Path) -> Iterator[tuple[Path, int]]:
             os.close(fd)
             continue
         yield path, fd
+
+
+def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
+    """Fold the parts child processes logged into ``state``; returns the part files merged.
+
+    A part still locked belongs to a live process (a grandchild that outlived its parent):
+    it is left alone and stays on disk.
+    """
+    run_id = state.header["id"]
+    merged: list[Path] = []
+    try:
+        names = sorted(n for n in os.listdir(journal_dir) if n.startswith(f"{run_id}-"))
+    except FileNotFoundError:
+        return merged
+    for name in names:
+        if not name.endswith(PART):
+            continue
+        path = journal_dir / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            with open(fd, "rb", closefd=False) as fh:
+                part = replay(fh.read())
+        except (OSError, ValueError):
+            continue
+        finally:
+            os.close(fd)
+        warnings = state.header.setdefault("warnings", [])
+        for key, value in part.params.items():
+            if state.params.setdefault(key, value) != value:
+                warnings.append(
+                    f"param {key!r}: a child logged {value!r}, kept {state.params[key]!r}"
+                )
+        state.tags.update(part.tags)
+        state.points.extend(part.points)
+        state.artifacts.update(part.artifacts)
+        state.inputs.update(part.inputs)
+        if state.header.get("auto_name") and not part.header.get("auto_name", True):
+            state.header["name"] = part.header["name"]
+            state.header["auto_name"] = False
+        merged.append(path)
+    return merged
 
 
 class Flushable(Protocol):

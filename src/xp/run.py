@@ -25,7 +25,7 @@ from xp.gitstore import commit as gitcommit
 from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.repo import GitRepo, find_repo
 from xp.gitstore.snapshot import snapshot
-from xp.journal import SUFFIX, Journal, RunState, flusher, line
+from xp.journal import PART, SUFFIX, Journal, RunState, flusher, line, merge_parts
 from xp.names import auto_name
 from xp.record import FileEntry, Point, RunRecord, final_value, format_number
 
@@ -159,32 +159,30 @@ class Run:
         message: str | None = None,
         config: ProjectConfig | None = None,
         reuse_snapshot: bool = True,
+        attach: str | None = None,
     ) -> None:
+        """A new run, or with ``attach`` a part of run ``attach`` that another process owns.
+
+        An attached part (a script started by ``xp run``) logs into its own journal part; the
+        owner merges the parts into its run when it commits. See ``child_env``.
+        """
         self.repo = repo or find_repo()
         self.config = config or load_config(self.repo)
         start = time.time()
-        self.id = fmt.new_run_id(start)
+        self.attached = attach is not None
+        self.id = attach or fmt.new_run_id(start)
+        if name is not None and (not isinstance(name, str) or not name.strip() or "\n" in name):
+            raise InvalidValueError(f"run name {name!r} must be one non-empty line of text")
         self.name = name or auto_name(self.id)
-        if not isinstance(self.name, str) or not self.name.strip() or "\n" in self.name:
-            raise InvalidValueError(f"run name {self.name!r} must be one non-empty line of text")
-        snap = snapshot(self.repo, self.config.max_file_size, reuse=reuse_snapshot)
-        head = gitcommit.head(self.repo)
-        dirty = head.commit is None or gitcommit.tree_of(self.repo, head.commit) != snap.tree
         from xp import __version__
 
-        self.tree = snap.tree
-        self.baseline = head.commit
-        header = {
+        header: dict[str, Any] = {
             "format": fmt.FORMAT_VERSION,
             "id": self.id,
             "name": self.name,
+            "auto_name": name is None,
             "experiment": experiment or "default",
             "start_time": start,
-            "tree": snap.tree,
-            "skipped": [list(s) for s in snap.skipped],
-            "baseline": head.commit,
-            "branch": head.branch,
-            "dirty": dirty,
             "command": command_line(),
             "cwd": os.path.relpath(os.getcwd(), self.repo.worktree).replace(os.sep, "/")
             if str(os.getcwd()).startswith(str(self.repo.worktree))
@@ -195,6 +193,26 @@ class Run:
             "xp_version": __version__,
             "pid": os.getpid(),
         }
+        self.tree = ""
+        self.baseline: str | None = None
+        journal_dir = self.repo.xp_dir / "journal"
+        if self.attached:
+            journal_dir = Path(os.environ.get("XP_JOURNAL_DIR") or journal_dir)
+            journal_path = journal_dir / f"{self.id}-{os.getpid()}-{os.urandom(3).hex()}{PART}"
+        else:
+            snap = snapshot(self.repo, self.config.max_file_size, reuse=reuse_snapshot)
+            head = gitcommit.head(self.repo)
+            self.tree = snap.tree
+            self.baseline = head.commit
+            header.update(
+                tree=snap.tree,
+                skipped=[list(s) for s in snap.skipped],
+                baseline=head.commit,
+                branch=head.branch,
+                dirty=head.commit is None or gitcommit.tree_of(self.repo, head.commit) != snap.tree,
+            )
+            journal_path = journal_dir / f"{self.id}{SUFFIX}"
+        self.journal_dir = journal_dir
         self.state = RunState(header=header)
         self._keys: set[str] = set()
         self._next_step: dict[str, int] = {}
@@ -204,10 +222,12 @@ class Run:
         self._io_lock = threading.Lock()
         self.status = "running"
         self.commit: str | None = None
-        self.journal = Journal(
-            self.repo.xp_dir / "journal" / f"{self.id}{SUFFIX}", line("H", header).encode()
-        )
+        self.journal = Journal(journal_path, line("H", header).encode())
         flusher.register(self)
+
+    def child_env(self) -> dict[str, str]:
+        """Environment for a child process whose ``xp.start_run()`` should log into this run."""
+        return {"XP_RUN_ID": self.id, "XP_JOURNAL_DIR": str(self.journal_dir)}
 
     @property
     def ref(self) -> str:
@@ -413,6 +433,11 @@ class Run:
         end = time.time()
         self._events.append(line("E", {"status": status, "end_time": end}))
         self.flush()
+        if self.attached:  # the owner of the run commits it, with this part merged in
+            self.journal.close(remove=False)
+            self.commit = ""
+            return self.commit
+        parts = merge_parts(self.state, self.journal_dir)
         record = build_record(self.state, status, end, installed_packages())
         try:
             self.commit = commit_record(
@@ -422,6 +447,8 @@ class Run:
             self.journal.close(remove=False)
             raise
         self.journal.close(remove=True)
+        for part in parts:
+            part.unlink(missing_ok=True)
         return self.commit
 
 
@@ -437,6 +464,7 @@ def recover(repo: GitRepo) -> list[tuple[str, str]]:
             end = state.end or {}
             status = str(end.get("status", "crashed"))
             end_time = float(end.get("end_time") or os.fstat(fd).st_mtime)
+            parts = merge_parts(state, path.parent)
             record = build_record(state, status, end_time, ())
             h = state.header
             ref = fmt.run_ref(record.id)
@@ -448,6 +476,8 @@ def recover(repo: GitRepo) -> list[tuple[str, str]]:
                 )
                 done.append((record.id, status))
             os.unlink(path)
+            for part in parts:
+                part.unlink(missing_ok=True)
         except (ValueError, KeyError, TypeError):
             corrupt = path.with_suffix(".corrupt")
             os.replace(path, corrupt)  # keep it for a human; never retry forever
