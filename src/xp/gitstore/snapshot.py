@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 
@@ -104,6 +105,7 @@ def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot
     try:
         changed = repo.git("ls-files", "-z", "-m", "-o", "--exclude-standard", env=env)
         skipped: list[tuple[str, int]] = []
+        specs: list[str] = []
         for raw in changed.stdout.split(b"\0"):
             if not raw:
                 continue
@@ -111,18 +113,21 @@ def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot
             try:
                 st = os.lstat(repo.worktree / rel)
             except OSError:
-                continue  # deleted: git add -A records the deletion
-            if st.st_size > max_file_size and not os.path.islink(repo.worktree / rel):
+                st = None  # deleted: git add -A records the deletion
+            if st is not None and st.st_size > max_file_size and not stat.S_ISLNK(st.st_mode):
                 skipped.append((rel, st.st_size))
-        specs = [":/"] + [f":(top,literal,exclude){rel}" for rel, _ in skipped]
-        repo.git(
-            "add",
-            "-A",
-            "--pathspec-from-file=-",
-            "--pathspec-file-nul",
-            env=env,
-            input=b"\0".join(os.fsencode(s) for s in specs),
-        )
+            else:
+                specs.append(f":(top,literal){rel}")
+        if specs:
+            # Only the changed paths: git walks the work tree once (ls-files), not twice.
+            repo.git(
+                "add",
+                "-A",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+                env=env,
+                input=b"\0".join(os.fsencode(s) for s in specs),
+            )
         tree = repo.git("write-tree", env=env).stdout.decode().strip()
         result = Snapshot(tree=tree, skipped=tuple(sorted(skipped)))
         if reuse:
