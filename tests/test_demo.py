@@ -105,15 +105,19 @@ def test_demo_records_real_runs(repo: Path) -> None:
 
 
 @pytest.mark.slow
-def test_force_restarts_an_earlier_demo_and_next_steps_work(tmp_path: Path) -> None:
+def test_force_restarts_an_earlier_demo_and_next_steps_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--force replaces an earlier demo; then `python train.py` and `xp commit` work there."""
     demo = tmp_path / "d"
     fake_earlier_demo(demo)
-    message = user_error(invoke("demo", str(demo)))
-    assert "--force" in message
+    monkeypatch.chdir(tmp_path)
+    message = user_error(invoke("demo", "d"))
+    assert "xp demo --force d" in message
     assert (demo / "old.txt").exists()
 
-    result = make_demo(demo, force=True)
+    result = make_demo("d", force=True)
+    assert result.path == demo.resolve()
     assert not (demo / "old.txt").exists()
     assert len(result.runs) == len(RUNS) == len(xp.list_runs(path=demo))
     assert result.best.metrics["rmse"] == min(r.metrics["rmse"] for r in result.runs)

@@ -124,11 +124,12 @@ def is_demo(path: Path) -> bool:
     """Whether ``path`` is the top of a git repo whose first commit is an xp demo's."""
     from xp.gitstore.repo import run_git
 
-    if not (path / ".git").is_dir():
+    git_dir = path.resolve() / ".git"
+    if not git_dir.is_dir():
         return False
     proc = run_git(
-        ["--git-dir", str(path / ".git"), "log", "--max-parents=0", "--format=%s", "HEAD"],
-        cwd=path,
+        ["--git-dir", str(git_dir), "log", "--max-parents=0", "--format=%s", "HEAD"],
+        cwd=git_dir,
         check=False,
     )
     return proc.returncode == 0 and DEMO_SUBJECT in proc.stdout.decode().splitlines()
