@@ -303,3 +303,20 @@ def test_not_a_repo_and_bare_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(bare)
     with pytest.raises(XPError, match="bare"):
         xp.start_run()
+
+
+def test_nan_param_twice_and_bad_timestamp(repo: Path) -> None:
+    with xp.start_run() as run:
+        xp.log_param("p", float("nan"))
+        xp.log_param("p", float("nan"))
+        xp.log_metric("m", 1.0, timestamp=1_700_000_000_000)
+        xp.log_metric("m", 2.0, timestamp=1_700_000_001_000)
+        xp.log_metric("single", 2.0)
+        with pytest.raises(InvalidValueError, match="milliseconds"):
+            xp.log_metric("m", 1.0, timestamp="now")  # type: ignore[arg-type]
+        with pytest.raises(InvalidValueError, match="integer"):
+            xp.log_metric("m", 1.0, step=1.5)  # type: ignore[arg-type]
+    got = xp.get_run(run.id)
+    assert math.isnan(got.params["p"])
+    assert got.series("m")["timestamp"].iloc[0].year == 2023
+    assert got.series("single")["timestamp"].isna().all()  # one value: no series file, no time

@@ -265,9 +265,16 @@ class Run:
                 raise InvalidValueError(f"step for metric {key!r} must be an integer, got {step!r}")
             step = int(step)
         self._next_step[key] = step + 1
-        self.state.points.append(
-            (key, value, step, time.time() if timestamp is None else timestamp / 1000)
-        )
+        if timestamp is None:
+            ts = time.time()
+        elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
+            ts = timestamp / 1000
+        else:
+            raise InvalidValueError(
+                f"timestamp for metric {key!r} must be milliseconds since the epoch, got"
+                f" {timestamp!r}"
+            )
+        self.state.points.append((key, value, step, ts))
 
     def log_metrics(
         self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
@@ -281,7 +288,8 @@ class Run:
         value = _param_value(key, value)
         params = self.state.params
         if key in params:
-            if params[key] != value:
+            old = params[key]
+            if old != value and not (old != old and value != value):  # NaN == NaN here
                 raise ParamChangedError(
                     f"param {key!r} was logged as {params[key]!r}, now {value!r}; a run's params"
                     " cannot change: start a new run, or log the new value under another name"

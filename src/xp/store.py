@@ -104,7 +104,7 @@ class RunView:
 
         points: list[Point] = self.record.series.get(key) or []
         if not points and key in self.record.metrics:
-            points = [(0, self.record.metrics[key], 0)]
+            points = [(0, self.record.metrics[key], None)]  # type: ignore[list-item]
         if not points:
             raise RunNotFoundError(
                 f"run {self.record.id} has no metric {key!r}; it has:"
@@ -125,49 +125,145 @@ class RunView:
         return out[["metric", "step", "value", "timestamp"]]
 
 
-def resolve(repo: GitRepo, spec: str) -> tuple[str, str]:
-    """What the user typed -> (ref or rev, commit sha). See docs/runs.md for the rule."""
+WORKSPACE = "workspace"
+_B32_CHARS = set("0123456789abcdefghjkmnpqrstvwxyz")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a spec names: a run ref, a commit carrying a record, or the workspace."""
+
+    spec: str
+    ref: str  # the ref, or the revision the user typed, or "workspace"
+    commit: str | None  # None for the workspace
+    run_id: str | None = None  # set when the spec named a run ref
+    others: tuple[str, ...] = ()  # ids of older runs with the same name
+
+    @property
+    def is_workspace(self) -> bool:
+        return self.commit is None
+
+
+def resolve_spec(repo: GitRepo, spec: str, allow_workspace: bool = False) -> Resolved:
+    """The one resolution rule (docs/runs.md), tried in this order:
+
+    1. ``workspace``: the params/metrics files as they are now (where the caller allows it);
+    2. a full ref (``refs/xp/runs/<id>``, ``refs/heads/main``);
+    3. a run id, then a unique id prefix (case-insensitive);
+    4. a run name: the newest run of that name wins, the others are listed in ``others``;
+    5. any git commit-ish (branch, tag, sha, ``HEAD~2``), checked for a record by the caller.
+    """
     spec = spec.strip()
-    if spec.startswith("refs/"):
+    if not spec:
+        raise RunNotFoundError("no run given; name a run id, name, ref or commit (`xp show`)")
+    if spec == WORKSPACE:
+        if not allow_workspace:
+            raise RunNotFoundError(
+                "'workspace' is the unrecorded working tree, not a run; record it with"
+                " `xp commit`, or compare it with `xp diff RUN workspace`"
+            )
+        return Resolved(spec, WORKSPACE, None)
+    if spec.startswith("refs/xp/"):
         sha = read_ref(repo.common_dir, spec)
         if sha is None:
             raise RunNotFoundError(f"no ref {spec!r}; list runs with `xp show`")
-        return spec, sha
+        return Resolved(spec, spec, sha, _run_id_of(spec))
     refs = run_refs(repo)
-    if spec in refs:
-        return refs[spec].ref, refs[spec].commit
-    matches = [r for r in refs.values() if r.id.startswith(spec.lower())] if spec else []
-    if len(matches) == 1:
-        return matches[0].ref, matches[0].commit
-    if len(matches) > 1:
-        listed = ", ".join(sorted(m.id for m in matches)[:6])
+    low = spec.lower()
+    if low in refs:
+        return Resolved(spec, refs[low].ref, refs[low].commit, low)
+    prefix = (
+        [r for r in refs.values() if r.id.startswith(low)]
+        if set(low) <= _B32_CHARS and not spec.startswith("refs/")
+        else []
+    )
+    if len(prefix) == 1:
+        return Resolved(spec, prefix[0].ref, prefix[0].commit, prefix[0].id)
+    named = _runs_named(repo, spec) if refs else []
+    if named:
+        (run_id, ref, commit), older = named[0], named[1:]
+        return Resolved(spec, ref, commit, run_id, tuple(r[0] for r in older))
+    if len(prefix) > 1:
+        listed = ", ".join(sorted((m.id for m in prefix), reverse=True)[:5])
+        more = f" and {len(prefix) - 5} more" if len(prefix) > 5 else ""
         raise AmbiguousRunError(
-            f"{spec!r} matches {len(matches)} runs ({listed}); type more characters of the id"
+            f"{spec!r} is the start of {len(prefix)} run ids ({listed}{more});"
+            " type more characters, or list runs with `xp show`"
         )
-    by_name = [r for r in refs.values() if _name_of(repo, r) == spec]
-    if by_name:
-        newest = max(by_name, key=lambda r: r.id)
-        return newest.ref, newest.commit
-    proc = repo.git("rev-parse", "--verify", "-q", f"{spec}^{{commit}}", check=False)
-    if proc.returncode == 0 and spec:
-        return spec, proc.stdout.decode().strip()
-    raise RunNotFoundError(f"no run or commit {spec!r}; list runs with `xp show` or `git log`")
+    commit = _rev_parse(repo, spec)
+    if commit is not None:
+        return Resolved(spec, spec, commit)
+    raise RunNotFoundError(f"no run, ref or commit {spec!r}{_suggest(repo, spec)}")
 
 
-def _name_of(repo: GitRepo, ref: RunRef) -> str | None:
-    from xp.errors import XPError
+def resolve(repo: GitRepo, spec: str) -> tuple[str, str]:
+    """What the user typed -> (ref or rev, commit sha); the rule is ``resolve_spec``'s."""
+    found = resolve_spec(repo, spec)
+    assert found.commit is not None
+    return found.ref, found.commit
 
-    try:
-        record = read_record(repo, ref.commit)
-    except (XPError, KeyError):
-        return None
-    return record.name if record else None
+
+def _run_id_of(ref: str) -> str | None:
+    from xp.index import run_id_of
+
+    return run_id_of(ref)
+
+
+def _rev_parse(repo: GitRepo, spec: str) -> str | None:
+    proc = repo.git(
+        "rev-parse", "--verify", "-q", "--end-of-options", f"{spec}^{{commit}}", check=False
+    )
+    out = proc.stdout.decode().strip()
+    return out if proc.returncode == 0 and len(out) == 40 else None
+
+
+def _runs_named(repo: GitRepo, name: str) -> list[tuple[str, str, str]]:
+    """(run id, ref, commit) of the runs named ``name``, newest first."""
+    from xp.index import open_index
+
+    with open_index(repo) as index:
+        return [
+            (str(a), str(b), str(c))
+            for a, b, c in index.conn.execute(
+                "SELECT c.run_id, c.ref, c.commit_sha FROM runs r"
+                " JOIN current c ON c.commit_sha = r.commit_sha"
+                " WHERE r.name = ? ORDER BY c.run_id DESC",
+                (name,),
+            )
+        ]
+
+
+def _suggest(repo: GitRepo, spec: str) -> str:
+    """'; did you mean ...?' from run names and ids, plus how to list runs."""
+    import difflib
+
+    from xp.index import open_index
+
+    with open_index(repo) as index:
+        names = [
+            str(r[0])
+            for r in index.conn.execute(
+                "SELECT DISTINCT r.name FROM runs r JOIN current c ON c.commit_sha = r.commit_sha"
+                " ORDER BY c.run_id DESC LIMIT 5000"
+            )
+        ]
+    close = difflib.get_close_matches(spec, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"{hint}; list runs with `xp show` (branches and tags with `git log --oneline --all`)"
 
 
 def get_run(spec: str, path: str | os.PathLike[str] | None = None) -> RunView:
     """Load a run by id, id prefix, name, ref or any commit-ish whose tree has a run record."""
     repo = find_repo(path)
-    ref, commit = resolve(repo, spec)
+    return load_run(repo, spec)
+
+
+def load_run(repo: GitRepo, spec: str | Resolved) -> RunView:
+    """``get_run`` for an open repo; the record must exist."""
+    found = spec if isinstance(spec, Resolved) else resolve_spec(repo, spec)
+    if found.commit is None:
+        raise RunNotFoundError("'workspace' is not a recorded run; use a run id or name")
+    ref, commit, spec = found.ref, found.commit, found.spec
     record = read_record(repo, commit, source=spec)
     if record is None:
         raise RunNotFoundError(
