@@ -163,6 +163,9 @@ def test_artifacts_files_folders_text_dict(repo: Path) -> None:
         "config.json",
     }
     assert arts["model.bin"].sha256 == arts["all/model.bin"].sha256
+    assert arts["model.bin"].source == "outputs/model.bin"
+    assert arts["all/sub/plot.png"].source == "outputs/sub/plot.png"
+    assert arts["notes/readme.txt"].source is None
     cache = repo / ".git" / "xp" / "cache" / "sha256"
     blob = cache / arts["config.yaml"].sha256[:2] / arts["config.yaml"].sha256[2:4]
     assert (blob / arts["config.yaml"].sha256).read_bytes() == b"a:\n- 1\n- 2\nb: 1\n"

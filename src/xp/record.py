@@ -28,12 +28,15 @@ class FileEntry:
     size: int
     files: int = 1  # > 1 (or a folder) for data inputs hashed as a folder
     kind: str = "file"
+    source: str | None = None  # artifacts: where the file was in the work tree when logged
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": self.path, "sha256": self.sha256, "size": self.size}
         if self.kind != "file":
             d["kind"] = self.kind
             d["files"] = self.files
+        if self.source is not None:
+            d["source"] = self.source
         return d
 
     @classmethod
@@ -44,6 +47,7 @@ class FileEntry:
             size=int(d["size"]),
             files=int(d.get("files", 1)),
             kind=str(d.get("kind", "file")),
+            source=None if d.get("source") is None else str(d["source"]),
         )
 
 

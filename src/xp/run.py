@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -344,9 +345,12 @@ class Run:
     ) -> list[FileEntry]:
         self._check_live()
         src = self._source(path, "artifact")
-        entries = cache.add_path(
-            self.cache_dir, src, cache.clean_name(src.name if name is None else name)
-        )
+        name = cache.clean_name(src.name if name is None else name)
+        where = os.path.relpath(src.resolve(), self.repo.worktree.resolve()).replace(os.sep, "/")
+        entries = [
+            dataclasses.replace(e, source=where + e.path[len(name) :])
+            for e in cache.add_path(self.cache_dir, src, name)
+        ]
         for entry in entries:
             self.state.artifacts[entry.path] = entry
             self._events.append(line("A", entry.to_dict()))
