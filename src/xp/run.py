@@ -338,7 +338,7 @@ class Run:
 
     @property
     def cache_dir(self) -> Path:
-        return self.repo.xp_dir / "cache"
+        return cache.cache_dir(self.repo)
 
     def log_artifact(
         self, path: str | os.PathLike[str], name: str | None = None

@@ -22,6 +22,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "commit": ("xp.cli.commit", "commit", "Record the workspace as a run."),
     "recover": ("xp.cli.recover", "recover", "Commit runs whose process died as 'crashed'."),
     "demo": ("xp.cli.demo", "demo", "Make a demo project and record a few runs in it."),
+    "push": ("xp.cli.push", "push", "Send runs and their artifacts to a remote."),
+    "pull": ("xp.cli.pull", "pull", "Fetch runs (and with --artifacts, their files)."),
+    "get": ("xp.cli.get", "get", "Write a run's artifacts or data inputs to a folder."),
+    "remote": ("xp.cli.remote", "remote", "Manage artifact remotes (folder, s3://...)."),
+    "rm": ("xp.cli.rm", "rm", "Delete runs here (and on a git remote)."),
+    "gc": ("xp.cli.gc", "gc", "Delete cached artifacts nothing refers to."),
 }
 
 

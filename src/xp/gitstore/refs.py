@@ -9,6 +9,7 @@ We avoid dulwich's refs container here because it validates all of packed-refs o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -110,3 +111,96 @@ def create_ref(common_dir: Path, name: str, sha: str) -> None:
             os.close(fd)
         if lock:
             os.unlink(lock)
+
+
+class RefChangedError(StorageError):
+    """A ref moved between reading it and deleting it; nothing was deleted."""
+
+
+def _remove_from_packed(common_dir: Path, names: set[str]) -> None:
+    """Rewrite packed-refs without ``names`` (and their peeled lines), under git's lock."""
+    path = common_dir / "packed-refs"
+    fd = _take_lock(path)
+    lock = str(path) + ".lock"
+    try:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        out: list[bytes] = []
+        dropping = False
+        for line in data.splitlines(keepends=True):
+            if line.startswith(b"^"):
+                if not dropping:
+                    out.append(line)
+                continue
+            _sha, _, name = line.rstrip(b"\n").partition(b" ")
+            dropping = not line.startswith(b"#") and name.decode("utf-8", "replace") in names
+            if not dropping:
+                out.append(line)
+        os.write(fd, b"".join(out))
+        os.close(fd)
+        fd = -1
+        os.replace(lock, path)
+        lock = ""
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if lock:
+            os.unlink(lock)
+
+
+def _prune_empty_dirs(common_dir: Path, name: str) -> None:
+    """Remove folders a deleted ref leaves empty, up to (not including) ``refs/``."""
+    parent = (common_dir / name).parent
+    top = common_dir / "refs"
+    while parent != top and top in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent
+
+
+def delete_refs(common_dir: Path, expected: dict[str, str]) -> None:
+    """Delete each ref ``name`` if it still points at ``expected[name]``; all or none.
+
+    Takes every ref's lock first, checks all values, then drops them from packed-refs and
+    the loose files: the lock-file protocol git uses, so a concurrent writer is never lost.
+    """
+    held: list[tuple[int, str]] = []
+    try:
+        for name in sorted(expected):
+            path = common_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            held.append((_take_lock(path), str(path) + ".lock"))
+        packed = _packed_refs(common_dir)
+        for name, sha in expected.items():
+            current = read_ref(common_dir, name)
+            if current != sha:
+                raise RefChangedError(
+                    f"{name} is at {current or 'nothing'}, not {sha[:12]}: it changed meanwhile;"
+                    " look again and retry"
+                )
+        in_packed = {n for n in expected if n in packed}
+        if in_packed:
+            _remove_from_packed(common_dir, in_packed)
+        for name in expected:
+            with contextlib.suppress(FileNotFoundError):
+                (common_dir / name).unlink()
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"cannot delete refs: {exc.strerror}; check permissions") from None
+    finally:
+        for fd, lock in held:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+        for name in expected:
+            _prune_empty_dirs(common_dir, name)
+
+
+def delete_ref(common_dir: Path, name: str, expected_sha: str) -> None:
+    """Compare-and-swap delete of one ref, loose or packed."""
+    delete_refs(common_dir, {name: expected_sha})

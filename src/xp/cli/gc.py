@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import click
+
+from xp.cli.common import open_repo
+from xp.cli.progress import human_bytes
+
+
+@click.command()
+@click.option("-n", "--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
+def gc(dry_run: bool) -> None:
+    """Delete cached artifact objects that no run, branch, tag or live run refers to.
+
+    With a shared cache every registered clone's refs count. Objects used in the last
+    hour are kept.
+    """
+    from xp.gc import gc as collect
+
+    result = collect(open_repo(), dry_run)
+    verb = "would free" if dry_run else "freed"
+    click.echo(
+        f"{verb} {human_bytes(result.bytes_freed)}: {result.removed} objects"
+        f" {'to delete' if dry_run else 'deleted'}, {result.kept} kept ({result.cache_dir})"
+    )

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import click
+
+from xp.cli.common import open_repo
+from xp.cli.progress import human_bytes, progress_bar
+
+
+@click.command()
+@click.argument("run")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Folder to write into."
+)
+@click.option("--store", metavar="NAME", help="Artifact remote to fetch missing objects from.")
+@click.option(
+    "--link",
+    help="How to place files: reflink, hardlink, copy, or a list tried in order"
+    " (default: the cache link setting, reflink,hardlink,copy).",
+)
+@click.option("-f", "--force", is_flag=True, help="Overwrite files that differ.")
+@click.option("-l", "--list", "list_only", is_flag=True, help="List the run's files only.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers.")
+def get(
+    run: str,
+    paths: tuple[str, ...],
+    out_dir: str | None,
+    store: str | None,
+    link: str | None,
+    force: bool,
+    list_only: bool,
+    jobs: int | None,
+) -> None:
+    """Write a run's artifacts (all, or PATHs) and cached data inputs into a folder.
+
+    Default folder: the current one. Files missing from the local cache come from the
+    artifact remote and are checked against their sha256 first.
+    """
+    from xp.cache import parse_links
+    from xp.restore import get as get_files
+    from xp.restore import list_files
+
+    repo = open_repo()
+    if list_only:
+        for item in list_files(repo, run):
+            kind = "input" if item.kind.startswith("input") else "artifact"
+            click.echo(f"{item.sha256[:12]}  {item.size:>12}  {kind:8}  {item.path}")
+        return
+    links = parse_links(link, "--link") if link else None
+    with progress_bar("downloading") as bar:
+        result = get_files(repo, run, paths, out_dir, store, links, force, jobs, bar)
+    for _path, dest, kind in result.written:
+        click.echo(f"{dest} ({kind})")
+    if result.fetched:
+        click.echo(
+            f"fetched {result.fetched} objects ({human_bytes(result.fetched_bytes)})", err=True
+        )
+    if result.unchanged:
+        click.echo(f"{len(result.unchanged)} files already up to date", err=True)

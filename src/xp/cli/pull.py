@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import click
+
+from xp.cli.common import open_repo
+from xp.cli.progress import human_bytes, progress_bar
+
+
+@click.command()
+@click.argument("git_remote", required=False)
+@click.option("--artifacts", is_flag=True, help="Also download the runs' artifact objects.")
+@click.option("--store", metavar="NAME", help="Artifact remote to download from.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers.")
+def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int | None) -> None:
+    """Fetch a git remote's runs (default: origin) into refs/xp/remotes/<remote>/runs/.
+
+    Local runs are never deleted or changed. Artifacts come later with `xp get`, or now
+    with --artifacts.
+    """
+    from xp.sync import pull as pull_runs
+
+    repo = open_repo()
+    with progress_bar("downloading") as bar:
+        result = pull_runs(repo, git_remote, artifacts, store, jobs, bar)
+    click.echo(
+        f"runs: {len(result.new)} new, {len(result.updated)} updated, {result.total} on"
+        f" {result.git_remote!r}"
+    )
+    down = result.download
+    if down is None:
+        return
+    if down.store:
+        click.echo(f"artifacts: {down.objects} downloaded ({human_bytes(down.bytes)})")
+    lost = [i for i in down.absent if i.kind == "artifact"]
+    for item in lost[:10]:
+        click.echo(
+            f"xp: error: run {item.run}: {item.path} (sha256 {item.sha256}) is on no store",
+            err=True,
+        )
+    if lost:
+        raise click.exceptions.Exit(1)

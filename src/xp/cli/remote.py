@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import click
+
+from xp.cli.common import open_repo
+
+
+@click.group()
+def remote() -> None:
+    """Manage artifact remotes (stored in .xp/config.yaml: commit it to share them)."""
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("-d", "--default", "default", is_flag=True, help="Make it the default remote.")
+@click.option("--endpoint-url", help="S3-compatible server URL, e.g. http://127.0.0.1:9000.")
+@click.option("--region", help="Object store region.")
+@click.option("--profile", help="AWS profile for credentials (never stored: only its name).")
+def add(
+    name: str,
+    url: str,
+    default: bool,
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+) -> None:
+    """Add artifact remote NAME at URL: a folder, file://..., s3://bucket/prefix, or any
+    fsspec URL whose package is installed."""
+    from xp.remote import add_remote
+
+    spec = add_remote(open_repo(), name, url, default, endpoint_url, region, profile)
+    click.echo(f"added artifact remote {spec.name!r} {spec.url}" + (" (default)" * spec.default))
+
+
+@remote.command("list")
+def list_() -> None:
+    """List artifact remotes; the default one is marked with *."""
+    from xp.remote import list_remotes
+
+    specs = list_remotes(open_repo())
+    for spec in specs:
+        extra = f"  endpoint_url={spec.endpoint_url}" if spec.endpoint_url else ""
+        click.echo(f"{'*' if spec.default else ' '} {spec.name}\t{spec.url}{extra}")
+    if not specs:
+        click.echo("no artifact remotes; add one with `xp remote add NAME URL --default`", err=True)
+
+
+@remote.command("remove")
+@click.argument("name")
+def remove(name: str) -> None:
+    """Remove artifact remote NAME from the config (its objects stay where they are)."""
+    from xp.remote import remove_remote
+
+    spec = remove_remote(open_repo(), name)
+    click.echo(f"removed artifact remote {spec.name!r} ({spec.url})")
+
+
+@remote.command("default")
+@click.argument("name")
+def default_(name: str) -> None:
+    """Make NAME the default artifact remote."""
+    from xp.remote import set_default
+
+    spec = set_default(open_repo(), name)
+    click.echo(f"default artifact remote: {spec.name!r} ({spec.url})")
