@@ -35,6 +35,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "get_run": "xp.store",
     "list_runs": "xp.store",
+    "search_runs": "xp.search",
+    "get_series": "xp.search",
 }
 
 
@@ -56,6 +58,7 @@ __all__ = [
     "active_run",
     "end_run",
     "get_run",
+    "get_series",
     "list_runs",
     "log_artifact",
     "log_dict",
@@ -65,6 +68,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "search_runs",
     "set_tag",
     "set_tags",
     "start_run",

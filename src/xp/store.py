@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from dulwich.objects import ObjectID
 
 from xp import format as fmt
 from xp.errors import AmbiguousRunError, RunNotFoundError
@@ -43,19 +45,28 @@ def run_refs(repo: GitRepo) -> dict[str, RunRef]:
 
 def _read_tree_path(store: DiskObjectStore, tree_id: bytes, path: str) -> bytes | None:
     """The id of the object at ``path`` below ``tree_id``, or None."""
+    from dulwich.objects import Tree
+
     current = tree_id
     for part in path.split("/"):
-        tree = store[current]
+        tree = store[ObjectID(current)]
+        if not isinstance(tree, Tree):
+            return None
         try:
-            _mode, current = tree[part.encode()]  # type: ignore[index]
+            _mode, current = tree[part.encode()]
         except KeyError:
             return None
     return current
 
 
 def _series_keys(store: DiskObjectStore, tree_id: bytes, prefix: str = "") -> list[str]:
+    from dulwich.objects import Tree
+
     keys: list[str] = []
-    for item in store[tree_id].items():  # type: ignore[attr-defined]
+    tree = store[ObjectID(tree_id)]
+    if not isinstance(tree, Tree):
+        return keys
+    for item in tree.items():
         name = item.path.decode()
         if stat.S_ISDIR(item.mode):
             keys += _series_keys(store, item.sha, f"{prefix}{name}/")
@@ -67,16 +78,19 @@ def _series_keys(store: DiskObjectStore, tree_id: bytes, prefix: str = "") -> li
 def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRecord | None:
     """The run record in ``commit``'s tree, or None when the commit carries none."""
     from dulwich.object_store import DiskObjectStore
+    from dulwich.objects import Commit
 
     store = DiskObjectStore(str(repo.objects_dir))
-    obj = store[commit.encode()]
-    record_tree = _read_tree_path(store, obj.tree, fmt.RECORD_DIR)  # type: ignore[attr-defined]
+    obj = store[ObjectID(commit.encode())]
+    if not isinstance(obj, Commit):
+        return None
+    record_tree = _read_tree_path(store, obj.tree, fmt.RECORD_DIR)
     if record_tree is None:
         return None
 
     def read(name: str) -> bytes | None:
         sha = _read_tree_path(store, record_tree, name)
-        return None if sha is None else store[sha].as_raw_string()
+        return None if sha is None else store[ObjectID(sha)].as_raw_string()
 
     series_tree = _read_tree_path(store, record_tree, fmt.SERIES_DIR)
     keys = _series_keys(store, series_tree) if series_tree else []
@@ -112,17 +126,18 @@ class RunView:
             )
         frame = pd.DataFrame(points, columns=["step", "value", "timestamp"])
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
-        return frame
+        return frame  # type: ignore[no-any-return]
 
     def series_frame(self) -> pd.DataFrame:
         """All step series in long form: metric / step / value / timestamp."""
         import pandas as pd
 
         frames = [self.series(k).assign(metric=k) for k in sorted(self.record.series)]
+        columns = ["metric", "step", "value", "timestamp"]
         if not frames:
-            return pd.DataFrame(columns=["metric", "step", "value", "timestamp"])
+            return cast("pd.DataFrame", pd.DataFrame({c: [] for c in columns}))
         out = pd.concat(frames, ignore_index=True)
-        return out[["metric", "step", "value", "timestamp"]]
+        return cast("pd.DataFrame", out.reindex(columns=columns))
 
 
 WORKSPACE = "workspace"
@@ -190,9 +205,9 @@ def resolve_spec(repo: GitRepo, spec: str, allow_workspace: bool = False) -> Res
             f"{spec!r} is the start of {len(prefix)} run ids ({listed}{more});"
             " type more characters, or list runs with `xp show`"
         )
-    commit = _rev_parse(repo, spec)
-    if commit is not None:
-        return Resolved(spec, spec, commit)
+    sha = _rev_parse(repo, spec)
+    if sha is not None:
+        return Resolved(spec, spec, sha)
     raise RunNotFoundError(f"no run, ref or commit {spec!r}{_suggest(repo, spec)}")
 
 

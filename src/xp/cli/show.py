@@ -1,0 +1,285 @@
+"""``xp show``: a table of runs, newest first, from the query index."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from xp import render
+from xp.cli.common import open_repo
+from xp.query import ATTRIBUTES, QueryError, resolve_column
+from xp.search import RunRow, Selection, select_runs
+
+FIXED = ("run_id", "name", "status", "created", "duration", "baseline")
+_HEADER = {"run_id": "id"}
+
+
+def _attr(row: RunRow, key: str, precision: int | None) -> str:
+    if key == "run_id":
+        return row.run_id
+    if key == "name":
+        return f"! {row.error}" if row.error else row.name
+    if key in ("created", "end_time"):
+        return render.local_time(row.start if key == "created" else row.end)
+    if key == "duration":
+        return render.duration(row.duration)
+    if key == "baseline":
+        return row.branch or (row.baseline or "-")[:7]
+    if key == "commit":
+        return row.commit[:12]
+    value = getattr(row, key, None)
+    return "-" if value is None else str(value)
+
+
+def _attr_value(row: RunRow, key: str) -> Any:
+    if key in ("created", "end_time"):
+        return render.iso_utc(row.start if key == "created" else row.end)
+    if key == "commit":
+        return row.commit
+    return getattr(row, key, None)
+
+
+def choose_columns(
+    selection: Selection, columns: str | None, only_changed: bool
+) -> tuple[list[str], list[str]]:
+    """(attribute columns, value columns) to show, from --columns and the rows at hand."""
+    rows = selection.rows
+    present: dict[str, None] = {}
+    for row in rows:
+        present.update(dict.fromkeys(row.values))
+    attrs: list[str] = list(FIXED)
+    if columns:
+        attrs = ["run_id"]
+        chosen: list[str] = []
+        known = sorted(set(selection.keys) | set(present))
+        for pattern in (p.strip() for p in columns.split(",")):
+            if not pattern:
+                continue
+            if any(ch in pattern for ch in "*?["):
+                hits = [k for k in known if fnmatch.fnmatchcase(k, pattern)]
+                hits += [k for k in known if fnmatch.fnmatchcase(k.partition(".")[2], pattern)]
+                hits += [a for a in ATTRIBUTES if fnmatch.fnmatchcase(a, pattern)]
+                if not hits:
+                    raise QueryError(f"--columns: {pattern!r} matches no column")
+            else:
+                column = resolve_column(pattern, known, "--columns: ")
+                hits = [column.name]
+            for hit in hits:
+                target = attrs if hit in ATTRIBUTES else chosen
+                if hit not in target:
+                    target.append(hit)
+        if attrs == ["run_id"] and not any(c in ATTRIBUTES for c in chosen):
+            attrs = list(FIXED)
+        value_cols = chosen
+    else:
+        rank = {"params": 0, "metrics": 1}
+        value_cols = sorted(
+            (k for k in present if not k.startswith("tags.")),
+            key=lambda k: (rank.get(k.partition(".")[0], 2), k),
+        )
+    if only_changed and len(rows) > 1:
+        value_cols = [k for k in value_cols if len({repr(r.values.get(k)) for r in rows}) > 1]
+    return attrs, value_cols
+
+
+def _labels(value_cols: Sequence[str]) -> list[str]:
+    """Bare keys (``lr``, ``acc``) unless two kinds share a key; then the full name."""
+    bare = [k.partition(".")[2] for k in value_cols]
+    return [k if bare.count(b) > 1 else b for k, b in zip(value_cols, bare, strict=True)]
+
+
+def _changed(rows: Sequence[RunRow], key: str) -> bool:
+    return len({repr(r.values.get(key)) for r in rows}) > 1
+
+
+def build_table(
+    selection: Selection, attrs: list[str], value_cols: list[str], precision: int | None
+) -> tuple[list[str], list[list[str]]]:
+    headers = [_HEADER.get(a, a) for a in attrs] + _labels(value_cols)
+    rows = [
+        [_attr(r, a, precision) for a in attrs] + [_cell(r, k, precision) for k in value_cols]
+        for r in selection.rows
+    ]
+    return headers, rows
+
+
+def _cell(row: RunRow, key: str, precision: int | None) -> str:
+    value = row.values.get(key)
+    if value is None and key in row.values:
+        return "nan" if key.startswith("metrics.") else "null"  # the index keeps NaN as null
+    return render.number(value, precision)
+
+
+def as_json(selection: Selection, attrs: list[str], value_cols: list[str]) -> list[Any]:
+    out = []
+    for r in selection.rows:
+        item: dict[str, Any] = {"run_id": r.run_id}
+        for a in ("name", "experiment", "status", "created", "end_time", "duration"):
+            item[a] = _attr_value(r, a)
+        item.update(baseline=r.baseline, branch=r.branch, commit=r.commit, ref=r.ref)
+        for kind in ("params", "metrics", "tags"):
+            item[kind] = {
+                k.partition(".")[2]: v
+                for k, v in r.values.items()
+                if k.startswith(kind + ".") and (k in value_cols or not value_cols)
+            }
+        if r.error:
+            item["error"] = r.error
+        out.append(item)
+    return out
+
+
+@click.command()
+@click.option(
+    "-w",
+    "--where",
+    metavar="EXPR",
+    help="Filter, e.g. \"metrics.acc > 0.9 and params.model = 'cnn'\".",
+)
+@click.option(
+    "-s",
+    "--sort",
+    "sort",
+    multiple=True,
+    metavar="KEY",
+    help="Sort key: 'metrics.acc', '-metrics.acc' or 'metrics.acc desc' (repeatable).",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Show at most this many runs.",
+)
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show every matching run.")
+@click.option(
+    "-c",
+    "--columns",
+    metavar="LIST",
+    help="Columns to show, comma-separated; globs work: 'lr,metrics.*'.",
+)
+@click.option(
+    "--only-changed", is_flag=True, help="Hide params and metrics that are the same in every row."
+)
+@click.option(
+    "-e", "--experiment", multiple=True, help="Only runs of this experiment (repeatable)."
+)
+@click.option("-b", "--branch", help="Only runs recorded on this branch.")
+@click.option(
+    "--status", multiple=True, help="Only runs with this status (repeatable, or comma-separated)."
+)
+@click.option(
+    "-f",
+    "--format",
+    "out_format",
+    type=click.Choice(["table", "md", "csv", "tsv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "-p",
+    "--precision",
+    type=click.IntRange(1, 17),
+    default=None,
+    help="Significant digits of floats [table/md: 5; csv/tsv/json: all].",
+)
+@click.option("--rebuild", is_flag=True, help="Rebuild the query index from the refs first.")
+def show(
+    where: str | None,
+    sort: tuple[str, ...],
+    limit: int,
+    show_all: bool,
+    columns: str | None,
+    only_changed: bool,
+    experiment: tuple[str, ...],
+    branch: str | None,
+    status: tuple[str, ...],
+    out_format: str,
+    precision: int | None,
+    rebuild: bool,
+) -> None:
+    """List runs, newest first: id, name, status, created, duration, baseline, params, metrics.
+
+    The filter language is MLflow's plus or/not/in; see docs/runs.md.
+    """
+    repo = open_repo()
+    statuses = [s.strip() for item in status for s in item.split(",") if s.strip()]
+    selection = select_runs(
+        repo,
+        where=where,
+        sort=sort,
+        limit=None if show_all else limit,
+        experiment=list(experiment) or None,
+        branch=branch,
+        status=statuses,
+        rebuild=rebuild,
+    )
+    attrs, value_cols = choose_columns(selection, columns, only_changed)
+    if out_format == "json":
+        click.echo(render.to_json(as_json(selection, attrs, value_cols if columns else [])))
+        return
+    if precision is None and out_format in ("table", "md"):
+        precision = 5
+    headers, rows = build_table(selection, attrs, value_cols, precision)
+    if out_format in ("csv", "tsv"):
+        click.echo(render.delimited(headers, rows, "," if out_format == "csv" else "\t"))
+        return
+    if not selection.rows:
+        filtered = where or experiment or branch or statuses
+        click.echo(
+            "no runs match the filters."
+            if filtered
+            else "no runs yet: record one with `xp commit` or `xp.start_run()` in Python.",
+            err=True,
+        )
+        return
+    if out_format == "md":
+        click.echo(render.markdown(headers, rows))
+    else:
+        _print_table(selection, headers, rows, attrs, value_cols)
+    shown, total = len(selection.rows), selection.total
+    if shown < total:
+        click.echo(f"{shown} of {total:,} runs shown; --all or -n N for more.", err=True)
+
+
+def _print_table(
+    selection: Selection,
+    headers: list[str],
+    rows: list[list[str]],
+    attrs: list[str],
+    value_cols: list[str],
+) -> None:
+    rows = [[render.clip(c) for c in r] for r in rows]
+    n_attr = len(attrs)
+    changed = [_changed(selection.rows, k) for k in value_cols]
+    values_idx = list(range(n_attr, len(headers)))
+    # Drop first: unchanged params/metrics from the right, then changed params, then
+    # changed metrics, then the less important fixed columns; id, name and status stay.
+    unchanged = [i for i, c in zip(values_idx, changed, strict=True) if not c][::-1]
+    changed_params = [
+        i
+        for i, c, k in zip(values_idx, changed, value_cols, strict=True)
+        if c and not k.startswith("metrics.")
+    ][::-1]
+    changed_metrics = [
+        i
+        for i, c, k in zip(values_idx, changed, value_cols, strict=True)
+        if c and k.startswith("metrics.")
+    ][::-1]
+    fixed = [attrs.index(a) for a in ("baseline", "duration", "created") if a in attrs]
+    fitted = render.fit(
+        headers, rows, render.terminal_width(), unchanged + changed_params + changed_metrics + fixed
+    )
+    click.echo(render.table(fitted.headers, fitted.rows))
+    if fitted.hidden:
+        n = len(fitted.hidden)
+        names = ", ".join(fitted.hidden[:6]) + (", ..." if n > 6 else "")
+        click.echo(
+            f"{n} column{'s' if n > 1 else ''} hidden to fit the terminal ({names});"
+            " pick with --columns, or --only-changed, or --format csv for all.",
+            err=True,
+        )
