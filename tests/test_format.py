@@ -10,11 +10,17 @@ from xp.errors import InvalidKeyError
 
 def test_run_ids_sort_by_time_and_are_unique() -> None:
     t = time.time()
-    ids = [fmt.new_run_id(t + i) for i in range(0, 5000, 7)]
+    ids = [fmt.new_run_id(t + i / 1000) for i in range(0, 5000, 7)]
     assert ids == sorted(ids)
-    assert len({fmt.new_run_id(t) for _ in range(10_000)}) == 10_000
     assert all(fmt.ID_RE.match(i) for i in ids)
-    assert fmt.id_time(ids[0]) == int(t)
+    assert fmt.id_time(ids[0]) == int(t * 1000) / 1000
+    assert len(ids[0]) == 14
+
+
+def test_ids_made_in_a_row_sort_in_order() -> None:
+    ids = [fmt.new_run_id() for _ in range(5000)]  # many per millisecond
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 5000
 
 
 def test_run_id_has_no_ambiguous_letters() -> None:

@@ -32,8 +32,8 @@ STATUSES = ("running", "finished", "failed", "killed", "crashed")
 
 # Crockford's base32, lower case: no i, l, o, u, so ids read aloud and type without ambiguity.
 _B32 = "0123456789abcdefghjkmnpqrstvwxyz"
-ID_TIME_CHARS = 7  # seconds since the Unix epoch: sortable until the year 3058
-ID_RAND_CHARS = 6  # 30 random bits: collisions need ~32,000 runs in the same second
+ID_TIME_CHARS = 9  # milliseconds since the Unix epoch: sortable until the year 3084
+ID_RAND_CHARS = 5  # 25 random bits: a collision needs the same millisecond and the same draw
 ID_LENGTH = ID_TIME_CHARS + ID_RAND_CHARS
 ID_RE = re.compile(rf"^[{_B32}]{{{ID_LENGTH}}}$")
 
@@ -51,19 +51,29 @@ def _b32(value: int, width: int) -> str:
     return "".join(reversed(chars))
 
 
+_last_ms = 0
+
+
 def new_run_id(now: float | None = None) -> str:
-    """Time-sortable, coordination-free id: 7 chars of seconds, then 6 random chars."""
-    seconds = int(time.time() if now is None else now)
-    rand = int.from_bytes(os.urandom(4), "big") >> 2
-    return _b32(seconds, ID_TIME_CHARS) + _b32(rand, ID_RAND_CHARS)
+    """Time-sortable, coordination-free id: 9 chars of milliseconds, then 5 random chars.
+
+    Within one process the millisecond part never repeats or goes back (as ULID's monotonic
+    mode), so ids made one after another sort in the order they were made.
+    """
+    global _last_ms
+    ms = int((time.time() if now is None else now) * 1000)
+    if now is None:
+        ms = _last_ms = max(ms, _last_ms + 1)
+    rand = int.from_bytes(os.urandom(4), "big") >> 7
+    return _b32(ms, ID_TIME_CHARS) + _b32(rand, ID_RAND_CHARS)
 
 
-def id_time(run_id: str) -> int:
-    """Seconds since the epoch encoded in a run id."""
+def id_time(run_id: str) -> float:
+    """Seconds since the epoch (to the millisecond) encoded in a run id."""
     value = 0
     for ch in run_id[:ID_TIME_CHARS]:
         value = value * 32 + _B32.index(ch)
-    return value
+    return value / 1000
 
 
 def run_ref(run_id: str) -> str:

@@ -126,4 +126,8 @@ def find_repo(path: str | os.PathLike[str] | None = None) -> GitRepo:
     cwd = os.path.abspath(path if path is not None else os.getcwd())
     if not os.path.isdir(cwd):
         raise NotARepoError(f"no such directory: {cwd}; pass an existing project directory")
-    return _discover(cwd)
+    repo = _discover(cwd)
+    if not repo.git_dir.is_dir():  # deleted or re-created since this process looked
+        _discover.cache_clear()
+        repo = _discover(cwd)
+    return repo
