@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from xp import githooks
+from xp.gitstore.repo import find_repo
+
+
+@click.group()
+def hooks() -> None:
+    """Install, remove or inspect xp's git hooks (pre-commit, pre-push, post-checkout)."""
+
+
+def _names(hook: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(hook)
+
+
+@hooks.command()
+@click.option(
+    "--hook",
+    "hook",
+    multiple=True,
+    metavar="NAME",
+    help="Only this hook (repeatable): pre-commit, pre-push, post-checkout.",
+)
+def install(hook: tuple[str, ...]) -> None:
+    """Install the hook shims; a hook you already had keeps running first (as NAME.legacy)."""
+    fallback = Path(sys.executable).parent / "xp"
+    changes = githooks.install(
+        find_repo(), _names(hook), str(fallback) if fallback.exists() else ""
+    )
+    for line in changes or ["xp's hooks are already installed."]:
+        click.echo(line)
+
+
+@hooks.command()
+@click.option("--hook", "hook", multiple=True, metavar="NAME", help="Only this hook (repeatable).")
+def uninstall(hook: tuple[str, ...]) -> None:
+    """Remove xp's hooks and put back the hooks they had kept."""
+    changes = githooks.uninstall(find_repo(), _names(hook))
+    for line in changes or ["no xp hooks to remove."]:
+        click.echo(line)
+
+
+@hooks.command()
+def status() -> None:
+    """Show each hook: installed, installed+legacy, other (not xp's) or missing."""
+    for state in githooks.status(find_repo()):
+        click.echo(f"{state.name:14} {state.state:17} {state.path}")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("name", type=click.Choice(githooks.HOOKS))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def hook(name: str, args: tuple[str, ...]) -> None:
+    """Run one hook as git would (the installed shims call this)."""
+    from xp import hookimpl
+
+    repo = find_repo()
+    if name == "pre-commit":
+        problems = hookimpl.pre_commit(repo).problems
+        for problem in problems:
+            click.echo(f"xp: commit refused: {problem}", err=True)
+        if problems:
+            raise SystemExit(1)
+    elif name == "pre-push":
+        remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME", "origin")
+        stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+        result = hookimpl.pre_push(repo, remote, stdin)
+        if result is not None and result.objects:
+            click.echo(
+                f"xp: uploaded {result.objects} artifact objects ({result.bytes:,} bytes)"
+                f" to {result.store}",
+                err=True,
+            )
+    else:
+        new_head = args[1] if len(args) > 1 else os.environ.get("PRE_COMMIT_TO_REF", "HEAD")
+        flag = args[2] if len(args) > 2 else os.environ.get("PRE_COMMIT_CHECKOUT_TYPE", "1")
+        done = hookimpl.post_checkout(repo, new_head, flag == "1")
+        if done.written:
+            click.echo(f"xp: put {len(done.written)} artifact files in place", err=True)
+        for rel in done.kept:
+            click.echo(
+                f"xp: kept your {rel} (differs from the run's; `xp get` fetches it)", err=True
+            )
+        for rel in done.absent:
+            click.echo(f"xp: {rel} is in no cache or artifact remote", err=True)

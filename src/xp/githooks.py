@@ -1,0 +1,182 @@
+"""Install, remove and report xp's git hooks (the shims in ``hooks/``).
+
+A shim is a few lines of sh that run the hook that was there before (kept as
+``<name>.legacy``, failing if it fails) and then ``xp hook <name>``. xp never overwrites a hook
+it did not write, honours ``core.hooksPath``, and removes only what it installed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from xp.errors import StorageError, XPError
+from xp.gitstore.repo import GitRepo
+
+HOOKS = ("pre-commit", "pre-push", "post-checkout")
+MARKER = "# xp-hook-shim"
+SHIM_VERSION = 1
+
+# Hooks whose absence of xp would let something through that must not pass: a push of run refs
+# without their artifacts. Every other hook lets git go on when xp cannot be found.
+_SHIM = """#!/bin/sh
+{marker} v{version} {name}: installed by `xp hooks install`; `xp hooks uninstall` removes it.
+# A hook that was here before is kept as {name}.legacy and runs first.
+hook={name}
+here=$(dirname "$0")
+{stdin_setup}if [ -x "$here/$hook.legacy" ]; then
+    {legacy_call} || exit $?
+fi
+if [ "${{XP_SKIP_HOOKS:-}}" = 1 ]; then exit 0; fi
+{skip_push}
+xp=$(command -v git-xp || command -v xp || true)
+if [ -z "$xp" ] && [ -x "{fallback}" ]; then xp="{fallback}"; fi
+if [ -z "$xp" ]; then
+{missing}
+fi
+{xp_call}
+"""
+
+_MISSING_SOFT = (
+    '    echo "xp: $hook hook skipped: xp is not on PATH (activate the environment that has it,'
+    ' or run: xp hooks uninstall)" >&2\n    exit 0'
+)
+_MISSING_PUSH = (
+    '    if printf "%s" "$input" | grep -q "refs/xp/"; then\n'
+    '        echo "xp: push stopped: it sends runs but xp is not on PATH to upload their artifacts;'
+    ' activate the environment that has xp, or push with XP_SKIP_PUSH=1" >&2\n'
+    "        exit 1\n"
+    "    fi\n"
+    '    echo "xp: pre-push hook skipped: xp is not on PATH" >&2\n'
+    "    exit 0"
+)
+
+
+def shim(name: str, fallback: str = "") -> str:
+    """The text of the shim for hook ``name``; ``fallback`` is an xp to use when PATH has none."""
+    if name not in HOOKS:
+        raise XPError(f"unknown hook {name!r}; xp has: {', '.join(HOOKS)}")
+    reads_stdin = name == "pre-push"
+    return _SHIM.format(
+        marker=MARKER,
+        version=SHIM_VERSION,
+        name=name,
+        stdin_setup="input=$(cat)\n" if reads_stdin else "",
+        skip_push='if [ "${XP_SKIP_PUSH:-}" = 1 ]; then exit 0; fi\n' if reads_stdin else "",
+        legacy_call=(
+            'printf "%s\\n" "$input" | "$here/$hook.legacy" "$@"'
+            if reads_stdin
+            else '"$here/$hook.legacy" "$@"'
+        ),
+        fallback=fallback,
+        missing=_MISSING_PUSH if reads_stdin else _MISSING_SOFT,
+        xp_call=(
+            'printf "%s\\n" "$input" | exec "$xp" hook "$hook" "$@"'
+            if reads_stdin
+            else 'exec "$xp" hook "$hook" "$@"'
+        ),
+    )
+
+
+def hooks_dir(repo: GitRepo) -> Path:
+    """Where git looks for hooks: ``core.hooksPath`` (relative to the work tree) or .git/hooks."""
+    proc = repo.git("config", "--path", "--get", "core.hooksPath", check=False)
+    configured = proc.stdout.decode().strip()
+    if proc.returncode == 0 and configured:
+        path = Path(configured)
+        return path if path.is_absolute() else repo.worktree / path
+    return repo.common_dir / "hooks"
+
+
+def is_ours(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return MARKER.encode() in fh.read(400)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class HookState:
+    name: str
+    path: Path
+    state: str  # "installed", "installed+legacy", "other" (not xp's), "missing"
+
+
+def status(repo: GitRepo) -> list[HookState]:
+    where = hooks_dir(repo)
+    out = []
+    for name in HOOKS:
+        path = where / name
+        if not path.exists():
+            state = "missing"
+        elif is_ours(path):
+            state = "installed+legacy" if (where / f"{name}.legacy").exists() else "installed"
+        else:
+            state = "other"
+        out.append(HookState(name, path, state))
+    return out
+
+
+def _check_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    for name in names:
+        if name not in HOOKS:
+            raise XPError(f"unknown hook {name!r}; xp has: {', '.join(HOOKS)}")
+    return names or HOOKS
+
+
+def install(repo: GitRepo, names: tuple[str, ...] = (), fallback: str = "") -> list[str]:
+    """Install shims; an existing foreign hook becomes ``<name>.legacy`` and keeps running."""
+    where = hooks_dir(repo)
+    changes = []
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        for name in _check_names(names):
+            path = where / name
+            text = shim(name, fallback)
+            if path.exists() and not is_ours(path):
+                legacy = where / f"{name}.legacy"
+                if legacy.exists():
+                    raise XPError(
+                        f"{path} is not xp's and {legacy.name} exists too; move one of them away"
+                        " and run `xp hooks install` again"
+                    )
+                os.replace(path, legacy)
+                changes.append(f"kept your {name} hook as {legacy.name}; it runs first")
+            elif path.exists() and path.read_text() == text:
+                continue
+            tmp = path.with_suffix(".xp-tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o755)
+            os.replace(tmp, path)
+            changes.append(f"installed {name} in {where}")
+    except OSError as exc:
+        raise StorageError(f"cannot write hooks in {where}: {exc.strerror}") from None
+    return changes
+
+
+def uninstall(repo: GitRepo, names: tuple[str, ...] = ()) -> list[str]:
+    """Remove xp's shims and put back the hooks they had kept."""
+    where = hooks_dir(repo)
+    changes = []
+    for name in _check_names(names):
+        path = where / name
+        legacy = where / f"{name}.legacy"
+        if not path.exists() or not is_ours(path):
+            continue
+        try:
+            if legacy.exists():
+                os.replace(legacy, path)
+                changes.append(f"restored your {name} hook")
+            else:
+                path.unlink()
+                changes.append(f"removed {name}")
+        except OSError as exc:
+            raise StorageError(f"cannot change {path}: {exc.strerror}") from None
+    return changes
+
+
+def is_executable(path: Path) -> bool:
+    return path.exists() and bool(path.stat().st_mode & stat.S_IXUSR)

@@ -1,0 +1,241 @@
+"""Hooks installed into real repos, run by the real git CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import xp
+from tests.conftest import git
+from xp import githooks
+from xp.cli import cli
+from xp.gitstore.repo import find_repo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(with_xp: bool = True) -> dict[str, str]:
+    path = os.environ["PATH"]
+    if with_xp:
+        path = f"{Path(sys.executable).parent}{os.pathsep}{path}"
+    else:  # a PATH with git but without any xp
+        path = os.pathsep.join(
+            p
+            for p in path.split(os.pathsep)
+            if not (Path(p) / "xp").exists() and not (Path(p) / "git-xp").exists()
+        )
+    return {**os.environ, "PATH": path}
+
+
+def _git(
+    repo: Path, *args: str, with_xp: bool = True, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["git", *args], cwd=repo, env=_env(with_xp), capture_output=True, text=True
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_shipped_shims_match_what_install_writes() -> None:
+    for name in githooks.HOOKS:
+        shipped = ROOT / "hooks" / name
+        assert shipped.read_text() == githooks.shim(name)
+        assert os.access(shipped, os.X_OK)
+    assert (ROOT / ".pre-commit-hooks.yaml").exists()
+
+
+def test_install_status_uninstall_keep_foreign_hooks(repo: Path) -> None:
+    hooks_dir = repo / ".git" / "hooks"
+    hooks_dir.mkdir(exist_ok=True)
+    mine = hooks_dir / "pre-commit"
+    mine.write_text("#!/bin/sh\necho legacy-ran >> legacy.log\n")
+    mine.chmod(0o755)
+    result = CliRunner().invoke(cli, ["hooks", "install"])
+    assert result.exit_code == 0, result.output
+    assert "kept your pre-commit hook as pre-commit.legacy" in result.stdout
+    states = {s.name: s.state for s in githooks.status(find_repo())}
+    assert states == {
+        "pre-commit": "installed+legacy",
+        "pre-push": "installed",
+        "post-checkout": "installed",
+    }
+    assert "already installed" in CliRunner().invoke(cli, ["hooks", "install"]).stdout
+    (repo / "a.txt").write_text("a\n")
+    _git(repo, "add", "a.txt")
+    _git(repo, "commit", "-qm", "a")
+    assert (repo / "legacy.log").read_text() == "legacy-ran\n"  # the old hook still runs
+    CliRunner().invoke(cli, ["hooks", "uninstall"])
+    assert mine.read_text().startswith("#!/bin/sh\necho legacy-ran")
+    assert not (hooks_dir / "pre-push").exists()
+    assert not (hooks_dir / "pre-commit.legacy").exists()
+
+
+def test_failing_legacy_hook_blocks(repo: Path) -> None:
+    hooks_dir = repo / ".git" / "hooks"
+    hooks_dir.mkdir(exist_ok=True)
+    (hooks_dir / "pre-commit").write_text("#!/bin/sh\necho no >&2\nexit 1\n")
+    (hooks_dir / "pre-commit").chmod(0o755)
+    githooks.install(find_repo())
+    (repo / "a.txt").write_text("a\n")
+    _git(repo, "add", "a.txt")
+    assert _git(repo, "commit", "-qm", "a", ok=False).returncode != 0
+
+
+def test_core_hooks_path_is_respected(repo: Path) -> None:
+    git(repo, "config", "core.hooksPath", "my-hooks")
+    githooks.install(find_repo(), ("pre-commit",))
+    assert githooks.is_ours(repo / "my-hooks" / "pre-commit")
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists() or not githooks.is_ours(
+        repo / ".git" / "hooks" / "pre-commit"
+    )
+
+
+def test_unknown_hook_name(repo: Path) -> None:
+    result = CliRunner().invoke(cli, ["hooks", "install", "--hook", "post-merge"])
+    assert result.exit_code == 1
+    assert "unknown hook 'post-merge'" in result.stderr
+
+
+def test_pre_commit_refuses_large_files_and_bad_params(repo: Path) -> None:
+    githooks.install(find_repo())
+    (repo / ".xp").mkdir()
+    (repo / ".xp" / "config.yaml").write_text("hooks:\n  max_file_size: 1KB\n")
+    (repo / "big.bin").write_bytes(b"x" * 5000)
+    _git(repo, "add", "big.bin")
+    proc = _git(repo, "commit", "-qm", "big", ok=False)
+    assert proc.returncode != 0
+    assert "big.bin is 5.0 kB, over the 1.0 kB limit" in proc.stderr
+    assert "log_artifact" in proc.stderr
+    _git(repo, "reset", "-q", "big.bin")
+    (repo / "params.yaml").write_text("lr: [0.1\n")
+    _git(repo, "add", "params.yaml")
+    proc = _git(repo, "commit", "-qm", "params", ok=False)
+    assert "params.yaml line" in proc.stderr
+    # each check can be switched off
+    (repo / ".xp" / "config.yaml").write_text("hooks:\n  check_files: false\n")
+    _git(repo, "commit", "-qm", "params")
+
+
+def test_pre_commit_refuses_a_stale_run_record(repo: Path) -> None:
+    with xp.start_run(name="r") as run:
+        xp.log_metric("m", 1.0)
+    githooks.install(find_repo())
+    _git(repo, "checkout", "-q", "-b", "from-run", f"refs/xp/runs/{run.id}")
+    (repo / "notes.md").write_text("a new file: the code is no longer the run's\n")
+    _git(repo, "add", "notes.md")
+    proc = _git(repo, "commit", "-qm", "edit", ok=False)
+    assert proc.returncode != 0
+    assert f"describes run {run.id}" in proc.stderr
+    _git(repo, "rm", "-r", "-q", "--cached", ".xp/run")
+    _git(repo, "commit", "-qm", "edit without the record")
+
+
+def test_record_unchanged_code_is_fine(repo: Path) -> None:
+    with xp.start_run() as run:
+        pass
+    githooks.install(find_repo())
+    _git(repo, "checkout", "-q", "-b", "from-run", f"refs/xp/runs/{run.id}")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "same code")
+
+
+def test_hooks_without_xp_on_path(repo: Path) -> None:
+    githooks.install(find_repo())  # no fallback path recorded
+    (repo / "a.txt").write_text("a\n")
+    _git(repo, "add", "a.txt", with_xp=False)
+    proc = _git(repo, "commit", "-qm", "a", with_xp=False)
+    assert "pre-commit hook skipped: xp is not on PATH" in proc.stderr
+
+
+def test_pre_push_without_xp_blocks_only_pushes_of_runs(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    with xp.start_run() as run:
+        pass
+    githooks.install(find_repo())
+    _git(repo, "push", "-q", "origin", "main", with_xp=False)  # a branch: fine
+    ref = f"refs/xp/runs/{run.id}"
+    proc = _git(repo, "push", "-q", "origin", f"{ref}:{ref}", with_xp=False, ok=False)
+    assert proc.returncode != 0
+    assert "xp is not on PATH" in proc.stderr
+    env = {**_env(with_xp=False), "XP_SKIP_PUSH": "1"}
+    subprocess.run(["git", "push", "-q", "origin", f"{ref}:{ref}"], cwd=repo, env=env, check=True)
+    _git(repo, "push", "-q", "origin", f":{ref}")  # a deletion passes through the hook
+
+
+@pytest.mark.parametrize("flag", ["0"])
+def test_post_checkout_of_files_does_nothing(repo: Path, flag: str) -> None:
+    result = CliRunner().invoke(cli, ["hook", "post-checkout", "HEAD", "HEAD", flag])
+    assert result.exit_code == 0
+    assert result.output == ""
+
+
+def _clone_b(tmp_path: Path, remote: Path) -> Path:
+    clone = tmp_path / "b"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))
+    return clone
+
+
+def test_plain_git_push_uploads_artifacts_and_checkout_materialises(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = tmp_path / "remote.git"
+    store = tmp_path / "store"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    assert runner.invoke(cli, ["remote", "add", "store", str(store), "--default"]).exit_code == 0
+    assert runner.invoke(cli, ["hooks", "install"]).exit_code == 0
+    (repo / ".gitignore").write_text("outputs/\n")
+    _git(repo, "add", ".gitignore", ".xp/config.yaml")
+    _git(repo, "commit", "-qm", "xp setup")
+    (repo / "outputs").mkdir()
+    payload = os.urandom(200_000)
+    (repo / "outputs" / "model.bin").write_bytes(payload)
+    with xp.start_run(name="shared") as run:
+        xp.log_artifact("outputs/model.bin")
+    proc = _git(repo, "push", "origin")  # plain git push: branch + runs + artifacts
+    assert "uploaded 1 artifact objects" in proc.stderr
+    assert len([p for p in store.rglob("*") if p.is_file()]) == 1
+    # clone B: plain fetch brings the run; checking out a branch made from it puts the file back
+    clone = _clone_b(tmp_path, remote)
+    monkeypatch.chdir(clone)
+    assert CliRunner().invoke(cli, ["init"]).exit_code == 0
+    _git(clone, "fetch", "-q", "origin")
+    assert xp.get_run(run.id).name == "shared"
+    assert CliRunner().invoke(cli, ["hooks", "install"]).exit_code == 0
+    proc = _git(clone, "checkout", "-q", "-b", "from-run", f"refs/xp/remotes/origin/runs/{run.id}")
+    assert (clone / "outputs" / "model.bin").read_bytes() == payload
+    assert "put 1 artifact files in place" in proc.stderr
+    for path in (repo, clone, remote):
+        subprocess.run(
+            ["git", "fsck", "--strict", "--no-dangling"], cwd=path, check=True, capture_output=True
+        )
+
+
+def test_pre_push_with_the_artifact_remote_down_aborts(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    runner = CliRunner()
+    runner.invoke(cli, ["init"])
+    store = tmp_path / "store"
+    assert runner.invoke(cli, ["remote", "add", "store", str(store), "--default"]).exit_code == 0
+    store.write_text("a file where the store folder should be: every write fails, even as root")
+    githooks.install(find_repo())
+    (repo / "m.bin").write_bytes(b"m" * 100)
+    with xp.start_run():
+        xp.log_artifact("m.bin")
+    proc = _git(repo, "push", "origin", ok=False)
+    assert proc.returncode != 0
+    assert "push stopped" in proc.stderr
+    assert proc.stderr.count("xp:") == 1
+    assert git(remote, "for-each-ref", "refs/xp") == ""  # git sent no run ref
