@@ -98,7 +98,7 @@ def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot
         tmp_index = tmp_dir / f"index-{os.getpid()}-{secrets.token_hex(4)}"
         src_index = repo.git_dir / "index"
         if src_index.exists():
-            shutil.copyfile(src_index, tmp_index)
+            shutil.copy2(src_index, tmp_index)  # keep its mtime: git's racy-entry check needs it
     except OSError as exc:
         raise StorageError(f"cannot write {tmp_dir}: {exc.strerror}; free disk space") from None
     env = {"GIT_INDEX_FILE": str(tmp_index), "GIT_OPTIONAL_LOCKS": "0"}
