@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import sys
+
+import click
+
+from xp.cli.common import open_repo
+from xp.gitstore.repo import GitRepo
+from xp.run import short_number
+
+
+def _sink(kind: str, data: bytes) -> None:
+    stream = sys.stdout if kind == "out" else sys.stderr
+    stream.buffer.write(data)
+    stream.flush()
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-n", "--name", help="Run name (default: the script's, or a generated one).")
+@click.option("-e", "--experiment", help="Experiment to group the run under.")
+@click.option("-m", "--message", help="A note stored with the run and in its commit message.")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a param in the params file (repeatable; nested.key=v; +new.key=v adds one)."
+    " Several values (lr=0.1,0.01) make a sweep.",
+)
+@click.option(
+    "--random", "random_k", type=click.IntRange(min=1), help="Sweep: K random points of the grid."
+)
+@click.option("--seed", type=int, help="Seed for --random (default: a fresh one, printed).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Sweep: points run at the same time.",
+)
+@click.option(
+    "--temp",
+    is_flag=True,
+    help="Run in a temporary checkout of the workspace: your files are never modified.",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def run(
+    name: str | None,
+    experiment: str | None,
+    message: str | None,
+    params: tuple[str, ...],
+    random_k: int | None,
+    seed: int | None,
+    jobs: int,
+    temp: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND as a run: xp run [-p KEY=VALUE ...] -- python train.py ...
+
+    The script's own xp calls (xp.start_run, xp.log_metric...) log into this run. Output is
+    shown live and saved as the artifact logs/xp-run.log; the exit code and duration are
+    recorded (non-zero exit: a failed run; Ctrl-C: a killed one). xp run exits with the
+    command's exit code. Overrides are written into the params file (and stay there) unless
+    --temp or a sweep, which run in temporary checkouts.
+    """
+    from xp import overrides as ov
+
+    repo = open_repo()
+    parsed = ov.parse(list(params))
+    if random_k is not None or temp or any(len(o.values) > 1 for o in parsed):
+        _sweep(repo, list(command), name, experiment, message, params, random_k, seed, jobs)
+        return
+    from xp.launch import launch
+
+    result = launch(
+        repo,
+        list(command),
+        name=name,
+        experiment=experiment,
+        message=message,
+        params=params,
+        sink=_sink,
+    )
+    for change in result.changes:
+        verb = "added" if change.added else f"{change.old!r} ->"
+        click.echo(f"xp: {change.file}: {change.key} {verb} {change.new!r}", err=True)
+    shown = " ".join(f"{k}={short_number(v)}" for k, v in sorted(result.metrics.items())[:6])
+    click.echo(
+        f"xp: run {result.run_id} {result.name} {result.status} in {result.duration:.1f}s"
+        f" (exit {result.exit_code}) {shown}".rstrip(),
+        err=True,
+    )
+    for warning in result.warnings:
+        click.echo(f"xp: warning: {warning}", err=True)
+    if result.exit_code != 0 or result.status != "finished":
+        sys.exit(result.shell_code if result.status != "killed" or result.exit_code else 130)
+
+
+def _sweep(
+    repo: GitRepo,
+    command: list[str],
+    name: str | None,
+    experiment: str | None,
+    message: str | None,
+    params: tuple[str, ...],
+    random_k: int | None,
+    seed: int | None,
+    jobs: int,
+) -> None:
+    from xp.sweep import sweep, table
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    result = sweep(
+        repo,
+        command,
+        params=params,
+        name=name,
+        experiment=experiment,
+        message=message,
+        random_k=random_k,
+        seed=seed,
+        jobs=jobs,
+        progress=progress,
+    )
+    click.echo(table(result))
+    if any(p.status != "finished" for p in result.points):
+        sys.exit(1)

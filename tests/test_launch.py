@@ -1,0 +1,234 @@
+"""`xp run`: real commands in real repos; signals sent to real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import xp
+from xp import overrides
+from xp.cli import cli
+from xp.errors import InvalidValueError
+
+TRAIN = """
+import sys, time, yaml, xp
+p = yaml.safe_load(open("params.yaml"))
+with xp.start_run(params={"lr": p["lr"]}) as r:
+    for i in range(3):
+        xp.log_metric("loss", p["lr"] * (3 - i))
+    print("hello from", r.id, flush=True)
+    print("to stderr", file=sys.stderr, flush=True)
+sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+"""
+
+
+def xp_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xp", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def only_run(repo: Path) -> xp.store.RunView:  # type: ignore[name-defined]
+    runs = xp.list_runs(repo)
+    assert len(runs) == 1, runs
+    return xp.get_run(runs[0].id, path=repo)
+
+
+def test_run_records_the_command_its_output_and_the_scripts_logging(repo: Path) -> None:
+    (repo / "train.py").write_text(TRAIN)
+    proc = xp_cli("run", "-n", "first", "--", sys.executable, "train.py", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    got = only_run(repo)
+    assert "hello from " + got.id in proc.stdout  # shown live, and the child attached to the run
+    assert "to stderr" in proc.stderr
+    assert got.name == "first"
+    assert got.status == "finished"
+    assert got.meta["command"] == [sys.executable, "train.py"]
+    assert got.meta["exit_code"] == 0
+    assert got.meta["duration"] > 0
+    assert got.params == {"lr": 0.1, "model.depth": 3}  # the script's lr, the file's model.depth
+    assert list(got.series("loss")["value"]) == pytest.approx([0.3, 0.2, 0.1])
+    log = [a for a in got.artifacts if a.path == "logs/xp-run.log"]
+    assert log
+    assert log[0].size == len(f"hello from {got.id}\nto stderr\n")
+
+
+def test_non_zero_exit_is_a_failed_run_and_the_exit_code_passes_through(repo: Path) -> None:
+    (repo / "train.py").write_text(TRAIN)
+    proc = xp_cli("run", "--", sys.executable, "train.py", "3", cwd=repo)
+    assert proc.returncode == 3
+    got = only_run(repo)
+    assert got.status == "failed"
+    assert got.meta["exit_code"] == 3
+    assert "failed" in proc.stderr.splitlines()[-1]
+
+
+def test_params_override_is_written_to_the_file_and_recorded(repo: Path) -> None:
+    (repo / "params.yaml").write_text(
+        "# tuned by hand\nlr: 0.1  # learning rate\nmodel:\n  depth: 3\n"
+    )
+    script = "import xp\nxp.log_metric('m', 1)\n"
+    (repo / "t.py").write_text(script)
+    result = CliRunner().invoke(
+        cli, ["run", "-p", "lr=0.5", "-p", "model.depth=7", "--", sys.executable, "t.py"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "params.yaml: lr 0.1 -> 0.5" in result.stderr
+    text = (repo / "params.yaml").read_text()
+    assert text == "# tuned by hand\nlr: 0.5  # learning rate\nmodel:\n  depth: 7\n"
+    got = only_run(repo)
+    assert got.params == {"lr": 0.5, "model.depth": 7}
+    assert got.meta["dirty"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-p", "lr"], "must look like KEY=VALUE"),
+        (["-p", "=1"], "must look like KEY=VALUE"),
+        (["-p", "model.dpth=4"], "did you mean model.depth"),
+        (["-p", "lr.x=4"], "no such param"),
+    ],
+)
+def test_bad_overrides_are_one_line_errors_and_change_nothing(
+    repo: Path, args: list[str], message: str
+) -> None:
+    before = (repo / "params.yaml").read_bytes()
+    result = CliRunner().invoke(cli, ["run", *args, "--", sys.executable, "-c", "pass"])
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert (repo / "params.yaml").read_bytes() == before
+    assert xp.list_runs(repo) == []
+
+
+def test_plus_adds_a_nested_key(repo: Path) -> None:
+    changes = overrides.apply(
+        repo,
+        ("params.yaml",),
+        overrides.parse(["+model.width=64", "+opt.name=adam"]),
+        {"model.width": 64, "opt.name": "adam"},
+    )
+    assert [c.added for c in changes] == [True, True]
+    assert (repo / "params.yaml").read_text() == (
+        "lr: 0.1\nmodel:\n  depth: 3\n  width: 64\nopt:\n  name: adam\n"
+    )
+
+
+def test_override_values_are_yaml_scalars_and_commas_make_axes() -> None:
+    parsed = overrides.parse(["a=1", "b=1e-3", "c=yes", "d=x\\,y", "e=0.1,0.01", "f=null"])
+    assert [o.values for o in parsed] == [(1,), (0.001,), (True,), ("x,y",), (0.1, 0.01), (None,)]
+    with pytest.raises(InvalidValueError, match="given twice"):
+        overrides.parse(["a=1", "a=2"])
+
+
+def test_json_params_file(repo: Path) -> None:
+    (repo / "p.json").write_text('{"opt": {"lr": 0.1}, "seed": 1}\n')
+    overrides.apply(repo, ("p.json",), overrides.parse(["opt.lr=0.3"]), {"opt.lr": 0.3})
+    assert (repo / "p.json").read_text() == '{\n  "opt": {\n    "lr": 0.3\n  },\n  "seed": 1\n}\n'
+
+
+def test_a_command_that_does_not_exist_records_nothing(repo: Path) -> None:
+    for cmd in (["no-such-program-xp"], ["./missing.sh"]):
+        result = CliRunner().invoke(cli, ["run", "--", *cmd])
+        assert result.exit_code == 1
+        assert "does not exist" in result.stderr or "not found" in result.stderr
+    (repo / "plain.py").write_text("print(1)\n")
+    result = CliRunner().invoke(cli, ["run", "--", "./plain.py"])
+    assert "not executable" in result.stderr
+    assert "python ./plain.py" in result.stderr
+    assert xp.list_runs(repo) == []
+
+
+def _wait_for(path: Path, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().endswith("\n"):
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+SLEEPER = """
+import os, subprocess, sys, time, xp
+xp.log_metric("alive", 1)
+kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+open("pids.txt", "w").write(f"{os.getpid()} {kid.pid}\\n")
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_sigkill_of_xp_run_takes_its_children_down_and_the_run_is_recovered(repo: Path) -> None:
+    (repo / "sleeper.py").write_text(SLEEPER)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xp", "run", "-n", "victim", "--", sys.executable, "sleeper.py"],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pids = [int(p) for p in _wait_for(repo / "pids.txt").split()]
+    time.sleep(0.7)  # let the journal flush
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids)
+    out = xp_cli("recover", cwd=repo)
+    assert "crashed" in out.stderr + out.stdout
+    got = only_run(repo)
+    assert got.status == "crashed"
+    assert got.name == "victim"
+    assert got.metrics == {"alive": 1}
+
+
+def test_ctrl_c_records_a_killed_run(repo: Path) -> None:
+    (repo / "sleeper.py").write_text(SLEEPER)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xp", "run", "--", sys.executable, "sleeper.py"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pids = [int(p) for p in _wait_for(repo / "pids.txt").split()]
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    got = only_run(repo)
+    assert got.status == "killed"
+    assert got.metrics == {"alive": 1}
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids)
+    assert not list((repo / ".git" / "xp" / "journal").iterdir())
+
+
+def test_run_in_a_subfolder_records_its_cwd(repo: Path) -> None:
+    sub = repo / "src"
+    sub.mkdir()
+    (sub / "t.py").write_text("import os, xp\nxp.log_param('here', os.getcwd())\n")
+    os.chdir(sub)
+    result = CliRunner().invoke(cli, ["run", "--", sys.executable, "t.py"])
+    assert result.exit_code == 0, result.stderr
+    got = only_run(repo)
+    assert got.meta["cwd"] == "src"
+    assert got.params["here"] == str(sub)
