@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "commit": ("xp.cli.commit", "commit", "Record the workspace as a run."),
     "recover": ("xp.cli.recover", "recover", "Commit runs whose process died as 'crashed'."),
     "demo": ("xp.cli.demo", "demo", "Make a demo project and record a few runs in it."),
+    "run": ("xp.cli.run", "run", "Run a command as a run; -p overrides params, a,b sweeps."),
     "show": ("xp.cli.show", "show", "List runs: params, metrics, status; filter and sort."),
     "push": ("xp.cli.push", "push", "Send runs and their artifacts to a remote."),
     "pull": ("xp.cli.pull", "pull", "Fetch runs (and with --artifacts, their files)."),
