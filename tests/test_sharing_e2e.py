@@ -1,0 +1,177 @@
+"""Issue #5 end to end: a real git server (git daemon on 127.0.0.1), clones sharing runs with
+plain `git push` / `git fetch`, artifacts through a directory store or an S3 server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fsck, git
+from tests.remote_fixtures import S3Server, _moto_server, free_port, s3  # noqa: F401
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def sh(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(list(args), cwd=cwd, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, f"{args}: {proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def xp_(cwd: Path, *args: str) -> str:
+    return sh(cwd, sys.executable, "-m", "xp", *args)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[str]:
+    """`git daemon --enable=receive-pack` serving tmp_path/srv on 127.0.0.1; yields the URL."""
+    base = tmp_path / "srv"
+    base.mkdir()
+    git(base, "init", "-q", "--bare", "team.git")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"git://127.0.0.1:{port}/team.git"
+    deadline = time.monotonic() + 20
+    while subprocess.run(["git", "ls-remote", url], capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, "git daemon did not start"
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    fsck(base / "team.git")
+
+
+TRAIN = """
+import sys, os, xp
+i = int(sys.argv[1])
+os.makedirs("out", exist_ok=True)
+with open("out/model.bin", "wb") as fh:
+    fh.write(os.urandom(1000 + i))
+with xp.start_run(name=f"run-{i}", params={"i": i}):
+    xp.log_metric("loss", 1.0 / (i + 1))
+    xp.log_artifact("out/model.bin")
+"""
+
+
+def _setup_a(tmp_path: Path, url: str, store_args: list[str]) -> Path:
+    a = tmp_path / "a"
+    sh(tmp_path, "git", "clone", "-q", url, str(a))
+    (a / "train.py").write_text(TRAIN)
+    (a / ".gitignore").write_text("out/\n")
+    xp_(a, "init")
+    xp_(a, "remote", "add", "store", *store_args, "--default")
+    xp_(a, "hooks", "install")
+    sh(a, "git", "add", ".")
+    sh(a, "git", "commit", "-qm", "project")
+    return a
+
+
+def _share_and_check(tmp_path: Path, url: str, store_args: list[str], n: int = 5) -> None:
+    a = _setup_a(tmp_path, url, store_args)
+    for i in range(n):
+        sh(a, sys.executable, "train.py", str(i))
+    out = sh(a, "git", "push", "origin")  # plain git push: branch, runs, artifacts
+    assert f"uploaded {n} artifact objects" in out
+    b = tmp_path / "b"
+    sh(tmp_path, "git", "clone", "-q", url, str(b))
+    xp_(b, "init")
+    sh(b, "git", "fetch", "-q", "origin")  # plain git fetch
+    shown = xp_(b, "show", "--all", "--format", "csv")
+    assert sum(f"run-{i}" in shown for i in range(n)) == n
+    got = tmp_path / "got"
+    for i in range(n):
+        xp_(b, "get", f"run-{i}", "-o", str(got / str(i)))
+    runs_a = {
+        line.split()[1]: line.split()[0]
+        for line in sh(
+            a, "git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/xp/runs"
+        ).splitlines()
+    }
+    assert len(runs_a) == n
+    for i in range(n):
+        assert (got / str(i) / "model.bin").stat().st_size == 1000 + i
+    for repo in (a, b):
+        subprocess.run(
+            ["git", "fsck", "--strict", "--no-dangling"], cwd=repo, check=True, capture_output=True
+        )
+
+
+def test_git_daemon_directory_store(tmp_path: Path, daemon: str) -> None:
+    _share_and_check(tmp_path, daemon, [str(tmp_path / "store")])
+
+
+def test_git_daemon_s3_store(tmp_path: Path, daemon: str, s3: S3Server) -> None:  # noqa: F811
+    _share_and_check(tmp_path, daemon, [f"s3://{s3.bucket}/xp", "--endpoint-url", s3.endpoint])
+
+
+@pytest.mark.slow
+def test_eight_clones_push_in_parallel(tmp_path: Path, daemon: str) -> None:
+    store = tmp_path / "store"
+    seed = _setup_a(tmp_path, daemon, [str(store)])
+    sh(seed, "git", "push", "-q", "origin")
+    clones = []
+    for k in range(8):
+        c = tmp_path / f"c{k}"
+        sh(tmp_path, "git", "clone", "-q", daemon, str(c))
+        xp_(c, "init")
+        xp_(c, "hooks", "install")
+        clones.append(c)
+
+    def work(c: Path) -> None:
+        script = (
+            "import os, xp\n"
+            "os.makedirs('out', exist_ok=True)\n"
+            "for i in range(25):\n"
+            "    open('out/model.bin', 'wb').write(os.urandom(200))\n"
+            "    with xp.start_run(name=f'{os.path.basename(os.getcwd())}-{i}'):\n"
+            "        xp.log_artifact('out/model.bin')\n"
+        )
+        sh(c, sys.executable, "-c", script)
+        for _ in range(5):  # the branch may race; runs never conflict
+            proc = subprocess.run(
+                ["git", "push", "-q", "origin", "refs/xp/runs/*:refs/xp/runs/*"],
+                cwd=c,
+                env=_env(),
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode == 0:
+                return
+        raise AssertionError(proc.stderr)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, clones))
+    wall = time.perf_counter() - started
+    fresh = tmp_path / "fresh"
+    sh(tmp_path, "git", "clone", "-q", daemon, str(fresh))
+    xp_(fresh, "init")
+    sh(fresh, "git", "fetch", "-q", "origin")
+    assert len(xp_(fresh, "show", "--all", "--format", "csv").strip().splitlines()) == 201
+    xp_(fresh, "pull", "--artifacts")
+    objects = [p for p in store.rglob("*") if p.is_file()]
+    assert len(objects) == 200
+    print(f"8 clones x 25 runs pushed in {wall:.1f} s")
