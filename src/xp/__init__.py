@@ -37,6 +37,7 @@ _LAZY = {
     "list_runs": "xp.store",
     "search_runs": "xp.search",
     "get_series": "xp.search",
+    "diff": "xp.diff",
 }
 
 
@@ -56,6 +57,7 @@ __all__ = [
     "XPError",
     "__version__",
     "active_run",
+    "diff",
     "end_run",
     "get_run",
     "get_series",

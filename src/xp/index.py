@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS runs(
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_name ON runs(name);
+CREATE INDEX IF NOT EXISTS runs_baseline ON runs(baseline);
 CREATE TABLE IF NOT EXISTS refs(
     ref TEXT PRIMARY KEY, run_id TEXT NOT NULL, packed TEXT, loose TEXT
 );

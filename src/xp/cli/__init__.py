@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("xp.cli.demo", "demo", "Make a demo project and record a few runs in it."),
     "run": ("xp.cli.run", "run", "Run a command as a run; -p overrides params, a,b sweeps."),
     "show": ("xp.cli.show", "show", "List runs: params, metrics, status; filter and sort."),
+    "diff": ("xp.cli.diff", "diff", "Compare two runs, or a run and the workspace."),
     "push": ("xp.cli.push", "push", "Send runs and their artifacts to a remote."),
     "pull": ("xp.cli.pull", "pull", "Fetch runs (and with --artifacts, their files)."),
     "get": ("xp.cli.get", "get", "Write a run's artifacts or data inputs to a folder."),
