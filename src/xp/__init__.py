@@ -38,6 +38,12 @@ _LAZY = {
     "search_runs": "xp.search",
     "get_series": "xp.search",
     "diff": "xp.diff",
+    "assign_stage": "xp.registry",
+    "deregister_model": "xp.registry",
+    "get_model": "xp.registry",
+    "register_model": "xp.registry",
+    "show_models": "xp.registry",
+    "unassign_stage": "xp.registry",
 }
 
 
@@ -57,8 +63,11 @@ __all__ = [
     "XPError",
     "__version__",
     "active_run",
+    "assign_stage",
+    "deregister_model",
     "diff",
     "end_run",
+    "get_model",
     "get_run",
     "get_series",
     "list_runs",
@@ -70,8 +79,11 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
     "search_runs",
     "set_tag",
     "set_tags",
+    "show_models",
     "start_run",
+    "unassign_stage",
 ]
