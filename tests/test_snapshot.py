@@ -128,3 +128,19 @@ def test_odd_core_settings_match_git(repo: Path, config: list[str]) -> None:
     git(repo, "config", *config)
     (repo / "train.py").chmod(0o755)
     assert snapshot(find_repo(), 10_000_000).tree == _git_tree_of_workspace(repo)
+
+
+def test_stale_index_stat_data_is_refreshed_in_xps_copy_only(repo: Path) -> None:
+    for p in repo.glob("*.py"):
+        os.utime(p)  # same content, new stat data: git would re-hash these every time
+    index_before = (repo / ".git" / "index").read_bytes()
+    first = snapshot(find_repo(), 10_000_000)
+    caches = list((repo / ".git" / "xp").glob("snapshot-index.*"))
+    assert len(caches) == 1
+    assert snapshot(find_repo(), 10_000_000).tree == first.tree == _git_tree_of_workspace(repo)
+    assert (repo / ".git" / "index").read_bytes() == index_before  # the user's index untouched
+    git(repo, "add", "params.yaml")  # the user's index changes: a new cache replaces the old
+    (repo / "params.yaml").write_text("lr: 0.2\n")
+    assert snapshot(find_repo(), 10_000_000).tree == _git_tree_of_workspace(repo)
+    assert list((repo / ".git" / "xp").glob("snapshot-index.*")) != caches
+    assert len(list((repo / ".git" / "xp").glob("snapshot-index.*"))) == 1

@@ -10,12 +10,14 @@ before git hashes them, and reported back so the run can warn.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
 import stat
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from xp.errors import StorageError
 from xp.gitstore.repo import GitRepo
@@ -81,6 +83,38 @@ def _unchanged(memo: _Memo) -> bool:
     return all(_stat_key(path) == key for path, key in memo.stats.items())
 
 
+def _base_index(repo: GitRepo, tmp_index: Path) -> None:
+    """Start from the user's index with its stat data refreshed, kept as xp's own copy.
+
+    git re-hashes every entry whose stat data it cannot trust (files written in the same
+    second as the index, e.g. right after a clone or checkout; or copied/mounted trees whose
+    inodes changed) and fixes that by rewriting the index, which xp must never do to the
+    user's. So xp keeps ``xp/snapshot-index``: the user's index after ``git update-index
+    --refresh``, valid while the user's index file is unchanged. It holds the same entries, so
+    the snapshot is the same; only the stat data is fresher.
+    """
+    src = repo.git_dir / "index"
+    key = _stat_key(str(src))
+    if key is None:
+        return  # no index yet: an empty one
+    tree_tag = hashlib.sha1(str(repo.git_dir).encode()).hexdigest()[:12]
+    key_tag = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+    # The file name carries the key, so a cache always matches the index it was made from.
+    cached = repo.xp_dir / f"snapshot-index.{tree_tag}.{key_tag}"
+    if cached.exists():
+        shutil.copy2(cached, tmp_index)
+        return
+    shutil.copy2(src, tmp_index)  # keep its mtime: git's racy-entry check needs it
+    env = {"GIT_INDEX_FILE": str(tmp_index), "GIT_OPTIONAL_LOCKS": "0"}
+    repo.git("update-index", "-q", "--ignore-submodules", "--refresh", env=env, check=False)
+    fresh = tmp_index.with_name(tmp_index.name + ".cache")
+    shutil.copy2(tmp_index, fresh)
+    os.replace(fresh, cached)
+    for old in repo.xp_dir.glob(f"snapshot-index.{tree_tag}.*"):
+        if old != cached:
+            old.unlink(missing_ok=True)
+
+
 def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot:
     """Tree of the workspace as it is now: tracked files with their edits, untracked not-ignored.
 
@@ -96,9 +130,7 @@ def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot
     try:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp_index = tmp_dir / f"index-{os.getpid()}-{secrets.token_hex(4)}"
-        src_index = repo.git_dir / "index"
-        if src_index.exists():
-            shutil.copy2(src_index, tmp_index)  # keep its mtime: git's racy-entry check needs it
+        _base_index(repo, tmp_index)
     except OSError as exc:
         raise StorageError(f"cannot write {tmp_dir}: {exc.strerror}; free disk space") from None
     env = {"GIT_INDEX_FILE": str(tmp_index), "GIT_OPTIONAL_LOCKS": "0"}
