@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import click
+
+from xp.cli.common import open_repo
+
+
+@click.command()
+@click.argument("run")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Check out over uncommitted changes, after saving them as a run of their own.",
+)
+@click.option("--no-artifacts", is_flag=True, help="Bring back the code only.")
+def checkout(run: str, force: bool, no_artifacts: bool) -> None:
+    """Bring RUN's code, params files and artifacts into the workspace.
+
+    Files become the run's; artifacts go back where they were logged from. HEAD, the
+    branch and the index stay as they are, so `git diff` shows the run's changes. A
+    workspace with uncommitted changes is refused unless --force, which first saves it as
+    a run (xp checkout <that run> brings it back).
+    """
+    from xp.checkout import checkout as do_checkout
+
+    repo = open_repo()
+    result = do_checkout(repo, run, force=force, artifacts=not no_artifacts)
+    if result.saved:
+        click.echo(
+            f"saved the workspace as run {result.saved}; get it back with"
+            f" `xp checkout {result.saved}`",
+            err=True,
+        )
+    click.echo(f"checked out run {result.run_id} {result.name} ({result.commit[:12]})")
+    for path in result.artifacts:
+        click.echo(f"  artifact {path}")
+    if result.skipped:
+        click.echo(
+            f"  {len(result.skipped)} artifact(s) have no work-tree path (logged from memory);"
+            f" get them with `xp get {result.run_id} -o DIR`"
+        )
+    if result.baseline and result.head and result.baseline != result.head:
+        click.echo(
+            f"note: HEAD is {result.head[:12]}, the run started from {result.baseline[:12]};"
+            " `git diff` shows both differences"
+        )
