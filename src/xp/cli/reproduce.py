@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import sys
+
+import click
+
+from xp.cli.common import open_repo
+from xp.reproduce import DEFAULT_ATOL, DEFAULT_RTOL, ReproduceResult
+
+
+def _sink(kind: str, data: bytes) -> None:
+    stream = sys.stdout if kind == "out" else sys.stderr
+    stream.buffer.write(data)
+    stream.flush()
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def render(result: ReproduceResult) -> str:
+    rows = [["metric", "original", "reproduced", "diff", "result"]]
+    for c in result.comparisons:
+        diff = (
+            _num(c.reproduced - c.original)
+            if c.original is not None and c.reproduced is not None
+            else "-"
+        )
+        verdict = ("ok" if c.ok else "MISMATCH") + (f" ({c.note})" if c.note else "")
+        rows.append([c.metric, _num(c.original), _num(c.reproduced), diff, verdict])
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+@click.command()
+@click.argument("run")
+@click.option("--check", is_flag=True, help="Compare final metrics; exit 1 on a mismatch.")
+@click.option(
+    "--rtol",
+    type=float,
+    default=DEFAULT_RTOL,
+    show_default=True,
+    help="Relative tolerance: |new - old| <= atol + rtol * |old|.",
+)
+@click.option(
+    "--atol", type=float, default=DEFAULT_ATOL, show_default=True, help="Absolute tolerance."
+)
+@click.option("-n", "--name", help="Name of the new run (default: <original name>-repro).")
+def reproduce(run: str, check: bool, rtol: float, atol: float, name: str | None) -> None:
+    """Re-run RUN's command on its recorded code, params and (cached) data.
+
+    It runs in a temporary checkout, so your files are not touched, and is recorded as a
+    new run tagged xp.reproduces=<RUN>. With --check, the final metrics are compared
+    (NaN matches NaN) and a mismatch exits 1.
+    """
+    from xp.reproduce import reproduce as do_reproduce
+
+    repo = open_repo()
+    result = do_reproduce(repo, run, rtol=rtol, atol=atol, sink=_sink, name=name)
+    for warning in result.warnings:
+        click.echo(f"xp: warning: {warning}", err=True)
+    new = result.run
+    click.echo(
+        f"reproduction of {result.original}: run {new.run_id} {new.name} {new.status}"
+        f" in {new.duration:.1f}s (exit {new.exit_code})"
+    )
+    if not check:
+        return
+    click.echo(render(result))
+    failed = sum(not c.ok for c in result.comparisons)
+    if result.ok:
+        click.echo(f"PASS: {len(result.comparisons)} metric(s) within rtol={rtol:g} atol={atol:g}")
+        return
+    reason = f"{failed} metric(s) differ" if failed else f"the command {new.status}"
+    click.echo(f"FAIL: {reason} (rtol={rtol:g} atol={atol:g})")
+    sys.exit(1)
