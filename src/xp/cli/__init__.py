@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "model": ("xp.cli.model", "model", "Model registry in git tags: register, assign, show, get."),
     "checkout": ("xp.cli.checkout", "checkout", "Bring a run's code, params and artifacts back."),
     "branch": ("xp.cli.branch", "branch", "Make a git branch at a run's commit."),
+    "reproduce": ("xp.cli.reproduce", "reproduce", "Re-run a run; --check compares metrics."),
     "show": ("xp.cli.show", "show", "List runs: params, metrics, status; filter and sort."),
     "diff": ("xp.cli.diff", "diff", "Compare two runs, or a run and the workspace."),
     "push": ("xp.cli.push", "push", "Send runs and their artifacts to a remote."),
