@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
-from xp import values
+from xp import values, yamlio
 from xp.catfile import parse_tree, read_objects
 from xp.errors import ConfigError, StorageError
+from xp.fastyaml import load_flat
 from xp.gitstore.refs import _packed_refs
 from xp.gitstore.repo import GitRepo
 from xp.record import RunRecord
@@ -199,6 +200,56 @@ def error_row(run_id: str, commit: str, error: str) -> Row:
     return Row(commit, run_id, "", "", _INVALID, start, None, None, None, None, None, {}, {}, error)
 
 
+def _record(read: Any, source: str, parsed: dict[bytes, Any]) -> RunRecord:
+    """RunRecord.from_files for the four files the index needs, with the fast YAML reader.
+
+    Keeps from_files' rules: a missing or null file is its default, meta needs an id, the
+    format must not be newer than ours, params/metrics/tags must be mappings.
+    """
+
+    def load(name: str, default: Any) -> Any:
+        data = read(name)
+        if data is None:
+            return default
+        if data in parsed:
+            value = parsed[data]
+        else:
+            value = load_flat(data)
+            if value is None:
+                value = yamlio.load(data, f"{source}:{fmt.RECORD_DIR}/{name}")
+            parsed[data] = value
+        return default if value is None else value
+
+    meta = load(fmt.META_FILE, None)
+    if not isinstance(meta, dict) or "id" not in meta:
+        raise ConfigError(f"{source}: {fmt.RECORD_DIR}/{fmt.META_FILE} is missing or has no id")
+    version = meta.get("format", 1)
+    if not isinstance(version, int) or version > fmt.FORMAT_VERSION:
+        raise ConfigError(
+            f"{source}: record format {version} is newer than this xp understands"
+            f" ({fmt.FORMAT_VERSION}); upgrade xp (pip install -U git-xp)"
+        )
+
+    def mapping(name: str) -> dict[str, Any]:
+        value = load(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{source}: expected a mapping in {fmt.RECORD_DIR}/{name},"
+                f" got {type(value).__name__}"
+            )
+        return {str(k): v for k, v in value.items()}
+
+    return RunRecord(
+        id=str(meta["id"]),
+        name=str(meta.get("name", "")),
+        status=str(meta.get("status", "finished")),
+        meta=meta,
+        params=mapping(fmt.PARAMS_FILE),
+        metrics=mapping(fmt.METRICS_FILE),
+        tags={str(k): str(v) for k, v in mapping(fmt.TAGS_FILE).items()},
+    )
+
+
 def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[Row]:
     """Rows for {commit: run id}, read in bulk; an unreadable record becomes an error row."""
     trees: dict[str, dict[str, tuple[int, str]]] = {}
@@ -218,6 +269,7 @@ def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[Row]:
         if data is not None:
             blobs[sha] = data
     rows = []
+    parsed: dict[bytes, Any] = {}  # identical files (tags, params of a sweep) parse once
     for commit, run_id in wanted.items():
         tree = trees.get(commit)
         if tree is None:
@@ -229,7 +281,7 @@ def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[Row]:
             return None if entry is None else blobs.get(entry[1])
 
         try:
-            record = RunRecord.from_files(read, [], run_id)
+            record = _record(read, run_id, parsed)
         except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
             rows.append(error_row(run_id, commit, str(exc).splitlines()[0] if str(exc) else ""))
             continue

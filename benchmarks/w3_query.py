@@ -1,0 +1,395 @@
+"""W3: comparing runs at scale: ``xp show`` cold (no index) and warm, the index update after
+one new run, and ``xp.search_runs`` to a DataFrame, at 1,000, 10,000 and 100,000 runs, side by
+side with ``mlflow.search_runs`` over the same runs.
+
+Making 100,000 runs through the API takes long, so the repositories are written once with
+``git fast-import`` (the same files, refs, parents and commit messages xp writes: the record
+bytes come from ``RunRecord.to_files`` and ``xp.run.commit_message``) and cached under
+``$XDG_CACHE_HOME/xp-bench/`` (``~/.cache`` by default); each side works on a hard-linked
+copy. The MLflow store is cached the same way, filled through ``MlflowClient.log_batch``.
+
+    python benchmarks/w3_query.py            # standalone: its own table (--quick: 1k, 10k)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python benchmarks/w3_query.py`
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if p == "" or Path(p).resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
+from benchmarks.harness import (
+    SMALL_PROJECT,
+    Context,
+    Metric,
+    Workload,
+    best_of,
+    child_env,
+    git,
+    git_repo,
+    xp_command,
+)
+
+FIXTURE_VERSION = "1"
+SIZES = (1_000, 10_000, 100_000)
+QUICK_SIZES = (1_000, 10_000)
+MLFLOW_CAP = 10_000  # filling MLflow's store costs ~10 ms a run: 100k would take ~20 minutes
+WHERE = "metrics.acc > 0.9 and params.optimizer = 'adam'"
+SORT = "-metrics.val_loss"
+T0 = 1_700_000_000  # run times start here, 1 minute apart
+
+
+def cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "xp-bench" / f"w3-v{FIXTURE_VERSION}"
+
+
+def _label(n: int) -> str:
+    return f"{n // 1000}k"
+
+
+# -- the runs --------------------------------------------------------------------------------
+
+
+def run_values(i: int) -> tuple[dict[str, Any], dict[str, float], dict[str, str]]:
+    """Params, final metrics and tags of run ``i``: a sweep over 10 params, 5 metrics."""
+    rng = random.Random(i)
+    params: dict[str, Any] = {
+        "lr": rng.choice([1e-4, 3e-4, 1e-3, 3e-3, 1e-2]),
+        "batch_size": rng.choice([16, 32, 64, 128]),
+        "epochs": rng.choice([10, 20, 50]),
+        "optimizer": rng.choice(["adam", "sgd", "adamw"]),
+        "model.depth": rng.randint(2, 12),
+        "model.width": rng.choice([128, 256, 512]),
+        "dropout": round(rng.random() * 0.5, 3),
+        "weight_decay": rng.choice([0.0, 1e-5, 1e-4]),
+        "seed": i,
+        "dataset": "cifar10",
+    }
+    acc = rng.random()
+    metrics = {
+        "acc": acc,
+        "loss": rng.random() * 2,
+        "f1": acc * 0.9,
+        "val_loss": rng.random() * 2,
+        "val_acc": acc * 0.95,
+    }
+    tags = {"team": rng.choice(["vision", "nlp"]), "stage": "sweep"}
+    return params, metrics, tags
+
+
+def _record(i: int, baseline: str) -> Any:
+    from xp import format as fmt
+    from xp.record import RunRecord
+    from xp.run import _iso
+
+    params, metrics, tags = run_values(i)
+    start = T0 + 60 * i
+    end = start + 30 + (i % 50)
+    run_id = fmt.new_run_id(start)
+    meta = {
+        "experiment": "sweep" if i % 10 else "default",
+        "start_time": _iso(start),
+        "end_time": _iso(end),
+        "duration": float(end - start),
+        "command": ["python", "train.py"],
+        "cwd": ".",
+        "baseline": baseline,
+        "branch": "main",
+        "dirty": False,
+        "xp_version": "0.1.0",
+        "user": "bench",
+        "host": "bench-host",
+        "python": "3.11.7",
+        "platform": "Linux",
+    }
+    status = "failed" if i % 97 == 0 else "finished"
+    record = RunRecord(
+        id=run_id,
+        name=f"run-{i}",
+        status=status,
+        meta=meta,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        packages=("numpy==2.0.0", "torch==2.3.0"),
+    )
+    return record, start, end
+
+
+def _fast_import_stream(n: int, baseline: str, out: Any) -> None:
+    from xp import format as fmt
+    from xp.run import commit_message
+
+    ident = b"Bench Mark <bench@example.com>"
+    for i in range(n):
+        record, start, end = _record(i, baseline)
+        parts = [
+            b"commit " + fmt.run_ref(record.id).encode() + b"\n",
+            ident.join([b"author ", f" {start} +0000\n".encode()]),
+            ident.join([b"committer ", f" {end} +0000\n".encode()]),
+        ]
+        message = commit_message(record).encode()
+        parts.append(b"data %d\n%s" % (len(message), message))
+        parts.append(b"from " + baseline.encode() + b"\n")
+        for rel, data in sorted(record.to_files().items()):
+            path = f"{fmt.RECORD_DIR}/{rel}".encode()
+            parts.append(b"M 100644 inline " + path + b"\ndata %d\n" % len(data) + data + b"\n")
+        out.write(b"".join(parts) + b"\n")
+
+
+def fixture(n: int) -> Path:
+    """A cached repo holding ``n`` runs made as xp makes them; built once (100k: ~1 min)."""
+    root = cache_dir() / f"xp-{n}"
+    if (root / ".done").exists():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    git_repo(root, SMALL_PROJECT)
+    baseline = git(root, "rev-parse", "HEAD").strip()
+    proc = subprocess.Popen(
+        ["git", "fast-import", "--quiet", "--done"],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        env=child_env(),
+    )
+    assert proc.stdin is not None
+    _fast_import_stream(n, baseline, proc.stdin)
+    proc.stdin.write(b"done\n")
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError("git fast-import failed")
+    git(root, "pack-refs", "--all")
+    (root / ".done").write_text("ok\n")
+    return root
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    """A hard-linked copy (git never writes a file in place), minus any query index."""
+    proc = subprocess.run(["cp", "-al", str(src), str(dst)], capture_output=True)
+    if proc.returncode != 0:
+        shutil.copytree(src, dst)
+    for suffix in ("", "-wal", "-shm"):
+        (dst / ".git" / "xp" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    return dst
+
+
+# -- xp --------------------------------------------------------------------------------------
+
+
+def _timed(fn: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t0, value
+
+
+def xp_sizes(ctx: Context) -> tuple[int, ...]:
+    return QUICK_SIZES if ctx.quick else SIZES
+
+
+def xp_side(ctx: Context) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for n in xp_sizes(ctx):
+        out.update(xp_one(ctx, n))
+    return out
+
+
+def xp_one(ctx: Context, n: int) -> dict[str, float]:
+    repo = copy_repo(fixture(n), ctx.workdir / f"repo-{n}")
+    os.chdir(repo)
+    lab = _label(n)
+    cmd = xp_command()
+    index = repo / ".git" / "xp" / "index.sqlite"
+
+    def drop_index(_: int) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{index}{suffix}").unlink(missing_ok=True)
+
+    out = {
+        f"show_cold_{lab}": best_of([*cmd, "show"], 1, repo, warmup=0, before=drop_index),
+        f"show_warm_{lab}": best_of([*cmd, "show"], 5, repo),
+        f"show_filter_{lab}": best_of([*cmd, "show", "-w", WHERE, "-s", SORT], 5, repo),
+    }
+    from xp.gitstore.repo import find_repo
+    from xp.index import Index
+    from xp.run import commit_record
+
+    git_repo_ = find_repo(repo)
+    record, start, end = _record(n + 1, git(repo, "rev-parse", "HEAD").strip())
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    commit_record(git_repo_, record, tree, git(repo, "rev-parse", "HEAD").strip(), start, end)
+    with Index(git_repo_) as ix:
+        out[f"update_{lab}"], changed = _timed(ix.sync)
+        assert changed == 1, changed
+
+    import xp
+
+    out[f"search_{lab}"], frame = _timed(lambda: xp.search_runs(path=repo))
+    assert len(frame) == n + 1, len(frame)
+    out[f"search_filter_{lab}"], _ = _timed(
+        lambda: xp.search_runs(WHERE, order_by=["metrics.val_loss DESC"], path=repo)
+    )
+    return out
+
+
+# -- MLflow ----------------------------------------------------------------------------------
+
+
+def mlflow_fixture(n: int) -> Path:
+    """A cached MLflow SQLite store with the same runs (params, metrics, tags, times)."""
+    root = cache_dir() / f"mlflow-{n}"
+    if (root / ".done").exists():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    from mlflow.entities import Metric as MlMetric
+    from mlflow.entities import Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.create_experiment("sweep", artifact_location=str(root / "artifacts"))
+    for i in range(n):
+        params, metrics, tags = run_values(i)
+        start = (T0 + 60 * i) * 1000
+        run = client.create_run(exp, start_time=start, run_name=f"run-{i}")
+        client.log_batch(
+            run.info.run_id,
+            metrics=[MlMetric(k, v, start, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        status = "FAILED" if i % 97 == 0 else "FINISHED"
+        client.set_terminated(run.info.run_id, status, end_time=start + 30_000)
+    (root / ".done").write_text("ok\n")
+    return root
+
+
+def mlflow_side(ctx: Context) -> dict[str, float]:
+    import mlflow
+
+    out: dict[str, float] = {}
+    for n in xp_sizes(ctx):
+        if n > MLFLOW_CAP and not ctx.no_cap:
+            continue
+        src = mlflow_fixture(n)
+        db = ctx.workdir / f"mlflow-{n}.db"
+        shutil.copyfile(src / "mlflow.db", db)
+        mlflow.set_tracking_uri(f"sqlite:///{db}")
+        exp = mlflow.get_experiment_by_name("sweep")
+        assert exp is not None
+        lab = _label(n)
+        out[f"search_{lab}"], frame = _timed(
+            lambda exp=exp, n=n: mlflow.search_runs([exp.experiment_id], max_results=n)
+        )
+        assert len(frame) == n, len(frame)
+        out[f"search_filter_{lab}"], _ = _timed(
+            lambda exp=exp, n=n: mlflow.search_runs(
+                [exp.experiment_id],
+                filter_string="metrics.acc > 0.9 and params.optimizer = 'adam'",
+                order_by=["metrics.val_loss DESC"],
+                max_results=n,
+            )
+        )
+    return out
+
+
+def _metrics() -> tuple[Metric, ...]:
+    rows: list[Metric] = []
+    for n in SIZES:
+        lab = _label(n)
+        big = n == 100_000
+        rows += [
+            Metric(
+                f"show_cold_{lab}",
+                f"{n:,} runs: xp show, cold (index built)",
+                "s",
+                3.0 if n == 10_000 else None,
+            ),
+            Metric(f"show_warm_{lab}", f"{n:,} runs: xp show, warm", "s", 0.3 if big else None),
+            Metric(f"show_filter_{lab}", f"{n:,} runs: xp show --where --sort, warm", "s"),
+            Metric(f"update_{lab}", f"{n:,} runs: index update after 1 new run", "ms", 0.05),
+            Metric(
+                f"search_{lab}",
+                f"{n:,} runs: search_runs -> DataFrame",
+                "s",
+                2.0 if big else None,
+                "mlflow.search_runs",
+            ),
+            Metric(f"search_filter_{lab}", f"{n:,} runs: search_runs filter + sort", "s", None),
+        ]
+    return tuple(rows)
+
+
+WORKLOAD = Workload(
+    key="W3",
+    title="Compare runs: xp show and search_runs at 1k / 10k / 100k runs",
+    metrics=_metrics(),
+    xp=xp_side,
+    peer="mlflow",
+    peer_side=mlflow_side,
+    repeat=1,
+    peer_repeat=1,
+    order=30,
+    notes=(
+        "runs of 10 params, 5 metrics, 2 tags; repos made once with git fast-import and"
+        " cached in ~/.cache/xp-bench (first run: a few minutes)",
+        f"filter: {WHERE!r}, sorted by val_loss descending",
+        f"MLflow holds {MLFLOW_CAP:,} runs at most (filling its store costs ~10 ms a run);"
+        " --no-cap fills 100,000",
+        "xp show timings are whole processes (python start-up included); search_runs and"
+        " the index update are timed inside one process",
+    ),
+    quick_notes=("quick: 1k and 10k runs only",),
+)
+
+
+def _main() -> None:
+    import argparse
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1k and 10k runs only")
+    ap.add_argument("--no-cap", action="store_true", help="MLflow at 100k runs too")
+    ap.add_argument("--peers", default="mlflow", help="'none' for xp only")
+    args = ap.parse_args()
+    results = {}
+    for side, fn in (("xp", xp_side), ("mlflow", mlflow_side)):
+        if side == "mlflow" and args.peers == "none":
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"xp-w3-{side}-") as tmp:
+            cwd = os.getcwd()
+            try:
+                ctx = Context(Path(tmp), quick=args.quick, no_cap=args.no_cap)
+                results[side] = fn(ctx)
+            except ImportError as exc:
+                print(f"{side}: skipped ({exc})", file=sys.stderr)
+            finally:
+                os.chdir(cwd)
+    xp_res, ml_res = results.get("xp", {}), results.get("mlflow", {})
+    print(f"{'W3':<52} {'xp':>10} {'mlflow':>10} {'ratio':>7} {'target':>8}")
+    for m in WORKLOAD.metrics:
+        if m.key not in xp_res:
+            continue
+        scale = {"s": 1, "ms": 1e3, "us": 1e6}[m.unit]
+        x, p = xp_res[m.key], ml_res.get(m.key)
+        ratio = f"{p / x:.1f}x" if p and x else ""
+        target = ""
+        if m.target is not None:
+            target = ("ok " if x <= m.target else "MISS ") + f"{m.target * scale:g}"
+        ps = f"{p * scale:.3f}" if p is not None and not math.isnan(p) else "-"
+        print(f"{m.label:<52} {x * scale:>8.3f}{m.unit:<2} {ps:>10} {ratio:>7} {target:>8}")
+
+
+if __name__ == "__main__":
+    _main()

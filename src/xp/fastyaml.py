@@ -1,0 +1,143 @@
+"""A fast reader for the flat YAML files xp itself writes, exact or not at all.
+
+Building the query index parses four small YAML files per run; PyYAML's constructor costs
+~75 us a file, 3 s for 10,000 runs. The record files xp writes are flat mappings of plain or
+single-quoted scalars (and lists of them), which this module reads line by line, resolving
+each plain scalar with PyYAML's own implicit-resolver table so the result is what
+``yaml.safe_load`` gives. Anything else (nesting, double quotes, comments, octal, dates...)
+returns ``None`` and the caller uses PyYAML: so the answer is always PyYAML's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+_RESOLVERS: dict[Any, list[tuple[str, re.Pattern[str]]]] = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+).yaml_implicit_resolvers
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_STR = "tag:yaml.org,2002:str"
+_BOOLS = {"yes": True, "true": True, "on": True, "no": False, "false": False, "off": False}
+_SIMPLE_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
+_SIMPLE_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?\Z")
+_SPECIAL_FLOAT = {".inf": float("inf"), ".nan": float("nan")}
+# A plain scalar we are sure about: printable ASCII, no indicator first, no ': ' or ' #'.
+_PLAIN = re.compile(r"(?![-?:](?:\s|\Z))[^\s\-?:,\[\]{}#&*!|>'\"%@`][ -~]*\Z|-[^\s][ -~]*\Z")
+
+
+class _Unsure(Exception):
+    pass
+
+
+def _tag(value: str) -> str:
+    resolvers = _RESOLVERS.get(value[0] if value else "", []) + _RESOLVERS.get(None, [])
+    for tag, regexp in resolvers:
+        if regexp.match(value):
+            return tag
+    return _STR
+
+
+def _plain(text: str) -> Any:
+    if text == "":
+        return None
+    if not _PLAIN.match(text) or ": " in text or " #" in text or text.endswith((" ", ":")):
+        raise _Unsure
+    tag = _tag(text)
+    if tag == _STR:
+        return text
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return _BOOLS[text.lower()]
+    if tag == _INT and _SIMPLE_INT.match(text):
+        return int(text)
+    if tag == _FLOAT:
+        if _SIMPLE_FLOAT.match(text):
+            return float(text)
+        sign = -1.0 if text.startswith("-") else 1.0
+        special = _SPECIAL_FLOAT.get(text.lstrip("+-").lower())
+        if special is not None:
+            return sign * special
+    raise _Unsure  # octal, hex, sexagesimal, underscores, timestamps, merge keys
+
+
+_memo: dict[str, Any] = {}  # text -> immutable value: keys and common values repeat a lot
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return _memo[text]
+    except KeyError:
+        pass
+    value = _scalar_uncached(text)
+    if not isinstance(value, (list, dict)):
+        if len(_memo) > 200_000:
+            _memo.clear()
+        _memo[text] = value
+    return value
+
+
+def _scalar_uncached(text: str) -> Any:
+    if text.startswith("'"):
+        if len(text) < 2 or not text.endswith("'"):
+            raise _Unsure
+        inner = text[1:-1]
+        if "'" in inner.replace("''", "") or not inner.isprintable():
+            raise _Unsure
+        return inner.replace("''", "'")
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    return _plain(text)
+
+
+def load_flat(data: bytes) -> dict[Any, Any] | None:
+    """The mapping in ``data`` when it is a flat file xp writes; None means "ask PyYAML"."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return None
+    out: dict[Any, Any] = {}
+    bare: list[Any] = []  # keys written as `key:`: a list follows, or the value is null
+    items: list[Any] | None = None
+    try:
+        for line in lines:
+            if line.startswith("- "):
+                if items is None:
+                    raise _Unsure
+                items.append(_scalar(line[2:]))
+                continue
+            items = None
+            if line.endswith(":"):
+                key_text, value_text = line[:-1], None
+            else:
+                key_text, sep, value_text = line.partition(": ")
+                if not sep:
+                    raise _Unsure
+            key = _scalar(key_text)
+            if isinstance(key, (list, dict)) or key_text != key_text.strip():
+                raise _Unsure
+            if value_text is None:
+                items = []
+                out[key] = items
+                bare.append(key)
+            else:
+                out[key] = _scalar(value_text)
+    except _Unsure:
+        return None
+    for key in bare:
+        if out.get(key) == []:
+            out[key] = None
+    return out
