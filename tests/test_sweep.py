@@ -1,0 +1,143 @@
+"""Sweeps: every point a run in its own temporary checkout; the user's files never change."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import xp
+from tests.conftest import git
+from xp.cli import cli
+from xp.sweep import choose
+
+SCRIPT = """
+import sys, yaml, xp
+p = yaml.safe_load(open("params.yaml"))
+data = open("data/rows.csv").read().count("\\n")
+if p["lr"] == 0.2:
+    sys.exit("lr 0.2 diverges")
+with xp.start_run():
+    xp.log_metric("score", p["lr"] * 100 + p["model"]["depth"] + data)
+"""
+
+
+def setup(repo: Path) -> None:
+    (repo / "train.py").write_text(SCRIPT)
+    (repo / ".gitignore").write_text("data/\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "rows.csv").write_text("a\nb\n")
+    (repo / ".xp").mkdir()
+    (repo / ".xp" / "config.yaml").write_text("params: [params.yaml]\ndata: [data/rows.csv]\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "project")
+
+
+def files(repo: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in repo.rglob("*")
+        if p.is_file() and ".git" not in p.parts
+    }
+
+
+def test_grid_sweep_runs_each_point_in_its_own_checkout(repo: Path) -> None:
+    setup(repo)
+    (repo / "params.yaml").write_text("lr: 0.1  # uncommitted edit, kept\nmodel:\n  depth: 3\n")
+    before = files(repo)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "-j",
+            "2",
+            "-p",
+            "lr=0.1,0.2,0.3",
+            "-p",
+            "model.depth=1,2",
+            "--",
+            sys.executable,
+            "train.py",
+        ],
+    )
+    assert result.exit_code == 1  # a point failed
+    assert files(repo) == before  # the user's files never changed
+    assert git(repo, "worktree", "list").count("\n") == 1
+    runs = [xp.get_run(r.id) for r in xp.list_runs()]
+    assert len(runs) == 6
+    sweep_ids = {r.tags["xp.sweep"] for r in runs}
+    assert len(sweep_ids) == 1
+    by_point = {r.tags["xp.sweep.point"]: r for r in runs}
+    assert sorted(by_point) == [f"{i}/6" for i in range(1, 7)]
+    for run in runs:
+        lr, depth = run.params["lr"], run.params["model.depth"]
+        code = git(repo, "show", f"{run.commit}:params.yaml")
+        assert code == f"lr: {lr}  # uncommitted edit, kept\nmodel:\n  depth: {depth}\n"
+        if lr == 0.2:
+            assert run.status == "failed"
+            assert run.meta["exit_code"] == 1
+        else:
+            assert run.status == "finished"
+            assert run.metrics["score"] == lr * 100 + depth + 2  # data/ was linked in
+    table = result.stdout.splitlines()
+    assert table[0].split() == ["#", "run", "status", "lr", "model.depth", "score"]
+    assert [line.split()[2] for line in table[1:7]] == ["finished"] * 2 + ["failed"] * 2 + [
+        "finished"
+    ] * 2
+    assert table[7].startswith(f"sweep {sweep_ids.pop()}: 4/6 finished")
+
+
+def test_random_sweep_is_reproducible_with_its_seed(repo: Path) -> None:
+    setup(repo)
+    grid = [{"i": i} for i in range(10)]
+    assert choose(grid, 3, 7) == choose(grid, 3, 7)
+    assert len(choose(grid, 3, None)[0]) == 3
+    assert choose(grid, 50, 1)[0] == list(range(10))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--random",
+            "2",
+            "--seed",
+            "7",
+            "-p",
+            "lr=0.1,0.3,0.4",
+            "-p",
+            "model.depth=1,2",
+            "--",
+            sys.executable,
+            "train.py",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "random 2 of 6, seed 7" in result.stderr
+    assert len(xp.list_runs()) == 2
+
+
+def test_bad_sweep_input_fails_before_any_run(repo: Path) -> None:
+    setup(repo)
+    for args, message in (
+        (["-p", "lr=0.1,0.2", "-p", "depht=1,2"], "-p depht: no such param"),
+        (["-p", "lr=0.1,0.2", "--", "no-such-program"], "not found on PATH"),
+    ):
+        argv = ["run", *args] if "--" in args else ["run", *args, "--", sys.executable, "train.py"]
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 1
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert xp.list_runs() == []
+
+
+def test_temp_runs_one_point_without_touching_the_workspace(repo: Path) -> None:
+    setup(repo)
+    before = files(repo)
+    result = CliRunner().invoke(
+        cli, ["run", "--temp", "-n", "tmp", "-p", "lr=0.5", "--", sys.executable, "train.py"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert files(repo) == before
+    (run,) = [xp.get_run(r.id) for r in xp.list_runs()]
+    assert run.name == "tmp"
+    assert run.params["lr"] == 0.5
