@@ -160,9 +160,12 @@ def test_close(old: float, new: float, ok: bool) -> None:
 
 
 def test_compare_lists_missing_and_new_metrics() -> None:
-    rows = compare({"a": 1.0, "b": 2.0}, {"a": 1.0, "c": 3.0}, 1e-5, 1e-8)
+    rows = compare({"a": 1.0, "b": 2.0, "t_s": 1.0}, {"a": 1.0, "c": 3.0, "t_s": 2.0}, 1e-5, 0)
     assert [(r.metric, r.ok, r.note) for r in rows] == [
         ("a", True, ""),
         ("b", False, "not logged by the reproduction"),
         ("c", True, "new metric"),
+        ("t_s", False, ""),
     ]
+    ignored = compare({"t_s": 1.0}, {"t_s": 2.0}, 1e-5, 0, ignore=("*_s",))
+    assert [(r.ok, r.note) for r in ignored] == [(True, "ignored")]

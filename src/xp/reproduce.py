@@ -10,7 +10,9 @@ The check compares the original's final metrics with the new run's, numpy's ``is
 rule with the original as reference: ``|new - old| <= atol + rtol * |old|``. NaN matches NaN
 (a run that diverged to NaN and does so again has reproduced), an infinity matches only the
 same infinity, a metric the new run lacks is a mismatch, and one only the new run has is
-listed without failing the check. A reproduction whose command fails fails the check.
+listed without failing the check, and metrics named by an ``ignore`` glob (timings such as
+``train_seconds`` never reproduce) are shown but not judged. A reproduction whose command
+fails fails the check.
 """
 
 from __future__ import annotations
@@ -63,12 +65,21 @@ def close(old: float, new: float, rtol: float, atol: float) -> bool:
 
 
 def compare(
-    old: dict[str, float], new: dict[str, float], rtol: float, atol: float
+    old: dict[str, float],
+    new: dict[str, float],
+    rtol: float,
+    atol: float,
+    ignore: tuple[str, ...] = (),
 ) -> list[Comparison]:
+    """One row per metric; names matching an ``ignore`` glob (e.g. ``*_seconds``) pass."""
+    from fnmatch import fnmatchcase
+
     out = []
     for key in sorted(old.keys() | new.keys()):
         a, b = old.get(key), new.get(key)
-        if a is None:
+        if any(fnmatchcase(key, pat) for pat in ignore):
+            out.append(Comparison(key, a, b, True, "ignored"))
+        elif a is None:
             out.append(Comparison(key, None, b, True, "new metric"))
         elif b is None:
             out.append(Comparison(key, a, None, False, "not logged by the reproduction"))
@@ -138,6 +149,7 @@ def reproduce(
     atol: float = DEFAULT_ATOL,
     sink: Sink | None = None,
     name: str | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> ReproduceResult:
     """Re-run ``spec`` on its recorded code and data; the comparison is in the result."""
     from xp.gitstore.commit import tree_of
@@ -173,5 +185,5 @@ def reproduce(
                 run.finish("killed")
             raise
         result = complete(run, wt.worktree, status, rc, started)
-    comparisons = compare(dict(record.metrics), result.metrics, rtol, atol)
+    comparisons = compare(dict(record.metrics), result.metrics, rtol, atol, ignore)
     return ReproduceResult(record.id, result, comparisons, warnings + result.warnings)

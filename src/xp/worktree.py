@@ -7,7 +7,8 @@ main clone, so a run recorded there lands in the user's ``refs/xp/runs/`` direct
 parallel sweep points each get their own folder and index.
 
 Ignored files (data, outputs) are not part of any tree; the ``data:`` paths of
-``.xp/config.yaml`` are linked in from the workspace so scripts find their inputs.
+``.xp/config.yaml`` are linked in from the workspace (reflink, else hard link, else copy)
+so scripts find their inputs.
 """
 
 from __future__ import annotations
@@ -64,15 +65,38 @@ def temp_checkout(
 
 
 def link_in(src: Path, dest: Path) -> bool:
-    """Symlink ``src`` at ``dest`` when the checkout lacks it (an ignored data file)."""
+    """Put ``src`` (a file or folder the checkout lacks, e.g. ignored data) at ``dest``.
+
+    Each file is a reflink where the file system can, else a hard link, else a copy: the
+    path must be a real file inside the checkout (xp refuses inputs that resolve outside the
+    project, which a symlink would). A hard link shares the file with the workspace, so a
+    command that writes into its inputs changes them there too: data inputs are read-only.
+    """
     if not src.exists() or dest.exists() or dest.is_symlink():
         return False
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(src.resolve(), dest, target_is_directory=src.is_dir())
+        if src.is_dir():
+            for dirpath, _dirs, names in os.walk(src):
+                for name in names:
+                    full = Path(dirpath) / name
+                    _link_file(full, dest / full.relative_to(src))
+        else:
+            _link_file(src, dest)
     except OSError:
         return False
     return True
+
+
+def _link_file(src: Path, dest: Path) -> None:
+    from xp import cache
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if cache.reflink(src, dest):
+        return
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
 
 
 def remove(repo: GitRepo, path: Path) -> None:

@@ -48,8 +48,16 @@ def render(result: ReproduceResult) -> str:
 @click.option(
     "--atol", type=float, default=DEFAULT_ATOL, show_default=True, help="Absolute tolerance."
 )
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="GLOB",
+    help="Metrics not to judge, e.g. '*_seconds' for timings (repeatable).",
+)
 @click.option("-n", "--name", help="Name of the new run (default: <original name>-repro).")
-def reproduce(run: str, check: bool, rtol: float, atol: float, name: str | None) -> None:
+def reproduce(
+    run: str, check: bool, rtol: float, atol: float, ignore: tuple[str, ...], name: str | None
+) -> None:
     """Re-run RUN's command on its recorded code, params and (cached) data.
 
     It runs in a temporary checkout, so your files are not touched, and is recorded as a
@@ -59,7 +67,7 @@ def reproduce(run: str, check: bool, rtol: float, atol: float, name: str | None)
     from xp.reproduce import reproduce as do_reproduce
 
     repo = open_repo()
-    result = do_reproduce(repo, run, rtol=rtol, atol=atol, sink=_sink, name=name)
+    result = do_reproduce(repo, run, rtol=rtol, atol=atol, sink=_sink, name=name, ignore=ignore)
     for warning in result.warnings:
         click.echo(f"xp: warning: {warning}", err=True)
     new = result.run
@@ -71,8 +79,9 @@ def reproduce(run: str, check: bool, rtol: float, atol: float, name: str | None)
         return
     click.echo(render(result))
     failed = sum(not c.ok for c in result.comparisons)
+    judged = sum(c.note != "ignored" for c in result.comparisons)
     if result.ok:
-        click.echo(f"PASS: {len(result.comparisons)} metric(s) within rtol={rtol:g} atol={atol:g}")
+        click.echo(f"PASS: {judged} metric(s) within rtol={rtol:g} atol={atol:g}")
         return
     reason = f"{failed} metric(s) differ" if failed else f"the command {new.status}"
     click.echo(f"FAIL: {reason} (rtol={rtol:g} atol={atol:g})")
