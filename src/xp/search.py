@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 
     from xp.store import RunView
 
-_SELECT = (
+_COLUMNS = (
     "SELECT c.run_id, c.ref, c.commit_sha, r.name, r.experiment, r.status, r.start, r.end,"
     " r.duration, r.baseline, r.branch, r.user, r.data, r.error"
-    " FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
 )
+_FROM = " FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
 
 
 @dataclass(frozen=True)
@@ -127,23 +127,26 @@ def select_runs(
         keys = index.keys()
         args: list[Any] = []
         where_sql = _where(index, where, experiment, branch, status, args, keys)
-        count_args = list(args)
+        where_args = list(args)
         order = sort_sql(_sort_keys(sort, keys), args)
-        sql = f"{_SELECT}{where_sql} ORDER BY {order}"
+        # With a filter, count the matches in the same pass (a window over the filtered rows)
+        # instead of evaluating the filter twice; without one the count is the index's.
+        window = ", count(*) OVER ()" if where_sql else ""
+        sql = f"{_COLUMNS}{window}{_FROM}{where_sql} ORDER BY {order}"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        rows = [_row(t) for t in index.conn.execute(sql, args)]
-        if limit is None or len(rows) < limit:
-            total = len(rows)
-        elif where_sql:
-            total = int(
-                index.conn.execute(
-                    "SELECT count(*) FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
-                    + where_sql,
-                    count_args,
-                ).fetchone()[0]
-            )
+        fetched = index.conn.execute(sql, args).fetchall()
+        rows = [_row(t) for t in fetched]
+        if where_sql:
+            total = int(fetched[0][-1]) if fetched else 0
+            if not fetched and limit == 0:
+                total = int(
+                    index.conn.execute(
+                        "SELECT count(*)" + _FROM + where_sql,
+                        where_args,
+                    ).fetchone()[0]
+                )
         else:
             total = index.count()
     return Selection(rows, total, keys)
@@ -216,8 +219,8 @@ def _frame(fetched: list[tuple[Any, ...]]) -> pd.DataFrame:
                 # None is NaN, like MLflow; a hand-edited non-numeric metric keeps its text
                 with contextlib.suppress(TypeError, ValueError):
                     values[key] = column.astype("float64")
-        elif column.dtype == object and column.isna().any():
-            values[key] = column.where(column.notna(), None)
+        elif not pd.api.types.is_numeric_dtype(column) and column.isna().any():
+            values[key] = column.astype(object).where(column.notna(), None)
     return cast("pd.DataFrame", pd.concat([frame, values], axis=1))
 
 

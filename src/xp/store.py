@@ -180,9 +180,12 @@ def resolve_spec(repo: GitRepo, spec: str, allow_workspace: bool = False) -> Res
         return Resolved(spec, WORKSPACE, None)
     if spec.startswith("refs/xp/"):
         sha = read_ref(repo.common_dir, spec)
+        if sha is not None:
+            return Resolved(spec, spec, sha, _run_id_of(spec))
+        sha = _rev_parse(repo, spec)  # refs/xp/runs/<id>~1 and the like
         if sha is None:
             raise RunNotFoundError(f"no ref {spec!r}; list runs with `xp show`")
-        return Resolved(spec, spec, sha, _run_id_of(spec))
+        return Resolved(spec, spec, sha)
     refs = run_refs(repo)
     low = spec.lower()
     if low in refs:

@@ -1,0 +1,184 @@
+"""The query index answers exactly what the refs say, whatever git did to them since."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import xp
+from tests.conftest import git
+from xp.gitstore.repo import find_repo
+from xp.index import INDEX_FILE, Index, open_index
+from xp.search import select_runs
+
+
+def make_run(name: str, acc: float = 0.5) -> str:
+    with xp.start_run(name=name) as run:
+        xp.log_metric("acc", acc)
+        xp.log_param("p", name)
+    return str(run.id)
+
+
+def shown() -> dict[str, str]:
+    """run id -> name, as xp show would list them."""
+    return {r.run_id: r.name for r in select_runs(find_repo(), limit=None).rows}
+
+
+def from_refs(repo: Path) -> set[str]:
+    out = git(repo, "for-each-ref", "--format=%(refname)", "refs/xp/")
+    return {line.rsplit("/", 1)[1] for line in out.split()}
+
+
+def rewrite_record(repo: Path, ref: str, name: str, content: bytes) -> str:
+    """Point ``ref`` at a copy of its commit whose record file ``name`` holds ``content``."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "tmp-index")}
+
+    def run(*args: str, data: bytes | None = None) -> str:
+        proc = subprocess.run(
+            ["git", *args], cwd=repo, env=env, input=data, capture_output=True, check=True
+        )
+        return proc.stdout.decode().strip()
+
+    run("read-tree", ref)
+    blob = run("hash-object", "-w", "--stdin", data=content)
+    run("update-index", "--cacheinfo", f"100644,{blob},.xp/run/{name}")
+    tree = run("write-tree")
+    parent = run("rev-parse", f"{ref}^")
+    commit = run("commit-tree", tree, "-p", parent, "-m", "xp: edited by hand")
+    run("update-ref", ref, commit)
+    os.unlink(env["GIT_INDEX_FILE"])
+    return commit
+
+
+def test_incremental_after_new_deleted_packed_and_gc(repo: Path) -> None:
+    ids = [make_run(f"r{i}") for i in range(4)]
+    assert set(shown()) == set(ids)
+    git(repo, "pack-refs", "--all")
+    assert set(shown()) == set(ids)
+    git(repo, "update-ref", "-d", f"refs/xp/runs/{ids[0]}")  # what xp rm does
+    assert set(shown()) == set(ids[1:]) == from_refs(repo)
+    new = make_run("r4")
+    git(repo, "gc", "-q", "--prune=now")
+    assert set(shown()) == {*ids[1:], new} == from_refs(repo)
+    git(repo, "update-ref", "-d", f"refs/xp/runs/{ids[1]}")  # deleted while packed
+    assert set(shown()) == {*ids[2:], new}
+
+
+def test_rewritten_ref_shows_the_new_commit(repo: Path) -> None:
+    run_id = make_run("before")
+    assert shown() == {run_id: "before"}
+    rewrite_record(
+        repo,
+        f"refs/xp/runs/{run_id}",
+        "meta.yaml",
+        git(repo, "show", f"refs/xp/runs/{run_id}:.xp/run/meta.yaml")
+        .replace("name: before", "name: after")
+        .encode(),
+    )
+    assert shown() == {run_id: "after"}
+
+
+def test_fetched_runs_appear_and_local_wins(repo: Path, tmp_path: Path) -> None:
+    mine = make_run("mine")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    os.chdir(other)
+    theirs = make_run("theirs")
+    os.chdir(repo)
+    git(repo, "fetch", "-q", str(other), "+refs/xp/runs/*:refs/xp/remotes/other/runs/*")
+    assert shown() == {mine: "mine", theirs: "theirs"}
+    row = {r.run_id: r for r in select_runs(find_repo(), limit=None).rows}
+    assert row[theirs].ref == f"refs/xp/remotes/other/runs/{theirs}"
+    assert row[mine].ref == f"refs/xp/runs/{mine}"
+    git(repo, "update-ref", "-d", f"refs/xp/remotes/other/runs/{theirs}")  # fetch --prune
+    assert shown() == {mine: "mine"}
+
+
+def test_invalid_yaml_is_an_error_row_not_a_crash(repo: Path) -> None:
+    good = make_run("good")
+    bad = make_run("bad")
+    rewrite_record(repo, f"refs/xp/runs/{bad}", "metrics.yaml", b"acc: [unclosed\n")
+    rows = {r.run_id: r for r in select_runs(find_repo(), limit=None).rows}
+    assert rows[good].error is None
+    assert rows[bad].status == "invalid"
+    assert "invalid YAML" in (rows[bad].error or "")
+    assert [r.run_id for r in select_runs(find_repo(), status=["invalid"]).rows] == [bad]
+    assert [r.run_id for r in select_runs(find_repo(), "metrics.acc > 0").rows] == [good]
+
+
+def test_ref_to_a_commit_without_record_is_an_error_row(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "update-ref", "refs/xp/runs/0000000000000a", head)
+    (row,) = select_runs(find_repo()).rows
+    assert row.status == "invalid"
+    assert "no run record" in (row.error or "")
+
+
+def test_corrupt_or_foreign_index_file_is_rebuilt(repo: Path) -> None:
+    run_id = make_run("x")
+    shown()
+    path = find_repo().xp_dir / INDEX_FILE
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"this is not a database" * 100)
+    assert shown() == {run_id: "x"}
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema'")
+    conn.commit()
+    conn.close()
+    assert shown() == {run_id: "x"}
+
+
+def test_rebuild_gives_the_same_answer(repo: Path) -> None:
+    ids = {make_run(f"r{i}") for i in range(3)}
+    with Index(find_repo()) as index:
+        assert index.sync() == 3
+        assert index.sync() == 0  # nothing changed: nothing to do
+        assert index.rebuild() == 3
+    rows = select_runs(find_repo(), rebuild=True, limit=None).rows
+    assert {r.run_id for r in rows} == ids
+
+
+def test_read_only_repo_still_answers(repo: Path) -> None:
+    run_id = make_run("ro")
+    xp_dir = find_repo().xp_dir
+    (xp_dir / INDEX_FILE).unlink(missing_ok=True)
+    mode = xp_dir.stat().st_mode
+    xp_dir.chmod(0o555)
+    try:
+        if os.access(xp_dir, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        assert shown() == {run_id: "ro"}
+    finally:
+        xp_dir.chmod(mode)
+
+
+_WORKER = """
+import sys, xp
+from xp.search import select_runs
+from xp.gitstore.repo import find_repo
+for i in range(int(sys.argv[1])):
+    if sys.argv[2] == 'write':
+        with xp.start_run(name=f'w{i}'):
+            xp.log_metric('acc', i)
+    else:
+        select_runs(find_repo(), limit=None)
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_readers_and_writers(repo: Path) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, "15", role], cwd=repo)
+        for role in ("write", "write", "read", "read")
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert set(shown()) == from_refs(repo)
+    assert len(from_refs(repo)) == 30
+    with open_index(find_repo()) as index:
+        assert index.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
