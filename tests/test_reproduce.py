@@ -134,7 +134,7 @@ def test_a_script_run_alone_is_reproduced_through_python(repo: Path) -> None:
 
 
 def test_runs_without_a_command_are_refused(repo: Path) -> None:
-    run_cli("commit", "-n", "by-hand")
+    subprocess.run([sys.executable, "-m", "xp", "commit", "-n", "by-hand"], cwd=repo, check=True)
     result = CliRunner().invoke(cli, ["reproduce", "by-hand"])
     assert result.exit_code == 1
     assert "recorded no command xp can re-run" in result.stderr
