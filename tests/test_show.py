@@ -1,0 +1,152 @@
+"""``xp show``: the table, its options and formats, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import xp
+import xp.cli
+from tests.conftest import git
+
+
+def cli(*args: str, width: int = 200) -> Result:
+    return CliRunner().invoke(xp.cli.cli, list(args), env={"COLUMNS": str(width)})
+
+
+def make_run(name: str, params: dict[str, object], metrics: dict[str, float]) -> str:
+    with xp.start_run(name=name) as run:
+        xp.log_params(params)
+        xp.log_metrics(metrics)
+    return str(run.id)
+
+
+def one_line_error(result: Result, *needles: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("xp: error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def three(repo: Path) -> list[str]:
+    return [
+        make_run("a", {"lr": 0.1, "depth": 3}, {"acc": 0.5}),
+        make_run("b", {"lr": 0.2, "depth": 3}, {"acc": 0.9}),
+        make_run("c", {"lr": 0.3, "depth": 3}, {"acc": 0.7}),
+    ]
+
+
+def test_table_newest_first_with_fixed_columns(three: list[str]) -> None:
+    result = cli("show")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "id",
+        "name",
+        "status",
+        "created",
+        "duration",
+        "baseline",
+        "depth",
+        "lr",
+        "acc",
+    ]
+    assert [line.split()[0] for line in lines[1:]] == three[::-1]
+    assert "main" in lines[1]  # baseline: the branch
+
+
+def test_where_sort_limit_and_all(three: list[str]) -> None:
+    result = cli("show", "-w", "metrics.acc > 0.6", "-s", "-acc")
+    assert [ln.split()[1] for ln in result.stdout.splitlines()[1:]] == ["b", "c"]
+    result = cli("show", "-n", "1")
+    assert len(result.stdout.splitlines()) == 2
+    assert "1 of 3 runs shown" in result.stderr
+    assert len(cli("show", "--all").stdout.splitlines()) == 4
+
+
+def test_columns_only_changed_and_formats(three: list[str]) -> None:
+    out = cli("show", "--only-changed").stdout.splitlines()[0].split()
+    assert "depth" not in out
+    assert "lr" in out
+    header = cli("show", "-c", "name,metrics.*").stdout.splitlines()[0].split()
+    assert header == ["id", "name", "acc"]
+    md = cli("show", "-f", "md").stdout.splitlines()
+    assert md[0].startswith("| id | name |")
+    assert md[1].startswith("|---|")
+    rows = list(csv.reader(io.StringIO(cli("show", "-f", "csv").stdout)))
+    assert rows[0][:2] == ["id", "name"]
+    assert len(rows) == 4
+    tsv = cli("show", "-f", "tsv").stdout.splitlines()
+    assert tsv[0].split("\t")[:2] == ["id", "name"]
+    data = json.loads(cli("show", "-f", "json").stdout)
+    assert [d["name"] for d in data] == ["c", "b", "a"]
+    assert data[0]["params"] == {"depth": 3, "lr": 0.3}
+    assert data[0]["metrics"] == {"acc": 0.7}
+
+
+def test_precision_and_nan_inf_huge(repo: Path) -> None:
+    make_run("n", {"big": 10**30}, {"x": float("nan"), "y": float("inf"), "z": 1 / 3})
+    line = cli("show", "-p", "3").stdout.splitlines()[1]
+    assert "0.333" in line
+    assert "0.3333" not in line
+    assert "nan" in line
+    assert "inf" in line
+    assert "1000000000000000000000000000000" in cli("show", "-f", "csv").stdout
+    data = json.loads(cli("show", "-f", "json").stdout)  # strict JSON: no NaN tokens
+    assert data[0]["metrics"] == {"x": None, "y": "inf", "z": pytest.approx(1 / 3)}
+
+
+def test_fits_the_terminal_with_fifty_params(repo: Path) -> None:
+    params = {f"param_{i:02d}": i for i in range(50)}
+    make_run("wide", params, {"acc": 0.5})
+    make_run("wide2", {**params, "param_07": 99}, {"acc": 0.6})
+    result = cli("show", width=100)
+    assert result.exit_code == 0
+    assert all(len(line) <= 100 for line in result.stdout.splitlines())
+    header = result.stdout.splitlines()[0]
+    assert "param_07" in header  # the changed param is kept
+    assert "acc" in header
+    assert "hidden to fit the terminal" in result.stderr
+
+
+def test_experiment_branch_status_filters(repo: Path) -> None:
+    with xp.start_run(name="e1", experiment="exp1"):
+        pass
+    git(repo, "checkout", "-q", "-b", "feature")
+    with xp.start_run(name="f1"):
+        pass
+    assert [ln.split()[1] for ln in cli("show", "-e", "exp1").stdout.splitlines()[1:]] == ["e1"]
+    assert [ln.split()[1] for ln in cli("show", "-b", "feature").stdout.splitlines()[1:]] == ["f1"]
+    assert cli("show", "--status", "failed").stderr.startswith("no runs match")
+    one_line_error(cli("show", "--status", "done"), "'done' is not one of")
+
+
+def test_empty_repo_and_rebuild(repo: Path) -> None:
+    result = cli("show")
+    assert result.exit_code == 0
+    assert "no runs yet" in result.stderr
+    make_run("x", {}, {})
+    assert "x" in cli("show", "--rebuild").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["-w", "metrics.acc >> 1"], ["position 14"]),
+        (["-w", "metrics.acu > 1"], ["did you mean metrics.acc"]),
+        (["-s", "metrics.acu"], ["did you mean metrics.acc"]),
+        (["-c", "acu"], ["--columns", "did you mean"]),
+        (["-c", "nothing*"], ["matches no column"]),
+    ],
+)
+def test_bad_input_is_one_line(three: list[str], args: list[str], needles: list[str]) -> None:
+    one_line_error(cli("show", *args), *needles)
