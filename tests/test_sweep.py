@@ -142,3 +142,44 @@ def test_temp_runs_one_point_without_touching_the_workspace(repo: Path) -> None:
     (run,) = [xp.get_run(r.id) for r in xp.list_runs()]
     assert run.name == "tmp"
     assert run.params["lr"] == 0.5
+
+
+def test_ctrl_c_stops_every_point_and_starts_no_new_one(repo: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    (repo / "slow.py").write_text(
+        "import time, xp\nxp.log_metric('a', 1)\nprint('up', flush=True)\ntime.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xp",
+            "run",
+            "-j",
+            "2",
+            "-p",
+            "lr=1,2,3",
+            "--",
+            sys.executable,
+            "slow.py",
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while len(list((repo / ".git" / "xp" / "journal").glob("*.part"))) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.6)  # the parts have flushed their metric
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    statuses = [line.split()[2] for line in out.splitlines()[1:4]]
+    assert statuses == ["killed", "killed", "not"]  # "not run"
+    assert sorted(xp.get_run(r.id).status for r in xp.list_runs()) == ["killed", "killed"]
+    assert git(repo, "worktree", "list").count("\n") == 1
