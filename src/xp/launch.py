@@ -243,7 +243,7 @@ def execute(
     data = log_path.read_bytes()
     log_path.unlink(missing_ok=True)
     if data:
-        run._log_bytes(data, LOG_ARTIFACT)
+        run.log_bytes(data, LOG_ARTIFACT)
     if interrupts.signal is not None or (rc < 0 and -rc in KILL_SIGNALS):
         status = "killed"
     else:
@@ -297,14 +297,7 @@ def start(
     tags: dict[str, str] | None = None,
 ) -> Run:
     """A Run whose recorded command is ``command`` (not ``xp run ...``) and cwd ``cwd``."""
-    with _argv_lock:
-        saved = sys.argv
-        sys.argv = list(command)
-        try:
-            run = Run(repo, name=name, experiment=experiment, message=message)
-        finally:
-            sys.argv = saved
-    run.state.header["cwd"] = cwd
+    run = Run(repo, name=name, experiment=experiment, message=message, command=command, cwd=cwd)
     try:
         for key, value in (tags or {}).items():
             run.set_tag(key, value)
@@ -312,9 +305,6 @@ def start(
         run.abort()
         raise
     return run
-
-
-_argv_lock = threading.Lock()
 
 
 def complete(run: Run, root: Path, status: str, rc: int, started: float) -> LaunchResult:

@@ -72,6 +72,11 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
+def _relative_cwd(top: Path) -> str:
+    here = os.getcwd()
+    return os.path.relpath(here, top).replace(os.sep, "/") if here.startswith(str(top)) else "."
+
+
 def build_record(
     state: RunState, status: str, end_time: float, packages: tuple[str, ...]
 ) -> RunRecord:
@@ -161,6 +166,8 @@ class Run:
         config: ProjectConfig | None = None,
         reuse_snapshot: bool = True,
         attach: str | None = None,
+        command: list[str] | None = None,
+        cwd: str | None = None,
     ) -> None:
         """A new run, or with ``attach`` a part of run ``attach`` that another process owns.
 
@@ -184,10 +191,8 @@ class Run:
             "auto_name": name is None,
             "experiment": experiment or "default",
             "start_time": start,
-            "command": command_line(),
-            "cwd": os.path.relpath(os.getcwd(), self.repo.worktree).replace(os.sep, "/")
-            if str(os.getcwd()).startswith(str(self.repo.worktree))
-            else ".",
+            "command": command_line() if command is None else list(command),
+            "cwd": cwd if cwd is not None else _relative_cwd(self.repo.worktree),
             "context": static_context(),
             "parent": parent,
             "message": message,
@@ -356,7 +361,8 @@ class Run:
             self._events.append(line("A", entry.to_dict()))
         return entries
 
-    def _log_bytes(self, data: bytes, artifact_file: str) -> list[FileEntry]:
+    def log_bytes(self, data: bytes, artifact_file: str) -> list[FileEntry]:
+        """Store ``data`` as artifact ``artifact_file`` (any bytes, from anywhere)."""
         tmp_dir = self.repo.xp_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as fh:
@@ -373,15 +379,15 @@ class Run:
         return entries
 
     def log_text(self, text: str, artifact_file: str) -> list[FileEntry]:
-        return self._log_bytes(text.encode("utf-8"), artifact_file)
+        return self.log_bytes(text.encode("utf-8"), artifact_file)
 
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> list[FileEntry]:
         """JSON or YAML by the file's extension, as MLflow does."""
         if artifact_file.endswith((".yaml", ".yml")):
             from xp import yamlio
 
-            return self._log_bytes(yamlio.dump(data), artifact_file)
-        return self._log_bytes(
+            return self.log_bytes(yamlio.dump(data), artifact_file)
+        return self.log_bytes(
             json.dumps(data, indent=2, sort_keys=True).encode() + b"\n", artifact_file
         )
 
