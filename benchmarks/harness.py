@@ -1,0 +1,238 @@
+"""What a workload module is made of, and the helpers workloads share.
+
+A workload module (``benchmarks/<anything>.py``) defines ``WORKLOAD = Workload(...)``: the rows
+it reports and two *side* functions, one timing xp and one timing the peer. The runner calls
+each side in a fresh Python process with a fresh, empty working directory (its cwd), takes the
+median of each figure over the repetitions, and deletes the directory. docs/benchmarks.md has
+the full contract.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# A side returns named timings in seconds (the keys its workload's Metric rows name; any other
+# keys are kept in the JSON only).
+Side = Callable[["Context"], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a side gets: its empty working directory (also its cwd) and the run's options."""
+
+    workdir: Path
+    quick: bool = False
+    no_cap: bool = False  # run the peer at full size even where that takes minutes
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the table: the figure ``key`` of both sides, shown in ``unit``."""
+
+    key: str
+    label: str
+    unit: str = "s"  # s, ms or us: how the seconds are displayed
+    target: float | None = None  # seconds; xp passes when its median is <= target
+    peer_label: str | None = None  # when the peer's figure measures something named otherwise
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str  # what --only selects, e.g. "W1"
+    title: str
+    metrics: tuple[Metric, ...]
+    xp: Side
+    peer: str | None = None  # a name in PEERS
+    peer_side: Side | None = None
+    repeat: int = 3  # processes per side in full mode (quick mode: 1)
+    peer_repeat: int = 1
+    order: int = 100  # table position
+    notes: tuple[str, ...] = ()
+    quick_notes: tuple[str, ...] = ()
+
+
+# -- peers -----------------------------------------------------------------------------------
+
+
+def script(name: str) -> str | None:
+    """A console script next to this interpreter (not a pyenv/asdf shim, which adds ~50 ms),
+    else the first one on PATH."""
+    local = Path(sysconfig.get_path("scripts")) / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which(name)
+
+
+def _module_version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _dvc_version() -> str | None:
+    exe = script("dvc")
+    if exe is None:
+        return None
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, env=child_env())
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+# peer name -> its version, or None when it is not installed
+PEERS: dict[str, Callable[[], str | None]] = {
+    "mlflow": lambda: _module_version("mlflow"),
+    "dvc": _dvc_version,
+}
+
+
+@functools.cache
+def peer_version(name: str) -> str | None:
+    return PEERS[name]()
+
+
+def xp_command() -> list[str]:
+    exe = script("xp")
+    return [exe] if exe else [sys.executable, "-m", "xp"]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of every benchmarked process: the user's, minus git variables that
+    would point git elsewhere, with the peers' telemetry off (no network calls mid-timing)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("GIT_") and k not in _GIT_IDENTITY) and not k.startswith("XP_")
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", DVC_NO_ANALYTICS="1")
+    return env
+
+
+_GIT_IDENTITY = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+
+
+# -- workspaces ------------------------------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env=child_env(), check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def write_files(root: Path, files: dict[str, bytes | str]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            path.write_text(data)
+        else:
+            path.write_bytes(data)
+
+
+def git_repo(root: Path, files: dict[str, bytes | str]) -> Path:
+    """A git repo at ``root`` holding ``files`` in one commit, with a committer identity set
+    (as a user's machine has one)."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Bench Mark")
+    git(root, "config", "user.email", "bench@example.com")
+    write_files(root, files)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--no-verify", "-m", "initial")
+    return root
+
+
+# A small ML project: what W1, W2 and W4 run in (a training script's repository).
+SMALL_PROJECT: dict[str, bytes | str] = {
+    ".gitignore": "outputs/\n__pycache__/\n",
+    "README.md": "# project\n",
+    "params.yaml": "lr: 0.01\nepochs: 10\nmodel:\n  depth: 6\n  width: 256\n",
+    "train.py": "import xp\n\n" + "".join(f"# line {i}\n" for i in range(200)),
+    **{f"src/model/layer{i}.py": f"# layer {i}\n" + "x = 1\n" * 50 for i in range(12)},
+}
+
+
+def xp_project(root: Path) -> Path:
+    """SMALL_PROJECT as a git repo with ``xp init`` run (config only; no remote to set up)."""
+    git_repo(root, SMALL_PROJECT)
+    subprocess.run(
+        [*xp_command(), "init", "--no-git-config"],
+        cwd=root,
+        env=child_env(),
+        capture_output=True,
+        check=True,
+    )
+    return root
+
+
+def random_file(path: Path, size: int, seed: int = 0) -> Path:
+    """Incompressible bytes, so no store gets a free ride from compression."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    with open(path, "wb") as fh:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            fh.write(rng.randbytes(n))
+            left -= n
+    return path
+
+
+def best_of(
+    cmd: list[str],
+    n: int,
+    cwd: Path,
+    warmup: int = 1,
+    before: Callable[[int], object] | None = None,
+) -> float:
+    """The fastest of ``n`` wall times of ``cmd`` as a subprocess, after ``warmup`` untimed
+    runs (so the files it reads are in the page cache, as they are for a user). ``before(i)``
+    runs untimed ahead of each run, e.g. to edit files."""
+    env = child_env()
+    times = []
+    for i in range(warmup + n):
+        if before is not None:
+            before(i)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, check=False)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}"
+            )
+        if i >= warmup:
+            times.append(elapsed)
+    return min(times)
+
+
+@dataclass
+class Stopwatch:
+    """Named laps: ``lap("logging")`` stores the seconds since the previous lap (or start)."""
+
+    laps: dict[str, float] = field(default_factory=dict)
+    _last: float = field(default_factory=time.perf_counter)
+
+    def lap(self, name: str) -> float:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+        return self.laps[name]

@@ -1,0 +1,66 @@
+"""The benchmark runner keeps working: a --quick run of every workload, xp side only.
+
+No timing is asserted (figures depend on the machine); only that each workload runs, reports
+every figure its table rows name, and cleans up its temporary directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUNNER = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+
+
+def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    return subprocess.run(
+        [sys.executable, str(RUNNER), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_workload(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = bench(tmp_path, "--quick", "--peers", "none", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    by_key = {w["key"]: w for w in report["workloads"]}
+    assert {"W1", "W2", "W4", "startup", "commit"} <= set(by_key)
+    for workload in by_key.values():
+        assert workload["xp"]["error"] is None, workload["xp"]["error"]
+        for row in workload["rows"]:
+            assert row["xp"] is not None, row
+            assert row["xp"] > 0, row
+            assert row["peer_value"] is None  # --peers none
+    assert "W4 per log_metric call" in proc.stdout
+    assert list((tmp_path / "tmp").iterdir()) == []  # every workdir was removed
+
+
+def test_unknown_workload_is_one_line_naming_the_choices(tmp_path: Path) -> None:
+    proc = bench(tmp_path, "--only", "W1,nope")
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("unknown workload nope; choose from W1, W2, ")
+
+
+def test_list_names_each_workload_and_its_peer(tmp_path: Path) -> None:
+    proc = bench(tmp_path, "--list")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    keys = {line.split()[0]: line for line in lines}
+    assert {"W1", "W2", "W4", "startup", "commit"} <= set(keys)
+    assert "peer: mlflow" in keys["W1"]
+    assert "peer: dvc" in keys["commit"]
