@@ -232,6 +232,8 @@ def xp_one(ctx: Context, lab: str, n: int) -> dict[str, float]:
         out[f"update_{lab}"], changed = _timed(ix.sync)
         assert changed == 1, changed
 
+    import pandas  # noqa: F401  # imported before timing, as on the MLflow side
+
     import xp
 
     out[f"search_{lab}"], frame = _timed(lambda: xp.search_runs(path=repo))
@@ -277,6 +279,7 @@ def mlflow_fixture(n: int) -> Path:
 
 def mlflow_side(ctx: Context) -> dict[str, float]:
     import mlflow
+    import pandas  # noqa: F401  # imported before timing, as on the xp side
 
     out: dict[str, float] = {}
     for lab, n in sizes(ctx):
