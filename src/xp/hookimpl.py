@@ -299,8 +299,8 @@ def post_checkout(repo: GitRepo, new_head: str, branch_checkout: bool) -> Checko
     for entry in parse_entries(data, spec):
         path, sha, size = check_entry(entry, spec)
         source = entry.get("source")
-        dest = cache.clean_name(source) if isinstance(source, str) else path
-        wanted.append((Needed(new_head[:12], path, sha, size, "artifact"), dest))
+        rel = cache.clean_name(source) if isinstance(source, str) else path
+        wanted.append((Needed(new_head[:12], path, sha, size, "artifact"), rel))
     from xp.sync import download_missing
 
     fetched = download_missing(repo, [n for n, _ in wanted])
@@ -308,15 +308,15 @@ def post_checkout(repo: GitRepo, new_head: str, branch_checkout: bool) -> Checko
     cache_dir = cache.cache_dir(repo)
     links = ("reflink", "hardlink", "copy") if conf.post_checkout == "link" else ("reflink", "copy")
     for item, rel in wanted:
-        dest = repo.worktree / rel
+        target = repo.worktree / rel
         obj = cache.object_path(cache_dir, item.sha256)
         if item.sha256 in absent or not obj.is_file():
             result.absent.append(rel)
-        elif dest.is_file() and cache.hash_file(dest)[0] == item.sha256:
+        elif target.is_file() and cache.hash_file(target)[0] == item.sha256:
             result.unchanged.append(rel)
-        elif dest.exists():
+        elif target.exists():
             result.kept.append(rel)
         else:
-            cache.materialise(obj, dest, links)
+            cache.materialise(obj, target, links)
             result.written.append(rel)
     return result
