@@ -26,7 +26,7 @@ from xp import values, yamlio
 from xp.catfile import parse_tree, read_objects
 from xp.errors import ConfigError, StorageError
 from xp.fastyaml import load_flat
-from xp.gitstore.refs import _packed_refs
+from xp.gitstore.refs import loose_refs, packed_refs
 from xp.gitstore.repo import GitRepo
 from xp.record import RunRecord
 
@@ -71,28 +71,13 @@ def run_id_of(ref: str) -> str | None:
 
 
 def _loose_refs(common_dir: Path) -> dict[str, str]:
-    refs: dict[str, str] = {}
-    base = common_dir / "refs" / "xp"
-    for dirpath, _dirs, files in os.walk(base):
-        for fname in files:
-            if fname.endswith(".lock"):
-                continue
-            path = os.path.join(dirpath, fname)
-            try:
-                with open(path, "rb") as fh:
-                    content = fh.read(100).strip()
-            except OSError:
-                continue  # deleted or packed while we looked
-            name = os.path.relpath(path, common_dir).replace(os.sep, "/")
-            if len(content) == 40 and run_id_of(name):
-                refs[name] = content.decode("ascii")
-    return refs
+    return {k: v for k, v in loose_refs(common_dir, "refs/xp/").items() if run_id_of(k)}
 
 
 def _packed_run_refs(common_dir: Path) -> dict[str, str]:
     return {
         k: v
-        for k, v in _packed_refs(common_dir).items()
+        for k, v in packed_refs(common_dir).items()
         if k.startswith("refs/xp/") and run_id_of(k)
     }
 

@@ -19,7 +19,8 @@ from xp.errors import RefExistsError, StorageError
 _LOCK_RETRY_SECONDS = 5.0
 
 
-def _packed_refs(common_dir: Path) -> dict[str, str]:
+def packed_refs(common_dir: Path) -> dict[str, str]:
+    """Every ref in ``packed-refs``: name -> hex sha."""
     try:
         data = (common_dir / "packed-refs").read_bytes()
     except FileNotFoundError:
@@ -42,9 +43,9 @@ def _in_packed(common_dir: Path, name: str) -> bool:
     return needle in data or data.endswith(needle[:-1])
 
 
-def list_refs(common_dir: Path, prefix: str) -> dict[str, str]:
-    """All refs under ``prefix`` (e.g. ``refs/xp/``): name -> hex sha; loose ones win."""
-    refs = {k: v for k, v in _packed_refs(common_dir).items() if k.startswith(prefix)}
+def loose_refs(common_dir: Path, prefix: str) -> dict[str, str]:
+    """The loose ref files under ``prefix``: name -> hex sha."""
+    refs: dict[str, str] = {}
     base = common_dir / prefix.rstrip("/")
     for dirpath, _dirs, files in os.walk(base):
         for fname in files:
@@ -62,6 +63,13 @@ def list_refs(common_dir: Path, prefix: str) -> dict[str, str]:
     return refs
 
 
+def list_refs(common_dir: Path, prefix: str) -> dict[str, str]:
+    """All refs under ``prefix`` (e.g. ``refs/xp/``): name -> hex sha; loose ones win."""
+    refs = {k: v for k, v in packed_refs(common_dir).items() if k.startswith(prefix)}
+    refs.update(loose_refs(common_dir, prefix))
+    return refs
+
+
 def read_ref(common_dir: Path, name: str) -> str | None:
     try:
         content = (common_dir / name).read_bytes().strip()
@@ -69,7 +77,7 @@ def read_ref(common_dir: Path, name: str) -> str | None:
             return content.decode("ascii")
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         pass
-    return _packed_refs(common_dir).get(name)
+    return packed_refs(common_dir).get(name)
 
 
 def _take_lock(path: Path) -> int:
@@ -174,7 +182,7 @@ def delete_refs(common_dir: Path, expected: dict[str, str]) -> None:
             path = common_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             held.append((_take_lock(path), str(path) + ".lock"))
-        packed = _packed_refs(common_dir)
+        packed = packed_refs(common_dir)
         for name, sha in expected.items():
             current = read_ref(common_dir, name)
             if current != sha:
