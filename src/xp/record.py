@@ -96,13 +96,22 @@ class RunRecord:
 
     @classmethod
     def from_files(
-        cls, read: Callable[[str], bytes | None], series_keys: list[str], source: str = "run"
+        cls,
+        read: Callable[[str], bytes | None],
+        series_keys: list[str],
+        source: str = "run",
+        load_yaml: Callable[[bytes, str], Any] = yamlio.load,
     ) -> RunRecord:
+        """Parse a record folder; ``read`` returns a file's bytes or None when it is absent.
+
+        ``load_yaml`` lets a bulk reader (the query index) plug in a faster, caching parser.
+        """
+
         def load(name: str, default: Any) -> Any:
             data = read(name)
             if data is None:
                 return default
-            value = yamlio.load(data, f"{source}:{fmt.RECORD_DIR}/{name}")
+            value = load_yaml(data, f"{source}:{fmt.RECORD_DIR}/{name}")
             return default if value is None else value
 
         meta = load(fmt.META_FILE, None)
