@@ -13,12 +13,15 @@ from benchmarks.harness import (
     Context,
     Metric,
     Workload,
+    age,
     best_of,
     child_env,
     git,
     git_repo,
     script,
+    settle,
     xp_command,
+    xp_init,
 )
 
 EDITED = 3  # tracked files changed before each commit, plus metrics.json
@@ -49,18 +52,9 @@ def edit(repo: Path, n_files: int, round_: int) -> None:
 
 def xp_side(ctx: Context) -> dict[str, float]:
     n_files, n = ctx.size(10_000, 1_000), ctx.size(5, 2)
-    repo = big_project(ctx.workdir / "project", n_files)
-    env = child_env()
-    subprocess.run(
-        [*xp_command(), "init", "--no-git-config"],
-        cwd=repo,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    git(repo, "add", ".xp")
-    git(repo, "commit", "-q", "-m", "xp init")
+    repo = xp_init(big_project(ctx.workdir / "project", n_files))
     cmd = [*xp_command(), "commit", "-m", "bench"]
+    settle()
     return {
         "commit": best_of(cmd, n, repo, before=lambda i: edit(repo, n_files, i)),
         "git_status": best_of(["git", "status", "--porcelain"], n, repo),
@@ -74,8 +68,10 @@ def dvc_side(ctx: Context) -> dict[str, float]:
     n_files, n = ctx.size(10_000, 1_000), ctx.size(5, 2)
     repo = big_project(ctx.workdir / "project", n_files)
     subprocess.run([exe, "init", "-q"], cwd=repo, env=child_env(), check=True)
-    git(repo, "add", ".dvc", ".dvcignore")
+    age(repo)
+    git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "dvc init")
+    settle()
     return {
         "commit": best_of(
             [exe, "exp", "save", "-q"], n, repo, before=lambda i: edit(repo, n_files, i)

@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ def run_side(module: str, key: str, side: str, ctx: Context, timeout: float) -> 
 class SideResult:
     name: str  # "xp" or the peer's name
     runs: list[dict[str, float]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # wall time of each side process
     median: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     skipped: str | None = None
@@ -137,8 +139,10 @@ def measure(
     result = SideResult(name=name)
     for i in range(repeat):
         print(f"  {wl.key} {name} {i + 1}/{repeat} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
         try:
             result.runs.append(run_side(module, wl.key, side, ctx, timeout))
+            result.seconds.append(round(time.perf_counter() - start, 3))
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             result.error = str(exc)
             return result
@@ -224,6 +228,7 @@ def machine() -> dict[str, Any]:
         info["xp_dirty"] = bool(git(HERE, "status", "--porcelain", "--", "src").strip())
     for name in ("mlflow", "dvc"):
         info[name] = peer_version(name)
+    info["load_before"] = [round(x, 2) for x in os.getloadavg()]
     return info
 
 
@@ -259,7 +264,8 @@ def selected(
     unknown = [w for w in wanted if w not in by_key]
     if unknown:
         raise SystemExit(f"unknown workload {', '.join(unknown)}; choose from {', '.join(found)}")
-    return [by_key[w] for w in wanted]
+    picked = {by_key[w][0] for w in wanted}
+    return [entry for entry in found.values() if entry[0] in picked]  # table order
 
 
 def peers_wanted(spec: str) -> set[str] | None:
@@ -327,9 +333,11 @@ def main(argv: list[str]) -> int:
     for note in notes:
         print(f"  * {note}")
     info = report["machine"]
+    info["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print(
         f"  machine: {info['platform']}, {info['cpus']} CPUs, Python {info['python']},"
-        f" {info['git']}, mlflow {info['mlflow'] or '-'}, dvc {info['dvc'] or '-'}"
+        f" {info['git']}, mlflow {info['mlflow'] or '-'}, dvc {info['dvc'] or '-'};"
+        f" load average {info['load_before'][0]} before, {info['load_after'][0]} after"
     )
     out = args.json or HERE / "results" / (
         dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "") + ".json"

@@ -7,7 +7,7 @@ import os
 import time
 from types import ModuleType
 
-from benchmarks.harness import Context, Metric, Workload, xp_project
+from benchmarks.harness import Context, Metric, Workload, settle, xp_project
 
 
 def many_runs(api: ModuleType, n: int) -> dict[str, float]:
@@ -30,6 +30,7 @@ def xp_side(ctx: Context) -> dict[str, float]:
     os.chdir(repo)
     import xp
 
+    settle()
     return many_runs(xp, ctx.size(1000, 50))
 
 
@@ -38,6 +39,7 @@ def mlflow_side(ctx: Context) -> dict[str, float]:
 
     mlflow.set_tracking_uri(f"sqlite:///{ctx.workdir / 'mlflow.db'}")
     mlflow.MlflowClient().search_experiments()  # creates the store before timing
+    settle()
     return many_runs(mlflow, ctx.size(1000, 50))
 
 
@@ -51,7 +53,7 @@ WORKLOAD = Workload(
     xp=xp_side,
     peer="mlflow",
     peer_side=mlflow_side,
-    repeat=1,
+    repeat=3,
     peer_repeat=1,
     order=20,
     notes=(

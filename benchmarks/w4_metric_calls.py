@@ -7,7 +7,7 @@ import os
 import time
 from types import ModuleType
 
-from benchmarks.harness import Context, Metric, Workload, xp_project
+from benchmarks.harness import Context, Metric, Workload, settle, xp_project
 
 MLFLOW_CAP = 5_000  # MLflow's sqlite store takes ~4 ms a call: 100,000 would be ~7 minutes
 
@@ -42,6 +42,7 @@ def xp_side(ctx: Context) -> dict[str, float]:
     import xp
 
     n = ctx.size(100_000, 10_000)
+    settle()
     return {**calls(xp, n), "loop_overhead_per_call": loop_overhead(n)}
 
 
@@ -53,6 +54,7 @@ def mlflow_side(ctx: Context) -> dict[str, float]:
     n = ctx.size(100_000, 10_000)
     if not ctx.no_cap:
         n = min(n, ctx.size(MLFLOW_CAP, 500))
+    settle()
     return calls(mlflow, n)
 
 
