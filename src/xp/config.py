@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +68,26 @@ def _paths(raw: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[str
     return tuple(value)
 
 
+_cache: dict[str, tuple[tuple[int, int, int], ProjectConfig]] = {}
+
+
 def load_config(repo: GitRepo) -> ProjectConfig:
+    """The project config, parsed again only when the file's stat changes."""
+    path = repo.worktree / fmt.CONFIG_PATH
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _load_config(repo)
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _cache.get(str(path))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    config = _load_config(repo)
+    _cache[str(path)] = (key, config)
+    return config
+
+
+def _load_config(repo: GitRepo) -> ProjectConfig:
     path = repo.worktree / fmt.CONFIG_PATH
     try:
         data = path.read_bytes()

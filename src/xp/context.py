@@ -36,6 +36,15 @@ def installed_packages() -> tuple[str, ...]:
     return tuple(sorted(seen.values()))
 
 
+def _platform() -> str:
+    """platform.platform()'s string without its ``uname -p`` subprocess (2-5 ms a process)."""
+    if not sys.platform.startswith("linux"):
+        return platform.platform()
+    u = os.uname()
+    libc, version = platform.libc_ver()
+    return f"{u.sysname}-{u.release}-{u.machine}" + (f"-with-{libc}{version}" if libc else "")
+
+
 @lru_cache(maxsize=1)
 def static_context() -> dict[str, Any]:
     user, host = host_user()
@@ -43,7 +52,7 @@ def static_context() -> dict[str, Any]:
         "user": user,
         "host": host,
         "python": platform.python_version(),
-        "platform": platform.platform(),
+        "platform": _platform(),
     }
 
 

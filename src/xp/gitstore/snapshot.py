@@ -150,8 +150,20 @@ def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot
                 skipped.append((rel, st.st_size))
             else:
                 specs.append(f":(top,literal){rel}")
-        if specs:
-            # Only the changed paths: git walks the work tree once (ls-files), not twice.
+        paths = [spec.removeprefix(":(top,literal)") for spec in specs]
+        if paths and not any(p.endswith("/") for p in paths):
+            # update-index takes the exact list and walks nothing; `git add` with 40 pathspecs
+            # in 40 folders walks the whole tree again looking for untracked files.
+            repo.git(
+                "update-index",
+                "--add",
+                "--remove",
+                "-z",
+                "--stdin",
+                env=env,
+                input=b"".join(os.fsencode(p) + b"\0" for p in paths),
+            )
+        elif specs:  # an embedded repository ("dir/"): only git add knows what to do
             repo.git(
                 "add",
                 "-A",
