@@ -24,7 +24,7 @@ from xp.gitstore.refs import create_ref, read_ref
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
-    from dulwich.object_store import DiskObjectStore
+    pass
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,6 @@ def identity(worktree: str) -> bytes:
             return ident
     user = getpass.getuser()
     return f"{user} <{user}@{socket.gethostname()}>".encode()
-
-
-def object_store(repo: GitRepo) -> DiskObjectStore:
-    from dulwich.object_store import DiskObjectStore
-
-    return DiskObjectStore(str(repo.objects_dir))
 
 
 def _tree_from_files(writer: ObjectWriter, files: dict[str, bytes]) -> bytes:
