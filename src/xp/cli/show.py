@@ -257,8 +257,9 @@ def _print_table(
     n_attr = len(attrs)
     changed = [_changed(selection.rows, k) for k in value_cols]
     values_idx = list(range(n_attr, len(headers)))
-    # Drop first: unchanged params/metrics from the right, then changed params, then
-    # changed metrics, then the less important fixed columns; id, name and status stay.
+    # Drop first: unchanged params/metrics from the right, then baseline, duration and
+    # created, then changed params, then changed metrics; id, name and status stay. What
+    # differs between runs is what a comparison is for.
     unchanged = [i for i, c in zip(values_idx, changed, strict=True) if not c][::-1]
     changed_params = [
         i
@@ -272,7 +273,7 @@ def _print_table(
     ][::-1]
     fixed = [attrs.index(a) for a in ("baseline", "duration", "created") if a in attrs]
     fitted = render.fit(
-        headers, rows, render.terminal_width(), unchanged + changed_params + changed_metrics + fixed
+        headers, rows, render.terminal_width(), unchanged + fixed + changed_params + changed_metrics
     )
     click.echo(render.table(fitted.headers, fitted.rows))
     if fitted.hidden:
