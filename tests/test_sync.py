@@ -1,0 +1,187 @@
+"""xp push / xp pull between two clones of one bare git remote, with a directory store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import xp
+from tests.conftest import git
+from tests.remote_fixtures import Team, one_line_error, team, xp_main, xp_subprocess
+from xp import cache
+from xp.gitstore.repo import find_repo
+from xp.sync import push, upload_missing
+
+__all__ = ["team"]
+
+
+def log_run(root: Path, files: dict[str, bytes], name: str | None = None) -> str:
+    """Log one run in ``root`` with ``files`` (name -> content) as artifacts; its id."""
+    out = root / "out"
+    out.mkdir(exist_ok=True)
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        with xp.start_run(name=name) as run:
+            for fname, data in files.items():
+                (out / fname).parent.mkdir(parents=True, exist_ok=True)
+                (out / fname).write_bytes(data)
+                xp.log_artifact(out / fname, name=fname)
+            xp.log_metric("acc", 0.5)
+    finally:
+        os.chdir(old)
+    return run.id
+
+
+def store_objects(store: Path) -> dict[str, os.stat_result]:
+    return {p.name: p.stat() for p in (store / "sha256").rglob("*") if p.is_file()}
+
+
+def test_two_clones_exchange_runs_and_20mb_artifact(team: Team) -> None:
+    big = os.urandom(20 * 1024 * 1024)
+    small = b"small artifact\n"
+    ids = [
+        log_run(team.a, {"model.bin": big, "notes/readme.txt": small}, name=f"r{i}")
+        for i in range(2)
+    ]
+    code, out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert "artifacts: 2 sent" in out  # identical content across runs is stored once
+    assert "runs: 2 pushed to 'origin'" in out
+    assert set(git(team.bare, "for-each-ref", "--format=%(refname)", "refs/xp/").split()) == {
+        f"refs/xp/runs/{i}" for i in ids
+    }
+    code, out, err = xp_main("pull", cwd=team.b)
+    assert code == 0, err
+    assert "runs: 2 new" in out
+    assert set(git(team.b, "for-each-ref", "--format=%(refname)", "refs/xp/").split()) == {
+        f"refs/xp/remotes/origin/runs/{i}" for i in ids
+    }
+    code, out, err = xp_main("get", ids[0], "-o", "restored", cwd=team.b)
+    assert code == 0, err
+    assert (team.b / "restored" / "model.bin").read_bytes() == big
+    assert (team.b / "restored" / "notes" / "readme.txt").read_bytes() == small
+    assert xp.get_run(ids[1], team.b).metrics == {"acc": 0.5}
+
+
+def test_noop_push_sends_nothing(team: Team) -> None:
+    log_run(team.a, {"m.bin": b"x" * 1000})
+    repo = find_repo(team.a)
+    first = push(repo)
+    assert (first.upload.objects, len(first.pushed)) == (1, 1)
+    again = push(repo)
+    assert (again.upload.objects, again.upload.present, again.pushed) == (0, 1, [])
+    assert again.up_to_date == 1
+
+
+def test_pull_never_deletes_or_moves_local_runs(team: Team) -> None:
+    a_run = log_run(team.a, {"a.bin": b"a"})
+    assert xp_main("push", cwd=team.a)[0] == 0
+    b_run = log_run(team.b, {"b.bin": b"b"})
+    before = git(team.b, "rev-parse", f"refs/xp/runs/{b_run}")
+    # Even an explicit prune of the tracking namespace leaves local runs alone.
+    git(team.b, "fetch", "--prune", "origin", "+refs/xp/runs/*:refs/xp/remotes/origin/runs/*")
+    code, out, err = xp_main("pull", cwd=team.b)
+    assert code == 0, err
+    assert git(team.b, "rev-parse", f"refs/xp/runs/{b_run}") == before
+    assert {r.id for r in xp.list_runs(team.b)} == {a_run, b_run}
+
+
+def test_push_selected_runs_and_fetched_copies(team: Team, tmp_path: Path) -> None:
+    r1 = log_run(team.a, {"1.bin": b"1"})
+    r2 = log_run(team.a, {"2.bin": b"2"})
+    code, out, err = xp_main("push", "origin", r1, cwd=team.a)
+    assert code == 0, err
+    assert git(team.bare, "for-each-ref", "--format=%(refname)", "refs/xp/").split() == [
+        f"refs/xp/runs/{r1}"
+    ]
+    # b re-publishes a fetched run to another remote of its own.
+    other = tmp_path / "other.git"
+    git(tmp_path, "init", "-q", "--bare", str(other))
+    git(team.b, "remote", "add", "mirror", str(other))
+    assert xp_main("pull", cwd=team.b)[0] == 0
+    code, out, err = xp_main("push", "mirror", r1, cwd=team.b)
+    assert code == 0, err
+    assert f"refs/xp/runs/{r1}" in git(other, "for-each-ref")
+    assert r2 not in git(other, "for-each-ref")
+
+
+def test_interrupted_push_resumes_without_resending(team: Team) -> None:
+    """SIGKILL a push after some objects arrived; the rerun sends only the rest."""
+    n = 120
+    files = {f"f{i:03d}.bin": os.urandom(256 * 1024) for i in range(n)}
+    log_run(team.a, files)
+    proc = xp_subprocess("push", "--jobs", "1", cwd=team.a)
+    deadline = time.monotonic() + 60
+    arrived: dict[str, os.stat_result] = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (team.store / "sha256").is_dir() and len(arrived := store_objects(team.store)) >= 5:
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    arrived = store_objects(team.store)
+    assert 5 <= len(arrived) < n, "the push finished before it could be interrupted"
+    for sha in arrived:  # nothing partial under a final name
+        assert cache.hash_file(team.store / "sha256" / sha[:2] / sha[2:4] / sha)[0] == sha
+    assert "refs/xp/" not in git(team.bare, "for-each-ref")  # refs go only after objects
+
+    code, out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert f"artifacts: {n - len(arrived)} sent" in out
+    assert f"{len(arrived)} already on 'store'" in out
+    after = store_objects(team.store)
+    assert len(after) == n
+    for sha, st in arrived.items():  # the objects that had arrived were not written again
+        assert (after[sha].st_ino, after[sha].st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+
+
+def test_push_without_store_fails_clearly_when_runs_have_artifacts(
+    repo: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "r.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    with xp.start_run():
+        xp.log_metric("m", 1)
+    code, out, err = xp_main("push", cwd=repo)  # nothing to upload: no store needed
+    assert code == 0, err
+    log_run(repo, {"m.bin": b"1"})
+    msg = one_line_error(*xp_main("push", cwd=repo)[::2])
+    assert "no artifact remote is configured" in msg
+    assert "xp remote add" in msg
+
+
+def test_artifact_missing_everywhere_names_run_and_path(team: Team) -> None:
+    run_id = log_run(team.a, {"lost.bin": b"gone soon"})
+    sha = xp.get_run(run_id, team.a).artifacts[0].sha256
+    obj = cache.object_path(team.a / ".git" / "xp" / "cache", sha)
+    obj.unlink()
+    code, _out, err = xp_main("push", cwd=team.a)
+    msg = one_line_error(code, err)
+    assert run_id in msg and "lost.bin" in msg and sha in msg
+    assert "refs/xp/" not in git(team.bare, "for-each-ref")  # no ref without its objects
+
+
+def test_upload_missing_takes_commits_as_a_hook_would(team: Team) -> None:
+    run_id = log_run(team.a, {"h.bin": b"hook"})
+    repo = find_repo(team.a)
+    commit = git(team.a, "rev-parse", f"refs/xp/runs/{run_id}").strip()
+    head = git(team.a, "rev-parse", "HEAD").strip()  # a branch commit without a record
+    result = upload_missing(repo, [commit, head])
+    assert (result.store, result.objects, result.present) == ("store", 1, 0)
+    assert upload_missing(repo, [head]).store is None  # nothing to send: no store needed
+
+
+def test_bad_git_remote_is_one_line(team: Team) -> None:
+    msg = one_line_error(*xp_main("push", "nope", cwd=team.a)[::2])
+    assert "no git remote 'nope'" in msg
+    msg = one_line_error(*xp_main("pull", "nope", cwd=team.a)[::2])
+    assert "origin" in msg
+    git(team.a, "remote", "set-url", "origin", str(team.a.parent / "missing.git"))
+    with xp.start_run():
+        pass
+    msg = one_line_error(*xp_main("push", cwd=team.a)[::2])
+    assert "git push to 'origin' failed" in msg
