@@ -83,7 +83,7 @@ def test_pull_never_deletes_or_moves_local_runs(team: Team) -> None:
     before = git(team.b, "rev-parse", f"refs/xp/runs/{b_run}")
     # Even an explicit prune of the tracking namespace leaves local runs alone.
     git(team.b, "fetch", "--prune", "origin", "+refs/xp/runs/*:refs/xp/remotes/origin/runs/*")
-    code, out, err = xp_main("pull", cwd=team.b)
+    code, _out, err = xp_main("pull", cwd=team.b)
     assert code == 0, err
     assert git(team.b, "rev-parse", f"refs/xp/runs/{b_run}") == before
     assert {r.id for r in xp.list_runs(team.b)} == {a_run, b_run}
@@ -92,7 +92,7 @@ def test_pull_never_deletes_or_moves_local_runs(team: Team) -> None:
 def test_push_selected_runs_and_fetched_copies(team: Team, tmp_path: Path) -> None:
     r1 = log_run(team.a, {"1.bin": b"1"})
     r2 = log_run(team.a, {"2.bin": b"2"})
-    code, out, err = xp_main("push", "origin", r1, cwd=team.a)
+    code, _out, err = xp_main("push", "origin", r1, cwd=team.a)
     assert code == 0, err
     assert git(team.bare, "for-each-ref", "--format=%(refname)", "refs/xp/").split() == [
         f"refs/xp/runs/{r1}"
@@ -102,7 +102,7 @@ def test_push_selected_runs_and_fetched_copies(team: Team, tmp_path: Path) -> No
     git(tmp_path, "init", "-q", "--bare", str(other))
     git(team.b, "remote", "add", "mirror", str(other))
     assert xp_main("pull", cwd=team.b)[0] == 0
-    code, out, err = xp_main("push", "mirror", r1, cwd=team.b)
+    code, _out, err = xp_main("push", "mirror", r1, cwd=team.b)
     assert code == 0, err
     assert f"refs/xp/runs/{r1}" in git(other, "for-each-ref")
     assert r2 not in git(other, "for-each-ref")
@@ -146,7 +146,7 @@ def test_push_without_store_fails_clearly_when_runs_have_artifacts(
     git(repo, "remote", "add", "origin", str(bare))
     with xp.start_run():
         xp.log_metric("m", 1)
-    code, out, err = xp_main("push", cwd=repo)  # nothing to upload: no store needed
+    code, _out, err = xp_main("push", cwd=repo)  # nothing to upload: no store needed
     assert code == 0, err
     log_run(repo, {"m.bin": b"1"})
     msg = one_line_error(*xp_main("push", cwd=repo)[::2])
@@ -161,7 +161,9 @@ def test_artifact_missing_everywhere_names_run_and_path(team: Team) -> None:
     obj.unlink()
     code, _out, err = xp_main("push", cwd=team.a)
     msg = one_line_error(code, err)
-    assert run_id in msg and "lost.bin" in msg and sha in msg
+    assert run_id in msg
+    assert "lost.bin" in msg
+    assert sha in msg
     assert "refs/xp/" not in git(team.bare, "for-each-ref")  # no ref without its objects
 
 
