@@ -40,6 +40,18 @@ def _run_ids(repo: GitRepo, specs: list[str]) -> list[str]:
     return ids
 
 
+def _remote_runs(repo: GitRepo, remote: str) -> set[str]:
+    """Run ids the git remote has (one round trip: ``git ls-remote``)."""
+    proc = repo.git("ls-remote", "--refs", remote, f"{fmt.RUNS_PREFIX}*", check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(
+            f"cannot list runs on git remote {remote!r}: {err[-1] if err else proc.returncode};"
+            " check its URL and your access"
+        )
+    return {line.rsplit("/", 1)[-1] for line in proc.stdout.decode().splitlines() if line}
+
+
 def remove_runs(repo: GitRepo, specs: list[str], git_remote: str | None = None) -> RemoveResult:
     remote = pick_git_remote(repo, git_remote) if git_remote is not None else None
     ids = _run_ids(repo, specs)
@@ -51,15 +63,15 @@ def remove_runs(repo: GitRepo, specs: list[str], git_remote: str | None = None) 
     }
     result = RemoveResult(removed=ids, refs=sorted(expected), git_remote=remote)
     if remote is not None:
-        pushed = PushResult(remote)
-        push_refs(repo, remote, [f":{fmt.run_ref(i)}" for i in ids], pushed)
-        if pushed.rejected:
-            ref, why = pushed.rejected[0]
-            if "remote ref does not exist" not in why:
+        there = _remote_runs(repo, remote)
+        result.remote_removed = [i for i in ids if i in there]
+        result.remote_absent = [i for i in ids if i not in there]
+        if result.remote_removed:
+            pushed = PushResult(remote)
+            push_refs(repo, remote, [f":{fmt.run_ref(i)}" for i in result.remote_removed], pushed)
+            if pushed.rejected:
+                ref, why = pushed.rejected[0]
                 raise GitError(f"git remote {remote!r} refused to delete {ref}: {why}")
-        gone = set(pushed.pushed)
-        result.remote_removed = [i for i in ids if i in gone]
-        result.remote_absent = [i for i in ids if i not in gone]
         prefix = tracking_prefix(remote)
         expected.update(
             {
