@@ -219,9 +219,7 @@ def set_default(repo: GitRepo, name: str) -> RemoteSpec:
 
 
 _OWN_KEYS = ("remotes", "default_remote")
-_COMMENT = (
-    "# Artifact remotes: `xp remote add/remove/default` edit this part. See docs/artifacts.md."
-)
+_COMMENT = "# Artifact stores for xp push/get, edited by `xp remote`; see docs/artifacts.md"
 
 
 def _strip_keys(text: str, keys: tuple[str, ...]) -> str:
@@ -321,7 +319,6 @@ class Store:
             config.setdefault("connect_timeout", 10)
             config.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
             options.update(client_kwargs=client, config_kwargs=config)
-            options.setdefault("retries", 2)
         options.setdefault("skip_instance_cache", True)
         with self.errors("open"):
             fs, root = url_to_fs(self.spec.url, **options)
