@@ -371,13 +371,38 @@ class Store:
                 found = pool.map(lambda s: fs.exists(self.object_path(s)), sorted(wanted))
                 return {s for s, ok in zip(sorted(wanted), found, strict=True) if not ok}
         shards = sorted({s[:2] for s in wanted})
-        present: set[str] = set()
         with self.errors("list objects"):
             fs.invalidate_cache()
-            with self._pool(len(shards)) as pool:
-                for names in pool.map(self._list_shard, shards):
-                    present.update(names)
+            present = self._list_shard(shards[0])  # also a sample: the remote's size
+            strategy = self._strategy(len(wanted), len(shards), len(present) * 256)
+            if strategy == "all":
+                present = self._list_all()
+            elif strategy == "shards":
+                with self._pool(len(shards)) as pool:
+                    for names in pool.map(self._list_shard, shards[1:]):
+                        present.update(names)
+            else:
+                rest = sorted(s for s in wanted - present if s[:2] != shards[0])
+                with self._pool(len(rest)) as pool:
+                    found = pool.map(lambda s: fs.exists(self.object_path(s)), rest)
+                    present.update(s for s, ok in zip(rest, found, strict=True) if ok)
         return wanted - present
+
+    def _strategy(self, wanted: int, shards: int, estimate: int) -> str:
+        """The cheapest way to learn which of ``wanted`` objects exist, in sequential rounds
+        of requests: one listing of everything (1,000 keys a page), a listing per shard in
+        parallel, or one request per object in parallel."""
+        jobs = self.spec.jobs
+        pages = estimate // 1000 + 1
+        costs = {
+            "all": pages,
+            "shards": -(-(shards - 1) // jobs) * (estimate // 256 // 1000 + 1),
+            "objects": -(-wanted // jobs),
+        }
+        return min(costs, key=lambda k: costs[k])
+
+    def _list_all(self) -> set[str]:
+        return {p.rsplit("/", 1)[-1] for p in self.fs.find(f"{self.root}/sha256")}
 
     def _list_shard(self, shard: str) -> set[str]:
         paths = self.fs.find(f"{self.root}/sha256/{shard}")

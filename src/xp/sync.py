@@ -201,6 +201,8 @@ def fetch_objects(
     items = manifests.needed(repo, labels)
     target = None
     first = download_missing(repo, _expand_dirs(items, cache_dir)[0], store, jobs, progress)
+    if first.store is None and any(i.kind == "artifact" for i in first.absent):
+        open_store(repo, store)  # raises: no artifact remote is configured, and how to add one
     if any(i.kind == "input-dir" for i in items) and first.store:
         target = open_store(repo, first.store)
         again = download_missing(

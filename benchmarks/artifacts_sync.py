@@ -1,0 +1,159 @@
+"""`xp push` / `xp pull --artifacts` of 1,000 runs, each with one small artifact (1 KB), to a
+folder artifact remote and to an S3 server (moto's server mode on 127.0.0.1, when moto and
+s3fs are installed), plus a no-op push (nothing missing: no per-object round trip). Git refs
+go to a local bare repository. Each figure is one `xp` subprocess, as a user runs it.
+
+Runs with the benchmark runner (`python benchmarks/run.py --only sync`) or alone:
+`python benchmarks/artifacts_sync.py [--quick]`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+if __package__ in (None, ""):  # standalone: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import Context, Metric, Workload, child_env, git, settle, xp_command
+from benchmarks.harness import xp_project as make_project
+
+
+def xp(cwd: Path, *args: str, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [*xp_command(), *args], cwd=cwd, env=env or child_env(), capture_output=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"xp {' '.join(args)} failed: {proc.stderr.decode()[-400:]}")
+    return elapsed
+
+
+@contextmanager
+def s3_server() -> Iterator[str | None]:
+    """An S3 endpoint on 127.0.0.1, or None when moto / s3fs are not installed."""
+    try:
+        import moto.server  # noqa: F401
+        import s3fs  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        yield None
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def many_runs(repo: Path, n: int) -> None:
+    os.chdir(repo)
+    import xp as api
+
+    for i in range(n):
+        with api.start_run():
+            api.log_metric("loss", 1 / (i + 1))
+            api.log_text(f"result {i}\n" + "x" * 1000, "result.txt")
+
+
+def xp_side(ctx: Context) -> dict[str, float]:
+    n = ctx.size(1000, 50)
+    repo = make_project(ctx.workdir / "a")
+    for name in ("origin", "origin2"):
+        git(ctx.workdir, "init", "-q", "--bare", str(ctx.workdir / f"{name}.git"))
+        git(repo, "remote", "add", name, str(ctx.workdir / f"{name}.git"))
+    xp(repo, "remote", "add", "dir", str(ctx.workdir / "store"), "--default")
+    git(repo, "add", ".xp/config.yaml")
+    git(repo, "commit", "-q", "-m", "artifact remote")
+    git(repo, "push", "-q", "origin", "main")
+    many_runs(repo, n)
+    settle()
+    out = {"push_dir": xp(repo, "push"), "noop_dir": xp(repo, "push")}
+    clone = ctx.workdir / "b"
+    git(ctx.workdir, "clone", "-q", "-b", "main", str(ctx.workdir / "origin.git"), str(clone))
+    out["pull_dir"] = xp(clone, "pull", "--artifacts")
+    with s3_server() as endpoint:
+        if endpoint is None:
+            return out
+        env = {
+            **child_env(),
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        import s3fs
+
+        fs = s3fs.S3FileSystem(
+            key="bench", secret="bench", client_kwargs={"endpoint_url": endpoint}
+        )
+        fs.mkdir("bench")
+        xp(repo, "remote", "add", "s3", "s3://bench/xp", "--endpoint-url", endpoint)
+        git(repo, "commit", "-q", "-am", "s3 remote")
+        git(repo, "push", "-q", "origin2", "main")
+        out["push_s3"] = xp(repo, "push", "origin2", "--store", "s3", env=env)
+        out["noop_s3"] = xp(repo, "push", "origin2", "--store", "s3", env=env)
+        fresh = ctx.workdir / "c"
+        git(ctx.workdir, "clone", "-q", "-b", "main", str(ctx.workdir / "origin2.git"), str(fresh))
+        out["pull_s3"] = xp(fresh, "pull", "--artifacts", "--store", "s3", env=env)
+    return out
+
+
+WORKLOAD = Workload(
+    key="sync",
+    title="xp push / pull --artifacts of 1,000 runs with a 1 KB artifact each (subprocess)",
+    metrics=(
+        Metric("push_dir", "xp push: refs + 1,000 objects to a folder remote", "s", 2.5),
+        Metric("noop_dir", "xp push again: nothing to send (folder remote)", "s", 1.0),
+        Metric("pull_dir", "xp pull --artifacts from the folder remote", "s"),
+        Metric("push_s3", "xp push: refs + 1,000 objects to S3 (moto server)", "s"),
+        Metric("noop_s3", "xp push again: nothing to send (S3)", "s", 1.0),
+        Metric("pull_s3", "xp pull --artifacts from S3", "s"),
+    ),
+    xp=xp_side,
+    repeat=1,
+    order=80,
+    notes=(
+        "git remotes are local bare repositories; the S3 server is moto on 127.0.0.1 (a"
+        " Python server: slower per request than a real S3 endpoint, with no network latency)",
+    ),
+    quick_notes=("quick: 50 runs",),
+)
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        here = os.getcwd()
+        try:
+            figures = xp_side(Context(Path(tmp), quick=args.quick))
+        finally:
+            os.chdir(here)
+    for key, seconds in figures.items():
+        print(f"{key:10} {seconds:8.3f} s")
