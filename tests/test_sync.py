@@ -187,3 +187,18 @@ def test_bad_git_remote_is_one_line(team: Team) -> None:
         pass
     msg = one_line_error(*xp_main("push", cwd=team.a)[::2])
     assert "git push to 'origin' failed" in msg
+
+
+def test_progress_bar_shows_bytes_rate_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
+    from xp.cli.progress import progress_bar
+
+    with progress_bar("uploading", enabled=True) as bar:
+        assert bar is not None
+        bar(0, 2_000_000)
+        bar(2_000_000, 2_000_000)
+    err = capsys.readouterr().err
+    assert "uploading" in err
+    assert "2.0 MB/2.0 MB" in err
+    assert "ETA 0:00" in err
+    with progress_bar("quiet") as bar:  # not a terminal: no bar at all
+        assert bar is None
