@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 import xp
 from tests.conftest import git
 from tests.remote_fixtures import Team, one_line_error, team, xp_main, xp_subprocess
