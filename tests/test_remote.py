@@ -235,3 +235,29 @@ def test_s3_permission_denied_is_one_line(
     msg = one_line_error(*xp_main("push", cwd=repo)[::2])
     assert "artifact remote 's3'" in msg
     assert "AWS_ACCESS_KEY_ID" in msg
+
+
+def test_s3_noop_push_trusts_what_earlier_pushes_saw(team: Team, s3: S3Server) -> None:
+    use_s3(team, s3)
+    log_run(team.a, {"k.bin": b"known"})
+    assert "1 sent" in xp_main("push", cwd=team.a)[1]
+    fs = s3.fs()
+    fs.rm(f"{s3.bucket}/xp", recursive=True)  # type: ignore[attr-defined]
+    # Objects are immutable and xp never deletes them remotely: no request is needed.
+    assert "0 sent (0 B), 1 already on 's3'" in xp_main("push", cwd=team.a)[1]
+    for known in (team.a / ".git" / "xp" / "remotes").glob("*.known"):
+        known.unlink()  # forget: the store is asked again
+    assert "1 sent" in xp_main("push", cwd=team.a)[1]
+
+
+def test_s3_without_credentials_is_one_line(
+    team: Team, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_s3(team, s3)
+    log_run(team.a, {"c.bin": b"creds"})
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    msg = one_line_error(*xp_main("push", cwd=team.a)[::2])
+    assert "artifact remote 's3'" in msg
+    assert "no credentials found" in msg

@@ -275,8 +275,9 @@ def _describe(exc: BaseException) -> str:
 class Store:
     """An opened remote: its fsspec filesystem and the root path objects live below."""
 
-    def __init__(self, spec: RemoteSpec, worktree: Path) -> None:
+    def __init__(self, spec: RemoteSpec, worktree: Path, state_dir: Path | None = None) -> None:
         self.spec = spec
+        self.state_dir = state_dir
         url = spec.url
         if "://" not in url or url.startswith(("file://", "local://")):
             local = url.split("://", 1)[1] if "://" in url else url
@@ -347,6 +348,11 @@ class Store:
                 " check the URL and that the bucket or folder exists"
             ) from None
         except Exception as exc:
+            if "NoCredentials" in type(exc).__name__:
+                raise RemoteError(
+                    f"{where}: no credentials found; set AWS_ACCESS_KEY_ID and"
+                    " AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or the remote's profile)"
+                ) from None
             hint = "check the URL"
             if self.protocol.startswith("s3"):
                 hint += ", endpoint_url, network and AWS credentials"
@@ -358,6 +364,43 @@ class Store:
         return f"{self.root}/sha256/{sha[:2]}/{sha[2:4]}/{sha}"
 
     # -- existence -----------------------------------------------------------------------
+    # -- what the remote is known to hold ------------------------------------------------
+    # Objects are immutable and xp never deletes them from a remote, so "this object was
+    # there" stays true: remembering it lets a push with nothing new skip the store entirely.
+    def _known_path(self) -> Path | None:
+        if self.state_dir is None or self.local_root is not None:
+            return None
+        key = f"{self.spec.url}\n{self.spec.endpoint_url or ''}".encode()
+        return self.state_dir / f"{hashlib.sha256(key).hexdigest()[:16]}.known"
+
+    def known(self) -> set[str]:
+        path = self._known_path()
+        try:
+            data = path.read_bytes() if path else b""
+        except OSError:
+            return set()
+        return {
+            line for line in data.decode("ascii", "replace").split("\n") if cache.is_sha256(line)
+        }
+
+    def remember(self, shas: Iterable[str]) -> None:
+        path = self._known_path()
+        lines = "".join(f"{s}\n" for s in shas)
+        if path is None or not lines:
+            return
+        with contextlib.suppress(OSError):  # only an optimisation: never fail a transfer on it
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as fh:
+                fh.write(lines)
+
+    def missing_for_upload(self, shas: Iterable[str]) -> set[str]:
+        """Like ``missing``, trusting what earlier pushes saw on the remote."""
+        wanted = set(shas)
+        unknown = wanted - self.known()
+        missing = self.missing(unknown)
+        self.remember(sorted(unknown - missing))
+        return missing
+
     def missing(self, shas: Iterable[str]) -> set[str]:
         """The objects among ``shas`` the remote lacks, without one request per object."""
         wanted = set(shas)
@@ -487,7 +530,7 @@ def _check(got: str, sha: str, src: Path) -> None:
 
 
 def open_store(repo: GitRepo, name: str | None = None) -> Store:
-    return Store(get_remote(repo, name), repo.worktree)
+    return Store(get_remote(repo, name), repo.worktree, repo.xp_dir / "remotes")
 
 
 # -- parallel transfers --------------------------------------------------------------------
@@ -530,7 +573,13 @@ def transfer(
         progress(0, total)
     # Small objects first: an interrupted transfer keeps as many finished objects as it can.
     ordered = sorted(items, key=lambda i: (i[1], i[0]))
-    with ThreadPoolExecutor(max(1, min(jobs, len(items) or 1)), "xp-transfer") as pool:
+    pool = ThreadPoolExecutor(max(1, min(jobs, len(items) or 1)), "xp-transfer")
+    try:
         for future in [pool.submit(one, item) for item in ordered]:
             future.result()
+    except BaseException:  # an error or Ctrl-C: finish the objects in flight, start no more
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     return result

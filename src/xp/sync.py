@@ -126,7 +126,7 @@ def upload_missing(
     target = open_store(repo, store)
     result.store = target.spec.name
     wanted = _unique(items)
-    missing = target.missing(wanted)
+    missing = target.missing_for_upload(wanted)
     result.present = len(wanted) - len(missing)
     send: list[tuple[str, int]] = []
     for sha in sorted(missing):
@@ -138,12 +138,13 @@ def upload_missing(
             raise RemoteError(lost_message(item, target.spec.name))
         else:
             result.not_cached.append(item)
-    done = transfer(
-        send,
-        lambda sha, _size: target.upload(cache.object_path(cache_dir, sha), sha),
-        jobs or target.spec.jobs,
-        progress,
-    )
+
+    def upload(sha: str, _size: int) -> int:
+        size = target.upload(cache.object_path(cache_dir, sha), sha)
+        target.remember([sha])
+        return size
+
+    done = transfer(send, upload, jobs or target.spec.jobs, progress)
     result.objects, result.bytes = done.objects, done.bytes
     return result
 
