@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "checkout": ("xp.cli.checkout", "checkout", "Bring a run's code, params and artifacts back."),
     "branch": ("xp.cli.branch", "branch", "Make a git branch at a run's commit."),
     "reproduce": ("xp.cli.reproduce", "reproduce", "Re-run a run; --check compares metrics."),
+    "hooks": ("xp.cli.hooks", "hooks", "Install, remove or inspect xp's git hooks."),
+    "hook": ("xp.cli.hooks", "hook", "Run one git hook as git would (the shims call it)."),
     "show": ("xp.cli.show", "show", "List runs: params, metrics, status; filter and sort."),
     "diff": ("xp.cli.diff", "diff", "Compare two runs, or a run and the workspace."),
     "push": ("xp.cli.push", "push", "Send runs and their artifacts to a remote."),
