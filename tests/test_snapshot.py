@@ -139,8 +139,9 @@ def test_stale_index_stat_data_is_refreshed_in_xps_copy_only(repo: Path) -> None
     assert len(caches) == 1
     assert snapshot(find_repo(), 10_000_000).tree == first.tree == _git_tree_of_workspace(repo)
     assert (repo / ".git" / "index").read_bytes() == index_before  # the user's index untouched
-    git(repo, "add", "params.yaml")  # the user's index changes: a new cache replaces the old
     (repo / "params.yaml").write_text("lr: 0.2\n")
+    git(repo, "add", "params.yaml")  # the user's index changes: a new cache replaces the old
+    (repo / "params.yaml").write_text("lr: 0.3\n")
     assert snapshot(find_repo(), 10_000_000).tree == _git_tree_of_workspace(repo)
     assert list((repo / ".git" / "xp").glob("snapshot-index.*")) != caches
     assert len(list((repo / ".git" / "xp").glob("snapshot-index.*"))) == 1

@@ -11,13 +11,22 @@ from xp.cli import COMMANDS, cli
 
 
 def _help(args: list[str]) -> str:
-    ctx = click.Context(cli, info_name="xp", terminal_width=100, max_content_width=100)
+    # help_option_names as the real CLI has them; click caches the help option per command.
+    names = ["-h", "--help"]
+    ctx = click.Context(
+        cli, info_name="xp", terminal_width=100, max_content_width=100, help_option_names=names
+    )
     command: click.Command = cli
     for name in args:
         sub = cli.get_command(ctx, name)
         assert sub is not None
         ctx = click.Context(
-            sub, info_name=name, parent=ctx, terminal_width=100, max_content_width=100
+            sub,
+            info_name=name,
+            parent=ctx,
+            terminal_width=100,
+            max_content_width=100,
+            help_option_names=names,
         )
         command = sub
     return command.get_help(ctx)
