@@ -84,6 +84,11 @@ def test_next_xp_command_recovers(repo: Path) -> None:
 
 def test_live_run_is_not_recovered(repo: Path) -> None:
     proc, run_id = _start(repo)
+    journal = repo / ".git" / "xp" / "journal" / f"{run_id}.journal"
+    deadline = time.monotonic() + 5
+    while not journal.exists():  # the first flush makes it, within 0.5 s
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     try:
         result = CliRunner().invoke(cli, ["recover"])
         assert "no dead runs" in result.stdout

@@ -228,11 +228,22 @@ class Run:
         self._io_lock = threading.Lock()
         self.status = "running"
         self.commit: str | None = None
-        self.journal = Journal(journal_path, line("H", header).encode())
+        # The journal file is made by the first flush (<= 0.5 s in) or when a child process
+        # needs it: a run shorter than that never touches the disk before its commit.
+        self.journal: Journal | None = None
+        self._journal_path = journal_path
+        self._closed = False
         flusher.register(self)
+
+    def _journal(self) -> Journal:
+        if self.journal is None:
+            self.journal = Journal(self._journal_path, line("H", self.state.header).encode())
+        return self.journal
 
     def child_env(self) -> dict[str, str]:
         """Environment for a child process whose ``xp.start_run()`` should log into this run."""
+        with self._io_lock:
+            self._journal()  # a crash of this process must leave something to merge into
         return {"XP_RUN_ID": self.id, "XP_JOURNAL_DIR": str(self.journal_dir)}
 
     @property
@@ -410,7 +421,7 @@ class Run:
     def flush(self) -> None:
         """Append what is new since the last flush to the journal (called every 0.5 s)."""
         with self._io_lock:
-            if self.journal.fd < 0:
+            if self._closed:
                 return
             points = self.state.points
             n = len(points)
@@ -420,9 +431,15 @@ class Run:
             ]
             m = len(self._events)
             parts.extend(self._events[self._flushed_events : m])
-            if parts:
-                self.journal.write("".join(parts).encode("utf-8"))
+            if parts or self.journal is None:
+                self._journal().write("".join(parts).encode("utf-8"))
             self._flushed_points, self._flushed_events = n, m
+
+    def _close_journal(self, remove: bool) -> None:
+        with self._io_lock:
+            self._closed = True
+            if self.journal is not None:
+                self.journal.close(remove=remove)
 
     def warn(self, message: str) -> None:
         """A warning stored in the record's meta.yaml."""
@@ -433,8 +450,7 @@ class Run:
         if self.status == "running":
             self.status = "aborted"
             flusher.unregister(self)
-            with self._io_lock:
-                self.journal.close(remove=True)
+            self._close_journal(remove=True)
 
     def finish(self, status: str = "finished") -> str:
         """Commit the run; on failure the journal stays so ``xp recover`` can finish the job."""
@@ -450,11 +466,13 @@ class Run:
         flusher.unregister(self)
         end = time.time()
         self._events.append(line("E", {"status": status, "end_time": end}))
-        self.flush()
         if self.attached:  # the owner of the run commits it, with this part merged in
-            self.journal.close(remove=False)
+            self.flush()
+            self._close_journal(remove=False)
             self.commit = ""
             return self.commit
+        if self.journal is not None:
+            self.flush()  # a crash while committing then loses nothing
         parts = merge_parts(self.state, self.journal_dir)
         record = build_record(self.state, status, end, installed_packages())
         try:
@@ -462,9 +480,12 @@ class Run:
                 self.repo, record, self.tree, self.baseline, self.start_time, end
             )
         except XPError:
-            self.journal.close(remove=False)
+            try:
+                self.flush()  # everything, with the E line: `xp recover` commits it later
+            finally:
+                self._close_journal(remove=False)
             raise
-        self.journal.close(remove=True)
+        self._close_journal(remove=True)
         for part in parts:
             part.unlink(missing_ok=True)
         return self.commit

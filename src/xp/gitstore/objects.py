@@ -6,7 +6,6 @@ costs a Repo open and re-writes packed objects, and a run commit must stay in mi
 
 from __future__ import annotations
 
-import errno
 import os
 import tempfile
 from pathlib import Path
@@ -15,13 +14,15 @@ from dulwich.objects import ShaFile
 
 from xp.errors import StorageError
 
+_made_dirs: dict[str, set[str]] = {}  # objects/xx folders known to exist, per repository
+
 
 class ObjectWriter:
     """Adds objects to ``<common_dir>/objects``; an object that exists is never rewritten."""
 
     def __init__(self, objects_dir: Path) -> None:
         self.objects_dir = objects_dir
-        self._made_dirs: set[str] = set()
+        self._made_dirs = _made_dirs.setdefault(str(objects_dir), set())
 
     def add(self, obj: ShaFile) -> bytes:
         sha = obj.id
@@ -35,21 +36,20 @@ class ObjectWriter:
             if hexsha[:2] not in self._made_dirs:
                 subdir.mkdir(exist_ok=True)
                 self._made_dirs.add(hexsha[:2])
-            fd, tmp = tempfile.mkstemp(prefix="tmp_obj_", dir=subdir)
             try:
+                fd, tmp = tempfile.mkstemp(prefix="tmp_obj_", dir=subdir)
+            except FileNotFoundError:  # `git prune` removes empty objects/xx folders
+                subdir.mkdir(exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix="tmp_obj_", dir=subdir)
+            try:
+                os.fchmod(fd, 0o444)
                 with os.fdopen(fd, "wb") as fh:
                     for chunk in chunks:
                         fh.write(chunk)
-                os.chmod(tmp, 0o444)
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    pass  # another writer got there first: same bytes by definition
-                except OSError as exc:
-                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
-                        raise
-                    os.replace(tmp, path)  # filesystems without hard links
-                    tmp = ""
+                # rename, not git's link-then-unlink: one metadata operation fewer per object,
+                # and replacing an existing object is harmless (same name, same bytes).
+                os.replace(tmp, path)
+                tmp = ""
             finally:
                 if tmp:
                     os.unlink(tmp)
