@@ -29,21 +29,9 @@ class Needed:
 
 def cat_files(repo: GitRepo, specs: list[str]) -> dict[str, bytes]:
     """``rev:path`` -> blob bytes for each spec that exists (missing ones are left out)."""
-    if not specs:
-        return {}
-    proc = repo.git("cat-file", "--batch", input="".join(f"{s}\n" for s in specs).encode())
-    out: dict[str, bytes] = {}
-    data, pos = proc.stdout, 0
-    for spec in specs:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].split()
-        pos = end + 1
-        if len(header) != 3:  # "<spec> missing" / "ambiguous"
-            continue
-        size = int(header[2])
-        out[spec] = data[pos : pos + size]
-        pos += size + 1
-    return out
+    from xp.catfile import read_objects
+
+    return {spec: data for spec, data in read_objects(repo, specs) if data is not None}
 
 
 def parse_entries(data: bytes, source: str) -> list[dict[str, object]]:
