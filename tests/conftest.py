@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +24,23 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Committer")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "committer@example.com")
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
+
+
+def invoke(*args: str) -> Result:
+    """``xp ARGS`` through click's runner, in the current directory."""
+    from xp.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def user_error(result: Result) -> str:
+    """A user error: exit 1, one line on stderr, no traceback."""
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert lines[0].startswith("xp: error: ")
+    return lines[0]
 
 
 def git(cwd: Path, *args: str) -> str:

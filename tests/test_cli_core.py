@@ -9,25 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 import xp
-from tests.conftest import git
-from xp.cli import cli, main
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def user_error(result: Result) -> str:
-    """A user error: exit 1, one line on stderr, no traceback."""
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert lines[0].startswith("xp: error: ")
-    return lines[0]
+from tests.conftest import git, invoke, user_error
+from xp.cli import main
 
 
 def test_commit_records_workspace_files(repo: Path) -> None:

@@ -10,28 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
 import xp
-from tests.conftest import fsck, git
-from xp.cli import cli
+from tests.conftest import fsck, git, invoke, user_error
 from xp.config import load_config
 from xp.demo import DEMO_SUBJECT, RUNS, make_demo
 from xp.gitstore.repo import find_repo
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def user_error(result: Result) -> str:
-    """A user error: exit 1, one line on stderr, no traceback."""
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert lines[0].startswith("xp: error: ")
-    return lines[0]
 
 
 def fake_earlier_demo(path: Path) -> None:

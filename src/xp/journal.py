@@ -130,6 +130,20 @@ def replay(data: bytes) -> RunState:
     return state
 
 
+def _lock_if_unowned(path: Path, how: int) -> int | None:
+    """An fd holding ``how`` (LOCK_EX/LOCK_SH) on ``path``, or None while its writer lives."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)  # alive: its writer holds the lock
+        return None
+    return fd
+
+
 def dead_journals(journal_dir: Path) -> Iterator[tuple[Path, int]]:
     """Journals whose writer is gone, each yielded with an fd holding its lock."""
     try:
@@ -140,14 +154,8 @@ def dead_journals(journal_dir: Path) -> Iterator[tuple[Path, int]]:
         if not name.endswith(SUFFIX):
             continue
         path = journal_dir / name
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)  # alive: its writer holds the lock
+        fd = _lock_if_unowned(path, fcntl.LOCK_EX)
+        if fd is None:
             continue
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
@@ -175,12 +183,10 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
         if not name.endswith(PART):
             continue
         path = journal_dir / name
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+        fd = _lock_if_unowned(path, fcntl.LOCK_SH)
+        if fd is None:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             with open(fd, "rb", closefd=False) as fh:
                 part = replay(fh.read())
         except (OSError, ValueError):

@@ -10,6 +10,8 @@ import json
 import math
 from typing import Any
 
+from xp.record import format_number
+
 # Inside index JSON: NaN is null (SQLite's JSON has no NaN) and +-inf is +-1e999, which
 # SQLite and Python both read back as infinity. The marker cannot occur in real text.
 _INF = "\0xp-inf\0"
@@ -25,11 +27,7 @@ def text(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
+        return format_number(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(text(v) for v in value) + "]"
     return str(value)
