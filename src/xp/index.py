@@ -277,7 +277,7 @@ class Index:
 
     def _remove_files(self) -> None:
         for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # absent, or not ours to remove: memory then
                 os.unlink(f"{self.path}{suffix}")
 
     def close(self) -> None:
