@@ -91,3 +91,20 @@ def test_hostile_record_through_a_real_fetch(repo: Path, tmp_path: Path) -> None
     )
     assert "Traceback" not in proc.stderr
     assert not (repo / "PWNED").exists()
+
+
+def test_post_checkout_does_not_follow_symlinks_out(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (repo / "outputs").symlink_to(outside)
+    meta = "format: 1\nid: 1nhostile00000c\nname: link\nstatus: finished\n"
+    artifacts = (
+        "- path: model.bin\n  sha256: " + "b" * 64 + "\n  size: 1\n  source: outputs/model.bin\n"
+    )
+    commit = _forge(
+        repo, "1nhostile00000c", {".xp/run/meta.yaml": meta, ".xp/run/artifacts.yaml": artifacts}
+    )
+    result = CliRunner().invoke(cli, ["hook", "post-checkout", "HEAD", commit, "1"])
+    assert result.exit_code == 1
+    assert "leads outside the work tree" in result.stderr
+    assert not list(outside.iterdir())

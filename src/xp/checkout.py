@@ -49,7 +49,9 @@ def _changed_paths(repo: GitRepo) -> list[str]:
     return [os.fsdecode(p[3:]) for p in out.split(b"\0") if len(p) > 3]
 
 
-def _dest(repo: GitRepo, source: str) -> Path:
+def work_tree_destination(repo: GitRepo, source: str) -> Path:
+    """Where an artifact logged from ``source`` goes back: refused if it leads outside,
+    through '..' or a symlinked folder."""
     rel = cache.clean_name(source)
     dest = repo.worktree / rel
     if not Path(os.path.realpath(dest)).is_relative_to(repo.worktree.resolve()):
@@ -77,7 +79,7 @@ def checkout(
     record = view.record
     cache_dir = cache.cache_dir(repo)
     wanted = [a for a in record.artifacts if a.source] if artifacts else []
-    dests = [(a, _dest(repo, a.source or a.path)) for a in wanted]
+    dests = [(a, work_tree_destination(repo, a.source or a.path)) for a in wanted]
     changed = [p for p in _changed_paths(repo) if not p.startswith(fmt.RECORD_DIR + "/")]
     if changed and _untouched_since_checkout(repo):
         changed = []  # exactly what the last checkout wrote: that run has it all

@@ -289,6 +289,7 @@ def post_checkout(repo: GitRepo, new_head: str, branch_checkout: bool) -> Checko
     if not branch_checkout or conf.post_checkout == "off":
         return result
     from xp import cache
+    from xp.checkout import work_tree_destination
     from xp.manifests import Needed, cat_files, check_entry, parse_entries
 
     spec = f"{new_head}:{fmt.RECORD_DIR}/{fmt.ARTIFACTS_FILE}"
@@ -299,7 +300,8 @@ def post_checkout(repo: GitRepo, new_head: str, branch_checkout: bool) -> Checko
     for entry in parse_entries(data, spec):
         path, sha, size = check_entry(entry, spec)
         source = entry.get("source")
-        rel = cache.clean_name(source) if isinstance(source, str) else path
+        where = work_tree_destination(repo, source if isinstance(source, str) else path)
+        rel = where.relative_to(repo.worktree).as_posix()
         wanted.append((Needed(new_head[:12], path, sha, size, "artifact"), rel))
     from xp.sync import download_missing
 
