@@ -366,12 +366,27 @@ def launch(
     rel = os.path.relpath(here, repo.worktree.resolve()).replace(os.sep, "/")
     started = time.time()
     run = start(repo, command, rel if not rel.startswith("..") else ".", name, experiment, message)
+    return run_to_end(run, command, here, repo.worktree, started, changes, sink, None, interactive)
+
+
+def run_to_end(
+    run: Run,
+    command: list[str],
+    cwd: Path,
+    root: Path,
+    started: float,
+    changes: list[ov.Change],
+    sink: Sink | None = None,
+    interrupts: Interrupts | None = None,
+    interactive: bool = False,
+) -> LaunchResult:
+    """Execute ``command`` in ``run`` and commit it; an interruption still records it (killed)."""
     try:
-        status, rc = execute(run, command, here, sink, interactive=interactive)
+        status, rc = execute(run, command, cwd, sink, interrupts, interactive=interactive)
     except BaseException:
         if run.status == "running":
             run.finish("killed")
         raise
-    result = complete(run, repo.worktree, status, rc, started)
+    result = complete(run, root, status, rc, started)
     result.changes = changes
     return result

@@ -27,7 +27,7 @@ from xp import format as fmt
 from xp import overrides as ov
 from xp.errors import InvalidValueError, XPError
 from xp.gitstore.repo import GitRepo
-from xp.launch import Interrupts, LaunchResult, check_command, complete, execute, start
+from xp.launch import Interrupts, LaunchResult, check_command, run_to_end, start
 from xp.run import short_number
 
 SWEEP_TAG = "xp.sweep"
@@ -200,17 +200,8 @@ def _run_point(
         run_name = f"{name}-{point.index + 1}" if name and total > 1 else name
         tags = {SWEEP_TAG: sweep_id, POINT_TAG: f"{point.index + 1}/{total}"}
         run = start(wt, command, rel, run_name, experiment, message, tags)
-        try:
-            status, rc = execute(
-                run, command, here if here.is_dir() else wt.worktree, None, interrupts
-            )
-        except BaseException:
-            if run.status == "running":
-                run.finish("killed")
-            raise
-        result = complete(run, wt.worktree, status, rc, started)
-        result.changes = changes
-        return result
+        cwd = here if here.is_dir() else wt.worktree
+        return run_to_end(run, command, cwd, wt.worktree, started, changes, None, interrupts)
 
 
 def table(result: SweepResult) -> str:
