@@ -27,7 +27,7 @@ from pathlib import Path
 from xp import cache
 from xp.errors import XPError
 from xp.gitstore.repo import GitRepo
-from xp.launch import LaunchResult, Sink, complete, execute, start
+from xp.launch import LaunchResult, Sink, run_to_end, start
 from xp.record import FileEntry, RunRecord
 
 DEFAULT_RTOL = 1e-5
@@ -178,12 +178,6 @@ def reproduce(
             None,
             {TAG: record.id},
         )
-        try:
-            status, rc = execute(run, command, here, sink)
-        except BaseException:
-            if run.status == "running":
-                run.finish("killed")
-            raise
-        result = complete(run, wt.worktree, status, rc, started)
+        result = run_to_end(run, command, here, wt.worktree, started, [], sink)
     comparisons = compare(dict(record.metrics), result.metrics, rtol, atol, ignore)
     return ReproduceResult(record.id, result, comparisons, warnings + result.warnings)
