@@ -49,7 +49,7 @@ def xp_side(ctx: Context) -> dict[str, float]:
     repo = xp_project(ctx.workdir / "project")
     os.chdir(repo)
     import xp
-    from xp import cache
+    from xp.artifacts import cache
 
     out: dict[str, float] = {}
     for key, (full, quick) in SIZES.items():

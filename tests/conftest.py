@@ -85,8 +85,8 @@ def empty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 @pytest.fixture(autouse=True)
 def _no_leftover_runs() -> Iterator[None]:
     """Each test starts and ends with no active fluent run."""
-    import xp.fluent
+    import xp.tracking.fluent
 
-    xp.fluent._stack.clear()
+    xp.tracking.fluent._stack.clear()
     yield
-    xp.fluent._stack.clear()
+    xp.tracking.fluent._stack.clear()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import xp
 from xp.gitstore.repo import find_repo
-from xp.run import Run, recover
+from xp.tracking.run import Run, recover
 
 CHILD = """
 import xp
@@ -49,7 +49,7 @@ def test_parts_are_merged_when_the_parent_crashed(repo: Path) -> None:
     _child(repo, run)
     run.flush()
     run.journal.close(remove=False)  # the parent dies without committing
-    from xp.journal import flusher
+    from xp.record.journal import flusher
 
     flusher.unregister(run)
     assert recover(find_repo()) == [(run.id, "crashed")]

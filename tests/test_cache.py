@@ -14,7 +14,7 @@ import pytest
 
 import xp
 from tests.conftest import git
-from xp import cache
+from xp.artifacts import cache
 from xp.errors import ConfigError, InvalidValueError, StorageError
 from xp.gitstore.repo import find_repo
 

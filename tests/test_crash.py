@@ -144,10 +144,10 @@ def test_torn_journal_line_is_ignored(repo: Path) -> None:
     run.journal.write(b"M\tb\t2.0\t0\t17")  # a crash mid-write: no newline
     journal = run.journal.path
     run.journal.close(remove=False)  # the process "dies": lock released, journal left
-    xp.fluent._stack.clear()
+    xp.tracking.fluent._stack.clear()
     assert journal.exists()
     from xp.gitstore.repo import find_repo
-    from xp.run import recover
+    from xp.tracking.run import recover
 
     assert recover(find_repo()) == [(run.id, "crashed")]
     got = xp.get_run(run.id)
@@ -156,7 +156,7 @@ def test_torn_journal_line_is_ignored(repo: Path) -> None:
 
 def test_corrupt_journal_is_set_aside(repo: Path) -> None:
     from xp.gitstore.repo import find_repo
-    from xp.run import recover
+    from xp.tracking.run import recover
 
     jdir = repo / ".git" / "xp" / "journal"
     jdir.mkdir(parents=True)

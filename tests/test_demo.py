@@ -14,7 +14,7 @@ import yaml
 import xp
 from tests.conftest import fsck, git, invoke, user_error
 from xp.config import load_config
-from xp.demo import DEMO_SUBJECT, RUNS, make_demo
+from xp.demo.project import DEMO_SUBJECT, RUNS, make_demo
 from xp.gitstore.repo import find_repo
 
 

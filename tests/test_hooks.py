@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 import xp
 from tests.conftest import git
-from xp import githooks
 from xp.cli import cli
 from xp.gitstore.repo import find_repo
+from xp.hooks import install as githooks
 
 ROOT = Path(__file__).resolve().parent.parent
 

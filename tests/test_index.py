@@ -13,8 +13,8 @@ import pytest
 import xp
 from tests.conftest import git
 from xp.gitstore.repo import find_repo
-from xp.index import INDEX_FILE, Index, open_index
-from xp.search import select_runs
+from xp.query.index import INDEX_FILE, Index, open_index
+from xp.query.search import select_runs
 
 
 def make_run(name: str, acc: float = 0.5) -> str:
@@ -159,7 +159,7 @@ def test_read_only_repo_still_answers(repo: Path) -> None:
 
 _WORKER = """
 import sys, xp
-from xp.search import select_runs
+from xp.query.search import select_runs
 from xp.gitstore.repo import find_repo
 for i in range(int(sys.argv[1])):
     if sys.argv[2] == 'write':

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from xp import overrides
 from xp.cli import cli
 from xp.errors import InvalidValueError
+from xp.execution import overrides
 
 TRAIN = """
 import sys, time, yaml, xp
@@ -35,7 +35,7 @@ def xp_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def only_run(repo: Path) -> xp.store.RunView:  # type: ignore[name-defined]
+def only_run(repo: Path) -> xp.query.resolve.RunView:  # type: ignore[name-defined]
     runs = xp.list_runs(repo)
     assert len(runs) == 1, runs
     return xp.get_run(runs[0].id, path=repo)

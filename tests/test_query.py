@@ -11,8 +11,8 @@ import pytest
 
 import xp
 from xp.gitstore.repo import find_repo
-from xp.query import QueryError, parse_filter, parse_sort, tokenize
-from xp.search import select_runs
+from xp.query.filters import QueryError, parse_filter, parse_sort, tokenize
+from xp.query.search import select_runs
 
 KNOWN = ["params.lr", "params.model", "metrics.acc", "metrics.loss", "tags.team", "params.acc2"]
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 
-from xp.record import FileEntry, RunRecord, final_value, flatten
+from xp.record.model import FileEntry, RunRecord, final_value, flatten
 
 
 def _record() -> RunRecord:

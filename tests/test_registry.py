@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 import xp
 from tests.conftest import fsck, git
-from xp import registry
 from xp.cli import cli
 from xp.errors import XPError
+from xp.sharing import registry
 
 
 def make_run(root: Path, content: bytes = b"weights-1", rmse: float = 0.5) -> str:

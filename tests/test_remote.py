@@ -24,9 +24,9 @@ from tests.remote_fixtures import (
     xp_main,
 )
 from tests.test_sync import log_run
-from xp import cache
+from xp.artifacts import cache
+from xp.artifacts.remotes import PER_OBJECT_CHECK, open_store
 from xp.gitstore.repo import find_repo
-from xp.remote import PER_OBJECT_CHECK, open_store
 
 __all__ = ["_moto_server", "s3", "team"]
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import xp
 from tests.conftest import git
 from xp.cli import cli
-from xp.reproduce import close, compare
+from xp.execution.reproduce import close, compare
 
 SCRIPT = """
 import random, sys, xp, yaml
@@ -38,7 +38,7 @@ def run_cli(*args: str) -> str:
     return result.stdout + result.stderr
 
 
-def the_new_run(original: str) -> xp.store.RunView:  # type: ignore[name-defined]
+def the_new_run(original: str) -> xp.query.resolve.RunView:  # type: ignore[name-defined]
     new = [r for r in xp.list_runs() if r.id != original]
     assert len(new) == 1
     return xp.get_run(new[0].id)

@@ -12,7 +12,7 @@ import xp
 from tests.conftest import git
 from tests.remote_fixtures import Team, one_line_error, team, xp_main
 from tests.test_sync import log_run
-from xp import cache
+from xp.artifacts import cache
 
 __all__ = ["team"]
 

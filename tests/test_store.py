@@ -10,7 +10,7 @@ import xp
 from tests.conftest import git
 from xp.errors import AmbiguousRunError, RunNotFoundError
 from xp.gitstore.repo import find_repo
-from xp.store import resolve, resolve_spec
+from xp.query.resolve import resolve, resolve_spec
 
 
 def make_run(name: str, **metrics: float) -> str:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import xp
 from tests.conftest import git
 from xp.cli import cli
-from xp.sweep import choose
+from xp.execution.sweep import choose
 
 SCRIPT = """
 import sys, yaml, xp

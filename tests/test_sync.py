@@ -12,9 +12,9 @@ import pytest
 import xp
 from tests.conftest import git
 from tests.remote_fixtures import Team, one_line_error, team, xp_main, xp_subprocess
-from xp import cache
+from xp.artifacts import cache
 from xp.gitstore.repo import find_repo
-from xp.sync import push, upload_missing
+from xp.sharing.push_pull import push, upload_missing
 
 __all__ = ["team"]
 

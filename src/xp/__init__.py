@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from xp.errors import XPError
-from xp.fluent import (
+from xp.tracking.fluent import (
     ActiveRun,
     active_run,
     end_run,
@@ -33,17 +33,17 @@ __version__ = "0.1.0"
 
 # Loaded on first use (PEP 562) so `import xp` stays cheap: name -> module that defines it.
 _LAZY = {
-    "get_run": "xp.store",
-    "list_runs": "xp.store",
-    "search_runs": "xp.search",
-    "get_series": "xp.search",
-    "diff": "xp.diff",
-    "assign_stage": "xp.registry",
-    "deregister_model": "xp.registry",
-    "get_model": "xp.registry",
-    "register_model": "xp.registry",
-    "show_models": "xp.registry",
-    "unassign_stage": "xp.registry",
+    "get_run": "xp.query.resolve",
+    "list_runs": "xp.query.resolve",
+    "search_runs": "xp.query.search",
+    "get_series": "xp.query.search",
+    "diff": "xp.query.diff",
+    "assign_stage": "xp.sharing.registry",
+    "deregister_model": "xp.sharing.registry",
+    "get_model": "xp.sharing.registry",
+    "register_model": "xp.sharing.registry",
+    "show_models": "xp.sharing.registry",
+    "unassign_stage": "xp.sharing.registry",
 }
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xp import format as fmt
-from xp import yamlio
 from xp.errors import ConfigError
 from xp.gitstore.repo import GitRepo
+from xp.record import yamlio
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 

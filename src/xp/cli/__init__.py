@@ -43,9 +43,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 class UserError(click.ClickException):
     """An XPError on its way out: one line, ``xp: error: ...``, the error's exit code."""
 
-    def __init__(self, err: XPError) -> None:
-        super().__init__(str(err))
-        self.exit_code = err.exit_code
+    @classmethod
+    def of(cls, err: XPError) -> UserError:
+        """click reads ``exit_code`` from the class, so an error with its own code gets one."""
+        if err.exit_code == cls.exit_code:
+            return cls(str(err))
+        sub: type[UserError] = type("UserError", (cls,), {"exit_code": err.exit_code})
+        return sub(str(err))
 
     def show(self, file: Any = None) -> None:
         click.echo(f"xp: error: {self.format_message()}", err=True)
@@ -86,7 +90,7 @@ class LazyGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except XPError as err:
-            raise UserError(err) from None
+            raise UserError.of(err) from None
         except KeyboardInterrupt:
             click.echo("xp: interrupted", err=True)
             raise click.exceptions.Exit(130) from None

@@ -13,7 +13,7 @@ def branch(run: str, name: str) -> None:
 
     `git switch NAME` then continues from the run; xp diff and xp show read the record.
     """
-    from xp.checkout import branch as do_branch
+    from xp.sharing.checkout import branch as do_branch
 
     repo = open_repo()
     run_id, commit = do_branch(repo, run, name)

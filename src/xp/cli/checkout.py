@@ -21,7 +21,7 @@ def checkout(run: str, force: bool, no_artifacts: bool) -> None:
     workspace with uncommitted changes is refused unless --force, which first saves it as
     a run (xp checkout <that run> brings it back).
     """
-    from xp.checkout import checkout as do_checkout
+    from xp.sharing.checkout import checkout as do_checkout
 
     repo = open_repo()
     result = do_checkout(repo, run, force=force, artifacts=not no_artifacts)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import click
 
-from xp.capture import commit_workspace, parse_assignments
 from xp.cli.common import open_repo
-from xp.run import short_number
+from xp.tracking.commit_workspace import commit_workspace, parse_assignments
+from xp.tracking.run import short_number
 
 
 @click.command()

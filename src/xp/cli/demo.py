@@ -26,7 +26,7 @@ def demo(directory: str, force: bool) -> None:
     set and records each run with xp's Python API. Needs scikit-learn:
     pip install 'git-xp[demo]'.
     """
-    from xp.demo import make_demo
+    from xp.demo.project import make_demo
 
     result = make_demo(directory, force=force, progress=click.echo)
     click.echo("")

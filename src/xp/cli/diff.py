@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from xp import render
+from xp.cli import render
 from xp.cli.common import open_repo
-from xp.diff import RunDiff, SeriesSummary, Side, compare, latest_on_head, side
+from xp.query.diff import RunDiff, SeriesSummary, Side, compare, latest_on_head, side
 
 Table = tuple[str, list[str], list[list[str]]]
 

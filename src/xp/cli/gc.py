@@ -14,7 +14,7 @@ def gc(dry_run: bool) -> None:
     With a shared cache every registered clone's refs count. Objects used in the last
     hour are kept.
     """
-    from xp.gc import gc as collect
+    from xp.artifacts.gc import gc as collect
 
     result = collect(open_repo(), dry_run)
     verb = "would free" if dry_run else "freed"

@@ -36,9 +36,9 @@ def get(
     Default folder: the current one. Files missing from the local cache come from the
     artifact remote and are checked against their sha256 first.
     """
-    from xp.cache import parse_links
-    from xp.restore import get as get_files
-    from xp.restore import list_files
+    from xp.artifacts.cache import parse_links
+    from xp.sharing.get import get as get_files
+    from xp.sharing.get import list_files
 
     repo = open_repo()
     if list_only:

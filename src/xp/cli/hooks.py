@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from xp import githooks
 from xp.gitstore.repo import find_repo
+from xp.hooks import install as githooks
 
 
 @click.group()
@@ -58,7 +58,7 @@ def status() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def hook(name: str, args: tuple[str, ...]) -> None:
     """Run one hook as git would (the installed shims call this)."""
-    from xp import hookimpl
+    from xp.hooks import run_hook as hookimpl
 
     repo = find_repo()
     if name == "pre-commit":

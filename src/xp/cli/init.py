@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from xp.gitstore.repo import find_repo
-from xp.project import init_project, undo_project
+from xp.sharing.project_setup import init_project, undo_project
 
 
 @click.command()

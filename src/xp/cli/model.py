@@ -5,7 +5,7 @@ import time
 import click
 
 from xp.cli.common import open_repo
-from xp.run import short_number
+from xp.tracking.run import short_number
 
 PUSH_HELP = "Push the new tag to this git remote (a tag the remote has already is a conflict)."
 
@@ -45,7 +45,7 @@ def register(
     push: str | None,
 ) -> None:
     """Register RUN's model artifact as a new version of NAME (tag NAME@vX.Y.Z)."""
-    from xp.registry import register as do_register
+    from xp.sharing.registry import register as do_register
 
     repo = open_repo()
     result = do_register(run, name, version, artifacts, message, push, path=repo.worktree)
@@ -62,7 +62,7 @@ def register(
 @click.option("--push", metavar="REMOTE", help=PUSH_HELP)
 def assign(name: str, version: str, stage: str, push: str | None) -> None:
     """Put NAME's VERSION in STAGE (tag NAME#STAGE#N); the version there before leaves it."""
-    from xp.registry import assign as do_assign
+    from xp.sharing.registry import assign as do_assign
 
     repo = open_repo()
     result = do_assign(name, version, stage, push, path=repo.worktree)
@@ -78,7 +78,7 @@ def assign(name: str, version: str, stage: str, push: str | None) -> None:
 @click.option("--push", metavar="REMOTE", help=PUSH_HELP)
 def unassign(name: str, stage: str, push: str | None) -> None:
     """Take STAGE away from the version of NAME that holds it (tag NAME#STAGE!#N)."""
-    from xp.registry import unassign as do_unassign
+    from xp.sharing.registry import unassign as do_unassign
 
     repo = open_repo()
     result = do_unassign(name, stage, push, path=repo.worktree)
@@ -91,7 +91,7 @@ def unassign(name: str, stage: str, push: str | None) -> None:
 @click.option("--push", metavar="REMOTE", help=PUSH_HELP)
 def deregister(name: str, version: str, push: str | None) -> None:
     """Withdraw NAME's VERSION (tag NAME@VERSION!); its stages go with it."""
-    from xp.registry import deregister as do_deregister
+    from xp.sharing.registry import deregister as do_deregister
 
     repo = open_repo()
     result = do_deregister(name, version, push, path=repo.worktree)
@@ -99,7 +99,7 @@ def deregister(name: str, version: str, push: str | None) -> None:
 
 
 def _metrics(repo: object, commit: str, n: int = 3) -> str:
-    from xp.store import read_record
+    from xp.query.resolve import read_record
 
     record = read_record(repo, commit)  # type: ignore[arg-type]
     if record is None:
@@ -120,7 +120,7 @@ def _table(rows: list[list[str]]) -> str:
 def show(name: str | None) -> None:
     """The registry: each model's latest version, the version in each stage, its run and
     key metrics; with NAME, every version of that model."""
-    from xp.registry import show as do_show
+    from xp.sharing.registry import show as do_show
 
     repo = open_repo()
     models = do_show(name, path=repo.worktree)
@@ -172,7 +172,7 @@ def show(name: str | None) -> None:
 @click.option("--force", is_flag=True, help="Overwrite files that exist with other content.")
 def get(spec: str, out_dir: str, force: bool) -> None:
     """Write the files of a registered model version (by stage, version or 'latest')."""
-    from xp.registry import get as do_get
+    from xp.sharing.registry import get as do_get
 
     repo = open_repo()
     version, written = do_get(spec, out_dir, force=force, path=repo.worktree)

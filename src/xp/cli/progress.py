@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from xp.remote import Progress
+from xp.artifacts.remotes import Progress
 
 
 def human_bytes(n: float) -> str:

@@ -17,7 +17,7 @@ def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int |
     Local runs are never deleted or changed. Artifacts come later with `xp get`, or now
     with --artifacts.
     """
-    from xp.sync import pull as pull_runs
+    from xp.sharing.push_pull import pull as pull_runs
 
     repo = open_repo()
     with progress_bar("downloading") as bar:

@@ -27,7 +27,7 @@ def push(
     remote lacks are uploaded before any ref is sent; an interrupted push resumes where it
     stopped.
     """
-    from xp.sync import push as push_runs
+    from xp.sharing.push_pull import push as push_runs
 
     repo = open_repo()
     with progress_bar("uploading") as bar:

@@ -27,7 +27,7 @@ def add(
 ) -> None:
     """Add artifact remote NAME at URL: a folder, file://..., s3://bucket/prefix, or any
     fsspec URL whose package is installed."""
-    from xp.remote import add_remote
+    from xp.artifacts.remotes import add_remote
 
     spec = add_remote(open_repo(), name, url, default, endpoint_url, region, profile)
     click.echo(f"added artifact remote {spec.name!r} {spec.url}" + (" (default)" * spec.default))
@@ -36,7 +36,7 @@ def add(
 @remote.command("list")
 def list_() -> None:
     """List artifact remotes; the default one is marked with *."""
-    from xp.remote import list_remotes
+    from xp.artifacts.remotes import list_remotes
 
     specs = list_remotes(open_repo())
     for spec in specs:
@@ -50,7 +50,7 @@ def list_() -> None:
 @click.argument("name")
 def remove(name: str) -> None:
     """Remove artifact remote NAME from the config (its objects stay where they are)."""
-    from xp.remote import remove_remote
+    from xp.artifacts.remotes import remove_remote
 
     spec = remove_remote(open_repo(), name)
     click.echo(f"removed artifact remote {spec.name!r} ({spec.url})")
@@ -60,7 +60,7 @@ def remove(name: str) -> None:
 @click.argument("name")
 def default_(name: str) -> None:
     """Make NAME the default artifact remote."""
-    from xp.remote import set_default
+    from xp.artifacts.remotes import set_default
 
     spec = set_default(open_repo(), name)
     click.echo(f"default artifact remote: {spec.name!r} ({spec.url})")

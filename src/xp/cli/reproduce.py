@@ -5,7 +5,7 @@ import sys
 import click
 
 from xp.cli.common import open_repo
-from xp.reproduce import DEFAULT_ATOL, DEFAULT_RTOL, ReproduceResult
+from xp.execution.reproduce import DEFAULT_ATOL, DEFAULT_RTOL, ReproduceResult
 
 
 def _sink(kind: str, data: bytes) -> None:
@@ -64,7 +64,7 @@ def reproduce(
     new run tagged xp.reproduces=<RUN>. With --check, the final metrics are compared
     (NaN matches NaN) and a mismatch exits 1.
     """
-    from xp.reproduce import reproduce as do_reproduce
+    from xp.execution.reproduce import reproduce as do_reproduce
 
     repo = open_repo()
     result = do_reproduce(repo, run, rtol=rtol, atol=atol, sink=_sink, name=name, ignore=ignore)

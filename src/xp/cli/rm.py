@@ -13,7 +13,7 @@ def rm(runs: tuple[str, ...], remote: str | None) -> None:
 
     Artifact objects stay in the cache until `xp gc`.
     """
-    from xp.remove import remove_runs
+    from xp.sharing.rm import remove_runs
 
     result = remove_runs(open_repo(), list(runs), remote)
     for run_id in result.removed:

@@ -6,7 +6,7 @@ import click
 
 from xp.cli.common import open_repo
 from xp.gitstore.repo import GitRepo
-from xp.run import short_number
+from xp.tracking.run import short_number
 
 
 def _sink(kind: str, data: bytes) -> None:
@@ -65,14 +65,14 @@ def run(
     command's exit code. Overrides are written into the params file (and stay there) unless
     --temp or a sweep, which run in temporary checkouts.
     """
-    from xp import overrides as ov
+    from xp.execution import overrides as ov
 
     repo = open_repo()
     parsed = ov.parse(list(params))
     if random_k is not None or temp or any(len(o.values) > 1 for o in parsed):
         _sweep(repo, list(command), name, experiment, message, params, random_k, seed, jobs)
         return
-    from xp.launch import launch
+    from xp.execution.run_command import launch
 
     result = launch(
         repo,
@@ -109,7 +109,7 @@ def _sweep(
     seed: int | None,
     jobs: int,
 ) -> None:
-    from xp.sweep import sweep, table
+    from xp.execution.sweep import sweep, table
 
     def progress(line: str) -> None:
         click.echo(line, err=True)

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from xp import render
+from xp.cli import render
 from xp.cli.common import open_repo
-from xp.query import ATTRIBUTES, QueryError, resolve_column
-from xp.search import RunRow, Selection, select_runs
+from xp.query.filters import ATTRIBUTES, QueryError, resolve_column
+from xp.query.search import RunRow, Selection, select_runs
 
 FIXED = ("run_id", "name", "status", "created", "duration", "baseline")
 _HEADER = {"run_id": "id"}

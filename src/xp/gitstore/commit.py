@@ -150,7 +150,7 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
     workspace tree for every run)."""
     body = _loose(objects_dir, tree_id.decode())
     if body is not None:
-        from xp.catfile import parse_tree
+        from xp.gitstore.catfile import parse_tree
 
         return tuple(
             (name.encode("utf-8", "surrogateescape"), mode, ObjectID(sha.encode()))

@@ -1,0 +1,1 @@
+"""The content-addressed cache, manifests, gc, artifact remotes and transfers."""

@@ -1,0 +1,167 @@
+"""Tables for the terminal, Markdown, CSV/TSV and JSON: the output side of show and diff.
+
+The library returns data; these functions only lay it out. A terminal table never wraps:
+long cells are cut with an ellipsis and columns that do not fit are dropped by priority,
+and the caller says which were dropped, so 50 params stay readable in 100 columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xp.record import values
+
+MAX_CELL = 24  # characters of one cell in a terminal table
+GAP = "  "
+
+
+def number(value: Any, precision: int | None) -> str:
+    """A value for humans: floats to ``precision`` significant digits, the rest as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isfinite(value) and precision is not None:
+        return f"{value:.{precision}g}"
+    return values.text(value)
+
+
+def local_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    ms = round(epoch * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def json_safe(value: Any) -> Any:
+    """Strict JSON: NaN becomes null and infinities the strings "inf" / "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else values.text(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def terminal_width() -> int:
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def clip(text: str, width: int = MAX_CELL) -> str:
+    text = text.replace("\n", " ").replace("\t", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    headers: list[str]
+    rows: list[list[str]]
+    hidden: list[str]  # headers of dropped columns, in their original order
+
+
+def fit(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    drop_order: Sequence[int],
+) -> Fitted:
+    """Drop columns (indexes in ``drop_order`` first to last) until the table fits."""
+    widths = [
+        max([len(h)] + [len(r[i]) for r in rows]) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    keep = [True] * len(headers)
+
+    def total() -> int:
+        kept = [w for w, k in zip(widths, keep, strict=True) if k]
+        return sum(kept) + len(GAP) * max(0, len(kept) - 1)
+
+    for i in drop_order:
+        if total() <= width:
+            break
+        keep[i] = False
+    idx = [i for i, k in enumerate(keep) if k]
+    return Fitted(
+        [headers[i] for i in idx],
+        [[r[i] for i in idx] for r in rows],
+        [headers[i] for i, k in enumerate(keep) if not k],
+    )
+
+
+def _is_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text in ("-", "nan", "inf", "-inf")
+    return True
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain text, columns separated by two spaces; numeric columns right-aligned."""
+    if not headers:
+        return ""
+    widths = [
+        max([len(h)] + [len(r[i]) for r in rows]) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    numeric = [
+        bool(rows) and all(_is_numeric(r[i]) for r in rows) and any(r[i] != "-" for r in rows)
+        for i in range(len(headers))
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
+        ]
+        return GAP.join(parts).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in rows)])
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    out = ["| " + " | ".join(esc(h) for h in headers) + " |"]
+    out.append("|" + "|".join("---" for _ in headers) + "|")
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def delimited(headers: Sequence[str], rows: Sequence[Sequence[str]], sep: str) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=sep, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return buf.getvalue().rstrip("\n")

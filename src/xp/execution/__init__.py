@@ -1,0 +1,1 @@
+"""Running commands as runs: ``xp run``, ``-p`` overrides, sweeps, reproduce."""

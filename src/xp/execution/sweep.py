@@ -1,0 +1,231 @@
+"""Sweeps: ``xp run -p lr=0.1,0.01 -p depth=3,5 [-j N] [--random K] -- CMD``.
+
+The workspace is snapshotted once, at the start; every point of the grid then runs in its own
+temporary checkout of that snapshot (``xp.worktree``) with its overrides written into the
+params file there. So the user's files are never modified, parallel points never see each
+other's files, and each point records exactly the code it ran. Each point is a run of its
+own, tagged ``xp.sweep: <sweep id>`` (the id of the sweep's first point run is not known in
+advance, so the sweep id is a fresh run-style id) and ``xp.sweep.point: <i>/<n>``.
+
+A point whose command fails or crashes is recorded as such and the others go on; Ctrl-C
+stops every running point (recorded ``killed``) and starts no new one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xp import format as fmt
+from xp.errors import InvalidValueError, XPError
+from xp.execution import overrides as ov
+from xp.execution.run_command import Interrupts, LaunchResult, check_command, run_to_end, start
+from xp.gitstore.repo import GitRepo
+from xp.tracking.run import short_number
+
+SWEEP_TAG = "xp.sweep"
+POINT_TAG = "xp.sweep.point"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Point:
+    index: int
+    values: dict[str, Any]
+    result: LaunchResult | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.result is not None:
+            return self.result.status
+        return "error" if self.error else "not run"
+
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    keys: list[str]
+    points: list[Point] = field(default_factory=list)
+    seed: int | None = None
+    duration: float = 0.0
+
+
+def choose(
+    grid: list[dict[str, Any]], k: int | None, seed: int | None
+) -> tuple[list[int], int | None]:
+    """Indexes of the points to run: all, or ``k`` distinct ones drawn with ``seed``."""
+    if k is None:
+        return list(range(len(grid))), None
+    seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
+    picked = sorted(random.Random(seed).sample(range(len(grid)), min(k, len(grid))))
+    return picked, seed
+
+
+def sweep(
+    repo: GitRepo,
+    command: list[str],
+    params: list[str] | tuple[str, ...] = (),
+    name: str | None = None,
+    experiment: str | None = None,
+    message: str | None = None,
+    random_k: int | None = None,
+    seed: int | None = None,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> SweepResult:
+    """Run every point (or ``random_k`` of them), ``jobs`` at a time; never raises for a point."""
+    from xp.config import load_config
+    from xp.gitstore.commit import head
+    from xp.gitstore.snapshot import snapshot
+
+    say = progress or (lambda _line: None)
+    here = Path(cwd if cwd is not None else os.getcwd()).resolve()
+    check_command(command, here)
+    if jobs < 1:
+        raise InvalidValueError("-j must be at least 1")
+    overrides = ov.parse(list(params))
+    grid = ov.points(overrides)
+    indexes, seed = choose(grid, random_k, seed)
+    config = load_config(repo)
+    baseline = head(repo).commit
+    if baseline is None:
+        raise XPError(
+            "a sweep runs each point in a checkout of your last commit and this repository has"
+            " none; commit once (git commit) and retry"
+        )
+    # Check every override against the files before any point runs.
+    _check_overrides(repo, config.params, overrides, grid)
+    tree = snapshot(repo, config.max_file_size).tree
+    rel = os.path.relpath(here, repo.worktree.resolve()).replace(os.sep, "/")
+    rel = "." if rel.startswith("..") else rel
+    result = SweepResult(fmt.new_run_id(), [o.key for o in overrides], seed=seed)
+    result.points = [Point(i, grid[i]) for i in indexes]
+    total = len(result.points)
+    shown = f" (random {total} of {len(grid)}, seed {seed})" if random_k is not None else ""
+    say(f"xp: sweep {result.sweep_id}: {total} point(s){shown}, {min(jobs, total)} at a time")
+    started = time.time()
+    interrupts = Interrupts()
+    lock = threading.Lock()
+
+    def one(point: Point) -> None:
+        if interrupts.signal is not None:
+            return
+        label = ", ".join(f"{k}={v}" for k, v in point.values.items())
+        try:
+            point.result = _run_point(
+                repo,
+                command,
+                rel,
+                tree,
+                baseline,
+                config.params,
+                config.data,
+                overrides,
+                point,
+                result.sweep_id,
+                total,
+                name,
+                experiment,
+                message,
+                interrupts,
+            )
+        except XPError as exc:
+            point.error = str(exc)
+        except Exception as exc:  # a point's own failure must not stop the others
+            point.error = f"{type(exc).__name__}: {exc}"
+        with lock:
+            r = point.result
+            done = f"{r.run_id} {r.status} (exit {r.exit_code})" if r else f"error: {point.error}"
+            say(f"xp: [{point.index + 1}/{len(grid)}] {label}: {done}")
+
+    with interrupts, ThreadPoolExecutor(max_workers=min(jobs, max(total, 1))) as pool:
+        list(pool.map(one, result.points))
+    result.duration = round(time.time() - started, 3)
+    return result
+
+
+def _check_overrides(
+    repo: GitRepo, files: tuple[str, ...], overrides: list[ov.Override], grid: list[dict[str, Any]]
+) -> None:
+    """Apply the first point to a throwaway copy of the params files: bad keys fail now."""
+    import shutil
+    import tempfile
+
+    if not overrides:
+        return
+    (repo.xp_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=repo.xp_dir / "tmp") as tmp:
+        for rel in files:
+            src = repo.worktree / rel
+            if src.is_file():
+                dest = Path(tmp) / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+        ov.apply(Path(tmp), files, overrides, grid[0])
+
+
+def _run_point(
+    repo: GitRepo,
+    command: list[str],
+    rel: str,
+    tree: str,
+    baseline: str,
+    params_files: tuple[str, ...],
+    data: tuple[str, ...],
+    overrides: list[ov.Override],
+    point: Point,
+    sweep_id: str,
+    total: int,
+    name: str | None,
+    experiment: str | None,
+    message: str | None,
+    interrupts: Interrupts,
+) -> LaunchResult:
+    from xp.execution.temp_checkout import temp_checkout
+
+    label = f"sweep-{sweep_id}-{point.index}"
+    with temp_checkout(repo, baseline, tree, label, link=data) as wt:
+        changes = ov.apply(wt.worktree, params_files, overrides, point.values)
+        here = wt.worktree / rel
+        started = time.time()
+        run_name = f"{name}-{point.index + 1}" if name and total > 1 else name
+        tags = {SWEEP_TAG: sweep_id, POINT_TAG: f"{point.index + 1}/{total}"}
+        run = start(wt, command, rel, run_name, experiment, message, tags)
+        cwd = here if here.is_dir() else wt.worktree
+        return run_to_end(run, command, cwd, wt.worktree, started, changes, None, interrupts)
+
+
+def table(result: SweepResult) -> str:
+    """One row per point: the run, its status, the swept values, its metrics."""
+    metrics = sorted({k for p in result.points if p.result for k in p.result.metrics})[:6]
+    rows = [["#", "run", "status", *result.keys, *metrics]]
+    for p in result.points:
+        r = p.result
+        rows.append(
+            [
+                str(p.index + 1),
+                r.run_id if r else "-",
+                p.status,
+                *(str(p.values[k]) for k in result.keys),
+                *((short_number(r.metrics[m]) if r and m in r.metrics else "-") for m in metrics),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    ok = sum(p.status == "finished" for p in result.points)
+    lines.append(
+        f"sweep {result.sweep_id}: {ok}/{len(result.points)} finished in {result.duration:.1f}s;"
+        f" compare them: xp show -w \"tags.{SWEEP_TAG} = '{result.sweep_id}'\""
+    )
+    return "\n".join(lines)

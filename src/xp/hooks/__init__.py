@@ -1,0 +1,1 @@
+"""xp's git hooks: installing the shims and what each hook does."""

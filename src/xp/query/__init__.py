@@ -1,0 +1,1 @@
+"""Reading runs: resolution, the SQLite index, the filter language, search, diff."""

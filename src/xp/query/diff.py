@@ -1,0 +1,406 @@
+"""Comparing two runs (or a run and the workspace): the structured result ``xp diff`` renders.
+
+Each side is a recorded run, a commit whose tree carries a record (``xp diff main feature``),
+or the workspace: the params/metrics files named in ``.xp/config.yaml`` as they are now,
+and the working tree snapshotted the way a run would record it. Code differences come
+from git itself (``git diff`` between the two trees, the record folder excluded).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from xp import format as fmt
+from xp.errors import RunNotFoundError
+from xp.gitstore.repo import GitRepo, find_repo
+from xp.query.resolve import Resolved, read_record, resolve_spec
+from xp.record import values
+from xp.record.model import FileEntry, Point, RunRecord, final_value
+
+_EXCLUDE = f":(exclude,top){fmt.RECORD_DIR}"
+# Metrics whose name says lower is better; every other series' best value is its maximum.
+_LOWER_IS_BETTER = re.compile(
+    r"loss|err|rmse|mse|mae|mape|perplexity|ppl|cost|wer|cer|latency|distance|regret", re.I
+)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a diff."""
+
+    label: str  # what the user typed, or "workspace"
+    commit: str | None  # None for the workspace
+    tree: str  # the code tree (for the workspace: a snapshot of the working tree)
+    record: RunRecord | None  # None for the workspace
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    others: tuple[str, ...] = ()  # older runs of the same name (resolution note)
+
+    @property
+    def is_workspace(self) -> bool:
+        return self.commit is None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.record.id if self.record else None
+
+    @property
+    def name(self) -> str:
+        return self.record.name if self.record else "workspace"
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    """A param, metric or tag on both sides; ``None`` with ``a_has=False`` means absent."""
+
+    key: str
+    a: Any
+    b: Any
+    a_has: bool
+    b_has: bool
+    changed: bool
+    delta: float | None = None  # metrics: b - a
+    rel: float | None = None  # metrics: (b - a) / |a|
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    points: int
+    last: float
+    min: float
+    max: float
+    best: float
+    best_step: int
+    goal: str  # "min" or "max"
+
+
+@dataclass(frozen=True)
+class SeriesChange:
+    key: str
+    a: SeriesSummary | None
+    b: SeriesSummary | None
+    changed: bool
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """An artifact or data input: added, removed, changed or unchanged."""
+
+    path: str
+    status: str
+    a_sha256: str | None
+    b_sha256: str | None
+    a_size: int | None
+    b_size: int | None
+
+    @property
+    def changed(self) -> bool:
+        return self.status != "unchanged"
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    path: str
+    status: str  # added, removed, changed (git's A, D, M; T counts as changed)
+    added: int | None  # None for binary files
+    removed: int | None
+
+    @property
+    def changed(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class RunDiff:
+    a: Side
+    b: Side
+    same: bool  # both sides are the same commit (or both the workspace)
+    params: list[ValueChange]
+    metrics: list[ValueChange]
+    series: list[SeriesChange]
+    tags: list[ValueChange]
+    inputs: list[FileChange]
+    artifacts: list[FileChange]
+    code: list[CodeChange]
+    recorded_only: bool = False  # one side is the workspace: no tags/inputs/artifacts there
+
+    def changes(self) -> RunDiff:
+        """The same diff with unchanged rows left out."""
+        return replace(
+            self,
+            params=[c for c in self.params if c.changed],
+            metrics=[c for c in self.metrics if c.changed],
+            series=[c for c in self.series if c.changed],
+            tags=[c for c in self.tags if c.changed],
+            inputs=[c for c in self.inputs if c.changed],
+            artifacts=[c for c in self.artifacts if c.changed],
+        )
+
+    @property
+    def empty(self) -> bool:
+        d = self.changes()
+        return not (d.params or d.metrics or d.series or d.tags or d.inputs or d.artifacts) and (
+            not d.code
+        )
+
+    def patch(self, repo: GitRepo | None = None) -> str:
+        """The code diff as a patch (the record folder left out)."""
+        repo = repo or find_repo()
+        if self.a.tree == self.b.tree:
+            return ""
+        proc = repo.git("diff", "--no-color", self.a.tree, self.b.tree, "--", ".", _EXCLUDE)
+        return proc.stdout.decode("utf-8", "replace")
+
+    def to_dict(self) -> dict[str, Any]:
+        def side(s: Side) -> dict[str, Any]:
+            return {
+                "label": s.label,
+                "run_id": s.run_id,
+                "name": s.name,
+                "commit": s.commit,
+                "status": s.record.status if s.record else None,
+            }
+
+        out = asdict(self)
+        out["a"], out["b"] = side(self.a), side(self.b)
+        return out
+
+
+# -- sides ----------------------------------------------------------------------------------
+def _tree_of_commit(repo: GitRepo, commit: str) -> str:
+    return repo.git("rev-parse", f"{commit}^{{tree}}").stdout.decode().strip()
+
+
+def run_side(repo: GitRepo, found: Resolved) -> Side:
+    assert found.commit is not None
+    record = read_record(repo, found.commit, source=found.spec)
+    if record is None:
+        raise RunNotFoundError(
+            f"{found.spec!r} ({found.commit[:12]}) carries no run record ({fmt.RECORD_DIR}/):"
+            " it is a plain commit; give a run id or name, or a branch whose tip is a run"
+            " (list runs with `xp show`)"
+        )
+    return Side(
+        label=found.spec,
+        commit=found.commit,
+        tree=_tree_of_commit(repo, found.commit),
+        record=record,
+        params=dict(record.params),
+        metrics=dict(record.metrics),
+        others=found.others,
+    )
+
+
+def workspace_side(repo: GitRepo) -> Side:
+    """The params/metrics files of .xp/config.yaml as they are, and a snapshot of the code."""
+    from xp.config import load_config
+    from xp.gitstore.snapshot import snapshot
+    from xp.tracking.commit_workspace import read_values
+
+    config = load_config(repo)
+    params: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    for rel in config.params:
+        if (repo.worktree / rel).exists():
+            params.update(read_values(repo.worktree / rel, "param"))
+    for rel in config.metrics:
+        if (repo.worktree / rel).exists():
+            metrics.update(read_values(repo.worktree / rel, "metric"))
+    tree = snapshot(repo, config.max_file_size).tree
+    return Side("workspace", None, tree, None, params, metrics)
+
+
+def side(repo: GitRepo, spec: str) -> Side:
+    found = resolve_spec(repo, spec, allow_workspace=True)
+    return workspace_side(repo) if found.is_workspace else run_side(repo, found)
+
+
+def latest_on_head(repo: GitRepo, depth: int = 200) -> str:
+    """The newest run whose baseline is HEAD, else the one nearest HEAD in its history."""
+    from xp.query.index import open_index
+
+    proc = repo.git("rev-list", f"--max-count={depth}", "HEAD", "--", check=False)
+    history = proc.stdout.decode().split() if proc.returncode == 0 else []
+    if history:
+        rank = {sha: i for i, sha in enumerate(history)}
+        with open_index(repo) as index:
+            marks = ",".join("?" * len(history))
+            found = index.conn.execute(
+                "SELECT c.run_id, r.baseline FROM current c JOIN runs r"
+                f" ON r.commit_sha = c.commit_sha WHERE r.baseline IN ({marks})",
+                history,
+            ).fetchall()
+        if found:
+            best = min(found, key=lambda t: (rank[t[1]], _neg(t[0])))
+            return str(best[0])
+    raise RunNotFoundError(
+        f"no run was recorded on HEAD or its last {depth} commits; name the runs to compare:"
+        " `xp diff RUN [RUN]` (list runs with `xp show`)"
+    )
+
+
+def _neg(run_id: str) -> tuple[int, ...]:
+    return tuple(-ord(ch) for ch in run_id)
+
+
+# -- comparing ------------------------------------------------------------------------------
+def _same(a: Any, b: Any) -> bool:
+    if values.is_number(a) and values.is_number(b):
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        return bool(a == b)
+    if values.is_number(a) != values.is_number(b):
+        return False
+    return values.text(a) == values.text(b)
+
+
+def _delta(a: Any, b: Any) -> tuple[float | None, float | None]:
+    """(b - a, (b - a) / |a|) for two numbers; NaN in gives NaN out; a == 0 has no ratio."""
+    if not (values.is_number(a) and values.is_number(b)):
+        return None, None
+    try:
+        delta = b - a
+        fdelta = float(delta)
+    except OverflowError:  # ints beyond float range
+        return None, None
+    if isinstance(delta, float) and math.isnan(delta) and _same(a, b):
+        fdelta = 0.0  # inf vs inf
+    if a == 0 or not math.isfinite(float(a)):
+        return fdelta, None
+    try:
+        return fdelta, float(delta / abs(a))
+    except (OverflowError, ZeroDivisionError):
+        return fdelta, None
+
+
+def compare_values(
+    a: dict[str, Any], b: dict[str, Any], numeric: bool = False
+) -> list[ValueChange]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        a_has, b_has = key in a, key in b
+        va, vb = a.get(key), b.get(key)
+        changed = a_has != b_has or not _same(va, vb)
+        delta, rel = _delta(va, vb) if numeric and a_has and b_has else (None, None)
+        out.append(ValueChange(key, va, vb, a_has, b_has, changed, delta, rel))
+    return out
+
+
+def summarize(key: str, points: list[Point]) -> SeriesSummary | None:
+    if not points:
+        return None
+    finite = [(s, v) for s, v, _ in points if not (isinstance(v, float) and math.isnan(v))]
+    goal = "min" if _LOWER_IS_BETTER.search(key) else "max"
+    if not finite:
+        nan = math.nan
+        return SeriesSummary(len(points), final_value(points), nan, nan, nan, points[0][0], goal)
+    lo = min(v for _, v in finite)
+    hi = max(v for _, v in finite)
+    best = lo if goal == "min" else hi
+    step = next(s for s, v in finite if v == best)
+    return SeriesSummary(len(points), final_value(points), lo, hi, best, step, goal)
+
+
+def _files(a: tuple[FileEntry, ...], b: tuple[FileEntry, ...]) -> list[FileChange]:
+    da, db = {e.path: e for e in a}, {e.path: e for e in b}
+    out = []
+    for path in sorted(set(da) | set(db)):
+        ea, eb = da.get(path), db.get(path)
+        if ea is None:
+            status = "added"
+        elif eb is None:
+            status = "removed"
+        else:
+            status = "unchanged" if ea.sha256 == eb.sha256 else "changed"
+        out.append(
+            FileChange(
+                path,
+                status,
+                ea.sha256 if ea else None,
+                eb.sha256 if eb else None,
+                ea.size if ea else None,
+                eb.size if eb else None,
+            )
+        )
+    return out
+
+
+def code_changes(repo: GitRepo, tree_a: str, tree_b: str) -> list[CodeChange]:
+    if tree_a == tree_b:
+        return []
+    spec = ("--", ".", _EXCLUDE)
+    names = repo.git("diff", "--no-renames", "--name-status", "-z", tree_a, tree_b, *spec)
+    counts = repo.git("diff", "--no-renames", "--numstat", "-z", tree_a, tree_b, *spec)
+    status_of: dict[str, str] = {}
+    parts = names.stdout.decode("utf-8", "surrogateescape").split("\0")
+    for code, path in zip(parts[0::2], parts[1::2], strict=False):
+        if path:
+            status_of[path] = {"A": "added", "D": "removed"}.get(code[:1], "changed")
+    out = []
+    for entry in counts.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if not entry:
+            continue
+        added, removed, path = entry.split("\t", 2)
+        out.append(
+            CodeChange(
+                path,
+                status_of.get(path, "changed"),
+                None if added == "-" else int(added),
+                None if removed == "-" else int(removed),
+            )
+        )
+    return sorted(out, key=lambda c: c.path)
+
+
+def compare(repo: GitRepo, a: Side, b: Side) -> RunDiff:
+    same = a.commit == b.commit if a.commit or b.commit else True
+    ra, rb = a.record, b.record
+    recorded = ra is not None and rb is not None
+    series: list[SeriesChange] = []
+    if ra is not None and rb is not None:
+        for key in sorted(set(ra.series) | set(rb.series)):
+            sa = summarize(key, ra.series.get(key, []))
+            sb = summarize(key, rb.series.get(key, []))
+            series.append(SeriesChange(key, sa, sb, not _series_same(sa, sb)))
+    return RunDiff(
+        a=a,
+        b=b,
+        same=same,
+        params=compare_values(a.params, b.params),
+        metrics=compare_values(a.metrics, b.metrics, numeric=True),
+        series=series,
+        tags=compare_values(ra.tags, rb.tags) if ra and rb else [],
+        inputs=_files(ra.inputs, rb.inputs) if ra and rb else [],
+        artifacts=_files(ra.artifacts, rb.artifacts) if ra and rb else [],
+        code=[] if same else code_changes(repo, a.tree, b.tree),
+        recorded_only=not recorded,
+    )
+
+
+def _series_same(a: SeriesSummary | None, b: SeriesSummary | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return all(
+        _same(getattr(a, f), getattr(b, f)) for f in ("points", "last", "min", "max", "best_step")
+    )
+
+
+def diff(
+    a: str | None = None,
+    b: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> RunDiff:
+    """Compare run ``a`` with run ``b`` (default: the latest run on HEAD vs the workspace).
+
+    ``a`` and ``b`` follow the resolution rule of docs/runs.md: id, id prefix, name, ref,
+    commit-ish whose tree carries a record, or ``workspace``.
+    """
+    repo = find_repo(path)
+    spec_a = a if a is not None else latest_on_head(repo)
+    side_a = side(repo, spec_a)
+    side_b = side(repo, b if b is not None else "workspace")
+    return compare(repo, side_a, side_b)

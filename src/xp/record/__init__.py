@@ -1,0 +1,1 @@
+"""What a run is: the record model, its values and names, the journal, YAML I/O."""

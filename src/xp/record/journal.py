@@ -1,0 +1,247 @@
+"""The live run's append-only journal: ``<git common dir>/xp/journal/<run id>.journal``.
+
+Log calls only append to memory; a flusher thread writes the new entries here at least
+every second. The writer holds an exclusive ``flock`` for the run's lifetime: the kernel drops
+it when the process dies (SIGKILL, OOM), which is how a later process knows the run is dead.
+
+Lines (UTF-8, tab-separated, first field is the kind):
+  H <json header>                 once, first
+  M <key> <value> <step> <time>   metric point; time in seconds since the epoch
+  P <json [key, value]>           param
+  T <json [key, value]>           tag
+  A <json artifact entry>         artifact file
+  I <json input entry>            data input
+  E <json {status, end_time}>     the run ended; the commit may still have failed
+A last line without its newline was cut by a crash and is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from xp.errors import StorageError
+from xp.record.model import FileEntry
+
+FLUSH_INTERVAL = 0.5  # seconds; the contract is "at least every second"
+SUFFIX = ".journal"
+PART = ".part"  # <run id>-<pid>-<random>.part: what a child process logged into the run
+
+
+@dataclass
+class RunState:
+    """Everything a run has logged, in memory or replayed from a journal."""
+
+    header: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    points: list[tuple[str, float, int, float]] = field(default_factory=list)
+    artifacts: dict[str, FileEntry] = field(default_factory=dict)
+    inputs: dict[str, FileEntry] = field(default_factory=dict)
+    end: dict[str, Any] | None = None
+
+
+class Journal:
+    """Created under a temp name, locked and headed, then renamed: a reader never sees a
+    journal that has no header or no owner."""
+
+    def __init__(self, path: Path, header: bytes) -> None:
+        self.path = path
+        tmp = path.with_suffix(".new")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the run journal {path}: {exc.strerror}; free disk space"
+            ) from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            self.write(header)
+            os.replace(tmp, path)
+        except (OSError, StorageError):
+            os.close(self.fd)
+            os.unlink(tmp)
+            raise
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.fd, view)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot write the run journal {self.path}: {exc.strerror}; free disk space"
+                ) from None
+            view = view[n:]
+
+    def close(self, remove: bool) -> None:
+        if self.fd < 0:
+            return
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def line(kind: str, payload: Any) -> str:
+    return f"{kind}\t{json.dumps(payload, ensure_ascii=False, sort_keys=True)}\n"
+
+
+def replay(data: bytes) -> RunState:
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")[:-1]  # the part after the last newline is incomplete
+    if not lines or not lines[0].startswith("H\t"):
+        raise ValueError("journal has no header")
+    state = RunState(header=json.loads(lines[0][2:]))
+    for raw in lines[1:]:
+        kind, _, rest = raw.partition("\t")
+        try:
+            if kind == "M":
+                key, value, step, ts = rest.split("\t")
+                num = float(value)
+                val = int(value) if value.lstrip("-").isdigit() else num
+                state.points.append((key, val, int(step), float(ts)))
+            elif kind == "P":
+                k, v = json.loads(rest)
+                state.params[k] = v
+            elif kind == "T":
+                k, v = json.loads(rest)
+                state.tags[k] = v
+            elif kind == "A":
+                entry = FileEntry.from_dict(json.loads(rest))
+                state.artifacts[entry.path] = entry
+            elif kind == "I":
+                entry = FileEntry.from_dict(json.loads(rest))
+                state.inputs[entry.path] = entry
+            elif kind == "E":
+                state.end = json.loads(rest)
+        except (ValueError, TypeError, KeyError):
+            continue  # a damaged line loses that value, not the run
+    return state
+
+
+def _lock_if_unowned(path: Path, how: int) -> int | None:
+    """An fd holding ``how`` (LOCK_EX/LOCK_SH) on ``path``, or None while its writer lives."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)  # alive: its writer holds the lock
+        return None
+    return fd
+
+
+def dead_journals(journal_dir: Path) -> Iterator[tuple[Path, int]]:
+    """Journals whose writer is gone, each yielded with an fd holding its lock."""
+    try:
+        names = os.listdir(journal_dir)
+    except FileNotFoundError:
+        return
+    for name in sorted(names):
+        if not name.endswith(SUFFIX):
+            continue
+        path = journal_dir / name
+        fd = _lock_if_unowned(path, fcntl.LOCK_EX)
+        if fd is None:
+            continue
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False  # recovered by someone else while we waited
+        if not same:
+            os.close(fd)
+            continue
+        yield path, fd
+
+
+def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
+    """Fold the parts child processes logged into ``state``; returns the part files merged.
+
+    A part still locked belongs to a live process (a grandchild that outlived its parent):
+    it is left alone and stays on disk.
+    """
+    run_id = state.header["id"]
+    merged: list[Path] = []
+    try:
+        names = sorted(n for n in os.listdir(journal_dir) if n.startswith(f"{run_id}-"))
+    except FileNotFoundError:
+        return merged
+    for name in names:
+        if not name.endswith(PART):
+            continue
+        path = journal_dir / name
+        fd = _lock_if_unowned(path, fcntl.LOCK_SH)
+        if fd is None:
+            continue
+        try:
+            with open(fd, "rb", closefd=False) as fh:
+                part = replay(fh.read())
+        except (OSError, ValueError):
+            continue
+        finally:
+            os.close(fd)
+        warnings = state.header.setdefault("warnings", [])
+        for key, value in part.params.items():
+            if state.params.setdefault(key, value) != value:
+                warnings.append(
+                    f"param {key!r}: a child logged {value!r}, kept {state.params[key]!r}"
+                )
+        state.tags.update(part.tags)
+        state.points.extend(part.points)
+        state.artifacts.update(part.artifacts)
+        state.inputs.update(part.inputs)
+        if state.header.get("auto_name") and not part.header.get("auto_name", True):
+            state.header["name"] = part.header["name"]
+            state.header["auto_name"] = False
+        merged.append(path)
+    return merged
+
+
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+class Flusher:
+    """One daemon thread per process that flushes every live run's buffers."""
+
+    def __init__(self) -> None:
+        self._runs: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def register(self, run: Flushable) -> None:
+        with self._lock:
+            self._runs.add(run)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="xp-flush", daemon=True)
+                self._thread.start()
+
+    def unregister(self, run: Flushable) -> None:
+        with self._lock:
+            self._runs.discard(run)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_INTERVAL)
+            with self._lock:
+                runs = list(self._runs)
+            for run in runs:
+                with contextlib.suppress(Exception):
+                    run.flush()
+
+
+flusher = Flusher()

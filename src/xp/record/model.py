@@ -1,0 +1,204 @@
+"""The run record: what a run is, and its exact bytes in the ``.xp/run/`` folder.
+
+Every file is sorted, one value per line, so ``git diff`` between two runs reads well and
+the same data always gives the same bytes (and so the same blob ids).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from xp import format as fmt
+from xp.errors import ConfigError
+from xp.record import yamlio
+
+Scalar = str | int | float | bool | None
+Point = tuple[int, float, int]  # step, value, timestamp (ms since the epoch)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file known by content: an artifact file or a data input."""
+
+    path: str
+    sha256: str
+    size: int
+    files: int = 1  # > 1 (or a folder) for data inputs hashed as a folder
+    kind: str = "file"
+    source: str | None = None  # artifacts: where the file was in the work tree when logged
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.path, "sha256": self.sha256, "size": self.size}
+        if self.kind != "file":
+            d["kind"] = self.kind
+            d["files"] = self.files
+        if self.source is not None:
+            d["source"] = self.source
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FileEntry:
+        return cls(
+            path=str(d["path"]),
+            sha256=str(d["sha256"]),
+            size=int(d["size"]),
+            files=int(d.get("files", 1)),
+            kind=str(d.get("kind", "file")),
+            source=None if d.get("source") is None else str(d["source"]),
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    name: str
+    status: str
+    meta: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    series: dict[str, list[Point]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: tuple[FileEntry, ...] = ()
+    inputs: tuple[FileEntry, ...] = ()
+    packages: tuple[str, ...] = ()
+
+    @property
+    def experiment(self) -> str:
+        return str(self.meta.get("experiment") or "default")
+
+    def to_files(self) -> dict[str, bytes]:
+        """Relative path inside the record folder -> bytes. Empty parts get no file."""
+        meta = dict(self.meta)
+        meta.update(format=fmt.FORMAT_VERSION, id=self.id, name=self.name, status=self.status)
+        files = {fmt.META_FILE: yamlio.dump(meta)}
+        if self.params:
+            files[fmt.PARAMS_FILE] = yamlio.dump(self.params)
+        if self.metrics:
+            files[fmt.METRICS_FILE] = yamlio.dump(self.metrics)
+        if self.tags:
+            files[fmt.TAGS_FILE] = yamlio.dump(self.tags)
+        if self.artifacts:
+            files[fmt.ARTIFACTS_FILE] = yamlio.dump(
+                [a.to_dict() for a in sorted(self.artifacts, key=lambda a: a.path)]
+            )
+        if self.inputs:
+            files[fmt.INPUTS_FILE] = yamlio.dump(
+                [i.to_dict() for i in sorted(self.inputs, key=lambda i: i.path)]
+            )
+        if self.packages:
+            files[fmt.PACKAGES_FILE] = ("\n".join(sorted(self.packages)) + "\n").encode()
+        for key, points in self.series.items():
+            files[f"{fmt.SERIES_DIR}/{key}.tsv"] = series_bytes(points)
+        return files
+
+    @classmethod
+    def from_files(
+        cls,
+        read: Callable[[str], bytes | None],
+        series_keys: list[str],
+        source: str = "run",
+        load_yaml: Callable[[bytes, str], Any] = yamlio.load,
+    ) -> RunRecord:
+        """Parse a record folder; ``read`` returns a file's bytes or None when it is absent.
+
+        ``load_yaml`` lets a bulk reader (the query index) plug in a faster, caching parser.
+        """
+
+        def load(name: str, default: Any) -> Any:
+            data = read(name)
+            if data is None:
+                return default
+            value = load_yaml(data, f"{source}:{fmt.RECORD_DIR}/{name}")
+            return default if value is None else value
+
+        meta = load(fmt.META_FILE, None)
+        if not isinstance(meta, dict) or "id" not in meta:
+            raise ConfigError(f"{source}: {fmt.RECORD_DIR}/{fmt.META_FILE} is missing or has no id")
+        fmt_version = meta.get("format", 1)
+        if not isinstance(fmt_version, int) or fmt_version > fmt.FORMAT_VERSION:
+            raise ConfigError(
+                f"{source}: record format {fmt_version} is newer than this xp understands"
+                f" ({fmt.FORMAT_VERSION}); upgrade xp (pip install -U git-xp)"
+            )
+        series = {}
+        for key in series_keys:
+            data = read(f"{fmt.SERIES_DIR}/{key}.tsv")
+            if data is not None:
+                series[key] = parse_series(data, f"{source}:{key}")
+        packages = read(fmt.PACKAGES_FILE)
+        return cls(
+            id=str(meta["id"]),
+            name=str(meta.get("name", "")),
+            status=str(meta.get("status", "finished")),
+            meta=meta,
+            params=_mapping(load(fmt.PARAMS_FILE, {}), source),
+            metrics=_mapping(load(fmt.METRICS_FILE, {}), source),
+            series=series,
+            tags={str(k): str(v) for k, v in _mapping(load(fmt.TAGS_FILE, {}), source).items()},
+            artifacts=tuple(FileEntry.from_dict(d) for d in load(fmt.ARTIFACTS_FILE, [])),
+            inputs=tuple(FileEntry.from_dict(d) for d in load(fmt.INPUTS_FILE, [])),
+            packages=tuple(packages.decode().split()) if packages else (),
+        )
+
+
+def _mapping(value: Any, source: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping in the run record, got {type(value).__name__}"
+        )
+    return {str(k): v for k, v in value.items()}
+
+
+def format_number(value: float | int) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+def series_bytes(points: list[Point]) -> bytes:
+    lines = [fmt.SERIES_HEADER]
+    lines.extend(f"{s}\t{format_number(v)}\t{t}\n" for s, v, t in points)
+    return "".join(lines).encode()
+
+
+def parse_series(data: bytes, source: str) -> list[Point]:
+    points: list[Point] = []
+    for n, line in enumerate(data.decode().splitlines()[1:], start=2):
+        if not line:
+            continue
+        try:
+            step, value, ts = line.split("\t")
+            num = float(value)
+            points.append((int(step), int(num) if value.lstrip("-").isdigit() else num, int(ts)))
+        except ValueError:
+            raise ConfigError(
+                f"{source} line {n}: expected 'step<TAB>value<TAB>timestamp'"
+            ) from None
+    return points
+
+
+def final_value(points: list[Point]) -> float:
+    """MLflow's rule: the value at the highest step; among equal steps, the last logged."""
+    best = points[0]
+    for p in points[1:]:
+        if p[0] >= best[0]:
+            best = p
+    return best[1]
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings become dotted keys, as DVC and MLflow users expect (`model.depth`)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out

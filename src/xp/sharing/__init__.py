@@ -1,0 +1,1 @@
+"""Runs between clones: push/pull, get, rm, checkout/branch, ``xp init``, the registry."""

@@ -1,0 +1,180 @@
+"""``xp get RUN [PATH...] [-o DIR]``: write a run's artifacts (and cached data inputs) out.
+
+Objects come from the local cache, else from the artifact remote into the cache (re-hashed on
+the way in); local objects are re-hashed too, so a corrupt cache is noticed instead of copied.
+Paths come from records other people wrote, so each must be clean and land inside DIR.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xp.artifacts import cache, manifests
+from xp.artifacts.manifests import Needed
+from xp.artifacts.remotes import Progress, RemoteError
+from xp.errors import InvalidValueError, RunNotFoundError, StorageError, XPError
+from xp.gitstore.repo import GitRepo
+from xp.sharing.push_pull import _expand_dirs, download_missing, lost_message, run_labels
+
+
+@dataclass
+class GetResult:
+    run: str
+    commit: str
+    written: list[tuple[str, Path, str]] = field(default_factory=list)  # (path, dest, link kind)
+    unchanged: list[str] = field(default_factory=list)
+    fetched: int = 0  # objects downloaded from the remote
+    fetched_bytes: int = 0
+
+
+def _matches(item: Needed, key: str) -> bool:
+    """PATH names the entry, a folder above it, or a file inside a folder input."""
+    if not key or item.path == key or item.path.startswith(key + "/"):
+        return True
+    return item.kind == "input-dir" and key.startswith(item.path + "/")
+
+
+def _select(items: list[Needed], paths: tuple[str, ...], run: str) -> list[Needed]:
+    if not paths:
+        return items
+    chosen: list[Needed] = []
+    for want in paths:
+        key = want.replace("\\", "/").strip("/")
+        hits = [i for i in items if _matches(i, key)]
+        if not hits:
+            known = sorted({i.path.split("/")[0] for i in items})
+            raise RunNotFoundError(
+                f"run {run} has no artifact or input {want!r}; it has:"
+                f" {', '.join(known[:10]) or 'none'}" + (" ..." if len(known) > 10 else "")
+            )
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+def _destination(out: Path, path: str) -> Path:
+    """``out/path``, refusing a path or an existing symlink that would lead outside ``out``."""
+    if cache.clean_name(path) != path:
+        raise InvalidValueError(f"refusing to write {path!r}: not a clean relative path")
+    dest = out / path
+    real = Path(os.path.realpath(dest))
+    if not real.is_relative_to(out):
+        raise InvalidValueError(
+            f"refusing to write {path!r}: it would land at {real}, outside {out}"
+            " (a symlink on the way?); choose another -o DIR"
+        )
+    return dest
+
+
+def _same_file(dest: Path, obj: Path, sha: str) -> bool:
+    try:
+        st, so = dest.stat(), obj.stat()
+    except FileNotFoundError:
+        return False
+    if (st.st_dev, st.st_ino) == (so.st_dev, so.st_ino):
+        return True
+    return st.st_size == so.st_size and cache.hash_file(dest)[0] == sha
+
+
+def get(
+    repo: GitRepo,
+    spec: str,
+    paths: tuple[str, ...] = (),
+    out_dir: str | os.PathLike[str] | None = None,
+    store: str | None = None,
+    links: tuple[str, ...] | None = None,
+    force: bool = False,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> GetResult:
+    from xp.query.resolve import resolve
+
+    _ref, commit = resolve(repo, spec)
+    label = run_labels(repo, [commit])[commit]
+    items = manifests.needed(repo, {commit: label})
+    if not items:
+        raise RunNotFoundError(f"run {label} has no artifacts or data inputs to get")
+    conf = cache.settings(repo)
+    cache_dir = cache.cache_dir(repo)
+    result = GetResult(label, commit)
+    chosen = _select(items, paths, label)
+    out = Path(out_dir if out_dir is not None else os.getcwd()).resolve()
+
+    # Folder inputs need their manifest before their files can be named.
+    dirs = [i for i in chosen if i.kind == "input-dir"]
+    if dirs:
+        manifests_ = [Needed(d.run, d.path, d.sha256, 0, "input") for d in dirs]
+        _fetch(repo, manifests_, store, jobs, None, result)
+        chosen, _ = _expand_dirs(chosen, cache_dir)
+        chosen = [i for i in chosen if not any(i.sha256 == d.sha256 for d in dirs)]
+        chosen = _select(chosen, paths, label) if paths else chosen
+    files = [(i, _destination(out, i.path)) for i in chosen]
+
+    corrupt = set()
+    for item, _dest in files:  # a corrupt local object is dropped and fetched again
+        obj = cache.object_path(cache_dir, item.sha256)
+        if obj.is_file() and not cache.verify(cache_dir, item.sha256):
+            obj.unlink()
+            corrupt.add(item.sha256)
+    _fetch(repo, [i for i, _ in files], store, jobs, progress, result, corrupt)
+    for item, dest in files:  # refuse before writing anything
+        obj = cache.object_path(cache_dir, item.sha256)
+        if dest.is_dir() or (
+            dest.exists() and not force and not _same_file(dest, obj, item.sha256)
+        ):
+            raise StorageError(
+                f"{dest} exists with other content; pass --force to overwrite it,"
+                " or -o DIR to write elsewhere"
+            )
+
+    for item, dest in files:
+        obj = cache.object_path(cache_dir, item.sha256)
+        if dest.exists() and _same_file(dest, obj, item.sha256):
+            result.unchanged.append(item.path)
+            continue
+        try:
+            kind = cache.materialise(obj, dest, links or conf.links)
+        except OSError as exc:
+            raise StorageError(f"cannot write {dest}: {exc.strerror}; check the folder") from None
+        result.written.append((item.path, dest, kind))
+    return result
+
+
+def _fetch(
+    repo: GitRepo,
+    items: list[Needed],
+    store: str | None,
+    jobs: int | None,
+    progress: Progress | None,
+    result: GetResult,
+    corrupt: set[str] | None = None,
+) -> None:
+    try:
+        got = download_missing(repo, items, store, jobs, progress)
+    except cache.CorruptObjectError as exc:
+        raise XPError(f"run {result.run}: {exc}") from None
+    result.fetched += got.objects
+    result.fetched_bytes += got.bytes
+    if got.absent:
+        item = got.absent[0]
+        more = f" (and {len(got.absent) - 1} more)" if len(got.absent) > 1 else ""
+        if corrupt and item.sha256 in corrupt:
+            raise cache.CorruptObjectError(
+                f"run {result.run}: {item.path}: the cached object {item.sha256} was corrupt"
+                " (removed) and no artifact remote has a good copy; log the file again"
+            )
+        if item.kind != "artifact":
+            raise RemoteError(
+                f"run {result.run}: data input {item.path} (sha256 {item.sha256}) is in no"
+                f" store{more}; it was logged without cache=True, or never pushed"
+            )
+        raise RemoteError(lost_message(item, got.store) + more)
+
+
+def list_files(repo: GitRepo, spec: str) -> list[Needed]:
+    """What ``xp get`` could write for ``spec`` (artifacts and data inputs)."""
+    from xp.query.resolve import resolve
+
+    _ref, commit = resolve(repo, spec)
+    return manifests.needed(repo, run_labels(repo, [commit]))

@@ -1,0 +1,359 @@
+"""``xp push`` / ``xp pull``: run refs move with the git CLI, artifact objects with a store.
+
+Push uploads the missing objects first and sends the refs after, so anyone who can see a run
+can fetch its files (git-lfs orders its pre-push hook the same way). Pull fetches into
+``refs/xp/remotes/<remote>/runs/`` only: a fetch can add or move those copies but never
+touches ``refs/xp/runs/``, so a run that was never pushed cannot be lost by pulling.
+``upload_missing`` is the one entry point the pre-push hook shares with ``xp push``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xp import format as fmt
+from xp.artifacts import cache, manifests
+from xp.artifacts.manifests import Needed
+from xp.artifacts.remotes import Progress, RemoteError, Store, TransferResult, open_store, transfer
+from xp.errors import GitError, RunNotFoundError, XPError
+from xp.gitstore.refs import list_refs
+from xp.gitstore.repo import GitRepo
+
+
+@dataclass
+class UploadResult:
+    store: str | None = None  # the artifact remote used; None when nothing needed one
+    objects: int = 0  # sent
+    bytes: int = 0
+    present: int = 0  # already on the remote
+    not_cached: list[Needed] = field(default_factory=list)  # inputs logged without cache=True
+
+
+@dataclass
+class DownloadResult:
+    store: str | None = None
+    objects: int = 0
+    bytes: int = 0
+    absent: list[Needed] = field(default_factory=list)  # on no store at all
+
+
+@dataclass
+class PushResult:
+    git_remote: str
+    pushed: list[str] = field(default_factory=list)  # run ids sent now
+    up_to_date: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (ref, git's reason)
+    upload: UploadResult = field(default_factory=UploadResult)
+
+
+@dataclass
+class PullResult:
+    git_remote: str
+    new: list[str] = field(default_factory=list)  # run ids fetched for the first time
+    updated: list[str] = field(default_factory=list)
+    total: int = 0  # runs the remote has
+    download: DownloadResult | None = None
+
+
+# -- which commits, which objects -----------------------------------------------------------
+
+
+def run_labels(repo: GitRepo, commits: Iterable[str]) -> dict[str, str]:
+    """commit -> run id where a run ref points at it, else the short commit id."""
+    by_commit: dict[str, str] = {}
+    for name, sha in list_refs(repo.common_dir, "refs/xp/").items():
+        if "/runs/" in name:
+            by_commit.setdefault(sha, name.rsplit("/runs/", 1)[1])
+    return {c: by_commit.get(c, c[:12]) for c in commits}
+
+
+def _expand_dirs(items: list[Needed], cache_dir_: Path) -> tuple[list[Needed], list[Needed]]:
+    """Folder inputs -> their manifest plus every file it lists (when the manifest is here)."""
+    out, unknown = [], []
+    for item in items:
+        if item.kind != "input-dir":
+            out.append(item)
+            continue
+        out.append(Needed(item.run, item.path, item.sha256, 0, "input"))
+        path = cache.object_path(cache_dir_, item.sha256)
+        if not path.is_file():
+            unknown.append(item)
+            continue
+        source = f"run {item.run}: manifest of {item.path}"
+        for entry in cache.parse_manifest(path.read_bytes(), source):
+            out.append(
+                Needed(item.run, f"{item.path}/{entry.path}", entry.sha256, entry.size, "input")
+            )
+    return out, unknown
+
+
+def _unique(items: list[Needed]) -> dict[str, Needed]:
+    """sha256 -> the first entry naming it; artifacts win over inputs (they must exist)."""
+    out: dict[str, Needed] = {}
+    for item in sorted(items, key=lambda i: i.kind != "artifact"):
+        out.setdefault(item.sha256, item)
+    return out
+
+
+def lost_message(item: Needed, store: str | None) -> str:
+    where = f"the local cache nor artifact remote {store!r}" if store else "the local cache"
+    return (
+        f"run {item.run}: {item.path} (sha256 {item.sha256}) is in neither {where};"
+        " push it from the clone that logged the run (`xp push`)"
+    )
+
+
+def upload_missing(
+    repo: GitRepo,
+    commits: Iterable[str],
+    store: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> UploadResult:
+    """Upload the artifacts (and cached inputs) of ``commits`` the artifact remote lacks.
+
+    Raises RemoteError naming run, path and hash when an artifact is on no store at all;
+    nothing is uploaded then. Commits without a run record need nothing and are fine.
+    """
+    labels = run_labels(repo, commits)
+    cache_dir = cache.cache_dir(repo)
+    items, _unknown_dirs = _expand_dirs(manifests.needed(repo, labels), cache_dir)
+    result = UploadResult()
+    if not items:
+        return result
+    target = open_store(repo, store)
+    result.store = target.spec.name
+    wanted = _unique(items)
+    missing = target.missing_for_upload(wanted)
+    result.present = len(wanted) - len(missing)
+    send: list[tuple[str, int]] = []
+    for sha in sorted(missing):
+        item = wanted[sha]
+        path = cache.object_path(cache_dir, sha)
+        if path.is_file():
+            send.append((sha, path.stat().st_size))
+        elif item.kind == "artifact":
+            raise RemoteError(lost_message(item, target.spec.name))
+        else:
+            result.not_cached.append(item)
+
+    def upload(sha: str, _size: int) -> int:
+        size = target.upload(cache.object_path(cache_dir, sha), sha)
+        target.remember([sha])
+        return size
+
+    done = transfer(send, upload, jobs or target.spec.jobs, progress)
+    result.objects, result.bytes = done.objects, done.bytes
+    return result
+
+
+def download_missing(
+    repo: GitRepo,
+    items: list[Needed],
+    store: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    target: Store | None = None,
+) -> DownloadResult:
+    """Fetch the objects of ``items`` the local cache lacks, re-hashing each one."""
+    cache_dir = cache.cache_dir(repo)
+    result = DownloadResult()
+    local_missing = {
+        sha: item
+        for sha, item in _unique(items).items()
+        if not cache.object_path(cache_dir, sha).is_file()
+    }
+    if not local_missing:
+        return result
+    if target is None:
+        try:
+            target = open_store(repo, store)
+        except RemoteError:
+            if store is not None:
+                raise
+            result.absent = sorted(local_missing.values(), key=lambda i: (i.run, i.path))
+            return result
+    result.store = target.spec.name
+    gone = target.missing(local_missing)
+    result.absent = sorted((local_missing[s] for s in gone), key=lambda i: (i.run, i.path))
+    todo = [(s, i.size) for s, i in local_missing.items() if s not in gone]
+    done: TransferResult = transfer(
+        todo,
+        lambda sha, size: target.download(sha, cache_dir, size),
+        jobs or target.spec.jobs,
+        progress,
+    )
+    result.objects, result.bytes = done.objects, done.bytes
+    return result
+
+
+def fetch_objects(
+    repo: GitRepo,
+    commits: Iterable[str],
+    store: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> DownloadResult:
+    """Everything ``commits`` refer to, into the local cache; folder inputs in two rounds."""
+    labels = run_labels(repo, commits)
+    cache_dir = cache.cache_dir(repo)
+    items = manifests.needed(repo, labels)
+    target = None
+    first = download_missing(repo, _expand_dirs(items, cache_dir)[0], store, jobs, progress)
+    if first.store is None and any(i.kind == "artifact" for i in first.absent):
+        open_store(repo, store)  # raises: no artifact remote is configured, and how to add one
+    if any(i.kind == "input-dir" for i in items) and first.store:
+        target = open_store(repo, first.store)
+        again = download_missing(
+            repo, _expand_dirs(items, cache_dir)[0], store, jobs, progress, target
+        )
+        first.objects += again.objects
+        first.bytes += again.bytes
+        first.absent = again.absent
+    return first
+
+
+# -- git refs ------------------------------------------------------------------------------
+
+
+def git_remotes(repo: GitRepo) -> list[str]:
+    return repo.git("remote").stdout.decode().split()
+
+
+def pick_git_remote(repo: GitRepo, name: str | None) -> str:
+    remotes = git_remotes(repo)
+    listed = ", ".join(remotes) or "none"
+    if name is not None:
+        if name not in remotes:
+            raise XPError(
+                f"no git remote {name!r} (remotes: {listed}); add it with"
+                f" `git remote add {name} URL`"
+            )
+        return name
+    if "origin" in remotes:
+        return "origin"
+    if len(remotes) == 1:
+        return remotes[0]
+    raise XPError(
+        "no git remote to use"
+        + (f" (remotes: {listed}): name one" if remotes else "")
+        + "; add one with `git remote add origin URL`" * (not remotes)
+    )
+
+
+def _select_runs(repo: GitRepo, specs: list[str] | None) -> dict[str, tuple[str, str]]:
+    """run id -> (ref, commit): the named runs, or every local run."""
+    from xp.query.resolve import resolve, run_refs
+
+    refs = run_refs(repo)
+    if not specs:
+        return {i: (r.ref, r.commit) for i, r in refs.items() if r.ref.startswith(fmt.RUNS_PREFIX)}
+    out: dict[str, tuple[str, str]] = {}
+    for spec in specs:
+        ref, commit = resolve(repo, spec)
+        if "/runs/" not in ref:
+            raise RunNotFoundError(
+                f"{spec!r} is a commit, not a run; push branches with `git push`, runs by id"
+            )
+        out[ref.rsplit("/runs/", 1)[1]] = (ref, commit)
+    return out
+
+
+def _parse_porcelain(text: str) -> list[tuple[str, str, str]]:
+    """``git push --porcelain`` lines -> (flag, destination ref, summary)."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and len(parts[0]) == 1:
+            rows.append((parts[0], parts[1].rsplit(":", 1)[-1], parts[2]))
+    return rows
+
+
+def push_refs(repo: GitRepo, remote: str, refspecs: list[str], result: PushResult) -> None:
+    proc = repo.git("push", "--porcelain", remote, *refspecs, check=False)
+    rows = _parse_porcelain(proc.stdout.decode(errors="replace"))
+    for flag, dest, summary in rows:
+        run_id = dest.rsplit("/", 1)[-1]
+        if flag == "=":
+            result.up_to_date += 1
+        elif flag == "!":
+            result.rejected.append((dest, summary.strip("()")))
+        else:
+            result.pushed.append(run_id)
+    if proc.returncode != 0 and not result.rejected:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = err[-1] if err else f"exit code {proc.returncode}"
+        raise GitError(
+            f"git push to {remote!r} failed: {detail}; check the remote's URL and your access"
+        )
+
+
+def push(
+    repo: GitRepo,
+    git_remote: str | None = None,
+    runs: list[str] | None = None,
+    store: str | None = None,
+    artifacts: bool = True,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> PushResult:
+    """Upload the selected runs' missing objects, then push their refs (all local runs)."""
+    remote = pick_git_remote(repo, git_remote)
+    selected = _select_runs(repo, runs)
+    result = PushResult(remote)
+    if not selected:
+        return result
+    if artifacts:
+        commits = sorted({commit for _ref, commit in selected.values()})
+        result.upload = upload_missing(repo, commits, store, jobs, progress)
+    if runs:
+        refspecs = [f"{ref}:{fmt.run_ref(i)}" for i, (ref, _c) in sorted(selected.items())]
+    else:
+        refspecs = [f"{fmt.RUNS_PREFIX}*:{fmt.RUNS_PREFIX}*"]
+    push_refs(repo, remote, refspecs, result)
+    return result
+
+
+def tracking_prefix(remote: str) -> str:
+    return f"{fmt.REMOTES_PREFIX}{remote}/runs/"
+
+
+def pull(
+    repo: GitRepo,
+    git_remote: str | None = None,
+    artifacts: bool = False,
+    store: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> PullResult:
+    """Fetch the remote's runs into refs/xp/remotes/<remote>/runs/; objects with ``artifacts``."""
+    remote = pick_git_remote(repo, git_remote)
+    prefix = tracking_prefix(remote)
+    before = list_refs(repo.common_dir, prefix)
+    proc = repo.git(
+        "fetch",
+        "--no-tags",
+        "--no-write-fetch-head",
+        remote,
+        f"+{fmt.RUNS_PREFIX}*:{prefix}*",
+        check=False,
+    )
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(
+            f"git fetch from {remote!r} failed: {err[-1] if err else proc.returncode};"
+            " check the remote's URL and your access"
+        )
+    after = list_refs(repo.common_dir, prefix)
+    result = PullResult(remote, total=len(after))
+    for name, sha in sorted(after.items()):
+        run_id = name[len(prefix) :]
+        if name not in before:
+            result.new.append(run_id)
+        elif before[name] != sha:
+            result.updated.append(run_id)
+    if artifacts and after:
+        result.download = fetch_objects(repo, sorted(set(after.values())), store, jobs, progress)
+    return result

@@ -1,0 +1,462 @@
+"""A model registry in annotated git tags, in GTO's format (iterative/gto), so both read it.
+
+Tags (names: ``[a-z0-9]([a-z0-9-/]*[a-z0-9])?``, versions: ``v`` + semver):
+
+  ``name@v1.2.0``        register version v1.2.0 of ``name`` at a commit
+  ``name@v1.2.0!``       deregister it
+  ``name#stage#N``       assign ``stage`` to the version registered at the tag's commit
+  ``name#stage!#N``      unassign it
+  ``name@deprecated``    deprecate the whole artifact
+
+``N`` counts the artifact's assign/unassign tags (GTO's rule: one more than the highest yet),
+so a stage can be assigned again. xp tags point at the run's commit and their message is
+GTO's, plus ``xp-run: <id>`` and one ``xp-artifact: <path>`` line per registered artifact
+path. State is recomputed from the tags on every read, ordered by tagger time then counter.
+Tags travel with ``git push origin <tag>`` / ``--tags``; a tag that already exists on the
+remote is rejected by git, which is how two people registering the same version conflict.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xp.errors import GitError, InvalidValueError, RefExistsError, RunNotFoundError, XPError
+from xp.gitstore.repo import GitRepo, find_repo
+
+NAME = r"[a-z0-9](?:[a-z0-9-/]*[a-z0-9])?"
+SEMVER = (
+    r"v(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+NAME_RE = re.compile(rf"^{NAME}$")
+VERSION_RE = re.compile(rf"^{SEMVER}$")
+TAG_RE = re.compile(
+    rf"^(?P<name>{NAME})(?:(?:#(?P<stage>{NAME})|@(?P<version>{SEMVER}))(?P<cancel>!?)"
+    rf"|@(?P<deprecated>deprecated))(?:#(?P<counter>[0-9]+))?$"
+)
+LOG_ARTIFACT = "logs/xp-run.log"  # what `xp run` saves; never the model by default
+
+
+class RegistryError(XPError):
+    pass
+
+
+@dataclass(frozen=True)
+class Event:
+    """One registry tag, parsed."""
+
+    tag: str
+    action: str  # register, deregister, assign, unassign, deprecate
+    name: str
+    commit: str
+    time: int
+    version: str | None = None
+    stage: str | None = None
+    counter: int = 0
+    message: str = ""
+
+    @property
+    def run_id(self) -> str | None:
+        return _trailers(self.message, "xp-run")[0] if _trailers(self.message, "xp-run") else None
+
+    @property
+    def artifacts(self) -> list[str]:
+        return _trailers(self.message, "xp-artifact")
+
+
+_ORDER = {"register": 0, "assign": 1, "unassign": 2, "deregister": 3, "deprecate": 4}
+
+
+@dataclass
+class Version:
+    name: str
+    version: str
+    commit: str
+    time: int
+    tag: str
+    run_id: str | None
+    artifacts: list[str]
+    active: bool = True
+    stages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Model:
+    name: str
+    versions: dict[str, Version] = field(default_factory=dict)
+    stages: dict[str, str] = field(default_factory=dict)  # stage -> version
+    deprecated: bool = False
+    counter: int = 0
+
+    @property
+    def latest(self) -> Version | None:
+        active = [v for v in self.versions.values() if v.active]
+        return max(active, key=lambda v: semver_key(v.version)) if active else None
+
+    def by_commit(self, commit: str) -> Version | None:
+        return next((v for v in self.versions.values() if v.commit == commit), None)
+
+
+def _trailers(message: str, key: str) -> list[str]:
+    prefix = f"{key}: "
+    return [ln[len(prefix) :].strip() for ln in message.splitlines() if ln.startswith(prefix)]
+
+
+def semver_key(version: str) -> tuple[Any, ...]:
+    """Sort key: numbers numerically; a pre-release sorts before its release."""
+    core, _, _build = version[1:].partition("+")
+    nums, dash, pre = core.partition("-")
+    major, minor, patch = (int(n) for n in nums.split("."))
+    pre_key = (
+        tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")) if dash else ()
+    )
+    return (major, minor, patch, 0 if dash else 1, pre_key)
+
+
+def parse_tag(tag: str) -> dict[str, Any] | None:
+    match = TAG_RE.match(tag)
+    if not match:
+        return None
+    out: dict[str, Any] = {"name": match["name"], "counter": int(match["counter"] or 0)}
+    if match["deprecated"]:
+        out["action"] = "deprecate"
+    elif match["version"]:
+        out["version"] = match["version"]
+        out["action"] = "deregister" if match["cancel"] else "register"
+    else:
+        out["stage"] = match["stage"]
+        out["action"] = "unassign" if match["cancel"] else "assign"
+    return out
+
+
+def events(repo: GitRepo) -> list[Event]:
+    """Every annotated registry tag, oldest first (lightweight tags are ignored, as GTO does)."""
+    fmt_ = (
+        "%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(taggerdate:unix)%00%(contents)%1e"
+    )
+    out = repo.git("for-each-ref", f"--format={fmt_}", "refs/tags").stdout.decode(
+        "utf-8", "replace"
+    )
+    found: list[Event] = []
+    for record in out.split("\x1e\n"):
+        fields = record.split("\x00")
+        if len(fields) < 5 or fields[1] != "tag":
+            continue
+        tag, _kind, commit, when, message = fields[:5]
+        parsed = parse_tag(tag)
+        if parsed is None or not commit:
+            continue
+        found.append(Event(tag=tag, commit=commit, time=int(when or 0), message=message, **parsed))
+    found.sort(key=lambda e: (e.time, e.counter, _ORDER[e.action], e.tag))
+    return found
+
+
+def state(repo: GitRepo) -> dict[str, Model]:
+    """Replay the tags into models: versions, which version holds each stage."""
+    models: dict[str, Model] = {}
+    history: dict[tuple[str, str], list[tuple[str, bool]]] = {}  # (name, stage) -> events
+    for ev in events(repo):
+        model = models.setdefault(ev.name, Model(ev.name))
+        model.counter = max(model.counter, ev.counter)
+        if ev.action == "register" and ev.version:
+            model.versions[ev.version] = Version(
+                ev.name, ev.version, ev.commit, ev.time, ev.tag, ev.run_id, ev.artifacts
+            )
+        elif ev.action == "deregister" and ev.version in model.versions:
+            model.versions[ev.version].active = False
+        elif ev.action == "deprecate":
+            model.deprecated = True
+        elif ev.action in ("assign", "unassign") and ev.stage:
+            version = model.by_commit(ev.commit)
+            if version is not None:
+                history.setdefault((ev.name, ev.stage), []).append(
+                    (version.version, ev.action == "assign")
+                )
+    for (name, stage), items in history.items():
+        model = models[name]
+        live: dict[str, bool] = {}
+        order: list[str] = []
+        for ver, on in items:
+            live[ver] = on
+            if on:
+                order = [v for v in order if v != ver] + [ver]
+        current = [v for v in order if live[v] and model.versions[v].active]
+        if current:
+            model.stages[stage] = current[-1]
+            model.versions[current[-1]].stages.append(stage)
+    return models
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TagResult:
+    tag: str
+    name: str
+    version: str
+    commit: str
+    run_id: str | None = None
+    artifacts: tuple[str, ...] = ()
+    stage: str | None = None
+    pushed: str | None = None  # the remote it was pushed to
+
+
+def _check_name(value: str, what: str) -> str:
+    if not NAME_RE.match(value):
+        raise InvalidValueError(
+            f"{what} {value!r} must be lower-case letters, digits, '-' or '/', starting and"
+            " ending with a letter or digit (GTO's rule), e.g. churn-model"
+        )
+    return value
+
+
+def _model(repo: GitRepo, name: str) -> Model:
+    models = state(repo)
+    if name not in models or not models[name].versions:
+        known = ", ".join(sorted(m for m in models if models[m].versions)) or "none yet"
+        raise RunNotFoundError(
+            f"no model {name!r}; registered models: {known} (register one with"
+            " `xp model register NAME RUN`)"
+        )
+    return models[name]
+
+
+def _version(model: Model, version: str) -> Version:
+    v = model.versions.get(version)
+    if v is None or not v.active:
+        active = [x.version for x in model.versions.values() if x.active]
+        active.sort(key=semver_key)
+        gone = " (it was deregistered)" if v is not None else ""
+        raise RunNotFoundError(
+            f"{model.name}@{version} does not exist{gone}; registered versions:"
+            f" {', '.join(active) or 'none'}"
+        )
+    return v
+
+
+def _select_artifacts(run: Any, wanted: tuple[str, ...]) -> tuple[str, ...]:
+    paths = [a.path for a in run.artifacts]
+    if not wanted:
+        chosen = [p for p in paths if p != LOG_ARTIFACT]
+        if not chosen:
+            raise InvalidValueError(
+                f"run {run.id} has no artifacts to register; log the model with"
+                " xp.log_artifact, or register another run"
+            )
+        return tuple(sorted(chosen))
+    out: list[str] = []
+    for want in wanted:
+        key = want.replace("\\", "/").strip("/")
+        if key in paths or any(p.startswith(key + "/") for p in paths):
+            out.append(key)
+            continue
+        raise InvalidValueError(
+            f"run {run.id} has no artifact {want!r}; it has: {', '.join(sorted(paths)) or 'none'}"
+        )
+    return tuple(out)
+
+
+def _create_tag(repo: GitRepo, tag: str, commit: str, message: str) -> None:
+    proc = repo.git("-c", "tag.gpgSign=false", "tag", "-a", tag, "-m", message, commit, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()
+        if "already exists" in err:
+            raise RefExistsError(f"tag {tag} already exists; someone registered it first")
+        raise GitError(f"git tag {tag} failed: {err.splitlines()[-1] if err else proc.returncode}")
+
+
+def push_tag(repo: GitRepo, tag: str, remote: str) -> None:
+    """Push one tag. A tag the remote has already (someone else's) is a clear conflict; our
+    local copy is then deleted, so ``git fetch --tags`` can bring theirs."""
+    proc = repo.git("push", "--porcelain", remote, f"refs/tags/{tag}", check=False)
+    if proc.returncode == 0:
+        return
+    text = (proc.stdout + proc.stderr).decode(errors="replace")
+    if "already exists" in text or "rejected" in text or "[rejected]" in text:
+        repo.git("tag", "-d", tag, check=False)
+        raise RefExistsError(
+            f"{remote} already has tag {tag}: someone else registered or assigned it first."
+            f" Your local tag was removed; run `git fetch {remote} --tags`, look with"
+            " `xp model show`, and retry with the next version or counter"
+        )
+    last = text.strip().splitlines()[-1] if text.strip() else f"exit {proc.returncode}"
+    raise GitError(f"git push {remote} {tag} failed: {last}; the tag is kept locally")
+
+
+def register(
+    run: str,
+    name: str,
+    version: str | None = None,
+    artifacts: tuple[str, ...] = (),
+    message: str | None = None,
+    push: str | None = None,
+    path: str | Path | None = None,
+) -> TagResult:
+    """Register the run's artifacts as ``name@version`` (next patch version when not given)."""
+    from xp.query.resolve import get_run
+
+    repo = find_repo(path)
+    _check_name(name, "model name")
+    if version is not None and not VERSION_RE.match(version):
+        raise InvalidValueError(f"version {version!r} must look like v1.2.0 (semver with a 'v')")
+    view = get_run(run, path=repo.worktree)
+    chosen = _select_artifacts(view.record, artifacts)
+    model = state(repo).get(name, Model(name))
+    taken = model.by_commit(view.commit)
+    if taken is not None and taken.active:
+        raise RegistryError(
+            f"run {view.record.id} is already registered as {name}@{taken.version};"
+            f" deregister it first (xp model deregister {name} {taken.version})"
+        )
+    if version is None:
+        latest = model.latest
+        if latest is None:
+            version = "v0.0.1"
+        else:
+            major, minor, patch = latest.version[1:].split("-")[0].split("+")[0].split(".")
+            version = f"v{major}.{minor}.{int(patch) + 1}"
+    elif version in model.versions:
+        raise RefExistsError(
+            f"{name}@{version} is registered already (tag {model.versions[version].tag});"
+            " pick another version"
+        )
+    tag = f"{name}@{version}"
+    body = f"Registering artifact {name} version {version}"
+    if message:
+        body += f"\n\n{message}"
+    body += f"\n\nxp-run: {view.record.id}\n" + "".join(f"xp-artifact: {a}\n" for a in chosen)
+    _create_tag(repo, tag, view.commit, body)
+    if push:
+        push_tag(repo, tag, push)
+    return TagResult(tag, name, version, view.commit, view.record.id, chosen, None, push)
+
+
+def assign(
+    name: str,
+    version: str,
+    stage: str,
+    push: str | None = None,
+    path: str | Path | None = None,
+) -> TagResult:
+    """Put ``name@version`` in ``stage`` (tag ``name#stage#N``); the stage's old version leaves."""
+    repo = find_repo(path)
+    _check_name(name, "model name")
+    _check_name(stage, "stage")
+    model = _model(repo, name)
+    v = _version(model, _norm_version(version))
+    if model.stages.get(stage) == v.version:
+        raise RegistryError(f"{name}@{v.version} is already in stage {stage!r}")
+    tag = f"{name}#{stage}#{model.counter + 1}"
+    body = f"Assigning stage {stage} to artifact {name} version {v.version}"
+    body += f"\n\nxp-run: {v.run_id}\n" if v.run_id else ""
+    _create_tag(repo, tag, v.commit, body)
+    if push:
+        push_tag(repo, tag, push)
+    return TagResult(tag, name, v.version, v.commit, v.run_id, tuple(v.artifacts), stage, push)
+
+
+def unassign(
+    name: str, stage: str, push: str | None = None, path: str | Path | None = None
+) -> TagResult:
+    """Take ``stage`` away from the version that holds it (tag ``name#stage!#N``)."""
+    repo = find_repo(path)
+    model = _model(repo, name)
+    held = model.stages.get(stage)
+    if held is None:
+        raise RunNotFoundError(
+            f"no version of {name} is in stage {stage!r}; stages: {_stages(model)}"
+        )
+    v = model.versions[held]
+    tag = f"{name}#{stage}!#{model.counter + 1}"
+    body = f"Unassigning stage '{stage}' to artifact '{name}' version '{held}'"
+    _create_tag(repo, tag, v.commit, body)
+    if push:
+        push_tag(repo, tag, push)
+    return TagResult(tag, name, held, v.commit, v.run_id, tuple(v.artifacts), stage, push)
+
+
+def deregister(
+    name: str, version: str, push: str | None = None, path: str | Path | None = None
+) -> TagResult:
+    """Withdraw ``name@version`` (tag ``name@version!``); its stages go with it."""
+    repo = find_repo(path)
+    model = _model(repo, name)
+    v = _version(model, _norm_version(version))
+    tag = f"{name}@{v.version}!"
+    _create_tag(repo, tag, v.commit, f"Deregistering artifact {name} version {v.version}")
+    if push:
+        push_tag(repo, tag, push)
+    return TagResult(tag, name, v.version, v.commit, v.run_id, tuple(v.artifacts), None, push)
+
+
+def _stages(model: Model) -> str:
+    return ", ".join(f"{s}={v}" for s, v in sorted(model.stages.items())) or "none"
+
+
+def _norm_version(version: str) -> str:
+    version = version.strip()
+    return version if version.startswith("v") else f"v{version}"
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def resolve(spec: str, path: str | Path | None = None) -> Version:
+    """``name@v1.2.0``, ``name@latest``, ``name@STAGE`` or ``name#STAGE`` -> that version."""
+    repo = find_repo(path)
+    name, sep, which = spec.partition("@") if "@" in spec else spec.partition("#")
+    if not sep or not which:
+        raise InvalidValueError(
+            f"{spec!r} must be NAME@VERSION, NAME@STAGE or NAME@latest, e.g. churn@production"
+        )
+    model = _model(repo, name)
+    if which == "latest":
+        latest = model.latest
+        if latest is None:
+            raise RunNotFoundError(f"{name} has no registered version left")
+        return latest
+    if sep == "@" and VERSION_RE.match(which):
+        return _version(model, which)
+    if which not in model.stages:
+        raise RunNotFoundError(
+            f"{name} has no version in stage {which!r}; stages: {_stages(model)}"
+        )
+    return model.versions[model.stages[which]]
+
+
+def show(name: str | None = None, path: str | Path | None = None) -> list[Model]:
+    """Models (or one model) with their versions and stages, for ``xp model show``."""
+    repo = find_repo(path)
+    if name is not None:
+        return [_model(repo, name)]
+    return [m for _, m in sorted(state(repo).items()) if m.versions and not m.deprecated]
+
+
+def get(
+    spec: str,
+    out_dir: str | Path,
+    force: bool = False,
+    path: str | Path | None = None,
+) -> tuple[Version, list[Path]]:
+    """Write the registered artifact files of ``spec`` into ``out_dir``."""
+    from xp.sharing import get as restore
+
+    repo = find_repo(path)
+    v = resolve(spec, repo.worktree)
+    result = restore.get(repo, v.commit, tuple(v.artifacts), out_dir=out_dir, force=force)
+    written = [dest for _p, dest, _kind in result.written]
+    written += [Path(out_dir).resolve() / p for p in result.unchanged]
+    return v, written
+
+
+# Python API names (exported lazily from xp/__init__.py)
+register_model = register
+assign_stage = assign
+unassign_stage = unassign
+deregister_model = deregister
+get_model = get
+show_models = show

@@ -1,0 +1,1 @@
+"""Recording runs: ``Run``, the fluent API, ``xp commit``, crash recovery."""

@@ -1,0 +1,219 @@
+"""The module-level API (``xp.start_run``, ``xp.log_metric``...): a stack of active runs.
+
+MLflow's fluent API, with two differences that matter for ML jobs: a run that dies with an
+exception is ``failed`` and one stopped by SIGINT/SIGTERM is ``killed`` (MLflow's atexit hook
+marks both FINISHED), and a process killed outright is committed as ``crashed`` later.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+from xp.errors import NoActiveRunError
+
+_stack: list[Any] = []  # list[xp.tracking.run.Run]; typed loosely to keep `import xp` light
+_exit_status = "finished"
+_hooks_installed = False
+
+
+class ActiveRun:
+    """What ``start_run`` returns: the run, usable as a context manager."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.run, name)
+
+    def __repr__(self) -> str:
+        return repr(self.run)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.run.status != "running":
+            return
+        if exc_type is None:
+            status = "finished"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "killed"
+        elif issubclass(exc_type, SystemExit):
+            code = exc.code if isinstance(exc, SystemExit) else None
+            status = "finished" if code in (None, 0) else "failed"
+        else:
+            status = "failed"
+        end_run(status, run=self.run)
+
+
+def _install_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_at_exit)
+    previous_hook = sys.excepthook
+
+    def excepthook(tp: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        global _exit_status
+        _exit_status = "killed" if issubclass(tp, KeyboardInterrupt) else "failed"
+        previous_hook(tp, value, tb)
+
+    sys.excepthook = excepthook
+    if threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    ):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """End live runs as killed, then die of SIGTERM as the process would have."""
+    _end_all("killed")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _end_all(status: str) -> None:
+    while _stack:
+        run = _stack[-1]
+        try:
+            end_run(status, run=run)
+        except Exception as exc:
+            _stack.remove(run) if run in _stack else None
+            sys.stderr.write(f"xp: could not record run {run.id}: {exc}\n")
+
+
+def _at_exit() -> None:
+    _end_all(_exit_status)
+
+
+def start_run(
+    name: str | None = None,
+    experiment: str | None = None,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    nested: bool = False,
+    description: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> ActiveRun:
+    """Start a run (snapshotting the workspace now: the code that runs is the code recorded)."""
+    from xp.errors import XPError
+    from xp.gitstore.repo import find_repo
+    from xp.tracking.run import Run
+
+    if _stack and not nested:
+        raise XPError(
+            f"run {_stack[-1].id} is already active; end it with xp.end_run() or pass nested=True"
+        )
+    parent = _stack[-1].id if _stack else None
+    # Under `xp run`, the script's run is the one xp run started: log into it as a part.
+    attach = os.environ.get("XP_RUN_ID") if not _stack else None
+    repo = find_repo(path)
+    if not attach:
+        _recover_quietly(repo)
+    run = Run(
+        repo, name=name, experiment=experiment, parent=parent, message=description, attach=attach
+    )
+    _install_hooks()
+    _stack.append(run)
+    try:
+        if params:
+            run.log_params(params)
+        if tags:
+            run.set_tags(tags)
+    except BaseException:
+        end_run("failed", run=run)
+        raise
+    return ActiveRun(run)
+
+
+def _recover_quietly(repo: Any) -> None:
+    from xp.tracking.run import recover
+
+    recover(repo)
+
+
+def end_run(status: str = "finished", run: Any = None) -> str | None:
+    """End the active run (or ``run``) and commit it; returns the commit sha."""
+    target = run if run is not None else (_stack[-1] if _stack else None)
+    if target is None:
+        return None
+    if target in _stack:
+        # nested runs end with their parent, innermost first
+        while _stack and _stack[-1] is not target:
+            _stack.pop().finish(status)
+        _stack.pop()
+    return str(target.finish(status))
+
+
+def active_run() -> Any:
+    """The innermost active run, or None."""
+    return _stack[-1] if _stack else None
+
+
+def _active() -> Any:
+    if _stack:
+        return _stack[-1]
+    start_run()  # MLflow starts a run on the first log call; so do we
+    return _stack[-1]
+
+
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
+    (_stack[-1] if _stack else _active()).log_metric(key, value, step, timestamp)
+
+
+def log_metrics(
+    metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
+    _active().log_metrics(metrics, step, timestamp)
+
+
+def log_param(key: str, value: Any) -> Any:
+    return _active().log_param(key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    _active().log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _active().set_tag(key, value)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    _active().set_tags(tags)
+
+
+def log_artifact(local_path: str | os.PathLike[str], name: str | None = None) -> Any:
+    return _active().log_artifact(local_path, name)
+
+
+def log_text(text: str, artifact_file: str) -> Any:
+    return _active().log_text(text, artifact_file)
+
+
+def log_dict(dictionary: dict[str, Any], artifact_file: str) -> Any:
+    return _active().log_dict(dictionary, artifact_file)
+
+
+def log_input(path: str | os.PathLike[str], name: str | None = None, cache: bool = False) -> Any:
+    return _active().log_input(path, name, cache_content=cache)
+
+
+def require_active() -> Any:
+    if not _stack:
+        raise NoActiveRunError("no active run; call xp.start_run() first")
+    return _stack[-1]

@@ -1,0 +1,527 @@
+"""A live run: cheap logging into memory, a journal for crash safety, a commit at the end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from xp import format as fmt
+from xp.artifacts import cache
+from xp.config import ProjectConfig, load_config
+from xp.errors import (
+    InvalidValueError,
+    ParamChangedError,
+    StorageError,
+    XPError,
+)
+from xp.gitstore import commit as gitcommit
+from xp.gitstore.objects import ObjectWriter
+from xp.gitstore.repo import GitRepo, find_repo
+from xp.gitstore.snapshot import snapshot
+from xp.record.context import command_line, installed_packages, static_context
+from xp.record.journal import PART, SUFFIX, Journal, RunState, flusher, line, merge_parts
+from xp.record.model import FileEntry, Point, RunRecord, final_value, format_number
+from xp.record.names import auto_name
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _param_value(key: str, value: Any) -> Any:
+    out: Any
+    if isinstance(value, _SCALARS):
+        out = value
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
+        out = list(value)
+    elif hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        out = value.item()
+    else:
+        out = str(value)
+    if len(str(out)) > fmt.MAX_PARAM_LENGTH:
+        raise InvalidValueError(
+            f"param {key!r} is {len(str(out))} characters; the limit is {fmt.MAX_PARAM_LENGTH}:"
+            " log long values with log_text"
+        )
+    return out
+
+
+def _metric_value(key: str, value: Any) -> float | int:
+    if isinstance(value, (bool, str, bytes)):
+        raise InvalidValueError(
+            f"metric {key!r} must be a number, got {type(value).__name__} {value!r};"
+            " record text with set_tag or log_text"
+        )
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidValueError(
+            f"metric {key!r} must be a number, got {type(value).__name__};"
+            " pass a float (e.g. float(tensor))"
+        ) from None
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def _relative_cwd(top: Path) -> str:
+    here = os.getcwd()
+    return os.path.relpath(here, top).replace(os.sep, "/") if here.startswith(str(top)) else "."
+
+
+def build_record(
+    state: RunState, status: str, end_time: float, packages: tuple[str, ...]
+) -> RunRecord:
+    """The record a run's state turns into; shared by end_run and crash recovery."""
+    h = state.header
+    grouped: dict[str, list[Point]] = {}
+    for key, value, step, ts in state.points:
+        grouped.setdefault(key, []).append((step, value, int(ts * 1000)))
+    metrics = {k: final_value(v) for k, v in grouped.items()}
+    series = {k: v for k, v in grouped.items() if len(v) > 1 or v[0][0] != 0}
+    start = float(h["start_time"])
+    meta: dict[str, Any] = {
+        "experiment": h.get("experiment") or "default",
+        "start_time": _iso(start),
+        "end_time": _iso(end_time),
+        "duration": round(max(0.0, end_time - start), 3),
+        "command": h.get("command", []),
+        "cwd": h.get("cwd", "."),
+        "baseline": h.get("baseline"),
+        "branch": h.get("branch"),
+        "dirty": bool(h.get("dirty")),
+        "xp_version": h.get("xp_version"),
+    }
+    meta.update(h.get("context", {}))
+    for opt in ("parent", "message", "exit_code"):
+        if h.get(opt) is not None:
+            meta[opt] = h[opt]
+    warnings = list(h.get("warnings", []))
+    warnings += [
+        f"{path} ({size} bytes) is over the size limit and was not snapshotted;"
+        " log it with xp.log_artifact"
+        for path, size in h.get("skipped", [])
+    ]
+    if warnings:
+        meta["warnings"] = warnings
+    return RunRecord(
+        id=h["id"],
+        name=h["name"],
+        status=status,
+        meta=meta,
+        params=dict(state.params),
+        metrics=metrics,
+        series=series,
+        tags=dict(state.tags),
+        artifacts=tuple(state.artifacts.values()),
+        inputs=tuple(state.inputs.values()),
+        packages=packages,
+    )
+
+
+def short_number(value: float | int) -> str:
+    """4 significant digits for humans (commit subjects, CLI summaries); nan/inf spelled out."""
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return format_number(value)
+
+
+def commit_message(record: RunRecord) -> str:
+    shown = " ".join(f"{k}={short_number(v)}" for k, v in sorted(record.metrics.items())[:4])
+    subject = f"xp: {record.name}" + (f" {shown}" if shown else "")
+    body = record.meta.get("message")
+    text = subject + (f"\n\n{body}" if body else "")
+    return f"{text}\n\nxp-run: {record.id}\nxp-status: {record.status}\n"
+
+
+def commit_record(
+    repo: GitRepo, record: RunRecord, tree: str, baseline: str | None, start: float, end: float
+) -> str:
+    writer = ObjectWriter(repo.objects_dir)
+    root = gitcommit.compose_tree(repo, writer, tree, fmt.RECORD_DIR, record.to_files())
+    return gitcommit.write_run_commit(
+        repo, fmt.run_ref(record.id), root, baseline, commit_message(record), start, end, writer
+    )
+
+
+class Run:
+    """One run being logged. Log calls append to lists; ``flush`` journals; ``finish`` commits."""
+
+    def __init__(
+        self,
+        repo: GitRepo | None = None,
+        *,
+        name: str | None = None,
+        experiment: str | None = None,
+        parent: str | None = None,
+        message: str | None = None,
+        config: ProjectConfig | None = None,
+        reuse_snapshot: bool = True,
+        attach: str | None = None,
+        command: list[str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        """A new run, or with ``attach`` a part of run ``attach`` that another process owns.
+
+        An attached part (a script started by ``xp run``) logs into its own journal part; the
+        owner merges the parts into its run when it commits. See ``child_env``.
+        """
+        self.repo = repo or find_repo()
+        self.config = config or load_config(self.repo)
+        start = time.time()
+        self.attached = attach is not None
+        self.id = attach or fmt.new_run_id(start)
+        if name is not None and (not isinstance(name, str) or not name.strip() or "\n" in name):
+            raise InvalidValueError(f"run name {name!r} must be one non-empty line of text")
+        self.name = name or auto_name(self.id)
+        from xp import __version__
+
+        header: dict[str, Any] = {
+            "format": fmt.FORMAT_VERSION,
+            "id": self.id,
+            "name": self.name,
+            "auto_name": name is None,
+            "experiment": experiment or "default",
+            "start_time": start,
+            "command": command_line() if command is None else list(command),
+            "cwd": cwd if cwd is not None else _relative_cwd(self.repo.worktree),
+            "context": static_context(),
+            "parent": parent,
+            "message": message,
+            "xp_version": __version__,
+            "pid": os.getpid(),
+        }
+        self.tree = ""
+        self.baseline: str | None = None
+        journal_dir = self.repo.xp_dir / "journal"
+        if self.attached:
+            journal_dir = Path(os.environ.get("XP_JOURNAL_DIR") or journal_dir)
+            journal_path = journal_dir / f"{self.id}-{os.getpid()}-{os.urandom(3).hex()}{PART}"
+        else:
+            snap = snapshot(self.repo, self.config.max_file_size, reuse=reuse_snapshot)
+            head = gitcommit.head(self.repo)
+            self.tree = snap.tree
+            self.baseline = head.commit
+            header.update(
+                tree=snap.tree,
+                skipped=[list(s) for s in snap.skipped],
+                baseline=head.commit,
+                branch=head.branch,
+                dirty=head.commit is None or gitcommit.tree_of(self.repo, head.commit) != snap.tree,
+            )
+            journal_path = journal_dir / f"{self.id}{SUFFIX}"
+        self.journal_dir = journal_dir
+        self.state = RunState(header=header)
+        self._keys: set[str] = set()
+        self._next_step: dict[str, int] = {}
+        self._events: list[str] = []
+        self._flushed_points = 0
+        self._flushed_events = 0
+        self._io_lock = threading.Lock()
+        self.status = "running"
+        self.commit: str | None = None
+        # The journal file is made by the first flush (<= 0.5 s in) or when a child process
+        # needs it: a run shorter than that never touches the disk before its commit.
+        self.journal: Journal | None = None
+        self._journal_path = journal_path
+        self._closed = False
+        flusher.register(self)
+
+    def _journal(self) -> Journal:
+        if self.journal is None:
+            self.journal = Journal(self._journal_path, line("H", self.state.header).encode())
+        return self.journal
+
+    def child_env(self) -> dict[str, str]:
+        """Environment for a child process whose ``xp.start_run()`` should log into this run."""
+        with self._io_lock:
+            self._journal()  # a crash of this process must leave something to merge into
+        return {"XP_RUN_ID": self.id, "XP_JOURNAL_DIR": str(self.journal_dir)}
+
+    @property
+    def ref(self) -> str:
+        return fmt.run_ref(self.id)
+
+    @property
+    def run_id(self) -> str:  # MLflow's spelling
+        return self.id
+
+    @property
+    def start_time(self) -> float:
+        return float(self.state.header["start_time"])
+
+    def __repr__(self) -> str:
+        return f"<xp.Run {self.id} {self.name!r} {self.status}>"
+
+    def _check_live(self) -> None:
+        if self.status != "running":
+            raise XPError(f"run {self.id} has ended ({self.status}); start a new run to log more")
+
+    # -- logging: memory only -------------------------------------------------------------
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        if key not in self._keys:
+            self._check_live()
+            fmt.validate_key(key, "metric name")
+            self._keys.add(key)
+        if type(value) is not float and type(value) is not int:
+            value = _metric_value(key, value)
+        if step is None:
+            step = self._next_step.get(key, 0)
+        elif type(step) is not int:
+            if isinstance(step, bool) or not isinstance(step, int):
+                raise InvalidValueError(f"step for metric {key!r} must be an integer, got {step!r}")
+            step = int(step)
+        self._next_step[key] = step + 1
+        if timestamp is None:
+            ts = time.time()
+        elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
+            ts = timestamp / 1000
+        else:
+            raise InvalidValueError(
+                f"timestamp for metric {key!r} must be milliseconds since the epoch, got"
+                f" {timestamp!r}"
+            )
+        self.state.points.append((key, value, step, ts))
+
+    def log_metrics(
+        self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        for key, value in metrics.items():
+            self.log_metric(key, value, step, timestamp)
+
+    def log_param(self, key: str, value: Any) -> Any:
+        self._check_live()
+        fmt.validate_key(key, "param name")
+        value = _param_value(key, value)
+        params = self.state.params
+        if key in params:
+            old = params[key]
+            if old != value and not (old != old and value != value):  # NaN == NaN here
+                raise ParamChangedError(
+                    f"param {key!r} was logged as {params[key]!r}, now {value!r}; a run's params"
+                    " cannot change: start a new run, or log the new value under another name"
+                )
+            return value
+        params[key] = value
+        self._events.append(line("P", [key, value]))
+        return value
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from xp.record.model import flatten
+
+        for key, value in flatten(params).items():
+            self.log_param(key, value)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._check_live()
+        fmt.validate_key(key, "tag name")
+        text = str(value)
+        if len(text) > fmt.MAX_TAG_LENGTH:
+            raise InvalidValueError(
+                f"tag {key!r} is {len(text)} characters; the limit is {fmt.MAX_TAG_LENGTH}"
+            )
+        self.state.tags[key] = text
+        self._events.append(line("T", [key, text]))
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.set_tag(key, value)
+
+    # -- files: hashed into the cache now, recorded by content ----------------------------
+    def _source(self, path: str | os.PathLike[str], what: str) -> Path:
+        src = Path(path)
+        if not src.is_absolute():
+            src = Path.cwd() / src
+        if not src.exists():
+            raise InvalidValueError(f"{what} {os.fspath(path)!r} does not exist; check the path")
+        real, top = src.resolve(), self.repo.worktree.resolve()
+        if not real.is_relative_to(top):
+            raise InvalidValueError(
+                f"{what} {os.fspath(path)!r} is outside the repository {top}; write it inside the"
+                " project (an ignored folder is fine) and log it from there"
+            )
+        return src
+
+    @property
+    def cache_dir(self) -> Path:
+        return cache.cache_dir(self.repo)
+
+    def log_artifact(
+        self, path: str | os.PathLike[str], name: str | None = None
+    ) -> list[FileEntry]:
+        self._check_live()
+        src = self._source(path, "artifact")
+        name = cache.clean_name(src.name if name is None else name)
+        where = os.path.relpath(src.resolve(), self.repo.worktree.resolve()).replace(os.sep, "/")
+        entries = [
+            dataclasses.replace(e, source=where + e.path[len(name) :])
+            for e in cache.add_path(self.cache_dir, src, name)
+        ]
+        for entry in entries:
+            self.state.artifacts[entry.path] = entry
+            self._events.append(line("A", entry.to_dict()))
+        return entries
+
+    def log_bytes(self, data: bytes, artifact_file: str) -> list[FileEntry]:
+        """Store ``data`` as artifact ``artifact_file`` (any bytes, from anywhere)."""
+        tmp_dir = self.repo.xp_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as fh:
+            fh.write(data)
+        try:
+            self._check_live()
+            name = cache.clean_name(artifact_file)
+            entries = cache.add_path(self.cache_dir, Path(fh.name), name)
+        finally:
+            os.unlink(fh.name)
+        for entry in entries:
+            self.state.artifacts[entry.path] = entry
+            self._events.append(line("A", entry.to_dict()))
+        return entries
+
+    def log_text(self, text: str, artifact_file: str) -> list[FileEntry]:
+        return self.log_bytes(text.encode("utf-8"), artifact_file)
+
+    def log_dict(self, data: dict[str, Any], artifact_file: str) -> list[FileEntry]:
+        """JSON or YAML by the file's extension, as MLflow does."""
+        if artifact_file.endswith((".yaml", ".yml")):
+            from xp.record import yamlio
+
+            return self.log_bytes(yamlio.dump(data), artifact_file)
+        return self.log_bytes(
+            json.dumps(data, indent=2, sort_keys=True).encode() + b"\n", artifact_file
+        )
+
+    def log_input(
+        self, path: str | os.PathLike[str], name: str | None = None, cache_content: bool = False
+    ) -> FileEntry:
+        self._check_live()
+        src = self._source(path, "data input")
+        rel = (
+            os.path.relpath(src.resolve(), self.repo.worktree.resolve()).replace(os.sep, "/")
+            if name is None
+            else cache.clean_name(name)
+        )
+        entry = cache.hash_input(src, rel, self.cache_dir if cache_content else None)
+        self.state.inputs[entry.path] = entry
+        self._events.append(line("I", entry.to_dict()))
+        return entry
+
+    # -- journal and end -------------------------------------------------------------------
+    def flush(self) -> None:
+        """Append what is new since the last flush to the journal (called every 0.5 s)."""
+        with self._io_lock:
+            if self._closed:
+                return
+            points = self.state.points
+            n = len(points)
+            parts = [
+                f"M\t{k}\t{format_number(v)}\t{s}\t{t!r}\n"
+                for k, v, s, t in points[self._flushed_points : n]
+            ]
+            m = len(self._events)
+            parts.extend(self._events[self._flushed_events : m])
+            if parts or self.journal is None:
+                self._journal().write("".join(parts).encode("utf-8"))
+            self._flushed_points, self._flushed_events = n, m
+
+    def _close_journal(self, remove: bool) -> None:
+        with self._io_lock:
+            self._closed = True
+            if self.journal is not None:
+                self.journal.close(remove=remove)
+
+    def warn(self, message: str) -> None:
+        """A warning stored in the record's meta.yaml."""
+        self.state.header.setdefault("warnings", []).append(message)
+
+    def abort(self) -> None:
+        """Drop the run without recording it (the caller hit a user error first)."""
+        if self.status == "running":
+            self.status = "aborted"
+            flusher.unregister(self)
+            self._close_journal(remove=True)
+
+    def finish(self, status: str = "finished") -> str:
+        """Commit the run; on failure the journal stays so ``xp recover`` can finish the job."""
+        if status not in fmt.STATUSES or status == "running":
+            raise InvalidValueError(
+                f"status {status!r} is not one of finished, failed, killed, crashed"
+            )
+        if self.status != "running":
+            if self.commit is None:
+                raise XPError(f"run {self.id} ended without a commit; run `xp recover`")
+            return self.commit
+        self.status = status
+        flusher.unregister(self)
+        end = time.time()
+        self._events.append(line("E", {"status": status, "end_time": end}))
+        if self.attached:  # the owner of the run commits it, with this part merged in
+            self.flush()
+            self._close_journal(remove=False)
+            self.commit = ""
+            return self.commit
+        if self.journal is not None:
+            self.flush()  # a crash while committing then loses nothing
+        parts = merge_parts(self.state, self.journal_dir)
+        record = build_record(self.state, status, end, installed_packages())
+        try:
+            self.commit = commit_record(
+                self.repo, record, self.tree, self.baseline, self.start_time, end
+            )
+        except XPError:
+            try:
+                self.flush()  # everything, with the E line: `xp recover` commits it later
+            finally:
+                self._close_journal(remove=False)
+            raise
+        self._close_journal(remove=True)
+        for part in parts:
+            part.unlink(missing_ok=True)
+        return self.commit
+
+
+def recover(repo: GitRepo) -> list[tuple[str, str]]:
+    """Commit the journal of every dead run: (run id, status) of each one recovered."""
+    from xp.record.journal import dead_journals, replay
+
+    done: list[tuple[str, str]] = []
+    for path, fd in dead_journals(repo.xp_dir / "journal"):
+        try:
+            with open(fd, "rb", closefd=False) as fh:
+                state = replay(fh.read())
+            end = state.end or {}
+            status = str(end.get("status", "crashed"))
+            end_time = float(end.get("end_time") or os.fstat(fd).st_mtime)
+            parts = merge_parts(state, path.parent)
+            record = build_record(state, status, end_time, ())
+            h = state.header
+            ref = fmt.run_ref(record.id)
+            from xp.gitstore.refs import read_ref
+
+            if read_ref(repo.common_dir, ref) is None:
+                commit_record(
+                    repo, record, h["tree"], h.get("baseline"), float(h["start_time"]), end_time
+                )
+                done.append((record.id, status))
+            os.unlink(path)
+            for part in parts:
+                part.unlink(missing_ok=True)
+        except (ValueError, KeyError, TypeError):
+            corrupt = path.with_suffix(".corrupt")
+            os.replace(path, corrupt)  # keep it for a human; never retry forever
+        except StorageError:
+            pass  # still cannot write: leave it for the next attempt
+        finally:
+            os.close(fd)
+    return done
