@@ -26,6 +26,7 @@ from tests.remote_fixtures import (
 from tests.test_sync import log_run
 from xp.artifacts import cache
 from xp.artifacts.remotes import PER_OBJECT_CHECK, open_store
+from xp.errors import CorruptObjectError
 from xp.gitstore.repo import find_repo
 
 __all__ = ["_moto_server", "s3", "team"]
@@ -162,7 +163,7 @@ def test_s3_batch_existence_and_corruption(repo: Path, s3: S3Server) -> None:
     s3.fs().pipe_file(store.object_path(victim), b"tampered")  # type: ignore[attr-defined]
     os.chmod(cache.object_path(cache_dir, victim), 0o644)
     cache.object_path(cache_dir, victim).unlink()
-    with pytest.raises(cache.CorruptObjectError, match=victim):
+    with pytest.raises(CorruptObjectError, match=victim):
         store.download(victim, cache_dir, 8)
     assert not cache.object_path(cache_dir, victim).exists()
 

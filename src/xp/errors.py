@@ -1,7 +1,42 @@
 """One exception tree for everything a user can get wrong.
 
-The library raises; only the CLI prints. Each message names the problem and the fix
-in one line, so the CLI boundary can print ``str(err)`` and exit with ``exit_code``.
+The library raises; only the CLI prints. Each message names the problem and the fix in one
+line, so the CLI boundary prints ``str(err)`` and exits with ``exit_code``. Every class xp
+raises is defined here, named for what failed, so callers can catch as narrowly as they like::
+
+    XPError
+    ├── InputError (ValueError)          a value passed to xp is wrong
+    │   ├── InvalidKeyError              a param/metric/tag/artifact name
+    │   ├── InvalidValueError            a value, option or argument
+    │   │   └── ParamChangedError        a param logged twice with different values
+    │   └── QueryError                   the filter/sort language
+    ├── ConfigError                      a settings or record file cannot be read
+    ├── NotFoundError (LookupError)      what was named does not exist
+    │   ├── RunNotFoundError
+    │   ├── AmbiguousRunError            an id prefix names several runs
+    │   ├── ModelNotFoundError           a registry model, version or stage
+    │   └── GitRemoteNotFoundError       no such git remote, or none to pick
+    ├── RunStateError                    the run is not in a state for that call
+    │   ├── NoActiveRunError
+    │   ├── RunActiveError               a run is active already
+    │   └── RunEndedError                the run has ended
+    ├── RepositoryError                  the git repository refuses
+    │   ├── NotARepoError
+    │   ├── GitError                     the git CLI failed
+    │   │   └── GitRemoteError           push/fetch/ls-remote: URL, network or access
+    │   ├── RefExistsError               a ref or tag exists already
+    │   ├── RefRejectedError             a remote refused a ref update
+    │   ├── RecordPathError              the tree cannot hold the record
+    │   └── DirtyWorkspaceError          uncommitted changes in the way
+    ├── StorageError (OSError)           disk: full, permissions; nothing half-written
+    │   ├── RefChangedError              a ref moved under a compare-and-swap
+    │   └── LockedError                  a lock file is held
+    ├── CorruptObjectError               stored bytes do not match their hash
+    ├── RemoteError                      an artifact remote (folder, S3)
+    ├── RegistryError                    the model registry refuses an action
+    ├── HookError                        a git hook stops git
+    ├── ExecutionError                   a command xp runs cannot start or be re-run
+    └── MissingDependencyError           an optional extra is not installed
 """
 
 from __future__ import annotations
@@ -13,45 +48,143 @@ class XPError(Exception):
     exit_code = 1
 
 
-class NotARepoError(XPError):
+# -- input ------------------------------------------------------------------------------------
+class InputError(XPError, ValueError):
+    """A value passed to xp (API argument, CLI option, name) is not acceptable."""
+
+
+class InvalidKeyError(InputError):
     pass
 
 
-class InvalidKeyError(XPError, ValueError):
+class InvalidValueError(InputError):
     pass
 
 
-class InvalidValueError(XPError, ValueError):
+class ParamChangedError(InvalidValueError):
     pass
 
 
-class ParamChangedError(XPError, ValueError):
-    pass
-
-
-class RunNotFoundError(XPError, LookupError):
-    pass
-
-
-class AmbiguousRunError(XPError, LookupError):
-    pass
-
-
-class NoActiveRunError(XPError):
-    pass
+class QueryError(InputError):
+    """A filter or sort expression that does not parse or names no column."""
 
 
 class ConfigError(XPError):
+    """A settings file or a run record cannot be read as xp expects."""
+
+
+# -- not found --------------------------------------------------------------------------------
+class NotFoundError(XPError, LookupError):
     pass
 
 
+class RunNotFoundError(NotFoundError):
+    pass
+
+
+class AmbiguousRunError(NotFoundError):
+    pass
+
+
+class ModelNotFoundError(NotFoundError):
+    pass
+
+
+class GitRemoteNotFoundError(NotFoundError):
+    pass
+
+
+# -- run state --------------------------------------------------------------------------------
+class RunStateError(XPError):
+    pass
+
+
+class NoActiveRunError(RunStateError):
+    pass
+
+
+class RunActiveError(RunStateError):
+    pass
+
+
+class RunEndedError(RunStateError):
+    pass
+
+
+# -- the repository ---------------------------------------------------------------------------
+class RepositoryError(XPError):
+    pass
+
+
+class NotARepoError(RepositoryError):
+    pass
+
+
+class GitError(RepositoryError):
+    """The git CLI failed in a way the user must look at."""
+
+
+class GitRemoteError(GitError):
+    """A git remote cannot be reached, read or written."""
+
+
+class RefExistsError(RepositoryError):
+    pass
+
+
+class RefRejectedError(RepositoryError):
+    """A git remote refused a ref update (not a fast-forward, a hook, a protected ref)."""
+
+
+class RecordPathError(RepositoryError):
+    """The run's tree cannot hold its record files (a file where a folder must be)."""
+
+
+class DirtyWorkspaceError(RepositoryError):
+    pass
+
+
+# -- storage ----------------------------------------------------------------------------------
 class StorageError(XPError, OSError):
     """Writing to disk failed; nothing half-written was left behind."""
 
 
-class RefExistsError(XPError):
+class RefChangedError(StorageError):
+    """A ref moved between reading it and updating it; look again and retry."""
+
+
+class LockedError(StorageError):
     pass
 
 
-class GitError(XPError):
-    """The git CLI failed in a way the user must look at."""
+class CorruptObjectError(XPError):
+    """Stored bytes do not match their hash (a cached object, a journal record)."""
+
+
+# -- elsewhere --------------------------------------------------------------------------------
+class RemoteError(XPError):
+    """An artifact remote cannot be used: not configured, unreachable, or missing objects."""
+
+
+class RegistryError(XPError):
+    pass
+
+
+class HookError(XPError):
+    pass
+
+
+class ExecutionError(XPError):
+    """A command cannot be run, or a recorded command cannot be run again."""
+
+
+class MissingDependencyError(XPError):
+    """An optional extra is not installed; the message names the pip command."""
+
+
+def missing_extra(module: str, extra: str, what: str) -> MissingDependencyError:
+    """The error for an optional dependency that failed to import."""
+    return MissingDependencyError(
+        f"{what} needs {module}, which is not installed; install it with"
+        f' pip install "git-xp[{extra}]"'
+    )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from xp.errors import ConfigError, InvalidValueError, StorageError, XPError
+from xp.errors import ConfigError, CorruptObjectError, InvalidValueError, StorageError
 from xp.record.model import FileEntry
 
 if TYPE_CHECKING:
@@ -35,10 +35,6 @@ LINK_KINDS = ("reflink", "hardlink", "copy")
 DEFAULT_LINKS = LINK_KINDS
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, xfs, bcachefs)
-
-
-class CorruptObjectError(XPError):
-    """An object's bytes do not hash to its name."""
 
 
 def object_path(cache_dir: Path, sha256: str) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from xp import format as fmt
 from xp.artifacts import cache, manifests
-from xp.errors import ConfigError, StorageError
+from xp.errors import ConfigError, CorruptObjectError, StorageError
 from xp.gitstore.repo import GitRepo, run_git
 
 GRACE_SECONDS = 3600  # objects younger than this stay: a live run may be about to record them
@@ -85,7 +85,7 @@ def referenced(common_dir: Path, cache_dir: Path) -> set[str]:
         obj = cache.object_path(cache_dir, sha)
         try:
             keep.update(e.sha256 for e in cache.parse_manifest(obj.read_bytes(), sha))
-        except (OSError, cache.CorruptObjectError):
+        except (OSError, CorruptObjectError):
             continue
     return keep
 

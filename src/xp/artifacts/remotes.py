@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from xp import format as fmt
 from xp.artifacts import cache
 from xp.config import load_config
-from xp.errors import ConfigError, StorageError, XPError
+from xp.errors import ConfigError, CorruptObjectError, RemoteError, StorageError, XPError
 from xp.record import yamlio
 
 if TYPE_CHECKING:
@@ -41,10 +41,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SPEC_KEYS = ("url", "endpoint_url", "region", "profile", "jobs", "options")
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total), called from any thread
-
-
-class RemoteError(XPError):
-    """An artifact remote is missing, unreachable, refuses us, or lacks an object."""
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -510,7 +506,7 @@ class Store:
                     self.fs.get_file(self.object_path(sha), str(tmp))
                     got, size = cache.hash_file(tmp)
             if got != sha:
-                raise cache.CorruptObjectError(
+                raise CorruptObjectError(
                     f"object {sha} on artifact remote {self.spec.name!r} is corrupt (its bytes"
                     f" hash to {got[:12]}); delete {self.object_path(sha)} there and push it"
                     " again from a clone that has it"
@@ -524,7 +520,7 @@ class Store:
 
 def _check(got: str, sha: str, src: Path) -> None:
     if got != sha:
-        raise cache.CorruptObjectError(
+        raise CorruptObjectError(
             f"cached object {src} is corrupt (its bytes hash to {got[:12]}, not {sha[:12]});"
             " delete it and restore it from a remote, or log the file again"
         )

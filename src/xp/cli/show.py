@@ -10,7 +10,8 @@ import click
 
 from xp.cli import render
 from xp.cli.common import open_repo
-from xp.query.filters import ATTRIBUTES, QueryError, resolve_column
+from xp.errors import QueryError
+from xp.query.filters import ATTRIBUTES, resolve_column
 from xp.query.search import RunRow, Selection, select_runs
 
 FIXED = ("run_id", "name", "status", "created", "duration", "baseline")

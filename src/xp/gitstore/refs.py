@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from xp.errors import RefExistsError, StorageError
+from xp.errors import RefChangedError, RefExistsError, StorageError
 
 _LOCK_RETRY_SECONDS = 5.0
 
@@ -119,10 +119,6 @@ def create_ref(common_dir: Path, name: str, sha: str) -> None:
             os.close(fd)
         if lock:
             os.unlink(lock)
-
-
-class RefChangedError(StorageError):
-    """A ref moved between reading it and deleting it; nothing was deleted."""
 
 
 def _remove_from_packed(common_dir: Path, names: set[str]) -> None:

@@ -19,13 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from xp import format as fmt
-from xp.errors import XPError
+from xp.errors import QueryError
 from xp.record import values
-
-
-class QueryError(XPError, ValueError):
-    """A filter or sort key that cannot be understood; the message points at the token."""
-
 
 # -- columns --------------------------------------------------------------------------------
 _PREFIXES = {

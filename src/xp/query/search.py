@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from xp.errors import InvalidValueError
+from xp.errors import InvalidValueError, QueryError
 from xp.gitstore.repo import GitRepo, find_repo
-from xp.query.filters import QueryError, SortKey, parse_filter, parse_sort, sort_sql, to_sql
+from xp.query.filters import SortKey, parse_filter, parse_sort, sort_sql, to_sql
 from xp.query.index import Index, open_index
 
 if TYPE_CHECKING:

@@ -22,14 +22,10 @@ from pathlib import Path
 
 from xp import format as fmt
 from xp.artifacts import cache
-from xp.errors import InvalidValueError, StorageError, XPError
+from xp.errors import DirtyWorkspaceError, InvalidValueError, StorageError, XPError
 from xp.gitstore.repo import GitRepo
 
 SAVES_EXPERIMENT = "xp-checkout-saves"
-
-
-class DirtyWorkspaceError(XPError):
-    pass
 
 
 @dataclass

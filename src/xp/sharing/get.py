@@ -13,8 +13,15 @@ from pathlib import Path
 
 from xp.artifacts import cache, manifests
 from xp.artifacts.manifests import Needed
-from xp.artifacts.remotes import Progress, RemoteError
-from xp.errors import InvalidValueError, RunNotFoundError, StorageError, XPError
+from xp.artifacts.remotes import Progress
+from xp.errors import (
+    CorruptObjectError,
+    InvalidValueError,
+    RemoteError,
+    RunNotFoundError,
+    StorageError,
+    XPError,
+)
 from xp.gitstore.repo import GitRepo
 from xp.sharing.push_pull import _expand_dirs, download_missing, lost_message, run_labels
 
@@ -152,7 +159,7 @@ def _fetch(
 ) -> None:
     try:
         got = download_missing(repo, items, store, jobs, progress)
-    except cache.CorruptObjectError as exc:
+    except CorruptObjectError as exc:
         raise XPError(f"run {result.run}: {exc}") from None
     result.fetched += got.objects
     result.fetched_bytes += got.bytes
@@ -160,7 +167,7 @@ def _fetch(
         item = got.absent[0]
         more = f" (and {len(got.absent) - 1} more)" if len(got.absent) > 1 else ""
         if corrupt and item.sha256 in corrupt:
-            raise cache.CorruptObjectError(
+            raise CorruptObjectError(
                 f"run {result.run}: {item.path}: the cached object {item.sha256} was corrupt"
                 " (removed) and no artifact remote has a good copy; log the file again"
             )

@@ -16,8 +16,8 @@ from pathlib import Path
 from xp import format as fmt
 from xp.artifacts import cache, manifests
 from xp.artifacts.manifests import Needed
-from xp.artifacts.remotes import Progress, RemoteError, Store, TransferResult, open_store, transfer
-from xp.errors import GitError, RunNotFoundError, XPError
+from xp.artifacts.remotes import Progress, Store, TransferResult, open_store, transfer
+from xp.errors import GitError, RemoteError, RunNotFoundError, XPError
 from xp.gitstore.refs import list_refs
 from xp.gitstore.repo import GitRepo
 

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xp.errors import GitError, InvalidValueError, RefExistsError, RunNotFoundError, XPError
+from xp.errors import (
+    GitError,
+    InvalidValueError,
+    RefExistsError,
+    RegistryError,
+    RunNotFoundError,
+)
 from xp.gitstore.repo import GitRepo, find_repo
 
 NAME = r"[a-z0-9](?:[a-z0-9-/]*[a-z0-9])?"
@@ -38,10 +44,6 @@ TAG_RE = re.compile(
     rf"|@(?P<deprecated>deprecated))(?:#(?P<counter>[0-9]+))?$"
 )
 LOG_ARTIFACT = "logs/xp-run.log"  # what `xp run` saves; never the model by default
-
-
-class RegistryError(XPError):
-    pass
 
 
 @dataclass(frozen=True)
