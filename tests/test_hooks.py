@@ -90,7 +90,7 @@ def test_failing_legacy_hook_blocks(repo: Path) -> None:
 
 def test_core_hooks_path_is_respected(repo: Path) -> None:
     git(repo, "config", "core.hooksPath", "my-hooks")
-    githooks.install(find_repo(), ("pre-commit",))
+    githooks.install(find_repo(), names=("pre-commit",))
     assert githooks.is_ours(repo / "my-hooks" / "pre-commit")
     assert not (repo / ".git" / "hooks" / "pre-commit").exists() or not githooks.is_ours(
         repo / ".git" / "hooks" / "pre-commit"

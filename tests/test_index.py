@@ -108,7 +108,7 @@ def test_invalid_yaml_is_an_error_row_not_a_crash(repo: Path) -> None:
     assert rows[bad].status == "invalid"
     assert "invalid YAML" in (rows[bad].error or "")
     assert [r.run_id for r in select_runs(find_repo(), status=["invalid"]).rows] == [bad]
-    assert [r.run_id for r in select_runs(find_repo(), "metrics.acc > 0").rows] == [good]
+    assert [r.run_id for r in select_runs(find_repo(), where="metrics.acc > 0").rows] == [good]
 
 
 def test_ref_to_a_commit_without_record_is_an_error_row(repo: Path) -> None:

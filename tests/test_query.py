@@ -18,7 +18,7 @@ KNOWN = ["params.lr", "params.model", "metrics.acc", "metrics.loss", "tags.team"
 
 
 def names(where: str | None = None, sort: tuple[str, ...] = ()) -> list[str]:
-    return [r.name for r in select_runs(find_repo(), where, sort, limit=None).rows]
+    return [r.name for r in select_runs(find_repo(), where=where, sort=sort, limit=None).rows]
 
 
 @pytest.fixture

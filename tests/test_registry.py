@@ -14,6 +14,7 @@ import xp
 from tests.conftest import fsck, git
 from xp.cli import cli
 from xp.errors import XPError
+from xp.gitstore.repo import find_repo
 from xp.sharing import registry
 
 
@@ -36,18 +37,18 @@ def tag_info(root: Path, tag: str) -> tuple[str, str, str]:
 
 def test_register_writes_an_annotated_gto_tag_at_the_run_commit(repo: Path) -> None:
     run_id = make_run(repo)
-    result = registry.register(run_id, "churn", artifacts=("model.pkl",))
+    result = xp.register_model(run_id, "churn", artifacts=("model.pkl",))
     assert result.tag == "churn@v0.0.1"
     kind, target, message = tag_info(repo, "churn@v0.0.1")
     assert kind == "tag"
     assert target == xp.get_run(run_id).commit
     assert message.startswith("Registering artifact churn version v0.0.1\n")
     assert f"xp-run: {run_id}\nxp-artifact: model.pkl\n" in message
-    second = registry.register(make_run(repo, b"weights-2"), "churn")
+    second = xp.register_model(make_run(repo, b"weights-2"), "churn")
     assert second.version == "v0.0.2"
     assert second.artifacts == ("model.pkl", "notes.txt")  # default: every artifact
-    third = registry.register(make_run(repo, b"w3"), "churn", version="v1.0.0")
-    assert [m.latest.version for m in registry.show()] == ["v1.0.0"]  # type: ignore[union-attr]
+    third = xp.register_model(make_run(repo, b"w3"), "churn", version="v1.0.0")
+    assert [m.latest.version for m in xp.show_models()] == ["v1.0.0"]  # type: ignore[union-attr]
     assert third.tag == "churn@v1.0.0"
 
 
@@ -66,49 +67,49 @@ def test_register_refuses_bad_input(repo: Path, kwargs: dict[str, object], messa
     run_id = make_run(repo)
     args: dict[str, object] = {"name": "churn", **kwargs}
     with pytest.raises(XPError, match=message):
-        registry.register(run_id, **args)  # type: ignore[arg-type]
+        xp.register_model(run_id, **args)  # type: ignore[arg-type]
     assert git(repo, "tag") == ""
 
 
 def test_register_refuses_duplicates_and_runs_without_artifacts(repo: Path) -> None:
     run_id = make_run(repo)
-    registry.register(run_id, "churn", version="v1.0.0")
+    xp.register_model(run_id, "churn", version="v1.0.0")
     with pytest.raises(XPError, match=r"already registered as churn@v1\.0\.0"):
-        registry.register(run_id, "churn")
+        xp.register_model(run_id, "churn")
     with pytest.raises(XPError, match=r"churn@v1\.0\.0 is registered already"):
-        registry.register(make_run(repo, b"other"), "churn", version="v1.0.0")
+        xp.register_model(make_run(repo, b"other"), "churn", version="v1.0.0")
     with xp.start_run() as bare:
         xp.log_metric("m", 1)
     with pytest.raises(XPError, match="has no artifacts to register"):
-        registry.register(bare.id, "churn")
+        xp.register_model(bare.id, "churn")
     with pytest.raises(XPError, match="no run"):
-        registry.register("nosuchrun", "churn")
+        xp.register_model("nosuchrun", "churn")
 
 
 def test_assign_moves_a_stage_and_counts_like_gto(repo: Path) -> None:
     a, b = make_run(repo, b"a"), make_run(repo, b"b")
-    registry.register(a, "churn")
-    registry.register(b, "churn")
-    assert registry.assign("churn", "v0.0.1", "production").tag == "churn#production#1"
-    assert registry.assign("churn", "0.0.2", "staging").tag == "churn#staging#2"
-    model = registry.show("churn")[0]
+    xp.register_model(a, "churn")
+    xp.register_model(b, "churn")
+    assert xp.assign_stage("churn", "v0.0.1", "production").tag == "churn#production#1"
+    assert xp.assign_stage("churn", "0.0.2", "staging").tag == "churn#staging#2"
+    model = xp.show_models("churn")[0]
     assert model.stages == {"production": "v0.0.1", "staging": "v0.0.2"}
-    assert registry.assign("churn", "v0.0.2", "production").tag == "churn#production#3"
-    assert registry.show("churn")[0].stages == {"production": "v0.0.2", "staging": "v0.0.2"}
-    assert registry.resolve("churn@production").run_id == b
+    assert xp.assign_stage("churn", "v0.0.2", "production").tag == "churn#production#3"
+    assert xp.show_models("churn")[0].stages == {"production": "v0.0.2", "staging": "v0.0.2"}
+    assert registry.resolve(find_repo(), "churn@production").run_id == b
     with pytest.raises(XPError, match="already in stage 'production'"):
-        registry.assign("churn", "v0.0.2", "production")
-    assert registry.unassign("churn", "staging").tag == "churn#staging!#4"
-    assert registry.show("churn")[0].stages == {"production": "v0.0.2"}
-    assert registry.deregister("churn", "v0.0.2").tag == "churn@v0.0.2!"
-    model = registry.show("churn")[0]
+        xp.assign_stage("churn", "v0.0.2", "production")
+    assert xp.unassign_stage("churn", "staging").tag == "churn#staging!#4"
+    assert xp.show_models("churn")[0].stages == {"production": "v0.0.2"}
+    assert xp.deregister_model("churn", "v0.0.2").tag == "churn@v0.0.2!"
+    model = xp.show_models("churn")[0]
     assert model.stages == {"production": "v0.0.1"}  # as GTO: back to the one before
     assert model.latest is not None
     assert model.latest.version == "v0.0.1"
 
 
 def test_assigning_a_version_that_does_not_exist_is_refused(repo: Path) -> None:
-    registry.register(make_run(repo), "churn")
+    xp.register_model(make_run(repo), "churn")
     result = CliRunner().invoke(cli, ["model", "assign", "churn", "v9.9.9", "--stage", "prod"])
     assert result.exit_code == 1
     assert result.stderr == "xp: error: churn@v9.9.9 does not exist; registered versions: v0.0.1\n"
@@ -155,15 +156,15 @@ def test_two_clones_registering_the_same_version_conflict_clearly(tmp_path: Path
         git(tmp_path, "clone", "-q", str(bare), str(clone))
     run_a = make_run(alice, b"alice's")
     run_b = make_run(bob, b"bob's")
-    registry.register(run_a, "churn", version="v1.0.0", push="origin", path=alice)
+    xp.register_model(run_a, "churn", version="v1.0.0", push="origin", path=alice)
     with pytest.raises(XPError) as err:
-        registry.register(run_b, "churn", version="v1.0.0", push="origin", path=bob)
+        xp.register_model(run_b, "churn", version="v1.0.0", push="origin", path=bob)
     message = str(err.value)
     assert "origin already has tag churn@v1.0.0: someone else registered" in message
     assert "git fetch origin --tags" in message
     assert git(bob, "tag") == ""  # bob's losing tag is gone, so fetching brings alice's
     git(bob, "fetch", "-q", "origin", "--tags")
-    assert registry.resolve("churn@v1.0.0", path=bob).run_id == run_a
+    assert registry.resolve(find_repo(bob), "churn@v1.0.0").run_id == run_a
     remote_tags = git(bare, "for-each-ref", "--format=%(refname)", "refs/tags")
     assert remote_tags == "refs/tags/churn@v1.0.0\n"
     for clone in (alice, bob):
@@ -177,16 +178,16 @@ def test_gto_markers_written_by_others_are_read(repo: Path) -> None:
     for tag in ("fraud@v0.1.0", "fraud#prod#1", "fraud#dev#2", "fraud#dev!#3"):
         git(repo, "tag", "-a", tag, "-m", "by gto", commit)
     git(repo, "tag", "fraud@v9.0.0", commit)  # lightweight: GTO ignores these, so do we
-    model = registry.show("fraud")[0]
+    model = xp.show_models("fraud")[0]
     assert list(model.versions) == ["v0.1.0"]
     assert model.stages == {"prod": "v0.1.0"}
-    assert registry.assign("fraud", "v0.1.0", "dev").tag == "fraud#dev#4"
+    assert xp.assign_stage("fraud", "v0.1.0", "dev").tag == "fraud#dev#4"
 
 
 @pytest.mark.skipif(shutil.which("gto") is None, reason="GTO is not installed")
 def test_gto_reads_xp_tags(repo: Path) -> None:
-    registry.register(make_run(repo), "churn")
-    registry.assign("churn", "v0.0.1", "production")
+    xp.register_model(make_run(repo), "churn")
+    xp.assign_stage("churn", "v0.0.1", "production")
     out = subprocess.run(
         ["gto", "show", "--json"], cwd=repo, capture_output=True, text=True, check=True
     )

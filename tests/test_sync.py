@@ -174,9 +174,9 @@ def test_upload_missing_takes_commits_as_a_hook_would(team: Team) -> None:
     repo = find_repo(team.a)
     commit = git(team.a, "rev-parse", f"refs/xp/runs/{run_id}").strip()
     head = git(team.a, "rev-parse", "HEAD").strip()  # a branch commit without a record
-    result = upload_missing(repo, [commit, head])
+    result = upload_missing(repo, commits=[commit, head])
     assert (result.store, result.objects, result.present) == ("store", 1, 0)
-    assert upload_missing(repo, [head]).store is None  # nothing to send: no store needed
+    assert upload_missing(repo, commits=[head]).store is None  # nothing to send: no store needed
 
 
 def test_bad_git_remote_is_one_line(team: Team) -> None:

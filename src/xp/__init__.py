@@ -33,17 +33,17 @@ __version__ = "0.1.0"
 
 # Loaded on first use (PEP 562) so `import xp` stays cheap: name -> module that defines it.
 _LAZY = {
-    "get_run": "xp.query.resolve",
-    "list_runs": "xp.query.resolve",
-    "search_runs": "xp.query.search",
-    "get_series": "xp.query.search",
-    "diff": "xp.query.diff",
-    "assign_stage": "xp.sharing.registry",
-    "deregister_model": "xp.sharing.registry",
-    "get_model": "xp.sharing.registry",
-    "register_model": "xp.sharing.registry",
-    "show_models": "xp.sharing.registry",
-    "unassign_stage": "xp.sharing.registry",
+    "get_run": "xp.api",
+    "list_runs": "xp.api",
+    "search_runs": "xp.api",
+    "get_series": "xp.api",
+    "diff": "xp.api",
+    "assign_stage": "xp.api",
+    "deregister_model": "xp.api",
+    "get_model": "xp.api",
+    "register_model": "xp.api",
+    "show_models": "xp.api",
+    "unassign_stage": "xp.api",
 }
 
 

@@ -47,6 +47,15 @@ def parse_size(value: object, source: str = "max_file_size") -> int:
     return int(float(number) * scale)
 
 
+def human_size(n: float) -> str:
+    """Bytes for humans in the units ``parse_size`` reads (decimal: 1 kB = 1000 bytes)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     params: tuple[str, ...] = ("params.yaml",)

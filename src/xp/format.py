@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass
 
 from xp.errors import InvalidKeyError
 
@@ -78,6 +79,45 @@ def id_time(run_id: str) -> float:
 
 def run_ref(run_id: str) -> str:
     return RUNS_PREFIX + run_id
+
+
+@dataclass(frozen=True, order=True)
+class RunRef:
+    """A ref that holds a run: ``refs/xp/runs/<id>`` here, or a copy fetched from a git
+    remote, ``refs/xp/remotes/<remote>/runs/<id>``. Parse with ``RunRef.parse``; ``str()``
+    gives the ref name back (DVC's ``ExpRefInfo`` is the model)."""
+
+    id: str
+    remote: str | None = None
+
+    @classmethod
+    def parse(cls, ref: str) -> RunRef | None:
+        """The run ref ``ref`` names, or None when it is not a run ref."""
+        if ref.startswith(RUNS_PREFIX):
+            run_id = ref[len(RUNS_PREFIX) :]
+            return cls(run_id) if run_id and "/" not in run_id else None
+        if ref.startswith(REMOTES_PREFIX):
+            remote, sep, run_id = ref[len(REMOTES_PREFIX) :].rpartition("/runs/")
+            if sep and remote and run_id and "/" not in run_id:
+                return cls(run_id, remote)
+        return None
+
+    @staticmethod
+    def prefix(remote: str | None = None) -> str:
+        """``refs/xp/runs/``, or the prefix of runs fetched from ``remote``."""
+        return RUNS_PREFIX if remote is None else f"{REMOTES_PREFIX}{remote}/runs/"
+
+    @property
+    def is_local(self) -> bool:
+        return self.remote is None
+
+    @property
+    def local(self) -> RunRef:
+        """The same run under ``refs/xp/runs/`` (where it lives in the clone that made it)."""
+        return RunRef(self.id)
+
+    def __str__(self) -> str:
+        return self.prefix(self.remote) + self.id
 
 
 def validate_key(key: object, what: str = "key") -> str:

@@ -96,12 +96,11 @@ def _git_settings(repo: GitRepo) -> dict[str, str]:
         os.environ.get("GIT_CONFIG_NOSYSTEM"),
     )
     if key not in _git_memo:
-        proc = repo.git("config", "--get-regexp", r"^xp\.cache", check=False)
-        out: dict[str, str] = {}
-        for line in proc.stdout.decode(errors="replace").splitlines():
-            name, _, value = line.partition(" ")
-            out[name.lower()] = value
-        _git_memo[key] = out
+        from xp.gitstore import gitconfig
+
+        _git_memo[key] = {
+            k.lower(): v for k, v in gitconfig.get_regexp(repo, r"^xp\.cache").items()
+        }
     return _git_memo[key]
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from xp import format as fmt
 from xp.artifacts import cache, manifests
 from xp.errors import ConfigError, CorruptObjectError, StorageError
-from xp.gitstore.repo import GitRepo, run_git
+from xp.gitstore import catfile, history
+from xp.gitstore.repo import GitRepo
 
 GRACE_SECONDS = 3600  # objects younger than this stay: a live run may be about to record them
 _HEX64 = re.compile(rb"\b[0-9a-f]{64}\b")
@@ -33,34 +34,21 @@ class GCResult:
     clones: list[Path] = field(default_factory=list)
 
 
-def _reachable_blobs(common_dir: Path) -> set[str]:
+def _reachable_blobs(repo: GitRepo) -> set[str]:
     """The artifacts.yaml / inputs.yaml blob ids of every commit any ref or reflog reaches."""
-    proc = run_git(["--git-dir", str(common_dir), "rev-list", "--all", "--reflog"], cwd=common_dir)
-    commits = proc.stdout.decode().split()
     specs = [
         f"{c}:{fmt.RECORD_DIR}/{name}"
-        for c in commits
+        for c in history.reachable(repo.common_dir)
         for name in (fmt.ARTIFACTS_FILE, fmt.INPUTS_FILE)
     ]
-    if not specs:
-        return set()
-    check = run_git(
-        ["--git-dir", str(common_dir), "cat-file", "--batch-check=%(objectname) %(objecttype)"],
-        cwd=common_dir,
-        input="".join(f"{s}\n" for s in specs).encode(),
-    )
-    return {
-        parts[0]
-        for line in check.stdout.decode().splitlines()
-        if len(parts := line.split()) == 2 and parts[1] == "blob"
-    }
+    return catfile.blob_ids(repo, specs)
 
 
 def referenced(common_dir: Path, cache_dir: Path) -> set[str]:
     """Every object sha256 the clone at ``common_dir`` still needs."""
     keep: set[str] = set()
-    blobs = sorted(_reachable_blobs(common_dir))
     repo = GitRepo(worktree=common_dir, git_dir=common_dir, common_dir=common_dir)
+    blobs = sorted(_reachable_blobs(repo))
     dirs: list[str] = []
     for blob_id, data in manifests.cat_files(repo, blobs).items():
         try:
@@ -90,7 +78,7 @@ def referenced(common_dir: Path, cache_dir: Path) -> set[str]:
     return keep
 
 
-def gc(repo: GitRepo, dry_run: bool = False) -> GCResult:
+def gc(repo: GitRepo, *, dry_run: bool = False) -> GCResult:
     conf = cache.settings(repo)
     result = GCResult(conf.dir)
     clones = [repo.common_dir]

@@ -173,6 +173,7 @@ def _portable_path(repo: GitRepo, url: str) -> str:
 
 def add_remote(
     repo: GitRepo,
+    *,
     name: str,
     url: str,
     default: bool = False,
@@ -199,7 +200,7 @@ def add_remote(
     return get_remote(repo, name)
 
 
-def remove_remote(repo: GitRepo, name: str) -> RemoteSpec:
+def remove_remote(repo: GitRepo, *, name: str) -> RemoteSpec:
     remotes = {r.name: r for r in list_remotes(repo)}
     spec = get_remote(repo, name)
     del remotes[name]
@@ -208,7 +209,7 @@ def remove_remote(repo: GitRepo, name: str) -> RemoteSpec:
     return spec
 
 
-def set_default(repo: GitRepo, name: str) -> RemoteSpec:
+def set_default(repo: GitRepo, *, name: str) -> RemoteSpec:
     remotes = {r.name: r for r in list_remotes(repo)}
     get_remote(repo, name)
     _write_remotes(repo, remotes, name)

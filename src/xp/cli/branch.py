@@ -16,5 +16,5 @@ def branch(run: str, name: str) -> None:
     from xp.sharing.checkout import branch as do_branch
 
     repo = open_repo()
-    run_id, commit = do_branch(repo, run, name)
+    run_id, commit = do_branch(repo, run=run, name=name)
     click.echo(f"branch {name} at {commit[:12]} (run {run_id}); switch to it: git switch {name}")

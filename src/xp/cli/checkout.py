@@ -24,7 +24,7 @@ def checkout(run: str, force: bool, no_artifacts: bool) -> None:
     from xp.sharing.checkout import checkout as do_checkout
 
     repo = open_repo()
-    result = do_checkout(repo, run, force=force, artifacts=not no_artifacts)
+    result = do_checkout(repo, run=run, force=force, artifacts=not no_artifacts)
     if result.saved:
         click.echo(
             f"saved the workspace as run {result.saved}; get it back with"

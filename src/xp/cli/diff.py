@@ -9,7 +9,7 @@ import click
 
 from xp.cli import render
 from xp.cli.common import open_repo
-from xp.query.diff import RunDiff, SeriesSummary, Side, compare, latest_on_head, side
+from xp.query.diff import RunDiff, SeriesSummary, Side, diff_runs
 
 Table = tuple[str, list[str], list[list[str]]]
 
@@ -184,12 +184,10 @@ def diff(
     run record, or 'workspace'. Default A: the latest run on HEAD; default B: the workspace.
     """
     repo = open_repo()
-    side_a = side(repo, a if a is not None else latest_on_head(repo))
-    side_b = side(repo, b if b is not None else "workspace")
-    result = compare(repo, side_a, side_b)
+    result = diff_runs(repo, a=a, b=b)
     for note in _notes(result, show_all):
         click.echo(note, err=True)
-    patch = result.patch(repo) if code and not result.same else ""
+    patch = result.patch() if code and not result.same else ""
     if as_json:
         data = (result if show_all else result.changes()).to_dict()
         if code:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from xp.cli.common import open_repo
-from xp.cli.progress import human_bytes
+from xp.config import human_size
 
 
 @click.command()
@@ -16,9 +16,9 @@ def gc(dry_run: bool) -> None:
     """
     from xp.artifacts.gc import gc as collect
 
-    result = collect(open_repo(), dry_run)
+    result = collect(open_repo(), dry_run=dry_run)
     verb = "would free" if dry_run else "freed"
     click.echo(
-        f"{verb} {human_bytes(result.bytes_freed)}: {result.removed} objects"
+        f"{verb} {human_size(result.bytes_freed)}: {result.removed} objects"
         f" {'to delete' if dry_run else 'deleted'}, {result.kept} kept ({result.cache_dir})"
     )

@@ -3,7 +3,8 @@ from __future__ import annotations
 import click
 
 from xp.cli.common import open_repo
-from xp.cli.progress import human_bytes, progress_bar
+from xp.cli.progress import progress_bar
+from xp.config import human_size
 
 
 @click.command()
@@ -42,18 +43,28 @@ def get(
 
     repo = open_repo()
     if list_only:
-        for item in list_files(repo, run):
+        for item in list_files(repo, run=run):
             kind = "input" if item.kind.startswith("input") else "artifact"
             click.echo(f"{item.sha256[:12]}  {item.size:>12}  {kind:8}  {item.path}")
         return
     links = parse_links(link, "--link") if link else None
     with progress_bar("downloading") as bar:
-        result = get_files(repo, run, paths, out_dir, store, links, force, jobs, bar)
+        result = get_files(
+            repo,
+            run=run,
+            paths=paths,
+            out_dir=out_dir,
+            store=store,
+            links=links,
+            force=force,
+            jobs=jobs,
+            progress=bar,
+        )
     for _path, dest, kind in result.written:
         click.echo(f"{dest} ({kind})")
     if result.fetched:
         click.echo(
-            f"fetched {result.fetched} objects ({human_bytes(result.fetched_bytes)})", err=True
+            f"fetched {result.fetched} objects ({human_size(result.fetched_bytes)})", err=True
         )
     if result.unchanged:
         click.echo(f"{len(result.unchanged)} files already up to date", err=True)

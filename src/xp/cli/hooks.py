@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from xp.config import human_size
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks
 
@@ -13,10 +14,6 @@ from xp.hooks import install as githooks
 @click.group()
 def hooks() -> None:
     """Install, remove or inspect xp's git hooks (pre-commit, pre-push, post-checkout)."""
-
-
-def _names(hook: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(hook)
 
 
 @hooks.command()
@@ -31,7 +28,7 @@ def install(hook: tuple[str, ...]) -> None:
     """Install the hook shims; a hook you already had keeps running first (as NAME.legacy)."""
     fallback = Path(sys.executable).parent / "xp"
     changes = githooks.install(
-        find_repo(), _names(hook), str(fallback) if fallback.exists() else ""
+        find_repo(), names=tuple(hook), fallback=str(fallback) if fallback.exists() else ""
     )
     for line in changes or ["xp's hooks are already installed."]:
         click.echo(line)
@@ -41,7 +38,7 @@ def install(hook: tuple[str, ...]) -> None:
 @click.option("--hook", "hook", multiple=True, metavar="NAME", help="Only this hook (repeatable).")
 def uninstall(hook: tuple[str, ...]) -> None:
     """Remove xp's hooks and put back the hooks they had kept."""
-    changes = githooks.uninstall(find_repo(), _names(hook))
+    changes = githooks.uninstall(find_repo(), names=tuple(hook))
     for line in changes or ["no xp hooks to remove."]:
         click.echo(line)
 
@@ -58,11 +55,11 @@ def status() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def hook(name: str, args: tuple[str, ...]) -> None:
     """Run one hook as git would (the installed shims call this)."""
-    from xp.hooks import run_hook as hookimpl
-
     repo = find_repo()
     if name == "pre-commit":
-        problems = hookimpl.pre_commit(repo).problems
+        from xp.hooks.pre_commit import pre_commit
+
+        problems = pre_commit(repo).problems
         for problem in problems:
             click.echo(f"xp: commit refused: {problem}", err=True)
         if problems:
@@ -70,17 +67,21 @@ def hook(name: str, args: tuple[str, ...]) -> None:
     elif name == "pre-push":
         remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME", "origin")
         stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
-        result = hookimpl.pre_push(repo, remote, stdin)
+        from xp.hooks.pre_push import pre_push
+
+        result = pre_push(repo, remote=remote, stdin_text=stdin)
         if result is not None and result.objects:
             click.echo(
-                f"xp: uploaded {result.objects} artifact objects ({result.bytes:,} bytes)"
+                f"xp: uploaded {result.objects} artifact objects ({human_size(result.bytes)})"
                 f" to {result.store}",
                 err=True,
             )
     else:
         new_head = args[1] if len(args) > 1 else os.environ.get("PRE_COMMIT_TO_REF", "HEAD")
         flag = args[2] if len(args) > 2 else os.environ.get("PRE_COMMIT_CHECKOUT_TYPE", "1")
-        done = hookimpl.post_checkout(repo, new_head, flag == "1")
+        from xp.hooks.post_checkout import post_checkout
+
+        done = post_checkout(repo, new_head=new_head, branch_checkout=flag == "1")
         if done.written:
             click.echo(f"xp: put {len(done.written)} artifact files in place", err=True)
         for rel in done.kept:

@@ -24,7 +24,11 @@ def init(remotes: tuple[str, ...], no_git_config: bool, undo: bool) -> None:
     """
     repo = find_repo()
     wanted = list(remotes) or None
-    result = undo_project(repo, wanted) if undo else init_project(repo, wanted, not no_git_config)
+    result = (
+        undo_project(repo, remotes=wanted)
+        if undo
+        else init_project(repo, remotes=wanted, git_config=not no_git_config)
+    )
     for change in result.changes:
         click.echo(change)
     if not result.changes:

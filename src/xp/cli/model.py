@@ -48,7 +48,9 @@ def register(
     from xp.sharing.registry import register as do_register
 
     repo = open_repo()
-    result = do_register(run, name, version, artifacts, message, push, path=repo.worktree)
+    result = do_register(
+        repo, run=run, name=name, version=version, artifacts=artifacts, message=message, push=push
+    )
     click.echo(
         f"registered {result.name}@{result.version}: run {result.run_id}"
         f" ({', '.join(result.artifacts)}); tag {result.tag}; {_push_hint(result.tag, push)}"
@@ -65,7 +67,7 @@ def assign(name: str, version: str, stage: str, push: str | None) -> None:
     from xp.sharing.registry import assign as do_assign
 
     repo = open_repo()
-    result = do_assign(name, version, stage, push, path=repo.worktree)
+    result = do_assign(repo, name=name, version=version, stage=stage, push=push)
     click.echo(
         f"{result.name}@{result.version} is now in {stage}; tag {result.tag};"
         f" {_push_hint(result.tag, push)}"
@@ -81,7 +83,7 @@ def unassign(name: str, stage: str, push: str | None) -> None:
     from xp.sharing.registry import unassign as do_unassign
 
     repo = open_repo()
-    result = do_unassign(name, stage, push, path=repo.worktree)
+    result = do_unassign(repo, name=name, stage=stage, push=push)
     click.echo(f"{result.name}@{result.version} left {stage}; tag {result.tag}")
 
 
@@ -94,7 +96,7 @@ def deregister(name: str, version: str, push: str | None) -> None:
     from xp.sharing.registry import deregister as do_deregister
 
     repo = open_repo()
-    result = do_deregister(name, version, push, path=repo.worktree)
+    result = do_deregister(repo, name=name, version=version, push=push)
     click.echo(f"deregistered {result.name}@{result.version}; tag {result.tag}")
 
 
@@ -123,7 +125,7 @@ def show(name: str | None) -> None:
     from xp.sharing.registry import show as do_show
 
     repo = open_repo()
-    models = do_show(name, path=repo.worktree)
+    models = do_show(repo, name=name)
     if not models:
         click.echo("no models registered yet; register one with `xp model register NAME RUN`")
         return
@@ -175,7 +177,7 @@ def get(spec: str, out_dir: str, force: bool) -> None:
     from xp.sharing.registry import get as do_get
 
     repo = open_repo()
-    version, written = do_get(spec, out_dir, force=force, path=repo.worktree)
+    version, written = do_get(repo, spec=spec, out_dir=out_dir, force=force)
     click.echo(
         f"{version.name}@{version.version} (run {version.run_id or version.commit[:12]}):"
         f" {len(written)} file(s) in {out_dir}"

@@ -9,14 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from xp.artifacts.remotes import Progress
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
+from xp.config import human_size
 
 
 class Bar:
@@ -41,7 +34,7 @@ class Bar:
             fill = int(width * pct / 100)
             line = (
                 f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {pct:5.1f}%"
-                f" {human_bytes(done)}/{human_bytes(total)} {human_bytes(rate)}/s"
+                f" {human_size(done)}/{human_size(total)} {human_size(rate)}/s"
                 f" ETA {int(eta) // 60}:{int(eta) % 60:02d} "
             )
             sys.stderr.write(line)

@@ -3,7 +3,8 @@ from __future__ import annotations
 import click
 
 from xp.cli.common import open_repo
-from xp.cli.progress import human_bytes, progress_bar
+from xp.cli.progress import progress_bar
+from xp.config import human_size
 
 
 @click.command()
@@ -21,7 +22,9 @@ def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int |
 
     repo = open_repo()
     with progress_bar("downloading") as bar:
-        result = pull_runs(repo, git_remote, artifacts, store, jobs, bar)
+        result = pull_runs(
+            repo, remote=git_remote, artifacts=artifacts, store=store, jobs=jobs, progress=bar
+        )
     click.echo(
         f"runs: {len(result.new)} new, {len(result.updated)} updated, {result.total} on"
         f" {result.git_remote!r}"
@@ -30,7 +33,7 @@ def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int |
     if down is None:
         return
     if down.store:
-        click.echo(f"artifacts: {down.objects} downloaded ({human_bytes(down.bytes)})")
+        click.echo(f"artifacts: {down.objects} downloaded ({human_size(down.bytes)})")
     lost = [i for i in down.absent if i.kind == "artifact"]
     for item in lost[:10]:
         click.echo(

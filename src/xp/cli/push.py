@@ -3,7 +3,8 @@ from __future__ import annotations
 import click
 
 from xp.cli.common import open_repo
-from xp.cli.progress import human_bytes, progress_bar
+from xp.cli.progress import progress_bar
+from xp.config import human_size
 
 
 @click.command()
@@ -31,11 +32,19 @@ def push(
 
     repo = open_repo()
     with progress_bar("uploading") as bar:
-        result = push_runs(repo, git_remote, list(runs) or None, store, not no_artifacts, jobs, bar)
+        result = push_runs(
+            repo,
+            remote=git_remote,
+            runs=list(runs) or None,
+            store=store,
+            artifacts=not no_artifacts,
+            jobs=jobs,
+            progress=bar,
+        )
     up = result.upload
     if up.store:
         click.echo(
-            f"artifacts: {up.objects} sent ({human_bytes(up.bytes)}), {up.present} already on"
+            f"artifacts: {up.objects} sent ({human_size(up.bytes)}), {up.present} already on"
             f" {up.store!r}"
         )
     for item in up.not_cached:

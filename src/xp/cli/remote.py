@@ -29,7 +29,15 @@ def add(
     fsspec URL whose package is installed."""
     from xp.artifacts.remotes import add_remote
 
-    spec = add_remote(open_repo(), name, url, default, endpoint_url, region, profile)
+    spec = add_remote(
+        open_repo(),
+        name=name,
+        url=url,
+        default=default,
+        endpoint_url=endpoint_url,
+        region=region,
+        profile=profile,
+    )
     click.echo(f"added artifact remote {spec.name!r} {spec.url}" + (" (default)" * spec.default))
 
 
@@ -52,7 +60,7 @@ def remove(name: str) -> None:
     """Remove artifact remote NAME from the config (its objects stay where they are)."""
     from xp.artifacts.remotes import remove_remote
 
-    spec = remove_remote(open_repo(), name)
+    spec = remove_remote(open_repo(), name=name)
     click.echo(f"removed artifact remote {spec.name!r} ({spec.url})")
 
 
@@ -62,5 +70,5 @@ def default_(name: str) -> None:
     """Make NAME the default artifact remote."""
     from xp.artifacts.remotes import set_default
 
-    spec = set_default(open_repo(), name)
+    spec = set_default(open_repo(), name=name)
     click.echo(f"default artifact remote: {spec.name!r} ({spec.url})")

@@ -67,7 +67,7 @@ def reproduce(
     from xp.execution.reproduce import reproduce as do_reproduce
 
     repo = open_repo()
-    result = do_reproduce(repo, run, rtol=rtol, atol=atol, sink=_sink, name=name, ignore=ignore)
+    result = do_reproduce(repo, run=run, rtol=rtol, atol=atol, sink=_sink, name=name, ignore=ignore)
     for warning in result.warnings:
         click.echo(f"xp: warning: {warning}", err=True)
     new = result.run

@@ -15,7 +15,7 @@ def rm(runs: tuple[str, ...], remote: str | None) -> None:
     """
     from xp.sharing.rm import remove_runs
 
-    result = remove_runs(open_repo(), list(runs), remote)
+    result = remove_runs(open_repo(), runs=list(runs), remote=remote)
     for run_id in result.removed:
         click.echo(f"removed {run_id}")
     if result.git_remote:

@@ -76,7 +76,7 @@ def run(
 
     result = launch(
         repo,
-        list(command),
+        command=list(command),
         name=name,
         experiment=experiment,
         message=message,
@@ -116,7 +116,7 @@ def _sweep(
 
     result = sweep(
         repo,
-        command,
+        command=command,
         params=params,
         name=name,
         experiment=experiment,

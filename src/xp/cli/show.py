@@ -12,7 +12,8 @@ from xp.cli import render
 from xp.cli.common import open_repo
 from xp.errors import QueryError
 from xp.query.filters import ATTRIBUTES, resolve_column
-from xp.query.search import RunRow, Selection, select_runs
+from xp.query.index import RunRow
+from xp.query.search import Selection, select_runs
 
 FIXED = ("run_id", "name", "status", "created", "duration", "baseline")
 _HEADER = {"run_id": "id"}

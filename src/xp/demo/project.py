@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
-from xp.errors import StorageError, XPError
+from xp.errors import (
+    ExecutionError,
+    InvalidValueError,
+    MissingDependencyError,
+    StorageError,
+)
 
 DEFAULT_DIR = "xp-demo"
 # Subject of the demo repo's first commit: how --force knows a folder is an earlier demo.
@@ -117,37 +122,34 @@ def require_sklearn() -> None:
     try:
         importlib.import_module("sklearn")
     except ImportError:
-        raise XPError(f"the demo needs scikit-learn; install it with: {INSTALL_HINT}") from None
+        raise MissingDependencyError(
+            f"the demo needs scikit-learn; install it with: {INSTALL_HINT}"
+        ) from None
 
 
 def is_demo(path: Path) -> bool:
     """Whether ``path`` is the top of a git repo whose first commit is an xp demo's."""
-    from xp.gitstore.repo import run_git
+    from xp.gitstore.history import root_subjects
 
     git_dir = path.resolve() / ".git"
-    if not git_dir.is_dir():
-        return False
-    proc = run_git(
-        ["--git-dir", str(git_dir), "log", "--max-parents=0", "--format=%s", "HEAD"],
-        cwd=git_dir,
-        check=False,
-    )
-    return proc.returncode == 0 and DEMO_SUBJECT in proc.stdout.decode().splitlines()
+    return git_dir.is_dir() and DEMO_SUBJECT in root_subjects(git_dir)
 
 
 def prepare_dir(path: Path, force: bool) -> Path:
     """An empty folder at ``path``; an earlier demo there is removed only with ``force``."""
     if path.exists() or path.is_symlink():
         if not path.is_dir():
-            raise XPError(f"{path} exists and is not a folder; pick another: xp demo OTHER_DIR")
+            raise InvalidValueError(
+                f"{path} exists and is not a folder; pick another: xp demo OTHER_DIR"
+            )
         if any(path.iterdir()):
             if not is_demo(path):
                 also = " (--force only replaces an earlier xp demo)" if force else ""
-                raise XPError(
+                raise InvalidValueError(
                     f"{path} exists and is not empty{also}; pick another folder: xp demo OTHER_DIR"
                 )
             if not force:
-                raise XPError(
+                raise InvalidValueError(
                     f"{path} holds an earlier xp demo; start it over with"
                     f" `xp demo --force {path}`, or pick another folder"
                 )
@@ -176,7 +178,7 @@ def _remove_tree(path: Path) -> None:
 
 def write_project(root: Path) -> str:
     """Project files, ``git init``, ``xp init``, first commit; returns that commit's sha."""
-    from xp.gitstore.repo import find_repo, run_git
+    from xp.gitstore.repo import commit_all, init_repo
     from xp.sharing.project_setup import init_project
 
     templates = resources.files("xp.demo") / "files"
@@ -185,16 +187,10 @@ def write_project(root: Path) -> str:
             (root / name).write_bytes((templates / template).read_bytes())
     except OSError as exc:
         raise StorageError(f"cannot write into {root}: {exc.strerror}") from None
-    run_git(["init", "-q"], cwd=root)
-    init_project(find_repo(root))
+    repo = init_repo(root)
+    init_project(repo)
     configure(root)
-    run_git(["add", "-A"], cwd=root)
-    run_git(
-        ["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", DEMO_SUBJECT],
-        cwd=root,
-        env=_identity_env(root),
-    )
-    return run_git(["rev-parse", "HEAD"], cwd=root).stdout.decode().strip()
+    return commit_all(repo, DEMO_SUBJECT, env=_identity_env(root))
 
 
 def configure(root: Path) -> None:
@@ -210,18 +206,17 @@ def configure(root: Path) -> None:
 
 def _identity_env(root: Path) -> dict[str, str] | None:
     """A stand-in author for the first commit on a machine where git has no identity yet."""
-    from xp.gitstore.repo import run_git
+    from xp.gitstore.repo import has_identity
 
-    for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
-        if run_git(["var", var], cwd=root, check=False).returncode != 0:
-            name, email = "xp demo", "xp-demo@localhost"
-            return {
-                "GIT_AUTHOR_NAME": name,
-                "GIT_AUTHOR_EMAIL": email,
-                "GIT_COMMITTER_NAME": name,
-                "GIT_COMMITTER_EMAIL": email,
-            }
-    return None
+    if has_identity(root):
+        return None
+    name, email = "xp demo", "xp-demo@localhost"
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
 
 
 @contextlib.contextmanager
@@ -249,32 +244,33 @@ def _as_script(root: Path, argv: list[str]) -> Iterator[io.StringIO]:
 def run_script(root: Path, args: tuple[str, ...]) -> tuple[str, str]:
     """Run ``python train.py ARGS`` in this process; returns (new run id, what it printed)."""
     from xp.gitstore.repo import find_repo
-    from xp.query.resolve import run_refs
+    from xp.query.resolve import runs_by_id
 
     repo = find_repo(root)
-    before = set(run_refs(repo))
+    before = set(runs_by_id(repo))
     shown = " ".join(["train.py", *args])
     with _as_script(root, ["train.py", *args]) as out:
         try:
             runpy.run_path("train.py", run_name="__main__")
         except SystemExit as exc:
             if exc.code not in (None, 0):
-                raise XPError(f"`python {shown}` in {root} exited with {exc.code}") from None
+                raise ExecutionError(f"`python {shown}` in {root} exited with {exc.code}") from None
         except Exception as exc:
-            raise XPError(
+            raise ExecutionError(
                 f"`python {shown}` failed ({type(exc).__name__}: {exc}); run it in {root}"
                 " to see the traceback"
             ) from exc
-    new = sorted(set(run_refs(repo)) - before)
+    new = sorted(set(runs_by_id(repo)) - before)
     if len(new) != 1:
-        raise XPError(f"`python {shown}` recorded {len(new)} runs instead of 1; see {root}")
+        raise ExecutionError(f"`python {shown}` recorded {len(new)} runs instead of 1; see {root}")
     return new[0], out.getvalue()
 
 
 def _read_back(root: Path, run_id: str, command: str) -> DemoRun:
-    from xp.query.resolve import get_run
+    from xp.gitstore.repo import find_repo
+    from xp.query.resolve import load_run
 
-    view = get_run(run_id, path=root)
+    view = load_run(find_repo(root), run_id)
     record = view.record
     return DemoRun(
         id=record.id,

@@ -144,7 +144,8 @@ def _place_inputs(repo: GitRepo, checkout: Path, inputs: tuple[FileEntry, ...]) 
 
 def reproduce(
     repo: GitRepo,
-    spec: str,
+    *,
+    run: str,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
     sink: Sink | None = None,
@@ -154,11 +155,11 @@ def reproduce(
     """Re-run ``spec`` on its recorded code and data; the comparison is in the result."""
     from xp.execution.temp_checkout import temp_checkout
     from xp.gitstore.commit import tree_of
-    from xp.query.resolve import get_run
+    from xp.query.resolve import load_run
 
     if rtol < 0 or atol < 0:
         raise XPError("--rtol and --atol must be zero or positive")
-    view = get_run(spec, path=repo.worktree)
+    view = load_run(repo, run)
     record = view.record
     command = command_of(record)
     cwd = str(record.meta.get("cwd") or ".")
@@ -169,15 +170,15 @@ def reproduce(
         if not here.is_relative_to(wt.worktree.resolve()) or not here.is_dir():
             here = wt.worktree
         started = time.time()
-        run = start(
+        new = start(
             wt,
-            command,
-            cwd,
-            name or f"{record.name}-repro",
-            record.experiment,
-            None,
-            {TAG: record.id},
+            command=command,
+            cwd=cwd,
+            name=name or f"{record.name}-repro",
+            experiment=record.experiment,
+            message=None,
+            tags={TAG: record.id},
         )
-        result = run_to_end(run, command, here, wt.worktree, started, [], sink)
+        result = run_to_end(new, command, here, wt.worktree, started, [], sink)
     comparisons = compare(dict(record.metrics), result.metrics, rtol, atol, ignore)
     return ReproduceResult(record.id, result, comparisons, warnings + result.warnings)

@@ -289,6 +289,7 @@ def file_params(root: Path, files: tuple[str, ...]) -> dict[str, Any]:
 
 def start(
     repo: GitRepo,
+    *,
     command: list[str],
     cwd: str,
     name: str | None,
@@ -338,8 +339,8 @@ def complete(run: Run, root: Path, status: str, rc: int, started: float) -> Laun
 
 def launch(
     repo: GitRepo,
-    command: list[str],
     *,
+    command: list[str],
     name: str | None = None,
     experiment: str | None = None,
     message: str | None = None,
@@ -365,7 +366,14 @@ def launch(
     changes = ov.apply(repo.worktree, config.params, overrides, values)
     rel = os.path.relpath(here, repo.worktree.resolve()).replace(os.sep, "/")
     started = time.time()
-    run = start(repo, command, rel if not rel.startswith("..") else ".", name, experiment, message)
+    run = start(
+        repo,
+        command=command,
+        cwd=rel if not rel.startswith("..") else ".",
+        name=name,
+        experiment=experiment,
+        message=message,
+    )
     return run_to_end(run, command, here, repo.worktree, started, changes, sink, None, interactive)
 
 

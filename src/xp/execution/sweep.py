@@ -71,6 +71,7 @@ def choose(
 
 def sweep(
     repo: GitRepo,
+    *,
     command: list[str],
     params: list[str] | tuple[str, ...] = (),
     name: str | None = None,
@@ -199,7 +200,15 @@ def _run_point(
         started = time.time()
         run_name = f"{name}-{point.index + 1}" if name and total > 1 else name
         tags = {SWEEP_TAG: sweep_id, POINT_TAG: f"{point.index + 1}/{total}"}
-        run = start(wt, command, rel, run_name, experiment, message, tags)
+        run = start(
+            wt,
+            command=command,
+            cwd=rel,
+            name=run_name,
+            experiment=experiment,
+            message=message,
+            tags=tags,
+        )
         cwd = here if here.is_dir() else wt.worktree
         return run_to_end(run, command, cwd, wt.worktree, started, changes, None, interrupts)
 

@@ -17,15 +17,13 @@ import contextlib
 import os
 import secrets
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from xp import format as fmt
 from xp.errors import StorageError, XPError
-from xp.gitstore.repo import GitRepo, find_repo, run_git
-
-_add_lock = threading.Lock()  # `git worktree add` edits .git/worktrees/: one at a time
+from xp.gitstore import worktree
+from xp.gitstore.repo import GitRepo, find_repo
 
 
 def tmp_root(repo: GitRepo) -> Path:
@@ -51,11 +49,8 @@ def temp_checkout(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot make {path.parent}: {exc.strerror}; free disk space") from None
-    with _add_lock:
-        repo.git("worktree", "add", "--detach", "--no-checkout", "-q", str(path), baseline)
     try:
-        run_git(["read-tree", "-u", "--reset", tree], cwd=path)
-        run_git(["rm", "-r", "-q", "--cached", "--ignore-unmatch", fmt.RECORD_DIR], cwd=path)
+        worktree.add_detached(repo, path, baseline, tree, drop=fmt.RECORD_DIR)
         shutil.rmtree(path / fmt.RECORD_DIR, ignore_errors=True)
         for rel in link:
             link_in(repo.worktree / rel, path / rel)
@@ -101,7 +96,7 @@ def _link_file(src: Path, dest: Path) -> None:
 
 def remove(repo: GitRepo, path: Path) -> None:
     """Drop the worktree and its admin folder; never fails the run it served."""
-    run_git(["worktree", "remove", "--force", "--force", str(path)], cwd=repo.worktree, check=False)
+    worktree.remove(repo, path)
     if path.exists():
         shutil.rmtree(path, ignore_errors=True)
-        run_git(["worktree", "prune"], cwd=repo.worktree, check=False)
+        worktree.prune(repo)

@@ -54,3 +54,42 @@ def parse_tree(data: bytes) -> dict[str, tuple[int, str]]:
         entries[name] = (mode, data[nul + 1 : nul + 21].hex())
         pos = nul + 21
     return entries
+
+
+def sizes(repo: GitRepo, shas: list[str]) -> dict[str, int]:
+    """Object sizes in bytes, without reading the objects."""
+    if not shas:
+        return {}
+    proc = repo.git(
+        "cat-file", "--batch-check=%(objectname) %(objectsize)", input="\n".join(shas).encode()
+    )
+    out = {}
+    for line in proc.stdout.decode().splitlines():
+        sha, _, size = line.partition(" ")
+        if size.isdigit():
+            out[sha] = int(size)
+    return out
+
+
+def blob_ids(repo: GitRepo, names: list[str]) -> set[str]:
+    """The blob ids among ``names`` (shas or ``rev:path``) that exist and are blobs."""
+    if not names:
+        return set()
+    proc = repo.git(
+        "cat-file",
+        "--batch-check=%(objectname) %(objecttype)",
+        input="".join(f"{n}\n" for n in names).encode(),
+    )
+    return {
+        parts[0]
+        for line in proc.stdout.decode().splitlines()
+        if len(parts := line.split()) == 2 and parts[1] == "blob"
+    }
+
+
+def exists(repo: GitRepo, sha: str) -> bool:
+    return repo.git("cat-file", "-e", sha, check=False).returncode == 0
+
+
+def read_blob(repo: GitRepo, sha: str) -> bytes:
+    return repo.git("cat-file", "blob", sha).stdout

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from xp.errors import RefChangedError, RefExistsError, StorageError
+from xp.gitstore.repo import GitRepo
 
 _LOCK_RETRY_SECONDS = 5.0
 
@@ -208,3 +209,16 @@ def delete_refs(common_dir: Path, expected: dict[str, str]) -> None:
 def delete_ref(common_dir: Path, name: str, expected_sha: str) -> None:
     """Compare-and-swap delete of one ref, loose or packed."""
     delete_refs(common_dir, {name: expected_sha})
+
+
+def valid_branch_name(repo: GitRepo, name: str) -> bool:
+    return repo.git("check-ref-format", "--branch", name, check=False).returncode == 0
+
+
+def create_branch(repo: GitRepo, name: str, commit: str) -> None:
+    """A new branch ``name`` at ``commit``; RefExistsError when it exists."""
+    if read_ref(repo.common_dir, f"refs/heads/{name}") is not None:
+        raise RefExistsError(
+            f"branch {name!r} exists already; pick another name or delete it first"
+        )
+    repo.git("branch", name, commit)

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from xp.errors import GitError, NotARepoError, XPError
+from xp.errors import (
+    GitError,
+    GitRemoteError,
+    MissingDependencyError,
+    NotARepoError,
+    RefExistsError,
+    RefRejectedError,
+)
 
 # Set by git for hooks; they would point a nested `git` call at the wrong repo or index.
 _LEAKY_ENV = ("GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY", "GIT_QUARANTINE_PATH")
@@ -69,22 +76,75 @@ def run_git(
     except OSError as exc:
         raise GitError(f"could not run git: {exc.strerror}; check that git is installed") from None
     if check and proc.returncode != 0:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()
-        if proc.returncode < 0:
-            detail = f"killed by {signal.Signals(-proc.returncode).name}"
-            if proc.returncode == -signal.SIGXFSZ:
-                detail += " (file size limit reached: free disk space or raise `ulimit -f`)"
-        else:
-            detail = msg[-1] if msg else f"exit code {proc.returncode}"
-        raise GitError(f"git {args[0]} failed: {detail}")
+        raise git_failure(args, proc)
     return proc
+
+
+# What git prints when the remote end is the problem (URL, network, access).
+_REMOTE_TROUBLE = (
+    "could not read from remote",
+    "does not appear to be a git repository",
+    "unable to access",
+    "authentication failed",
+    "connection refused",
+    "could not resolve host",
+    "repository not found",
+    "permission denied",
+    "the remote end hung up",
+)
+
+
+def _verb(args: tuple[str, ...] | list[str]) -> str:
+    """The git subcommand in ``args`` (skipping global options and their values)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("-c", "-C", "--git-dir", "--work-tree"):
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return "git"
+
+
+def git_failure(
+    args: tuple[str, ...] | list[str],
+    proc: subprocess.CompletedProcess[bytes],
+    fix: str = "",
+    remote: str | None = None,
+) -> GitError | RefExistsError | RefRejectedError:
+    """The typed error for a failed git command: the one place that reads git's stderr."""
+    lines = proc.stderr.decode(errors="replace").strip().splitlines()
+    verb = _verb(args)
+    if remote is not None:
+        verb += {"push": " to", "fetch": " from"}.get(verb, " of") + f" {remote!r}"
+    if proc.returncode < 0:
+        detail = f"killed by {signal.Signals(-proc.returncode).name}"
+        if proc.returncode == -signal.SIGXFSZ:
+            detail += " (file size limit reached: free disk space or raise `ulimit -f`)"
+    else:
+        fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+        detail = (fatal or lines or [f"exit code {proc.returncode}"])[-1]
+    text = " ".join(lines).lower()
+    suffix = f"; {fix}" if fix else ""
+    if "already exists" in text:
+        return RefExistsError(f"git {verb}: {detail}{suffix}")
+    if "[rejected]" in text or "! [remote rejected]" in text:
+        return RefRejectedError(f"git {verb} was refused: {detail}{suffix}")
+    if remote is not None and any(s in text for s in _REMOTE_TROUBLE):
+        return GitRemoteError(
+            f"git {verb} failed: {detail}{suffix or '; check the remote URL and your access'}"
+        )
+    return GitError(f"git {verb} failed: {detail}{suffix}")
 
 
 @lru_cache(maxsize=1)
 def _git_exe() -> str:
     exe = shutil.which("git")
     if exe is None:
-        raise XPError("git is not installed or not on PATH; install git (e.g. apt-get install git)")
+        raise MissingDependencyError(
+            "git is not installed or not on PATH; install git (e.g. apt-get install git)"
+        )
     return exe
 
 
@@ -131,3 +191,24 @@ def find_repo(path: str | os.PathLike[str] | None = None) -> GitRepo:
         _discover.cache_clear()
         repo = _discover(cwd)
     return repo
+
+
+def init_repo(path: Path) -> GitRepo:
+    """``git init`` at ``path`` (a new repository with the user's default branch name)."""
+    run_git(["init", "-q"], cwd=path)
+    return find_repo(path)
+
+
+def has_identity(path: Path) -> bool:
+    """Whether git can name an author and committer here (``user.name``/``user.email`` or env)."""
+    return all(
+        run_git(["var", var], cwd=path, check=False).returncode == 0
+        for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
+    )
+
+
+def commit_all(repo: GitRepo, message: str, env: dict[str, str] | None = None) -> str:
+    """Stage everything and commit it (no hooks, no signing); returns the new commit's sha."""
+    repo.git("add", "-A")
+    repo.git("-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message, env=env)
+    return repo.git("rev-parse", "HEAD").stdout.decode().strip()

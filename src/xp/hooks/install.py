@@ -82,9 +82,10 @@ def shim(name: str, fallback: str = "") -> str:
 
 def hooks_dir(repo: GitRepo) -> Path:
     """Where git looks for hooks: ``core.hooksPath`` (relative to the work tree) or .git/hooks."""
-    proc = repo.git("config", "--path", "--get", "core.hooksPath", check=False)
-    configured = proc.stdout.decode().strip()
-    if proc.returncode == 0 and configured:
+    from xp.gitstore import gitconfig
+
+    configured = gitconfig.get(repo, "core.hooksPath", path=True)
+    if configured:
         path = Path(configured)
         return path if path.is_absolute() else repo.worktree / path
     return repo.common_dir / "hooks"
@@ -127,7 +128,7 @@ def _check_names(names: tuple[str, ...]) -> tuple[str, ...]:
     return names or HOOKS
 
 
-def install(repo: GitRepo, names: tuple[str, ...] = (), fallback: str = "") -> list[str]:
+def install(repo: GitRepo, *, names: tuple[str, ...] = (), fallback: str = "") -> list[str]:
     """Install shims; an existing foreign hook becomes ``<name>.legacy`` and keeps running."""
     where = hooks_dir(repo)
     changes = []
@@ -157,7 +158,7 @@ def install(repo: GitRepo, names: tuple[str, ...] = (), fallback: str = "") -> l
     return changes
 
 
-def uninstall(repo: GitRepo, names: tuple[str, ...] = ()) -> list[str]:
+def uninstall(repo: GitRepo, *, names: tuple[str, ...] = ()) -> list[str]:
     """Remove xp's shims and put back the hooks they had kept."""
     where = hooks_dir(repo)
     changes = []

@@ -9,19 +9,20 @@ from git itself (``git diff`` between the two trees, the record folder excluded)
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from xp import format as fmt
 from xp.errors import RunNotFoundError
-from xp.gitstore.repo import GitRepo, find_repo
+from xp.gitstore import history, trees
+from xp.gitstore.commit import tree_of
+from xp.gitstore.repo import GitRepo
+from xp.gitstore.trees import FileDiff
 from xp.query.resolve import Resolved, read_record, resolve_spec
 from xp.record import values
 from xp.record.model import FileEntry, Point, RunRecord, final_value
 
-_EXCLUDE = f":(exclude,top){fmt.RECORD_DIR}"
 # Metrics whose name says lower is better; every other series' best value is its maximum.
 _LOWER_IS_BETTER = re.compile(
     r"loss|err|rmse|mse|mae|mape|perplexity|ppl|cost|wer|cer|latency|distance|regret", re.I
@@ -102,16 +103,7 @@ class FileChange:
         return self.status != "unchanged"
 
 
-@dataclass(frozen=True)
-class CodeChange:
-    path: str
-    status: str  # added, removed, changed (git's A, D, M; T counts as changed)
-    added: int | None  # None for binary files
-    removed: int | None
-
-    @property
-    def changed(self) -> bool:
-        return True
+CodeChange = FileDiff  # a code file changed between the two trees
 
 
 @dataclass(frozen=True)
@@ -127,6 +119,7 @@ class RunDiff:
     artifacts: list[FileChange]
     code: list[CodeChange]
     recorded_only: bool = False  # one side is the workspace: no tags/inputs/artifacts there
+    repo: GitRepo | None = field(default=None, repr=False, compare=False)  # for ``patch()``
 
     def changes(self) -> RunDiff:
         """The same diff with unchanged rows left out."""
@@ -147,13 +140,11 @@ class RunDiff:
             not d.code
         )
 
-    def patch(self, repo: GitRepo | None = None) -> str:
+    def patch(self) -> str:
         """The code diff as a patch (the record folder left out)."""
-        repo = repo or find_repo()
-        if self.a.tree == self.b.tree:
+        if self.a.tree == self.b.tree or self.repo is None:
             return ""
-        proc = repo.git("diff", "--no-color", self.a.tree, self.b.tree, "--", ".", _EXCLUDE)
-        return proc.stdout.decode("utf-8", "replace")
+        return trees.patch(self.repo, self.a.tree, self.b.tree, exclude=fmt.RECORD_DIR)
 
     def to_dict(self) -> dict[str, Any]:
         def side(s: Side) -> dict[str, Any]:
@@ -166,15 +157,12 @@ class RunDiff:
             }
 
         out = asdict(self)
+        out.pop("repo")
         out["a"], out["b"] = side(self.a), side(self.b)
         return out
 
 
 # -- sides ----------------------------------------------------------------------------------
-def _tree_of_commit(repo: GitRepo, commit: str) -> str:
-    return repo.git("rev-parse", f"{commit}^{{tree}}").stdout.decode().strip()
-
-
 def run_side(repo: GitRepo, found: Resolved) -> Side:
     assert found.commit is not None
     record = read_record(repo, found.commit, source=found.spec)
@@ -187,7 +175,7 @@ def run_side(repo: GitRepo, found: Resolved) -> Side:
     return Side(
         label=found.spec,
         commit=found.commit,
-        tree=_tree_of_commit(repo, found.commit),
+        tree=tree_of(repo, found.commit),
         record=record,
         params=dict(record.params),
         metrics=dict(record.metrics),
@@ -223,17 +211,11 @@ def latest_on_head(repo: GitRepo, depth: int = 200) -> str:
     """The newest run whose baseline is HEAD, else the one nearest HEAD in its history."""
     from xp.query.index import open_index
 
-    proc = repo.git("rev-list", f"--max-count={depth}", "HEAD", "--", check=False)
-    history = proc.stdout.decode().split() if proc.returncode == 0 else []
-    if history:
-        rank = {sha: i for i, sha in enumerate(history)}
+    recent = history.recent(repo, "HEAD", depth)
+    if recent:
+        rank = {sha: i for i, sha in enumerate(recent)}
         with open_index(repo) as index:
-            marks = ",".join("?" * len(history))
-            found = index.conn.execute(
-                "SELECT c.run_id, r.baseline FROM current c JOIN runs r"
-                f" ON r.commit_sha = c.commit_sha WHERE r.baseline IN ({marks})",
-                history,
-            ).fetchall()
+            found = index.runs_on(recent)
         if found:
             best = min(found, key=lambda t: (rank[t[1]], _neg(t[0])))
             return str(best[0])
@@ -329,33 +311,6 @@ def _files(a: tuple[FileEntry, ...], b: tuple[FileEntry, ...]) -> list[FileChang
     return out
 
 
-def code_changes(repo: GitRepo, tree_a: str, tree_b: str) -> list[CodeChange]:
-    if tree_a == tree_b:
-        return []
-    spec = ("--", ".", _EXCLUDE)
-    names = repo.git("diff", "--no-renames", "--name-status", "-z", tree_a, tree_b, *spec)
-    counts = repo.git("diff", "--no-renames", "--numstat", "-z", tree_a, tree_b, *spec)
-    status_of: dict[str, str] = {}
-    parts = names.stdout.decode("utf-8", "surrogateescape").split("\0")
-    for code, path in zip(parts[0::2], parts[1::2], strict=False):
-        if path:
-            status_of[path] = {"A": "added", "D": "removed"}.get(code[:1], "changed")
-    out = []
-    for entry in counts.stdout.decode("utf-8", "surrogateescape").split("\0"):
-        if not entry:
-            continue
-        added, removed, path = entry.split("\t", 2)
-        out.append(
-            CodeChange(
-                path,
-                status_of.get(path, "changed"),
-                None if added == "-" else int(added),
-                None if removed == "-" else int(removed),
-            )
-        )
-    return sorted(out, key=lambda c: c.path)
-
-
 def compare(repo: GitRepo, a: Side, b: Side) -> RunDiff:
     same = a.commit == b.commit if a.commit or b.commit else True
     ra, rb = a.record, b.record
@@ -376,8 +331,9 @@ def compare(repo: GitRepo, a: Side, b: Side) -> RunDiff:
         tags=compare_values(ra.tags, rb.tags) if ra and rb else [],
         inputs=_files(ra.inputs, rb.inputs) if ra and rb else [],
         artifacts=_files(ra.artifacts, rb.artifacts) if ra and rb else [],
-        code=[] if same else code_changes(repo, a.tree, b.tree),
+        code=[] if same else trees.changed_files(repo, a.tree, b.tree, exclude=fmt.RECORD_DIR),
         recorded_only=not recorded,
+        repo=repo,
     )
 
 
@@ -389,18 +345,12 @@ def _series_same(a: SeriesSummary | None, b: SeriesSummary | None) -> bool:
     )
 
 
-def diff(
-    a: str | None = None,
-    b: str | None = None,
-    path: str | os.PathLike[str] | None = None,
-) -> RunDiff:
+def diff_runs(repo: GitRepo, *, a: str | None = None, b: str | None = None) -> RunDiff:
     """Compare run ``a`` with run ``b`` (default: the latest run on HEAD vs the workspace).
 
     ``a`` and ``b`` follow the resolution rule of docs/runs.md: id, id prefix, name, ref,
     commit-ish whose tree carries a record, or ``workspace``.
     """
-    repo = find_repo(path)
-    spec_a = a if a is not None else latest_on_head(repo)
-    side_a = side(repo, spec_a)
+    side_a = side(repo, a if a is not None else latest_on_head(repo))
     side_b = side(repo, b if b is not None else "workspace")
     return compare(repo, side_a, side_b)

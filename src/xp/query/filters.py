@@ -2,8 +2,9 @@
 
 MLflow's grammar (``metrics.acc > 0.9 and params.model = 'cnn'``) plus ``or``, ``not``,
 parentheses, ``in`` / ``not in`` for every column and comparisons of params with numbers.
-A filter compiles to one SQL expression over the query index, so 100,000 runs filter in
-SQLite instead of Python. The rules for missing values and NaN are in docs/runs.md:
+A filter parses to a small tree (``Cmp``/``BoolOp``) that the query index compiles to one
+SQL expression (``xp.query.index.compile``), so 100,000 runs filter in SQLite, not Python.
+The rules for missing values and NaN are in docs/runs.md:
 any comparison with a missing value is false (``!=`` too), NaN equals only ``nan``.
 """
 
@@ -36,19 +37,19 @@ _PREFIXES = {
     "run": "attr",
 }
 
-# attribute -> (SQL expression, kind); kind is text, time or number.
-ATTRIBUTES: dict[str, tuple[str, str]] = {
-    "run_id": ("c.run_id", "text"),
-    "name": ("r.name", "text"),
-    "status": ("r.status", "text"),
-    "experiment": ("r.experiment", "text"),
-    "created": ("r.start", "time"),
-    "end_time": ("r.end", "time"),
-    "duration": ("r.duration", "number"),
-    "baseline": ("r.baseline", "text"),
-    "branch": ("r.branch", "text"),
-    "user": ("r.user", "text"),
-    "commit": ("c.commit_sha", "text"),
+# attribute -> kind: text, time (seconds since the epoch) or number.
+ATTRIBUTES: dict[str, str] = {
+    "run_id": "text",
+    "name": "text",
+    "status": "text",
+    "experiment": "text",
+    "created": "time",
+    "end_time": "time",
+    "duration": "number",
+    "baseline": "text",
+    "branch": "text",
+    "user": "text",
+    "commit": "text",
 }
 _ALIASES = {
     "id": "run_id",
@@ -317,7 +318,7 @@ def _check(cmp: Cmp, source: str) -> Cmp:
     col, op = cmp.column, cmp.op
     items = cmp.value if op == "in" else (cmp.value,)
     pos = cmp.token.pos if cmp.token else 0
-    kind = ATTRIBUTES[col.key][1] if col.kind == "attr" else col.kind
+    kind = ATTRIBUTES[col.key] if col.kind == "attr" else col.kind
 
     def fail(msg: str) -> QueryError:
         return QueryError(_at(source, pos, f"{col.name} {msg}"))
@@ -379,106 +380,6 @@ def parse_filter(source: str, known: Iterable[str]) -> Node:
     return _Parser(source, known).parse()
 
 
-# -- SQL ------------------------------------------------------------------------------------
-_NUMERIC = "('integer','real')"
-
-
-def _sql_literal_time(value: Any) -> float:
-    return float(value) / 1000.0 if values.is_number(value) else parse_time(str(value))
-
-
-def _compile_cmp(cmp: Cmp, args: list[Any]) -> str:
-    col = cmp.column
-    if cmp.op == "isnull":
-        if col.kind == "attr":
-            expr = f"{ATTRIBUTES[col.key][0]} IS NULL"
-        else:
-            args.append(col.path)
-            expr = "json_type(r.data, ?) IS NULL"
-        return f"NOT ({expr})" if cmp.negate else expr
-    if cmp.op not in ("in", "like", "ilike", "!="):
-        return _compile_eq(col, cmp.op, cmp.value, args)
-    body_args: list[Any] = []
-    if cmp.op == "in":
-        body = "(" + " OR ".join(_compile_eq(col, "=", v, body_args) for v in cmp.value) + ")"
-    elif cmp.op in ("like", "ilike"):
-        text_sql, body_args = _text_of(col)
-        lower = "lower" if cmp.op == "ilike" else ""
-        body = f"ifnull({lower}({text_sql}) LIKE {lower}(?), 0)"
-        body_args.append(cmp.value)
-    else:
-        body = _compile_eq(col, "=", cmp.value, body_args)
-    if cmp.negate or cmp.op == "!=":
-        exists, exists_args = _exists(col)
-        args.extend(exists_args + body_args)
-        return f"({exists} AND NOT {body})"
-    args.extend(body_args)
-    return body
-
-
-def _exists(col: Column) -> tuple[str, list[Any]]:
-    if col.kind == "attr":
-        return f"({ATTRIBUTES[col.key][0]} IS NOT NULL)", []
-    return "(json_type(r.data, ?) IS NOT NULL)", [col.path]
-
-
-def _text_of(col: Column) -> tuple[str, list[Any]]:
-    if col.kind == "attr":
-        return ATTRIBUTES[col.key][0], []
-    if col.kind == "params":
-        return "json_extract(r.ptext, ?)", [f'$."{col.key}"']
-    return "json_extract(r.data, ?)", [col.path]
-
-
-def _compile_eq(col: Column, op: str, value: Any, args: list[Any]) -> str:
-    """One comparison that is 1 or 0, never NULL (so `not` and `!=` behave)."""
-    sql_op = "=" if op == "=" else op
-    if col.kind == "attr":
-        expr, kind = ATTRIBUTES[col.key]
-        if kind == "time":
-            args.append(_sql_literal_time(value))
-        elif kind == "number":
-            args.append(float(value))
-        else:
-            args.append(value if isinstance(value, str) else values.text(value))
-        return f"ifnull({expr} {sql_op} ?, 0)"
-    is_num = values.is_number(value)
-    if col.kind == "metrics":
-        if is_num and math.isnan(value):
-            args.append(col.path)
-            return "ifnull(json_type(r.data, ?) = 'null', 0)"
-        if is_num:
-            args.extend([col.path, col.path, value])
-            return (
-                f"ifnull(json_type(r.data, ?) IN {_NUMERIC}"
-                f" AND json_extract(r.data, ?) {sql_op} ?, 0)"
-            )
-        args.extend([col.path, col.path, values.text(value)])
-        return f"ifnull(json_type(r.data, ?) = 'text' AND json_extract(r.data, ?) {sql_op} ?, 0)"
-    text_sql, text_args = _text_of(col)
-    if col.kind == "params" and is_num and not math.isnan(value):
-        args.extend([col.path, col.path, value])
-        numeric = f"(json_type(r.data, ?) IN {_NUMERIC} AND json_extract(r.data, ?) {sql_op} ?)"
-        if op != "=":
-            return f"ifnull({numeric}, 0)"
-        args.extend(text_args)
-        args.append(values.text(value))
-        return f"ifnull({numeric} OR {text_sql} = ?, 0)"
-    args.extend(text_args)
-    args.append(value if isinstance(value, str) else values.text(value))
-    return f"ifnull({text_sql} {sql_op} ?, 0)"
-
-
-def to_sql(node: Node, args: list[Any]) -> str:
-    """SQL for ``node`` over ``current c JOIN runs r``; bound values appended to ``args``."""
-    if isinstance(node, Cmp):
-        return _compile_cmp(node, args)
-    if node.op == "not":
-        return f"(NOT {to_sql(node.args[0], args)})"
-    joiner = " AND " if node.op == "and" else " OR "
-    return "(" + joiner.join(to_sql(a, args) for a in node.args) + ")"
-
-
 # -- sort -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SortKey:
@@ -502,22 +403,3 @@ def parse_sort(spec: str, known: Iterable[str]) -> SortKey:
             f"--sort/order_by: cannot read {spec!r}; write 'COLUMN', 'COLUMN desc' or '-COLUMN'"
         )
     return SortKey(resolve_column(_unquote_ident(text), known, "--sort/order_by: "), descending)
-
-
-def sort_sql(keys: list[SortKey], args: list[Any]) -> str:
-    """ORDER BY terms: missing and NaN last in both directions, then newest first."""
-    terms: list[str] = []
-    for key in keys:
-        col, direction = key.column, "DESC" if key.descending else "ASC"
-        if col.kind == "attr":
-            expr = ATTRIBUTES[col.key][0]
-            terms += [f"({expr} IS NULL)", f"{expr} {direction}"]
-            continue
-        args.extend([col.path, col.path, col.path])
-        terms += [
-            "(json_extract(r.data, ?) IS NULL)",
-            f"(json_type(r.data, ?) NOT IN {_NUMERIC})",
-            f"json_extract(r.data, ?) {direction}",
-        ]
-    terms.append("c.run_id DESC")
-    return ", ".join(terms)

@@ -1,54 +1,24 @@
 """Finding runs: the rows behind ``xp show`` and the DataFrame of ``xp.search_runs``.
 
-Both read the query index (``xp.query.index``) after bringing it in step with the refs, and both
-take the same filter and sort language (``xp.query``), so a filter that works in the
-terminal works in a notebook.
+Both read the query index (``xp.query.index``) after bringing it in step with the refs,
+and both take the same filter and sort language (``xp.query.filters``), so a filter that
+works in the terminal works in a notebook.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from xp.errors import InvalidValueError, QueryError
-from xp.gitstore.repo import GitRepo, find_repo
-from xp.query.filters import SortKey, parse_filter, parse_sort, sort_sql, to_sql
-from xp.query.index import Index, open_index
+from xp.gitstore.repo import GitRepo
+from xp.query.filters import STATUSES, SortKey, parse_filter, parse_sort
+from xp.query.index import RunRow, open_index
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from xp.query.resolve import RunView
-
-_COLUMNS = (
-    "SELECT c.run_id, c.ref, c.commit_sha, r.name, r.experiment, r.status, r.start, r.end,"
-    " r.duration, r.baseline, r.branch, r.user, r.data, r.error"
-)
-_FROM = " FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One run as listed: attributes plus ``values`` keyed params.x / metrics.y / tags.z."""
-
-    run_id: str
-    ref: str
-    commit: str
-    name: str
-    experiment: str
-    status: str
-    start: float | None
-    end: float | None
-    duration: float | None
-    baseline: str | None
-    branch: str | None
-    user: str | None
-    values: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,60 +28,24 @@ class Selection:
     keys: list[str]  # every params./metrics./tags. column any run has
 
 
-def _where(
-    index: Index,
-    where: str | None,
-    experiment: str | Sequence[str] | None,
-    branch: str | None,
-    status: Sequence[str],
-    args: list[Any],
-    keys: list[str],
-) -> str:
-    clauses: list[str] = []
-    if where is not None and where.strip():
-        clauses.append(to_sql(parse_filter(where, keys), args))
-    if experiment:
-        names = [experiment] if isinstance(experiment, str) else list(experiment)
-        clauses.append(f"r.experiment IN ({','.join('?' * len(names))})")
-        args.extend(names)
-    if branch:
-        clauses.append("r.branch = ?")
-        args.append(branch)
-    if status:
-        from xp.query.filters import STATUSES
-
-        for s in status:
-            if s not in STATUSES:
-                raise QueryError(f"--status {s!r} is not one of {', '.join(STATUSES)}")
-        clauses.append(f"r.status IN ({','.join('?' * len(status))})")
-        args.extend(status)
-    return " WHERE " + " AND ".join(clauses) if clauses else ""
+def _statuses(status: Sequence[str]) -> list[str]:
+    for s in status:
+        if s not in STATUSES:
+            raise QueryError(f"--status {s!r} is not one of {', '.join(STATUSES)}")
+    return list(status)
 
 
-def _row(t: tuple[Any, ...]) -> RunRow:
-    run_id, ref, commit, name, experiment, status, start, end, duration, baseline = t[:10]
-    return RunRow(
-        run_id,
-        ref,
-        commit,
-        name,
-        experiment,
-        status,
-        start,
-        end,
-        duration,
-        baseline,
-        branch=t[10],
-        user=t[11],
-        values=json.loads(t[12]),
-        error=t[13],
-    )
+def _experiments(experiment: str | Sequence[str] | None) -> list[str]:
+    if not experiment:
+        return []
+    return [experiment] if isinstance(experiment, str) else list(experiment)
 
 
 def select_runs(
     repo: GitRepo,
+    *,
     where: str | None = None,
-    sort: Sequence[str] = (),
+    sort: Sequence[str] | str | None = (),
     limit: int | None = 20,
     experiment: str | Sequence[str] | None = None,
     branch: str | None = None,
@@ -125,30 +59,14 @@ def select_runs(
         if rebuild:
             index.rebuild()
         keys = index.keys()
-        args: list[Any] = []
-        where_sql = _where(index, where, experiment, branch, status, args, keys)
-        where_args = list(args)
-        order = sort_sql(_sort_keys(sort, keys), args)
-        # With a filter, count the matches in the same pass (a window over the filtered rows)
-        # instead of evaluating the filter twice; without one the count is the index's.
-        window = ", count(*) OVER ()" if where_sql else ""
-        sql = f"{_COLUMNS}{window}{_FROM}{where_sql} ORDER BY {order}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        fetched = index.conn.execute(sql, args).fetchall()
-        rows = [_row(t) for t in fetched]
-        if where_sql:
-            total = int(fetched[0][-1]) if fetched else 0
-            if not fetched and limit == 0:
-                total = int(
-                    index.conn.execute(
-                        "SELECT count(*)" + _FROM + where_sql,
-                        where_args,
-                    ).fetchone()[0]
-                )
-        else:
-            total = index.count()
+        rows, total = index.select(
+            where=parse_filter(where, keys) if where and where.strip() else None,
+            experiments=_experiments(experiment),
+            branch=branch,
+            statuses=_statuses(status),
+            sort=_sort_keys(sort, keys),
+            limit=limit,
+        )
     return Selection(rows, total, keys)
 
 
@@ -161,11 +79,12 @@ def _sort_keys(sort: Iterable[str] | str | None, keys: list[str]) -> list[SortKe
 
 
 def search_runs(
+    repo: GitRepo,
+    *,
     filter_string: str | None = None,
     order_by: Sequence[str] | str | None = None,
     max_results: int | None = None,
     experiment: str | Sequence[str] | None = None,
-    path: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Runs as a DataFrame with MLflow's column names, newest first by default.
 
@@ -174,36 +93,32 @@ def search_runs(
     (None when missing). ``filter_string`` is MLflow's grammar plus ``or``, ``not`` and
     ``in``; ``order_by`` is a list like ``["metrics.acc DESC"]``.
     """
-
-    repo = find_repo(path)
     if max_results is not None and max_results < 0:
         raise InvalidValueError(f"max_results must be 0 or more, got {max_results}")
-    with open_index(repo) as index:
-        keys = index.keys()
-        args: list[Any] = []
-        where_sql = _where(index, filter_string, experiment, None, (), args, keys)
-        order = sort_sql(_sort_keys(order_by, keys), args)
-        sql = (
-            "SELECT c.run_id, r.experiment, r.status, r.start, r.end, r.name, c.commit_sha,"
-            " r.data FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
-            f"{where_sql} ORDER BY {order}"
-        )
-        if max_results is not None:
-            sql += " LIMIT ?"
-            args.append(max_results)
-        fetched = index.conn.execute(sql, args).fetchall()
-    return _frame(fetched)
+    selection = select_runs(
+        repo, where=filter_string, sort=order_by, limit=max_results, experiment=experiment
+    )
+    return _frame(selection.rows)
 
 
-def _frame(fetched: list[tuple[Any, ...]]) -> pd.DataFrame:
+def _frame(rows: list[RunRow]) -> pd.DataFrame:
     import pandas as pd
 
-    base = ["run_id", "experiment", "status", "start_time", "end_time", "run_name", "commit"]
-    frame = pd.DataFrame({name: [t[i] for t in fetched] for i, name in enumerate(base)})
+    frame = pd.DataFrame(
+        {
+            "run_id": [r.run_id for r in rows],
+            "experiment": [r.experiment for r in rows],
+            "status": [r.status for r in rows],
+            "start_time": [r.start for r in rows],
+            "end_time": [r.end for r in rows],
+            "run_name": [r.name for r in rows],
+            "commit": [r.commit for r in rows],
+        }
+    )
     for col in ("start_time", "end_time"):
         millis = (frame[col].astype("float64") * 1000).round()
         frame[col] = pd.to_datetime(millis, unit="ms", utc=True)
-    data = [json.loads(t[7]) for t in fetched]
+    data = [r.values for r in rows]
     seen: dict[str, None] = {}
     for d in data:
         seen.update(dict.fromkeys(d))
@@ -222,13 +137,3 @@ def _frame(fetched: list[tuple[Any, ...]]) -> pd.DataFrame:
         elif not pd.api.types.is_numeric_dtype(column) and column.isna().any():
             values[key] = column.astype(object).where(column.notna(), None)
     return cast("pd.DataFrame", pd.concat([frame, values], axis=1))
-
-
-def get_series(
-    run: str | RunView, metric: str, path: str | os.PathLike[str] | None = None
-) -> pd.DataFrame:
-    """One metric's steps as a DataFrame: step, value, timestamp (UTC datetime)."""
-    from xp.query.resolve import get_run
-
-    view = get_run(run, path) if isinstance(run, str) else run
-    return view.series(metric)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from xp import format as fmt
 from xp.artifacts import cache
-from xp.errors import DirtyWorkspaceError, InvalidValueError, StorageError, XPError
+from xp.errors import DirtyWorkspaceError, InvalidValueError, StorageError
+from xp.gitstore import refs, trees, worktree
 from xp.gitstore.repo import GitRepo
 
 SAVES_EXPERIMENT = "xp-checkout-saves"
@@ -38,11 +39,6 @@ class CheckoutResult:
     saved: str | None = None  # id of the run holding the overwritten state
     artifacts: list[str] = field(default_factory=list)  # work-tree paths written
     skipped: list[str] = field(default_factory=list)  # artifacts with no work-tree path
-
-
-def _changed_paths(repo: GitRepo) -> list[str]:
-    out = repo.git("status", "--porcelain", "-z", "--untracked-files=all").stdout
-    return [os.fsdecode(p[3:]) for p in out.split(b"\0") if len(p) > 3]
 
 
 def work_tree_destination(repo: GitRepo, source: str) -> Path:
@@ -66,17 +62,17 @@ def _at_risk(repo: GitRepo, dest: Path, sha: str, cache_dir: Path) -> bool:
 
 
 def checkout(
-    repo: GitRepo, spec: str, force: bool = False, artifacts: bool = True
+    repo: GitRepo, *, run: str, force: bool = False, artifacts: bool = True
 ) -> CheckoutResult:
     from xp.gitstore.commit import head
-    from xp.query.resolve import get_run
+    from xp.query.resolve import load_run
 
-    view = get_run(spec, path=repo.worktree)
+    view = load_run(repo, run)
     record = view.record
     cache_dir = cache.cache_dir(repo)
     wanted = [a for a in record.artifacts if a.source] if artifacts else []
     dests = [(a, work_tree_destination(repo, a.source or a.path)) for a in wanted]
-    changed = [p for p in _changed_paths(repo) if not p.startswith(fmt.RECORD_DIR + "/")]
+    changed = [p for p in worktree.changed_paths(repo) if not p.startswith(fmt.RECORD_DIR + "/")]
     if changed and _untouched_since_checkout(repo):
         changed = []  # exactly what the last checkout wrote: that run has it all
     at_risk = [d for a, d in dests if _at_risk(repo, d, a.sha256, cache_dir)]
@@ -97,7 +93,9 @@ def checkout(
         if dests:  # fetch and verify every file before the work tree changes
             from xp.sharing import get as restore
 
-            restore.get(repo, view.commit, tuple(a.path for a, _ in dests), out_dir=staging)
+            restore.get(
+                repo, run=view.commit, paths=tuple(a.path for a, _ in dests), out_dir=staging
+            )
         _restore_code(repo, view.commit, changed)
         for entry, dest in dests:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -162,36 +160,23 @@ def _save(repo: GitRepo, run_id: str, at_risk: list[Path]) -> str:
 
 def _restore_code(repo: GitRepo, commit: str, untracked: list[str]) -> None:
     """Work-tree files := the run's tree (minus the record); index and HEAD untouched."""
-    repo.git(
-        "restore",
-        f"--source={commit}",
-        "--worktree",
-        "--no-overlay",
-        "--",
-        ":/",
-        f":(top,exclude){fmt.RECORD_DIR}",
-    )
-    listed = repo.git("ls-tree", "-r", "-z", "--name-only", commit).stdout
-    in_run = {os.fsdecode(p) for p in listed.split(b"\0") if p}
-    tracked_out = repo.git("ls-files", "-z").stdout
-    tracked = {os.fsdecode(p) for p in tracked_out.split(b"\0") if p}
+    worktree.restore_files(repo, commit, exclude=fmt.RECORD_DIR)
+    in_run = trees.paths(repo, commit)
+    tracked = worktree.tracked_paths(repo)
     for rel in untracked:  # saved already: files the run does not have go away
         if rel not in in_run and rel not in tracked and not rel.startswith(fmt.RECORD_DIR + "/"):
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 (repo.worktree / rel).unlink()
 
 
-def branch(repo: GitRepo, spec: str, name: str) -> tuple[str, str]:
+def branch(repo: GitRepo, *, run: str, name: str) -> tuple[str, str]:
     """A branch ``name`` at the run's commit; returns (run id, commit)."""
-    from xp.query.resolve import get_run
+    from xp.query.resolve import load_run
 
-    view = get_run(spec, path=repo.worktree)
-    ok = repo.git("check-ref-format", "--branch", name, check=False)
-    if ok.returncode != 0:
+    view = load_run(repo, run)
+    if not refs.valid_branch_name(repo, name):
         raise InvalidValueError(
             f"{name!r} is not a valid branch name; try e.g. exp/{view.record.name}"
         )
-    if repo.git("rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).returncode == 0:
-        raise XPError(f"branch {name!r} exists already; pick another name or delete it first")
-    repo.git("branch", name, view.commit)
+    refs.create_branch(repo, name, view.commit)
     return view.record.id, view.commit

@@ -20,10 +20,9 @@ from xp.errors import (
     RemoteError,
     RunNotFoundError,
     StorageError,
-    XPError,
 )
 from xp.gitstore.repo import GitRepo
-from xp.sharing.push_pull import _expand_dirs, download_missing, lost_message, run_labels
+from xp.sharing.push_pull import download_missing, expand_dirs, lost_message, run_labels
 
 
 @dataclass
@@ -86,7 +85,8 @@ def _same_file(dest: Path, obj: Path, sha: str) -> bool:
 
 def get(
     repo: GitRepo,
-    spec: str,
+    *,
+    run: str,
     paths: tuple[str, ...] = (),
     out_dir: str | os.PathLike[str] | None = None,
     store: str | None = None,
@@ -97,7 +97,7 @@ def get(
 ) -> GetResult:
     from xp.query.resolve import resolve
 
-    _ref, commit = resolve(repo, spec)
+    _ref, commit = resolve(repo, run)
     label = run_labels(repo, [commit])[commit]
     items = manifests.needed(repo, {commit: label})
     if not items:
@@ -113,7 +113,7 @@ def get(
     if dirs:
         manifests_ = [Needed(d.run, d.path, d.sha256, 0, "input") for d in dirs]
         _fetch(repo, manifests_, store, jobs, None, result)
-        chosen, _ = _expand_dirs(chosen, cache_dir)
+        chosen, _ = expand_dirs(chosen, cache_dir)
         chosen = [i for i in chosen if not any(i.sha256 == d.sha256 for d in dirs)]
         chosen = _select(chosen, paths, label) if paths else chosen
     files = [(i, _destination(out, i.path)) for i in chosen]
@@ -158,9 +158,9 @@ def _fetch(
     corrupt: set[str] | None = None,
 ) -> None:
     try:
-        got = download_missing(repo, items, store, jobs, progress)
+        got = download_missing(repo, items=items, store=store, jobs=jobs, progress=progress)
     except CorruptObjectError as exc:
-        raise XPError(f"run {result.run}: {exc}") from None
+        raise CorruptObjectError(f"run {result.run}: {exc}") from None
     result.fetched += got.objects
     result.fetched_bytes += got.bytes
     if got.absent:
@@ -179,9 +179,9 @@ def _fetch(
         raise RemoteError(lost_message(item, got.store) + more)
 
 
-def list_files(repo: GitRepo, spec: str) -> list[Needed]:
+def list_files(repo: GitRepo, *, run: str) -> list[Needed]:
     """What ``xp get`` could write for ``spec`` (artifacts and data inputs)."""
     from xp.query.resolve import resolve
 
-    _ref, commit = resolve(repo, spec)
+    _ref, commit = resolve(repo, run)
     return manifests.needed(repo, run_labels(repo, [commit]))

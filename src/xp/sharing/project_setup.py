@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from xp import format as fmt
 from xp.config import TEMPLATE
-from xp.errors import StorageError, XPError
+from xp.errors import GitRemoteNotFoundError, StorageError
+from xp.gitstore import gitconfig
+from xp.gitstore import remote as git_remote
 from xp.gitstore.repo import GitRepo
 
 PUSH_SPEC = "refs/xp/runs/*:refs/xp/runs/*"
@@ -28,22 +30,13 @@ class InitResult:
     remotes: list[str] = field(default_factory=list)
 
 
-def _config_values(repo: GitRepo, key: str) -> list[str]:
-    proc = repo.git("config", "--get-all", key, check=False)
-    return proc.stdout.decode().splitlines() if proc.returncode == 0 else []
-
-
-def remotes(repo: GitRepo) -> list[str]:
-    return repo.git("remote").stdout.decode().split()
-
-
 def _check_remotes(repo: GitRepo, wanted: list[str] | None) -> list[str]:
-    existing = remotes(repo)
+    existing = git_remote.names(repo)
     if wanted is None:
         return existing
     for name in wanted:
         if name not in existing:
-            raise XPError(
+            raise GitRemoteNotFoundError(
                 f"no git remote {name!r}; add it with `git remote add {name} URL`"
                 f" (remotes: {', '.join(existing) or 'none'})"
             )
@@ -51,7 +44,7 @@ def _check_remotes(repo: GitRepo, wanted: list[str] | None) -> list[str]:
 
 
 def init_project(
-    repo: GitRepo, remote_names: list[str] | None = None, git_config: bool = True
+    repo: GitRepo, *, remotes: list[str] | None = None, git_config: bool = True
 ) -> InitResult:
     result = InitResult()
     path = repo.worktree / fmt.CONFIG_PATH
@@ -64,42 +57,42 @@ def init_project(
         result.changes.append(f"wrote {fmt.CONFIG_PATH} (commit it to share the settings)")
     if not git_config:
         return result
-    for remote in _check_remotes(repo, remote_names):
+    for remote in _check_remotes(repo, remotes):
         result.remotes.append(remote)
         fetch = fetch_spec(remote)
-        if fetch not in _config_values(repo, f"remote.{remote}.fetch"):
-            repo.git("config", "--add", f"remote.{remote}.fetch", fetch)
+        if fetch not in gitconfig.get_all(repo, f"remote.{remote}.fetch"):
+            gitconfig.add(repo, f"remote.{remote}.fetch", fetch)
             result.changes.append(
                 f"git fetch {remote} now brings runs: remote.{remote}.fetch {fetch}"
             )
-        pushes = _config_values(repo, f"remote.{remote}.push")
+        pushes = gitconfig.get_all(repo, f"remote.{remote}.push")
         if PUSH_SPEC not in pushes:
             if not pushes:
                 # A push refspec replaces git's default branch push; HEAD keeps it.
-                repo.git("config", "--add", f"remote.{remote}.push", "HEAD")
-                repo.git("config", f"remote.{remote}.{MARK_KEY}", "true")
-            repo.git("config", "--add", f"remote.{remote}.push", PUSH_SPEC)
+                gitconfig.add(repo, f"remote.{remote}.push", "HEAD")
+                gitconfig.set_value(repo, f"remote.{remote}.{MARK_KEY}", "true")
+            gitconfig.add(repo, f"remote.{remote}.push", PUSH_SPEC)
             result.changes.append(
                 f"git push {remote} now sends runs too: remote.{remote}.push {PUSH_SPEC}"
             )
     return result
 
 
-def undo_project(repo: GitRepo, remote_names: list[str] | None = None) -> InitResult:
+def undo_project(repo: GitRepo, *, remotes: list[str] | None = None) -> InitResult:
     """Remove the refspecs ``init_project`` added; the config file stays (it is the user's)."""
     result = InitResult()
-    for remote in _check_remotes(repo, remote_names):
+    for remote in _check_remotes(repo, remotes):
         result.remotes.append(remote)
         fetch = fetch_spec(remote)
-        if fetch in _config_values(repo, f"remote.{remote}.fetch"):
-            repo.git("config", "--fixed-value", "--unset", f"remote.{remote}.fetch", fetch)
+        if fetch in gitconfig.get_all(repo, f"remote.{remote}.fetch"):
+            gitconfig.unset(repo, f"remote.{remote}.fetch", fetch)
             result.changes.append(f"removed remote.{remote}.fetch {fetch}")
-        if PUSH_SPEC in _config_values(repo, f"remote.{remote}.push"):
-            repo.git("config", "--fixed-value", "--unset", f"remote.{remote}.push", PUSH_SPEC)
+        if PUSH_SPEC in gitconfig.get_all(repo, f"remote.{remote}.push"):
+            gitconfig.unset(repo, f"remote.{remote}.push", PUSH_SPEC)
             result.changes.append(f"removed remote.{remote}.push {PUSH_SPEC}")
-        if _config_values(repo, f"remote.{remote}.{MARK_KEY}"):
-            if _config_values(repo, f"remote.{remote}.push") == ["HEAD"]:
-                repo.git("config", "--unset-all", f"remote.{remote}.push")
+        if gitconfig.get_all(repo, f"remote.{remote}.{MARK_KEY}"):
+            if gitconfig.get_all(repo, f"remote.{remote}.push") == ["HEAD"]:
+                gitconfig.unset_all(repo, f"remote.{remote}.push")
                 result.changes.append(f"removed remote.{remote}.push HEAD")
-            repo.git("config", "--unset", f"remote.{remote}.{MARK_KEY}")
+            gitconfig.unset(repo, f"remote.{remote}.{MARK_KEY}")
     return result

@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xp import format as fmt
 from xp.artifacts import cache, manifests
 from xp.artifacts.manifests import Needed
 from xp.artifacts.remotes import Progress, Store, TransferResult, open_store, transfer
-from xp.errors import GitError, RemoteError, RunNotFoundError, XPError
+from xp.errors import GitRemoteNotFoundError, RemoteError
+from xp.format import RunRef
+from xp.gitstore import remote as git_remote
 from xp.gitstore.refs import list_refs
 from xp.gitstore.repo import GitRepo
 
@@ -64,12 +65,13 @@ def run_labels(repo: GitRepo, commits: Iterable[str]) -> dict[str, str]:
     """commit -> run id where a run ref points at it, else the short commit id."""
     by_commit: dict[str, str] = {}
     for name, sha in list_refs(repo.common_dir, "refs/xp/").items():
-        if "/runs/" in name:
-            by_commit.setdefault(sha, name.rsplit("/runs/", 1)[1])
+        ref = RunRef.parse(name)
+        if ref is not None:
+            by_commit.setdefault(sha, ref.id)
     return {c: by_commit.get(c, c[:12]) for c in commits}
 
 
-def _expand_dirs(items: list[Needed], cache_dir_: Path) -> tuple[list[Needed], list[Needed]]:
+def expand_dirs(items: list[Needed], cache_dir_: Path) -> tuple[list[Needed], list[Needed]]:
     """Folder inputs -> their manifest plus every file it lists (when the manifest is here)."""
     out, unknown = [], []
     for item in items:
@@ -107,6 +109,7 @@ def lost_message(item: Needed, store: str | None) -> str:
 
 def upload_missing(
     repo: GitRepo,
+    *,
     commits: Iterable[str],
     store: str | None = None,
     jobs: int | None = None,
@@ -119,7 +122,7 @@ def upload_missing(
     """
     labels = run_labels(repo, commits)
     cache_dir = cache.cache_dir(repo)
-    items, _unknown_dirs = _expand_dirs(manifests.needed(repo, labels), cache_dir)
+    items, _unknown_dirs = expand_dirs(manifests.needed(repo, labels), cache_dir)
     result = UploadResult()
     if not items:
         return result
@@ -151,6 +154,7 @@ def upload_missing(
 
 def download_missing(
     repo: GitRepo,
+    *,
     items: list[Needed],
     store: str | None = None,
     jobs: int | None = None,
@@ -191,6 +195,7 @@ def download_missing(
 
 def fetch_objects(
     repo: GitRepo,
+    *,
     commits: Iterable[str],
     store: str | None = None,
     jobs: int | None = None,
@@ -201,13 +206,20 @@ def fetch_objects(
     cache_dir = cache.cache_dir(repo)
     items = manifests.needed(repo, labels)
     target = None
-    first = download_missing(repo, _expand_dirs(items, cache_dir)[0], store, jobs, progress)
+    first = download_missing(
+        repo, items=expand_dirs(items, cache_dir)[0], store=store, jobs=jobs, progress=progress
+    )
     if first.store is None and any(i.kind == "artifact" for i in first.absent):
         open_store(repo, store)  # raises: no artifact remote is configured, and how to add one
     if any(i.kind == "input-dir" for i in items) and first.store:
         target = open_store(repo, first.store)
         again = download_missing(
-            repo, _expand_dirs(items, cache_dir)[0], store, jobs, progress, target
+            repo,
+            items=expand_dirs(items, cache_dir)[0],
+            store=store,
+            jobs=jobs,
+            progress=progress,
+            target=target,
         )
         first.objects += again.objects
         first.bytes += again.bytes
@@ -218,16 +230,13 @@ def fetch_objects(
 # -- git refs ------------------------------------------------------------------------------
 
 
-def git_remotes(repo: GitRepo) -> list[str]:
-    return repo.git("remote").stdout.decode().split()
-
-
 def pick_git_remote(repo: GitRepo, name: str | None) -> str:
-    remotes = git_remotes(repo)
+    """``name`` if the repository has that git remote; else origin, or the only remote."""
+    remotes = git_remote.names(repo)
     listed = ", ".join(remotes) or "none"
     if name is not None:
         if name not in remotes:
-            raise XPError(
+            raise GitRemoteNotFoundError(
                 f"no git remote {name!r} (remotes: {listed}); add it with"
                 f" `git remote add {name} URL`"
             )
@@ -236,63 +245,42 @@ def pick_git_remote(repo: GitRepo, name: str | None) -> str:
         return "origin"
     if len(remotes) == 1:
         return remotes[0]
-    raise XPError(
+    raise GitRemoteNotFoundError(
         "no git remote to use"
         + (f" (remotes: {listed}): name one" if remotes else "")
         + "; add one with `git remote add origin URL`" * (not remotes)
     )
 
 
-def _select_runs(repo: GitRepo, specs: list[str] | None) -> dict[str, tuple[str, str]]:
-    """run id -> (ref, commit): the named runs, or every local run."""
-    from xp.query.resolve import resolve, run_refs
+def _select_runs(repo: GitRepo, specs: list[str] | None) -> dict[RunRef, str]:
+    """run ref -> commit: the named runs (local or fetched), or every local run."""
+    from xp.query.resolve import resolve_run, runs_by_id
 
-    refs = run_refs(repo)
     if not specs:
-        return {i: (r.ref, r.commit) for i, r in refs.items() if r.ref.startswith(fmt.RUNS_PREFIX)}
-    out: dict[str, tuple[str, str]] = {}
+        return {e.run_ref: e.commit for e in runs_by_id(repo).values() if e.run_ref.is_local}
+    out: dict[RunRef, str] = {}
     for spec in specs:
-        ref, commit = resolve(repo, spec)
-        if "/runs/" not in ref:
-            raise RunNotFoundError(
-                f"{spec!r} is a commit, not a run; push branches with `git push`, runs by id"
-            )
-        out[ref.rsplit("/runs/", 1)[1]] = (ref, commit)
+        entry = resolve_run(repo, spec)
+        out[entry.run_ref] = entry.commit
     return out
 
 
-def _parse_porcelain(text: str) -> list[tuple[str, str, str]]:
-    """``git push --porcelain`` lines -> (flag, destination ref, summary)."""
-    rows = []
-    for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 3 and len(parts[0]) == 1:
-            rows.append((parts[0], parts[1].rsplit(":", 1)[-1], parts[2]))
-    return rows
-
-
 def push_refs(repo: GitRepo, remote: str, refspecs: list[str], result: PushResult) -> None:
-    proc = repo.git("push", "--porcelain", remote, *refspecs, check=False)
-    rows = _parse_porcelain(proc.stdout.decode(errors="replace"))
-    for flag, dest, summary in rows:
-        run_id = dest.rsplit("/", 1)[-1]
-        if flag == "=":
+    """Push ``refspecs``, counting each destination ref as pushed, up to date or rejected."""
+    for row in git_remote.push(repo, remote, refspecs):
+        if row.up_to_date:
             result.up_to_date += 1
-        elif flag == "!":
-            result.rejected.append((dest, summary.strip("()")))
+        elif row.rejected:
+            result.rejected.append((row.ref, row.reason))
         else:
-            result.pushed.append(run_id)
-    if proc.returncode != 0 and not result.rejected:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        detail = err[-1] if err else f"exit code {proc.returncode}"
-        raise GitError(
-            f"git push to {remote!r} failed: {detail}; check the remote's URL and your access"
-        )
+            parsed = RunRef.parse(row.ref)
+            result.pushed.append(parsed.id if parsed else row.ref)
 
 
 def push(
     repo: GitRepo,
-    git_remote: str | None = None,
+    *,
+    remote: str | None = None,
     runs: list[str] | None = None,
     store: str | None = None,
     artifacts: bool = True,
@@ -300,54 +288,40 @@ def push(
     progress: Progress | None = None,
 ) -> PushResult:
     """Upload the selected runs' missing objects, then push their refs (all local runs)."""
-    remote = pick_git_remote(repo, git_remote)
+    name = pick_git_remote(repo, remote)
     selected = _select_runs(repo, runs)
-    result = PushResult(remote)
+    result = PushResult(name)
     if not selected:
         return result
     if artifacts:
-        commits = sorted({commit for _ref, commit in selected.values()})
-        result.upload = upload_missing(repo, commits, store, jobs, progress)
+        commits = sorted(set(selected.values()))
+        result.upload = upload_missing(
+            repo, commits=commits, store=store, jobs=jobs, progress=progress
+        )
     if runs:
-        refspecs = [f"{ref}:{fmt.run_ref(i)}" for i, (ref, _c) in sorted(selected.items())]
+        refspecs = [f"{ref}:{ref.local}" for ref in sorted(selected)]
     else:
-        refspecs = [f"{fmt.RUNS_PREFIX}*:{fmt.RUNS_PREFIX}*"]
-    push_refs(repo, remote, refspecs, result)
+        refspecs = [f"{RunRef.prefix()}*:{RunRef.prefix()}*"]
+    push_refs(repo, name, refspecs, result)
     return result
-
-
-def tracking_prefix(remote: str) -> str:
-    return f"{fmt.REMOTES_PREFIX}{remote}/runs/"
 
 
 def pull(
     repo: GitRepo,
-    git_remote: str | None = None,
+    *,
+    remote: str | None = None,
     artifacts: bool = False,
     store: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
 ) -> PullResult:
     """Fetch the remote's runs into refs/xp/remotes/<remote>/runs/; objects with ``artifacts``."""
-    remote = pick_git_remote(repo, git_remote)
-    prefix = tracking_prefix(remote)
+    name = pick_git_remote(repo, remote)
+    prefix = RunRef.prefix(name)
     before = list_refs(repo.common_dir, prefix)
-    proc = repo.git(
-        "fetch",
-        "--no-tags",
-        "--no-write-fetch-head",
-        remote,
-        f"+{fmt.RUNS_PREFIX}*:{prefix}*",
-        check=False,
-    )
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise GitError(
-            f"git fetch from {remote!r} failed: {err[-1] if err else proc.returncode};"
-            " check the remote's URL and your access"
-        )
+    git_remote.fetch(repo, name, [f"+{RunRef.prefix()}*:{prefix}*"])
     after = list_refs(repo.common_dir, prefix)
-    result = PullResult(remote, total=len(after))
+    result = PullResult(name, total=len(after))
     for name, sha in sorted(after.items()):
         run_id = name[len(prefix) :]
         if name not in before:
@@ -355,5 +329,7 @@ def pull(
         elif before[name] != sha:
             result.updated.append(run_id)
     if artifacts and after:
-        result.download = fetch_objects(repo, sorted(set(after.values())), store, jobs, progress)
+        result.download = fetch_objects(
+            repo, commits=sorted(set(after.values())), store=store, jobs=jobs, progress=progress
+        )
     return result

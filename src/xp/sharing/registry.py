@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from xp.errors import (
-    GitError,
     InvalidValueError,
+    ModelNotFoundError,
     RefExistsError,
+    RefRejectedError,
     RegistryError,
-    RunNotFoundError,
 )
-from xp.gitstore.repo import GitRepo, find_repo
+from xp.gitstore import remote as git_remote
+from xp.gitstore import tags
+from xp.gitstore.repo import GitRepo
 
 NAME = r"[a-z0-9](?:[a-z0-9-/]*[a-z0-9])?"
 SEMVER = (
@@ -136,22 +138,14 @@ def parse_tag(tag: str) -> dict[str, Any] | None:
 
 def events(repo: GitRepo) -> list[Event]:
     """Every annotated registry tag, oldest first (lightweight tags are ignored, as GTO does)."""
-    fmt_ = (
-        "%(refname:strip=2)%00%(objecttype)%00%(*objectname)%00%(taggerdate:unix)%00%(contents)%1e"
-    )
-    out = repo.git("for-each-ref", f"--format={fmt_}", "refs/tags").stdout.decode(
-        "utf-8", "replace"
-    )
     found: list[Event] = []
-    for record in out.split("\x1e\n"):
-        fields = record.split("\x00")
-        if len(fields) < 5 or fields[1] != "tag":
+    for tag in tags.annotated(repo):
+        parsed = parse_tag(tag.name)
+        if parsed is None:
             continue
-        tag, _kind, commit, when, message = fields[:5]
-        parsed = parse_tag(tag)
-        if parsed is None or not commit:
-            continue
-        found.append(Event(tag=tag, commit=commit, time=int(when or 0), message=message, **parsed))
+        found.append(
+            Event(tag=tag.name, commit=tag.commit, time=tag.time, message=tag.message, **parsed)
+        )
     found.sort(key=lambda e: (e.time, e.counter, _ORDER[e.action], e.tag))
     return found
 
@@ -220,7 +214,7 @@ def _model(repo: GitRepo, name: str) -> Model:
     models = state(repo)
     if name not in models or not models[name].versions:
         known = ", ".join(sorted(m for m in models if models[m].versions)) or "none yet"
-        raise RunNotFoundError(
+        raise ModelNotFoundError(
             f"no model {name!r}; registered models: {known} (register one with"
             " `xp model register NAME RUN`)"
         )
@@ -233,7 +227,7 @@ def _version(model: Model, version: str) -> Version:
         active = [x.version for x in model.versions.values() if x.active]
         active.sort(key=semver_key)
         gone = " (it was deregistered)" if v is not None else ""
-        raise RunNotFoundError(
+        raise ModelNotFoundError(
             f"{model.name}@{version} does not exist{gone}; registered versions:"
             f" {', '.join(active) or 'none'}"
         )
@@ -263,49 +257,45 @@ def _select_artifacts(run: Any, wanted: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _create_tag(repo: GitRepo, tag: str, commit: str, message: str) -> None:
-    proc = repo.git("-c", "tag.gpgSign=false", "tag", "-a", tag, "-m", message, commit, check=False)
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip()
-        if "already exists" in err:
-            raise RefExistsError(f"tag {tag} already exists; someone registered it first")
-        raise GitError(f"git tag {tag} failed: {err.splitlines()[-1] if err else proc.returncode}")
+    try:
+        tags.create(repo, tag, commit, message)
+    except RefExistsError:
+        raise RefExistsError(f"tag {tag} already exists; someone registered it first") from None
 
 
 def push_tag(repo: GitRepo, tag: str, remote: str) -> None:
     """Push one tag. A tag the remote has already (someone else's) is a clear conflict; our
     local copy is then deleted, so ``git fetch --tags`` can bring theirs."""
-    proc = repo.git("push", "--porcelain", remote, f"refs/tags/{tag}", check=False)
-    if proc.returncode == 0:
-        return
-    text = (proc.stdout + proc.stderr).decode(errors="replace")
-    if "already exists" in text or "rejected" in text or "[rejected]" in text:
-        repo.git("tag", "-d", tag, check=False)
+    try:
+        rejected = any(r.rejected for r in git_remote.push(repo, remote, [f"refs/tags/{tag}"]))
+    except (RefExistsError, RefRejectedError):
+        rejected = True
+    if rejected:
+        tags.delete(repo, tag)
         raise RefExistsError(
             f"{remote} already has tag {tag}: someone else registered or assigned it first."
             f" Your local tag was removed; run `git fetch {remote} --tags`, look with"
             " `xp model show`, and retry with the next version or counter"
         )
-    last = text.strip().splitlines()[-1] if text.strip() else f"exit {proc.returncode}"
-    raise GitError(f"git push {remote} {tag} failed: {last}; the tag is kept locally")
 
 
 def register(
+    repo: GitRepo,
+    *,
     run: str,
     name: str,
     version: str | None = None,
     artifacts: tuple[str, ...] = (),
     message: str | None = None,
     push: str | None = None,
-    path: str | Path | None = None,
 ) -> TagResult:
     """Register the run's artifacts as ``name@version`` (next patch version when not given)."""
-    from xp.query.resolve import get_run
+    from xp.query.resolve import load_run
 
-    repo = find_repo(path)
     _check_name(name, "model name")
     if version is not None and not VERSION_RE.match(version):
         raise InvalidValueError(f"version {version!r} must look like v1.2.0 (semver with a 'v')")
-    view = get_run(run, path=repo.worktree)
+    view = load_run(repo, run)
     chosen = _select_artifacts(view.record, artifacts)
     model = state(repo).get(name, Model(name))
     taken = model.by_commit(view.commit)
@@ -338,14 +328,9 @@ def register(
 
 
 def assign(
-    name: str,
-    version: str,
-    stage: str,
-    push: str | None = None,
-    path: str | Path | None = None,
+    repo: GitRepo, *, name: str, version: str, stage: str, push: str | None = None
 ) -> TagResult:
     """Put ``name@version`` in ``stage`` (tag ``name#stage#N``); the stage's old version leaves."""
-    repo = find_repo(path)
     _check_name(name, "model name")
     _check_name(stage, "stage")
     model = _model(repo, name)
@@ -361,15 +346,12 @@ def assign(
     return TagResult(tag, name, v.version, v.commit, v.run_id, tuple(v.artifacts), stage, push)
 
 
-def unassign(
-    name: str, stage: str, push: str | None = None, path: str | Path | None = None
-) -> TagResult:
+def unassign(repo: GitRepo, *, name: str, stage: str, push: str | None = None) -> TagResult:
     """Take ``stage`` away from the version that holds it (tag ``name#stage!#N``)."""
-    repo = find_repo(path)
     model = _model(repo, name)
     held = model.stages.get(stage)
     if held is None:
-        raise RunNotFoundError(
+        raise ModelNotFoundError(
             f"no version of {name} is in stage {stage!r}; stages: {_stages(model)}"
         )
     v = model.versions[held]
@@ -381,11 +363,8 @@ def unassign(
     return TagResult(tag, name, held, v.commit, v.run_id, tuple(v.artifacts), stage, push)
 
 
-def deregister(
-    name: str, version: str, push: str | None = None, path: str | Path | None = None
-) -> TagResult:
+def deregister(repo: GitRepo, *, name: str, version: str, push: str | None = None) -> TagResult:
     """Withdraw ``name@version`` (tag ``name@version!``); its stages go with it."""
-    repo = find_repo(path)
     model = _model(repo, name)
     v = _version(model, _norm_version(version))
     tag = f"{name}@{v.version}!"
@@ -407,9 +386,8 @@ def _norm_version(version: str) -> str:
 # -- reading ------------------------------------------------------------------------------
 
 
-def resolve(spec: str, path: str | Path | None = None) -> Version:
+def resolve(repo: GitRepo, spec: str) -> Version:
     """``name@v1.2.0``, ``name@latest``, ``name@STAGE`` or ``name#STAGE`` -> that version."""
-    repo = find_repo(path)
     name, sep, which = spec.partition("@") if "@" in spec else spec.partition("#")
     if not sep or not which:
         raise InvalidValueError(
@@ -419,46 +397,32 @@ def resolve(spec: str, path: str | Path | None = None) -> Version:
     if which == "latest":
         latest = model.latest
         if latest is None:
-            raise RunNotFoundError(f"{name} has no registered version left")
+            raise ModelNotFoundError(f"{name} has no registered version left")
         return latest
     if sep == "@" and VERSION_RE.match(which):
         return _version(model, which)
     if which not in model.stages:
-        raise RunNotFoundError(
+        raise ModelNotFoundError(
             f"{name} has no version in stage {which!r}; stages: {_stages(model)}"
         )
     return model.versions[model.stages[which]]
 
 
-def show(name: str | None = None, path: str | Path | None = None) -> list[Model]:
+def show(repo: GitRepo, *, name: str | None = None) -> list[Model]:
     """Models (or one model) with their versions and stages, for ``xp model show``."""
-    repo = find_repo(path)
     if name is not None:
         return [_model(repo, name)]
     return [m for _, m in sorted(state(repo).items()) if m.versions and not m.deprecated]
 
 
 def get(
-    spec: str,
-    out_dir: str | Path,
-    force: bool = False,
-    path: str | Path | None = None,
+    repo: GitRepo, *, spec: str, out_dir: str | Path, force: bool = False
 ) -> tuple[Version, list[Path]]:
     """Write the registered artifact files of ``spec`` into ``out_dir``."""
     from xp.sharing import get as restore
 
-    repo = find_repo(path)
-    v = resolve(spec, repo.worktree)
-    result = restore.get(repo, v.commit, tuple(v.artifacts), out_dir=out_dir, force=force)
+    v = resolve(repo, spec)
+    result = restore.get(repo, run=v.commit, paths=tuple(v.artifacts), out_dir=out_dir, force=force)
     written = [dest for _p, dest, _kind in result.written]
     written += [Path(out_dir).resolve() / p for p in result.unchanged]
     return v, written
-
-
-# Python API names (exported lazily from xp/__init__.py)
-register_model = register
-assign_stage = assign
-unassign_stage = unassign
-deregister_model = deregister
-get_model = get
-show_models = show

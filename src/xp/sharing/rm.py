@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from xp import format as fmt
-from xp.errors import GitError, RunNotFoundError
+from xp.errors import RefRejectedError
+from xp.format import RunRef
+from xp.gitstore import remote as git_remote
 from xp.gitstore.refs import delete_refs, list_refs
 from xp.gitstore.repo import GitRepo
-from xp.sharing.push_pull import PushResult, pick_git_remote, push_refs, tracking_prefix
+from xp.sharing.push_pull import PushResult, pick_git_remote, push_refs
 
 
 @dataclass
@@ -27,14 +28,11 @@ class RemoveResult:
 
 
 def _run_ids(repo: GitRepo, specs: list[str]) -> list[str]:
-    from xp.query.resolve import resolve
+    from xp.query.resolve import resolve_run
 
     ids: list[str] = []
     for spec in specs:
-        ref, _commit = resolve(repo, spec)
-        if "/runs/" not in ref:
-            raise RunNotFoundError(f"{spec!r} is not a run; list runs with `xp show`")
-        run_id = ref.rsplit("/runs/", 1)[1]
+        run_id = resolve_run(repo, spec).id
         if run_id not in ids:
             ids.append(run_id)
     return ids
@@ -42,43 +40,37 @@ def _run_ids(repo: GitRepo, specs: list[str]) -> list[str]:
 
 def _remote_runs(repo: GitRepo, remote: str) -> set[str]:
     """Run ids the git remote has (one round trip: ``git ls-remote``)."""
-    proc = repo.git("ls-remote", "--refs", remote, f"{fmt.RUNS_PREFIX}*", check=False)
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise GitError(
-            f"cannot list runs on git remote {remote!r}: {err[-1] if err else proc.returncode};"
-            " check its URL and your access"
-        )
-    return {line.rsplit("/", 1)[-1] for line in proc.stdout.decode().splitlines() if line}
+    refs = git_remote.ls_remote(repo, remote, f"{RunRef.prefix()}*")
+    return {ref.id for name in refs if (ref := RunRef.parse(name)) is not None}
 
 
-def remove_runs(repo: GitRepo, specs: list[str], git_remote: str | None = None) -> RemoveResult:
-    remote = pick_git_remote(repo, git_remote) if git_remote is not None else None
-    ids = _run_ids(repo, specs)
+def remove_runs(repo: GitRepo, *, runs: list[str], remote: str | None = None) -> RemoveResult:
+    """Delete the refs of ``runs`` here (the local ref and every fetched copy), and with
+    ``remote`` on that git remote too."""
+    name = pick_git_remote(repo, remote) if remote is not None else None
+    ids = _run_ids(repo, runs)
     wanted = set(ids)
     expected = {
-        name: sha
-        for name, sha in list_refs(repo.common_dir, "refs/xp/").items()
-        if "/runs/" in name and name.rsplit("/runs/", 1)[1] in wanted
+        ref: sha
+        for ref, sha in list_refs(repo.common_dir, "refs/xp/").items()
+        if (parsed := RunRef.parse(ref)) is not None and parsed.id in wanted
     }
-    result = RemoveResult(removed=ids, refs=sorted(expected), git_remote=remote)
-    if remote is not None:
-        there = _remote_runs(repo, remote)
+    result = RemoveResult(removed=ids, refs=sorted(expected), git_remote=name)
+    if name is not None:
+        there = _remote_runs(repo, name)
         result.remote_removed = [i for i in ids if i in there]
         result.remote_absent = [i for i in ids if i not in there]
         if result.remote_removed:
-            pushed = PushResult(remote)
-            push_refs(repo, remote, [f":{fmt.run_ref(i)}" for i in result.remote_removed], pushed)
+            pushed = PushResult(name)
+            push_refs(repo, name, [f":{RunRef(i)}" for i in result.remote_removed], pushed)
             if pushed.rejected:
                 ref, why = pushed.rejected[0]
-                raise GitError(f"git remote {remote!r} refused to delete {ref}: {why}")
-        prefix = tracking_prefix(remote)
-        expected.update(
-            {
-                n: s
-                for n, s in list_refs(repo.common_dir, prefix).items()
-                if n[len(prefix) :] in wanted
-            }
-        )
+                raise RefRejectedError(f"git remote {name!r} refused to delete {ref}: {why}")
+            # git drops the fetched copies (refs/xp/remotes/<remote>/runs/) of what a push
+            # deleted when a fetch refspec maps them; those are gone already.
+            now = list_refs(repo.common_dir, RunRef.prefix(name))
+            for ref in [r for r in expected if r.startswith(RunRef.prefix(name))]:
+                if ref not in now:
+                    del expected[ref]
     delete_refs(repo.common_dir, expected)
     return result

@@ -69,6 +69,7 @@ class CaptureResult:
 
 def commit_workspace(
     repo: GitRepo,
+    *,
     name: str | None = None,
     message: str | None = None,
     experiment: str | None = None,

@@ -13,27 +13,24 @@ so readers never wait for them and run writers never touch the index at all).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from xp import format as fmt
-from xp.errors import ConfigError, StorageError
-from xp.gitstore.catfile import parse_tree, read_objects
+from xp.errors import StorageError
+from xp.format import RunRef
 from xp.gitstore.refs import loose_refs, packed_refs
 from xp.gitstore.repo import GitRepo
-from xp.record import values, yamlio
-from xp.record.fastyaml import load_flat
-from xp.record.model import RunRecord
+from xp.query.filters import Node, SortKey
+from xp.query.index.compile import sort_sql, where_sql
+from xp.query.index.rows import RunRow, read_rows
+from xp.record import values
 
 SCHEMA = "1"
 INDEX_FILE = "index.sqlite"
-_RECORD_FILES = (fmt.META_FILE, fmt.PARAMS_FILE, fmt.METRICS_FILE, fmt.TAGS_FILE)
-_INVALID = "invalid"  # status of a run whose record cannot be read
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -63,11 +60,8 @@ CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY);
 
 def run_id_of(ref: str) -> str | None:
     """The run id a ref under refs/xp/ holds, or None for refs that are not runs."""
-    if ref.startswith(fmt.RUNS_PREFIX):
-        return ref[len(fmt.RUNS_PREFIX) :] or None
-    if ref.startswith(fmt.REMOTES_PREFIX) and "/runs/" in ref:
-        return ref.rsplit("/runs/", 1)[1] or None
-    return None
+    parsed = RunRef.parse(ref)
+    return parsed.id if parsed else None
 
 
 def _loose_refs(common_dir: Path) -> dict[str, str]:
@@ -89,151 +83,6 @@ def _packed_stat(common_dir: Path) -> str:
         return ""
     # git rewrites packed-refs by lock file + rename, so each version has a new inode.
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def _epoch(value: Any) -> float | None:
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str) and value:
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    else:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if values.is_number(value) else None
-
-
-@dataclass(frozen=True)
-class Row:
-    """One run as the index stores it (``data`` holds params./metrics./tags. keys)."""
-
-    commit: str
-    id: str
-    name: str
-    experiment: str
-    status: str
-    start: float | None
-    end: float | None
-    duration: float | None
-    baseline: str | None
-    branch: str | None
-    user: str | None
-    data: dict[str, Any]
-    ptext: dict[str, str]
-    error: str | None = None
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.commit,
-            self.id,
-            self.name,
-            self.experiment,
-            self.status,
-            self.start,
-            self.end,
-            self.duration,
-            self.baseline,
-            self.branch,
-            self.user,
-            values.dumps(self.data),
-            values.dumps(self.ptext),
-            self.error,
-        )
-
-
-def row_from_record(run_id: str, commit: str, record: RunRecord) -> Row:
-    meta = record.meta
-    data: dict[str, Any] = {}
-    for k, v in record.params.items():
-        data[f"params.{k}"] = values.param_cell(v)
-    for k, v in record.metrics.items():
-        data[f"metrics.{k}"] = values.metric_cell(v)
-    for k, v in record.tags.items():
-        data[f"tags.{k}"] = v
-    start = _epoch(meta.get("start_time"))
-    if start is None and fmt.ID_RE.match(run_id):
-        start = float(fmt.id_time(run_id))
-    baseline = meta.get("baseline")
-    branch = meta.get("branch")
-    user = meta.get("user")
-    return Row(
-        commit=commit,
-        id=run_id,
-        name=record.name,
-        experiment=record.experiment,
-        status=record.status,
-        start=start,
-        end=_epoch(meta.get("end_time")),
-        duration=_number(meta.get("duration")),
-        baseline=str(baseline) if baseline else None,
-        branch=str(branch) if branch else None,
-        user=str(user) if user else None,
-        data=data,
-        ptext={k: values.text(v) for k, v in record.params.items()},
-    )
-
-
-def error_row(run_id: str, commit: str, error: str) -> Row:
-    start = float(fmt.id_time(run_id)) if fmt.ID_RE.match(run_id) else None
-    return Row(commit, run_id, "", "", _INVALID, start, None, None, None, None, None, {}, {}, error)
-
-
-def _record(read: Any, source: str, parsed: dict[bytes, Any]) -> RunRecord:
-    """RunRecord.from_files with the fast YAML reader; identical files parse once."""
-
-    def load_yaml(data: bytes, where: str) -> Any:
-        if data not in parsed:
-            value = load_flat(data)
-            parsed[data] = yamlio.load(data, where) if value is None else value
-        return parsed[data]
-
-    return RunRecord.from_files(read, [], source, load_yaml=load_yaml)
-
-
-def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[Row]:
-    """Rows for {commit: run id}, read in bulk; an unreadable record becomes an error row."""
-    trees: dict[str, dict[str, tuple[int, str]]] = {}
-    names = [f"{c}:{fmt.RECORD_DIR}" for c in wanted]
-    for name, data in read_objects(repo, names):
-        if data is not None:
-            with contextlib.suppress(ValueError, IndexError):
-                trees[name.split(":", 1)[0]] = parse_tree(data)
-    blobs: dict[str, bytes] = {}
-    needed = {
-        entry[1]
-        for tree in trees.values()
-        for fname in _RECORD_FILES
-        if (entry := tree.get(fname)) is not None
-    }
-    for sha, data in read_objects(repo, sorted(needed)):
-        if data is not None:
-            blobs[sha] = data
-    rows = []
-    parsed: dict[bytes, Any] = {}  # identical files (tags, params of a sweep) parse once
-    for commit, run_id in wanted.items():
-        tree = trees.get(commit)
-        if tree is None:
-            rows.append(error_row(run_id, commit, f"commit {commit[:12]} has no run record"))
-            continue
-
-        def read(name: str, tree: dict[str, tuple[int, str]] = tree) -> bytes | None:
-            entry = tree.get(name)
-            return None if entry is None else blobs.get(entry[1])
-
-        try:
-            record = _record(read, run_id, parsed)
-        except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            rows.append(error_row(run_id, commit, str(exc).splitlines()[0] if str(exc) else ""))
-            continue
-        rows.append(row_from_record(run_id, commit, record))
-    return rows
 
 
 class Index:
@@ -440,13 +289,13 @@ class Index:
         touched.update(run_id_of(r) or "" for r, _ in changed)
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, rows: Iterable[Row]) -> None:
+    def _insert(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
         rows = list(rows)
         conn.executemany(
             "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [r.as_tuple() for r in rows],
+            [_as_tuple(r) for r in rows],
         )
-        keys = {k for r in rows for k in r.data}
+        keys = {k for r in rows for k in r.values}
         conn.executemany("INSERT OR IGNORE INTO keys VALUES (?)", [(k,) for k in keys])
 
     def rebuild(self) -> int:
@@ -458,12 +307,134 @@ class Index:
         self.sync()
         return int(self.conn.execute("SELECT count(*) FROM current").fetchone()[0])
 
-    # -- reading ----------------------------------------------------------------------------
+    # -- questions --------------------------------------------------------------------------
     def keys(self) -> list[str]:
+        """Every params./metrics./tags. column any indexed run has."""
         return [r[0] for r in self.conn.execute("SELECT key FROM keys ORDER BY key")]
 
     def count(self) -> int:
+        """How many runs the refs show."""
         return int(self.conn.execute("SELECT count(*) FROM current").fetchone()[0])
+
+    def select(
+        self,
+        *,
+        where: Node | None = None,
+        experiments: Sequence[str] = (),
+        branch: str | None = None,
+        statuses: Sequence[str] = (),
+        sort: Sequence[SortKey] = (),
+        limit: int | None = None,
+    ) -> tuple[list[RunRow], int]:
+        """Runs matching every condition, in ``sort`` order (newest first to break ties),
+        at most ``limit``; and how many match in all."""
+        args: list[Any] = []
+        clauses: list[str] = []
+        if where is not None:
+            clauses.append(where_sql(where, args))
+        if experiments:
+            clauses.append(f"r.experiment IN ({','.join('?' * len(experiments))})")
+            args.extend(experiments)
+        if branch:
+            clauses.append("r.branch = ?")
+            args.append(branch)
+        if statuses:
+            clauses.append(f"r.status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        filtered = " WHERE " + " AND ".join(clauses) if clauses else ""
+        where_args = list(args)
+        order = sort_sql(list(sort), args)
+        # With a filter, count the matches in the same pass (a window over the filtered rows)
+        # instead of evaluating the filter twice; without one the count is the index's.
+        window = ", count(*) OVER ()" if filtered else ""
+        sql = f"{_COLUMNS}{window}{_FROM}{filtered} ORDER BY {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        fetched = self.conn.execute(sql, args).fetchall()
+        rows = [_row(t) for t in fetched]
+        if not filtered:
+            return rows, self.count()
+        if fetched:
+            return rows, int(fetched[0][-1])
+        if limit == 0:
+            sql = "SELECT count(*)" + _FROM + filtered
+            return rows, int(self.conn.execute(sql, where_args).fetchone()[0])
+        return rows, 0
+
+    def runs_named(self, name: str) -> list[tuple[RunRef, str]]:
+        """(ref, commit) of the runs named ``name``, newest first."""
+        out = []
+        for ref, commit in self.conn.execute(
+            "SELECT c.ref, c.commit_sha" + _FROM + " WHERE r.name = ? ORDER BY c.run_id DESC",
+            (name,),
+        ):
+            parsed = RunRef.parse(str(ref))
+            if parsed is not None:
+                out.append((parsed, str(commit)))
+        return out
+
+    def recent_names(self, limit: int) -> list[str]:
+        """Distinct run names, newest runs first (for did-you-mean suggestions)."""
+        sql = "SELECT DISTINCT r.name" + _FROM + " ORDER BY c.run_id DESC LIMIT ?"
+        return [str(r[0]) for r in self.conn.execute(sql, (limit,))]
+
+    def runs_on(self, commits: Sequence[str]) -> list[tuple[str, str]]:
+        """(run id, baseline) of the runs whose baseline is one of ``commits``."""
+        out: list[tuple[str, str]] = []
+        for i in range(0, len(commits), 500):
+            part = list(commits[i : i + 500])
+            sql = "SELECT c.run_id, r.baseline" + _FROM
+            sql += f" WHERE r.baseline IN ({','.join('?' * len(part))})"
+            out += [(str(a), str(b)) for a, b in self.conn.execute(sql, part)]
+        return out
+
+
+_COLUMNS = (
+    "SELECT c.run_id, c.ref, c.commit_sha, r.name, r.experiment, r.status, r.start, r.end,"
+    " r.duration, r.baseline, r.branch, r.user, r.data, r.error"
+)
+_FROM = " FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
+
+
+def _row(t: tuple[Any, ...]) -> RunRow:
+    run_id, ref, commit, name, experiment, status, start, end, duration, baseline = t[:10]
+    return RunRow(
+        run_id=run_id,
+        commit=commit,
+        name=name,
+        experiment=experiment,
+        status=status,
+        start=start,
+        end=end,
+        duration=duration,
+        baseline=baseline,
+        branch=t[10],
+        user=t[11],
+        values=json.loads(t[12]),
+        error=t[13],
+        ref=ref,
+    )
+
+
+def _as_tuple(row: RunRow) -> tuple[Any, ...]:
+    """A row in the column order of the ``runs`` table."""
+    return (
+        row.commit,
+        row.run_id,
+        row.name,
+        row.experiment,
+        row.status,
+        row.start,
+        row.end,
+        row.duration,
+        row.baseline,
+        row.branch,
+        row.user,
+        values.dumps(row.values),
+        values.dumps(row.param_text),
+        row.error,
+    )
 
 
 def open_index(repo: GitRepo, sync: bool = True) -> Index:

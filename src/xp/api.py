@@ -1,0 +1,142 @@
+"""The ``xp.*`` reading and registry functions: each finds the repository from ``path``
+(default: the current directory) and calls the library verb with it.
+
+Only these public conveniences (and the fluent API in ``xp.tracking.fluent``) take ``path=``;
+every library verb takes the repository object itself, keyword-only options after it.
+Loaded lazily by ``xp/__init__.py`` so ``import xp`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from xp.gitstore.repo import find_repo
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from xp.query.diff import RunDiff
+    from xp.query.resolve import RunEntry, RunView
+    from xp.sharing.registry import Model, TagResult, Version
+
+PathLike = str | os.PathLike[str] | None
+
+
+def get_run(spec: str, path: PathLike = None) -> RunView:
+    """Load a run by id, id prefix, name, ref or any commit-ish whose tree has a run record."""
+    from xp.query.resolve import load_run
+
+    return load_run(find_repo(path), spec)
+
+
+def list_runs(path: PathLike = None) -> list[RunEntry]:
+    """Every run in the repo (local and fetched), newest first: ``.id``, ``.ref``, ``.commit``."""
+    from xp.query.resolve import list_run_entries
+
+    return list_run_entries(find_repo(path))
+
+
+def search_runs(
+    filter_string: str | None = None,
+    order_by: Sequence[str] | str | None = None,
+    max_results: int | None = None,
+    experiment: str | Sequence[str] | None = None,
+    path: PathLike = None,
+) -> pd.DataFrame:
+    """Runs as a DataFrame with MLflow's column names (see ``xp.query.search.search_runs``)."""
+    from xp.query import search
+
+    return search.search_runs(
+        find_repo(path),
+        filter_string=filter_string,
+        order_by=order_by,
+        max_results=max_results,
+        experiment=experiment,
+    )
+
+
+def get_series(run: str | RunView, metric: str, path: PathLike = None) -> pd.DataFrame:
+    """One metric's steps as a DataFrame: step, value, timestamp (UTC datetime)."""
+    view = get_run(run, path) if isinstance(run, str) else run
+    return view.series(metric)
+
+
+def diff(a: str | None = None, b: str | None = None, path: PathLike = None) -> RunDiff:
+    """Compare run ``a`` with run ``b`` (default: the latest run on HEAD vs the workspace).
+
+    ``a`` and ``b`` follow the resolution rule of docs/runs.md: id, id prefix, name, ref,
+    commit-ish whose tree carries a record, or ``workspace``.
+    """
+    from xp.query.diff import diff_runs
+
+    return diff_runs(find_repo(path), a=a, b=b)
+
+
+# -- the model registry -----------------------------------------------------------------------
+def register_model(
+    run: str,
+    name: str,
+    version: str | None = None,
+    artifacts: tuple[str, ...] = (),
+    message: str | None = None,
+    push: str | None = None,
+    path: PathLike = None,
+) -> TagResult:
+    """Register the run's artifacts as ``name@version`` (next patch version when not given)."""
+    from xp.sharing import registry
+
+    return registry.register(
+        find_repo(path),
+        run=run,
+        name=name,
+        version=version,
+        artifacts=artifacts,
+        message=message,
+        push=push,
+    )
+
+
+def assign_stage(
+    name: str, version: str, stage: str, push: str | None = None, path: PathLike = None
+) -> TagResult:
+    """Put ``name@version`` in ``stage``; the stage's previous version leaves it."""
+    from xp.sharing import registry
+
+    return registry.assign(find_repo(path), name=name, version=version, stage=stage, push=push)
+
+
+def unassign_stage(
+    name: str, stage: str, push: str | None = None, path: PathLike = None
+) -> TagResult:
+    """Take ``stage`` away from the version that holds it."""
+    from xp.sharing import registry
+
+    return registry.unassign(find_repo(path), name=name, stage=stage, push=push)
+
+
+def deregister_model(
+    name: str, version: str, push: str | None = None, path: PathLike = None
+) -> TagResult:
+    """Withdraw ``name@version``; its stages go with it."""
+    from xp.sharing import registry
+
+    return registry.deregister(find_repo(path), name=name, version=version, push=push)
+
+
+def get_model(
+    spec: str, out_dir: str | Path, force: bool = False, path: PathLike = None
+) -> tuple[Version, list[Path]]:
+    """Write the registered artifact files of ``spec`` (``name@stage``...) into ``out_dir``."""
+    from xp.sharing import registry
+
+    return registry.get(find_repo(path), spec=spec, out_dir=out_dir, force=force)
+
+
+def show_models(name: str | None = None, path: PathLike = None) -> list[Model]:
+    """Models (or one model) with their versions and stages."""
+    from xp.sharing import registry
+
+    return registry.show(find_repo(path), name=name)

@@ -1,0 +1,79 @@
+"""Talking to git remotes: list them, push and fetch refs, list what a remote has.
+
+Failures come back typed (``GitRemoteError`` for URL, network or access trouble,
+``RefRejectedError`` for refused updates) from ``repo.git_failure``, the one reader of
+git's stderr, so callers never parse git's messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xp.gitstore.repo import GitRepo, git_failure
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """One line of ``git push --porcelain``: what happened to one destination ref."""
+
+    flag: str  # ' ' fast-forward, '+' forced, '-' deleted, '*' new, '!' rejected, '=' up to date
+    ref: str  # the destination ref on the remote
+    summary: str
+
+    @property
+    def rejected(self) -> bool:
+        return self.flag == "!"
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.flag == "="
+
+    @property
+    def reason(self) -> str:
+        return self.summary.strip().strip("()")
+
+
+def names(repo: GitRepo) -> list[str]:
+    return repo.git("remote").stdout.decode().split()
+
+
+def _porcelain(text: str) -> list[RefUpdate]:
+    rows = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and len(parts[0]) == 1:
+            rows.append(RefUpdate(parts[0], parts[1].rsplit(":", 1)[-1], parts[2]))
+    return rows
+
+
+def push(repo: GitRepo, remote: str, refspecs: list[str]) -> list[RefUpdate]:
+    """Push ``refspecs``; every ref's outcome, rejections included. Raises when git failed
+    without telling about any ref (the remote could not be reached or written)."""
+    args = ("push", "--porcelain", remote, *refspecs)
+    proc = repo.git(*args, check=False)
+    rows = _porcelain(proc.stdout.decode(errors="replace"))
+    if proc.returncode != 0 and not any(r.rejected for r in rows):
+        raise git_failure(args, proc, "check the remote's URL and your access", remote)
+    return rows
+
+
+def fetch(repo: GitRepo, remote: str, refspecs: list[str]) -> None:
+    """Fetch ``refspecs`` from ``remote`` (no tags, no FETCH_HEAD)."""
+    args = ("fetch", "--no-tags", "--no-write-fetch-head", remote, *refspecs)
+    proc = repo.git(*args, check=False)
+    if proc.returncode != 0:
+        raise git_failure(args, proc, "check the remote's URL and your access", remote)
+
+
+def ls_remote(repo: GitRepo, remote: str, pattern: str) -> dict[str, str]:
+    """Refs the remote has matching ``pattern`` (one round trip): name -> sha."""
+    args = ("ls-remote", "--refs", remote, pattern)
+    proc = repo.git(*args, check=False)
+    if proc.returncode != 0:
+        raise git_failure(args, proc, "check the remote's URL and your access", remote)
+    out: dict[str, str] = {}
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        sha, _, name = line.partition("\t")
+        if name:
+            out[name] = sha
+    return out

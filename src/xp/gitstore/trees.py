@@ -1,0 +1,149 @@
+"""Reading trees: a path's object below a commit, the paths of a commit, tree diffs, and
+the record folder of a run commit.
+
+The record reader uses dulwich's object store directly (loose and packed objects, no
+subprocess), which is the fastest way to read one run; bulk reads use ``catfile``.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dulwich.objects import ObjectID
+
+from xp.gitstore.repo import GitRepo
+
+if TYPE_CHECKING:
+    from dulwich.object_store import DiskObjectStore
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """One file changed between two trees."""
+
+    path: str
+    status: str  # added, removed, changed (git's A, D, M; T counts as changed)
+    added: int | None  # lines; None for binary files
+    removed: int | None
+
+
+def rev_parse_commit(repo: GitRepo, spec: str) -> str | None:
+    """The commit ``spec`` names (branch, tag, sha, ``HEAD~2``...), or None."""
+    proc = repo.git(
+        "rev-parse", "--verify", "-q", "--end-of-options", f"{spec}^{{commit}}", check=False
+    )
+    out = proc.stdout.decode().strip()
+    return out if proc.returncode == 0 and len(out) == 40 else None
+
+
+def paths(repo: GitRepo, commit: str) -> set[str]:
+    """Every file path in ``commit``'s tree."""
+    out = repo.git("ls-tree", "-r", "-z", "--name-only", commit).stdout
+    return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
+
+
+def patch(repo: GitRepo, tree_a: str, tree_b: str, *, exclude: str) -> str:
+    """The unified diff between two trees, ``exclude`` (a top-level folder) left out."""
+    proc = repo.git("diff", "--no-color", tree_a, tree_b, "--", ".", f":(exclude,top){exclude}")
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def changed_files(repo: GitRepo, tree_a: str, tree_b: str, *, exclude: str) -> list[FileDiff]:
+    """Files that differ between two trees with their line counts, sorted by path."""
+    if tree_a == tree_b:
+        return []
+    spec = ("--", ".", f":(exclude,top){exclude}")
+    names = repo.git("diff", "--no-renames", "--name-status", "-z", tree_a, tree_b, *spec)
+    counts = repo.git("diff", "--no-renames", "--numstat", "-z", tree_a, tree_b, *spec)
+    status_of: dict[str, str] = {}
+    parts = names.stdout.decode("utf-8", "surrogateescape").split("\0")
+    for code, path in zip(parts[0::2], parts[1::2], strict=False):
+        if path:
+            status_of[path] = {"A": "added", "D": "removed"}.get(code[:1], "changed")
+    out = []
+    for entry in counts.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if not entry:
+            continue
+        added, removed, path = entry.split("\t", 2)
+        out.append(
+            FileDiff(
+                path,
+                status_of.get(path, "changed"),
+                None if added == "-" else int(added),
+                None if removed == "-" else int(removed),
+            )
+        )
+    return sorted(out, key=lambda c: c.path)
+
+
+@dataclass(frozen=True)
+class FolderReader:
+    """Files below one folder of a commit's tree: ``read('a/b.tsv')`` -> bytes or None."""
+
+    read: Callable[[str], bytes | None]
+    files: Callable[[str], list[str]]  # paths (relative) of every file below a subfolder
+
+
+def read_folder(repo: GitRepo, commit: str, folder: str) -> FolderReader | None:
+    """A reader for ``folder`` in ``commit``'s tree, or None when the commit has no such folder."""
+    from dulwich.object_store import DiskObjectStore
+    from dulwich.objects import Commit
+
+    store = DiskObjectStore(str(repo.objects_dir))
+    try:
+        obj = store[ObjectID(commit.encode())]
+    except KeyError:
+        return None
+    if not isinstance(obj, Commit):
+        return None
+    top = _lookup(store, obj.tree, folder)
+    if top is None:
+        return None
+
+    def read(name: str) -> bytes | None:
+        sha = _lookup(store, top, name)
+        if sha is None:
+            return None
+        blob = store[ObjectID(sha)]
+        return None if blob.type_name != b"blob" else blob.as_raw_string()
+
+    def files(sub: str) -> list[str]:
+        sha = _lookup(store, top, sub)
+        return _walk(store, sha) if sha is not None else []
+
+    return FolderReader(read, files)
+
+
+def _lookup(store: DiskObjectStore, tree_id: bytes, path: str) -> bytes | None:
+    """The id of the object at ``path`` below ``tree_id``, or None."""
+    from dulwich.objects import Tree
+
+    current = tree_id
+    for part in path.split("/"):
+        tree = store[ObjectID(current)]
+        if not isinstance(tree, Tree):
+            return None
+        try:
+            _mode, current = tree[part.encode()]
+        except KeyError:
+            return None
+    return current
+
+
+def _walk(store: DiskObjectStore, tree_id: bytes, prefix: str = "") -> list[str]:
+    from dulwich.objects import Tree
+
+    out: list[str] = []
+    tree = store[ObjectID(tree_id)]
+    if not isinstance(tree, Tree):
+        return out
+    for item in tree.items():
+        name = item.path.decode("utf-8", "surrogateescape")
+        if stat.S_ISDIR(item.mode):
+            out += _walk(store, item.sha, f"{prefix}{name}/")
+        else:
+            out.append(prefix + name)
+    return out

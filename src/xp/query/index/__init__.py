@@ -1,0 +1,12 @@
+"""The query index: a SQLite cache of run records, the one place that speaks SQL.
+
+``store`` keeps it in step with the refs and answers named questions, ``rows`` reads
+records into ``RunRow``, ``compile`` turns parsed filters and sort keys into SQL.
+"""
+
+from __future__ import annotations
+
+from xp.query.index.rows import RunRow
+from xp.query.index.store import INDEX_FILE, Index, open_index
+
+__all__ = ["INDEX_FILE", "Index", "RunRow", "open_index"]
