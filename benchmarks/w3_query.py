@@ -4,7 +4,7 @@ side with ``mlflow.search_runs`` over the same runs.
 
 Making 100,000 runs through the API takes long, so the repositories are written once with
 ``git fast-import`` (the same files, refs, parents and commit messages xp writes: the record
-bytes come from ``RunRecord.to_files`` and ``xp.tracking.run.commit_message``) and cached under
+bytes come from ``RunRecord.to_files`` and ``xp.record.build.commit_message``) and cached under
 ``$XDG_CACHE_HOME/xp-bench/`` (``~/.cache`` by default); each side works on a hard-linked
 copy. The MLflow store is cached the same way, filled through ``MlflowClient.log_batch``.
 
@@ -90,8 +90,8 @@ def run_values(i: int) -> tuple[dict[str, Any], dict[str, float], dict[str, str]
 
 def _record(i: int, baseline: str) -> Any:
     from xp import format as fmt
+    from xp.record.build import iso_time as _iso
     from xp.record.model import RunRecord
-    from xp.tracking.run import _iso
 
     params, metrics, tags = run_values(i)
     start = T0 + 60 * i
@@ -129,7 +129,7 @@ def _record(i: int, baseline: str) -> Any:
 
 def _fast_import_stream(n: int, baseline: str, out: Any) -> None:
     from xp import format as fmt
-    from xp.tracking.run import commit_message
+    from xp.record.build import commit_message
 
     ident = b"Bench Mark <bench@example.com>"
     for i in range(n):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import xp
 from xp.gitstore.repo import find_repo
-from xp.tracking.run import Run, recover
+from xp.tracking.recover import recover
+from xp.tracking.run import Run
 
 CHILD = """
 import xp

@@ -147,7 +147,7 @@ def test_torn_journal_line_is_ignored(repo: Path) -> None:
     xp.tracking.fluent._stack.clear()
     assert journal.exists()
     from xp.gitstore.repo import find_repo
-    from xp.tracking.run import recover
+    from xp.tracking.recover import recover
 
     assert recover(find_repo()) == [(run.id, "crashed")]
     got = xp.get_run(run.id)
@@ -156,7 +156,7 @@ def test_torn_journal_line_is_ignored(repo: Path) -> None:
 
 def test_corrupt_journal_is_set_aside(repo: Path) -> None:
     from xp.gitstore.repo import find_repo
-    from xp.tracking.run import recover
+    from xp.tracking.recover import recover
 
     jdir = repo / ".git" / "xp" / "journal"
     jdir.mkdir(parents=True)

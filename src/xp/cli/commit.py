@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.tracking.commit_workspace import commit_workspace, parse_assignments
-from xp.tracking.run import short_number
 
 
 @click.command()
@@ -67,11 +67,11 @@ def commit(
         data=data,
     )
     run = result.run
-    shown = " ".join(f"{k}={short_number(v)}" for k, v in sorted(result.metrics.items())[:6])
+    shown = " ".join(f"{k}={render.number(v, 4)}" for k, v in sorted(result.metrics.items())[:6])
     click.echo(f"{run.id}  {run.name}  {len(result.params)} params  {shown}".rstrip())
-    for warning in run.state.header.get("warnings", []):
+    for warning in run.header.warnings:
         click.echo(f"warning: {warning}", err=True)
-    for path, size in run.state.header.get("skipped", []):
+    for path, size in run.header.skipped:
         click.echo(
             f"warning: {path} ({size:,} bytes) is over max_file_size and was not snapshotted;"
             f" record it with `xp commit --artifact {path}`",

@@ -9,7 +9,7 @@ from xp.gitstore.repo import GitRepo, find_repo
 
 def open_repo() -> GitRepo:
     """The current repo, after committing any run whose process died (status crashed)."""
-    from xp.tracking.run import recover
+    from xp.tracking.recover import recover
 
     repo = find_repo()
     for run_id, status in recover(repo):

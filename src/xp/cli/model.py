@@ -4,8 +4,8 @@ import time
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
-from xp.tracking.run import short_number
 
 PUSH_HELP = "Push the new tag to this git remote (a tag the remote has already is a conflict)."
 
@@ -106,7 +106,7 @@ def _metrics(repo: object, commit: str, n: int = 3) -> str:
     record = read_record(repo, commit)  # type: ignore[arg-type]
     if record is None:
         return ""
-    return " ".join(f"{k}={short_number(v)}" for k, v in sorted(record.metrics.items())[:n])
+    return " ".join(f"{k}={render.number(v, 4)}" for k, v in sorted(record.metrics.items())[:n])
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from xp.gitstore.repo import find_repo
-from xp.tracking.run import recover as recover_runs
+from xp.tracking.recover import recover as recover_runs
 
 
 @click.command()

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.gitstore.repo import GitRepo
-from xp.tracking.run import short_number
+
+if TYPE_CHECKING:
+    from xp.execution.sweep import SweepResult
 
 
 def _sink(kind: str, data: bytes) -> None:
@@ -86,7 +90,7 @@ def run(
     for change in result.changes:
         verb = "added" if change.added else f"{change.old!r} ->"
         click.echo(f"xp: {change.file}: {change.key} {verb} {change.new!r}", err=True)
-    shown = " ".join(f"{k}={short_number(v)}" for k, v in sorted(result.metrics.items())[:6])
+    shown = " ".join(f"{k}={render.number(v, 4)}" for k, v in sorted(result.metrics.items())[:6])
     click.echo(
         f"xp: run {result.run_id} {result.name} {result.status} in {result.duration:.1f}s"
         f" (exit {result.exit_code}) {shown}".rstrip(),
@@ -109,7 +113,7 @@ def _sweep(
     seed: int | None,
     jobs: int,
 ) -> None:
-    from xp.execution.sweep import sweep, table
+    from xp.execution.sweep import sweep
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
@@ -126,6 +130,35 @@ def _sweep(
         jobs=jobs,
         progress=progress,
     )
-    click.echo(table(result))
+    click.echo(_sweep_table(result))
     if any(p.status != "finished" for p in result.points):
         sys.exit(1)
+
+
+def _sweep_table(result: SweepResult) -> str:
+    """One row per point: the run, its status, the swept values, its metrics."""
+    from xp.execution.sweep import SWEEP_TAG
+
+    metrics = sorted({k for p in result.points if p.result for k in p.result.metrics})[:6]
+    headers = ["#", "run", "status", *result.keys, *metrics]
+    rows = []
+    for p in result.points:
+        r = p.result
+        rows.append(
+            [
+                str(p.index + 1),
+                r.run_id if r else "-",
+                p.status,
+                *(str(p.values[k]) for k in result.keys),
+                *(
+                    (render.number(r.metrics[m], 4) if r and m in r.metrics else "-")
+                    for m in metrics
+                ),
+            ]
+        )
+    ok = sum(p.status == "finished" for p in result.points)
+    summary = (
+        f"sweep {result.sweep_id}: {ok}/{len(result.points)} finished in {result.duration:.1f}s;"
+        f" compare them: xp show -w \"tags.{SWEEP_TAG} = '{result.sweep_id}'\""
+    )
+    return render.table(headers, rows) + "\n" + summary

@@ -310,7 +310,7 @@ def start(
 
 def complete(run: Run, root: Path, status: str, rc: int, started: float) -> LaunchResult:
     """Log the params files' values the command did not log itself, then commit the run."""
-    run.state.header["exit_code"] = rc
+    run.update_header(exit_code=rc)
     warnings: list[str] = []
     logged = child_params(run)
     try:

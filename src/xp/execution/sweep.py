@@ -28,7 +28,6 @@ from xp.errors import InvalidValueError, XPError
 from xp.execution import overrides as ov
 from xp.execution.run_command import Interrupts, LaunchResult, check_command, run_to_end, start
 from xp.gitstore.repo import GitRepo
-from xp.tracking.run import short_number
 
 SWEEP_TAG = "xp.sweep"
 POINT_TAG = "xp.sweep.point"
@@ -211,30 +210,3 @@ def _run_point(
         )
         cwd = here if here.is_dir() else wt.worktree
         return run_to_end(run, command, cwd, wt.worktree, started, changes, None, interrupts)
-
-
-def table(result: SweepResult) -> str:
-    """One row per point: the run, its status, the swept values, its metrics."""
-    metrics = sorted({k for p in result.points if p.result for k in p.result.metrics})[:6]
-    rows = [["#", "run", "status", *result.keys, *metrics]]
-    for p in result.points:
-        r = p.result
-        rows.append(
-            [
-                str(p.index + 1),
-                r.run_id if r else "-",
-                p.status,
-                *(str(p.values[k]) for k in result.keys),
-                *((short_number(r.metrics[m]) if r and m in r.metrics else "-") for m in metrics),
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    ok = sum(p.status == "finished" for p in result.points)
-    lines.append(
-        f"sweep {result.sweep_id}: {ok}/{len(result.points)} finished in {result.duration:.1f}s;"
-        f" compare them: xp show -w \"tags.{SWEEP_TAG} = '{result.sweep_id}'\""
-    )
-    return "\n".join(lines)

@@ -5,7 +5,8 @@ every second. The writer holds an exclusive ``flock`` for the run's lifetime: th
 it when the process dies (SIGKILL, OOM), which is how a later process knows the run is dead.
 
 Lines (UTF-8, tab-separated, first field is the kind):
-  H <json header>                 once, first
+  H <json header>                 once, first (RunHeader)
+  U <json {field: value}>         a header change: exit code, warnings, a name...
   M <key> <value> <step> <time>   metric point; time in seconds since the epoch
   P <json [key, value]>           param
   T <json [key, value]>           tag
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xp.errors import StorageError
+from xp.record.header import RunHeader
 from xp.record.model import FileEntry
 
 FLUSH_INTERVAL = 0.5  # seconds; the contract is "at least every second"
@@ -40,7 +42,7 @@ PART = ".part"  # <run id>-<pid>-<random>.part: what a child process logged into
 class RunState:
     """Everything a run has logged, in memory or replayed from a journal."""
 
-    header: dict[str, Any]
+    header: RunHeader
     params: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     points: list[tuple[str, float, int, float]] = field(default_factory=list)
@@ -102,7 +104,7 @@ def replay(data: bytes) -> RunState:
     lines = text.split("\n")[:-1]  # the part after the last newline is incomplete
     if not lines or not lines[0].startswith("H\t"):
         raise ValueError("journal has no header")
-    state = RunState(header=json.loads(lines[0][2:]))
+    state = RunState(header=RunHeader.from_json(json.loads(lines[0][2:])))
     for raw in lines[1:]:
         kind, _, rest = raw.partition("\t")
         try:
@@ -123,6 +125,10 @@ def replay(data: bytes) -> RunState:
             elif kind == "I":
                 entry = FileEntry.from_dict(json.loads(rest))
                 state.inputs[entry.path] = entry
+            elif kind == "U":
+                changes = json.loads(rest)
+                if isinstance(changes, dict):
+                    state.header.apply(changes)
             elif kind == "E":
                 state.end = json.loads(rest)
         except (ValueError, TypeError, KeyError):
@@ -173,7 +179,7 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
     A part still locked belongs to a live process (a grandchild that outlived its parent):
     it is left alone and stays on disk.
     """
-    run_id = state.header["id"]
+    run_id = state.header.id
     merged: list[Path] = []
     try:
         names = sorted(n for n in os.listdir(journal_dir) if n.startswith(f"{run_id}-"))
@@ -193,7 +199,7 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
             continue
         finally:
             os.close(fd)
-        warnings = state.header.setdefault("warnings", [])
+        warnings = state.header.warnings
         for key, value in part.params.items():
             if state.params.setdefault(key, value) != value:
                 warnings.append(
@@ -203,9 +209,9 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
         state.points.extend(part.points)
         state.artifacts.update(part.artifacts)
         state.inputs.update(part.inputs)
-        if state.header.get("auto_name") and not part.header.get("auto_name", True):
-            state.header["name"] = part.header["name"]
-            state.header["auto_name"] = False
+        if state.header.auto_name and not part.header.auto_name:
+            state.header.name = part.header.name
+            state.header.auto_name = False
         merged.append(path)
     return merged
 

@@ -139,7 +139,7 @@ def start_run(
 
 
 def _recover_quietly(repo: Any) -> None:
-    from xp.tracking.run import recover
+    from xp.tracking.recover import recover
 
     recover(repo)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import tempfile
 import threading
@@ -18,16 +17,17 @@ from xp.config import ProjectConfig, load_config
 from xp.errors import (
     InvalidValueError,
     ParamChangedError,
-    StorageError,
     XPError,
 )
 from xp.gitstore import commit as gitcommit
 from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.repo import GitRepo, find_repo
 from xp.gitstore.snapshot import snapshot
+from xp.record.build import build_record, commit_message
 from xp.record.context import command_line, installed_packages, static_context
+from xp.record.header import RunHeader
 from xp.record.journal import PART, SUFFIX, Journal, RunState, flusher, line, merge_parts
-from xp.record.model import FileEntry, Point, RunRecord, final_value, format_number
+from xp.record.model import FileEntry, RunRecord, format_number
 from xp.record.names import auto_name
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -68,78 +68,9 @@ def _metric_value(key: str, value: Any) -> float | int:
         ) from None
 
 
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
-
-
 def _relative_cwd(top: Path) -> str:
     here = os.getcwd()
     return os.path.relpath(here, top).replace(os.sep, "/") if here.startswith(str(top)) else "."
-
-
-def build_record(
-    state: RunState, status: str, end_time: float, packages: tuple[str, ...]
-) -> RunRecord:
-    """The record a run's state turns into; shared by end_run and crash recovery."""
-    h = state.header
-    grouped: dict[str, list[Point]] = {}
-    for key, value, step, ts in state.points:
-        grouped.setdefault(key, []).append((step, value, int(ts * 1000)))
-    metrics = {k: final_value(v) for k, v in grouped.items()}
-    series = {k: v for k, v in grouped.items() if len(v) > 1 or v[0][0] != 0}
-    start = float(h["start_time"])
-    meta: dict[str, Any] = {
-        "experiment": h.get("experiment") or "default",
-        "start_time": _iso(start),
-        "end_time": _iso(end_time),
-        "duration": round(max(0.0, end_time - start), 3),
-        "command": h.get("command", []),
-        "cwd": h.get("cwd", "."),
-        "baseline": h.get("baseline"),
-        "branch": h.get("branch"),
-        "dirty": bool(h.get("dirty")),
-        "xp_version": h.get("xp_version"),
-    }
-    meta.update(h.get("context", {}))
-    for opt in ("parent", "message", "exit_code"):
-        if h.get(opt) is not None:
-            meta[opt] = h[opt]
-    warnings = list(h.get("warnings", []))
-    warnings += [
-        f"{path} ({size} bytes) is over the size limit and was not snapshotted;"
-        " log it with xp.log_artifact"
-        for path, size in h.get("skipped", [])
-    ]
-    if warnings:
-        meta["warnings"] = warnings
-    return RunRecord(
-        id=h["id"],
-        name=h["name"],
-        status=status,
-        meta=meta,
-        params=dict(state.params),
-        metrics=metrics,
-        series=series,
-        tags=dict(state.tags),
-        artifacts=tuple(state.artifacts.values()),
-        inputs=tuple(state.inputs.values()),
-        packages=packages,
-    )
-
-
-def short_number(value: float | int) -> str:
-    """4 significant digits for humans (commit subjects, CLI summaries); nan/inf spelled out."""
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:.4g}"
-    return format_number(value)
-
-
-def commit_message(record: RunRecord) -> str:
-    shown = " ".join(f"{k}={short_number(v)}" for k, v in sorted(record.metrics.items())[:4])
-    subject = f"xp: {record.name}" + (f" {shown}" if shown else "")
-    body = record.meta.get("message")
-    text = subject + (f"\n\n{body}" if body else "")
-    return f"{text}\n\nxp-run: {record.id}\nxp-status: {record.status}\n"
 
 
 def commit_record(
@@ -184,21 +115,20 @@ class Run:
         self.name = name or auto_name(self.id)
         from xp import __version__
 
-        header: dict[str, Any] = {
-            "format": fmt.FORMAT_VERSION,
-            "id": self.id,
-            "name": self.name,
-            "auto_name": name is None,
-            "experiment": experiment or "default",
-            "start_time": start,
-            "command": command_line() if command is None else list(command),
-            "cwd": cwd if cwd is not None else _relative_cwd(self.repo.worktree),
-            "context": static_context(),
-            "parent": parent,
-            "message": message,
-            "xp_version": __version__,
-            "pid": os.getpid(),
-        }
+        header = RunHeader(
+            id=self.id,
+            name=self.name,
+            start_time=start,
+            auto_name=name is None,
+            experiment=experiment or "default",
+            command=command_line() if command is None else list(command),
+            cwd=cwd if cwd is not None else _relative_cwd(self.repo.worktree),
+            context=static_context(),
+            parent=parent,
+            message=message,
+            xp_version=__version__,
+            pid=os.getpid(),
+        )
         self.tree = ""
         self.baseline: str | None = None
         journal_dir = self.repo.xp_dir / "journal"
@@ -210,12 +140,12 @@ class Run:
             head = gitcommit.head(self.repo)
             self.tree = snap.tree
             self.baseline = head.commit
-            header.update(
-                tree=snap.tree,
-                skipped=[list(s) for s in snap.skipped],
-                baseline=head.commit,
-                branch=head.branch,
-                dirty=head.commit is None or gitcommit.tree_of(self.repo, head.commit) != snap.tree,
+            header.tree = snap.tree
+            header.skipped = list(snap.skipped)
+            header.baseline = head.commit
+            header.branch = head.branch
+            header.dirty = (
+                head.commit is None or gitcommit.tree_of(self.repo, head.commit) != snap.tree
             )
             journal_path = journal_dir / f"{self.id}{SUFFIX}"
         self.journal_dir = journal_dir
@@ -237,7 +167,9 @@ class Run:
 
     def _journal(self) -> Journal:
         if self.journal is None:
-            self.journal = Journal(self._journal_path, line("H", self.state.header).encode())
+            self.journal = Journal(
+                self._journal_path, line("H", self.state.header.to_json()).encode()
+            )
         return self.journal
 
     def child_env(self) -> dict[str, str]:
@@ -256,7 +188,17 @@ class Run:
 
     @property
     def start_time(self) -> float:
-        return float(self.state.header["start_time"])
+        return self.state.header.start_time
+
+    @property
+    def header(self) -> RunHeader:
+        """The run's header; change it with ``update_header`` so the change is journaled."""
+        return self.state.header
+
+    def update_header(self, **changes: Any) -> None:
+        """Change header fields (``exit_code=3``); journaled, so recovery keeps them."""
+        self.state.header.apply(changes)
+        self._events.append(line("U", changes))
 
     def __repr__(self) -> str:
         return f"<xp.Run {self.id} {self.name!r} {self.status}>"
@@ -443,7 +385,7 @@ class Run:
 
     def warn(self, message: str) -> None:
         """A warning stored in the record's meta.yaml."""
-        self.state.header.setdefault("warnings", []).append(message)
+        self.update_header(warnings=[*self.state.header.warnings, message])
 
     def abort(self) -> None:
         """Drop the run without recording it (the caller hit a user error first)."""
@@ -489,39 +431,3 @@ class Run:
         for part in parts:
             part.unlink(missing_ok=True)
         return self.commit
-
-
-def recover(repo: GitRepo) -> list[tuple[str, str]]:
-    """Commit the journal of every dead run: (run id, status) of each one recovered."""
-    from xp.record.journal import dead_journals, replay
-
-    done: list[tuple[str, str]] = []
-    for path, fd in dead_journals(repo.xp_dir / "journal"):
-        try:
-            with open(fd, "rb", closefd=False) as fh:
-                state = replay(fh.read())
-            end = state.end or {}
-            status = str(end.get("status", "crashed"))
-            end_time = float(end.get("end_time") or os.fstat(fd).st_mtime)
-            parts = merge_parts(state, path.parent)
-            record = build_record(state, status, end_time, ())
-            h = state.header
-            ref = fmt.run_ref(record.id)
-            from xp.gitstore.refs import read_ref
-
-            if read_ref(repo.common_dir, ref) is None:
-                commit_record(
-                    repo, record, h["tree"], h.get("baseline"), float(h["start_time"]), end_time
-                )
-                done.append((record.id, status))
-            os.unlink(path)
-            for part in parts:
-                part.unlink(missing_ok=True)
-        except (ValueError, KeyError, TypeError):
-            corrupt = path.with_suffix(".corrupt")
-            os.replace(path, corrupt)  # keep it for a human; never retry forever
-        except StorageError:
-            pass  # still cannot write: leave it for the next attempt
-        finally:
-            os.close(fd)
-    return done

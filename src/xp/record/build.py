@@ -1,0 +1,83 @@
+"""From what a run logged (``RunState``) to its record and its commit message.
+
+Shared by ``end_run``, ``xp recover`` and every other path that commits a run, so a run
+recovered from its journal has the same record it would have had.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from xp.record.journal import RunState
+from xp.record.model import Point, RunRecord, final_value, format_number
+
+
+def iso_time(ts: float) -> str:
+    """UTC ISO 8601 to the millisecond, as meta.yaml stores times."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def build_record(
+    state: RunState, status: str, end_time: float, packages: tuple[str, ...]
+) -> RunRecord:
+    """The record a run's state turns into; shared by end_run and crash recovery."""
+    h = state.header
+    grouped: dict[str, list[Point]] = {}
+    for key, value, step, ts in state.points:
+        grouped.setdefault(key, []).append((step, value, int(ts * 1000)))
+    metrics = {k: final_value(v) for k, v in grouped.items()}
+    series = {k: v for k, v in grouped.items() if len(v) > 1 or v[0][0] != 0}
+    start = float(h.start_time)
+    meta: dict[str, Any] = {
+        "experiment": h.experiment or "default",
+        "start_time": iso_time(start),
+        "end_time": iso_time(end_time),
+        "duration": round(max(0.0, end_time - start), 3),
+        "command": list(h.command),
+        "cwd": h.cwd,
+        "baseline": h.baseline,
+        "branch": h.branch,
+        "dirty": bool(h.dirty),
+        "xp_version": h.xp_version,
+    }
+    meta.update(h.context)
+    optional: dict[str, Any] = {"parent": h.parent, "message": h.message, "exit_code": h.exit_code}
+    meta.update({k: v for k, v in optional.items() if v is not None})
+    warnings = list(h.warnings)
+    warnings += [
+        f"{path} ({size} bytes) is over the size limit and was not snapshotted;"
+        " log it with xp.log_artifact"
+        for path, size in h.skipped
+    ]
+    if warnings:
+        meta["warnings"] = warnings
+    return RunRecord(
+        id=h.id,
+        name=h.name,
+        status=status,
+        meta=meta,
+        params=dict(state.params),
+        metrics=metrics,
+        series=series,
+        tags=dict(state.tags),
+        artifacts=tuple(state.artifacts.values()),
+        inputs=tuple(state.inputs.values()),
+        packages=packages,
+    )
+
+
+def short_number(value: float | int) -> str:
+    """4 significant digits for humans (commit subjects, CLI summaries); nan/inf spelled out."""
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return format_number(value)
+
+
+def commit_message(record: RunRecord) -> str:
+    shown = " ".join(f"{k}={short_number(v)}" for k, v in sorted(record.metrics.items())[:4])
+    subject = f"xp: {record.name}" + (f" {shown}" if shown else "")
+    body = record.meta.get("message")
+    text = subject + (f"\n\n{body}" if body else "")
+    return f"{text}\n\nxp-run: {record.id}\nxp-status: {record.status}\n"

@@ -1,0 +1,47 @@
+"""``xp recover``: commit the journal of every run whose process died, as ``crashed``
+(or with the status its ``end_run`` had reached). Every xp command and ``start_run`` call
+this first, so a killed run shows up without anyone asking.
+"""
+
+from __future__ import annotations
+
+import os
+
+from xp import format as fmt
+from xp.errors import StorageError
+from xp.gitstore.refs import read_ref
+from xp.gitstore.repo import GitRepo
+from xp.record.build import build_record
+from xp.record.journal import dead_journals, merge_parts, replay
+from xp.tracking.run import commit_record
+
+
+def recover(repo: GitRepo) -> list[tuple[str, str]]:
+    """Commit the journal of every dead run: (run id, status) of each one recovered."""
+    done: list[tuple[str, str]] = []
+    for path, fd in dead_journals(repo.xp_dir / "journal"):
+        try:
+            with open(fd, "rb", closefd=False) as fh:
+                state = replay(fh.read())
+            end = state.end or {}
+            status = str(end.get("status", "crashed"))
+            end_time = float(end.get("end_time") or os.fstat(fd).st_mtime)
+            parts = merge_parts(state, path.parent)
+            record = build_record(state, status, end_time, ())
+            h = state.header
+            if h.tree is None:
+                raise ValueError("the journal has no workspace snapshot")
+            if read_ref(repo.common_dir, fmt.run_ref(record.id)) is None:
+                commit_record(repo, record, h.tree, h.baseline, h.start_time, end_time)
+                done.append((record.id, status))
+            os.unlink(path)
+            for part in parts:
+                part.unlink(missing_ok=True)
+        except (ValueError, KeyError, TypeError):
+            corrupt = path.with_suffix(".corrupt")
+            os.replace(path, corrupt)  # keep it for a human; never retry forever
+        except StorageError:
+            pass  # still cannot write: leave it for the next attempt
+        finally:
+            os.close(fd)
+    return done
