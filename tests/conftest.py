@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,17 @@ def user_error(result: Result) -> str:
     assert "Traceback" not in result.output
     assert lines[0].startswith("xp: error: ")
     return lines[0]
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -154,7 +155,7 @@ def dead_journals(journal_dir: Path) -> Iterator[tuple[Path, int]]:
     """Journals whose writer is gone, each yielded with an fd holding its lock."""
     try:
         names = os.listdir(journal_dir)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return
     for name in sorted(names):
         if not name.endswith(SUFFIX):
@@ -183,7 +184,7 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
     merged: list[Path] = []
     try:
         names = sorted(n for n in os.listdir(journal_dir) if n.startswith(f"{run_id}-"))
-    except FileNotFoundError:
+    except OSError:  # no journal folder (nothing was journaled), or not a folder
         return merged
     for name in names:
         if not name.endswith(PART):
@@ -217,6 +218,8 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
 
 
 class Flushable(Protocol):
+    id: str
+
     def flush(self) -> None: ...
 
 
@@ -228,6 +231,7 @@ class Flusher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._reported: set[tuple[str, str]] = set()
 
     def register(self, run: Flushable) -> None:
         with self._lock:
@@ -246,8 +250,26 @@ class Flusher:
             with self._lock:
                 runs = list(self._runs)
             for run in runs:
-                with contextlib.suppress(Exception):
+                try:
                     run.flush()
+                except Exception as exc:  # the thread must go on; the user must know
+                    self.report(run, exc)
+
+    def report(self, run: Flushable, exc: BaseException) -> None:
+        """Say once per run and problem, on stderr and at once, that journaling failed.
+
+        The background thread has no caller to raise to; the run keeps its values in memory
+        and ``end_run`` still commits them, so only a crash before then would lose them.
+        """
+        key = (run.id, f"{type(exc).__name__}: {exc}")
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        sys.stderr.write(
+            f"xp: warning: run {run.id}: cannot write its journal ({key[1]}); logging goes on"
+            " in memory and end_run still records the run, but a crash before then loses it\n"
+        )
+        sys.stderr.flush()
 
 
 flusher = Flusher()

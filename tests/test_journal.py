@@ -1,5 +1,5 @@
-"""Every change to a run's header is journaled: a run whose commit failed and is recovered
-later keeps its exit code and warnings (issue 9)."""
+"""The journal: every header change is journaled (a run recovered later keeps its exit code
+and warnings), and a journal that cannot be written is reported at once, not swallowed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import xp
+from tests.conftest import wait_for
 
 
 def test_recovered_run_keeps_exit_code_and_warnings(repo: Path) -> None:
@@ -34,3 +37,14 @@ def test_recovered_run_keeps_exit_code_and_warnings(repo: Path) -> None:
     assert run.status == "failed"
     assert run.meta["exit_code"] == 3
     assert any("params.yaml" in w and "invalid YAML" in w for w in run.meta["warnings"])
+
+
+def test_journal_write_failure_is_reported_and_the_run_still_ends(
+    repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (repo / ".git" / "xp").mkdir()
+    (repo / ".git" / "xp" / "journal").write_text("a file where the journal folder goes\n")
+    with xp.start_run(name="no-journal") as run:
+        xp.log_metric("loss", 0.5)
+        wait_for(lambda: "cannot write its journal" in capfd.readouterr().err, timeout=10)
+    assert xp.get_run(run.id).metrics == {"loss": 0.5}
