@@ -14,6 +14,7 @@ import pytest
 
 import xp
 from tests.conftest import git
+from xp import fsutil
 from xp.artifacts import cache
 from xp.errors import ConfigError, InvalidValueError, StorageError
 from xp.gitstore.repo import find_repo
@@ -97,7 +98,7 @@ def test_materialise_tries_link_kinds_in_order(tmp_path: Path) -> None:
     assert cache.materialise(obj, tmp_path / "w" / "f2", ("copy",)) == "copy"
     assert (tmp_path / "w" / "f2").stat().st_mode & stat.S_IWUSR
     probe = tmp_path / "probe"
-    can_reflink = cache.reflink(obj, probe)
+    can_reflink = fsutil.reflink(obj, probe)
     if can_reflink:
         assert cache.materialise(obj, tmp_path / "w" / "f3") == "reflink"
     else:

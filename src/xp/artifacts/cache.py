@@ -15,14 +15,13 @@ import hashlib
 import os
 import re
 import secrets
-import shutil
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from xp import fsutil
 from xp.errors import ConfigError, CorruptObjectError, InvalidValueError, StorageError
 from xp.record.model import FileEntry
 
@@ -31,10 +30,9 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 COPY_CHUNK = 4 << 20
-LINK_KINDS = ("reflink", "hardlink", "copy")
+LINK_KINDS = fsutil.LINK_KINDS
 DEFAULT_LINKS = LINK_KINDS
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, xfs, bcachefs)
 
 
 def object_path(cache_dir: Path, sha256: str) -> Path:
@@ -143,7 +141,7 @@ def register_clone(directory: Path, common_dir: Path) -> None:
         return
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(marker, str(common_dir.resolve()).encode() + b"\n")
+        fsutil.atomic_write(marker, str(common_dir.resolve()).encode() + b"\n")
     except OSError as exc:
         raise StorageError(
             f"cannot register this clone in the shared cache {directory}: {exc.strerror};"
@@ -158,16 +156,6 @@ def registered_clones(directory: Path) -> list[Path]:
             with contextlib.suppress(OSError):
                 out.append(Path(marker.read_text().strip()))
     return out
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 # -- hashing and adding --------------------------------------------------------------------
@@ -220,34 +208,6 @@ def copy_hashing(src: Path | str, dst: Path | str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def reflink(src: Path | str, dst: Path | str) -> bool:
-    """Clone ``src`` to the new file ``dst`` sharing its blocks; False where unsupported."""
-    if sys.platform == "darwin":
-        return _clonefile(src, dst)
-    if not sys.platform.startswith("linux"):
-        return False
-    import fcntl
-
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        try:
-            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
-            return True
-        except OSError:
-            pass
-    os.unlink(dst)
-    return False
-
-
-def _clonefile(src: Path | str, dst: Path | str) -> bool:  # pragma: no cover - macOS only
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.dylib", use_errno=True)
-        return bool(libc.clonefile(os.fsencode(src), os.fsencode(dst), 0) == 0)
-    except (OSError, AttributeError):
-        return False
-
-
 def tmp_path(cache_dir: Path) -> Path:
     tmp_dir = cache_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -279,7 +239,7 @@ def add_file(cache_dir: Path, src: Path) -> tuple[str, int]:
     tmp: Path | None = None
     try:
         tmp = tmp_path(cache_dir)
-        if reflink(src, tmp):
+        if fsutil.reflink(src, tmp):
             sha, size = hash_file(tmp)  # the clone is ours: it cannot change under us
         else:
             sha, size = copy_hashing(src, tmp)
@@ -407,37 +367,10 @@ def hash_input(src: Path, name: str, cache_dir: Path | None = None) -> FileEntry
 
 
 def materialise(obj: Path, dest: Path, links: tuple[str, ...] = DEFAULT_LINKS) -> str:
-    """Put the cached object ``obj`` at ``dest`` by the first link kind that works.
-
-    The file appears under a temp name first and is renamed over ``dest``, so a crash leaves
-    the old file or the new one. Returns the kind used. Hard links stay read-only: writing
-    through one would change the cached object.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.xp-{secrets.token_hex(4)}.tmp")
-    try:
-        for kind in links:
-            if kind == "reflink" and reflink(obj, tmp):
-                os.chmod(tmp, 0o644)
-            elif kind == "hardlink":
-                try:
-                    os.link(obj, tmp)
-                except OSError:
-                    continue
-            elif kind == "copy":
-                shutil.copyfile(obj, tmp)
-                os.chmod(tmp, 0o644)
-            else:
-                continue
-            os.replace(tmp, dest)
-            return kind
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    raise StorageError(
-        f"cannot put {dest}: none of the link kinds {', '.join(links)} works here;"
-        " add 'copy' to the cache link setting"
-    )
+    """Put the cached object ``obj`` at ``dest`` by the first link kind that works (see
+    ``fsutil.place``); returns the kind. Hard links stay read-only: writing through one
+    would change the cached object."""
+    return fsutil.place(obj, dest, links, writable=True)
 
 
 def iter_objects(cache_dir: Path) -> Iterator[tuple[str, Path]]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xp import format as fmt
+from xp import fsutil
 from xp.artifacts import cache
 from xp.config import load_config
 from xp.errors import ConfigError, CorruptObjectError, RemoteError, StorageError, XPError
@@ -253,13 +254,7 @@ def _write_remotes(repo: GitRepo, remotes: dict[str, RemoteSpec], default: str |
     others = {k: v for k, v in before.items() if k not in _OWN_KEYS}
     if {k: v for k, v in after.items() if k not in _OWN_KEYS} != others:
         new = yamlio.dump({**others, **section}).decode()  # odd layout: rewrite it whole
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        tmp.write_text(new)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror}; check permissions") from None
+    fsutil.atomic_write(path, new)
 
 
 # -- the store -----------------------------------------------------------------------------

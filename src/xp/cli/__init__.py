@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from xp.errors import XPError
+from xp.errors import InvalidValueError, XPError
 
 # command -> (module, function, short help). Keep in step with docs/cli.md.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -118,7 +118,7 @@ def cli(directory: str | None, debug: bool) -> None:
         try:
             os.chdir(directory)
         except OSError as exc:
-            raise XPError(f"cannot enter {directory}: {exc.strerror}") from None
+            raise InvalidValueError(f"cannot enter {directory}: {exc.strerror}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

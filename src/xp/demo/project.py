@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
+from xp import fsutil
 from xp.errors import (
     ExecutionError,
     InvalidValueError,
@@ -201,7 +202,7 @@ def configure(root: Path) -> None:
         text, found = re.subn(rf"^{key}:.*$", f"{key}: {value}", text, count=1, flags=re.M)
         if not found:
             text += f"{key}: {value}\n"
-    path.write_text(text)
+    fsutil.atomic_write(path, text)
 
 
 def _identity_env(root: Path) -> dict[str, str] | None:

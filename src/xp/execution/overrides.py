@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xp import fsutil
 from xp.errors import ConfigError, InvalidValueError
 from xp.record import yamlio
 
@@ -119,8 +120,7 @@ def apply(
                 text = _yaml_set(text, found or ov.parts, value, rel)
             loaded[rel] = _load_text(text, path)
             changes.append(Change(rel, ov.key, old, value, added=found is None))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        fsutil.atomic_write(path, text)
     return changes
 
 

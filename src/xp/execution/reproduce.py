@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xp.artifacts import cache
-from xp.errors import XPError
+from xp.errors import ExecutionError, InvalidValueError
 from xp.execution.run_command import LaunchResult, Sink, run_to_end, start
 from xp.gitstore.repo import GitRepo
 from xp.record.model import FileEntry, RunRecord
@@ -93,7 +93,7 @@ def command_of(record: RunRecord) -> list[str]:
     cmd = [str(c) for c in record.meta.get("command") or []]
     prog = os.path.basename(cmd[0]) if cmd else ""
     if not cmd or prog in ("xp", "git-xp", "__main__.py") or cmd[1:3] == ["-m", "xp"]:
-        raise XPError(
+        raise ExecutionError(
             f"run {record.id} recorded no command xp can re-run (it was recorded by"
             f" {' '.join(cmd[:2]) or 'the API from an interactive session'}); record runs with"
             " `xp run -- CMD` or a script to make them reproducible"
@@ -158,7 +158,7 @@ def reproduce(
     from xp.query.resolve import load_run
 
     if rtol < 0 or atol < 0:
-        raise XPError("--rtol and --atol must be zero or positive")
+        raise InvalidValueError("--rtol and --atol must be zero or positive")
     view = load_run(repo, run)
     record = view.record
     command = command_of(record)

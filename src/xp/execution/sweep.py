@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
-from xp.errors import InvalidValueError, XPError
+from xp.errors import InvalidValueError, RepositoryError, XPError
 from xp.execution import overrides as ov
 from xp.execution.run_command import Interrupts, LaunchResult, check_command, run_to_end, start
 from xp.gitstore.repo import GitRepo
@@ -98,7 +98,7 @@ def sweep(
     config = load_config(repo)
     baseline = head(repo).commit
     if baseline is None:
-        raise XPError(
+        raise RepositoryError(
             "a sweep runs each point in a checkout of your last commit and this repository has"
             " none; commit once (git commit) and retry"
         )

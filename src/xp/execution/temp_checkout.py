@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from xp import format as fmt
-from xp.errors import StorageError, XPError
+from xp import fsutil
+from xp.errors import RepositoryError, StorageError
 from xp.gitstore import worktree
 from xp.gitstore.repo import GitRepo, find_repo
 
@@ -40,7 +41,7 @@ def temp_checkout(
 ) -> Iterator[GitRepo]:
     """A detached worktree at ``baseline`` whose files and index are ``tree``; removed after."""
     if baseline is None:
-        raise XPError(
+        raise RepositoryError(
             "a temporary checkout needs a commit to start from and this repository has none;"
             " commit once (git commit) and retry"
         )
@@ -83,15 +84,7 @@ def link_in(src: Path, dest: Path) -> bool:
 
 
 def _link_file(src: Path, dest: Path) -> None:
-    from xp.artifacts import cache
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if cache.reflink(src, dest):
-        return
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
+    fsutil.place(src, dest, fsutil.LINK_KINDS, writable=False)
 
 
 def remove(repo: GitRepo, path: Path) -> None:

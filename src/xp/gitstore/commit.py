@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 
-from xp.errors import GitError, XPError
+from xp.errors import GitError, RecordPathError
 from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.refs import create_ref, read_ref
 from xp.gitstore.repo import GitRepo
@@ -84,7 +84,7 @@ def _tree_from_files(writer: ObjectWriter, files: dict[str, bytes]) -> bytes:
         for name in subdirs.get(d, ()):
             full = f"{d}/{name}" if d else name
             if name in dirs.get(d, {}):
-                raise XPError(
+                raise RecordPathError(
                     f"record path {full!r} is both a file and a folder; rename the metric"
                 )
             tree.add(name.encode(), stat.S_IFDIR, ObjectID(build(full)))
@@ -119,7 +119,7 @@ def compose_tree(
             if name in tree:
                 mode, sha = tree[name]
                 if not stat.S_ISDIR(mode):
-                    raise XPError(
+                    raise RecordPathError(
                         f"the workspace has a file {'/'.join(parts[: depth + 1])!r} where xp keeps"
                         " its run record; rename that file"
                     )

@@ -12,7 +12,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from xp.errors import StorageError, XPError
+from xp import fsutil
+from xp.errors import HookError, InvalidValueError, StorageError
 from xp.gitstore.repo import GitRepo
 
 HOOKS = ("pre-commit", "pre-push", "post-checkout")
@@ -57,7 +58,7 @@ _MISSING_PUSH = (
 def shim(name: str, fallback: str = "") -> str:
     """The text of the shim for hook ``name``; ``fallback`` is an xp to use when PATH has none."""
     if name not in HOOKS:
-        raise XPError(f"unknown hook {name!r}; xp has: {', '.join(HOOKS)}")
+        raise InvalidValueError(f"unknown hook {name!r}; xp has: {', '.join(HOOKS)}")
     reads_stdin = name == "pre-push"
     return _SHIM.format(
         marker=MARKER,
@@ -124,7 +125,7 @@ def status(repo: GitRepo) -> list[HookState]:
 def _check_names(names: tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
         if name not in HOOKS:
-            raise XPError(f"unknown hook {name!r}; xp has: {', '.join(HOOKS)}")
+            raise InvalidValueError(f"unknown hook {name!r}; xp has: {', '.join(HOOKS)}")
     return names or HOOKS
 
 
@@ -140,7 +141,7 @@ def install(repo: GitRepo, *, names: tuple[str, ...] = (), fallback: str = "") -
             if path.exists() and not is_ours(path):
                 legacy = where / f"{name}.legacy"
                 if legacy.exists():
-                    raise XPError(
+                    raise HookError(
                         f"{path} is not xp's and {legacy.name} exists too; move one of them away"
                         " and run `xp hooks install` again"
                     )
@@ -148,10 +149,7 @@ def install(repo: GitRepo, *, names: tuple[str, ...] = (), fallback: str = "") -
                 changes.append(f"kept your {name} hook as {legacy.name}; it runs first")
             elif path.exists() and path.read_text() == text:
                 continue
-            tmp = path.with_suffix(".xp-tmp")
-            tmp.write_text(text)
-            tmp.chmod(0o755)
-            os.replace(tmp, path)
+            fsutil.atomic_write(path, text, mode=0o755)
             changes.append(f"installed {name} in {where}")
     except OSError as exc:
         raise StorageError(f"cannot write hooks in {where}: {exc.strerror}") from None

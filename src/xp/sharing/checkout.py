@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xp import format as fmt
+from xp import fsutil
 from xp.artifacts import cache
 from xp.errors import DirtyWorkspaceError, InvalidValueError, StorageError
 from xp.gitstore import refs, trees, worktree
@@ -125,8 +126,8 @@ def _workspace_tree(repo: GitRepo) -> str:
 
 def _remember(repo: GitRepo) -> None:
     """Note the tree checkout left, so checking out another run next is not 'dirty'."""
-    with contextlib.suppress(OSError):
-        _state_file(repo).write_text(_workspace_tree(repo) + "\n")
+    with contextlib.suppress(StorageError):
+        fsutil.atomic_write(_state_file(repo), _workspace_tree(repo) + "\n")
 
 
 def _untouched_since_checkout(repo: GitRepo) -> bool:

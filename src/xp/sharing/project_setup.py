@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from xp import format as fmt
+from xp import fsutil
 from xp.config import TEMPLATE
-from xp.errors import GitRemoteNotFoundError, StorageError
+from xp.errors import GitRemoteNotFoundError
 from xp.gitstore import gitconfig
 from xp.gitstore import remote as git_remote
 from xp.gitstore.repo import GitRepo
@@ -49,11 +50,7 @@ def init_project(
     result = InitResult()
     path = repo.worktree / fmt.CONFIG_PATH
     if not path.exists():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(TEMPLATE)
-        except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc.strerror}") from None
+        fsutil.atomic_write(path, TEMPLATE)
         result.changes.append(f"wrote {fmt.CONFIG_PATH} (commit it to share the settings)")
     if not git_config:
         return result

@@ -15,7 +15,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from xp.errors import NoActiveRunError
+from xp.errors import NoActiveRunError, RunActiveError
 
 _stack: list[Any] = []  # list[xp.tracking.run.Run]; typed loosely to keep `import xp` light
 _exit_status = "finished"
@@ -108,12 +108,11 @@ def start_run(
     path: str | os.PathLike[str] | None = None,
 ) -> ActiveRun:
     """Start a run (snapshotting the workspace now: the code that runs is the code recorded)."""
-    from xp.errors import XPError
     from xp.gitstore.repo import find_repo
     from xp.tracking.run import Run
 
     if _stack and not nested:
-        raise XPError(
+        raise RunActiveError(
             f"run {_stack[-1].id} is already active; end it with xp.end_run() or pass nested=True"
         )
     parent = _stack[-1].id if _stack else None

@@ -14,11 +14,7 @@ from typing import Any
 from xp import format as fmt
 from xp.artifacts import cache
 from xp.config import ProjectConfig, load_config
-from xp.errors import (
-    InvalidValueError,
-    ParamChangedError,
-    XPError,
-)
+from xp.errors import InvalidValueError, ParamChangedError, RunEndedError, XPError
 from xp.gitstore import commit as gitcommit
 from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.repo import GitRepo, find_repo
@@ -205,7 +201,9 @@ class Run:
 
     def _check_live(self) -> None:
         if self.status != "running":
-            raise XPError(f"run {self.id} has ended ({self.status}); start a new run to log more")
+            raise RunEndedError(
+                f"run {self.id} has ended ({self.status}); start a new run to log more"
+            )
 
     # -- logging: memory only -------------------------------------------------------------
     def log_metric(
@@ -402,7 +400,7 @@ class Run:
             )
         if self.status != "running":
             if self.commit is None:
-                raise XPError(f"run {self.id} ended without a commit; run `xp recover`")
+                raise RunEndedError(f"run {self.id} ended without a commit; run `xp recover`")
             return self.commit
         self.status = status
         flusher.unregister(self)
