@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from xp.cli import COMMANDS
+from xp.cli import COMMANDS, render
 
 # columns of the summary table: (header, param key)
 _PARAM_COLUMNS = (("depth", "max_depth"), ("trees", "n_estimators"), ("lr", "learning_rate"))
@@ -68,7 +68,7 @@ def _cell(value: Any) -> str:
 
 def _table(runs: Any) -> str:
     header = ["id", "name", "model", *(h for h, _ in _PARAM_COLUMNS), "rmse", "r2"]
-    rows = [header]
+    rows = []
     for run in runs:
         rows.append(
             [
@@ -80,8 +80,4 @@ def _table(runs: Any) -> str:
                 f"{run.metrics.get('r2', float('nan')):.3f}",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return render.table(header, rows)

@@ -109,14 +109,6 @@ def _metrics(repo: object, commit: str, n: int = 3) -> str:
     return " ".join(f"{k}={render.number(v, 4)}" for k, v in sorted(record.metrics.items())[:n])
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
 @model.command()
 @click.argument("name", required=False)
 def show(name: str | None) -> None:
@@ -143,7 +135,7 @@ def show(name: str | None) -> None:
                     _metrics(repo, latest.commit) if latest else "",
                 ]
             )
-        click.echo(_table(rows))
+        click.echo(render.table(rows[0], rows[1:]))
         return
     m = models[0]
     rows = [["version", "stages", "registered", "run", "artifacts", "metrics"]]
@@ -158,7 +150,7 @@ def show(name: str | None) -> None:
                 _metrics(repo, v.commit),
             ]
         )
-    click.echo(_table(rows))
+    click.echo(render.table(rows[0], rows[1:]))
 
 
 @model.command()

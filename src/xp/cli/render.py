@@ -38,13 +38,6 @@ def local_time(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
 
 
-def iso_utc(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    ms = round(epoch * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"

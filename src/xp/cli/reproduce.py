@@ -4,6 +4,7 @@ import sys
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.execution.reproduce import DEFAULT_ATOL, DEFAULT_RTOL, ReproduceResult
 
@@ -18,8 +19,8 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def render(result: ReproduceResult) -> str:
-    rows = [["metric", "original", "reproduced", "diff", "result"]]
+def comparison_table(result: ReproduceResult) -> str:
+    rows = []
     for c in result.comparisons:
         diff = (
             _num(c.reproduced - c.original)
@@ -28,11 +29,7 @@ def render(result: ReproduceResult) -> str:
         )
         verdict = ("ok" if c.ok else "MISMATCH") + (f" ({c.note})" if c.note else "")
         rows.append([c.metric, _num(c.original), _num(c.reproduced), diff, verdict])
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return render.table(["metric", "original", "reproduced", "diff", "result"], rows)
 
 
 @click.command()
@@ -77,7 +74,7 @@ def reproduce(
     )
     if not check:
         return
-    click.echo(render(result))
+    click.echo(comparison_table(result))
     failed = sum(not c.ok for c in result.comparisons)
     judged = sum(c.note != "ignored" for c in result.comparisons)
     if result.ok:

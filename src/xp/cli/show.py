@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
@@ -13,7 +12,7 @@ from xp.cli.common import open_repo
 from xp.errors import QueryError
 from xp.query.filters import ATTRIBUTES, resolve_column
 from xp.query.index import RunRow
-from xp.query.search import Selection, select_runs
+from xp.query.search import Selection, run_document, select_runs
 
 FIXED = ("run_id", "name", "status", "created", "duration", "baseline")
 _HEADER = {"run_id": "id"}
@@ -34,14 +33,6 @@ def _attr(row: RunRow, key: str, precision: int | None) -> str:
         return row.commit[:12]
     value = getattr(row, key, None)
     return "-" if value is None else str(value)
-
-
-def _attr_value(row: RunRow, key: str) -> Any:
-    if key in ("created", "end_time"):
-        return render.iso_utc(row.start if key == "created" else row.end)
-    if key == "commit":
-        return row.commit
-    return getattr(row, key, None)
 
 
 def choose_columns(
@@ -113,25 +104,6 @@ def _cell(row: RunRow, key: str, precision: int | None) -> str:
     if value is None and key in row.values:
         return "nan" if key.startswith("metrics.") else "null"  # the index keeps NaN as null
     return render.number(value, precision)
-
-
-def as_json(selection: Selection, attrs: list[str], value_cols: list[str]) -> list[Any]:
-    out = []
-    for r in selection.rows:
-        item: dict[str, Any] = {"run_id": r.run_id}
-        for a in ("name", "experiment", "status", "created", "end_time", "duration"):
-            item[a] = _attr_value(r, a)
-        item.update(baseline=r.baseline, branch=r.branch, commit=r.commit, ref=r.ref)
-        for kind in ("params", "metrics", "tags"):
-            item[kind] = {
-                k.partition(".")[2]: v
-                for k, v in r.values.items()
-                if k.startswith(kind + ".") and (k in value_cols or not value_cols)
-            }
-        if r.error:
-            item["error"] = r.error
-        out.append(item)
-    return out
 
 
 @click.command()
@@ -222,7 +194,8 @@ def show(
     )
     attrs, value_cols = choose_columns(selection, columns, only_changed)
     if out_format == "json":
-        click.echo(render.to_json(as_json(selection, attrs, value_cols if columns else [])))
+        docs = [run_document(r, value_cols if columns else None) for r in selection.rows]
+        click.echo(render.to_json(docs))
         return
     if precision is None and out_format in ("table", "md"):
         precision = 5

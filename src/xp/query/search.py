@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from xp.errors import InvalidValueError, QueryError
 from xp.gitstore.repo import GitRepo
 from xp.query.filters import STATUSES, SortKey, parse_filter, parse_sort
 from xp.query.index import RunRow, open_index
+from xp.record.build import iso_time
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,6 +27,34 @@ class Selection:
     rows: list[RunRow]
     total: int  # runs that match, before the limit
     keys: list[str]  # every params./metrics./tags. column any run has
+
+
+def run_document(row: RunRow, columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """One run as ``xp show --format json`` and the UI give it: attributes, then params,
+    metrics and tags (only ``columns``, like ``params.lr``, when given). Times are UTC ISO."""
+    doc: dict[str, Any] = {
+        "run_id": row.run_id,
+        "name": row.name,
+        "experiment": row.experiment,
+        "status": row.status,
+        "created": None if row.start is None else iso_time(row.start),
+        "end_time": None if row.end is None else iso_time(row.end),
+        "duration": row.duration,
+        "baseline": row.baseline,
+        "branch": row.branch,
+        "commit": row.commit,
+        "ref": row.ref,
+    }
+    wanted = set(columns) if columns else None
+    for kind in ("params", "metrics", "tags"):
+        doc[kind] = {
+            k.partition(".")[2]: v
+            for k, v in row.values.items()
+            if k.startswith(kind + ".") and (wanted is None or k in wanted)
+        }
+    if row.error:
+        doc["error"] = row.error
+    return doc
 
 
 def _statuses(status: Sequence[str]) -> list[str]:
