@@ -25,7 +25,7 @@ from tests.remote_fixtures import (
 )
 from tests.test_sync import log_run
 from xp.artifacts import cache
-from xp.artifacts.remotes import PER_OBJECT_CHECK, open_store
+from xp.artifacts.artifact_store import PER_OBJECT_CHECK, open_store
 from xp.errors import CorruptObjectError
 from xp.gitstore.repo import find_repo
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from xp.artifacts.remotes import Progress
+from xp.artifacts.transfer import Progress
 from xp.config import human_size
 
 

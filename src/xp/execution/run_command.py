@@ -278,7 +278,7 @@ def child_params(run: Run) -> set[str]:
 
 
 def file_params(root: Path, files: tuple[str, ...]) -> dict[str, Any]:
-    from xp.tracking.commit_workspace import read_values
+    from xp.record.params_files import read_values
 
     out: dict[str, Any] = {}
     for rel in files:

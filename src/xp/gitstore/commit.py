@@ -203,11 +203,3 @@ def write_run_commit(
     writer.add(commit)
     create_ref(repo.common_dir, ref, commit.id.decode())
     return commit.id.decode()
-
-
-def host_user() -> tuple[str, str]:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    return user, socket.gethostname()

@@ -187,7 +187,7 @@ def workspace_side(repo: GitRepo) -> Side:
     """The params/metrics files of .xp/config.yaml as they are, and a snapshot of the code."""
     from xp.config import load_config
     from xp.gitstore.snapshot import snapshot
-    from xp.tracking.commit_workspace import read_values
+    from xp.record.params_files import read_values
 
     config = load_config(repo)
     params: dict[str, Any] = {}

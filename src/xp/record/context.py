@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import platform
+import socket
 import sys
 from functools import lru_cache
 from typing import Any
-
-from xp.gitstore.commit import host_user
 
 
 @lru_cache(maxsize=1)
@@ -58,3 +58,11 @@ def static_context() -> dict[str, Any]:
 
 def command_line() -> list[str]:
     return [str(a) for a in sys.argv] if sys.argv and sys.argv != [""] else []
+
+
+def host_user() -> tuple[str, str]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return user, socket.gethostname()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xp.artifacts import cache, manifests
 from xp.artifacts.manifests import Needed
-from xp.artifacts.remotes import Progress
+from xp.artifacts.transfer import Progress
 from xp.errors import (
     CorruptObjectError,
     InvalidValueError,

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xp.artifacts import cache, manifests
+from xp.artifacts.artifact_store import ArtifactStore, open_store
 from xp.artifacts.manifests import Needed
-from xp.artifacts.remotes import Progress, Store, TransferResult, open_store, transfer
+from xp.artifacts.transfer import Progress, TransferResult, transfer
 from xp.errors import GitRemoteNotFoundError, RemoteError
 from xp.format import RunRef
 from xp.gitstore import remote as git_remote
@@ -159,7 +160,7 @@ def download_missing(
     store: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
-    target: Store | None = None,
+    target: ArtifactStore | None = None,
 ) -> DownloadResult:
     """Fetch the objects of ``items`` the local cache lacks, re-hashing each one."""
     cache_dir = cache.cache_dir(repo)
