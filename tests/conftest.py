@@ -1,15 +1,20 @@
-"""Real git repositories in tmp dirs, isolated from the user's git config and environment."""
+"""Fixtures: real git repositories in tmp dirs, isolated from the user's git config and
+environment; a team of clones around a bare remote; a real S3 server on 127.0.0.1.
+
+Helpers that tests import (``git``, ``fsck``, ``xp_main``...) are in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+
+from tests.helpers import S3Server, Team, free_port, fsck, git, xp_main
 
 
 @pytest.fixture(autouse=True)
@@ -25,47 +30,6 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Committer")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "committer@example.com")
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
-
-
-def invoke(*args: str) -> Result:
-    """``xp ARGS`` through click's runner, in the current directory."""
-    from xp.cli import cli
-
-    return CliRunner().invoke(cli, list(args))
-
-
-def user_error(result: Result) -> str:
-    """A user error: exit 1, one line on stderr, no traceback."""
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert lines[0].startswith("xp: error: ")
-    return lines[0]
-
-
-def wait_for(
-    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02
-) -> None:
-    """Poll ``condition`` until it is true; fail after ``timeout`` seconds (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return proc.stdout
-
-
-def fsck(repo: Path) -> None:
-    proc = subprocess.run(
-        ["git", "fsck", "--strict", "--no-dangling"], cwd=repo, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "error" not in proc.stderr.lower(), proc.stderr
 
 
 @pytest.fixture
@@ -102,3 +66,73 @@ def _no_leftover_runs() -> Iterator[None]:
     xp.tracking.fluent._stack.clear()
     yield
     xp.tracking.fluent._stack.clear()
+
+
+@pytest.fixture
+def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
+    """Clone a sets up the project (store configured and committed) and pushes; b clones."""
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a = tmp_path / "a"
+    a.mkdir()
+    git(a, "init", "-q")
+    (a / "train.py").write_text("print('train')\n")
+    (a / ".gitignore").write_text("out/\n")
+    git(a, "add", ".")
+    git(a, "commit", "-qm", "init")
+    git(a, "remote", "add", "origin", str(bare))
+    store = tmp_path / "store"
+    code, _out, err = xp_main("remote", "add", "store", str(store), "--default", cwd=a)
+    assert code == 0, err
+    git(a, "add", ".xp/config.yaml")
+    git(a, "commit", "-qm", "xp config")
+    git(a, "push", "-q", "origin", "main")
+    b = tmp_path / "b"
+    git(tmp_path, "clone", "-q", str(bare), b.name)
+    monkeypatch.chdir(a)
+    yield Team(bare, a, b, store)
+    for path in (a, b, bare):
+        fsck(path)
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[str]:
+    """One moto S3 server process on 127.0.0.1 for the session (a subprocess: a real
+    server, and its threads never share our interpreter's warning filters)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import time
+    import urllib.request
+
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    yield endpoint
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def s3(_moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Server:
+    """A fresh bucket on the S3 server; AWS credentials come from the usual variables."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    bucket = f"xp-{tmp_path.name.lower().replace('_', '-')[-40:]}".rstrip("-")
+    server = S3Server(_moto_server, bucket)
+    server.fs().mkdir(bucket)  # type: ignore[attr-defined]
+    return server

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 from xp import fsutil
 from xp.artifacts import cache
 from xp.errors import ConfigError, InvalidValueError, StorageError

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 from xp.cli import cli
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git, invoke, user_error
+from tests.helpers import git, invoke, user_error
 from xp.cli import main
 
 

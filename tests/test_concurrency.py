@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 
 WRITER = """
 import sys, xp

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import xp
-from tests.conftest import fsck, git, invoke, user_error
+from tests.helpers import fsck, git, invoke, user_error
 from xp.config import load_config
 from xp.demo.project import DEMO_SUBJECT, RUNS, make_demo
 from xp.gitstore.repo import find_repo

@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
-from tests.remote_fixtures import Team, one_line_error, team, xp_main
-from tests.test_sync import log_run
+from tests.helpers import Team, git, log_run, one_line_error, xp_main
 from xp.artifacts import cache
 from xp.gitstore.refs import RefChangedError, delete_ref, read_ref
-
-__all__ = ["team"]
 
 
 def age_cache(cache_dir: Path, seconds: float = 7200) -> None:

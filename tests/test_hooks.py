@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 from xp.cli import cli
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks

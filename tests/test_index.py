@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 from xp.gitstore.repo import find_repo
 from xp.query.index import INDEX_FILE, Index, open_index
 from xp.query.search import select_runs

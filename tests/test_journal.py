@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 def test_recovered_run_keeps_exit_code_and_warnings(repo: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.conftest import fsck, git
+from tests.helpers import fsck, git
 from xp.cli import cli
 from xp.errors import XPError
 from xp.gitstore.repo import find_repo

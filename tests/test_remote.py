@@ -12,24 +12,11 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
-from tests.remote_fixtures import (
-    S3Server,
-    Team,
-    _moto_server,
-    free_port,
-    one_line_error,
-    s3,
-    team,
-    xp_main,
-)
-from tests.test_sync import log_run
+from tests.helpers import S3Server, Team, free_port, git, log_run, one_line_error, xp_main
 from xp.artifacts import cache
 from xp.artifacts.artifact_store import PER_OBJECT_CHECK, open_store
 from xp.errors import CorruptObjectError
 from xp.gitstore.repo import find_repo
-
-__all__ = ["_moto_server", "s3", "team"]
 
 
 def test_remote_add_list_default_remove_keeps_the_rest_of_the_config(repo: Path) -> None:

@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
-from tests.remote_fixtures import Team, one_line_error, team, xp_main
-from tests.test_sync import log_run
+from tests.helpers import Team, git, log_run, one_line_error, xp_main
 from xp.artifacts import cache
-
-__all__ = ["team"]
 
 
 def cache_of(root: Path) -> Path:

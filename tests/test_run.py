@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 from xp.errors import InvalidKeyError, InvalidValueError, ParamChangedError, XPError
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fsck, git
-from tests.remote_fixtures import S3Server, _moto_server, free_port, s3  # noqa: F401
+from tests.helpers import S3Server, free_port, fsck, git
 
 
 def _env() -> dict[str, str]:
@@ -123,7 +122,7 @@ def test_git_daemon_directory_store(tmp_path: Path, daemon: str) -> None:
     _share_and_check(tmp_path, daemon, [str(tmp_path / "store")])
 
 
-def test_git_daemon_s3_store(tmp_path: Path, daemon: str, s3: S3Server) -> None:  # noqa: F811
+def test_git_daemon_s3_store(tmp_path: Path, daemon: str, s3: S3Server) -> None:
     _share_and_check(tmp_path, daemon, [f"s3://{s3.bucket}/xp", "--endpoint-url", s3.endpoint])
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 import xp
 import xp.cli
-from tests.conftest import git
+from tests.helpers import git
 
 
 def cli(*args: str, width: int = 200) -> Result:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 from xp.gitstore.repo import find_repo
 from xp.gitstore.snapshot import snapshot
 

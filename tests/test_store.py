@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 from xp.errors import AmbiguousRunError, RunNotFoundError
 from xp.gitstore.repo import find_repo
 from xp.query.resolve import resolve, resolve_spec

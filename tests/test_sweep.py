@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import xp
-from tests.conftest import git
+from tests.helpers import git
 from xp.cli import cli
 from xp.execution.sweep import choose
 

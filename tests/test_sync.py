@@ -10,31 +10,10 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.conftest import git
-from tests.remote_fixtures import Team, one_line_error, team, xp_main, xp_subprocess
+from tests.helpers import Team, git, log_run, one_line_error, xp_main, xp_subprocess
 from xp.artifacts import cache
 from xp.gitstore.repo import find_repo
 from xp.sharing.push_pull import push, upload_missing
-
-__all__ = ["team"]
-
-
-def log_run(root: Path, files: dict[str, bytes], name: str | None = None) -> str:
-    """Log one run in ``root`` with ``files`` (name -> content) as artifacts; its id."""
-    out = root / "out"
-    out.mkdir(exist_ok=True)
-    old = os.getcwd()
-    os.chdir(root)
-    try:
-        with xp.start_run(name=name) as run:
-            for fname, data in files.items():
-                (out / fname).parent.mkdir(parents=True, exist_ok=True)
-                (out / fname).write_bytes(data)
-                xp.log_artifact(out / fname, name=fname)
-            xp.log_metric("acc", 0.5)
-    finally:
-        os.chdir(old)
-    return run.id
 
 
 def store_objects(store: Path) -> dict[str, os.stat_result]:
