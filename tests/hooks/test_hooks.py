@@ -16,7 +16,7 @@ from xp.cli import cli
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(with_xp: bool = True) -> dict[str, str]:
