@@ -19,7 +19,7 @@ def test_import_linter_contracts_hold() -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
 
 
-def _git_calls(path: Path) -> list[str]:
+def _git_calls(path: Path, root: Path = SRC) -> list[str]:
     """Places in ``path`` that run git: ``x.git(...)``, ``run_git(...)``, or a subprocess
     call whose argument list starts with the literal "git"."""
     found = []
@@ -29,7 +29,7 @@ def _git_calls(path: Path) -> list[str]:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
         if name in ("git", "run_git"):
-            found.append(f"{path.relative_to(SRC)}:{node.lineno} {name}()")
+            found.append(f"{path.relative_to(root)}:{node.lineno} {name}()")
         elif name in ("run", "Popen", "check_output", "check_call", "call") and node.args:
             first = node.args[0]
             if (
@@ -38,7 +38,7 @@ def _git_calls(path: Path) -> list[str]:
                 and isinstance(first.elts[0], ast.Constant)
                 and first.elts[0].value == "git"
             ):
-                found.append(f"{path.relative_to(SRC)}:{node.lineno} subprocess git")
+                found.append(f"{path.relative_to(root)}:{node.lineno} subprocess git")
     return found
 
 
@@ -58,10 +58,8 @@ def test_top_level_modules_run_no_git() -> None:
 
 
 def test_the_checker_sees_a_git_call(tmp_path: Path) -> None:
-    """The scan itself must be able to fail."""
-    sample = SRC / "_probe_for_test.py"
-    try:
-        sample.write_text("import subprocess\nsubprocess.run(['git', 'status'])\nrepo.git('x')\n")
-        assert len(_git_calls(sample)) == 2
-    finally:
-        sample.unlink()
+    """The scan itself must be able to fail. (The probe is written under tmp_path, not into
+    src/xp/, where another worker's scan of the same folder would find it.)"""
+    sample = tmp_path / "_probe_for_test.py"
+    sample.write_text("import subprocess\nsubprocess.run(['git', 'status'])\nrepo.git('x')\n")
+    assert len(_git_calls(sample, root=tmp_path)) == 2
