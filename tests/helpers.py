@@ -18,19 +18,38 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from click.testing import CliRunner, Result
 
+T = TypeVar("T")
+
 
 def wait_for(
-    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02
-) -> None:
-    """Poll ``condition`` until it is true; fail after ``timeout`` seconds (never a fixed sleep)."""
+    predicate: Callable[[], T], what: str, timeout: float = 60.0, interval: float = 0.01
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    For waiting on a state (a journal flushed, a server listening) instead of sleeping a
+    fixed time. ``timeout`` only turns a hang into a failure naming ``what``: it is no speed
+    claim, so it is generous (the suite shares 2 cores between workers, under coverage in CI).
+    """
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+    return value
+
+
+def journal_lines(path: Path, prefix: str) -> int:
+    """How many complete lines of the journal (or part) at ``path`` start with ``prefix``,
+    e.g. ``"M\tloss\t"`` for the points of metric loss (docs/format.md); 0 before it exists."""
+    try:
+        data = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return 0
+    return sum(line.startswith(prefix) for line in data.split("\n")[:-1])
 
 
 def git(cwd: Path, *args: str) -> str:

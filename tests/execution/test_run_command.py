@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import xp
+from tests.helpers import journal_lines, wait_for
 from xp.cli import cli
 from xp.errors import InvalidValueError
 from xp.execution import overrides
@@ -148,13 +148,20 @@ def test_a_command_that_does_not_exist_records_nothing(repo: Path) -> None:
     assert xp.list_runs(repo) == []
 
 
-def _wait_for(path: Path, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().endswith("\n"):
-            return path.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} never appeared")
+def _pids(repo: Path) -> list[int]:
+    """The pids the sleeper wrote (the script, its child), once the line is complete."""
+    path = repo / "pids.txt"
+    text = wait_for(
+        lambda: path.exists() and path.read_text().endswith("\n") and path.read_text(),
+        f"{path} to be written",
+    )
+    return [int(p) for p in text.split()]
+
+
+def _flushed(repo: Path, key: str) -> bool:
+    """A part (what the command logged into xp run's run) holds a point of metric ``key``."""
+    parts = (repo / ".git" / "xp" / "journal").glob("*.part")
+    return any(journal_lines(part, f"M\t{key}\t") for part in parts)
 
 
 def _alive(pid: int) -> bool:
@@ -183,14 +190,11 @@ def test_sigkill_of_xp_run_takes_its_children_down_and_the_run_is_recovered(repo
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    pids = [int(p) for p in _wait_for(repo / "pids.txt").split()]
-    time.sleep(0.7)  # let the journal flush
+    pids = _pids(repo)
+    wait_for(lambda: _flushed(repo, "alive"), "the command's metric to be flushed")
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(p) for p in pids)
+    wait_for(lambda: not any(_alive(p) for p in pids), "the command and its child to die")
     out = xp_cli("recover", cwd=repo)
     assert "crashed" in out.stderr + out.stdout
     got = only_run(repo)
@@ -208,17 +212,14 @@ def test_ctrl_c_records_a_killed_run(repo: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    pids = [int(p) for p in _wait_for(repo / "pids.txt").split()]
+    pids = _pids(repo)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     got = only_run(repo)
     assert got.status == "killed"
     assert got.metrics == {"alive": 1}
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(p) for p in pids)
+    wait_for(lambda: not any(_alive(p) for p in pids), "the command and its child to die")
     assert not list((repo / ".git" / "xp" / "journal").iterdir())
 
 

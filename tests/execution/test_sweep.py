@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import git
+from tests.helpers import git, journal_lines, wait_for
 from xp.cli import cli
 from xp.execution.sweep import choose
 
@@ -147,7 +147,6 @@ def test_temp_runs_one_point_without_touching_the_workspace(repo: Path) -> None:
 def test_ctrl_c_stops_every_point_and_starts_no_new_one(repo: Path) -> None:
     import signal
     import subprocess
-    import time
 
     (repo / "slow.py").write_text(
         "import time, xp\nxp.log_metric('a', 1)\nprint('up', flush=True)\ntime.sleep(60)\n"
@@ -171,11 +170,11 @@ def test_ctrl_c_stops_every_point_and_starts_no_new_one(repo: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 20
-    while len(list((repo / ".git" / "xp" / "journal").glob("*.part"))) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.6)  # the parts have flushed their metric
+    journal = repo / ".git" / "xp" / "journal"
+    wait_for(
+        lambda: sum(journal_lines(p, "M\ta\t") for p in journal.glob("*.part")) >= 2,
+        "both running points to flush their metric",
+    )
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err

@@ -46,5 +46,8 @@ def test_journal_write_failure_is_reported_and_the_run_still_ends(
     (repo / ".git" / "xp" / "journal").write_text("a file where the journal folder goes\n")
     with xp.start_run(name="no-journal") as run:
         xp.log_metric("loss", 0.5)
-        wait_for(lambda: "cannot write its journal" in capfd.readouterr().err, timeout=10)
+        wait_for(
+            lambda: "cannot write its journal" in capfd.readouterr().err,
+            "the journal's write error on stderr",
+        )
     assert xp.get_run(run.id).metrics == {"loss": 0.5}

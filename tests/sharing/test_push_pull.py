@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 import xp
-from tests.helpers import Team, git, log_run, one_line_error, xp_main, xp_subprocess
+from tests.helpers import Team, git, log_run, one_line_error, wait_for, xp_main, xp_subprocess
 from xp.artifacts import cache
 from xp.gitstore.repo import find_repo
 from xp.sharing.push_pull import push, upload_missing
@@ -95,12 +94,14 @@ def test_interrupted_push_resumes_without_resending(team: Team) -> None:
     files = {f"f{i:03d}.bin": os.urandom(256 * 1024) for i in range(n)}
     log_run(team.a, files)
     proc = xp_subprocess("push", "--jobs", "1", cwd=team.a)
-    deadline = time.monotonic() + 60
-    arrived: dict[str, os.stat_result] = {}
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (team.store / "sha256").is_dir() and len(arrived := store_objects(team.store)) >= 5:
-            break
-        time.sleep(0.002)
+    wait_for(
+        lambda: (
+            proc.poll() is not None
+            or ((team.store / "sha256").is_dir() and len(store_objects(team.store)) >= 5)
+        ),
+        "5 objects to arrive",
+        interval=0.002,
+    )
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     arrived = store_objects(team.store)

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
+from tests.helpers import journal_lines, wait_for
 from xp.cli import cli
 
 LOOP = """
@@ -50,12 +51,16 @@ def _reap(proc: subprocess.Popen[str], kill: bool = False) -> int:
     return proc.returncode
 
 
+def _journal(repo: Path, run_id: str) -> Path:
+    return repo / ".git" / "xp" / "journal" / f"{run_id}.journal"
+
+
 def test_sigkill_loses_at_most_the_last_second(repo: Path) -> None:
     proc, run_id = _start(repo)
-    time.sleep(1.6)
+    journal = _journal(repo, run_id)
+    wait_for(lambda: journal_lines(journal, "M\tloss\t") > 100, "100 points flushed")
     killed_at = time.time()
     _reap(proc, kill=True)
-    journal = repo / ".git" / "xp" / "journal" / f"{run_id}.journal"
     assert journal.exists()
     result = CliRunner().invoke(cli, ["recover"])
     assert result.exit_code == 0, result.output
@@ -74,7 +79,8 @@ def test_sigkill_loses_at_most_the_last_second(repo: Path) -> None:
 
 def test_next_xp_command_recovers(repo: Path) -> None:
     proc, run_id = _start(repo)
-    time.sleep(0.7)
+    journal = _journal(repo, run_id)
+    wait_for(lambda: journal_lines(journal, "M\tloss\t"), "the first flush")
     _reap(proc, kill=True)
     result = CliRunner().invoke(cli, ["commit", "-n", "after"])
     assert result.exit_code == 0, result.output
@@ -84,11 +90,8 @@ def test_next_xp_command_recovers(repo: Path) -> None:
 
 def test_live_run_is_not_recovered(repo: Path) -> None:
     proc, run_id = _start(repo)
-    journal = repo / ".git" / "xp" / "journal" / f"{run_id}.journal"
-    deadline = time.monotonic() + 5
-    while not journal.exists():  # the first flush makes it, within 0.5 s
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    journal = _journal(repo, run_id)
+    wait_for(journal.exists, "the first flush, which makes the journal")
     try:
         result = CliRunner().invoke(cli, ["recover"])
         assert "no dead runs" in result.stdout
