@@ -7,14 +7,21 @@ Helpers that tests import (``git``, ``fsck``, ``xp_main``...) are in ``tests/hel
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import S3Server, Team, free_port, fsck, git, xp_main
+from tests.helpers import S3Server, Team, fsck, git, moto_server, xp_main
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored
+    # across exec: every child a test starts would then shrug off the "Ctrl-C" the test sends
+    # it. A handled signal is reset to the default in an exec'd child, so handle it here.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
@@ -97,31 +104,9 @@ def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
 
 @pytest.fixture(scope="session")
 def _moto_server() -> Iterator[str]:
-    """One moto S3 server process on 127.0.0.1 for the session (a subprocess: a real
-    server, and its threads never share our interpreter's warning filters)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import time
-    import urllib.request
-
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.1)
-    yield endpoint
-    proc.terminate()
-    proc.wait(10)
+    """One moto S3 server for the session (per xdist worker)."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -50,6 +52,65 @@ def journal_lines(path: Path, prefix: str) -> int:
     except FileNotFoundError:
         return 0
     return sum(line.startswith(prefix) for line in data.split("\n")[:-1])
+
+
+@contextlib.contextmanager
+def spawned(args: list[str], **kw: object) -> Iterator[subprocess.Popen[str]]:
+    """``Popen(args, **kw)`` in a session of its own; however the test ends, every process
+    still in that session is SIGKILLed and the child reaped.
+
+    A session, not just a process group: ``xp run`` starts its command in a group of its own,
+    and git daemon forks per connection, but all stay in the session. SIGKILL, because the
+    processes under test ignore or handle SIGINT and SIGTERM (xp run's guard does).
+    """
+    popen: Callable[..., subprocess.Popen[str]] = subprocess.Popen
+    proc = popen(args, start_new_session=True, **kw)
+    try:
+        yield proc
+    finally:
+        kill_session(proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=30)  # reaps it and closes its pipes
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process in session ``sid`` until none is left."""
+    for _ in range(10):
+        members = _session_members(sid)
+        if not members:
+            return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _session_members(sid: int) -> list[int]:
+    if not os.path.isdir("/proc"):  # no /proc: the leader's group is the best we can find
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(sid, signal.SIGKILL)
+        return []
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # state ppid pgrp session ...
+        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+            members.append(int(entry))
+    return members
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie is dead: only its exit status is left)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -96,13 +157,16 @@ def xp_main(*args: str, cwd: Path) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def xp_subprocess(*args: str, cwd: Path, **kw: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+def xp_subprocess(
+    *args: str, cwd: Path
+) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+    """``python -m xp ARGS`` as a child process, killed with its session on the way out."""
+    return spawned(
         [sys.executable, "-m", "xp", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        **kw,
+        text=True,
     )
 
 
@@ -150,6 +214,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """A moto S3 server process on 127.0.0.1 (a real server in a subprocess, whose threads never
+    share our interpreter's warning filters); yields its endpoint once it answers."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with spawned(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+
+        def answers() -> bool:
+            assert proc.poll() is None, f"moto server exited {proc.returncode}"
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            except OSError:
+                return False
+            return True
+
+        wait_for(answers, "the moto server to answer", interval=0.1)
+        yield endpoint
 
 
 @dataclass

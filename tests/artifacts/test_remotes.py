@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,16 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.helpers import S3Server, Team, free_port, git, log_run, one_line_error, xp_main
+from tests.helpers import (
+    S3Server,
+    Team,
+    free_port,
+    git,
+    log_run,
+    moto_server,
+    one_line_error,
+    xp_main,
+)
 from xp.artifacts import cache
 from xp.artifacts.artifact_store import PER_OBJECT_CHECK, open_store
 from xp.errors import CorruptObjectError
@@ -180,31 +187,10 @@ def test_s3_unreachable_and_missing_bucket(team: Team, s3: S3Server) -> None:
 
 
 @pytest.fixture
-def strict_s3(tmp_path: Path) -> Iterator[str]:
+def strict_s3() -> Iterator[str]:
     """A second S3 server that checks credentials (moto's IAM enforcement)."""
-    port = free_port()
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    with moto_server({**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as endpoint:
+        yield endpoint
 
 
 def test_s3_permission_denied_is_one_line(

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import journal_lines, wait_for
+from tests.helpers import alive, journal_lines, spawned, wait_for
 from xp.cli import cli
 from xp.errors import InvalidValueError
 from xp.execution import overrides
@@ -164,14 +164,6 @@ def _flushed(repo: Path, key: str) -> bool:
     return any(journal_lines(part, f"M\t{key}\t") for part in parts)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
 SLEEPER = """
 import os, subprocess, sys, time, xp
 xp.log_metric("alive", 1)
@@ -184,17 +176,13 @@ time.sleep(600)
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_sigkill_of_xp_run_takes_its_children_down_and_the_run_is_recovered(repo: Path) -> None:
     (repo / "sleeper.py").write_text(SLEEPER)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xp", "run", "-n", "victim", "--", sys.executable, "sleeper.py"],
-        cwd=repo,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    pids = _pids(repo)
-    wait_for(lambda: _flushed(repo, "alive"), "the command's metric to be flushed")
-    proc.kill()
-    proc.wait()
-    wait_for(lambda: not any(_alive(p) for p in pids), "the command and its child to die")
+    cmd = [sys.executable, "-m", "xp", "run", "-n", "victim", "--", sys.executable, "sleeper.py"]
+    with spawned(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        pids = _pids(repo)
+        wait_for(lambda: _flushed(repo, "alive"), "the command's metric to be flushed")
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: not any(alive(p) for p in pids), "the command and its child to die")
     out = xp_cli("recover", cwd=repo)
     assert "crashed" in out.stderr + out.stdout
     got = only_run(repo)
@@ -205,21 +193,16 @@ def test_sigkill_of_xp_run_takes_its_children_down_and_the_run_is_recovered(repo
 
 def test_ctrl_c_records_a_killed_run(repo: Path) -> None:
     (repo / "sleeper.py").write_text(SLEEPER)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xp", "run", "--", sys.executable, "sleeper.py"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    pids = _pids(repo)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=30)
+    cmd = [sys.executable, "-m", "xp", "run", "--", sys.executable, "sleeper.py"]
+    with spawned(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        pids = _pids(repo)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     got = only_run(repo)
     assert got.status == "killed"
     assert got.metrics == {"alive": 1}
-    wait_for(lambda: not any(_alive(p) for p in pids), "the command and its child to die")
+    wait_for(lambda: not any(alive(p) for p in pids), "the command and its child to die")
     assert not list((repo / ".git" / "xp" / "journal").iterdir())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import git, journal_lines, wait_for
+from tests.helpers import git, journal_lines, spawned, wait_for
 from xp.cli import cli
 from xp.execution.sweep import choose
 
@@ -151,32 +151,21 @@ def test_ctrl_c_stops_every_point_and_starts_no_new_one(repo: Path) -> None:
     (repo / "slow.py").write_text(
         "import time, xp\nxp.log_metric('a', 1)\nprint('up', flush=True)\ntime.sleep(60)\n"
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xp",
-            "run",
-            "-j",
-            "2",
-            "-p",
-            "lr=1,2,3",
-            "--",
-            sys.executable,
-            "slow.py",
-        ],
+    cmd = [sys.executable, "-m", "xp", "run", "-j", "2", "-p", "lr=1,2,3", "--"]
+    journal = repo / ".git" / "xp" / "journal"
+    with spawned(
+        [*cmd, sys.executable, "slow.py"],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    journal = repo / ".git" / "xp" / "journal"
-    wait_for(
-        lambda: sum(journal_lines(p, "M\ta\t") for p in journal.glob("*.part")) >= 2,
-        "both running points to flush their metric",
-    )
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    ) as proc:
+        wait_for(
+            lambda: sum(journal_lines(p, "M\ta\t") for p in journal.glob("*.part")) >= 2,
+            "both running points to flush their metric",
+        )
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     statuses = [line.split()[2] for line in out.splitlines()[1:4]]
     assert statuses == ["killed", "killed", "not"]  # "not run"

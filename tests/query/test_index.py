@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.helpers import git
+from tests.helpers import git, spawned
 from xp.gitstore.repo import find_repo
 from xp.query.index import INDEX_FILE, Index, open_index
 from xp.query.search import select_runs
@@ -172,11 +173,12 @@ for i in range(int(sys.argv[1])):
 
 @pytest.mark.slow
 def test_concurrent_readers_and_writers(repo: Path) -> None:
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, "15", role], cwd=repo)
-        for role in ("write", "write", "read", "read")
-    ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(spawned([sys.executable, "-c", _WORKER, "15", role], cwd=repo))
+            for role in ("write", "write", "read", "read")
+        ]
+        assert [p.wait(timeout=300) for p in procs] == [0, 0, 0, 0]
     assert set(shown()) == from_refs(repo)
     assert len(from_refs(repo)) == 30
     with open_index(find_repo()) as index:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import S3Server, free_port, fsck, git
+from tests.helpers import S3Server, free_port, fsck, git, spawned, wait_for
 
 
 def _env() -> dict[str, str]:
@@ -37,7 +37,8 @@ def daemon(tmp_path: Path) -> Iterator[str]:
     base.mkdir()
     git(base, "init", "-q", "--bare", "team.git")
     port = free_port()
-    proc = subprocess.Popen(
+    url = f"git://127.0.0.1:{port}/team.git"
+    with spawned(
         [
             "git",
             "daemon",
@@ -51,15 +52,13 @@ def daemon(tmp_path: Path) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
-    url = f"git://127.0.0.1:{port}/team.git"
-    deadline = time.monotonic() + 20
-    while subprocess.run(["git", "ls-remote", url], capture_output=True).returncode != 0:
-        assert time.monotonic() < deadline, "git daemon did not start"
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    ):
+        wait_for(
+            lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0,
+            "git daemon to answer",
+            interval=0.1,
+        )
+        yield url
     fsck(base / "team.git")
 
 

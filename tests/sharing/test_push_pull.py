@@ -93,17 +93,17 @@ def test_interrupted_push_resumes_without_resending(team: Team) -> None:
     n = 120
     files = {f"f{i:03d}.bin": os.urandom(256 * 1024) for i in range(n)}
     log_run(team.a, files)
-    proc = xp_subprocess("push", "--jobs", "1", cwd=team.a)
-    wait_for(
-        lambda: (
-            proc.poll() is not None
-            or ((team.store / "sha256").is_dir() and len(store_objects(team.store)) >= 5)
-        ),
-        "5 objects to arrive",
-        interval=0.002,
-    )
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    with xp_subprocess("push", "--jobs", "1", cwd=team.a) as proc:
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or ((team.store / "sha256").is_dir() and len(store_objects(team.store)) >= 5)
+            ),
+            "5 objects to arrive",
+            interval=0.002,
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
     arrived = store_objects(team.store)
     assert 5 <= len(arrived) < n, "the push finished before it could be interrupted"
     for sha in arrived:  # nothing partial under a final name

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 import sys
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 
 import xp
-from tests.helpers import git
+from tests.helpers import git, spawned
 
 WRITER = """
 import sys, xp
@@ -23,15 +24,18 @@ for i in range(n):
 @pytest.mark.slow
 def test_8_processes_x_50_runs(repo: Path) -> None:
     (repo / "writer.py").write_text(WRITER)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "writer.py", "50", str(w)], cwd=repo, stderr=subprocess.PIPE, text=True
-        )
-        for w in range(8)
-    ]
-    pack = subprocess.Popen(["git", "pack-refs", "--all"], cwd=repo)
-    errors = [p.communicate()[1] for p in procs]
-    pack.wait()
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(
+                spawned(
+                    [sys.executable, "writer.py", "50", str(w)], cwd=repo, stderr=PIPE, text=True
+                )
+            )
+            for w in range(8)
+        ]
+        pack = stack.enter_context(spawned(["git", "pack-refs", "--all"], cwd=repo))
+        errors = [p.communicate()[1] for p in procs]
+        pack.wait()
     assert all(p.returncode == 0 for p in procs), errors
     runs = xp.list_runs()
     assert len(runs) == 400
@@ -54,17 +58,20 @@ def test_two_runs_finishing_at_the_same_moment(repo: Path) -> None:
     import time
 
     at = str(time.time() + 1.0)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "finish.py", f"p{i}", at],
-            cwd=repo,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outs = [p.communicate() for p in procs]
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(
+                spawned(
+                    [sys.executable, "finish.py", f"p{i}", at],
+                    cwd=repo,
+                    stdout=PIPE,
+                    stderr=PIPE,
+                    text=True,
+                )
+            )
+            for i in range(2)
+        ]
+        outs = [p.communicate() for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     ids = {o[0].strip() for o in outs}
     assert len(ids) == 2

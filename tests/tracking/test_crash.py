@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import journal_lines, wait_for
+from tests.helpers import journal_lines, spawned, wait_for
 from xp.cli import cli
 
 LOOP = """
@@ -28,20 +30,17 @@ for i in range(1000000):
 """
 
 
-def _start(repo: Path, extra: str = "time.sleep(0.002)") -> tuple[subprocess.Popen[str], str]:
+@contextlib.contextmanager
+def _victim(repo: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The training loop as a child process, once it has printed its run id; killed on exit."""
     script = repo / "victim.py"
-    script.write_text(textwrap.dedent(LOOP.format(extra=extra)))
-    proc = subprocess.Popen(
-        [sys.executable, str(script)],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    run_id = proc.stdout.readline().strip()
-    assert run_id, proc.stderr.read() if proc.stderr else ""
-    return proc, run_id
+    script.write_text(textwrap.dedent(LOOP.format(extra="time.sleep(0.002)")))
+    cmd = [sys.executable, str(script)]
+    with spawned(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id, proc.stderr.read() if proc.stderr else ""
+        yield proc, run_id
 
 
 def _reap(proc: subprocess.Popen[str], kill: bool = False) -> int:
@@ -56,63 +55,63 @@ def _journal(repo: Path, run_id: str) -> Path:
 
 
 def test_sigkill_loses_at_most_the_last_second(repo: Path) -> None:
-    proc, run_id = _start(repo)
-    journal = _journal(repo, run_id)
-    wait_for(lambda: journal_lines(journal, "M\tloss\t") > 100, "100 points flushed")
-    killed_at = time.time()
-    _reap(proc, kill=True)
-    assert journal.exists()
-    result = CliRunner().invoke(cli, ["recover"])
-    assert result.exit_code == 0, result.output
-    assert f"recovered {run_id} (crashed)" in result.stdout
-    assert not journal.exists()
-    got = xp.get_run(run_id)
-    assert got.status == "crashed"
-    assert got.params == {"lr": 0.1}
-    assert got.tags == {"t": "v"}
-    last = got.series("loss")["timestamp"].max().timestamp()
-    assert killed_at - last <= 1.0
-    assert len(got.series("loss")) > 100
-    # a second recover finds nothing
-    assert "no dead runs" in CliRunner().invoke(cli, ["recover"]).stdout
+    with _victim(repo) as (proc, run_id):
+        journal = _journal(repo, run_id)
+        wait_for(lambda: journal_lines(journal, "M\tloss\t") > 100, "100 points flushed")
+        killed_at = time.time()
+        _reap(proc, kill=True)
+        assert journal.exists()
+        result = CliRunner().invoke(cli, ["recover"])
+        assert result.exit_code == 0, result.output
+        assert f"recovered {run_id} (crashed)" in result.stdout
+        assert not journal.exists()
+        got = xp.get_run(run_id)
+        assert got.status == "crashed"
+        assert got.params == {"lr": 0.1}
+        assert got.tags == {"t": "v"}
+        last = got.series("loss")["timestamp"].max().timestamp()
+        assert killed_at - last <= 1.0
+        assert len(got.series("loss")) > 100
+        # a second recover finds nothing
+        assert "no dead runs" in CliRunner().invoke(cli, ["recover"]).stdout
 
 
 def test_next_xp_command_recovers(repo: Path) -> None:
-    proc, run_id = _start(repo)
-    journal = _journal(repo, run_id)
-    wait_for(lambda: journal_lines(journal, "M\tloss\t"), "the first flush")
-    _reap(proc, kill=True)
-    result = CliRunner().invoke(cli, ["commit", "-n", "after"])
-    assert result.exit_code == 0, result.output
-    assert f"recovered run {run_id}" in result.stderr
-    assert xp.get_run(run_id).status == "crashed"
+    with _victim(repo) as (proc, run_id):
+        journal = _journal(repo, run_id)
+        wait_for(lambda: journal_lines(journal, "M\tloss\t"), "the first flush")
+        _reap(proc, kill=True)
+        result = CliRunner().invoke(cli, ["commit", "-n", "after"])
+        assert result.exit_code == 0, result.output
+        assert f"recovered run {run_id}" in result.stderr
+        assert xp.get_run(run_id).status == "crashed"
 
 
 def test_live_run_is_not_recovered(repo: Path) -> None:
-    proc, run_id = _start(repo)
-    journal = _journal(repo, run_id)
-    wait_for(journal.exists, "the first flush, which makes the journal")
-    try:
-        result = CliRunner().invoke(cli, ["recover"])
-        assert "no dead runs" in result.stdout
-        assert (repo / ".git" / "xp" / "journal" / f"{run_id}.journal").exists()
-    finally:
-        _reap(proc, kill=True)
-    CliRunner().invoke(cli, ["recover"])
+    with _victim(repo) as (proc, run_id):
+        journal = _journal(repo, run_id)
+        wait_for(journal.exists, "the first flush, which makes the journal")
+        try:
+            result = CliRunner().invoke(cli, ["recover"])
+            assert "no dead runs" in result.stdout
+            assert (repo / ".git" / "xp" / "journal" / f"{run_id}.journal").exists()
+        finally:
+            _reap(proc, kill=True)
+        CliRunner().invoke(cli, ["recover"])
 
 
 def test_sigterm_records_killed(repo: Path) -> None:
-    proc, run_id = _start(repo)
-    proc.send_signal(signal.SIGTERM)
-    assert _reap(proc) == -signal.SIGTERM
-    assert xp.get_run(run_id).status == "killed"
+    with _victim(repo) as (proc, run_id):
+        proc.send_signal(signal.SIGTERM)
+        assert _reap(proc) == -signal.SIGTERM
+        assert xp.get_run(run_id).status == "killed"
 
 
 def test_sigint_records_killed(repo: Path) -> None:
-    proc, run_id = _start(repo)
-    proc.send_signal(signal.SIGINT)
-    _reap(proc)
-    assert xp.get_run(run_id).status == "killed"
+    with _victim(repo) as (proc, run_id):
+        proc.send_signal(signal.SIGINT)
+        _reap(proc)
+        assert xp.get_run(run_id).status == "killed"
 
 
 @pytest.mark.parametrize(
