@@ -1,7 +1,9 @@
 """`xp push` / `xp pull --artifacts` of 1,000 runs, each with one small artifact (1 KB), to a
 folder artifact remote and to an S3 server (moto's server mode on 127.0.0.1, when moto and
-s3fs are installed), plus a no-op push (nothing missing: no per-object round trip). Git refs
-go to a local bare repository. Each figure is one `xp` subprocess, as a user runs it.
+s3fs are installed), plus a no-op push (nothing missing: no per-object round trip), and how
+long a push to an S3 endpoint that is down takes to fail (bounded connect timeout and
+retries). Git refs go to a local bare repository. Each figure is one `xp` subprocess, as a
+user runs it.
 
 Runs with the benchmark runner (`python benchmarks/run.py --only sync`) or alone:
 `python benchmarks/artifacts_sync.py [--quick]`.
@@ -117,7 +119,29 @@ def xp_side(ctx: Context) -> dict[str, float]:
         fresh = ctx.workdir / "c"
         git(ctx.workdir, "clone", "-q", "-b", "main", str(ctx.workdir / "origin2.git"), str(fresh))
         out["pull_s3"] = xp(fresh, "pull", "--artifacts", "--store", "s3", env=env)
+        out["unreachable_s3"] = unreachable(repo, env)
     return out
+
+
+def unreachable(repo: Path, env: dict[str, str]) -> float:
+    """Seconds until `xp push` to an S3 endpoint nobody listens on gives up with its error."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    xp(repo, "remote", "add", "down", "s3://bench/down", "--endpoint-url", dead)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [*xp_command(), "push", "origin2", "--store", "down"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 1 or b"artifact remote 'down'" not in proc.stderr:
+        raise RuntimeError(
+            f"push to a dead endpoint: exit {proc.returncode}, {proc.stderr[-300:]!r}"
+        )
+    return elapsed
 
 
 WORKLOAD = Workload(
@@ -130,6 +154,9 @@ WORKLOAD = Workload(
         Metric("push_s3", "xp push: refs + 1,000 objects to S3 (moto server)", "s"),
         Metric("noop_s3", "xp push again: nothing to send (S3)", "s", 1.0),
         Metric("pull_s3", "xp pull --artifacts from S3", "s"),
+        Metric(
+            "unreachable_s3", "xp push to an S3 endpoint that is down: time to the error", "s", 30
+        ),
     ),
     xp=xp_side,
     repeat=1,
@@ -156,4 +183,4 @@ if __name__ == "__main__":
         finally:
             os.chdir(here)
     for key, seconds in figures.items():
-        print(f"{key:10} {seconds:8.3f} s")
+        print(f"{key:14} {seconds:8.3f} s")

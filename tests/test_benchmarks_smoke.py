@@ -38,7 +38,7 @@ def test_quick_run_reports_every_workload(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     by_key = {w["key"]: w for w in report["workloads"]}
-    assert {"W1", "W2", "W4", "startup", "commit"} <= set(by_key)
+    assert {"W1", "W2", "W4", "startup", "commit", "crash", "clones"} <= set(by_key)
     for workload in by_key.values():
         assert workload["xp"]["error"] is None, workload["xp"]["error"]
         for row in workload["rows"]:

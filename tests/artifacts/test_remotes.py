@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -166,9 +165,8 @@ def test_s3_unreachable_and_missing_bucket(team: Team, s3: S3Server) -> None:
     log_run(team.a, {"a.bin": b"a"})
     dead = f"http://127.0.0.1:{free_port()}"
     xp_main("remote", "add", "down", "s3://b/x", "--endpoint-url", dead, cwd=team.a)
-    start = time.monotonic()
+    # How long it takes to give up is a figure of benchmarks/artifacts_sync.py.
     msg = one_line_error(*xp_main("push", "--store", "down", cwd=team.a)[::2])
-    assert time.monotonic() - start < 30
     assert "artifact remote 'down' (s3://b/x)" in msg
     assert "endpoint_url" in msg
     xp_main(

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,11 +53,14 @@ def _journal(repo: Path, run_id: str) -> Path:
     return repo / ".git" / "xp" / "journal" / f"{run_id}.journal"
 
 
-def test_sigkill_loses_at_most_the_last_second(repo: Path) -> None:
+def test_sigkill_loses_nothing_that_was_flushed(repo: Path) -> None:
+    """That a flush comes at least every second, so a kill loses at most the last second, is
+    measured by benchmarks/crash_window.py."""
     with _victim(repo) as (proc, run_id):
         journal = _journal(repo, run_id)
         wait_for(lambda: journal_lines(journal, "M\tloss\t") > 100, "100 points flushed")
-        killed_at = time.time()
+        assert proc.poll() is None  # flushed by the running process, not at its exit
+        flushed = journal_lines(journal, "M\tloss\t")
         _reap(proc, kill=True)
         assert journal.exists()
         result = CliRunner().invoke(cli, ["recover"])
@@ -69,9 +71,7 @@ def test_sigkill_loses_at_most_the_last_second(repo: Path) -> None:
         assert got.status == "crashed"
         assert got.params == {"lr": 0.1}
         assert got.tags == {"t": "v"}
-        last = got.series("loss")["timestamp"].max().timestamp()
-        assert killed_at - last <= 1.0
-        assert len(got.series("loss")) > 100
+        assert len(got.series("loss")) >= flushed > 100
         # a second recover finds nothing
         assert "no dead runs" in CliRunner().invoke(cli, ["recover"]).stdout
 
