@@ -40,7 +40,7 @@ def xp_side(ctx: Context) -> dict[str, float]:
     try:
         assert proc.stdout is not None
         run_id = proc.stdout.readline().strip()
-        time.sleep(ctx.size(3.0, 1.5))  # the scenario: training for a while, then the kill
+        time.sleep(1.5 if ctx.quick else 3.0)  # the scenario: training for a while, then the kill
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
     finally:

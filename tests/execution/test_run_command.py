@@ -151,11 +151,8 @@ def test_a_command_that_does_not_exist_records_nothing(repo: Path) -> None:
 def _pids(repo: Path) -> list[int]:
     """The pids the sleeper wrote (the script, its child), once the line is complete."""
     path = repo / "pids.txt"
-    text = wait_for(
-        lambda: path.exists() and path.read_text().endswith("\n") and path.read_text(),
-        f"{path} to be written",
-    )
-    return [int(p) for p in text.split()]
+    wait_for(lambda: path.exists() and path.read_text().endswith("\n"), f"{path} to be written")
+    return [int(p) for p in path.read_text().split()]
 
 
 def _flushed(repo: Path, key: str) -> bool:
