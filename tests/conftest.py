@@ -15,6 +15,8 @@ import pytest
 
 from tests.helpers import S3Server, Team, fsck, git, moto_server, xp_main
 
+pytest_plugins = ["tests.plugin"]  # opt-in markers (slow, browser, framework) and coverage
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored

@@ -24,6 +24,8 @@ from typing import TypeVar
 
 from click.testing import CliRunner, Result
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+
 T = TypeVar("T")
 
 
@@ -197,7 +199,7 @@ def log_run(root: Path, files: dict[str, bytes], name: str | None = None) -> str
             xp.log_metric("acc", 0.5)
     finally:
         os.chdir(old)
-    return run.id
+    return str(run.id)
 
 
 @dataclass

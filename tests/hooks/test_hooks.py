@@ -11,12 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import git
+from tests.helpers import ROOT, git
 from xp.cli import cli
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(with_xp: bool = True) -> dict[str, str]:
