@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xp.record import yamlio
@@ -52,16 +52,6 @@ def canon(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-def known_divergence(text: str) -> bool:
-    """Inputs on which load_flat is known to differ from PyYAML (the xfail tests below): an
-    empty key, a control character, a byte-order mark. yamlio.dump writes none of them."""
-    return (
-        any(line == ":" or line.startswith(": ") for line in text.split("\n"))
-        or any((c < " " and c not in "\t\n") or "\x7f" <= c <= "\x9f" for c in text)
-        or "\ufeff" in text
-    )
-
-
 def assert_agrees(data: bytes) -> None:
     fast = load_flat(data)
     try:
@@ -91,26 +81,19 @@ lines = (
 @given(st.lists(lines, max_size=8), st.booleans())
 def test_arbitrary_lines_read_as_pyyaml_reads_them(body: list[str], newline: bool) -> None:
     text = "\n".join(body) + ("\n" if newline else "")
-    assume(not known_divergence(text))
     assert_agrees(text.encode("utf-8", "surrogatepass"))
 
 
-FIX = "src/xp/record/fastyaml.py reads it; PyYAML does not (to fix in load_flat)"
-
-
-@pytest.mark.xfail(strict=True, reason=f"an empty key: {FIX}")
 @pytest.mark.parametrize("text", [":", ": x", "a: 1\n: 2"])
 def test_an_empty_key_is_refused_as_pyyaml_refuses_it(text: str) -> None:
     assert_agrees(text.encode())
 
 
-@pytest.mark.xfail(strict=True, reason=f"a control character: {FIX}")
 @pytest.mark.parametrize("text", ["\x08:", "a: \x1bx", "\x7f: 1"])
 def test_control_characters_are_refused_as_pyyaml_refuses_them(text: str) -> None:
     assert_agrees(text.encode())
 
 
-@pytest.mark.xfail(strict=True, reason=f"a byte-order mark: {FIX}")
 @pytest.mark.parametrize("text", ["\ufeff0:", "\ufeff:"])
 def test_a_byte_order_mark_is_read_as_pyyaml_reads_it(text: str) -> None:
     assert_agrees(text.encode())

@@ -28,6 +28,8 @@ _SIMPLE_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
 _SIMPLE_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?\Z")
 _SPECIAL_FLOAT = {".inf": float("inf"), ".nan": float("nan")}
 # A plain scalar we are sure about: printable ASCII, no indicator first, no ': ' or ' #'.
+# Characters PyYAML refuses or treats specially (controls, a byte-order mark): ask it then.
+_UNUSUAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
 _PLAIN = re.compile(r"(?![-?:](?:\s|\Z))[^\s\-?:,\[\]{}#&*!|>'\"%@`][ -~]*\Z|-[^\s][ -~]*\Z")
 
 
@@ -104,6 +106,8 @@ def load_flat(data: bytes) -> dict[Any, Any] | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    if _UNUSUAL.search(text):
+        return None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -126,6 +130,8 @@ def load_flat(data: bytes) -> dict[Any, Any] | None:
                 key_text, sep, value_text = line.partition(": ")
                 if not sep:
                     raise _Unsure
+            if not key_text:
+                raise _Unsure  # an empty key: PyYAML's rules, not ours
             key = _scalar(key_text)
             if isinstance(key, (list, dict)) or key_text != key_text.strip():
                 raise _Unsure
