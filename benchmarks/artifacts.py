@@ -30,6 +30,7 @@ from benchmarks.harness import (
     random_file,
     script,
     settle,
+    standalone,
     xp_command,
     xp_project,
 )
@@ -130,21 +131,4 @@ WORKLOAD = Workload(
 
 
 if __name__ == "__main__":
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--peers", default="dvc", help="'dvc' or 'none'")
-    args = parser.parse_args()
-    sides = [("xp", xp_side)] + ([("dvc", dvc_side)] if args.peers == "dvc" else [])
-    for name, side in sides:
-        with tempfile.TemporaryDirectory() as tmp:
-            here = os.getcwd()
-            os.chdir(tmp)
-            try:
-                figures = side(Context(Path(tmp), quick=args.quick))
-            finally:
-                os.chdir(here)
-        for key, seconds in figures.items():
-            print(f"{name:4} {key:16} {seconds:8.3f} s")
+    standalone(__doc__, {"xp": xp_side, "dvc": dvc_side})

@@ -24,7 +24,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # standalone: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Context, Metric, Workload, child_env, git, settle, xp_command
+from benchmarks.harness import (
+    Context,
+    Metric,
+    Workload,
+    child_env,
+    git,
+    settle,
+    standalone,
+    xp_command,
+)
 from benchmarks.harness import xp_project as make_project
 
 
@@ -170,17 +179,4 @@ WORKLOAD = Workload(
 
 
 if __name__ == "__main__":
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        here = os.getcwd()
-        try:
-            figures = xp_side(Context(Path(tmp), quick=args.quick))
-        finally:
-            os.chdir(here)
-    for key, seconds in figures.items():
-        print(f"{key:14} {seconds:8.3f} s")
+    standalone(__doc__, {"xp": xp_side})

@@ -19,7 +19,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # standalone: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Context, Metric, Workload, child_env, xp_command, xp_project
+from benchmarks.harness import (
+    Context,
+    Metric,
+    Workload,
+    child_env,
+    standalone,
+    xp_command,
+    xp_project,
+)
 
 LOOP = """
 import time, xp
@@ -69,17 +77,4 @@ WORKLOAD = Workload(
 
 
 if __name__ == "__main__":
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        here = os.getcwd()
-        try:
-            figures = xp_side(Context(Path(tmp), quick=args.quick))
-        finally:
-            os.chdir(here)
-    for key, value in figures.items():
-        print(f"{key:8} {value:8.3f}")
+    standalone(__doc__, {"xp": xp_side})

@@ -261,3 +261,28 @@ class Stopwatch:
         self.laps[name] = now - self._last
         self._last = now
         return self.laps[name]
+
+
+def standalone(doc: str | None, sides: dict[str, Callable[[Context], dict[str, float]]]) -> None:
+    """``python benchmarks/<workload>.py [--quick] [--side NAME]``: run sides here, print figures.
+
+    Each side runs in a fresh temporary folder (its cwd while it runs), as the runner does;
+    the runner's fresh processes and repetitions are for ``benchmarks/run.py``.
+    """
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--side", choices=sorted(sides), action="append", help="only this side")
+    args = parser.parse_args()
+    for name in args.side or list(sides):
+        with tempfile.TemporaryDirectory() as tmp:
+            here = os.getcwd()
+            os.chdir(tmp)
+            try:
+                figures = sides[name](Context(Path(tmp), quick=args.quick))
+            finally:
+                os.chdir(here)
+        for key, value in figures.items():
+            print(f"{name:6} {key:24} {value:10.4f}")

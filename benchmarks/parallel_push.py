@@ -20,7 +20,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # standalone: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Context, Metric, Workload, child_env, git, xp_command, xp_project
+from benchmarks.harness import (
+    Context,
+    Metric,
+    Workload,
+    child_env,
+    git,
+    standalone,
+    xp_command,
+    xp_project,
+)
 
 WORK = """
 import os, sys, xp
@@ -121,13 +130,4 @@ WORKLOAD = Workload(
 
 
 if __name__ == "__main__":
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        figures = xp_side(Context(Path(tmp), quick=args.quick))
-    for key, value in figures.items():
-        print(f"{key:8} {value:8.3f} s")
+    standalone(__doc__, {"xp": xp_side})
