@@ -115,8 +115,10 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+def git(cwd: Path, *args: str, input_text: str | None = None) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, input=input_text
+    )
     return proc.stdout
 
 
@@ -200,6 +202,36 @@ def log_run(root: Path, files: dict[str, bytes], name: str | None = None) -> str
     finally:
         os.chdir(old)
     return str(run.id)
+
+
+def model_version(
+    root: Path,
+    name: str,
+    *,
+    metrics: dict[str, float] | None = None,
+    model: object = None,
+    stage: str | None = None,
+    content: bytes = b"",
+) -> str:
+    """Log a run in ``root`` whose artifact ``model.pkl`` is ``model`` (pickled) or
+    ``content``, with ``metrics``; register it as the next version of ``name`` (and assign
+    ``stage``). Returns the version."""
+    import pickle
+
+    import xp
+
+    out = root / "out"
+    out.mkdir(exist_ok=True)
+    data = pickle.dumps(model) if model is not None else (content or os.urandom(16))
+    (out / "model.pkl").write_bytes(data)
+    with xp.start_run(path=root) as run:
+        for key, value in (metrics or {}).items():
+            xp.log_metric(key, value)
+        xp.log_artifact(out / "model.pkl")
+    version = xp.register_model(str(run.id), name, path=root).version
+    if stage is not None:
+        xp.assign_stage(name, version, stage, path=root)
+    return version
 
 
 @dataclass

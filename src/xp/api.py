@@ -9,15 +9,19 @@ Loaded lazily by ``xp/__init__.py`` so ``import xp`` stays cheap.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from xp.gitstore.repo import find_repo
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from xp.production.alerts import CheckResult
+    from xp.production.observe import Observation
+    from xp.production.perf import Perf
+    from xp.production.status import RollbackResult, StageStatus
     from xp.query.diff import RunDiff
     from xp.query.resolve import RunEntry, RunView
     from xp.sharing.registry import Model, TagResult, Version
@@ -140,3 +144,126 @@ def show_models(name: str | None = None, path: PathLike = None) -> list[Model]:
     from xp.sharing import registry
 
     return registry.show(find_repo(path), name=name)
+
+
+# -- deployed models: monitoring, status, alerts ----------------------------------------------
+def log_production(
+    model: str,
+    stage: str,
+    metrics: Mapping[str, float],
+    window_end: Any = None,
+    tags: Mapping[str, Any] | None = None,
+    version: str | None = None,
+    path: PathLike = None,
+) -> Observation:
+    """Record metrics observed in production for the version of ``model`` deployed in
+    ``stage`` at ``window_end`` (default: now); one commit on this clone's monitoring chain.
+
+    ``window_end``: a datetime, an ISO 8601 string or seconds since the epoch. ``version``
+    names the version outright (backfills, shadow deployments)."""
+    from xp.production.observe import log_production as log
+
+    return log(
+        find_repo(path),
+        model=model,
+        stage=stage,
+        metrics=metrics,
+        window_end=window_end,
+        tags=tags,
+        version=version,
+    )
+
+
+def import_production(
+    source: str | os.PathLike[str],
+    model: str,
+    stage: str,
+    version: str | None = None,
+    time_column: str | None = None,
+    path: PathLike = None,
+) -> Observation:
+    """Monitoring points from a CSV or Parquet file of production logs (one commit)."""
+    from xp.production.observe import import_points
+
+    return import_points(
+        find_repo(path),
+        model=model,
+        stage=stage,
+        path=Path(source),
+        version=version,
+        time_column=time_column,
+    )
+
+
+def production_points(
+    model: str,
+    stage: str | None = None,
+    version: str | None = None,
+    since: str | None = None,
+    path: PathLike = None,
+) -> pd.DataFrame:
+    """Every monitoring point of ``model`` (local and fetched) as a DataFrame: window_end (UTC),
+    version, stage, metric, value, one ``tags.<name>`` column per tag, writer."""
+    import pandas as pd
+
+    from xp.production import points
+    from xp.production.perf import parse_since
+
+    found = points.read(
+        find_repo(path), model=model, stage=stage, version=version, since=parse_since(since)
+    )
+    rows = [
+        {
+            "window_end": p.window_end,
+            "version": p.version,
+            "stage": p.stage,
+            "metric": p.metric,
+            "value": p.value,
+            **{f"tags.{k}": v for k, v in p.tags},
+            "writer": p.writer,
+        }
+        for p in found.points
+    ]
+    columns = ["window_end", "version", "stage", "metric", "value", "writer"]
+    frame = pd.DataFrame(rows, columns=None if rows else columns)
+    frame["window_end"] = pd.to_datetime(frame["window_end"], unit="ms", utc=True)
+    return cast("pd.DataFrame", frame.sort_values(["window_end", "metric"], ignore_index=True))
+
+
+def model_status(name: str | None = None, path: PathLike = None) -> list[StageStatus]:
+    """Per model and stage: the version deployed, since when, by whom, and the one before."""
+    from xp.production.status import status
+
+    return status(find_repo(path), name=name)
+
+
+def rollback_model(
+    name: str, stage: str, push: str | None = None, path: PathLike = None
+) -> RollbackResult:
+    """Assign the version that held ``stage`` before the current one (a new tag)."""
+    from xp.production.status import rollback
+
+    return rollback(find_repo(path), name=name, stage=stage, push=push)
+
+
+def model_performance(
+    name: str, stage: str | None = None, since: str | None = None, path: PathLike = None
+) -> Perf:
+    """Per version, stage and metric: training/validation figures and the production series
+    (``.to_dict(series=True)`` is the JSON a model page draws)."""
+    from xp.production.perf import perf
+
+    return perf(find_repo(path), name=name, stage=stage, since=since)
+
+
+def check_models(
+    name: str | None = None,
+    since: str | None = None,
+    aggregate: str = "last",
+    webhook: bool = True,
+    path: PathLike = None,
+) -> CheckResult:
+    """The thresholds of ``.xp/config.yaml`` against the deployed versions (``.breaches``)."""
+    from xp.production.alerts import check
+
+    return check(find_repo(path), name=name, since=since, aggregate=aggregate, webhook=webhook)

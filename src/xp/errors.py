@@ -36,6 +36,7 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     ├── RegistryError                    the model registry refuses an action
     ├── HookError                        a git hook stops git
     ├── ExecutionError                   a command xp runs cannot start or be re-run
+    │   └── UntrustedRunError            code from someone else's run needs your consent
     └── MissingDependencyError           an optional extra is not installed
 """
 
@@ -176,6 +177,11 @@ class HookError(XPError):
 
 class ExecutionError(XPError):
     """A command cannot be run, or a recorded command cannot be run again."""
+
+
+class UntrustedRunError(ExecutionError):
+    """Running or loading something from a run this clone did not record (a pickle, a
+    command) would execute someone else's code; the message names the flag that consents."""
 
 
 class MissingDependencyError(XPError):

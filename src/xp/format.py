@@ -16,6 +16,7 @@ FORMAT_VERSION = 1
 
 RUNS_PREFIX = "refs/xp/runs/"
 REMOTES_PREFIX = "refs/xp/remotes/"
+MONITORING_PREFIX = "refs/xp/monitoring/"  # + writer id: one append-only chain per clone
 RECORD_DIR = ".xp/run"
 CONFIG_PATH = ".xp/config.yaml"
 
@@ -37,6 +38,10 @@ ID_TIME_CHARS = 9  # milliseconds since the Unix epoch: sortable until the year 
 ID_RAND_CHARS = 5  # 25 random bits: a collision needs the same millisecond and the same draw
 ID_LENGTH = ID_TIME_CHARS + ID_RAND_CHARS
 ID_RE = re.compile(rf"^[{_B32}]{{{ID_LENGTH}}}$")
+
+# Monitoring points (docs/format.md, section 10): chunks of at most POINTS_PER_CHUNK lines.
+POINTS_HEADER = "window_end\tmetric\tvalue\ttags\n"
+POINTS_PER_CHUNK = 500
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_LENGTH = 6000
@@ -118,6 +123,11 @@ class RunRef:
 
     def __str__(self) -> str:
         return self.prefix(self.remote) + self.id
+
+
+def monitoring_prefix(remote: str | None = None) -> str:
+    """``refs/xp/monitoring/``, or where the chains fetched from ``remote`` land."""
+    return MONITORING_PREFIX if remote is None else f"{REMOTES_PREFIX}{remote}/monitoring/"
 
 
 def validate_key(key: object, what: str = "key") -> str:

@@ -148,6 +148,12 @@ def test_init_is_idempotent_and_undoable(repo: Path, tmp_path: Path) -> None:
     assert git(repo, "config", "--get-all", "remote.origin.push").split() == [
         "HEAD",
         "refs/xp/runs/*:refs/xp/runs/*",
+        "refs/xp/monitoring/*:refs/xp/monitoring/*",
+    ]
+    assert git(repo, "config", "--get-all", "remote.origin.fetch").split() == [
+        "+refs/heads/*:refs/remotes/origin/*",
+        "+refs/xp/runs/*:refs/xp/remotes/origin/runs/*",
+        "+refs/xp/monitoring/*:refs/xp/remotes/origin/monitoring/*",
     ]
     assert invoke("init", "--undo").exit_code == 0
     assert git(repo, "config", "--get-all", "remote.origin.fetch").split() == [
@@ -165,6 +171,7 @@ def test_init_keeps_an_existing_push_setup(repo: Path, tmp_path: Path) -> None:
     assert git(repo, "config", "--get-all", "remote.origin.push").split() == [
         "refs/heads/main:refs/heads/main",
         "refs/xp/runs/*:refs/xp/runs/*",
+        "refs/xp/monitoring/*:refs/xp/monitoring/*",
     ]
     invoke("init", "--undo")
     assert git(repo, "config", "--get-all", "remote.origin.push").split() == [

@@ -23,7 +23,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "recover": ("xp.cli.recover", "recover", "Commit runs whose process died as 'crashed'."),
     "demo": ("xp.cli.demo", "demo", "Make a demo project and record a few runs in it."),
     "run": ("xp.cli.run", "run", "Run a command as a run; -p overrides params, a,b sweeps."),
-    "model": ("xp.cli.model", "model", "Model registry in git tags: register, assign, show, get."),
+    "model": (
+        "xp.cli.model",
+        "model",
+        "Model registry in git tags; deployed versions: status, perf, check, serve.",
+    ),
     "checkout": ("xp.cli.checkout", "checkout", "Bring a run's code, params and artifacts back."),
     "branch": ("xp.cli.branch", "branch", "Make a git branch at a run's commit."),
     "reproduce": ("xp.cli.reproduce", "reproduce", "Re-run a run; --check compares metrics."),

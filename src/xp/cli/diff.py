@@ -9,7 +9,8 @@ import click
 
 from xp.cli import render
 from xp.cli.common import open_repo
-from xp.query.diff import RunDiff, SeriesSummary, Side, diff_runs
+from xp.production.compare import VersionDiff, diff_versions
+from xp.query.diff import RunDiff, SeriesSummary, Side
 
 Table = tuple[str, list[str], list[list[str]]]
 
@@ -90,6 +91,32 @@ def tables(d: RunDiff, precision: int | None) -> list[Table]:
         ]
         out.append((_code_title(d), ["file", "status", "+", "-"], rows))
     return out
+
+
+def production_table(d: VersionDiff, precision: int | None) -> Table | None:
+    """The production figures of the sides that are model versions."""
+    if not d.production:
+        return None
+    p = precision
+    rows = []
+    for c in d.production:
+        a, b = c.a, c.b
+        rows.append(
+            [
+                c.stage,
+                c.metric,
+                str(a.n) if a else "0",
+                render.number(a.last, p) if a else "-",
+                render.number(a.mean, p) if a else "-",
+                str(b.n) if b else "0",
+                render.number(b.last, p) if b else "-",
+                render.number(b.mean, p) if b else "-",
+                _signed(c.delta, p),
+            ]
+        )
+    title = f"production (A = {d.a_version or '-'}, B = {d.b_version or '-'})"
+    head = ["stage", "metric", "A points", "A last", "A mean", "B points", "B last", "B mean"]
+    return (title, [*head, "mean change"], rows)
 
 
 def _minus(removed: int | None) -> str:
@@ -181,26 +208,37 @@ def diff(
     """Compare runs A and B: params, metrics, series, tags, data, artifacts, code.
 
     A and B are run ids, id prefixes, names, refs, commits or branches whose tip carries a
-    run record, or 'workspace'. Default A: the latest run on HEAD; default B: the workspace.
+    run record, or 'workspace'; or model versions (NAME@v1.2.0, NAME@STAGE, NAME@latest),
+    whose production figures are compared too. Default A: the latest run on HEAD; default
+    B: the workspace.
     """
     repo = open_repo()
-    result = diff_runs(repo, a=a, b=b)
+    versions = diff_versions(repo, a=a, b=b)
+    result = versions.runs
     for note in _notes(result, show_all):
         click.echo(note, err=True)
     patch = result.patch() if code and not result.same else ""
+    production = production_table(versions, precision)
     if as_json:
-        data = (result if show_all else result.changes()).to_dict()
+        data = versions.to_dict((result if show_all else result.changes()).to_dict())
         if code:
             data["patch"] = patch
         click.echo(render.to_json(data))
         return
     if as_md:
         text = render_md(result, precision, show_all)
+        if production:
+            title, headers, rows = production
+            text += f"\n\n#### {title}\n\n" + render.markdown(headers, rows)
         if patch:
             text += "\n\n<details><summary>patch</summary>\n\n```diff\n" + patch + "```\n</details>"
         click.echo(text)
         return
     click.echo(render_text(result, precision, show_all, render.terminal_width()))
+    if production:
+        title, headers, rows = production
+        fitted = render.fit(headers, rows, render.terminal_width(), [8, 3, 6, 2, 5])
+        click.echo(f"\n{title}\n" + render.table(fitted.headers, fitted.rows))
     if patch:
         click.echo("")
         click.echo(patch, nl=False)

@@ -4,7 +4,7 @@ import time
 
 import click
 
-from xp.cli import render
+from xp.cli import model_production, render
 from xp.cli.common import open_repo
 
 PUSH_HELP = "Push the new tag to this git remote (a tag the remote has already is a conflict)."
@@ -12,9 +12,11 @@ PUSH_HELP = "Push the new tag to this git remote (a tag the remote has already i
 
 @click.group()
 def model() -> None:
-    """A model registry in git tags (GTO's format: name@v1.2.0, name#stage#N).
+    """A model registry in git tags (GTO's format: name@v1.2.0, name#stage#N), and what the
+    deployed versions do in production: status, rollback, observe, import, perf, check, serve.
 
     Tags travel with `git push origin <tag>` or `git push --tags`; GTO reads them too.
+    Monitoring points travel with plain git push/fetch once `xp init` set the refspecs.
     """
 
 
@@ -176,3 +178,15 @@ def get(spec: str, out_dir: str, force: bool) -> None:
     )
     for dest in written:
         click.echo(f"  {dest}")
+
+
+for _command in (
+    model_production.status,
+    model_production.rollback,
+    model_production.observe,
+    model_production.import_,
+    model_production.perf,
+    model_production.check,
+    model_production.serve,
+):
+    model.add_command(_command)

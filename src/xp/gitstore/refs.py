@@ -122,6 +122,43 @@ def create_ref(common_dir: Path, name: str, sha: str) -> None:
             os.unlink(lock)
 
 
+def update_ref(common_dir: Path, name: str, new: str, expected: str | None) -> None:
+    """Point ``name`` at ``new`` if it is still at ``expected`` (None: absent); compare-and-swap
+    under git's lock, RefChangedError when another writer moved it first.
+
+    A ref that is only in ``packed-refs`` is overridden by the loose file, as git does."""
+    path = common_dir / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _take_lock(path)
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"cannot update ref {name}: {exc.strerror}; check disk space") from None
+    lock = str(path) + ".lock"
+    try:
+        current = read_ref(common_dir, name)
+        if current != expected:
+            raise RefChangedError(
+                f"{name} is at {current or 'nothing'}, not {expected or 'nothing'}: another"
+                " writer moved it; read it again and retry"
+            )
+        os.write(fd, new.encode("ascii") + b"\n")
+        os.close(fd)
+        fd = -1
+        os.replace(lock, path)
+        lock = ""
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"cannot write ref {name}: {exc.strerror}; free disk space") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if lock:
+            os.unlink(lock)
+
+
 def _remove_from_packed(common_dir: Path, names: set[str]) -> None:
     """Rewrite packed-refs without ``names`` (and their peeled lines), under git's lock."""
     path = common_dir / "packed-refs"

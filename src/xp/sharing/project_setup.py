@@ -18,11 +18,35 @@ from xp.gitstore import remote as git_remote
 from xp.gitstore.repo import GitRepo
 
 PUSH_SPEC = "refs/xp/runs/*:refs/xp/runs/*"
+# Monitoring chains (docs/format.md, section 10): each clone pushes its own, fetches the others'.
+MONITORING_PUSH_SPEC = f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"
 MARK_KEY = "xp-addedpushhead"  # remote.<name>.xp-addedpushhead: we added `HEAD`, undo removes it
 
 
 def fetch_spec(remote: str) -> str:
     return f"+refs/xp/runs/*:{fmt.REMOTES_PREFIX}{remote}/runs/*"
+
+
+def monitoring_fetch_spec(remote: str) -> str:
+    return f"+{fmt.MONITORING_PREFIX}*:{fmt.monitoring_prefix(remote)}*"
+
+
+def _specs(remote: str) -> list[tuple[str, str, str]]:
+    """(config key, refspec, what it does) for every refspec xp adds to ``remote``."""
+    return [
+        (f"remote.{remote}.fetch", fetch_spec(remote), f"git fetch {remote} now brings runs"),
+        (
+            f"remote.{remote}.fetch",
+            monitoring_fetch_spec(remote),
+            f"git fetch {remote} now brings monitoring points",
+        ),
+        (f"remote.{remote}.push", PUSH_SPEC, f"git push {remote} now sends runs too"),
+        (
+            f"remote.{remote}.push",
+            MONITORING_PUSH_SPEC,
+            f"git push {remote} now sends monitoring points too",
+        ),
+    ]
 
 
 @dataclass
@@ -56,22 +80,16 @@ def init_project(
         return result
     for remote in _check_remotes(repo, remotes):
         result.remotes.append(remote)
-        fetch = fetch_spec(remote)
-        if fetch not in gitconfig.get_all(repo, f"remote.{remote}.fetch"):
-            gitconfig.add(repo, f"remote.{remote}.fetch", fetch)
-            result.changes.append(
-                f"git fetch {remote} now brings runs: remote.{remote}.fetch {fetch}"
-            )
-        pushes = gitconfig.get_all(repo, f"remote.{remote}.push")
-        if PUSH_SPEC not in pushes:
-            if not pushes:
+        for key, spec, what in _specs(remote):
+            have = gitconfig.get_all(repo, key)
+            if spec in have:
+                continue
+            if key.endswith(".push") and not have:
                 # A push refspec replaces git's default branch push; HEAD keeps it.
-                gitconfig.add(repo, f"remote.{remote}.push", "HEAD")
+                gitconfig.add(repo, key, "HEAD")
                 gitconfig.set_value(repo, f"remote.{remote}.{MARK_KEY}", "true")
-            gitconfig.add(repo, f"remote.{remote}.push", PUSH_SPEC)
-            result.changes.append(
-                f"git push {remote} now sends runs too: remote.{remote}.push {PUSH_SPEC}"
-            )
+            gitconfig.add(repo, key, spec)
+            result.changes.append(f"{what}: {key} {spec}")
     return result
 
 
@@ -80,13 +98,10 @@ def undo_project(repo: GitRepo, *, remotes: list[str] | None = None) -> InitResu
     result = InitResult()
     for remote in _check_remotes(repo, remotes):
         result.remotes.append(remote)
-        fetch = fetch_spec(remote)
-        if fetch in gitconfig.get_all(repo, f"remote.{remote}.fetch"):
-            gitconfig.unset(repo, f"remote.{remote}.fetch", fetch)
-            result.changes.append(f"removed remote.{remote}.fetch {fetch}")
-        if PUSH_SPEC in gitconfig.get_all(repo, f"remote.{remote}.push"):
-            gitconfig.unset(repo, f"remote.{remote}.push", PUSH_SPEC)
-            result.changes.append(f"removed remote.{remote}.push {PUSH_SPEC}")
+        for key, spec, _what in _specs(remote):
+            if spec in gitconfig.get_all(repo, key):
+                gitconfig.unset(repo, key, spec)
+                result.changes.append(f"removed {key} {spec}")
         if gitconfig.get_all(repo, f"remote.{remote}.{MARK_KEY}"):
             if gitconfig.get_all(repo, f"remote.{remote}.push") == ["HEAD"]:
                 gitconfig.unset_all(repo, f"remote.{remote}.push")

@@ -61,6 +61,7 @@ class Event:
     stage: str | None = None
     counter: int = 0
     message: str = ""
+    tagger: str = ""  # "Name <email>" of whoever made the tag
 
     @property
     def run_id(self) -> str | None:
@@ -69,6 +70,12 @@ class Event:
     @property
     def artifacts(self) -> list[str]:
         return _trailers(self.message, "xp-artifact")
+
+    @property
+    def rollback_from(self) -> str | None:
+        """The version a rollback took the stage away from (``xp-rollback-from:``)."""
+        found = _trailers(self.message, "xp-rollback-from")
+        return found[0] if found else None
 
 
 _ORDER = {"register": 0, "assign": 1, "unassign": 2, "deregister": 3, "deprecate": 4}
@@ -144,17 +151,85 @@ def events(repo: GitRepo) -> list[Event]:
         if parsed is None:
             continue
         found.append(
-            Event(tag=tag.name, commit=tag.commit, time=tag.time, message=tag.message, **parsed)
+            Event(
+                tag=tag.name,
+                commit=tag.commit,
+                time=tag.time,
+                message=tag.message,
+                tagger=tag.tagger,
+                **parsed,
+            )
         )
     found.sort(key=lambda e: (e.time, e.counter, _ORDER[e.action], e.tag))
     return found
 
 
-def state(repo: GitRepo) -> dict[str, Model]:
-    """Replay the tags into models: versions, which version holds each stage."""
+@dataclass(frozen=True)
+class StageChange:
+    """Who holds a stage after one registry event that changed it."""
+
+    name: str
+    stage: str
+    version: str | None  # the version in the stage from then on; None: the stage is empty
+    time: int  # the tag's date, seconds since the epoch
+    tag: str  # the tag that made the change
+    tagger: str  # "Name <email>"
+    action: str  # assign, unassign or deregister
+    rollback_from: str | None = None  # set when the change was `xp model rollback`
+
+
+@dataclass
+class Registry:
+    """The registry replayed from its tags: models, and every stage's history."""
+
+    models: dict[str, Model]
+    history: dict[tuple[str, str], list[StageChange]]  # (name, stage) -> changes, oldest first
+
+
+_replayed: dict[str, tuple[tuple[tuple[str, str], ...], Registry]] = {}
+
+
+def replay(repo: GitRepo) -> Registry:
+    """Replay the tags into models and stage histories (GTO's rules).
+
+    A stage holds the most recently assigned version whose assignment was not undone and that
+    is not deregistered. The result is cached per process until a tag ref changes, so a loop
+    of ``xp.log_production`` calls reads the tags once.
+    """
+    from xp.gitstore.refs import list_refs
+
+    key = tuple(sorted(list_refs(repo.common_dir, "refs/tags/").items()))
+    hit = _replayed.get(str(repo.common_dir))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    result = _replay(events(repo))
+    _replayed[str(repo.common_dir)] = (key, result)
+    return result
+
+
+def _replay(found: list[Event]) -> Registry:
     models: dict[str, Model] = {}
-    history: dict[tuple[str, str], list[tuple[str, bool]]] = {}  # (name, stage) -> events
-    for ev in events(repo):
+    assigned: dict[tuple[str, str], tuple[list[str], dict[str, bool]]] = {}  # order, live
+    history: dict[tuple[str, str], list[StageChange]] = {}
+
+    def holder(name: str, stage: str) -> str | None:
+        order, live = assigned[(name, stage)]
+        current = [v for v in order if live[v] and models[name].versions[v].active]
+        return current[-1] if current else None
+
+    def record(ev: Event, stage: str) -> None:
+        now = holder(ev.name, stage)
+        changes = history.setdefault((ev.name, stage), [])
+        if changes and changes[-1].version == now:
+            return
+        if not changes and now is None:
+            return
+        rollback = ev.rollback_from if ev.action == "assign" else None
+        changes.append(
+            StageChange(ev.name, stage, now, ev.time, ev.tag, ev.tagger, ev.action, rollback)
+        )
+
+    for ev in found:
         model = models.setdefault(ev.name, Model(ev.name))
         model.counter = max(model.counter, ev.counter)
         if ev.action == "register" and ev.version:
@@ -163,27 +238,29 @@ def state(repo: GitRepo) -> dict[str, Model]:
             )
         elif ev.action == "deregister" and ev.version in model.versions:
             model.versions[ev.version].active = False
+            for _name, stage in [k for k in assigned if k[0] == ev.name]:
+                record(ev, stage)
         elif ev.action == "deprecate":
             model.deprecated = True
         elif ev.action in ("assign", "unassign") and ev.stage:
             version = model.by_commit(ev.commit)
             if version is not None:
-                history.setdefault((ev.name, ev.stage), []).append(
-                    (version.version, ev.action == "assign")
-                )
-    for (name, stage), items in history.items():
-        model = models[name]
-        live: dict[str, bool] = {}
-        order: list[str] = []
-        for ver, on in items:
-            live[ver] = on
-            if on:
-                order = [v for v in order if v != ver] + [ver]
-        current = [v for v in order if live[v] and model.versions[v].active]
-        if current:
-            model.stages[stage] = current[-1]
-            model.versions[current[-1]].stages.append(stage)
-    return models
+                order, live = assigned.setdefault((ev.name, ev.stage), ([], {}))
+                live[version.version] = ev.action == "assign"
+                if ev.action == "assign":
+                    order[:] = [v for v in order if v != version.version] + [version.version]
+                record(ev, ev.stage)
+    for (name, stage), changes in history.items():
+        held = changes[-1].version if changes else None
+        if held is not None:
+            models[name].stages[stage] = held
+            models[name].versions[held].stages.append(stage)
+    return Registry(models, history)
+
+
+def state(repo: GitRepo) -> dict[str, Model]:
+    """Replay the tags into models: versions, which version holds each stage."""
+    return replay(repo).models
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -201,7 +278,7 @@ class TagResult:
     pushed: str | None = None  # the remote it was pushed to
 
 
-def _check_name(value: str, what: str) -> str:
+def check_name(value: str, what: str) -> str:
     if not NAME_RE.match(value):
         raise InvalidValueError(
             f"{what} {value!r} must be lower-case letters, digits, '-' or '/', starting and"
@@ -292,7 +369,7 @@ def register(
     """Register the run's artifacts as ``name@version`` (next patch version when not given)."""
     from xp.query.resolve import load_run
 
-    _check_name(name, "model name")
+    check_name(name, "model name")
     if version is not None and not VERSION_RE.match(version):
         raise InvalidValueError(f"version {version!r} must look like v1.2.0 (semver with a 'v')")
     view = load_run(repo, run)
@@ -328,18 +405,29 @@ def register(
 
 
 def assign(
-    repo: GitRepo, *, name: str, version: str, stage: str, push: str | None = None
+    repo: GitRepo,
+    *,
+    name: str,
+    version: str,
+    stage: str,
+    push: str | None = None,
+    rollback_from: str | None = None,
 ) -> TagResult:
-    """Put ``name@version`` in ``stage`` (tag ``name#stage#N``); the stage's old version leaves."""
-    _check_name(name, "model name")
-    _check_name(stage, "stage")
+    """Put ``name@version`` in ``stage`` (tag ``name#stage#N``); the stage's old version leaves.
+
+    ``rollback_from`` marks the tag as a rollback from that version (``xp model rollback``)."""
+    check_name(name, "model name")
+    check_name(stage, "stage")
     model = _model(repo, name)
     v = _version(model, _norm_version(version))
     if model.stages.get(stage) == v.version:
         raise RegistryError(f"{name}@{v.version} is already in stage {stage!r}")
     tag = f"{name}#{stage}#{model.counter + 1}"
     body = f"Assigning stage {stage} to artifact {name} version {v.version}"
-    body += f"\n\nxp-run: {v.run_id}\n" if v.run_id else ""
+    trailers = [f"xp-run: {v.run_id}"] if v.run_id else []
+    if rollback_from:
+        trailers.append(f"xp-rollback-from: {rollback_from}")
+    body += "\n\n" + "".join(f"{t}\n" for t in trailers) if trailers else ""
     _create_tag(repo, tag, v.commit, body)
     if push:
         push_tag(repo, tag, push)
