@@ -4,6 +4,8 @@ real repositories, and two clones exchanging them through a bare remote with pla
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -272,3 +274,26 @@ def test_points_of_a_fetched_chain_that_do_not_parse_are_skipped(repo: Path) -> 
     assert sorted(p.value for p in found.points) == [0.7, 0.9]
     assert found.invalid == 3
     assert found.chains == 2
+
+
+WRITER = """
+import sys, xp
+for i in range(int(sys.argv[1])):
+    xp.log_production("diabetes", "production", {"n": float(i)}, tags={"proc": sys.argv[2]})
+"""
+
+
+def test_concurrent_writers_in_one_clone_lose_no_point(repo: Path) -> None:
+    model_version(repo, "diabetes", stage="production")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, "15", str(i)], cwd=repo) for i in range(4)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0
+    found = read(repo)
+    assert len(found) == 60
+    for i in range(4):
+        mine = [p.value for p in found if p.tags == (("proc", str(i)),)]
+        assert sorted(mine) == [float(n) for n in range(15)]
+    chain = git(repo, "for-each-ref", "--format=%(refname)", "refs/xp/monitoring").strip()
+    assert git(repo, "rev-list", "--count", chain).strip() == "60"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -156,15 +157,27 @@ def writer_id(repo: GitRepo) -> str:
     (a copied .git copies it too: then both copies append to one chain and the second push
     is refused as not a fast-forward; delete the file in one copy to give it its own)."""
     path = repo.xp_dir / "monitoring-writer"
-    try:
-        found = path.read_text(encoding="ascii").strip()
-        if fmt.ID_RE.match(found):
-            return found
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    writer = fmt.new_run_id()
-    fsutil.atomic_write(path, writer + "\n")
-    return writer
+    for _attempt in range(3):
+        try:
+            found = path.read_text(encoding="ascii").strip()
+            if fmt.ID_RE.match(found):
+                return found
+            path.unlink()  # damaged: a new id starts a new chain; the old one stays readable
+        except (FileNotFoundError, UnicodeDecodeError):
+            pass
+        # Made under a temporary name and linked into place, which fails if another process
+        # got there first: concurrent first calls agree on one id.
+        tmp = fsutil.temp_name(path)
+        try:
+            fsutil.atomic_write(tmp, fmt.new_run_id() + "\n")
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror}; check disk space") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise StorageError(f"{path} cannot be read back; delete it and retry")
 
 
 def _seq(repo: GitRepo, commit: str | None) -> int:

@@ -264,10 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
             if length <= 0 or length > MAX_BODY:
                 raise InvalidValueError(f"send a JSON body of 1 byte to {MAX_BODY} bytes")
             inputs = parse_inputs(self.rfile.read(length), self.server.loaded.features)
-            rows = len(inputs)
             predictions = _jsonable(self.server.loaded.predict(inputs))
             self._reply(200, {"predictions": predictions})
-            failed = False
+            rows, failed = len(inputs), False
         except XPError as exc:
             self._reply(400, {"error": str(exc)})
         except Exception as exc:  # the model refused the input: the client's to fix
