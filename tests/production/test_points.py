@@ -264,8 +264,14 @@ def test_points_of_a_fetched_chain_that_do_not_parse_are_skipped(repo: Path) -> 
         "window_end\tmetric\tvalue\ttags\n1\tacc\tnope\t\nbad line\n2\tacc\t0.5\t[1]\n"
         "3\tacc\t0.7\t\n"
     )
+    later = "window_end\tmetric\tvalue\ttags\tunit\n4\tacc\t0.1\t\t%\n"  # a later format
     blob = git(repo, "hash-object", "-w", "--stdin", input_text=chunk).strip()
-    tree = git(repo, "mktree", input_text=f"100644 blob {blob}\t000001.tsv\n").strip()
+    blob2 = git(repo, "hash-object", "-w", "--stdin", input_text=later).strip()
+    tree = git(
+        repo,
+        "mktree",
+        input_text=f"100644 blob {blob}\t000001.tsv\n100644 blob {blob2}\t000002.tsv\n",
+    ).strip()
     for name in ("production", "v0.0.1", "diabetes"):
         tree = git(repo, "mktree", input_text=f"040000 tree {tree}\t{name}\n").strip()
     commit = git(repo, "commit-tree", tree, "-m", "crafted").strip()
@@ -273,6 +279,7 @@ def test_points_of_a_fetched_chain_that_do_not_parse_are_skipped(repo: Path) -> 
     found = points.read(find_repo(repo), model="diabetes")
     assert sorted(p.value for p in found.points) == [0.7, 0.9]
     assert found.invalid == 3
+    assert found.newer == 1
     assert found.chains == 2
 
 

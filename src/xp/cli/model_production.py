@@ -260,6 +260,12 @@ def perf(name: str, stage: str | None, since: str | None, out_format: str, serie
             f"note: {result.invalid} unreadable line(s) of fetched monitoring points were skipped",
             err=True,
         )
+    if result.newer:
+        click.echo(
+            f"note: {result.newer} chunk(s) of monitoring points in a format this xp does not"
+            " know were skipped; upgrade xp to read them",
+            err=True,
+        )
 
 
 @click.command()

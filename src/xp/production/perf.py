@@ -134,6 +134,7 @@ class Perf:
     since: int | None
     rows: list[VersionPerf]
     invalid: int = 0  # lines of fetched chains skipped as unreadable
+    newer: int = 0  # chunks in a format this xp does not know, skipped
     chains: int = 0
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
@@ -152,6 +153,7 @@ class Perf:
             "since": self.since,
             "rows": rows,
             "invalid_points": self.invalid,
+            "skipped_chunks": self.newer,
         }
 
 
@@ -215,4 +217,4 @@ def perf(repo: GitRepo, *, name: str, stage: str | None = None, since: str | Non
             r.metric or "",
         )
     )
-    return Perf(name, stage, since_ms, rows, read.invalid, read.chains)
+    return Perf(name, stage, since_ms, rows, read.invalid, read.newer, read.chains)

@@ -59,6 +59,7 @@ class Written:
 class Read:
     points: list[Point] = field(default_factory=list)
     invalid: int = 0  # lines of fetched chains that did not parse (skipped, never fatal)
+    newer: int = 0  # chunks whose header this xp does not know (a later format): skipped
     chains: int = 0
 
 
@@ -334,7 +335,11 @@ def read(
         datas = [contents[s] for s in shas if s in contents]
         if not datas:
             continue
-        for data in _merge(datas):
+        merged = _merge(datas)
+        if not merged[0].startswith(fmt.POINTS_HEADER.encode()):
+            result.newer += 1  # a header this xp does not know: a later format, or damage
+            continue
+        for data in merged:
             result.invalid += _parse(data, model, ver, stg, writer, since, result.points)
     return result
 
