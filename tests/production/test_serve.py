@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import xp
 from tests.helpers import (
     Team,
     free_port,
@@ -213,3 +214,24 @@ def test_a_version_whose_tag_is_signed_by_a_known_key_is_trusted(team: Team) -> 
     trust = version_trust(find_repo(b), version)
     assert trust.trusted
     assert "churn@v0.0.1 has a signature git verify-tag accepts" in trust.reason
+
+
+@pytest.mark.framework
+@pytest.mark.filterwarnings("ignore")  # MLflow's own warnings about its signatures
+def test_serve_loads_an_mlflow_pyfunc_model(repo: Path) -> None:
+    """Runs where MLflow is installed (not part of the test extra: it is large)."""
+    mlflow_sklearn = pytest.importorskip("mlflow.sklearn")
+    model = fitted()
+    folder = repo / "out" / "mlflow-model"
+    mlflow_sklearn.save_model(model, str(folder))
+    with xp.start_run(path=repo) as run:
+        xp.log_artifact(folder, name="model")
+    xp.register_model(str(run.id), "iris", path=repo)
+    with serving(find_repo(repo), spec="iris@v0.0.1", port=0) as srv:
+        thread = threading.Thread(target=srv.serve_forever, daemon=True)
+        thread.start()
+        split = {"dataframe_split": {"columns": ["a", "b"], "data": X}}
+        assert call(srv.url, split, "/invocations")[1]["predictions"] == predicted(model, X)
+        assert srv.loaded.flavor == "mlflow"
+        srv.shutdown()
+        thread.join()

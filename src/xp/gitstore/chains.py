@@ -32,14 +32,27 @@ class Written:
     tree: str
 
 
+_bodies: dict[str, bytes] = {}  # sha -> body: objects never change, and an append reads the
+_BODIES_MAX = 512  # same few trees several times (and the next append reads them again)
+
+
 def _raw(repo: GitRepo, sha: str) -> bytes | None:
     """An object's body: from its loose file when it has one (no subprocess), else cat-file."""
-    path = repo.objects_dir / sha[:2] / sha[2:]
+    body = _bodies.get(sha)
+    if body is not None:
+        return body
     try:
-        raw = zlib.decompress(path.read_bytes())
+        with open(f"{repo.common_dir}/objects/{sha[:2]}/{sha[2:]}", "rb") as fh:
+            raw = zlib.decompress(fh.read())
+        body = raw[raw.index(b"\0") + 1 :]
     except FileNotFoundError:
-        return dict(catfile.read_objects(repo, [sha])).get(sha)
-    return raw[raw.index(b"\0") + 1 :]
+        body = dict(catfile.read_objects(repo, [sha])).get(sha)
+        if body is None:
+            return None
+    if len(_bodies) >= _BODIES_MAX:
+        _bodies.clear()
+    _bodies[sha] = body
+    return body
 
 
 def read_blob(repo: GitRepo, sha: str) -> bytes:

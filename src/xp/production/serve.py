@@ -35,9 +35,9 @@ from xp import fsutil
 from xp.errors import (
     ExecutionError,
     InvalidValueError,
+    MissingDependencyError,
     UntrustedRunError,
     XPError,
-    missing_extra,
 )
 from xp.gitstore.repo import GitRepo
 from xp.production.trust import Trust, version_trust
@@ -138,11 +138,15 @@ def _load_pickle(path: Path) -> tuple[Callable[[Any], Any], list[str] | None]:
 
 
 def _load_mlflow(path: Path) -> tuple[Callable[[Any], Any], list[str] | None]:
-    try:
-        import mlflow.pyfunc  # type: ignore[import-not-found]
+    import importlib
+
+    try:  # through importlib: MLflow is optional, and its types are not xp's concern
+        pyfunc: Any = importlib.import_module("mlflow.pyfunc")
     except ImportError:
-        raise missing_extra("mlflow", "mlflow", "serving an MLflow model") from None
-    model = mlflow.pyfunc.load_model(str(path))
+        raise MissingDependencyError(
+            "serving an MLflow model needs mlflow, which is not installed; pip install mlflow"
+        ) from None
+    model = pyfunc.load_model(str(path))
     return model.predict, None
 
 
@@ -230,6 +234,7 @@ class Window:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: no new connection per prediction
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK wait
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints
