@@ -304,3 +304,23 @@ def test_concurrent_writers_in_one_clone_lose_no_point(repo: Path) -> None:
         assert sorted(mine) == [float(n) for n in range(15)]
     chain = git(repo, "for-each-ref", "--format=%(refname)", "refs/xp/monitoring").strip()
     assert git(repo, "rev-list", "--count", chain).strip() == "60"
+
+
+def test_xp_push_and_pull_carry_monitoring_points_too(team: Team) -> None:
+    a, b = team.a, team.b
+    model_version(a, "diabetes", stage="production")
+    git(a, "push", "-q", "origin", "--tags")
+    xp.log_production("diabetes", "production", {"accuracy": 0.9}, path=a)
+    code, out, err = xp_main("push", cwd=a)
+    assert code == 0, err
+    assert "monitoring points: 1 chain(s) pushed" in out
+    git(b, "fetch", "-q", "origin", "--tags")
+    code, out, err = xp_main("pull", cwd=b)
+    assert code == 0, err
+    assert "monitoring points: 1 chain(s) new or updated" in out
+    assert [p.value for p in read(b)] == [0.9]
+    xp.log_production("diabetes", "production", {"accuracy": 0.8}, path=a)
+    code, out, _err = xp_main("push", cwd=a)  # no new run: the points alone go
+    assert "monitoring points: 1 chain(s) pushed" in out
+    assert xp_main("pull", cwd=b)[0] == 0
+    assert sorted(p.value for p in read(b)) == [0.8, 0.9]

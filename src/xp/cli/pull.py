@@ -13,7 +13,8 @@ from xp.config import human_size
 @click.option("--store", metavar="NAME", help="Artifact remote to download from.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers.")
 def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int | None) -> None:
-    """Fetch a git remote's runs (default: origin) into refs/xp/remotes/<remote>/runs/.
+    """Fetch a git remote's runs (default: origin) into refs/xp/remotes/<remote>/runs/, and
+    other clones' monitoring points into refs/xp/remotes/<remote>/monitoring/.
 
     Local runs are never deleted or changed. Artifacts come later with `xp get`, or now
     with --artifacts.
@@ -29,6 +30,8 @@ def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int |
         f"runs: {len(result.new)} new, {len(result.updated)} updated, {result.total} on"
         f" {result.git_remote!r}"
     )
+    if result.chains:
+        click.echo(f"monitoring points: {result.chains} chain(s) new or updated")
     down = result.download
     if down is None:
         return

@@ -24,7 +24,8 @@ def push(
 ) -> None:
     """Send runs to a git remote (default: origin), uploading their artifacts first.
 
-    With no RUN, every local run (refs/xp/runs/*) is pushed. Artifact objects the artifact
+    With no RUN, every local run (refs/xp/runs/*) is pushed, and this clone's monitoring
+    points (refs/xp/monitoring/*). Artifact objects the artifact
     remote lacks are uploaded before any ref is sent; an interrupted push resumes where it
     stopped.
     """
@@ -53,6 +54,8 @@ def push(
         f"runs: {len(result.pushed)} pushed to {result.git_remote!r}, {result.up_to_date}"
         " up to date"
     )
+    if result.chains:
+        click.echo(f"monitoring points: {result.chains} chain(s) pushed")
     for ref, why in result.rejected:
         click.echo(f"xp: error: {result.git_remote!r} rejected {ref}: {why}", err=True)
     if result.rejected:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xp import format as fmt
 from xp.artifacts import cache, manifests
 from xp.artifacts.artifact_store import ArtifactStore, open_store
 from xp.artifacts.manifests import Needed
@@ -45,6 +46,7 @@ class DownloadResult:
 class PushResult:
     git_remote: str
     pushed: list[str] = field(default_factory=list)  # run ids sent now
+    chains: int = 0  # monitoring chains sent now (docs/models-in-production.md)
     up_to_date: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (ref, git's reason)
     upload: UploadResult = field(default_factory=UploadResult)
@@ -57,6 +59,7 @@ class PullResult:
     updated: list[str] = field(default_factory=list)
     total: int = 0  # runs the remote has
     download: DownloadResult | None = None
+    chains: int = 0  # other clones' monitoring chains fetched or moved
 
 
 # -- which commits, which objects -----------------------------------------------------------
@@ -273,6 +276,8 @@ def push_refs(repo: GitRepo, remote: str, refspecs: list[str], result: PushResul
             result.up_to_date += 1
         elif row.rejected:
             result.rejected.append((row.ref, row.reason))
+        elif row.ref.startswith(fmt.MONITORING_PREFIX):
+            result.chains += 1
         else:
             parsed = RunRef.parse(row.ref)
             result.pushed.append(parsed.id if parsed else row.ref)
@@ -288,10 +293,14 @@ def push(
     jobs: int | None = None,
     progress: Progress | None = None,
 ) -> PushResult:
-    """Upload the selected runs' missing objects, then push their refs (all local runs)."""
+    """Upload the selected runs' missing objects, then push their refs (all local runs, and
+    this clone's monitoring points, when no run is named)."""
     name = pick_git_remote(repo, remote)
     selected = _select_runs(repo, runs)
     result = PushResult(name)
+    chains = [] if runs else list(list_refs(repo.common_dir, fmt.MONITORING_PREFIX))
+    if chains and not selected:
+        push_refs(repo, name, [f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"], result)
     if not selected:
         return result
     if artifacts:
@@ -303,6 +312,8 @@ def push(
         refspecs = [f"{ref}:{ref.local}" for ref in sorted(selected)]
     else:
         refspecs = [f"{RunRef.prefix()}*:{RunRef.prefix()}*"]
+        if chains:
+            refspecs.append(f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*")
     push_refs(repo, name, refspecs, result)
     return result
 
@@ -316,13 +327,22 @@ def pull(
     jobs: int | None = None,
     progress: Progress | None = None,
 ) -> PullResult:
-    """Fetch the remote's runs into refs/xp/remotes/<remote>/runs/; objects with ``artifacts``."""
+    """Fetch the remote's runs into refs/xp/remotes/<remote>/runs/ (and its monitoring chains
+    into refs/xp/remotes/<remote>/monitoring/); objects with ``artifacts``."""
     name = pick_git_remote(repo, remote)
     prefix = RunRef.prefix(name)
+    watched = fmt.monitoring_prefix(name)
     before = list_refs(repo.common_dir, prefix)
-    git_remote.fetch(repo, name, [f"+{RunRef.prefix()}*:{prefix}*"])
+    chains_before = list_refs(repo.common_dir, watched)
+    git_remote.fetch(
+        repo,
+        name,
+        [f"+{RunRef.prefix()}*:{prefix}*", f"+{fmt.MONITORING_PREFIX}*:{watched}*"],
+    )
     after = list_refs(repo.common_dir, prefix)
     result = PullResult(name, total=len(after))
+    chains_after = list_refs(repo.common_dir, watched)
+    result.chains = sum(chains_before.get(k) != v for k, v in chains_after.items())
     for name, sha in sorted(after.items()):
         run_id = name[len(prefix) :]
         if name not in before:
