@@ -95,7 +95,10 @@ def test_series_stats_and_since() -> None:
     assert parse_since(None) is None
 
 
-def test_diff_between_two_versions_shows_their_production_figures(repo: Path) -> None:
+def test_diff_between_two_versions_shows_their_production_figures(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # every column; a narrow terminal drops counts first
     model_version(repo, "diabetes", stage="production", metrics={"accuracy": 0.9})
     xp.log_production("diabetes", "production", {"accuracy": 0.85})
     xp.log_production("diabetes", "production", {"accuracy": 0.87})
@@ -110,6 +113,11 @@ def test_diff_between_two_versions_shows_their_production_figures(repo: Path) ->
     row = next(line for line in text.splitlines() if line.startswith("production  accuracy"))
     assert row.split() == ["production", "accuracy", "2", "0.87", "0.86", "1", "0.91", "0.91",
                            "+0.05"]  # fmt: skip
+    monkeypatch.setenv("COLUMNS", "60")
+    narrow = invoke("diff", "diabetes@v0.0.1", "diabetes@production").stdout.splitlines()
+    head = narrow[narrow.index("production (A = diabetes@v0.0.1, B = diabetes@v0.0.2)") + 1]
+    assert "A points" not in head
+    assert head.endswith("A mean  B last  B mean  mean change")
     data = json.loads(invoke("diff", "diabetes@v0.0.1", "diabetes@v0.0.2", "--json").stdout)
     assert data["a"]["model_version"] == "diabetes@v0.0.1"
     assert data["a"]["label"] == "diabetes@v0.0.1"

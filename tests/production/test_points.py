@@ -276,11 +276,15 @@ def test_points_of_a_fetched_chain_that_do_not_parse_are_skipped(repo: Path) -> 
         tree = git(repo, "mktree", input_text=f"040000 tree {tree}\t{name}\n").strip()
     commit = git(repo, "commit-tree", tree, "-m", "crafted").strip()
     git(repo, "update-ref", "refs/xp/remotes/origin/monitoring/1m8zzzzzzzzzzz", commit)
+    # a chain where the model's folder is a file, and one nested deeper than points go
+    odd = git(repo, "mktree", input_text=f"100644 blob {blob}\tdiabetes\n").strip()
+    odd_commit = git(repo, "commit-tree", odd, "-m", "crafted").strip()
+    git(repo, "update-ref", "refs/xp/remotes/origin/monitoring/1m8yyyyyyyyyyy", odd_commit)
     found = points.read(find_repo(repo), model="diabetes")
     assert sorted(p.value for p in found.points) == [0.7, 0.9]
     assert found.invalid == 3
     assert found.newer == 1
-    assert found.chains == 2
+    assert found.chains == 3
 
 
 WRITER = """

@@ -237,7 +237,8 @@ def diff(
     click.echo(render_text(result, precision, show_all, render.terminal_width()))
     if production:
         title, headers, rows = production
-        fitted = render.fit(headers, rows, render.terminal_width(), [8, 3, 6, 2, 5])
+        # narrow terminals lose the point counts first, then the last values; means stay
+        fitted = render.fit(headers, rows, render.terminal_width(), [2, 5, 3, 6])
         click.echo(f"\n{title}\n" + render.table(fitted.headers, fitted.rows))
     if patch:
         click.echo("")

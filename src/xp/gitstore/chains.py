@@ -188,8 +188,9 @@ def logged_tips(repo: GitRepo, ref: str, subject_prefix: str, tail: int = 8192) 
     return out
 
 
-def files_below(repo: GitRepo, roots: dict[str, str]) -> dict[str, dict[str, str]]:
-    """For each key, the files below the folder its ``rev:path`` names: {relpath: blob sha}.
+def files_below(repo: GitRepo, roots: dict[str, str], depth: int = 8) -> dict[str, dict[str, str]]:
+    """For each key, the files below the folder its ``rev:path`` names: {relpath: blob sha},
+    at most ``depth`` folders down (a fetched tree is someone else's data: bounded work).
 
     One ``git cat-file --batch`` round per folder level, shared by every root, so a hundred
     chain tips cost about as much as one.
@@ -197,9 +198,11 @@ def files_below(repo: GitRepo, roots: dict[str, str]) -> dict[str, dict[str, str
     out: dict[str, dict[str, str]] = {key: {} for key in roots}
     if not roots:
         return out
-    level: list[tuple[str, str, str]] = []  # (key, relative folder, object name)
+    level: list[tuple[str, str, str]]  # (key, relative folder, object name)
     level = [(key, "", name) for key, name in roots.items()]
-    while level:
+    for _level in range(depth + 1):
+        if not level:
+            break
         names = list(dict.fromkeys(name for _k, _p, name in level))
         bodies = dict(catfile.read_objects(repo, names))
         following: list[tuple[str, str, str]] = []
@@ -207,7 +210,11 @@ def files_below(repo: GitRepo, roots: dict[str, str]) -> dict[str, dict[str, str
             body = bodies.get(name)
             if body is None:
                 continue
-            for entry, (mode, sha) in catfile.parse_tree(body).items():
+            try:
+                entries = catfile.parse_tree(body)
+            except (ValueError, IndexError):  # a blob where a folder should be: not ours
+                continue
+            for entry, (mode, sha) in entries.items():
                 rel = f"{folder}{entry}"
                 if stat.S_ISDIR(mode):
                     following.append((key, rel + "/", sha))

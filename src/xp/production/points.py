@@ -316,7 +316,11 @@ def read(
 
     tips = chain_tips(repo)
     result = Read(chains=len({w for w, _sha in tips.values()}))
-    listing = chains.files_below(repo, {key: f"{sha}:{model}" for key, (_w, sha) in tips.items()})
+    from xp.sharing.registry import check_name
+
+    check_name(model, "model name")
+    roots = {key: f"{sha}:{model}" for key, (_w, sha) in tips.items()}
+    listing = chains.files_below(repo, roots, depth=2)  # <version>/<stage>/<chunk>
     wanted: dict[tuple[str, str], list[str]] = {}  # (writer, relpath) -> blob shas
     for key, files in listing.items():
         writer = tips[key][0]

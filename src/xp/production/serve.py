@@ -323,10 +323,10 @@ def serving(
 
     if window <= 0:
         raise InvalidValueError(f"--window must be a positive number of seconds, got {window}")
-    loaded = load(repo, spec=spec, trust=trust, artifact=artifact)
     target = stage if stage is not None else _stage_of(spec)
     if target is not None:
         registry.check_name(target, "stage")
+    loaded = load(repo, spec=spec, trust=trust, artifact=artifact)
     logging = log and target is not None
     try:
         server = _Server((host, port), _Handler)
