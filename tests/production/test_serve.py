@@ -4,6 +4,7 @@ logged as production points, and pickles from runs this clone did not record ref
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -174,6 +175,19 @@ def test_a_pickle_from_someone_elses_run_is_refused_unless_trusted(team: Team) -
     assert not (b / ".git" / "xp" / "tmp").exists() or not list(
         (b / ".git" / "xp" / "tmp").glob("serve-*")
     )
+    # at a terminal xp asks; "n" keeps the refusal
+    primary, secondary = os.openpty()
+    cmd = [sys.executable, "-m", "xp", "model", "serve", "diabetes@production", "--port", "0"]
+    with spawned(cmd, cwd=b, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 text=True) as proc:  # fmt: skip
+        os.close(secondary)
+        os.write(primary, b"n\n")
+        _out, asked = proc.communicate(timeout=120)
+    os.close(primary)
+    assert proc.returncode == 1
+    assert "was fetched from origin; loading its model runs code it chose." in asked
+    assert "Load it anyway? [y/N]" in asked
+    assert "]: xp: error: diabetes@v0.0.1: run" in asked.strip().splitlines()[-1]
     with serving(find_repo(b), spec="diabetes@v0.0.1", port=0, trust=True) as srv:
         thread = threading.Thread(target=srv.serve_forever, daemon=True)
         thread.start()

@@ -4,6 +4,7 @@ their production figures, alerts and a local endpoint (library: ``xp.production`
 from __future__ import annotations
 
 import signal
+import sys
 from typing import Any
 
 import click
@@ -354,7 +355,7 @@ def check(
     "--trust",
     is_flag=True,
     help="Load the model even though its run was not"
-    " recorded in this clone (unpickling runs its code).",
+    " recorded in this clone (unpickling runs its code); at a terminal, xp asks.",
 )
 def serve(
     spec: str,
@@ -382,8 +383,17 @@ def serve(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    repo = open_repo()
+    if not trust and sys.stdin.isatty():  # a person at a terminal can consent here
+        from xp.production.trust import version_trust
+        from xp.sharing.registry import resolve
+
+        verdict = version_trust(repo, resolve(repo, spec))
+        if not verdict.trusted:
+            click.echo(f"{verdict.reason}; loading its model runs code it chose.", err=True)
+            trust = click.confirm("Load it anyway?", default=False, err=True)
     with serving(
-        open_repo(),
+        repo,
         spec=spec,
         host=host,
         port=port,
