@@ -285,6 +285,12 @@ def test_points_of_a_fetched_chain_that_do_not_parse_are_skipped(repo: Path) -> 
     assert found.invalid == 3
     assert found.newer == 1
     assert found.chains == 3
+    perf = xp.model_performance("diabetes")  # the fast reader falls back on the careful one
+    assert {(r.metric, r.production.n if r.production else 0) for r in perf.rows} == {
+        ("accuracy", 1),
+        ("acc", 1),
+    }
+    assert (perf.invalid, perf.newer) == (3, 1)
 
 
 WRITER = """

@@ -216,7 +216,7 @@ def check(
     since_ms = parse_since(since)
     result = CheckResult()
     cache: dict[str, dict[str, Any]] = {}
-    read_cache: dict[tuple[str, str, str], list[pts.Point]] = {}
+    read_cache: dict[tuple[str, str, str], pts.Series] = {}
     chosen = [t for t in conf.thresholds if name is None or t.model == name]
     if name is not None and not chosen:
         raise ConfigError(
@@ -238,10 +238,10 @@ def check(
         version = model.versions[held]
         key = (th.model, held, th.stage)
         if key not in read_cache:
-            read_cache[key] = pts.read(
+            read_cache[key] = pts.read_series(
                 repo, model=th.model, stage=th.stage, version=held, since=since_ms
-            ).points
-        series = sorted((p.window_end, p.value) for p in read_cache[key] if p.metric == th.metric)
+            )[0]
+        series = sorted(read_cache[key].get((held, th.stage, th.metric), []))
         run_metrics = _run_metrics(repo, version, cache)
         base = replace(base, version=held, run_id=version.run_id)
         for rule in th.rules:

@@ -76,10 +76,8 @@ def _by_commit(reg: Registry, commit: str | None) -> Version | None:
 
 
 def _figures(repo: GitRepo, v: Version) -> dict[tuple[str, str], SeriesStats]:
-    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for p in pts.read(repo, model=v.name, version=v.version).points:
-        series.setdefault((p.stage, p.metric), []).append((p.window_end, p.value))
-    return {k: SeriesStats.of(s) for k, s in series.items()}
+    series, _read = pts.read_series(repo, model=v.name, version=v.version)
+    return {(stage, metric): SeriesStats.of(s) for (_v, stage, metric), s in series.items()}
 
 
 def diff_versions(repo: GitRepo, *, a: str | None = None, b: str | None = None) -> VersionDiff:

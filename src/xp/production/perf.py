@@ -82,31 +82,36 @@ class SeriesStats:
 
     @classmethod
     def of(cls, series: list[tuple[int, float]]) -> SeriesStats:
+        """One pass over the points (sorted by window_end); the trend is the least-squares
+        slope against time in days, measured from the first window (no cancellation)."""
         series = sorted(series)
-        finite = [(t, v) for t, v in series if math.isfinite(v)]
-        values = [v for _t, v in finite]
-        mean = sum(values) / len(values) if values else math.nan
+        t0 = series[0][0]
+        n = 0
+        sx = sy = sxx = sxy = 0.0
+        lo, hi = math.inf, -math.inf
+        for t, v in series:
+            if v != v or v in (math.inf, -math.inf):
+                continue
+            x = (t - t0) / DAY_MS
+            n += 1
+            sx += x
+            sy += v
+            sxx += x * x
+            sxy += x * v
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
+        den = n * sxx - sx * sx
+        slope = (n * sxy - sx * sy) / den if n > 1 and den > 1e-18 * max(1.0, n * sxx) else None
         return cls(
             n=len(series),
             last=series[-1][1],
             last_time=series[-1][0],
-            first_time=series[0][0],
-            mean=mean,
-            min=min(values) if values else math.nan,
-            max=max(values) if values else math.nan,
-            trend_per_day=_slope(finite),
+            first_time=t0,
+            mean=sy / n if n else math.nan,
+            min=lo if n else math.nan,
+            max=hi if n else math.nan,
+            trend_per_day=slope,
         )
-
-
-def _slope(series: list[tuple[int, float]]) -> float | None:
-    if len({t for t, _v in series}) < 2:
-        return None
-    n = len(series)
-    mt = sum(t for t, _v in series) / n
-    mv = sum(v for _t, v in series) / n
-    num = sum((t - mt) * (v - mv) for t, v in series)
-    den = sum((t - mt) ** 2 for t, _v in series)
-    return num / den * DAY_MS if den else None
 
 
 @dataclass(frozen=True)
@@ -178,10 +183,7 @@ def perf(repo: GitRepo, *, name: str, stage: str | None = None, since: str | Non
     reg = registry.replay(repo)
     model = find_model(reg, name)
     since_ms = parse_since(since)
-    read = pts.read(repo, model=name, stage=stage, since=since_ms)
-    groups: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
-    for p in read.points:
-        groups.setdefault((p.version, p.stage, p.metric), []).append((p.window_end, p.value))
+    groups, read = pts.read_series(repo, model=name, stage=stage, since=since_ms)
     keys: set[tuple[str, str, str | None]] = set(groups)
     for stg, ver in model.stages.items():
         if (stage is None or stg == stage) and not any(k[0] == ver and k[1] == stg for k in groups):

@@ -302,23 +302,24 @@ def _merge(blobs: list[bytes]) -> list[bytes]:
     return out
 
 
-def read(
-    repo: GitRepo,
-    *,
-    model: str,
-    stage: str | None = None,
-    version: str | None = None,
-    since: int | None = None,
-) -> Read:
-    """Every monitoring point of ``model`` (filtered by stage, version, window_end >= since)
-    from every chain this clone has, local or fetched."""
-    from xp.sharing.registry import VERSION_RE
+@dataclass(frozen=True)
+class _Chunk:
+    writer: str
+    version: str
+    stage: str
+    datas: list[bytes]  # the chunk's text (and, rarely, lines only another copy has)
 
-    tips = chain_tips(repo)
-    result = Read(chains=len({w for w, _sha in tips.values()}))
-    from xp.sharing.registry import check_name
+
+def _stored(
+    repo: GitRepo, model: str, stage: str | None, version: str | None, out: Read
+) -> list[_Chunk]:
+    """Every chunk of ``model`` (in the stage/version asked) from every chain tip, merged per
+    writer and path; chunks in a format this xp does not know are counted in ``out.newer``."""
+    from xp.sharing.registry import VERSION_RE, check_name
 
     check_name(model, "model name")
+    tips = chain_tips(repo)
+    out.chains = len({w for w, _sha in tips.values()})
     roots = {key: f"{sha}:{model}" for key, (_w, sha) in tips.items()}
     listing = chains.files_below(repo, roots, depth=2)  # <version>/<stage>/<chunk>
     wanted: dict[tuple[str, str], list[str]] = {}  # (writer, relpath) -> blob shas
@@ -334,18 +335,78 @@ def read(
                 continue
             wanted.setdefault((writer, rel), []).append(sha)
     contents = chains.blobs(repo, [s for shas in wanted.values() for s in shas])
+    found = []
+    header = fmt.POINTS_HEADER.encode()
     for (writer, rel), shas in sorted(wanted.items()):
         ver, stg, _chunk = rel.split("/")
         datas = [contents[s] for s in shas if s in contents]
         if not datas:
             continue
         merged = _merge(datas)
-        if not merged[0].startswith(fmt.POINTS_HEADER.encode()):
-            result.newer += 1  # a header this xp does not know: a later format, or damage
+        if not merged[0].startswith(header):
+            out.newer += 1  # a header this xp does not know: a later format, or damage
             continue
-        for data in merged:
-            result.invalid += _parse(data, model, ver, stg, writer, since, result.points)
+        found.append(_Chunk(writer, ver, stg, merged))
+    return found
+
+
+def read(
+    repo: GitRepo,
+    *,
+    model: str,
+    stage: str | None = None,
+    version: str | None = None,
+    since: int | None = None,
+) -> Read:
+    """Every monitoring point of ``model`` (filtered by stage, version, window_end >= since)
+    from every chain this clone has, local or fetched."""
+    result = Read()
+    for c in _stored(repo, model, stage, version, result):
+        for data in c.datas:
+            result.invalid += _parse(
+                data, model, c.version, c.stage, c.writer, since, result.points
+            )
     return result
+
+
+Series = dict[tuple[str, str, str], list[tuple[int, float]]]  # (version, stage, metric) -> points
+
+
+def read_series(
+    repo: GitRepo,
+    *,
+    model: str,
+    stage: str | None = None,
+    version: str | None = None,
+    since: int | None = None,
+) -> tuple[Series, Read]:
+    """The points of ``model`` as (window_end, value) series per version, stage and metric,
+    tags left out: what perf and check need, read without a Point per line."""
+    result = Read()
+    series: Series = {}
+    for c in _stored(repo, model, stage, version, result):
+        by_metric: dict[str, list[tuple[int, float]]] = {}
+        for data in c.datas:
+            part: dict[str, list[tuple[int, float]]] = {}
+            try:
+                for line in data.decode("utf-8", "replace").split("\n"):
+                    if not line or line[0] == "w":  # the header
+                        continue
+                    end, metric, value, _tags = line.split("\t", 3)
+                    point = (int(end), float(value))
+                    if since is None or point[0] >= since:
+                        part.setdefault(metric, []).append(point)
+            except ValueError:  # a damaged line: read this text the careful way
+                careful: list[Point] = []
+                result.invalid += _parse(data, model, c.version, c.stage, c.writer, since, careful)
+                part = {}
+                for p in careful:
+                    part.setdefault(p.metric, []).append((p.window_end, p.value))
+            for metric, points in part.items():
+                by_metric.setdefault(metric, []).extend(points)
+        for metric, found in by_metric.items():
+            series.setdefault((c.version, c.stage, metric), []).extend(found)
+    return series, result
 
 
 def _parse(
