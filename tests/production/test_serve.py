@@ -155,7 +155,8 @@ def test_serve_command_over_http_until_interrupted(repo: Path) -> None:
         assert p.returncode == 0, err
     assert "serving diabetes@v0.0.1" in err
     assert "was recorded in this clone" in err
-    assert "logged 3 request(s)" in err
+    logged_lines = [line for line in err.splitlines() if line.startswith("logged ")]
+    assert sum(int(line.split()[1]) for line in logged_lines) == 3  # over one or more windows
 
 
 def test_a_pickle_from_someone_elses_run_is_refused_unless_trusted(team: Team) -> None:
