@@ -62,11 +62,12 @@ def test_grid_sweep_runs_each_point_in_its_own_checkout(repo: Path) -> None:
             "train.py",
         ],
     )
-    assert result.exit_code == 1  # a point failed
+    report = f"sweep table:\n{result.stdout}\nprogress and errors:\n{result.stderr}"
+    assert result.exit_code == 1, report  # a point failed
     assert files(repo) == before  # the user's files never changed
     assert git(repo, "worktree", "list").count("\n") == 1
     runs = [xp.get_run(r.id) for r in xp.list_runs()]
-    assert len(runs) == 6
+    assert len(runs) == 6, report
     sweep_ids = {r.tags["xp.sweep"] for r in runs}
     assert len(sweep_ids) == 1
     by_point = {r.tags["xp.sweep.point"]: r for r in runs}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import click
-
+from xp.cli import render
 from xp.gitstore.repo import GitRepo, find_repo
 
 
@@ -13,5 +12,5 @@ def open_repo() -> GitRepo:
 
     repo = find_repo()
     for run_id, status in recover(repo):
-        click.echo(f"xp: recovered run {run_id} of a process that ended ({status})", err=True)
+        render.echo(f"xp: recovered run {run_id} of a process that ended ({status})", err=True)
     return repo
