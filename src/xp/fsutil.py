@@ -18,6 +18,7 @@ left behind and nothing else.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -39,13 +40,44 @@ _CHUNK = 1 << 20
 _MAX_LINKS = 40  # symlinks followed on one walk, as the kernel's own limit
 
 
-def temp_name(path: Path) -> Path:
-    """A hidden, unique name beside ``path`` for a file about to replace it."""
-    return path.with_name(_temp(path.name))
-
-
 def _temp(name: str) -> str:
-    return f".{name[:200]}.xp-{secrets.token_hex(4)}.tmp"
+    """``.<name>.xp-<pid>-<random>.tmp``: the pid says whose it is (``_drop_stale_temps``)."""
+    return f".{name[:200]}.xp-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's: alive
+    return True
+
+
+_swept: set[tuple[int, int, int]] = set()  # (pid, dev, inode) of folders swept already
+
+
+def _drop_stale_temps(dfd: int) -> None:
+    """Remove the temp files killed writers left in this folder (``.<name>.xp-<pid>-...``
+    whose pid is gone), so a SIGKILL in the middle of a write leaves no litter for long.
+    Once per folder and process: ``xp get`` of 10,000 files lists the folder once."""
+    st = os.fstat(dfd)
+    key = (os.getpid(), st.st_dev, st.st_ino)
+    if key in _swept:
+        return
+    _swept.add(key)
+    try:
+        names = os.listdir(dfd)
+    except OSError:
+        return
+    for entry in names:
+        if not (entry.startswith(".") and entry.endswith(".tmp") and ".xp-" in entry):
+            continue
+        pid = entry.rsplit(".xp-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(entry, dir_fd=dfd)
 
 
 def _fsync_dir(folder: Path | int) -> None:
@@ -167,6 +199,7 @@ def atomic_write(
     made = False
     try:
         dfd = open_dir(top, rel)
+        _drop_stale_temps(dfd)
         fd = os.open(
             tmp,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -277,6 +310,7 @@ def place(
     dfd = open_dir(top, rel)
     tmp = _temp(dest.name)
     try:
+        _drop_stale_temps(dfd)
         for kind in kinds:
             got = _make(src, tmp, dfd, kind, sha256 is not None, writable)
             if got is False:
@@ -394,8 +428,23 @@ def private_tmp(xp_dir: Path) -> Path:
         os.replace(pending, root / f"{name}{OWNER_SUFFIX}")
     except OSError as exc:
         raise StorageError(f"cannot write {root}: {exc.strerror}; free disk space") from None
+    if not _owned:
+        atexit.register(_remove_own)
     _owned[key] = (folder, fd)
     return folder
+
+
+def _remove_own() -> None:
+    """At a normal exit, this process's temporary folders go (a killed process's are
+    removed by the next command, ``stale_tmp``)."""
+    for (pid, _), (folder, fd) in list(_owned.items()):
+        if pid != os.getpid():
+            continue  # a forked child exiting: the folders are its parent's
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.with_name(folder.name + OWNER_SUFFIX).unlink()
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def owner_fds() -> list[int]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
+from xp import fsutil
 from xp.errors import InvalidValueError, RepositoryError, XPError
 from xp.execution import overrides as ov
 from xp.execution.run_command import Interrupts, LaunchResult, check_command, run_to_end, start
@@ -162,8 +163,7 @@ def _check_overrides(
 
     if not overrides:
         return
-    (repo.xp_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=repo.xp_dir / "tmp") as tmp:
+    with tempfile.TemporaryDirectory(dir=fsutil.private_tmp(repo.xp_dir)) as tmp:
         for rel in files:
             src = repo.worktree / rel
             if src.is_file():

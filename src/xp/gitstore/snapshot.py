@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xp import fsutil
 from xp.errors import StorageError
 from xp.gitstore.repo import GitRepo
 
@@ -128,8 +129,8 @@ def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot
             return memo.snapshot
     tmp_dir = repo.xp_dir / "tmp"
     try:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp_index = tmp_dir / f"index-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp_dir = fsutil.private_tmp(repo.xp_dir)  # a killed process's copy is cleaned later
+        tmp_index = tmp_dir / f"index-{secrets.token_hex(4)}"
         _base_index(repo, tmp_index)
     except OSError as exc:
         raise StorageError(f"cannot write {tmp_dir}: {exc.strerror}; free disk space") from None
