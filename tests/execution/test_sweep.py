@@ -172,3 +172,17 @@ def test_ctrl_c_stops_every_point_and_starts_no_new_one(repo: Path) -> None:
     assert statuses == ["killed", "killed", "not"]  # "not run"
     assert sorted(xp.get_run(r.id).status for r in xp.list_runs()) == ["killed", "killed"]
     assert git(repo, "worktree", "list").count("\n") == 1
+
+
+def test_a_point_that_cannot_start_is_retried_then_listed_with_its_reason(repo: Path) -> None:
+    setup(repo)
+    admin = repo / ".git" / "worktrees"
+    admin.write_text("a file where git keeps its worktrees: no checkout can be made")
+    result = CliRunner().invoke(cli, ["run", "-p", "lr=0.1,0.3", "--", sys.executable, "train.py"])
+    assert result.exit_code == 1
+    assert result.stderr.count("retrying") == 2  # each point once more
+    rows = result.stdout.splitlines()[1:3]
+    assert [r.split()[2] for r in rows] == ["error", "error"]  # listed, not lost
+    assert "error: git worktree failed" in result.stderr
+    assert xp.list_runs() == []
+    admin.unlink()
