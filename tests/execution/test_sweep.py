@@ -66,6 +66,8 @@ def test_grid_sweep_runs_each_point_in_its_own_checkout(repo: Path) -> None:
     assert result.exit_code == 1, report  # a point failed
     assert files(repo) == before  # the user's files never changed
     assert git(repo, "worktree", "list").count("\n") == 1
+    # Each checkout's snapshot-index cache went with it: only the workspace's own is left.
+    assert len(list((repo / ".git" / "xp").glob("snapshot-index.*"))) <= 1
     runs = [xp.get_run(r.id) for r in xp.list_runs()]
     assert len(runs) == 6, report
     sweep_ids = {r.tags["xp.sweep"] for r in runs}

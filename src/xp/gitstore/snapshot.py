@@ -101,7 +101,10 @@ def _base_index(repo: GitRepo, tmp_index: Path) -> None:
     tree_tag = hashlib.sha1(str(repo.git_dir).encode()).hexdigest()[:12]
     key_tag = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
     # The file name carries the key, so a cache always matches the index it was made from.
-    cached = repo.xp_dir / f"snapshot-index.{tree_tag}.{key_tag}"
+    # A linked worktree's goes into its own admin folder, so it goes with the worktree (the
+    # temporary checkouts of sweeps would otherwise leave one each, forever).
+    home = repo.xp_dir if repo.git_dir == repo.common_dir else repo.git_dir
+    cached = home / f"snapshot-index.{tree_tag}.{key_tag}"
     if cached.exists():
         shutil.copy2(cached, tmp_index)
         return
@@ -111,7 +114,7 @@ def _base_index(repo: GitRepo, tmp_index: Path) -> None:
     fresh = tmp_index.with_name(tmp_index.name + ".cache")
     shutil.copy2(tmp_index, fresh)
     os.replace(fresh, cached)
-    for old in repo.xp_dir.glob(f"snapshot-index.{tree_tag}.*"):
+    for old in home.glob(f"snapshot-index.{tree_tag}.*"):
         if old != cached:
             old.unlink(missing_ok=True)
 
