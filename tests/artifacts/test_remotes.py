@@ -216,18 +216,20 @@ def test_s3_permission_denied_is_one_line(
     assert "AWS_ACCESS_KEY_ID" in msg
 
 
-def test_s3_noop_push_trusts_what_earlier_pushes_saw_once_a_sample_is_there(
+def test_s3_known_objects_are_trusted_only_after_a_sample_is_found(
     team: Team, s3: S3Server
 ) -> None:
     use_s3(team, s3)
     log_run(team.a, {"k.bin": b"known"})
     assert "1 sent" in xp_main("push", cwd=team.a)[1]
-    assert "0 sent (0 B), 1 already on 's3'" in xp_main("push", cwd=team.a)[1]
     fs = s3.fs()
     fs.rm(f"{s3.bucket}/xp", recursive=True)  # type: ignore[attr-defined]
-    # The store lost what an earlier push saw: a sample of the known objects is checked
-    # first, the known-objects file is dropped, and the objects go up again.
-    assert "1 sent" in xp_main("push", cwd=team.a)[1]
+    # Nothing to publish: no request at all (no run can appear without its files).
+    assert "0 sent (0 B), 1 already on 's3'" in xp_main("push", cwd=team.a)[1]
+    # A new run to publish: its objects are checked, and a sample of the known ones; the
+    # sample finds the store emptied, the known list is dropped and both objects go up.
+    log_run(team.a, {"n.bin": b"new"})
+    assert "2 sent" in xp_main("push", cwd=team.a)[1]
 
 
 def test_s3_a_run_is_never_published_without_objects_deleted_behind_xp_s_back(

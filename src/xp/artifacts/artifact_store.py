@@ -196,13 +196,16 @@ class ArtifactStore:
                 path.unlink()
 
     def missing_for_upload(self, shas: Iterable[str], recheck: Iterable[str] = ()) -> set[str]:
-        """Like ``missing``, trusting what earlier pushes saw on the remote, but never for
-        ``recheck`` (the objects of runs about to be published), and only after a sample of
-        the trusted ones is found still there: objects deleted from the store behind xp's
-        back are sent again instead of a run being published without them."""
+        """Like ``missing``, trusting what earlier pushes saw on the remote, except for
+        ``recheck``: the objects of the runs the push is about to publish, which are asked
+        for on the store itself. When there are any, a sample of the trusted objects is
+        checked too, and a miss (the store lost objects behind xp's back) drops the known
+        list. A push publishing nothing needs no request at all: no run can appear
+        without its files."""
         wanted = set(shas)
-        trusted = (wanted & self.known()) - set(recheck)
-        if trusted:
+        fresh = wanted & set(recheck)
+        trusted = (wanted & self.known()) - fresh
+        if trusted and fresh:
             sample = random.sample(sorted(trusted), min(SAMPLE, len(trusted)))
             if self.missing(sample):
                 self.forget()

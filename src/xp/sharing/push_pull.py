@@ -139,7 +139,8 @@ def upload_missing(
     result.store = target.spec.name
     wanted = _unique(items)
     fresh = set(commits if publishing is None else publishing)
-    recheck = {i.sha256 for i in items if i.run in {labels[c] for c in fresh if c in labels}}
+    fresh_runs = {labels[c] for c in fresh if c in labels}
+    recheck = {i.sha256 for i in items if i.run in fresh_runs}
     missing = target.missing_for_upload(wanted, recheck)
     result.present = len(wanted) - len(missing)
     send: list[tuple[str, int]] = []
