@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -338,9 +339,14 @@ def test_the_next_command_cleans_what_a_killed_sweep_left(repo: Path) -> None:
 PARAMS = "".join(f"layer_{i}: {i}  # a long file: a torn write would show\n" for i in range(400))
 
 
+def _params_json(lr: float) -> str:
+    """A params file big enough (8 MB) that its write takes a while: kills land inside it."""
+    return json.dumps({"lr": lr, "weights": "w" * (8 << 20)}, indent=2) + "\n"
+
+
 def _kill_when(proc: subprocess.Popen[str], folder: Path, random_delay: float | None) -> bool:
     """SIGKILL ``proc`` after ``random_delay`` s, or (None) the moment a temp file of
-    params.yaml appears; True if it was killed while that temp file existed."""
+    params.json appears; True if it was killed while that temp file existed."""
     import random
 
     if random_delay is not None:
@@ -349,32 +355,36 @@ def _kill_when(proc: subprocess.Popen[str], folder: Path, random_delay: float | 
         return False
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
-        if any(n.startswith(".params.yaml.xp-") for n in os.listdir(folder)):
+        if any(n.startswith(".params.json.xp-") for n in os.listdir(folder)):
             os.killpg(proc.pid, signal.SIGKILL)
             return True
     return False
 
 
 def test_sigkill_during_xp_run_p_leaves_the_old_params_file_or_the_new_one(repo: Path) -> None:
-    """Kill ``xp run -p`` at random times and right inside its write: params.yaml is always
-    one whole version, and what a killed writer left beside it goes with the next write."""
-    trials = int(os.environ.get("XP_KILL_TRIALS", "8"))
-    params = repo / "params.yaml"
-    params.write_text("lr: 0.1\n" + PARAMS)
+    """Kill ``xp run -p`` at random times and inside its write (until that happened at least
+    once): params.json is always one whole version, and what a killed writer left beside it
+    goes with the next write."""
+    trials = int(os.environ.get("XP_KILL_TRIALS", "6"))
+    (repo / ".xp").mkdir()
+    (repo / ".xp" / "config.yaml").write_text("params: [params.json]\n")
+    params = repo / "params.json"
+    params.write_text(_params_json(0.5))
     versions = {params.read_text()}
-    hits = 0
-    for n in range(trials):
+    hits = n = 0
+    while n < trials or (not hits and n < 5 * trials):
         lr = n + 2
         cmd = [sys.executable, "-m", "xp", "run", "-p", f"lr={lr}", "--", sys.executable, "-c", ""]
         with spawned(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
-            hits += _kill_when(proc, repo, None if n % 2 else 1.0)
+            hits += _kill_when(proc, repo, None if n % 2 == 0 else 1.5)
             proc.wait()
-        versions.add(f"lr: {lr}\n" + PARAMS)
-        assert params.read_text() in versions, f"trial {n}: a torn params.yaml"
-    assert hits, "no trial killed the writer inside its write: raise XP_KILL_TRIALS"
+        versions.add(_params_json(lr))
+        assert params.read_text() in versions, f"trial {n}: a torn params.json"
+        n += 1
+    assert hits, f"no kill in {n} trials landed inside the write"
     result = CliRunner().invoke(cli, ["run", "-p", "lr=99", "--", sys.executable, "-c", ""])
     assert result.exit_code == 0, result.stderr
-    assert params.read_text() == "lr: 99\n" + PARAMS
+    assert params.read_text() == _params_json(99)
     assert [n for n in os.listdir(repo) if n.startswith(".params")] == []  # litter swept
 
 
