@@ -45,6 +45,12 @@ def _temp(name: str) -> str:
     return f".{name[:200]}.xp-{os.getpid()}-{secrets.token_hex(4)}.tmp"
 
 
+def temp_name(path: Path) -> Path:
+    """A hidden, unique name beside ``path`` for a file about to replace it (carrying this
+    process's pid, so a dead writer's leftover is removed by the next write there)."""
+    return path.with_name(_temp(path.name))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
