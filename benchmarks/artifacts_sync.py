@@ -1,9 +1,10 @@
 """`xp push` / `xp pull --artifacts` of 1,000 runs, each with one small artifact (1 KB), to a
 folder artifact remote and to an S3 server (moto's server mode on 127.0.0.1, when moto and
-s3fs are installed), plus a no-op push (nothing missing: no per-object round trip), and how
-long a push to an S3 endpoint that is down takes to fail (bounded connect timeout and
-retries). Git refs go to a local bare repository. Each figure is one `xp` subprocess, as a
-user runs it.
+s3fs are installed), plus a no-op push (nothing to publish: one `git ls-remote`, no request
+to the store), how long a push to an S3 endpoint that is down takes to fail (bounded
+connect timeout and retries), and how long one to a server that stopped answering (SIGSTOP:
+it accepts connections, never replies) takes to give its error with the default timeouts.
+Git refs go to a local bare repository. Each figure is one `xp` subprocess, as a user runs it.
 
 Runs with the benchmark runner (`python benchmarks/run.py --only sync`) or alone:
 `python benchmarks/artifacts_sync.py [--quick]`.
@@ -12,6 +13,7 @@ Runs with the benchmark runner (`python benchmarks/run.py --only sync`) or alone
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,8 +51,8 @@ def xp(cwd: Path, *args: str, env: dict[str, str] | None = None) -> float:
 
 
 @contextmanager
-def s3_server() -> Iterator[str | None]:
-    """An S3 endpoint on 127.0.0.1, or None when moto / s3fs are not installed."""
+def s3_server() -> Iterator[tuple[str, subprocess.Popen[bytes]] | None]:
+    """An S3 endpoint on 127.0.0.1 and its process, or None when moto / s3fs are missing."""
     try:
         import moto.server  # noqa: F401
         import s3fs  # type: ignore[import-untyped]  # noqa: F401
@@ -73,8 +75,9 @@ def s3_server() -> Iterator[str | None]:
                 break
             except OSError:
                 time.sleep(0.1)
-        yield endpoint
+        yield endpoint, proc
     finally:
+        os.kill(proc.pid, signal.SIGCONT)
         proc.terminate()
         proc.wait(10)
 
@@ -105,9 +108,10 @@ def xp_side(ctx: Context) -> dict[str, float]:
     clone = ctx.workdir / "b"
     git(ctx.workdir, "clone", "-q", "-b", "main", str(ctx.workdir / "origin.git"), str(clone))
     out["pull_dir"] = xp(clone, "pull", "--artifacts")
-    with s3_server() as endpoint:
-        if endpoint is None:
+    with s3_server() as server:
+        if server is None:
             return out
+        endpoint, moto = server
         env = {
             **child_env(),
             "AWS_ACCESS_KEY_ID": "bench",
@@ -129,7 +133,34 @@ def xp_side(ctx: Context) -> dict[str, float]:
         git(ctx.workdir, "clone", "-q", "-b", "main", str(ctx.workdir / "origin2.git"), str(fresh))
         out["pull_s3"] = xp(fresh, "pull", "--artifacts", "--store", "s3", env=env)
         out["unreachable_s3"] = unreachable(repo, env)
+        out["stalled_s3"] = stalled(repo, env, moto.pid)
     return out
+
+
+def stalled(repo: Path, env: dict[str, str], server: int) -> float:
+    """Seconds until `xp push` of one new run to an S3 server that stopped answering (SIGSTOP)
+    gives up with its error, default timeouts."""
+    os.chdir(repo)
+    import xp as api
+
+    with api.start_run():
+        api.log_text("one more\n", "late.txt")
+    os.kill(server, signal.SIGSTOP)
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [*xp_command(), "push", "origin2", "--store", "s3"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            timeout=600,
+        )
+        elapsed = time.perf_counter() - start
+    finally:
+        os.kill(server, signal.SIGCONT)
+    if proc.returncode != 1 or b"artifact remote 's3'" not in proc.stderr:
+        raise RuntimeError(f"push to a stalled server: exit {proc.returncode}, {proc.stderr!r}")
+    return elapsed
 
 
 def unreachable(repo: Path, env: dict[str, str]) -> float:
@@ -165,6 +196,12 @@ WORKLOAD = Workload(
         Metric("pull_s3", "xp pull --artifacts from S3", "s"),
         Metric(
             "unreachable_s3", "xp push to an S3 endpoint that is down: time to the error", "s", 30
+        ),
+        Metric(
+            "stalled_s3",
+            "xp push to an S3 server that stopped answering: time to the error",
+            "s",
+            60,
         ),
     ),
     xp=xp_side,

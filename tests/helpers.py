@@ -115,6 +115,20 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def fill_disk(folder: Path) -> None:
+    """Write into ``folder`` until its file system is full (ENOSPC)."""
+    import errno
+
+    with open(folder / "filler", "wb", buffering=0) as fh:
+        for size in (1 << 16, 512, 1):  # big writes, then the last bytes small ones still find
+            try:
+                while True:
+                    fh.write(b"\0" * size)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+
+
 def git(cwd: Path, *args: str, input_text: str | None = None) -> str:
     proc = subprocess.run(
         ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, input=input_text
@@ -254,6 +268,15 @@ def free_port() -> int:
 def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
     """A moto S3 server process on 127.0.0.1 (a real server in a subprocess, whose threads never
     share our interpreter's warning filters); yields its endpoint once it answers."""
+    with moto_process(env) as (endpoint, _proc):
+        yield endpoint
+
+
+@contextlib.contextmanager
+def moto_process(
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``moto_server``, also yielding the process, for tests that stop or kill it."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
@@ -268,7 +291,7 @@ def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
             return True
 
         wait_for(answers, "the moto server to answer", interval=0.1)
-        yield endpoint
+        yield endpoint, proc
 
 
 @dataclass

@@ -63,3 +63,39 @@ def test_the_checker_sees_a_git_call(tmp_path: Path) -> None:
     sample = tmp_path / "_probe_for_test.py"
     sample.write_text("import subprocess\nsubprocess.run(['git', 'status'])\nrepo.git('x')\n")
     assert len(_git_calls(sample, root=tmp_path)) == 2
+
+
+def _direct_output(path: Path, root: Path = SRC) -> list[str]:
+    """Calls in ``path`` that print past ``render.echo`` (click.echo/secho, print), with the
+    source line, e.g. ``cli/x.py:12 click.echo("hi")``."""
+    text = path.read_text()
+    lines = text.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "click"
+            and func.attr in ("echo", "secho")
+        ) or (isinstance(func, ast.Name) and func.id == "print"):
+            found.append(f"{path.relative_to(root)}:{node.lineno} {lines[node.lineno - 1].strip()}")
+    return found
+
+
+def test_the_cli_prints_through_render_echo_only(tmp_path: Path) -> None:
+    """Record strings reach the terminal through the one place that neutralises escape
+    sequences, cli/render.echo. Exempt: render itself, the reference generator (help text)
+    and the Ctrl-C line (no record text in it)."""
+    calls = [
+        c
+        for f in sorted((SRC / "cli").glob("*.py"))
+        if f.name not in ("render.py", "reference.py")
+        for c in _direct_output(f)
+    ]
+    assert [c for c in calls if '"xp: interrupted"' not in c] == []
+    sample = tmp_path / "_probe.py"
+    sample.write_text("import click\nclick.echo(name)\nprint(name)\nrender.echo(name)\n")
+    assert len(_direct_output(sample, root=tmp_path)) == 2

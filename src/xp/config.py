@@ -28,6 +28,10 @@ data: []
 max_file_size: 10MB
 """
 
+# Where artifacts live: these sections describe this clone's setup, not the code of a run,
+# so `xp checkout` of an old run keeps the current ones (docs/run-and-reproduce.md).
+LOCATION_KEYS = ("remotes", "default_remote", "cache")
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
 
@@ -117,3 +121,49 @@ def _load_config(repo: GitRepo) -> ProjectConfig:
         ),
         raw=raw,
     )
+
+
+def _is_top(line: str) -> bool:
+    return line[:1] not in ("", " ", "\t", "\n", "\r", "-")
+
+
+def strip_keys(text: str, keys: tuple[str, ...]) -> str:
+    """Remove the top-level blocks of ``keys``; every other line, comments included, stays."""
+    out: list[str] = []
+    skipping = False
+    for line in text.splitlines(keepends=True):
+        if _is_top(line):
+            skipping = any(re.match(rf"{k}\s*:", line) for k in keys)
+        if not skipping:
+            out.append(line)
+    return "".join(out)
+
+
+def blocks_of(text: str, keys: tuple[str, ...]) -> str:
+    """The top-level blocks of ``keys`` in ``text``, as written there."""
+    out: list[str] = []
+    taking = False
+    for line in text.splitlines(keepends=True):
+        if _is_top(line):
+            taking = any(re.match(rf"{k}\s*:", line) for k in keys)
+        if taking:
+            out.append(line if line.endswith("\n") else line + "\n")
+    return "".join(out)
+
+
+def carry_sections(into: str, source: str, keys: tuple[str, ...]) -> str | None:
+    """``into`` with its top-level sections ``keys`` as ``source`` has them (comments and
+    layout of both kept); None when they agree already. Raises ConfigError when either
+    does not parse."""
+    old = yamlio.load(source, fmt.CONFIG_PATH) or {}
+    new = yamlio.load(into, fmt.CONFIG_PATH) or {}
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        raise ConfigError(f"{fmt.CONFIG_PATH} must be a mapping of settings")
+    if all((k in old, old.get(k)) == (k in new, new.get(k)) for k in keys):
+        return None
+    body = strip_keys(into, keys).rstrip("\n")
+    text = (body + "\n" if body else "") + blocks_of(source, keys)
+    want = {k: v for k, v in new.items() if k not in keys} | {k: old[k] for k in keys if k in old}
+    if (yamlio.load(text, fmt.CONFIG_PATH) or {}) != want:
+        text = yamlio.dump(want).decode()  # an odd layout: write it whole
+    return text

@@ -8,7 +8,8 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     ├── InputError (ValueError)          a value passed to xp is wrong
     │   ├── InvalidKeyError              a param/metric/tag/artifact name
     │   ├── InvalidValueError            a value, option or argument
-    │   │   └── ParamChangedError        a param logged twice with different values
+    │   │   ├── ParamChangedError        a param logged twice with different values
+    │   │   └── UnsafePathError          a path that would lead out of its folder
     │   └── QueryError                   the filter/sort language
     ├── ConfigError                      a settings or record file cannot be read
     ├── NotFoundError (LookupError)      what was named does not exist
@@ -64,6 +65,11 @@ class InvalidValueError(InputError):
 
 class ParamChangedError(InvalidValueError):
     pass
+
+
+class UnsafePathError(InvalidValueError):
+    """A path (from a record, a config, an argument) that would lead out of the folder it
+    belongs to: through '..', an absolute path or a symlink."""
 
 
 class QueryError(InputError):

@@ -9,6 +9,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from xp.errors import InvalidKeyError
 
@@ -31,6 +32,16 @@ SERIES_DIR = "series"
 SERIES_HEADER = "step\tvalue\ttimestamp\n"
 
 STATUSES = ("running", "finished", "failed", "killed", "crashed")
+
+RUN_LOG_ARTIFACT = "logs/xp-run.log"  # the output `xp run` captured
+OUTPUT_SUFFIX = ".out"  # <journal dir>/<id>.out: that output while the run is live
+
+
+def output_spool(journal_dir: os.PathLike[str] | str, run_id: str) -> Path:
+    """The file a live ``xp run`` streams its command's output to; becomes the run's
+    ``RUN_LOG_ARTIFACT`` (at the end, or when recovery commits a killed run)."""
+    return Path(journal_dir) / f"{run_id}{OUTPUT_SUFFIX}"
+
 
 # Crockford's base32, lower case: no i, l, o, u, so ids read aloud and type without ambiguity.
 _B32 = "0123456789abcdefghjkmnpqrstvwxyz"

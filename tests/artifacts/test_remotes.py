@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 import xp
 from tests.helpers import (
@@ -15,9 +19,12 @@ from tests.helpers import (
     free_port,
     git,
     log_run,
+    moto_process,
     moto_server,
     one_line_error,
+    wait_for,
     xp_main,
+    xp_subprocess,
 )
 from xp.artifacts import cache
 from xp.artifacts.artifact_store import PER_OBJECT_CHECK, open_store
@@ -209,17 +216,40 @@ def test_s3_permission_denied_is_one_line(
     assert "AWS_ACCESS_KEY_ID" in msg
 
 
-def test_s3_noop_push_trusts_what_earlier_pushes_saw(team: Team, s3: S3Server) -> None:
+def test_s3_known_objects_are_trusted_only_after_a_sample_is_found(
+    team: Team, s3: S3Server
+) -> None:
     use_s3(team, s3)
     log_run(team.a, {"k.bin": b"known"})
     assert "1 sent" in xp_main("push", cwd=team.a)[1]
     fs = s3.fs()
     fs.rm(f"{s3.bucket}/xp", recursive=True)  # type: ignore[attr-defined]
-    # Objects are immutable and xp never deletes them remotely: no request is needed.
+    # Nothing to publish: no request at all (no run can appear without its files).
     assert "0 sent (0 B), 1 already on 's3'" in xp_main("push", cwd=team.a)[1]
-    for known in (team.a / ".git" / "xp" / "remotes").glob("*.known"):
-        known.unlink()  # forget: the store is asked again
-    assert "1 sent" in xp_main("push", cwd=team.a)[1]
+    # A new run to publish: its objects are checked, and a sample of the known ones; the
+    # sample finds the store emptied, the known list is dropped and both objects go up.
+    log_run(team.a, {"n.bin": b"new"})
+    assert "2 sent" in xp_main("push", cwd=team.a)[1]
+
+
+def test_s3_a_run_is_never_published_without_objects_deleted_behind_xp_s_back(
+    team: Team, s3: S3Server
+) -> None:
+    """Many objects known, one deleted from the store: no sample can be relied on to see it,
+    so the objects of every run new to the git remote are checked on the store itself."""
+    use_s3(team, s3)
+    files = {f"f{i}.bin": f"content {i}".encode() for i in range(40)}
+    log_run(team.a, files)
+    assert "40 sent" in xp_main("push", cwd=team.a)[1]
+    victim = next(a for a in xp.get_run(xp.list_runs(team.a)[0].id, team.a).artifacts)
+    store = open_store(find_repo(team.a))
+    s3.fs().rm(store.object_path(victim.sha256))  # type: ignore[attr-defined]
+    run_b = log_run(team.a, {"again.bin": files[victim.path]})  # same bytes, a new run
+    code, out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert "1 sent" in out
+    assert store.missing([victim.sha256]) == set()
+    assert f"refs/xp/runs/{run_b}" in git(team.bare, "for-each-ref")
 
 
 def test_s3_without_credentials_is_one_line(
@@ -233,3 +263,141 @@ def test_s3_without_credentials_is_one_line(
     msg = one_line_error(*xp_main("push", cwd=team.a)[::2])
     assert "artifact remote 's3'" in msg
     assert "no credentials found" in msg
+
+
+@pytest.fixture
+def own_s3(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[S3Server, subprocess.Popen[str]]]:
+    """An S3 server of this test's own, with a bucket: the test stops or kills it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    with moto_process() as (endpoint, proc):
+        server = S3Server(endpoint, "own")
+        server.fs().mkdir("own")  # type: ignore[attr-defined]
+        try:
+            yield server, proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)
+
+
+def impatient_s3(team: Team, s3: S3Server) -> None:
+    """An S3 remote with one-second timeouts and two tries (the defaults take ~45 s)."""
+    use_s3(team, s3)
+    cfg = team.a / ".xp" / "config.yaml"
+    data = yaml.safe_load(cfg.read_text())
+    data["remotes"]["s3"]["options"] = {
+        "config_kwargs": {
+            "connect_timeout": 1,
+            "read_timeout": 1,
+            "retries": {"max_attempts": 2, "mode": "standard"},
+        }
+    }
+    cfg.write_text(yaml.safe_dump(data))
+
+
+def test_s3_a_stalled_server_gives_one_line_not_a_hang(
+    team: Team, own_s3: tuple[S3Server, subprocess.Popen[str]]
+) -> None:
+    s3, server = own_s3
+    impatient_s3(team, s3)
+    log_run(team.a, {"small.bin": b"s" * 1000, "big.bin": os.urandom(20 << 20)})
+    os.kill(server.pid, signal.SIGSTOP)  # it accepts connections and never answers
+    try:
+        msg = one_line_error(*xp_main("push", cwd=team.a)[::2])
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    assert "artifact remote 's3'" in msg
+    assert "no answer while trying to" in msg
+    assert "refs/xp/" not in git(team.bare, "for-each-ref")  # nothing published
+    code, out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert "2 sent" in out
+
+
+def test_s3_a_stall_in_the_middle_of_an_upload_is_given_up(
+    team: Team, own_s3: tuple[S3Server, subprocess.Popen[str]]
+) -> None:
+    """A send the server stopped reading has no read timeout: the stall watch ends it."""
+    s3, server = own_s3
+    impatient_s3(team, s3)
+    log_run(team.a, {"big.bin": os.urandom(64 << 20)})
+    with xp_subprocess("push", cwd=team.a) as proc:
+        wait_for(lambda: _multipart_started(s3), "the multipart upload to start", interval=0.05)
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            _out, err = proc.communicate(timeout=120)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+    assert proc.returncode == 1, err
+    assert one_line_error(1, err)
+    assert "refs/xp/" not in git(team.bare, "for-each-ref")
+
+
+def _multipart_started(s3: S3Server) -> bool:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3.endpoint)
+    return bool(client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads"))
+
+
+def _arrived(s3: S3Server) -> bool:
+    """An object has arrived (the others are on their way)."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3.endpoint)
+    return bool(client.list_objects_v2(Bucket=s3.bucket).get("Contents"))
+
+
+def test_s3_server_dying_mid_upload_is_one_line_without_tracebacks(
+    team: Team, own_s3: tuple[S3Server, subprocess.Popen[str]]
+) -> None:
+    s3, server = own_s3
+    use_s3(team, s3)
+    for i in range(4):  # four runs: their uploads are in flight together
+        log_run(team.a, {f"m{i}.bin": os.urandom(20 << 20)})
+    with xp_subprocess("push", cwd=team.a) as proc:
+        wait_for(lambda: _arrived(s3), "the first object to arrive", interval=0.05)
+        server.kill()
+        _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    msg = one_line_error(1, err)
+    assert "artifact remote 's3'" in msg
+    assert "Traceback" not in err
+    assert "refs/xp/" not in git(team.bare, "for-each-ref")
+
+
+def test_s3_defaults_bound_what_a_stall_costs(team: Team, s3: S3Server) -> None:
+    """The defaults themselves (a stall test with them would wait ~45 s)."""
+    use_s3(team, s3)
+    store = open_store(find_repo(team.a))
+    assert store.stall_seconds() == 3 * (5 + 10)
+    fs = store.fs
+    assert fs.retries == 1  # s3fs's own loop would multiply botocore's tries by five
+    assert fs.config_kwargs["read_timeout"] == 10
+    assert fs.config_kwargs["retries"] == {"max_attempts": 3, "mode": "standard"}
+    # Requests a dead server aborted leave tasks nobody awaits; asyncio would print each
+    # one's traceback when it is collected (whether that happens is a race: ask directly).
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger("asyncio").addHandler(handler)
+    try:
+        fs.loop.call_soon_threadsafe(
+            fs.loop.call_exception_handler,
+            {"message": "Task exception was never retrieved", "exception": OSError("reset")},
+        )
+        import concurrent.futures
+
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        fs.loop.call_soon_threadsafe(done.set_result, None)
+        done.result(timeout=30)
+    finally:
+        logging.getLogger("asyncio").removeHandler(handler)
+    assert stream.getvalue() == ""

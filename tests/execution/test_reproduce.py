@@ -111,6 +111,23 @@ def test_cached_data_inputs_are_restored(repo: Path) -> None:
     assert (repo / "data" / "x.txt").read_text() == "changed to something longer"
 
 
+def test_a_corrupt_cached_input_is_never_used(repo: Path) -> None:
+    (repo / ".gitignore").write_text("data/\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "x.txt").write_text("12345")
+    write_script(repo, reads_data=True, cache=True)
+    run_cli("run", "--", sys.executable, "train.py")
+    original = xp.list_runs()[0].id
+    sha = xp.get_run(original).inputs[0].sha256
+    obj = repo / ".git" / "xp" / "cache" / "sha256" / sha[:2] / sha[2:4] / sha
+    obj.chmod(0o644)
+    obj.write_text("123456789")  # bit rot: the same name, other bytes
+    result = CliRunner().invoke(cli, ["reproduce", original, "--check"])
+    # the 9 corrupt bytes would score 10; the workspace's unchanged copy scores 6 again
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert obj.read_text() == "12345"  # dropped, then cached again by the good run
+
+
 def test_uncached_changed_data_is_named_in_a_warning(repo: Path) -> None:
     (repo / ".gitignore").write_text("data/\n")
     (repo / "data").mkdir()

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import alive, journal_lines, spawned, wait_for
+from tests.helpers import (
+    alive,
+    fill_disk,
+    fsck,
+    git,
+    journal_lines,
+    one_line_error,
+    spawned,
+    wait_for,
+    xp_main,
+)
 from xp.cli import cli
 from xp.errors import InvalidValueError
 from xp.execution import overrides
@@ -213,3 +225,185 @@ def test_run_in_a_subfolder_records_its_cwd(repo: Path) -> None:
     got = only_run(repo)
     assert got.meta["cwd"] == "src"
     assert got.params["here"] == str(sub)
+
+
+LINGERER = """
+import os, signal, subprocess, sys, time, xp
+print("epoch 1: loss 0.5", flush=True)
+xp.log_metric("alive", 1)
+kid = subprocess.Popen([sys.executable, "-c", '''
+import signal, sys, time, xp
+def stop(signum, frame):
+    time.sleep(0.1)  # a slow shutdown: it still logs
+    xp.log_metric("late", 2)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+xp.log_metric("kid", 1)
+open("kid-ready", "w").close()
+time.sleep(600)
+'''], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # holds no pipe of xp run's
+while not os.path.exists("kid-ready"):  # its handler is in place
+    time.sleep(0.01)
+open("pids.txt", "w").write(f"{os.getpid()} {kid.pid}\\n")
+time.sleep(float(sys.argv[1]))
+"""
+
+
+def test_processes_left_behind_finish_logging_before_the_run_is_recorded(repo: Path) -> None:
+    """The command exits at once; the process it started logs on its way out (SIGTERM)."""
+    (repo / "lingerer.py").write_text(LINGERER)
+    code = subprocess.run(
+        [sys.executable, "-m", "xp", "run", "--", sys.executable, "lingerer.py", "0.5"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert code.returncode == 0, code.stderr
+    got = only_run(repo)
+    assert got.metrics == {"alive": 1, "kid": 1, "late": 2}
+    assert "still logs" not in code.stderr
+    assert not list((repo / ".git" / "xp" / "journal").iterdir())  # every part merged
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_a_killed_xp_run_keeps_its_output_and_every_process_s_values(repo: Path) -> None:
+    (repo / "lingerer.py").write_text(LINGERER)
+    cmd = [sys.executable, "-m", "xp", "run", "--", sys.executable, "lingerer.py", "600"]
+    with spawned(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        pids = _pids(repo)
+        wait_for(lambda: _flushed(repo, "kid"), "the child's metric to be flushed")
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: not any(alive(p) for p in pids), "the command and its child to die")
+        journal = repo / ".git" / "xp" / "journal"
+        wait_for(lambda: _unlocked(next(journal.glob("*.journal"))), "the guard to let go")
+    out = xp_cli("show", cwd=repo)
+    assert "recovered run" in out.stderr
+    got = only_run(repo)
+    assert got.status == "crashed"
+    assert got.metrics == {"alive": 1, "kid": 1, "late": 2}  # the slow one was waited for
+    log = [a for a in got.artifacts if a.path == "logs/xp-run.log"]
+    assert len(log) == 1, got.artifacts
+    code, _text, err = xp_main("get", got.id, "logs/xp-run.log", "-o", "got", cwd=repo)
+    assert code == 0, err
+    assert "epoch 1: loss 0.5\n" in (repo / "got" / "logs" / "xp-run.log").read_text()
+    assert not list(journal.iterdir())
+
+
+def _unlocked(path: Path) -> bool:
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_the_next_command_cleans_what_a_killed_sweep_left(repo: Path) -> None:
+    (repo / "slow.py").write_text(
+        "import os, time, xp\nxp.log_metric('a', 1)\n"
+        "open(f'{os.getpid()}.pid', 'w').write(str(os.getpid()))\ntime.sleep(600)\n"
+    )
+    git(repo, "add", "slow.py")
+    git(repo, "commit", "-qm", "slow")
+    cmd = [sys.executable, "-m", "xp", "run", "-j", "2", "-p", "lr=1,2", "--"]
+    tmp = repo / ".git" / "xp" / "tmp"
+    with spawned(
+        [*cmd, sys.executable, "slow.py"],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        wait_for(lambda: len(list(tmp.glob("*/sweep-*/*.pid"))) == 2, "both points to be running")
+        pids = [int(p.read_text()) for p in tmp.glob("*/sweep-*/*.pid")]
+        assert git(repo, "worktree", "list").count("\n") == 3
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: not any(alive(p) for p in pids), "the points to die")
+    out = xp_cli("show", cwd=repo)
+    assert out.returncode == 0, out.stderr
+    assert git(repo, "worktree", "list").count("\n") == 1  # pruned
+    assert [p.name for p in tmp.iterdir()] == []  # the dead process's folder is gone
+    assert sorted(xp.get_run(r.id, path=repo).status for r in xp.list_runs(repo)) == [
+        "crashed",
+        "crashed",
+    ]
+
+
+PARAMS = "".join(f"layer_{i}: {i}  # a long file: a torn write would show\n" for i in range(400))
+
+
+def _params_json(lr: float) -> str:
+    """A params file big enough (8 MB) that its write takes a while: kills land inside it."""
+    return json.dumps({"lr": lr, "weights": "w" * (8 << 20)}, indent=2) + "\n"
+
+
+def _kill_when(proc: subprocess.Popen[str], folder: Path, random_delay: float | None) -> bool:
+    """SIGKILL ``proc`` after ``random_delay`` s, or (None) the moment a temp file of
+    params.json appears; True if it was killed while that temp file existed."""
+    import random
+
+    if random_delay is not None:
+        time.sleep(random.uniform(0, random_delay))
+        os.killpg(proc.pid, signal.SIGKILL)
+        return False
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(n.startswith(".params.json.xp-") for n in os.listdir(folder)):
+            os.killpg(proc.pid, signal.SIGKILL)
+            return True
+    return False
+
+
+def test_sigkill_during_xp_run_p_leaves_the_old_params_file_or_the_new_one(repo: Path) -> None:
+    """Kill ``xp run -p`` at random times and inside its write (until that happened at least
+    once): params.json is always one whole version, and what a killed writer left beside it
+    goes with the next write."""
+    trials = int(os.environ.get("XP_KILL_TRIALS", "6"))
+    (repo / ".xp").mkdir()
+    (repo / ".xp" / "config.yaml").write_text("params: [params.json]\n")
+    params = repo / "params.json"
+    params.write_text(_params_json(0.5))
+    versions = {params.read_text()}
+    hits = n = 0
+    while n < trials or (not hits and n < 5 * trials):
+        lr = n + 2
+        cmd = [sys.executable, "-m", "xp", "run", "-p", f"lr={lr}", "--", sys.executable, "-c", ""]
+        with spawned(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+            hits += _kill_when(proc, repo, None if n % 2 == 0 else 1.5)
+            proc.wait()
+        versions.add(_params_json(lr))
+        assert params.read_text() in versions, f"trial {n}: a torn params.json"
+        n += 1
+    assert hits, f"no kill in {n} trials landed inside the write"
+    result = CliRunner().invoke(cli, ["run", "-p", "lr=99", "--", sys.executable, "-c", ""])
+    assert result.exit_code == 0, result.stderr
+    assert params.read_text() == _params_json(99)
+    assert [n for n in os.listdir(repo) if n.startswith(".params")] == []  # litter swept
+
+
+def test_a_full_disk_leaves_the_params_file_whole(small_disk: Path) -> None:
+    root = small_disk / "proj"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / "params.yaml").write_text("lr: 0.1\n" + PARAMS)
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "init")
+    fill_disk(small_disk)
+    code, _out, err = xp_main("run", "-p", "lr=0.5", "--", sys.executable, "-c", "", cwd=root)
+    msg = one_line_error(code, err)
+    assert "params.yaml: No space left on device; free disk space" in msg
+    assert (root / "params.yaml").read_text() == "lr: 0.1\n" + PARAMS
+    assert [n for n in os.listdir(root) if n.startswith(".params")] == []
+    assert xp.list_runs(root) == []
+    (small_disk / "filler").unlink()
+    code, _out, err = xp_main("run", "-p", "lr=0.5", "--", sys.executable, "-c", "", cwd=root)
+    assert code == 0, err
+    assert (root / "params.yaml").read_text() == "lr: 0.5\n" + PARAMS
+    fsck(root)

@@ -62,11 +62,14 @@ def test_grid_sweep_runs_each_point_in_its_own_checkout(repo: Path) -> None:
             "train.py",
         ],
     )
-    assert result.exit_code == 1  # a point failed
+    report = f"sweep table:\n{result.stdout}\nprogress and errors:\n{result.stderr}"
+    assert result.exit_code == 1, report  # a point failed
     assert files(repo) == before  # the user's files never changed
     assert git(repo, "worktree", "list").count("\n") == 1
+    # Each checkout's snapshot-index cache went with it: only the workspace's own is left.
+    assert len(list((repo / ".git" / "xp").glob("snapshot-index.*"))) <= 1
     runs = [xp.get_run(r.id) for r in xp.list_runs()]
-    assert len(runs) == 6
+    assert len(runs) == 6, report
     sweep_ids = {r.tags["xp.sweep"] for r in runs}
     assert len(sweep_ids) == 1
     by_point = {r.tags["xp.sweep.point"]: r for r in runs}
@@ -171,3 +174,17 @@ def test_ctrl_c_stops_every_point_and_starts_no_new_one(repo: Path) -> None:
     assert statuses == ["killed", "killed", "not"]  # "not run"
     assert sorted(xp.get_run(r.id).status for r in xp.list_runs()) == ["killed", "killed"]
     assert git(repo, "worktree", "list").count("\n") == 1
+
+
+def test_a_point_that_cannot_start_is_retried_then_listed_with_its_reason(repo: Path) -> None:
+    setup(repo)
+    admin = repo / ".git" / "worktrees"
+    admin.write_text("a file where git keeps its worktrees: no checkout can be made")
+    result = CliRunner().invoke(cli, ["run", "-p", "lr=0.1,0.3", "--", sys.executable, "train.py"])
+    assert result.exit_code == 1
+    assert result.stderr.count("retrying") == 2  # each point once more
+    rows = result.stdout.splitlines()[1:3]
+    assert [r.split()[2] for r in rows] == ["error", "error"]  # listed, not lost
+    assert "error: git worktree failed" in result.stderr
+    assert xp.list_runs() == []
+    admin.unlink()

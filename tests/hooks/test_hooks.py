@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import ROOT, git
+from tests.helpers import ROOT, Team, git, xp_main
 from xp.cli import cli
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks
@@ -237,3 +237,36 @@ def test_pre_push_with_the_artifact_remote_down_aborts(repo: Path, tmp_path: Pat
     assert "push stopped" in proc.stderr
     assert proc.stderr.count("xp:") == 1
     assert git(remote, "for-each-ref", "refs/xp") == ""  # git sent no run ref
+
+
+def test_post_checkout_rehashes_what_it_places(team: Team) -> None:
+    """A corrupt cached object is never copied into the work tree: it is fetched again."""
+    (team.a / "out").mkdir()  # ignored: only the hook can bring it back
+    (team.a / "out" / "model.bin").write_bytes(b"the model")
+    with xp.start_run() as run:
+        xp.log_artifact("out/model.bin")
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    commit = xp.get_run(run.id).commit
+    sha = xp.get_run(run.id).artifacts[0].sha256
+    obj = team.a / ".git" / "xp" / "cache" / "sha256" / sha[:2] / sha[2:4] / sha
+    obj.chmod(0o644)
+    obj.write_bytes(b"the modeL")  # one bit flipped in the cache
+    (team.a / "out" / "model.bin").unlink()
+    git(team.a, "checkout", "-q", "--detach", commit)
+    result = CliRunner().invoke(cli, ["hook", "post-checkout", "HEAD", commit, "1"])
+    assert result.exit_code == 0, result.stderr
+    assert (team.a / "out" / "model.bin").read_bytes() == b"the model"
+    assert (team.a / "out" / "model.bin").stat().st_ino != obj.stat().st_ino  # a copy
+    assert obj.read_bytes() == b"the model"  # the cache was repaired from the store
+    for path in (team.store / "sha256").rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
+            path.write_bytes(b"rotten")  # now the store's copy is bad too
+    obj.chmod(0o644)
+    obj.write_bytes(b"rotten")
+    (team.a / "out" / "model.bin").unlink()
+    result = CliRunner().invoke(cli, ["hook", "post-checkout", "HEAD", commit, "1"])
+    assert "out/model.bin not written: its cached copy was corrupt" in result.stderr
+    assert not (team.a / "out" / "model.bin").exists()
+    git(team.a, "checkout", "-q", "main")

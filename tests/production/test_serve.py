@@ -112,7 +112,7 @@ def test_request_metrics_become_production_points_of_the_version(repo: Path) -> 
         assert call(srv.url, {"instances": [[1.0]]})[0] == 400
         srv.shutdown()
         thread.join()
-    assert not list((repo / ".git" / "xp" / "tmp").glob("serve-*"))  # its files are gone
+    assert not list((repo / ".git" / "xp" / "tmp").glob("**/serve-*"))  # its files are gone
     found = {p.metric: p for p in points.read(find_repo(repo), model="diabetes").points}
     assert found["requests"].value == 5
     assert found["errors"].value == 1
@@ -174,7 +174,7 @@ def test_a_pickle_from_someone_elses_run_is_refused_unless_trusted(team: Team) -
     assert "was fetched from origin; loading its pickle would run that run's code here" in line
     assert "--trust" in line
     assert not (b / ".git" / "xp" / "tmp").exists() or not list(
-        (b / ".git" / "xp" / "tmp").glob("serve-*")
+        (b / ".git" / "xp" / "tmp").glob("**/serve-*")
     )
     # at a terminal xp asks; "n" keeps the refusal
     primary, secondary = os.openpty()

@@ -108,3 +108,33 @@ def test_branch_at_a_run(repo: Path) -> None:
     )
     bad = CliRunner().invoke(cli, ["branch", run_id, "no..dots"])
     assert "is not a valid branch name" in bad.stderr
+
+
+def test_where_artifacts_live_survives_checking_out_an_old_run(repo: Path) -> None:
+    (repo / ".xp").mkdir()
+    config = repo / ".xp" / "config.yaml"
+    config.write_text("# project settings\nparams: [params.yaml]\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "config")
+    old = record(repo, 0.5, b"model")  # its snapshot has the config without any remote
+    reset(repo)
+    result = CliRunner().invoke(
+        cli, ["remote", "add", "store", str(repo.parent / "st"), "--default"]
+    )
+    assert result.exit_code == 0, result.stderr
+    text = config.read_text()
+    config.write_text(
+        text.replace("params: [params.yaml]", "params: [params.yaml, more.yaml]")
+        + "cache:\n  link: [copy]  # my choice\n"
+    )
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "store and more params")
+    result = CliRunner().invoke(cli, ["checkout", old])
+    assert result.exit_code == 0, result.stderr
+    after = config.read_text()
+    assert "params: [params.yaml]\n" in after  # the run's own settings come back
+    assert "more.yaml" not in after
+    assert "remotes:\n  store:" in after  # where artifacts live stays
+    assert "  link: [copy]  # my choice\n" in after  # comments and layout kept
+    assert "kept the artifact settings (remotes, default_remote, cache)" in result.stdout
+    assert CliRunner().invoke(cli, ["remote", "list"]).stdout.startswith("* store")

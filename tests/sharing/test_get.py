@@ -38,17 +38,20 @@ def test_link_kinds(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_id = log_run(repo, {"w.bin": b"weights"})
     sha = xp.get_run(run_id).artifacts[0].sha256
     obj = cache.object_path(cache_of(repo), sha)
-    assert xp_main("get", run_id, "-o", "linked", cwd=repo)[0] == 0
-    linked = repo / "linked" / "w.bin"
-    assert linked.stat().st_ino == obj.stat().st_ino  # ext4 has no reflink: a hard link
-    assert not linked.stat().st_mode & stat.S_IWUSR  # read-only: writes would hit the cache
-    assert xp_main("get", run_id, "-o", "copied", "--link", "copy", cwd=repo)[0] == 0
+    assert xp_main("get", run_id, "-o", "copied", cwd=repo)[0] == 0
     copied = repo / "copied" / "w.bin"
-    assert copied.stat().st_ino != obj.stat().st_ino
+    assert copied.stat().st_ino != obj.stat().st_ino  # the default: a file of its own
     assert copied.stat().st_mode & stat.S_IWUSR
-    monkeypatch.setenv("XP_CACHE_LINK", "copy")
+    with open(copied, "r+b") as fh:  # retraining rewrites the model in place (root can)
+        fh.write(b"RETRAIN")
+    assert cache.verify(cache_of(repo), sha)  # the cached object (and the run) are intact
+    assert xp_main("get", run_id, "-o", "linked", "--link", "hardlink", cwd=repo)[0] == 0
+    linked = repo / "linked" / "w.bin"
+    assert linked.stat().st_ino == obj.stat().st_ino  # opted in: the cached object itself
+    assert not linked.stat().st_mode & stat.S_IWUSR  # read-only: writes would hit the cache
+    monkeypatch.setenv("XP_CACHE_LINK", "hardlink,copy")
     assert xp_main("get", run_id, "-o", "env", cwd=repo)[0] == 0
-    assert (repo / "env" / "w.bin").stat().st_ino != obj.stat().st_ino
+    assert (repo / "env" / "w.bin").stat().st_ino == obj.stat().st_ino
     msg = one_line_error(*xp_main("get", run_id, "--link", "symlink", cwd=repo)[::2])
     assert "unknown link kind 'symlink'" in msg
 
@@ -181,3 +184,26 @@ def test_cached_inputs_restore_in_another_clone(team: Team) -> None:
     assert [p.name for p in (team.b / "one").rglob("*") if p.is_file()] == ["p1.csv"]
     msg = one_line_error(*xp_main("get", run.id, "train.py", cwd=team.b)[::2])
     assert "without cache=True" in msg
+
+
+def test_uncached_inputs_are_skipped_unless_asked_for(repo: Path) -> None:
+    """The README's pattern: log_input without cache=True, artifacts cached."""
+    (repo / "data").mkdir()
+    (repo / "data" / "rows.csv").write_text("a\nb\n")
+    (repo / "folder").mkdir()
+    (repo / "folder" / "part.csv").write_text("p\n")
+    (repo / "model.bin").write_bytes(b"weights")
+    with xp.start_run() as run:
+        xp.log_input("data/rows.csv")
+        xp.log_input("folder")  # a folder input: not even its manifest is stored
+        xp.log_artifact("model.bin")
+    code, _out, err = xp_main("get", run.id, "-o", "out", cwd=repo)
+    assert code == 0, err
+    assert [p.name for p in (repo / "out").rglob("*") if p.is_file()] == ["model.bin"]
+    assert "skipped 2 data input(s)" in err
+    assert "data/rows.csv" in err
+    assert "folder" in err
+    msg = one_line_error(*xp_main("get", run.id, "data/rows.csv", "-o", "o2", cwd=repo)[::2])
+    assert "data input data/rows.csv" in msg
+    assert "cache=True" in msg
+    assert not (repo / "o2").exists()

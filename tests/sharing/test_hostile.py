@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import git
+from tests.helpers import fsck, git, user_error
+from xp.artifacts import cache
 from xp.cli import cli
 from xp.errors import XPError
 
@@ -108,3 +113,214 @@ def test_post_checkout_does_not_follow_symlinks_out(repo: Path, tmp_path: Path) 
     assert result.exit_code == 1
     assert "leads outside the work tree" in result.stderr
     assert not list(outside.iterdir())
+
+
+# -- a corpus of crafted runs, built with git plumbing in another clone and fetched ---------
+
+
+@dataclass(frozen=True)
+class Link:
+    """A symlink entry (mode 120000) whose blob is ``target``."""
+
+    target: str
+
+
+def _plumb(repo: Path, *args: str, data: bytes | None = None) -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, input=data, capture_output=True, check=True)
+    return proc.stdout.decode().strip()
+
+
+def _tree(repo: Path, files: dict[str, bytes | Link]) -> str:
+    """A tree of ``files`` (nested paths, symlinks included) made with git mktree."""
+    here: dict[str, bytes | Link] = {}
+    below: dict[str, dict[str, bytes | Link]] = {}
+    for path, content in files.items():
+        head, _, rest = path.partition("/")
+        if rest:
+            below.setdefault(head, {})[rest] = content
+        else:
+            here[path] = content
+    lines = []
+    for name, content in here.items():
+        data = content.target.encode() if isinstance(content, Link) else content
+        sha = _plumb(repo, "hash-object", "-w", "--stdin", data=data)
+        mode = "120000" if isinstance(content, Link) else "100644"
+        lines.append(f"{mode} blob {sha}\t{name}")
+    for name, sub in below.items():
+        lines.append(f"040000 tree {_tree(repo, sub)}\t{name}")
+    return _plumb(repo, "mktree", data="".join(f"{line}\n" for line in lines).encode())
+
+
+def craft(evil: Path, run_id: str, meta: dict[str, object], files: dict[str, bytes | Link]) -> str:
+    """A run commit on evil's HEAD whose tree is ``files`` plus a record, under
+    refs/xp/runs/<run_id>; as a hostile clone could push it."""
+    head = _plumb(evil, "rev-parse", "HEAD")
+    record = {
+        "format": 1,
+        "id": run_id,
+        "name": "crafted",
+        "status": "finished",
+        "baseline": head,
+        "cwd": ".",
+        **meta,
+    }
+    body = {".xp/run/meta.yaml": yaml.safe_dump(record).encode()}
+    for name in ("artifacts", "inputs"):
+        if name in meta:
+            body[f".xp/run/{name}.yaml"] = yaml.safe_dump(meta[name]).encode()
+            del record[name]
+            body[".xp/run/meta.yaml"] = yaml.safe_dump(record).encode()
+    tree = _tree(evil, {**files, **body})
+    commit = _plumb(evil, "commit-tree", tree, "-p", head, "-m", "xp: crafted")
+    _plumb(evil, "update-ref", f"refs/xp/runs/{run_id.replace('/', '_')}", commit)
+    return commit
+
+
+@pytest.fixture
+def evil(repo: Path, tmp_path: Path) -> Iterator[Path]:
+    """Another clone of the user's project, whose runs the user fetches."""
+    path = tmp_path / "evil"
+    git(tmp_path, "clone", "-q", str(repo), str(path))
+    yield path
+    fsck(path)
+
+
+def fetch(repo: Path, evil: Path) -> None:
+    git(repo, "fetch", "-q", str(evil), "+refs/xp/runs/*:refs/xp/remotes/evil/runs/*")
+
+
+def cached(repo: Path, data: bytes) -> dict[str, object]:
+    """``data`` in the user's cache (as a store would give it); its manifest entry."""
+    sha = cache.add_bytes(repo / ".git" / "xp" / "cache", data)
+    return {"sha256": sha, "size": len(data)}
+
+
+def test_checkout_never_writes_through_a_symlink_the_run_makes(
+    repo: Path, evil: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("precious")
+    for n, target in enumerate((str(outside), "../outside")):
+        run_id = f"1n0hvstxe0ck0{n}"
+        entry = {"path": "model.bin", "source": "outputs/victim.txt", **cached(repo, b"EVIL")}
+        craft(
+            evil,
+            run_id,
+            {"artifacts": [entry]},
+            {"train.py": b"print('train')\n", "outputs": Link(target)},
+        )
+        fetch(repo, evil)
+        result = CliRunner().invoke(cli, ["checkout", run_id])
+        assert "symlink the run's own files make" in user_error(result)
+        assert (outside / "victim.txt").read_text() == "precious"
+        assert not (repo / "outputs").exists()  # refused before anything changed
+
+
+def test_artifacts_into_git_s_own_folder_are_refused(repo: Path, evil: Path) -> None:
+    hook = {
+        "path": ".git/hooks/pre-commit",
+        "source": ".git/hooks/post-checkout",
+        **cached(repo, b"#!/bin/sh\n"),
+    }
+    craft(evil, "1n0hvstxe0gt00", {"artifacts": [hook]}, {"train.py": b"x\n"})
+    fetch(repo, evil)
+    assert ".git folder" in user_error(CliRunner().invoke(cli, ["checkout", "1n0hvstxe0gt00"]))
+    assert not (repo / ".git" / "hooks" / "post-checkout").exists()
+    got = CliRunner().invoke(cli, ["get", "1n0hvstxe0gt00", "-o", str(repo)])
+    assert ".git folder" in user_error(got)
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+
+
+def test_post_checkout_hook_refuses_a_symlink_git_just_made(
+    repo: Path, evil: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    entry = {"path": "m.bin", "source": "outputs/m.bin", **cached(repo, b"EVIL")}
+    commit = craft(evil, "1n0hvstxe0hk00", {"artifacts": [entry]}, {"outputs": Link(str(outside))})
+    fetch(repo, evil)
+    git(repo, "checkout", "-q", "--detach", commit)  # git makes outputs -> outside
+    result = CliRunner().invoke(cli, ["hook", "post-checkout", "HEAD", commit, "1"])
+    assert "outside the work tree" in user_error(result)
+    assert list(outside.iterdir()) == []
+    git(repo, "checkout", "-q", "-")
+
+
+def test_reproduce_asks_before_running_someone_else_s_command(repo: Path, evil: Path) -> None:
+    marker = repo.parent / "PWNED"
+    command = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    craft(evil, "1n0hvstxe0rp00", {"command": command}, {"train.py": b"x\n"})
+    fetch(repo, evil)
+    msg = user_error(CliRunner().invoke(cli, ["reproduce", "1n0hvstxe0rp00"]))
+    assert "comes from git remote 'evil'" in msg
+    assert "--trust" in msg
+    assert "open(" in msg  # the command is shown
+    assert not marker.exists()
+    trusted = CliRunner().invoke(cli, ["reproduce", "1n0hvstxe0rp00", "--trust"])
+    assert trusted.exit_code == 0, trusted.stderr  # the user read it and said so
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("meta", "expect"),
+    [
+        ({"cwd": "../.."}, "working folder '../..', outside the repository"),
+        ({"command": ["/bin/sh", "-c", "touch PWNED"]}, "runs '/bin/sh', outside the repo"),
+        ({"command": ["python", "../../evil.py"]}, "runs '../../evil.py', outside"),
+        ({"id": "../../../escape"}, "invalid id"),
+    ],
+)
+def test_reproduce_refuses_paths_out_of_the_repository_even_when_trusted(
+    repo: Path, evil: Path, meta: dict[str, object], expect: str
+) -> None:
+    craft(evil, "1n0hvstxe0pq00", {"command": ["python", "train.py"], **meta}, {"a": b"x\n"})
+    fetch(repo, evil)
+    ref = "refs/xp/remotes/evil/runs/1n0hvstxe0pq00"
+    assert expect in user_error(CliRunner().invoke(cli, ["reproduce", ref, "--trust"]))
+    assert not (repo / "PWNED").exists()
+    assert not (repo.parent / "escape").exists()
+    assert git(repo, "worktree", "list").count("\n") == 1
+
+
+def test_reproduce_never_places_inputs_through_a_symlink(
+    repo: Path, evil: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    entry = {"path": "data/x.csv", **cached(repo, b"EVIL")}
+    craft(
+        evil,
+        "1n0hvstxe0np00",
+        {"inputs": [entry], "command": ["train.py"]},
+        {"train.py": b"print('x')\n", "data": Link(str(outside))},
+    )
+    fetch(repo, evil)
+    result = CliRunner().invoke(cli, ["reproduce", "1n0hvstxe0np00", "--trust"])
+    assert "outside" in user_error(result)
+    assert list(outside.iterdir()) == []
+
+
+def test_escape_sequences_in_records_never_reach_the_terminal(repo: Path, evil: Path) -> None:
+    osc = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e"
+    craft(
+        evil,
+        "1n0hvstxe0sc00",
+        {"name": f"n{osc}", "command": [f"c{osc}"]},
+        {".xp/run/tags.yaml": yaml.safe_dump({"t": f"v{osc}"}).encode()},
+    )
+    fetch(repo, evil)
+    for args in (["show"], ["show", "--format", "md"], ["diff", "1n0hvstxe0sc00", "HEAD"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code in (0, 1), result.output
+        for ch in "\x1b\x07\x9b\u202e":
+            assert ch not in result.output, (args, result.output)
+    shown = CliRunner().invoke(cli, ["show"]).stdout
+    assert "n\\x1b]0;owned\\x07" in shown  # visible, not obeyed
+    as_json = CliRunner().invoke(cli, ["show", "--format", "json"])
+    assert "\x1b" not in as_json.stdout
+    assert json.loads(as_json.stdout)[0]["name"] == f"n{osc}"  # exact once parsed
+    as_csv = CliRunner().invoke(cli, ["show", "--format", "csv"])
+    assert f"n{osc}" in as_csv.stdout  # exact when piped; escaped only on a terminal
+    untrusted = CliRunner().invoke(cli, ["reproduce", "1n0hvstxe0sc00"])
+    assert "\x1b" not in untrusted.output

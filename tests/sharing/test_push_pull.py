@@ -184,3 +184,57 @@ def test_progress_bar_shows_bytes_rate_and_eta(capsys: pytest.CaptureFixture[str
     assert "ETA 0:00" in err
     with progress_bar("quiet") as bar:  # not a terminal: no bar at all
         assert bar is None
+
+
+def _published_runs_are_whole(team: Team) -> int:
+    """Every run ref on the git remote has each of its artifacts in the store, whole;
+    and no object in the store is partial under its final name. The number of runs."""
+    import hashlib
+
+    import yaml
+
+    for path in (team.store / "sha256").rglob("*"):
+        if path.is_file():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, path
+    refs = git(team.bare, "for-each-ref", "--format=%(refname)", "refs/xp/runs/").split()
+    for ref in refs:
+        entries = yaml.safe_load(git(team.bare, "show", f"{ref}:.xp/run/artifacts.yaml"))
+        for entry in entries:
+            sha = entry["sha256"]
+            assert cache.object_path(team.store, sha).is_file(), (ref, entry["path"])
+    return len(refs)
+
+
+def test_sigkill_during_xp_push_never_publishes_a_run_without_its_files(team: Team) -> None:
+    """Kill `xp push` (and its git push) at random moments: a run the remote shows always
+    has its artifacts in the store, and the next push finishes the job."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import fsck, spawned
+
+    trials = int(os.environ.get("XP_KILL_TRIALS", "6"))
+    ids = [
+        log_run(team.a, {"model.bin": os.urandom(3 << 20), "b.txt": os.urandom(64)}, name=f"r{i}")
+        for i in range(4)
+    ]
+    cmd = [sys.executable, "-m", "xp", "push"]
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "xp", "push", "--help"], cwd=team.a, capture_output=True, check=True
+    )
+    startup = time.monotonic() - started  # a kill before this hits nothing of interest
+    seen = []
+    for n in range(trials):
+        with spawned(cmd, cwd=team.a, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as p:
+            time.sleep(startup + random.uniform(0, 0.4))
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        seen.append(_published_runs_are_whole(team))
+        fsck(team.bare)
+        ids.append(log_run(team.a, {"model.bin": os.urandom(2 << 20)}, name=f"late{n}"))
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert _published_runs_are_whole(team) == len(ids), seen

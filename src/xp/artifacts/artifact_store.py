@@ -5,6 +5,11 @@ Objects land under their final name only when complete: a folder remote writes
 ``tmp/<random>`` and renames it, an object store publishes an upload atomically by itself.
 Existence is checked in batches (one listing per shard) and remembered (``known``), and every
 byte is hashed on the way so a corrupt object is caught on either side.
+
+Object stores get bounded patience: a connect timeout, a read timeout and botocore's own
+retries with exponential backoff (s3fs's extra retry loop is turned off: it multiplied a
+stalled server's wait by five), then one clean error naming the remote. The background tasks
+an aborted request leaves in fsspec's event loop are silenced instead of printing tracebacks.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +38,15 @@ if TYPE_CHECKING:
 SMALL = 8 << 20  # objects up to this size move in one request
 PER_OBJECT_CHECK = 32  # up to this many objects, ask for each; beyond, list shards
 ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"}
+# S3: seconds to connect, seconds to wait for an answer, tries per request (botocore's
+# "standard" mode: exponential backoff with jitter). A stalled server costs about
+# ATTEMPTS * READ_TIMEOUT before the one-line error; remotes.<name>.options.config_kwargs
+# overrides each.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 10
+ATTEMPTS = 3
+SAMPLE = 8  # known objects a push re-checks before it trusts the known-objects file
+PART = 8 << 20  # multipart uploads move in parts this big: progress a stall watch can see
 
 
 def _describe(exc: BaseException) -> str:
@@ -83,12 +99,18 @@ class ArtifactStore:
             if self.spec.profile:
                 options["profile"] = self.spec.profile
             config = dict(options.pop("config_kwargs", {}) or {})
-            config.setdefault("connect_timeout", 10)
-            config.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
+            config.setdefault("connect_timeout", CONNECT_TIMEOUT)
+            config.setdefault("read_timeout", READ_TIMEOUT)
+            config.setdefault("retries", {"max_attempts": ATTEMPTS, "mode": "standard"})
             options.update(client_kwargs=client, config_kwargs=config)
         options.setdefault("skip_instance_cache", True)
         with self.errors("open"):
             fs, root = url_to_fs(self.spec.url, **options)
+        if self.protocol.startswith("s3") and hasattr(fs, "retries"):
+            fs.retries = 1  # botocore retries with backoff; s3fs's own loop would x5 the wait
+        loop = getattr(fs, "loop", None)
+        if loop is not None and hasattr(loop, "set_exception_handler"):
+            loop.set_exception_handler(_quiet)
         return fs, root.rstrip("/")
 
     @contextlib.contextmanager
@@ -114,7 +136,14 @@ class ArtifactStore:
                 " check the URL and that the bucket or folder exists"
             ) from None
         except Exception as exc:
-            if "NoCredentials" in type(exc).__name__:
+            name = type(exc).__name__
+            if "Timeout" in name or isinstance(exc, TimeoutError):
+                raise RemoteError(
+                    f"{where}: no answer while trying to {action} ({_describe(exc)}, after"
+                    " retries); check that the server is up and reachable, or raise"
+                    f" remotes.{self.spec.name}.options.config_kwargs.read_timeout"
+                ) from None
+            if "NoCredentials" in name:
                 raise RemoteError(
                     f"{where}: no credentials found; set AWS_ACCESS_KEY_ID and"
                     " AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or the remote's profile)"
@@ -159,10 +188,29 @@ class ArtifactStore:
             with open(path, "a") as fh:
                 fh.write(lines)
 
-    def missing_for_upload(self, shas: Iterable[str]) -> set[str]:
-        """Like ``missing``, trusting what earlier pushes saw on the remote."""
+    def forget(self) -> None:
+        """Drop what earlier pushes saw (the store lost objects behind xp's back)."""
+        path = self._known_path()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def missing_for_upload(self, shas: Iterable[str], recheck: Iterable[str] = ()) -> set[str]:
+        """Like ``missing``, trusting what earlier pushes saw on the remote, except for
+        ``recheck``: the objects of the runs the push is about to publish, which are asked
+        for on the store itself. When there are any, a sample of the trusted objects is
+        checked too, and a miss (the store lost objects behind xp's back) drops the known
+        list. A push publishing nothing needs no request at all: no run can appear
+        without its files."""
         wanted = set(shas)
-        unknown = wanted - self.known()
+        fresh = wanted & set(recheck)
+        trusted = (wanted & self.known()) - fresh
+        if trusted and fresh:
+            sample = random.sample(sorted(trusted), min(SAMPLE, len(trusted)))
+            if self.missing(sample):
+                self.forget()
+                trusted = set()
+        unknown = wanted - trusted
         missing = self.missing(unknown)
         self.remember(sorted(unknown - missing))
         return missing
@@ -235,7 +283,14 @@ class ArtifactStore:
         atomic = self.protocol in ATOMIC_PUT
         target = final if atomic else f"{self.root}/tmp/{sha}.{secrets.token_hex(6)}"
         with self.errors(f"upload {sha[:12]}"):
-            if size <= SMALL:
+            if getattr(fs, "async_impl", False):  # S3 and the like: watched for stalls
+                if size <= SMALL:
+                    self._watched(lambda _tick: fs._pipe_file(target, data))
+                else:
+                    self._watched(
+                        lambda tick: fs._put_file(str(src), target, callback=tick, chunksize=PART)
+                    )
+            elif size <= SMALL:
                 fs.pipe_file(target, data)
             else:
                 fs.put_file(str(src), target)
@@ -243,6 +298,40 @@ class ArtifactStore:
                 fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
                 fs.mv(target, final)
         return size
+
+    def stall_seconds(self) -> float:
+        """How long a transfer may move no byte before it is given up: what a request may
+        take with its retries (``ATTEMPTS`` x (connect + read timeout))."""
+        config = self.spec.options.get("config_kwargs") or {}
+        connect = float(config.get("connect_timeout", CONNECT_TIMEOUT))
+        read = float(config.get("read_timeout", READ_TIMEOUT))
+        tries = (config.get("retries") or {}).get("max_attempts", ATTEMPTS)
+        return float(tries) * (connect + read)
+
+    def _watched(self, start: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+        """Run an async fsspec transfer on its loop and cancel it once no part has moved
+        for ``stall_seconds``: aiohttp bounds waiting for an answer (the read timeout) but
+        not a send the server stopped reading, which would block forever."""
+        import asyncio
+        import concurrent.futures
+
+        from fsspec.callbacks import Callback  # type: ignore[import-untyped]
+
+        moved = [time.monotonic()]
+
+        class Tick(Callback):  # type: ignore[misc]
+            def call(self, *args: Any, **kwargs: Any) -> None:
+                moved[0] = time.monotonic()
+
+        limit = self.stall_seconds()
+        future = asyncio.run_coroutine_threadsafe(start(Tick()), self.fs.loop)
+        while True:
+            try:
+                return future.result(timeout=min(1.0, limit))
+            except concurrent.futures.TimeoutError:
+                if time.monotonic() - moved[0] > limit:
+                    future.cancel()
+                    raise TimeoutError(f"no progress for {limit:g} s") from None
 
     def _upload_local(self, src: Path, sha: str) -> int:
         assert self.local_root is not None
@@ -285,6 +374,13 @@ class ArtifactStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+def _quiet(loop: Any, context: dict[str, Any]) -> None:
+    """fsspec's event loop: requests aborted by a failure (ours to report, once) leave tasks
+    whose exceptions nobody retrieves; asyncio would print each one's traceback."""
+    if os.environ.get("XP_DEBUG_ASYNC"):
+        loop.default_exception_handler(context)
 
 
 def _check(got: str, sha: str, src: Path) -> None:

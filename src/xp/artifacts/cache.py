@@ -4,8 +4,10 @@ The cache dir is ``<git common dir>/xp/cache`` unless configured (``XP_CACHE_DIR
 ``xp.cacheDir`` or ``cache.dir`` in ``.xp/config.yaml``), so several clones can share one.
 Objects land under a temp name and are renamed into place read-only: a reader never sees a
 partial object, and two writers of the same content both succeed with one copy kept.
-Materialising an object into a work tree tries reflink, then a read-only hard link, then a
-copy (configurable), and never leaves a partial file under the destination name.
+Materialising an object into a work tree makes a file of its own (a reflink where the file
+system can, else a copy), so a script that rewrites it can never change the cached object;
+hard links, which share the inode with the cache, are an opt-in (``cache.link``). It never
+leaves a partial file under the destination name.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 COPY_CHUNK = 4 << 20
 LINK_KINDS = fsutil.LINK_KINDS
-DEFAULT_LINKS = LINK_KINDS
+# Never hard links by default: root ignores the object's 0444 mode, so a script rewriting a
+# hard-linked model in place would rewrite the cached object (and every run that names it).
+DEFAULT_LINKS = fsutil.SAFE_KINDS
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -366,11 +370,19 @@ def hash_input(src: Path, name: str, cache_dir: Path | None = None) -> FileEntry
 # -- materialising -------------------------------------------------------------------------
 
 
-def materialise(obj: Path, dest: Path, links: tuple[str, ...] = DEFAULT_LINKS) -> str:
+def materialise(
+    obj: Path,
+    dest: Path,
+    links: tuple[str, ...] = DEFAULT_LINKS,
+    *,
+    root: Path | None = None,
+    sha256: str | None = None,
+) -> str:
     """Put the cached object ``obj`` at ``dest`` by the first link kind that works (see
-    ``fsutil.place``); returns the kind. Hard links stay read-only: writing through one
-    would change the cached object."""
-    return fsutil.place(obj, dest, links, writable=True)
+    ``fsutil.place``: never through a symlink out of ``root``; with ``sha256``, the bytes
+    are checked on the way); returns the kind. A reflink or copy is a writable file of its
+    own; a hard link (opt-in) is the cached object itself and stays read-only."""
+    return fsutil.place(obj, dest, links, writable=True, root=root, sha256=sha256)
 
 
 def iter_objects(cache_dir: Path) -> Iterator[tuple[str, Path]]:

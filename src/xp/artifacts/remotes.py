@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from xp import format as fmt
 from xp import fsutil
-from xp.config import load_config
+from xp.config import load_config, strip_keys
 from xp.errors import ConfigError, RemoteError, StorageError
 from xp.record import yamlio
 
@@ -199,19 +199,6 @@ _OWN_KEYS = ("remotes", "default_remote")
 _COMMENT = "# Artifact stores for xp push/get, edited by `xp remote`; see docs/artifacts.md"
 
 
-def _strip_keys(text: str, keys: tuple[str, ...]) -> str:
-    """Remove the top-level blocks of ``keys``; every other line, comments included, stays."""
-    out: list[str] = []
-    skipping = False
-    for line in text.splitlines(keepends=True):
-        top = line[:1] not in ("", " ", "\t", "\n", "\r", "-")
-        if top:
-            skipping = any(re.match(rf"{k}\s*:", line) for k in keys)
-        if not skipping:
-            out.append(line)
-    return "".join(out)
-
-
 def _write_remotes(repo: GitRepo, remotes: dict[str, RemoteSpec], default: str | None) -> None:
     path = repo.worktree / fmt.CONFIG_PATH
     try:
@@ -219,7 +206,7 @@ def _write_remotes(repo: GitRepo, remotes: dict[str, RemoteSpec], default: str |
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror}") from None
     before = yamlio.load(text, fmt.CONFIG_PATH) or {}
-    body = _strip_keys(text, _OWN_KEYS).rstrip("\n")
+    body = strip_keys(text, _OWN_KEYS).rstrip("\n")
     if _COMMENT not in body:
         body = (body + "\n" if body else "") + _COMMENT
     section: dict[str, Any] = {}

@@ -56,14 +56,18 @@ class UserError(click.ClickException):
         return sub(str(err))
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"xp: error: {self.format_message()}", err=True)
+        from xp.cli import render
+
+        render.echo(f"xp: error: {self.format_message()}", err=True)
 
 
 class InternalError(click.ClickException):
     exit_code = 3
 
     def show(self, file: Any = None) -> None:
-        click.echo(
+        from xp.cli import render
+
+        render.echo(
             f"xp: internal error: {self.format_message()} (rerun with --debug for the traceback,"
             " and please report it)",
             err=True,

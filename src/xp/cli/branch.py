@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 
 
@@ -17,4 +18,4 @@ def branch(run: str, name: str) -> None:
 
     repo = open_repo()
     run_id, commit = do_branch(repo, run=run, name=name)
-    click.echo(f"branch {name} at {commit[:12]} (run {run_id}); switch to it: git switch {name}")
+    render.echo(f"branch {name} at {commit[:12]} (run {run_id}); switch to it: git switch {name}")

@@ -68,13 +68,13 @@ def commit(
     )
     run = result.run
     shown = " ".join(f"{k}={render.number(v, 4)}" for k, v in sorted(result.metrics.items())[:6])
-    click.echo(f"{run.id}  {run.name}  {len(result.params)} params  {shown}".rstrip())
+    render.echo(f"{run.id}  {run.name}  {len(result.params)} params  {shown}".rstrip())
     for warning in run.header.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        render.echo(f"warning: {warning}", err=True)
     for path, size in run.header.skipped:
-        click.echo(
+        render.echo(
             f"warning: {path} ({size:,} bytes) is over max_file_size and was not snapshotted;"
             f" record it with `xp commit --artifact {path}`",
             err=True,
         )
-    click.echo(f"ref {run.ref}  (git show {run.ref} --stat)")
+    render.echo(f"ref {run.ref}  (git show {run.ref} --stat)")

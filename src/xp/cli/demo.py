@@ -29,12 +29,12 @@ def demo(directory: str, force: bool) -> None:
     from xp.demo.project import make_demo
 
     result = make_demo(directory, force=force, progress=click.echo)
-    click.echo("")
-    click.echo(f"{len(result.runs)} runs recorded in {result.seconds:.1f} s, read back from git:")
-    click.echo(_table(result.runs))
+    render.echo("")
+    render.echo(f"{len(result.runs)} runs recorded in {result.seconds:.1f} s, read back from git:")
+    render.echo(_table(result.runs))
     best, worst = result.best, result.worst
-    click.echo("")
-    click.echo(f"What to try next (best run: {best.name}):")
+    render.echo("")
+    render.echo(f"What to try next (best run: {best.name}):")
     steps = [
         (f"cd {shlex.quote(directory)}", ""),
         ("git log --oneline --glob='refs/xp/*'", "every run is a commit"),
@@ -52,10 +52,10 @@ def demo(directory: str, force: bool) -> None:
         steps.append((f"xp diff {worst.id} {best.id}", "params, metrics and code side by side"))
     width = max(len(cmd) for cmd, _ in steps if len(cmd) <= _ALIGN_LIMIT)
     for cmd, why in steps:
-        click.echo(f"  {cmd:<{width}}  # {why}" if why else f"  {cmd}")
+        render.echo(f"  {cmd:<{width}}  # {why}" if why else f"  {cmd}")
     soon = [c for c in ("show", "diff") if c not in COMMANDS]
     if soon:
-        click.echo(f"  (coming soon: {', '.join('xp ' + c for c in soon)})")
+        render.echo(f"  (coming soon: {', '.join('xp ' + c for c in soon)})")
 
 
 def _cell(value: Any) -> str:

@@ -216,14 +216,14 @@ def diff(
     versions = diff_versions(repo, a=a, b=b)
     result = versions.runs
     for note in _notes(result, show_all):
-        click.echo(note, err=True)
+        render.echo(note, err=True)
     patch = result.patch() if code and not result.same else ""
     production = production_table(versions, precision)
     if as_json:
         data = versions.to_dict((result if show_all else result.changes()).to_dict())
         if code:
             data["patch"] = patch
-        click.echo(render.to_json(data))
+        render.echo(render.to_json(data), exact=True)
         return
     if as_md:
         text = render_md(result, precision, show_all)
@@ -232,14 +232,14 @@ def diff(
             text += f"\n\n#### {title}\n\n" + render.markdown(headers, rows)
         if patch:
             text += "\n\n<details><summary>patch</summary>\n\n```diff\n" + patch + "```\n</details>"
-        click.echo(text)
+        render.echo(text, exact=True)
         return
-    click.echo(render_text(result, precision, show_all, render.terminal_width()))
+    render.echo(render_text(result, precision, show_all, render.terminal_width()))
     if production:
         title, headers, rows = production
         # narrow terminals lose the point counts first, then the last values; means stay
         fitted = render.fit(headers, rows, render.terminal_width(), [2, 5, 3, 6])
-        click.echo(f"\n{title}\n" + render.table(fitted.headers, fitted.rows))
+        render.echo(f"\n{title}\n" + render.table(fitted.headers, fitted.rows))
     if patch:
-        click.echo("")
-        click.echo(patch, nl=False)
+        render.echo("")
+        render.echo(patch, nl=False, exact=True)

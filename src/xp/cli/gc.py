@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.config import human_size
 
@@ -18,7 +19,7 @@ def gc(dry_run: bool) -> None:
 
     result = collect(open_repo(), dry_run=dry_run)
     verb = "would free" if dry_run else "freed"
-    click.echo(
+    render.echo(
         f"{verb} {human_size(result.bytes_freed)}: {result.removed} objects"
         f" {'to delete' if dry_run else 'deleted'}, {result.kept} kept ({result.cache_dir})"
     )

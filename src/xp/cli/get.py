@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.cli.progress import progress_bar
 from xp.config import human_size
@@ -16,8 +17,8 @@ from xp.config import human_size
 @click.option("--store", metavar="NAME", help="Artifact remote to fetch missing objects from.")
 @click.option(
     "--link",
-    help="How to place files: reflink, hardlink, copy, or a list tried in order"
-    " (default: the cache link setting, reflink,hardlink,copy).",
+    help="How to place files: reflink, copy, hardlink, or a list tried in order (default:"
+    " the cache link setting, reflink,copy). A hard link is the cached object itself.",
 )
 @click.option("-f", "--force", is_flag=True, help="Overwrite files that differ.")
 @click.option("-l", "--list", "list_only", is_flag=True, help="List the run's files only.")
@@ -45,7 +46,7 @@ def get(
     if list_only:
         for item in list_files(repo, run=run):
             kind = "input" if item.kind.startswith("input") else "artifact"
-            click.echo(f"{item.sha256[:12]}  {item.size:>12}  {kind:8}  {item.path}")
+            render.echo(f"{item.sha256[:12]}  {item.size:>12}  {kind:8}  {item.path}")
         return
     links = parse_links(link, "--link") if link else None
     with progress_bar("downloading") as bar:
@@ -61,10 +62,17 @@ def get(
             progress=bar,
         )
     for _path, dest, kind in result.written:
-        click.echo(f"{dest} ({kind})")
+        render.echo(f"{dest} ({kind})")
     if result.fetched:
-        click.echo(
+        render.echo(
             f"fetched {result.fetched} objects ({human_size(result.fetched_bytes)})", err=True
         )
     if result.unchanged:
-        click.echo(f"{len(result.unchanged)} files already up to date", err=True)
+        render.echo(f"{len(result.unchanged)} files already up to date", err=True)
+    if result.skipped:
+        shown = ", ".join(result.skipped[:5]) + (" ..." if len(result.skipped) > 5 else "")
+        render.echo(
+            f"xp: skipped {len(result.skipped)} data input(s) with no copy in any cache or"
+            f" store ({shown}): logged without cache=True, or never pushed",
+            err=True,
+        )

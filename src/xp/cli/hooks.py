@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from xp.cli import render
 from xp.config import human_size
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks
@@ -31,7 +32,7 @@ def install(hook: tuple[str, ...]) -> None:
         find_repo(), names=tuple(hook), fallback=str(fallback) if fallback.exists() else ""
     )
     for line in changes or ["xp's hooks are already installed."]:
-        click.echo(line)
+        render.echo(line)
 
 
 @hooks.command()
@@ -40,14 +41,14 @@ def uninstall(hook: tuple[str, ...]) -> None:
     """Remove xp's hooks and put back the hooks they had kept."""
     changes = githooks.uninstall(find_repo(), names=tuple(hook))
     for line in changes or ["no xp hooks to remove."]:
-        click.echo(line)
+        render.echo(line)
 
 
 @hooks.command()
 def status() -> None:
     """Show each hook: installed, installed+legacy, other (not xp's) or missing."""
     for state in githooks.status(find_repo()):
-        click.echo(f"{state.name:14} {state.state:17} {state.path}")
+        render.echo(f"{state.name:14} {state.state:17} {state.path}")
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -61,7 +62,7 @@ def hook(name: str, args: tuple[str, ...]) -> None:
 
         problems = pre_commit(repo).problems
         for problem in problems:
-            click.echo(f"xp: commit refused: {problem}", err=True)
+            render.echo(f"xp: commit refused: {problem}", err=True)
         if problems:
             raise SystemExit(1)
     elif name == "pre-push":
@@ -71,7 +72,7 @@ def hook(name: str, args: tuple[str, ...]) -> None:
 
         result = pre_push(repo, remote=remote, stdin_text=stdin)
         if result is not None and result.objects:
-            click.echo(
+            render.echo(
                 f"xp: uploaded {result.objects} artifact objects ({human_size(result.bytes)})"
                 f" to {result.store}",
                 err=True,
@@ -83,10 +84,16 @@ def hook(name: str, args: tuple[str, ...]) -> None:
 
         done = post_checkout(repo, new_head=new_head, branch_checkout=flag == "1")
         if done.written:
-            click.echo(f"xp: put {len(done.written)} artifact files in place", err=True)
+            render.echo(f"xp: put {len(done.written)} artifact files in place", err=True)
         for rel in done.kept:
-            click.echo(
+            render.echo(
                 f"xp: kept your {rel} (differs from the run's; `xp get` fetches it)", err=True
             )
         for rel in done.absent:
-            click.echo(f"xp: {rel} is in no cache or artifact remote", err=True)
+            render.echo(f"xp: {rel} is in no cache or artifact remote", err=True)
+        for rel in done.corrupt:
+            render.echo(
+                f"xp: {rel} not written: its cached copy was corrupt (removed) and no artifact"
+                " remote has a good one",
+                err=True,
+            )

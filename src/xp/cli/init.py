@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.gitstore.repo import find_repo
 from xp.sharing.project_setup import init_project, undo_project
 
@@ -30,10 +31,10 @@ def init(remotes: tuple[str, ...], no_git_config: bool, undo: bool) -> None:
         else init_project(repo, remotes=wanted, git_config=not no_git_config)
     )
     for change in result.changes:
-        click.echo(change)
+        render.echo(change)
     if not result.changes:
-        click.echo(
+        render.echo(
             "xp is already set up here; nothing changed." if not undo else "nothing to undo."
         )
     if not undo and not no_git_config and not result.remotes:
-        click.echo("no git remote yet: after `git remote add origin URL`, run `xp init` again.")
+        render.echo("no git remote yet: after `git remote add origin URL`, run `xp init` again.")

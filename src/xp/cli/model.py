@@ -53,7 +53,7 @@ def register(
     result = do_register(
         repo, run=run, name=name, version=version, artifacts=artifacts, message=message, push=push
     )
-    click.echo(
+    render.echo(
         f"registered {result.name}@{result.version}: run {result.run_id}"
         f" ({', '.join(result.artifacts)}); tag {result.tag}; {_push_hint(result.tag, push)}"
     )
@@ -70,7 +70,7 @@ def assign(name: str, version: str, stage: str, push: str | None) -> None:
 
     repo = open_repo()
     result = do_assign(repo, name=name, version=version, stage=stage, push=push)
-    click.echo(
+    render.echo(
         f"{result.name}@{result.version} is now in {stage}; tag {result.tag};"
         f" {_push_hint(result.tag, push)}"
     )
@@ -86,7 +86,7 @@ def unassign(name: str, stage: str, push: str | None) -> None:
 
     repo = open_repo()
     result = do_unassign(repo, name=name, stage=stage, push=push)
-    click.echo(f"{result.name}@{result.version} left {stage}; tag {result.tag}")
+    render.echo(f"{result.name}@{result.version} left {stage}; tag {result.tag}")
 
 
 @model.command()
@@ -99,7 +99,7 @@ def deregister(name: str, version: str, push: str | None) -> None:
 
     repo = open_repo()
     result = do_deregister(repo, name=name, version=version, push=push)
-    click.echo(f"deregistered {result.name}@{result.version}; tag {result.tag}")
+    render.echo(f"deregistered {result.name}@{result.version}; tag {result.tag}")
 
 
 def _metrics(repo: object, commit: str, n: int = 3) -> str:
@@ -121,7 +121,7 @@ def show(name: str | None) -> None:
     repo = open_repo()
     models = do_show(repo, name=name)
     if not models:
-        click.echo("no models registered yet; register one with `xp model register NAME RUN`")
+        render.echo("no models registered yet; register one with `xp model register NAME RUN`")
         return
     if name is None:
         stages = sorted({s for m in models for s in m.stages})
@@ -137,7 +137,7 @@ def show(name: str | None) -> None:
                     _metrics(repo, latest.commit) if latest else "",
                 ]
             )
-        click.echo(render.table(rows[0], rows[1:]))
+        render.echo(render.table(rows[0], rows[1:]))
         return
     m = models[0]
     rows = [["version", "stages", "registered", "run", "artifacts", "metrics"]]
@@ -152,7 +152,7 @@ def show(name: str | None) -> None:
                 _metrics(repo, v.commit),
             ]
         )
-    click.echo(render.table(rows[0], rows[1:]))
+    render.echo(render.table(rows[0], rows[1:]))
 
 
 @model.command()
@@ -172,12 +172,12 @@ def get(spec: str, out_dir: str, force: bool) -> None:
 
     repo = open_repo()
     version, written = do_get(repo, spec=spec, out_dir=out_dir, force=force)
-    click.echo(
+    render.echo(
         f"{version.name}@{version.version} (run {version.run_id or version.commit[:12]}):"
         f" {len(written)} file(s) in {out_dir}"
     )
     for dest in written:
-        click.echo(f"  {dest}")
+        render.echo(f"  {dest}")
 
 
 for _command in (

@@ -40,11 +40,11 @@ def status(name: str | None, out_format: str, history: bool) -> None:
 
     rows = do_status(open_repo(), name=name)
     if out_format == "json":
-        click.echo(render.to_json([r.to_dict(with_history=history) for r in rows]))
+        render.echo(render.to_json([r.to_dict(with_history=history) for r in rows]), exact=True)
         return
     if not rows:
         what = f"{name} has" if name else "no model has"
-        click.echo(
+        render.echo(
             f"{what} no stage assigned yet; assign one with `xp model assign NAME VERSION"
             " --stage STAGE`"
         )
@@ -74,16 +74,16 @@ def status(name: str | None, out_format: str, history: bool) -> None:
         ]
         for r in rows
     ]
-    click.echo(
+    render.echo(
         render.markdown(headers, table) if out_format == "md" else render.table(headers, table)
     )
     if history:
         for r in rows:
-            click.echo(f"\n{r.model} {r.stage}:")
+            render.echo(f"\n{r.model} {r.stage}:")
             for c in r.history:
                 what = c.version or "(empty)"
                 how = f"rollback from {c.rollback_from}" if c.rollback_from else c.action
-                click.echo(f"  {_when(c.time)}  {what:<10} {how:<22} {c.tag}  {c.tagger}")
+                render.echo(f"  {_when(c.time)}  {what:<10} {how:<22} {c.tag}  {c.tagger}")
 
 
 @click.command()
@@ -98,7 +98,7 @@ def rollback(name: str, stage: str, push: str | None) -> None:
 
     result = do_rollback(open_repo(), name=name, stage=stage, push=push)
     share = f"pushed to {push}" if push else f"share it: git push origin {result.tag.tag}"
-    click.echo(
+    render.echo(
         f"{name} {stage}: {result.from_version or '(empty)'} -> {result.to_version};"
         f" tag {result.tag.tag}; {share}"
     )
@@ -157,7 +157,7 @@ def observe(
         tags=_pairs(tags, "tag"),
         version=version,
     )
-    click.echo(
+    render.echo(
         f"recorded {result.points} point(s) for {name}@{','.join(result.versions)} in {stage}"
         f" ({result.ref.rpartition('/')[2]} {result.commit[:12]}); share with git push"
     )
@@ -186,7 +186,7 @@ def import_(spec: str, path: str, version: str | None, time_column: str | None) 
     result = import_points(
         open_repo(), model=name, stage=stage, path=path, version=version, time_column=time_column
     )
-    click.echo(
+    render.echo(
         f"imported {result.points} point(s) for {name}@{','.join(result.versions)} in {stage}"
         f" ({result.commit[:12]}); share with git push"
     )
@@ -216,7 +216,7 @@ def perf(name: str, stage: str | None, since: str | None, out_format: str, serie
 
     result = do_perf(open_repo(), name=name, stage=stage, since=since)
     if out_format == "json":
-        click.echo(render.to_json(result.to_dict(series=series)))
+        render.echo(render.to_json(result.to_dict(series=series)), exact=True)
         return
     headers = [
         "version",
@@ -248,21 +248,21 @@ def perf(name: str, stage: str | None, since: str | None, out_format: str, serie
             ]
         )
     if not rows:
-        click.echo(
+        render.echo(
             f"{name} has no stage and no production points yet; record some with"
             f" `xp model observe {name}@STAGE metric=value`"
         )
         return
-    click.echo(
+    render.echo(
         render.markdown(headers, rows) if out_format == "md" else render.table(headers, rows)
     )
     if result.invalid:
-        click.echo(
+        render.echo(
             f"note: {result.invalid} unreadable line(s) of fetched monitoring points were skipped",
             err=True,
         )
     if result.newer:
-        click.echo(
+        render.echo(
             f"note: {result.newer} chunk(s) of monitoring points in a format this xp does not"
             " know were skipped; upgrade xp to read them",
             err=True,
@@ -298,7 +298,7 @@ def check(
         open_repo(), name=name, since=since, aggregate=aggregate, webhook=not no_webhook
     )
     if out_format == "json":
-        click.echo(render.to_json(result.to_dict()))
+        render.echo(render.to_json(result.to_dict()), exact=True)
     else:
         labels = {
             "ok": "ok",
@@ -308,18 +308,18 @@ def check(
             "error": "ERROR",
         }
         for v in result.verdicts:
-            click.echo(f"{labels[v.status]:<8} {describe(v)}")
+            render.echo(f"{labels[v.status]:<8} {describe(v)}")
         if not result.verdicts:
-            click.echo(
+            render.echo(
                 'no thresholds configured; add models: NAME: STAGE: METRIC: ">= 0.85"'
                 " to .xp/config.yaml"
             )
     hook = result.webhook
     if hook is not None:
         if hook.sent:
-            click.echo(f"webhook: sent (HTTP {hook.status}, {hook.attempts} attempt(s))", err=True)
+            render.echo(f"webhook: sent (HTTP {hook.status}, {hook.attempts} attempt(s))", err=True)
         else:
-            click.echo(
+            render.echo(
                 f"xp: warning: webhook failed after {hook.attempts} attempt(s): {hook.error}",
                 err=True,
             )
@@ -374,7 +374,7 @@ def serve(
     from xp.production.serve import serving
 
     def logged(figures: dict[str, float]) -> None:
-        click.echo(
+        render.echo(
             f"logged {int(figures['requests'])} request(s), p95 {figures['latency_ms_p95']:.2f} ms",
             err=True,
         )
@@ -390,7 +390,7 @@ def serve(
 
         verdict = version_trust(repo, resolve(repo, spec))
         if not verdict.trusted:
-            click.echo(f"{verdict.reason}; loading its model runs code it chose.", err=True)
+            render.echo(f"{verdict.reason}; loading its model runs code it chose.", err=True)
             trust = click.confirm("Load it anyway?", default=False, err=True)
     with serving(
         repo,
@@ -405,15 +405,15 @@ def serve(
         on_log=logged,
     ) as srv:
         v = srv.loaded.version
-        click.echo(
+        render.echo(
             f"serving {v.name}@{v.version} (run {v.run_id}, {srv.loaded.flavor}:"
             f" {srv.loaded.path.name}) at {srv.url}/predict",
             err=True,
         )
-        click.echo(f"  {srv.loaded.trust.reason}", err=True)
+        render.echo(f"  {srv.loaded.trust.reason}", err=True)
         where = f"in {srv.stage} every {window:g} s" if srv.stage else "not logged"
-        click.echo(f"  request metrics: {where}; Ctrl-C stops", err=True)
+        render.echo(f"  request metrics: {where}; Ctrl-C stops", err=True)
         try:
             srv.serve_forever()
         except KeyboardInterrupt:
-            click.echo("stopping", err=True)
+            render.echo("stopping", err=True)

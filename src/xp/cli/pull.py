@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.cli.progress import progress_bar
 from xp.config import human_size
@@ -26,20 +27,20 @@ def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int |
         result = pull_runs(
             repo, remote=git_remote, artifacts=artifacts, store=store, jobs=jobs, progress=bar
         )
-    click.echo(
+    render.echo(
         f"runs: {len(result.new)} new, {len(result.updated)} updated, {result.total} on"
         f" {result.git_remote!r}"
     )
     if result.chains:
-        click.echo(f"monitoring points: {result.chains} chain(s) new or updated")
+        render.echo(f"monitoring points: {result.chains} chain(s) new or updated")
     down = result.download
     if down is None:
         return
     if down.store:
-        click.echo(f"artifacts: {down.objects} downloaded ({human_size(down.bytes)})")
+        render.echo(f"artifacts: {down.objects} downloaded ({human_size(down.bytes)})")
     lost = [i for i in down.absent if i.kind == "artifact"]
     for item in lost[:10]:
-        click.echo(
+        render.echo(
             f"xp: error: run {item.run}: {item.path} (sha256 {item.sha256}) is on no store",
             err=True,
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.cli.progress import progress_bar
 from xp.config import human_size
@@ -44,19 +45,19 @@ def push(
         )
     up = result.upload
     if up.store:
-        click.echo(
+        render.echo(
             f"artifacts: {up.objects} sent ({human_size(up.bytes)}), {up.present} already on"
             f" {up.store!r}"
         )
     for item in up.not_cached:
-        click.echo(f"note: data input {item.path} of run {item.run} was not cached; not sent")
-    click.echo(
+        render.echo(f"note: data input {item.path} of run {item.run} was not cached; not sent")
+    render.echo(
         f"runs: {len(result.pushed)} pushed to {result.git_remote!r}, {result.up_to_date}"
         " up to date"
     )
     if result.chains:
-        click.echo(f"monitoring points: {result.chains} chain(s) pushed")
+        render.echo(f"monitoring points: {result.chains} chain(s) pushed")
     for ref, why in result.rejected:
-        click.echo(f"xp: error: {result.git_remote!r} rejected {ref}: {why}", err=True)
+        render.echo(f"xp: error: {result.git_remote!r} rejected {ref}: {why}", err=True)
     if result.rejected:
         raise click.exceptions.Exit(1)

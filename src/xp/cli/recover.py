@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.gitstore.repo import find_repo
 from xp.tracking.recover import recover as recover_runs
 
@@ -14,6 +15,6 @@ def recover() -> None:
     """
     done = recover_runs(find_repo())
     for run_id, status in done:
-        click.echo(f"recovered {run_id} ({status})")
+        render.echo(f"recovered {run_id} ({status})")
     if not done:
-        click.echo("no dead runs to recover.")
+        render.echo("no dead runs to recover.")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 
 
@@ -38,7 +39,7 @@ def add(
         region=region,
         profile=profile,
     )
-    click.echo(f"added artifact remote {spec.name!r} {spec.url}" + (" (default)" * spec.default))
+    render.echo(f"added artifact remote {spec.name!r} {spec.url}" + (" (default)" * spec.default))
 
 
 @remote.command("list")
@@ -49,9 +50,11 @@ def list_() -> None:
     specs = list_remotes(open_repo())
     for spec in specs:
         extra = f"  endpoint_url={spec.endpoint_url}" if spec.endpoint_url else ""
-        click.echo(f"{'*' if spec.default else ' '} {spec.name}\t{spec.url}{extra}")
+        render.echo(f"{'*' if spec.default else ' '} {spec.name}\t{spec.url}{extra}")
     if not specs:
-        click.echo("no artifact remotes; add one with `xp remote add NAME URL --default`", err=True)
+        render.echo(
+            "no artifact remotes; add one with `xp remote add NAME URL --default`", err=True
+        )
 
 
 @remote.command("remove")
@@ -61,7 +64,7 @@ def remove(name: str) -> None:
     from xp.artifacts.remotes import remove_remote
 
     spec = remove_remote(open_repo(), name=name)
-    click.echo(f"removed artifact remote {spec.name!r} ({spec.url})")
+    render.echo(f"removed artifact remote {spec.name!r} ({spec.url})")
 
 
 @remote.command("default")
@@ -71,4 +74,4 @@ def default_(name: str) -> None:
     from xp.artifacts.remotes import set_default
 
     spec = set_default(open_repo(), name=name)
-    click.echo(f"default artifact remote: {spec.name!r} ({spec.url})")
+    render.echo(f"default artifact remote: {spec.name!r} ({spec.url})")

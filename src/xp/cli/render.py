@@ -3,6 +3,13 @@
 The library returns data; these functions only lay it out. A terminal table never wraps:
 long cells are cut with an ellipsis and columns that do not fit are dropped by priority,
 and the caller says which were dropped, so 50 params stay readable in 100 columns.
+
+``echo`` is the CLI's one way out: run names, tags, paths and messages come from records
+other people wrote, and a terminal obeys escape sequences (an OSC can set the window title,
+write the clipboard, hide text or make a fake link). So every control character (C0 but
+newline and tab, DEL, C1, bidirectional overrides, lone surrogates) is shown as a visible
+escape such as ``\\x1b``. JSON escapes them the JSON way (exact once parsed); CSV/TSV stay
+byte-exact when piped and are escaped only on a terminal.
 """
 
 from __future__ import annotations
@@ -11,16 +18,52 @@ import csv
 import io
 import json
 import math
+import re
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import click
+
 from xp.record import values
 
 MAX_CELL = 24  # characters of one cell in a terminal table
 GAP = "  "
+
+# What a terminal may act on: C0 controls but newline and tab, DEL and C1 (an 8-bit CSI/OSC
+# opens a sequence on some terminals), bidirectional overrides (text that reads other than
+# it is), and lone surrogates (not encodable: they would end the command with a traceback).
+_BIDI = r"\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_JSON_UNSAFE = re.compile(rf"[\x7f-\x9f{_BIDI}\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), never obeyed."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def echo(message: str = "", *, err: bool = False, nl: bool = True, exact: bool = False) -> None:
+    """Print for the CLI (click.echo), control characters made visible; with ``exact``
+    (CSV/TSV, already-safe JSON) only when the stream is a terminal."""
+    if not exact or _is_terminal(sys.stderr if err else sys.stdout):
+        message = visible(message)
+    click.echo(message, err=err, nl=nl, color=True)  # color: click would cut CSI sequences
 
 
 def number(value: Any, precision: int | None) -> str:
@@ -65,7 +108,10 @@ def json_safe(value: Any) -> Any:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)
+    """Strict JSON, UTF-8 kept readable; characters a terminal could act on are written as
+    ``\\uXXXX`` escapes (C0 ones by json itself), so the text is safe and parses exact."""
+    text = json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def terminal_width() -> int:
@@ -73,7 +119,7 @@ def terminal_width() -> int:
 
 
 def clip(text: str, width: int = MAX_CELL) -> str:
-    text = text.replace("\n", " ").replace("\t", " ")
+    text = visible(text.replace("\n", " ").replace("\t", " "))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -124,6 +170,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Plain text, columns separated by two spaces; numeric columns right-aligned."""
     if not headers:
         return ""
+    headers = [visible(h) for h in headers]
+    rows = [[visible(c) for c in r] for r in rows]
     widths = [
         max([len(h)] + [len(r[i]) for r in rows]) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -144,7 +192,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def esc(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
+        return visible(text.replace("|", "\\|").replace("\n", " "))
 
     out = ["| " + " | ".join(esc(h) for h in headers) + " |"]
     out.append("|" + "|".join("---" for _ in headers) + "|")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 import sys
 
 import click
@@ -13,6 +14,13 @@ def _sink(kind: str, data: bytes) -> None:
     stream = sys.stdout if kind == "out" else sys.stderr
     stream.buffer.write(data)
     stream.flush()
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _num(value: float | None) -> str:
@@ -52,34 +60,62 @@ def comparison_table(result: ReproduceResult) -> str:
     help="Metrics not to judge, e.g. '*_seconds' for timings (repeatable).",
 )
 @click.option("-n", "--name", help="Name of the new run (default: <original name>-repro).")
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Run the command of a run this clone did not record (fetched) without asking.",
+)
 def reproduce(
-    run: str, check: bool, rtol: float, atol: float, ignore: tuple[str, ...], name: str | None
+    run: str,
+    check: bool,
+    rtol: float,
+    atol: float,
+    ignore: tuple[str, ...],
+    name: str | None,
+    trust: bool,
 ) -> None:
     """Re-run RUN's command on its recorded code, params and (cached) data.
 
     It runs in a temporary checkout, so your files are not touched, and is recorded as a
     new run tagged xp.reproduces=<RUN>. With --check, the final metrics are compared
-    (NaN matches NaN) and a mismatch exits 1.
+    (NaN matches NaN) and a mismatch exits 1. The command of a run this clone did not
+    record (one fetched from others) is shown first and runs only when you confirm it,
+    or with --trust.
     """
+    from xp.execution.reproduce import origin
     from xp.execution.reproduce import reproduce as do_reproduce
 
     repo = open_repo()
-    result = do_reproduce(repo, run=run, rtol=rtol, atol=atol, sink=_sink, name=name, ignore=ignore)
+    if not trust:
+        where = origin(repo, run=run)
+        if not where.recorded_here and _interactive():
+            render.echo(
+                f"run {where.run_id} ({where.name}) comes from {where.source}.\n"
+                f"Reproducing it runs its command, in {where.cwd} of a temporary checkout:\n"
+                f"  {shlex.join(where.command)}",
+                err=True,
+            )
+            trust = click.confirm("Run it?", default=False, err=True)
+            if not trust:
+                raise click.exceptions.Exit(1)
+    result = do_reproduce(
+        repo, run=run, rtol=rtol, atol=atol, sink=_sink, name=name, ignore=ignore, trust=trust
+    )
     for warning in result.warnings:
-        click.echo(f"xp: warning: {warning}", err=True)
+        render.echo(f"xp: warning: {warning}", err=True)
     new = result.run
-    click.echo(
+    render.echo(
         f"reproduction of {result.original}: run {new.run_id} {new.name} {new.status}"
         f" in {new.duration:.1f}s (exit {new.exit_code})"
     )
     if not check:
         return
-    click.echo(comparison_table(result))
+    render.echo(comparison_table(result))
     failed = sum(not c.ok for c in result.comparisons)
     judged = sum(c.note != "ignored" for c in result.comparisons)
     if result.ok:
-        click.echo(f"PASS: {judged} metric(s) within rtol={rtol:g} atol={atol:g}")
+        render.echo(f"PASS: {judged} metric(s) within rtol={rtol:g} atol={atol:g}")
         return
     reason = f"{failed} metric(s) differ" if failed else f"the command {new.status}"
-    click.echo(f"FAIL: {reason} (rtol={rtol:g} atol={atol:g})")
+    render.echo(f"FAIL: {reason} (rtol={rtol:g} atol={atol:g})")
     sys.exit(1)

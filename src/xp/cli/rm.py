@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 
 
@@ -17,9 +18,9 @@ def rm(runs: tuple[str, ...], remote: str | None) -> None:
 
     result = remove_runs(open_repo(), runs=list(runs), remote=remote)
     for run_id in result.removed:
-        click.echo(f"removed {run_id}")
+        render.echo(f"removed {run_id}")
     if result.git_remote:
-        click.echo(
+        render.echo(
             f"{len(result.remote_removed)} deleted on {result.git_remote!r}"
             + (f", {len(result.remote_absent)} were not there" if result.remote_absent else "")
         )

@@ -89,15 +89,15 @@ def run(
     )
     for change in result.changes:
         verb = "added" if change.added else f"{change.old!r} ->"
-        click.echo(f"xp: {change.file}: {change.key} {verb} {change.new!r}", err=True)
+        render.echo(f"xp: {change.file}: {change.key} {verb} {change.new!r}", err=True)
     shown = " ".join(f"{k}={render.number(v, 4)}" for k, v in sorted(result.metrics.items())[:6])
-    click.echo(
+    render.echo(
         f"xp: run {result.run_id} {result.name} {result.status} in {result.duration:.1f}s"
         f" (exit {result.exit_code}) {shown}".rstrip(),
         err=True,
     )
     for warning in result.warnings:
-        click.echo(f"xp: warning: {warning}", err=True)
+        render.echo(f"xp: warning: {warning}", err=True)
     if result.exit_code != 0 or result.status != "finished":
         sys.exit(result.shell_code if result.status != "killed" or result.exit_code else 130)
 
@@ -116,7 +116,7 @@ def _sweep(
     from xp.execution.sweep import sweep
 
     def progress(line: str) -> None:
-        click.echo(line, err=True)
+        render.echo(line, err=True)
 
     result = sweep(
         repo,
@@ -130,7 +130,7 @@ def _sweep(
         jobs=jobs,
         progress=progress,
     )
-    click.echo(_sweep_table(result))
+    render.echo(_sweep_table(result))
     if any(p.status != "finished" for p in result.points):
         sys.exit(1)
 

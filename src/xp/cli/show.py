@@ -195,17 +195,19 @@ def show(
     attrs, value_cols = choose_columns(selection, columns, only_changed)
     if out_format == "json":
         docs = [run_document(r, value_cols if columns else None) for r in selection.rows]
-        click.echo(render.to_json(docs))
+        render.echo(render.to_json(docs), exact=True)
         return
     if precision is None and out_format in ("table", "md"):
         precision = 5
     headers, rows = build_table(selection, attrs, value_cols, precision)
     if out_format in ("csv", "tsv"):
-        click.echo(render.delimited(headers, rows, "," if out_format == "csv" else "\t"))
+        render.echo(
+            render.delimited(headers, rows, "," if out_format == "csv" else "\t"), exact=True
+        )
         return
     if not selection.rows:
         filtered = where or experiment or branch or statuses
-        click.echo(
+        render.echo(
             "no runs match the filters."
             if filtered
             else "no runs yet: record one with `xp commit` or `xp.start_run()` in Python.",
@@ -213,12 +215,12 @@ def show(
         )
         return
     if out_format == "md":
-        click.echo(render.markdown(headers, rows))
+        render.echo(render.markdown(headers, rows))
     else:
         _print_table(selection, headers, rows, attrs, value_cols)
     shown, total = len(selection.rows), selection.total
     if shown < total:
-        click.echo(f"{shown} of {total:,} runs shown; --all or -n N for more.", err=True)
+        render.echo(f"{shown} of {total:,} runs shown; --all or -n N for more.", err=True)
 
 
 def _print_table(
@@ -250,11 +252,11 @@ def _print_table(
     fitted = render.fit(
         headers, rows, render.terminal_width(), unchanged + fixed + changed_params + changed_metrics
     )
-    click.echo(render.table(fitted.headers, fitted.rows))
+    render.echo(render.table(fitted.headers, fitted.rows))
     if fitted.hidden:
         n = len(fitted.hidden)
         names = ", ".join(fitted.hidden[:6]) + (", ..." if n > 6 else "")
-        click.echo(
+        render.echo(
             f"{n} column{'s' if n > 1 else ''} hidden to fit the terminal ({names});"
             " pick with --columns, or --only-changed, or --format csv for all.",
             err=True,

@@ -183,11 +183,8 @@ def write_project(root: Path) -> str:
     from xp.sharing.project_setup import init_project
 
     templates = resources.files("xp.demo") / "files"
-    try:
-        for name, template in FILES.items():
-            (root / name).write_bytes((templates / template).read_bytes())
-    except OSError as exc:
-        raise StorageError(f"cannot write into {root}: {exc.strerror}") from None
+    for name, template in FILES.items():
+        fsutil.atomic_write(root / name, (templates / template).read_bytes(), root=root)
     repo = init_repo(root)
     init_project(repo)
     configure(root)

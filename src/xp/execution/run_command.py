@@ -11,8 +11,14 @@ The command runs under a small guard process, the leader of a new process group:
 - when ``xp run`` itself dies (SIGKILL, OOM), the guard notices within 0.2 s that its parent
   is gone and takes the group down: SIGTERM, then SIGKILL after 5 s. The run's journal is then
   committed as ``crashed`` by the next xp command;
-- when the command exits, processes it left running in its group get SIGTERM, so nothing
-  outlives the run holding its output pipe.
+- when the command exits, processes it left running in its group get SIGTERM (SIGKILL after
+  5 s), and the guard waits for every descendant (on Linux it is their subreaper): nothing
+  outlives the run holding its output pipe or an unmerged journal part.
+
+The guard also holds the run journal's lock (it inherits the descriptor), so a killed
+``xp run``'s run is recovered only once every process of the command is gone and every part
+it logged can be merged. Output goes to ``<journal dir>/<run id>.out`` unbuffered as it
+arrives: the run's log artifact at the end, and recovery's when ``xp run`` was killed.
 """
 
 from __future__ import annotations
@@ -30,43 +36,80 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xp import format as fmt
+from xp import fsutil
 from xp.errors import InvalidValueError, XPError
 from xp.execution import overrides as ov
 from xp.gitstore.repo import GitRepo
 from xp.tracking.run import Run
 
-LOG_ARTIFACT = "logs/xp-run.log"
+LOG_ARTIFACT = fmt.RUN_LOG_ARTIFACT
 KILL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL)
 Sink = Callable[[str, bytes], None]  # ("out" | "err", bytes)
 
 GUARD = r"""
-import os, signal, subprocess, sys
+import os, signal, subprocess, sys, time
 parent = os.getppid()
 def _ignore(signum, frame):
     pass  # xp run signals the whole group: the command gets it; the guard waits for it
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, _ignore)
+try:  # Linux: orphaned descendants become our children, so we can wait for every one
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except Exception:
+    pass
 try:
     child = subprocess.Popen(sys.argv[1:])
 except OSError as exc:
     sys.stderr.write("xp run: cannot start %s: %s\n" % (sys.argv[1], exc.strerror))
     sys.exit(127)
+def _reap(seconds):  # wait for every child, orphaned descendants too; True: none left
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                time.sleep(0.02)
+        except ChildProcessError:
+            return True
+    return False
+def _kill_ours():  # SIGKILL our group and our children, never this guard (it reaps them)
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        entries = None
+    if entries is None:
+        os.killpg(0, signal.SIGKILL)  # no /proc: the group, this guard with it
+    for entry in entries or ():
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() or int(fields[2]) == os.getpgrp():
+                os.kill(int(entry), signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            pass
+deadline = None
 while True:
     try:
         rc = child.wait(timeout=0.2)
         break
     except subprocess.TimeoutExpired:
-        if os.getppid() != parent:  # xp run died: take the command down with it
+        if deadline is None and os.getppid() != parent:  # xp run died: stop the command
             os.killpg(0, signal.SIGTERM)
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            os.killpg(0, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+        elif deadline is not None and time.monotonic() > deadline:
+            _kill_ours()
 try:
     os.killpg(0, signal.SIGTERM)  # whatever the command left running in its group
 except OSError:
     pass
+# Processes the command started log into the run's journal parts: the run is only over
+# (and its journal, whose lock this process shares, free to recover) once they are gone.
+if not _reap(5):
+    _kill_ours()
+    _reap(5)
 if rc < 0:
     if -rc not in (signal.SIGKILL, signal.SIGSTOP):
         signal.signal(-rc, signal.SIG_DFL)
@@ -206,16 +249,16 @@ def execute(
     """Run ``command`` attached to ``run``; returns (status, exit code). Output -> log + sink."""
     env = {**os.environ, **run.child_env()}
     env.setdefault("PYTHONUNBUFFERED", "1")  # a piped Python child would buffer its output
-    log_dir = run.repo.xp_dir / "tmp"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{run.id}.log"
+    log_path = output_spool(run)
+    keep = [run.journal.fd] if run.journal is not None else []
     handoff = interactive and _stdin_is_our_terminal()
     kwargs: dict[str, Any] = (
         {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
     )
     own = interrupts is None
     interrupts = interrupts or Interrupts()
-    with open(log_path, "wb") as log, interrupts if own else contextlib.nullcontext():
+    # Unbuffered: every chunk is in the file (the kernel's) the moment it arrives.
+    with open(log_path, "ab", buffering=0) as log, interrupts if own else contextlib.nullcontext():
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", GUARD, *command],
             cwd=cwd,
@@ -223,6 +266,7 @@ def execute(
             stdin=None if handoff or interactive else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            pass_fds=[*keep, *fsutil.owner_fds()],
             **kwargs,
         )
         interrupts.add(proc.pid)
@@ -241,7 +285,6 @@ def execute(
         for t in pumps:
             t.join(timeout=2.0)
     data = log_path.read_bytes()
-    log_path.unlink(missing_ok=True)
     if data:
         run.log_bytes(data, LOG_ARTIFACT)
     if interrupts.signal is not None or (rc < 0 and -rc in KILL_SIGNALS):
@@ -249,6 +292,12 @@ def execute(
     else:
         status = "finished" if rc == 0 else "failed"
     return status, rc
+
+
+def output_spool(run: Run) -> Path:
+    """Where a run's command output is kept as it comes (``fmt.output_spool``); recovery
+    makes it the log artifact of a run whose ``xp run`` was killed."""
+    return fmt.output_spool(run.journal_dir, run.id)
 
 
 def _pump(stream: Any, kind: str, log: Any, lock: threading.Lock, sink: Sink | None) -> None:
@@ -321,6 +370,8 @@ def complete(run: Run, root: Path, status: str, rc: int, started: float) -> Laun
         warnings.append(f"params files not recorded: {exc}")
         run.warn(str(exc))
     commit = run.finish(status)
+    output_spool(run).unlink(missing_ok=True)  # recorded: the artifact holds it now
+    warnings += _unmerged_parts(run)
     from xp.query.resolve import read_record
 
     record = read_record(run.repo, commit)
@@ -335,6 +386,23 @@ def complete(run: Run, root: Path, status: str, rc: int, started: float) -> Laun
         metrics=dict(record.metrics) if record else {},
         warnings=warnings,
     )
+
+
+def _unmerged_parts(run: Run) -> list[str]:
+    """Parts of the run still there after its commit: a process that outlived the command
+    and its guard (stuck, or escaped from its group) kept logging; say where that went."""
+    from xp.record.journal import PART
+
+    try:
+        names = os.listdir(run.journal_dir)
+    except OSError:
+        return []
+    return [
+        f"a process the command started still logs into run {run.id}; what it logs now is"
+        f" not part of the run (kept in {run.journal_dir / name})"
+        for name in sorted(names)
+        if name.startswith(f"{run.id}-") and name.endswith(PART)
+    ]
 
 
 def launch(

@@ -8,11 +8,14 @@ own, tagged ``xp.sweep: <sweep id>`` (the id of the sweep's first point run is n
 advance, so the sweep id is a fresh run-style id) and ``xp.sweep.point: <i>/<n>``.
 
 A point whose command fails or crashes is recorded as such and the others go on; Ctrl-C
-stops every running point (recorded ``killed``) and starts no new one.
+stops every running point (recorded ``killed``) and starts no new one. A point that fails
+before its run exists (its checkout cannot be made, its run cannot start) is tried once more
+after a pause, then listed with the error: it is never silently missing from the sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -24,13 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
+from xp import fsutil
 from xp.errors import InvalidValueError, RepositoryError, XPError
 from xp.execution import overrides as ov
 from xp.execution.run_command import Interrupts, LaunchResult, check_command, run_to_end, start
 from xp.gitstore.repo import GitRepo
+from xp.tracking.run import Run
 
 SWEEP_TAG = "xp.sweep"
 POINT_TAG = "xp.sweep.point"
+RETRIES = 1  # more tries for a point that failed before its run existed
+RETRY_PAUSE = 0.5  # seconds, times the attempt
 Progress = Callable[[str], None]
 
 
@@ -117,31 +124,57 @@ def sweep(
     lock = threading.Lock()
 
     def one(point: Point) -> None:
-        if interrupts.signal is not None:
-            return
         label = ", ".join(f"{k}={v}" for k, v in point.values.items())
-        try:
-            point.result = _run_point(
-                repo,
-                command,
-                rel,
-                tree,
-                baseline,
-                config.params,
-                config.data,
-                overrides,
-                point,
-                result.sweep_id,
-                total,
-                name,
-                experiment,
-                message,
-                interrupts,
-            )
-        except XPError as exc:
-            point.error = str(exc)
-        except Exception as exc:  # a point's own failure must not stop the others
-            point.error = f"{type(exc).__name__}: {exc}"
+        for attempt in range(1, RETRIES + 2):
+            if interrupts.signal is not None:
+                return
+            with contextlib.ExitStack() as stack:
+                try:
+                    begun = _start_point(
+                        stack,
+                        repo,
+                        command,
+                        rel,
+                        tree,
+                        baseline,
+                        config.params,
+                        config.data,
+                        overrides,
+                        point,
+                        result.sweep_id,
+                        total,
+                        name,
+                        experiment,
+                        message,
+                    )
+                except (XPError, OSError) as exc:  # no run exists yet: safe to try again
+                    point.error = str(exc) or type(exc).__name__
+                    if attempt <= RETRIES:
+                        with lock:
+                            say(
+                                f"xp: [{point.index + 1}/{len(grid)}] {label}: {point.error};"
+                                " retrying"
+                            )
+                        time.sleep(RETRY_PAUSE * attempt)
+                        continue
+                    break
+                point.error = None
+                try:
+                    point.result = run_to_end(
+                        begun.run,
+                        command,
+                        begun.cwd,
+                        begun.root,
+                        begun.started,
+                        begun.changes,
+                        None,
+                        interrupts,
+                    )
+                except XPError as exc:
+                    point.error = str(exc)
+                except Exception as exc:  # a point's own failure must not stop the others
+                    point.error = f"{type(exc).__name__}: {exc}"
+            break
         with lock:
             r = point.result
             done = f"{r.run_id} {r.status} (exit {r.exit_code})" if r else f"error: {point.error}"
@@ -162,8 +195,7 @@ def _check_overrides(
 
     if not overrides:
         return
-    (repo.xp_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=repo.xp_dir / "tmp") as tmp:
+    with tempfile.TemporaryDirectory(dir=fsutil.private_tmp(repo.xp_dir)) as tmp:
         for rel in files:
             src = repo.worktree / rel
             if src.is_file():
@@ -173,7 +205,19 @@ def _check_overrides(
         ov.apply(Path(tmp), files, overrides, grid[0])
 
 
-def _run_point(
+@dataclass
+class _Begun:
+    """A point whose checkout is made and whose run exists, ready to run its command."""
+
+    run: Run
+    cwd: Path
+    root: Path
+    started: float
+    changes: list[ov.Change]
+
+
+def _start_point(
+    stack: contextlib.ExitStack,
     repo: GitRepo,
     command: list[str],
     rel: str,
@@ -188,25 +232,25 @@ def _run_point(
     name: str | None,
     experiment: str | None,
     message: str | None,
-    interrupts: Interrupts,
-) -> LaunchResult:
+) -> _Begun:
+    """The point's temporary checkout (closed with ``stack``), its overrides and its run."""
     from xp.execution.temp_checkout import temp_checkout
 
     label = f"sweep-{sweep_id}-{point.index}"
-    with temp_checkout(repo, baseline, tree, label, link=data) as wt:
-        changes = ov.apply(wt.worktree, params_files, overrides, point.values)
-        here = wt.worktree / rel
-        started = time.time()
-        run_name = f"{name}-{point.index + 1}" if name and total > 1 else name
-        tags = {SWEEP_TAG: sweep_id, POINT_TAG: f"{point.index + 1}/{total}"}
-        run = start(
-            wt,
-            command=command,
-            cwd=rel,
-            name=run_name,
-            experiment=experiment,
-            message=message,
-            tags=tags,
-        )
-        cwd = here if here.is_dir() else wt.worktree
-        return run_to_end(run, command, cwd, wt.worktree, started, changes, None, interrupts)
+    wt = stack.enter_context(temp_checkout(repo, baseline, tree, label, link=data))
+    changes = ov.apply(wt.worktree, params_files, overrides, point.values)
+    here = wt.worktree / rel
+    started = time.time()
+    run_name = f"{name}-{point.index + 1}" if name and total > 1 else name
+    tags = {SWEEP_TAG: sweep_id, POINT_TAG: f"{point.index + 1}/{total}"}
+    run = start(
+        wt,
+        command=command,
+        cwd=rel,
+        name=run_name,
+        experiment=experiment,
+        message=message,
+        tags=tags,
+    )
+    cwd = here if here.is_dir() else wt.worktree
+    return _Begun(run, cwd, wt.worktree, started, changes)

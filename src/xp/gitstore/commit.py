@@ -7,6 +7,7 @@ collects them); a crash after leaves a whole run.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
@@ -201,5 +202,41 @@ def write_run_commit(
     commit.encoding = None
     commit.message = message.encode("utf-8")
     writer.add(commit)
+    note_recorded(repo, commit.id.decode())
     create_ref(repo.common_dir, ref, commit.id.decode())
     return commit.id.decode()
+
+
+def author_of(repo: GitRepo, commit: str) -> str:
+    """``Name <email>`` of a commit's author, as whoever made it set them."""
+    proc = repo.git("show", "-s", "--format=%an <%ae>", commit, check=False)
+    return proc.stdout.decode("utf-8", "replace").strip() or "unknown"
+
+
+RECORDED_FILE = "recorded"  # <xp dir>/recorded: run commits this clone wrote, one a line
+
+
+def note_recorded(repo: GitRepo, commit: str) -> None:
+    """Remember that this clone wrote ``commit`` (``xp reproduce`` runs the recorded command
+    of such runs without asking). Noted before the ref exists, so a recorded run is always
+    listed; a failure to note only means a question later."""
+    with contextlib.suppress(OSError):
+        repo.xp_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(
+            repo.xp_dir / RECORDED_FILE,
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+            0o644,
+        )
+        try:
+            os.write(fd, f"{commit}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def recorded_here(repo: GitRepo, commit: str) -> bool:
+    """Whether this clone wrote the run commit ``commit`` (``note_recorded``)."""
+    try:
+        data = (repo.xp_dir / RECORDED_FILE).read_bytes()
+    except OSError:
+        return False
+    return len(commit) == 40 and f"\n{commit}\n".encode() in b"\n" + data

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xp import fsutil
 from xp.errors import StorageError
 from xp.gitstore.repo import GitRepo
 
@@ -100,7 +101,10 @@ def _base_index(repo: GitRepo, tmp_index: Path) -> None:
     tree_tag = hashlib.sha1(str(repo.git_dir).encode()).hexdigest()[:12]
     key_tag = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
     # The file name carries the key, so a cache always matches the index it was made from.
-    cached = repo.xp_dir / f"snapshot-index.{tree_tag}.{key_tag}"
+    # A linked worktree's goes into its own admin folder, so it goes with the worktree (the
+    # temporary checkouts of sweeps would otherwise leave one each, forever).
+    home = repo.xp_dir if repo.git_dir == repo.common_dir else repo.git_dir
+    cached = home / f"snapshot-index.{tree_tag}.{key_tag}"
     if cached.exists():
         shutil.copy2(cached, tmp_index)
         return
@@ -110,7 +114,7 @@ def _base_index(repo: GitRepo, tmp_index: Path) -> None:
     fresh = tmp_index.with_name(tmp_index.name + ".cache")
     shutil.copy2(tmp_index, fresh)
     os.replace(fresh, cached)
-    for old in repo.xp_dir.glob(f"snapshot-index.{tree_tag}.*"):
+    for old in home.glob(f"snapshot-index.{tree_tag}.*"):
         if old != cached:
             old.unlink(missing_ok=True)
 
@@ -128,8 +132,8 @@ def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot
             return memo.snapshot
     tmp_dir = repo.xp_dir / "tmp"
     try:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp_index = tmp_dir / f"index-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp_dir = fsutil.private_tmp(repo.xp_dir)  # a killed process's copy is cleaned later
+        tmp_index = tmp_dir / f"index-{secrets.token_hex(4)}"
         _base_index(repo, tmp_index)
     except OSError as exc:
         raise StorageError(f"cannot write {tmp_dir}: {exc.strerror}; free disk space") from None

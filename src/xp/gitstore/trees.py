@@ -45,6 +45,17 @@ def paths(repo: GitRepo, commit: str) -> set[str]:
     return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 
+def symlinks(repo: GitRepo, commit: str) -> set[str]:
+    """Paths in ``commit``'s tree that are symlinks (mode 120000)."""
+    out = repo.git("ls-tree", "-r", "-z", commit).stdout
+    found = set()
+    for entry in out.split(b"\0"):
+        meta, _, name = entry.partition(b"\t")
+        if meta.startswith(b"120000 "):
+            found.add(name.decode("utf-8", "surrogateescape"))
+    return found
+
+
 def patch(repo: GitRepo, tree_a: str, tree_b: str, *, exclude: str) -> str:
     """The unified diff between two trees, ``exclude`` (a top-level folder) left out."""
     proc = repo.git("diff", "--no-color", tree_a, tree_b, "--", ".", f":(exclude,top){exclude}")

@@ -2,17 +2,50 @@
 
 Linked worktrees (``git worktree add``) are how xp runs a recorded tree in a folder of its
 own; they share objects and refs with the main clone.
+
+git's worktree commands are not safe against each other: ``worktree remove`` and ``prune``
+delete ``.git/worktrees/`` once it is empty, which makes a concurrent ``worktree add`` fail
+("could not create directory of '.git/worktrees/<name>'") if it falls between making that
+folder and making its own entry in it, and ``add`` reads every other entry, failing on one
+that is half made ("failed to read .git/worktrees/<name>/commondir"). Parallel sweep points
+(one finishing while the next starts) and concurrent xp processes hit both, so every command
+that edits ``.git/worktrees/`` runs under one lock (``_admin_lock``: a thread lock and an
+``flock`` on ``<git common dir>/xp/worktrees.lock``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from xp.gitstore.repo import GitRepo, run_git
 
-_add_lock = threading.Lock()  # `git worktree add` edits .git/worktrees/: one at a time
+_thread_lock = threading.Lock()
+LOCK_NAME = "worktrees.lock"
+
+
+@contextlib.contextmanager
+def _admin_lock(repo: GitRepo) -> Iterator[None]:
+    """Hold while a git command edits ``.git/worktrees/``: the threads of this process take
+    turns on a lock, processes on an ``flock`` (released by the kernel if one dies). A lock
+    file that cannot be made (a read-only ``.git``) leaves only the thread lock: the git
+    command then reports what is wrong itself."""
+    with _thread_lock:
+        fd = None
+        with contextlib.suppress(OSError):
+            repo.xp_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(repo.xp_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
 
 
 def changed_paths(repo: GitRepo) -> list[str]:
@@ -42,7 +75,7 @@ def restore_files(repo: GitRepo, commit: str, *, exclude: str) -> None:
 def add_detached(repo: GitRepo, path: Path, commit: str, tree: str, *, drop: str) -> None:
     """A linked worktree at ``path`` on ``commit``, whose index and files are ``tree``
     without the folder ``drop`` (HEAD stays at ``commit``)."""
-    with _add_lock:
+    with _admin_lock(repo):
         repo.git("worktree", "add", "--detach", "--no-checkout", "-q", str(path), commit)
     run_git(["read-tree", "-u", "--reset", tree], cwd=path)
     run_git(["rm", "-r", "-q", "--cached", "--ignore-unmatch", drop], cwd=path)
@@ -50,9 +83,13 @@ def add_detached(repo: GitRepo, path: Path, commit: str, tree: str, *, drop: str
 
 def remove(repo: GitRepo, path: Path) -> None:
     """Drop a linked worktree and its admin folder; never raises."""
-    run_git(["worktree", "remove", "--force", "--force", str(path)], cwd=repo.worktree, check=False)
+    with _admin_lock(repo):
+        run_git(
+            ["worktree", "remove", "--force", "--force", str(path)], cwd=repo.worktree, check=False
+        )
 
 
 def prune(repo: GitRepo) -> None:
     """Forget worktrees whose folders are gone."""
-    run_git(["worktree", "prune"], cwd=repo.worktree, check=False)
+    with _admin_lock(repo):
+        run_git(["worktree", "prune"], cwd=repo.worktree, check=False)

@@ -17,14 +17,15 @@ class HookSettings:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE  # pre-commit: 0 turns the size check off
     check_record: bool = True  # pre-commit: a committed .xp/run/ must describe this code
     check_files: bool = True  # pre-commit: staged params/metrics files must parse
-    post_checkout: str = "link"  # off | link | copy
+    # off | copy (reflink, else a copy: the default) | link (hard links allowed: opt-in)
+    post_checkout: str = "copy"
 
 
 def settings(repo: GitRepo) -> HookSettings:
     raw = load_config(repo).raw.get("hooks") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{fmt.CONFIG_PATH}: 'hooks' must be a mapping; see docs/hooks.md")
-    mode = str(raw.get("post_checkout", "link")).lower()
+    mode = str(raw.get("post_checkout", "copy")).lower()
     if mode in ("false", "none", "no"):
         mode = "off"
     if mode not in ("off", "link", "copy"):

@@ -101,7 +101,10 @@ def load(repo: GitRepo, *, spec: str, trust: bool = False, artifact: str | None 
             " that run's code here. If you trust it, rerun with --trust (or sign the version's"
             " tag and configure git verify-tag)"
         )
-    folder = repo.xp_dir / "tmp" / f"serve-{fsutil.temp_name(Path('m')).name.strip('.')}"
+    # In this process's own temp folder: removed by the next xp command if serve is killed.
+    folder = (
+        fsutil.private_tmp(repo.xp_dir) / f"serve-{fsutil.temp_name(Path('m')).name.strip('.')}"
+    )
     try:
         _v, files = registry.get(repo, spec=f"{version.name}@{version.version}", out_dir=folder)
         flavor, path = _pick([Path(f) for f in files], version, artifact)

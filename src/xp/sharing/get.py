@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xp import fsutil
 from xp.artifacts import cache, manifests
 from xp.artifacts.manifests import Needed
 from xp.artifacts.transfer import Progress
@@ -33,6 +34,7 @@ class GetResult:
     unchanged: list[str] = field(default_factory=list)
     fetched: int = 0  # objects downloaded from the remote
     fetched_bytes: int = 0
+    skipped: list[str] = field(default_factory=list)  # data inputs with no copy anywhere
 
 
 def _matches(item: Needed, key: str) -> bool:
@@ -63,6 +65,7 @@ def _destination(out: Path, path: str) -> Path:
     """``out/path``, refusing a path or an existing symlink that would lead outside ``out``."""
     if cache.clean_name(path) != path:
         raise InvalidValueError(f"refusing to write {path!r}: not a clean relative path")
+    fsutil.check_inside(out, path)
     dest = out / path
     real = Path(os.path.realpath(dest))
     if not real.is_relative_to(out):
@@ -95,6 +98,11 @@ def get(
     jobs: int | None = None,
     progress: Progress | None = None,
 ) -> GetResult:
+    """Write the run's artifacts and data inputs (or those ``paths`` name) into ``out_dir``.
+
+    A data input with no copy anywhere (logged without ``cache=True``, or never pushed) is
+    skipped with a note unless it was asked for by name; a missing artifact is an error.
+    """
     from xp.query.resolve import resolve
 
     _ref, commit = resolve(repo, run)
@@ -112,19 +120,21 @@ def get(
     dirs = [i for i in chosen if i.kind == "input-dir"]
     if dirs:
         manifests_ = [Needed(d.run, d.path, d.sha256, 0, "input") for d in dirs]
-        _fetch(repo, manifests_, store, jobs, None, result)
+        gone = _fetch(repo, manifests_, store, jobs, None, result, named=bool(paths))
+        dirs = [d for d in dirs if d.sha256 not in gone]
+        chosen = [i for i in chosen if i.kind != "input-dir" or i.sha256 not in gone]
         chosen, _ = expand_dirs(chosen, cache_dir)
         chosen = [i for i in chosen if not any(i.sha256 == d.sha256 for d in dirs)]
         chosen = _select(chosen, paths, label) if paths else chosen
-    files = [(i, _destination(out, i.path)) for i in chosen]
 
     corrupt = set()
-    for item, _dest in files:  # a corrupt local object is dropped and fetched again
+    for item in chosen:  # a corrupt local object is dropped and fetched again
         obj = cache.object_path(cache_dir, item.sha256)
         if obj.is_file() and not cache.verify(cache_dir, item.sha256):
             obj.unlink()
             corrupt.add(item.sha256)
-    _fetch(repo, [i for i, _ in files], store, jobs, progress, result, corrupt)
+    gone = _fetch(repo, chosen, store, jobs, progress, result, corrupt, named=bool(paths))
+    files = [(i, _destination(out, i.path)) for i in chosen if i.sha256 not in gone]
     for item, dest in files:  # refuse before writing anything
         obj = cache.object_path(cache_dir, item.sha256)
         if dest.is_dir() or (
@@ -141,7 +151,9 @@ def get(
             result.unchanged.append(item.path)
             continue
         try:
-            kind = cache.materialise(obj, dest, links or conf.links)
+            kind = cache.materialise(obj, dest, links or conf.links, root=out)
+        except StorageError:
+            raise
         except OSError as exc:
             raise StorageError(f"cannot write {dest}: {exc.strerror}; check the folder") from None
         result.written.append((item.path, dest, kind))
@@ -156,16 +168,24 @@ def _fetch(
     progress: Progress | None,
     result: GetResult,
     corrupt: set[str] | None = None,
-) -> None:
+    *,
+    named: bool,
+) -> set[str]:
+    """Download what the cache lacks; returns the sha256s of data inputs that have no copy
+    anywhere and were not asked for by name (noted in ``result.skipped``). Anything else
+    that is missing raises."""
     try:
         got = download_missing(repo, items=items, store=store, jobs=jobs, progress=progress)
     except CorruptObjectError as exc:
         raise CorruptObjectError(f"run {result.run}: {exc}") from None
     result.fetched += got.objects
     result.fetched_bytes += got.bytes
-    if got.absent:
-        item = got.absent[0]
-        more = f" (and {len(got.absent) - 1} more)" if len(got.absent) > 1 else ""
+    fatal = [
+        i for i in got.absent if named or i.kind == "artifact" or (corrupt and i.sha256 in corrupt)
+    ]
+    if fatal:
+        item = fatal[0]
+        more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
         if corrupt and item.sha256 in corrupt:
             raise CorruptObjectError(
                 f"run {result.run}: {item.path}: the cached object {item.sha256} was corrupt"
@@ -177,6 +197,10 @@ def _fetch(
                 f" store{more}; it was logged without cache=True, or never pushed"
             )
         raise RemoteError(lost_message(item, got.store) + more)
+    for item in got.absent:
+        if item.path not in result.skipped:
+            result.skipped.append(item.path)
+    return {i.sha256 for i in got.absent}
 
 
 def list_files(repo: GitRepo, *, run: str) -> list[Needed]:

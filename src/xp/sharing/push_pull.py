@@ -18,7 +18,7 @@ from xp.artifacts import cache, manifests
 from xp.artifacts.artifact_store import ArtifactStore, open_store
 from xp.artifacts.manifests import Needed
 from xp.artifacts.transfer import Progress, TransferResult, transfer
-from xp.errors import GitRemoteNotFoundError, RemoteError
+from xp.errors import GitError, GitRemoteNotFoundError, RemoteError
 from xp.format import RunRef
 from xp.gitstore import remote as git_remote
 from xp.gitstore.refs import list_refs
@@ -118,12 +118,17 @@ def upload_missing(
     store: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    publishing: Iterable[str] | None = None,
 ) -> UploadResult:
     """Upload the artifacts (and cached inputs) of ``commits`` the artifact remote lacks.
 
+    ``publishing``: the commits whose refs the push is about to create or move on the git
+    remote (default: all of ``commits``, as the pre-push hook sends). Their objects are
+    checked on the store itself, never taken from what earlier pushes remembered.
     Raises RemoteError naming run, path and hash when an artifact is on no store at all;
     nothing is uploaded then. Commits without a run record need nothing and are fine.
     """
+    commits = list(commits)
     labels = run_labels(repo, commits)
     cache_dir = cache.cache_dir(repo)
     items, _unknown_dirs = expand_dirs(manifests.needed(repo, labels), cache_dir)
@@ -133,7 +138,10 @@ def upload_missing(
     target = open_store(repo, store)
     result.store = target.spec.name
     wanted = _unique(items)
-    missing = target.missing_for_upload(wanted)
+    fresh = set(commits if publishing is None else publishing)
+    fresh_runs = {labels[c] for c in fresh if c in labels}
+    recheck = {i.sha256 for i in items if i.run in fresh_runs}
+    missing = target.missing_for_upload(wanted, recheck)
     result.present = len(wanted) - len(missing)
     send: list[tuple[str, int]] = []
     for sha in sorted(missing):
@@ -269,6 +277,16 @@ def _select_runs(repo: GitRepo, specs: list[str] | None) -> dict[RunRef, str]:
     return out
 
 
+def _unpublished(repo: GitRepo, remote: str, selected: dict[RunRef, str]) -> list[str]:
+    """Commits of the selected runs that the git remote does not show yet (one ls-remote);
+    all of them when it cannot be asked (the push itself then says what is wrong)."""
+    try:
+        there = git_remote.ls_remote(repo, remote, f"{RunRef.prefix()}*")
+    except GitError:
+        there = {}
+    return sorted({c for ref, c in selected.items() if there.get(str(ref.local)) != c})
+
+
 def push_refs(repo: GitRepo, remote: str, refspecs: list[str], result: PushResult) -> None:
     """Push ``refspecs``, counting each destination ref as pushed, up to date or rejected."""
     for row in git_remote.push(repo, remote, refspecs):
@@ -306,7 +324,12 @@ def push(
     if artifacts:
         commits = sorted(set(selected.values()))
         result.upload = upload_missing(
-            repo, commits=commits, store=store, jobs=jobs, progress=progress
+            repo,
+            commits=commits,
+            store=store,
+            jobs=jobs,
+            progress=progress,
+            publishing=_unpublished(repo, name, selected),
         )
     if runs:
         refspecs = [f"{ref}:{ref.local}" for ref in sorted(selected)]

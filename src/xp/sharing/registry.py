@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xp import format as fmt
 from xp.errors import (
     InvalidValueError,
     ModelNotFoundError,
@@ -45,7 +46,7 @@ TAG_RE = re.compile(
     rf"^(?P<name>{NAME})(?:(?:#(?P<stage>{NAME})|@(?P<version>{SEMVER}))(?P<cancel>!?)"
     rf"|@(?P<deprecated>deprecated))(?:#(?P<counter>[0-9]+))?$"
 )
-LOG_ARTIFACT = "logs/xp-run.log"  # what `xp run` saves; never the model by default
+LOG_ARTIFACT = fmt.RUN_LOG_ARTIFACT  # what `xp run` saves; never the model by default
 
 
 @dataclass(frozen=True)

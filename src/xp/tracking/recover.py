@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from xp import format as fmt
+from xp.artifacts import cache
 from xp.errors import StorageError
 from xp.gitstore.refs import read_ref
 from xp.gitstore.repo import GitRepo
@@ -27,6 +28,14 @@ def recover(repo: GitRepo) -> list[tuple[str, str]]:
             status = str(end.get("status", "crashed"))
             end_time = float(end.get("end_time") or os.fstat(fd).st_mtime)
             parts = merge_parts(state, path.parent)
+            spool = fmt.output_spool(path.parent, state.header.id)  # a killed `xp run`'s output
+            if (
+                spool.is_file()
+                and spool.stat().st_size
+                and fmt.RUN_LOG_ARTIFACT not in state.artifacts
+            ):
+                (log,) = cache.add_path(cache.cache_dir(repo), spool, fmt.RUN_LOG_ARTIFACT)
+                state.artifacts[log.path] = log
             record = build_record(state, status, end_time, ())
             h = state.header
             if h.tree is None:
@@ -35,6 +44,7 @@ def recover(repo: GitRepo) -> list[tuple[str, str]]:
                 commit_record(repo, record, h.tree, h.baseline, h.start_time, end_time)
                 done.append((record.id, status))
             os.unlink(path)
+            spool.unlink(missing_ok=True)
             for part in parts:
                 part.unlink(missing_ok=True)
         except (ValueError, KeyError, TypeError):

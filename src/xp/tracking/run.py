@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
+from xp import fsutil
 from xp.artifacts import cache
 from xp.config import ProjectConfig, load_config
 from xp.errors import InvalidValueError, ParamChangedError, RunEndedError, XPError
@@ -314,8 +315,7 @@ class Run:
 
     def log_bytes(self, data: bytes, artifact_file: str) -> list[FileEntry]:
         """Store ``data`` as artifact ``artifact_file`` (any bytes, from anywhere)."""
-        tmp_dir = self.repo.xp_dir / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp_dir = fsutil.private_tmp(self.repo.xp_dir)  # cleaned if the process is killed
         with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as fh:
             fh.write(data)
         try:
