@@ -202,6 +202,21 @@ def test_a_pickle_from_someone_elses_run_is_refused_unless_trusted(team: Team) -
     assert version_trust(find_repo(a), registry.resolve(find_repo(a), "diabetes@v0.0.1")).trusted
 
 
+def test_a_run_fetched_into_refs_xp_runs_is_still_someone_elses(team: Team) -> None:
+    """A fetch refspec such as ``refs/xp/*:refs/xp/*`` writes fetched runs where local runs
+    live; trust follows who wrote the commit, not where its ref is."""
+    a, b = team.a, team.b
+    model_version(a, "diabetes", stage="production", model=fitted())
+    assert xp_main("push", cwd=a)[0] == 0
+    git(a, "push", "-q", "origin", "--tags")
+    git(b, "fetch", "-q", "origin", "+refs/xp/runs/*:refs/xp/runs/*", "--tags")
+    version = registry.resolve(find_repo(b), "diabetes@v0.0.1")
+    assert git(b, "rev-parse", f"refs/xp/runs/{version.run_id}").strip() == version.commit
+    trust = version_trust(find_repo(b), version)
+    assert not trust.trusted
+    assert "not recorded here" in trust.reason
+
+
 @pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen (openssh-client)")
 def test_a_version_whose_tag_is_signed_by_a_known_key_is_trusted(team: Team) -> None:
     a, b = team.a, team.b

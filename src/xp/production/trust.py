@@ -1,11 +1,11 @@
 """Whether a model version's files may be loaded here: unpickling runs code, so a pickle from
 someone else's run is someone else's program.
 
-``version_trust`` is the one rule: trusted when the run was recorded in this clone (its ref
-is under ``refs/xp/runs/``, where a fetch never writes) or when the version's registry tag
-is signed by a key ``git verify-tag`` accepts; anything else needs the user's explicit
-consent (``xp model serve --trust``). ``xp reproduce`` asks the same question of a run's
-recorded command (issue 10).
+``version_trust`` is the one rule: trusted when this clone wrote the run's commit
+(``gitstore.commit.recorded_here``, the rule ``xp reproduce`` applies to a recorded command;
+a ref under ``refs/xp/runs/`` is not proof, since a fetch refspec can write there) or when the
+version's registry tag is signed by a key ``git verify-tag`` accepts; anything else needs the
+user's explicit consent (``xp model serve --trust``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from xp import format as fmt
 from xp.gitstore import tags
-from xp.gitstore.refs import list_refs, read_ref
+from xp.gitstore.commit import recorded_here
+from xp.gitstore.refs import list_refs
 from xp.gitstore.repo import GitRepo
 from xp.sharing.registry import Version
 
@@ -27,10 +28,9 @@ class Trust:
 
 def version_trust(repo: GitRepo, version: Version) -> Trust:
     """Whether ``version``'s run may have its files executed here, and why (not)."""
-    if version.run_id and fmt.ID_RE.match(version.run_id):
-        local = read_ref(repo.common_dir, fmt.run_ref(version.run_id))
-        if local == version.commit:
-            return Trust(True, f"run {version.run_id} was recorded in this clone")
+    if recorded_here(repo, version.commit):
+        run = version.run_id or version.commit[:12]
+        return Trust(True, f"run {run} was recorded in this clone")
     if tags.verified(repo, version.tag):
         return Trust(True, f"tag {version.tag} has a signature git verify-tag accepts")
     fetched = [
