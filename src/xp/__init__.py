@@ -59,6 +59,7 @@ _LAZY = {
     "read_artifact": "xp.api",
     "load_table": "xp.api",
     "get_media": "xp.api",
+    "autolog": "xp.integrations",
 }
 
 
@@ -79,6 +80,7 @@ __all__ = [
     "__version__",
     "active_run",
     "assign_stage",
+    "autolog",
     "check_models",
     "deregister_model",
     "diff",

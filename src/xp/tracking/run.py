@@ -512,6 +512,27 @@ class Run:
         encoded = media.encode_histogram(values, bins, np_histogram)
         return self._log_media("histogram", encoded, None, key, step).entry
 
+    def log_media(
+        self,
+        kind: str,
+        data: bytes,
+        ext: str,
+        *,
+        key: str,
+        step: int | None = None,
+        info: dict[str, Any] | None = None,
+        timestamp: int | None = None,
+    ) -> MediaEntry:
+        """Encoded media bytes (a PNG read from a TensorBoard file, say) as ``kind`` under
+        ``key`` at ``step``, logged at ``timestamp`` (ms; default now), for importers that
+        have the file already."""
+        if kind not in fmt.MEDIA_KINDS:
+            raise InvalidValueError(
+                f"media kind {kind!r} is not one of {', '.join(fmt.MEDIA_KINDS)}"
+            )
+        encoded = media.Encoded(bytes(data), ext, dict(info or {}))
+        return self._log_media(kind, encoded, None, key, step, timestamp).entry
+
     def _log_media(
         self,
         kind: str,
@@ -519,6 +540,7 @@ class Run:
         artifact_file: str | None,
         key: str | None,
         step: int | None,
+        timestamp: int | None = None,
     ) -> _Logged:
         self._check_live()
         if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
@@ -543,7 +565,7 @@ class Run:
             kind=kind,
             path=path,
             step=step,
-            timestamp=int(time.time() * 1000),
+            timestamp=int(time.time() * 1000) if timestamp is None else int(timestamp),
             info=dict(encoded.info),
         )
         self.state.media[path] = entry
@@ -642,8 +664,11 @@ class Run:
             flusher.unregister(self)
             self._close_journal(remove=True)
 
-    def finish(self, status: str = "finished") -> str:
-        """Commit the run; on failure the journal stays so ``xp recover`` can finish the job."""
+    def finish(self, status: str = "finished", end_time: float | None = None) -> str:
+        """Commit the run; on failure the journal stays so ``xp recover`` can finish the job.
+
+        ``end_time`` (seconds since the epoch) records when the run ended if not now: an
+        importer's runs ended when their source says."""
         if status not in fmt.STATUSES or status == "running":
             raise InvalidValueError(
                 f"status {status!r} is not one of finished, failed, killed, crashed"
@@ -655,7 +680,7 @@ class Run:
         self.stop_system_metrics()  # its last sample lands in this run
         self.status = status
         flusher.unregister(self)
-        end = time.time()
+        end = time.time() if end_time is None else float(end_time)
         self._events.append(line("E", {"status": status, "end_time": end}))
         if self.attached:  # the owner of the run commits it, with this part merged in
             self.flush()
