@@ -56,6 +56,9 @@ def eval_metrics(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float | 
     for data, metrics in results.items():
         for metric, value in metrics.items():
             key = metric_key(f"{data}-{metric}")
+            if type(value) is float:  # the usual case, first
+                out[key] = value
+                continue
             if isinstance(value, tuple) and len(value) == 2:
                 for suffix, part in zip(("mean", "std"), value, strict=True):
                     num = number(part)

@@ -10,6 +10,7 @@ call ends (``finished``, or ``failed`` when the call raised).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.abc
 import importlib.util
 import logging
@@ -37,8 +38,13 @@ _BAD = re.compile(r"[^/\w.\- :]")
 def metric_key(name: object) -> str:
     """A framework's metric or param name as a valid xp key, MLflow's way: ``@`` becomes
     ``_at_`` (XGBoost's ``ndcg@3``), any other character outside the key rule ``_``, empty
-    and dot-only path parts are dropped."""
-    text = _BAD.sub("_", str(name).replace("@", "_at_"))
+    and dot-only path parts are dropped. Cached: a training logs the same names each step."""
+    return _metric_key(name if isinstance(name, str) else str(name))
+
+
+@functools.lru_cache(maxsize=8192)
+def _metric_key(name: str) -> str:
+    text = _BAD.sub("_", name.replace("@", "_at_"))
     parts = [p.strip() for p in text.split("/")]
     parts = [p if p not in (".", "..") else p.replace(".", "_") for p in parts if p]
     key = "/".join(parts)[: fmt.MAX_KEY_LENGTH] or "_"
@@ -211,9 +217,12 @@ class Session:
             self.call(f"param {key!r}", run.log_param, key, value)
 
     def log_metrics(self, metrics: Mapping[str, float | int], step: int | None) -> None:
-        run = self.run
-        for key, value in metrics.items():
-            self.call(f"metric {key!r}", run.log_metric, key, value, step)
+        log_metric = (self._run if self._run is not None else self.run).log_metric
+        for key, value in metrics.items():  # the per-step path: no helper call per value
+            try:
+                log_metric(key, value, step)
+            except Exception as exc:
+                self.warn(f"metric {key!r}", exc)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():

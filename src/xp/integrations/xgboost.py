@@ -112,6 +112,7 @@ def _callback_class() -> type:
             return model
 
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            # evals_log holds every round so far: the current value is the last of each list
             current = {d: {m: v[-1] for m, v in ms.items() if v} for d, ms in evals_log.items()}
             metrics = boosting.eval_metrics(current)
             self.history.append(metrics)
