@@ -117,3 +117,82 @@ def test_disabled_records_nothing(repo: Path) -> None:
     exp.log_parameters({"a": 1})
     exp.end()
     assert xp.list_runs() == []
+
+
+def test_every_call_on_a_disabled_experiment_is_harmless(repo: Path) -> None:
+    exp = comet_ml.Experiment(disabled=True)
+    for call, args in [
+        (exp.log_other, ("k", 1)), (exp.log_parameter, ("k", 1)), (exp.log_metric, ("m", 1)),
+        (exp.log_metrics, ({"m": 1},)), (exp.log_asset, ("nope",)),
+        (exp.log_asset_folder, ("nope",)), (exp.log_model, ("m", "nope")),
+        (exp.log_code, ()), (exp.log_image, (None,)), (exp.log_figure, ()),
+        (exp.log_table, ("t.csv",)), (exp.log_histogram_3d, ([1],)), (exp.log_text, ("t",)),
+        (exp.log_html, ("<b>",)), (exp.log_dataset_hash, ("x",)), (exp.set_name, ("n",)),
+        (exp.add_tag, ("t",)),
+    ]:  # fmt: skip
+        call(*args)
+    assert (exp.get_key(), exp.get_name(), exp.get_tags()) == ("", None, [])
+    exp.end()
+    assert xp.list_runs() == []
+
+
+def test_assets_code_tables_and_properties(repo: Path) -> None:
+    import io
+
+    import pandas as pd
+
+    (repo / "assets" / "deep").mkdir(parents=True)
+    (repo / "assets" / "a.txt").write_text("a")
+    (repo / "assets" / "deep" / "b.txt").write_text("b")
+    (repo / "data.csv").write_text("x\n1\n")
+    exp = comet_ml.Experiment(project_name="p")
+    exp.set_epoch(3)
+    assert (exp.curr_epoch, exp.url, exp.id, exp.name) == (3, None, exp.get_key(), exp.get_name())
+    exp.log_asset(io.BytesIO(b"raw"), file_name="raw.bin")
+    exp.log_asset(b"text body", file_name="body.txt")
+    with pytest.raises(xp.XPError, match="path, bytes or a file"):
+        exp.log_asset(42)
+    exp.log_asset_folder(str(repo / "assets"))
+    exp.log_asset_folder(str(repo / "assets"), recursive=True)
+    exp.log_code(file_name=str(repo / "data.csv"))
+    exp.log_table("frame.tsv", pd.DataFrame({"a": [1]}))
+    exp.log_table("rows.json", [[1, 2]], headers=["a", "b"])
+    exp.log_table(str(repo / "data.csv"))
+    with pytest.raises(xp.XPError, match=r"writes \.csv"):
+        exp.log_table("t.xlsx", [[1]])
+    exp.log_parameter("opt", {"lr": 0.1})
+    with pytest.raises(xp.XPError, match="must be a number"):
+        exp.log_metric("m", "high")
+    exp.log_html("<b>hi</b>")
+    exp.log_dataset_hash(str(repo / "data.csv"))
+    exp.add_tag("t")
+    assert exp.get_tags() == ["t"]
+    exp.end()
+    exp.end()  # twice is fine
+    (run,) = _runs()
+    assert {a.path for a in run.artifacts} >= {
+        "raw.bin", "body.txt", "assets/a.txt", "assets/deep/b.txt", "code/data.csv",
+        "frame.tsv", "rows.json", "data.csv",
+    }  # fmt: skip
+    assert run.params == {"opt.lr": 0.1}
+    assert [i.path for i in run.inputs] == ["data.csv"]
+    assert xp.read_artifact(run, "rows.json") == b'[{"a":1,"b":2}]'
+    with pytest.raises(xp.XPError, match="needs previous_experiment"):
+        comet_ml.ExistingExperiment()
+    assert comet_ml.login()
+    assert comet_ml.init() is None
+
+
+@pytest.mark.framework
+def test_log_figure_defaults_to_the_current_matplotlib_figure(repo: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.plot([1, 2])
+    with comet_ml.Experiment() as exp:
+        exp.log_figure("curve.png", step=1)
+    plt.close("all")
+    assert [(e.key, e.step) for e in _runs()[0].record.media] == [("curve", 1)]

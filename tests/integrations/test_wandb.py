@@ -244,3 +244,94 @@ def test_artifacts_and_save(repo: Path) -> None:
     wandb.finish()
     paths = {a.path for a in _latest().artifacts}
     assert paths == {"model/model.pt", "model.artifact.json", "model.pt"}
+
+
+def test_config_and_summary_read_like_dicts(repo: Path) -> None:
+    (repo / "config-defaults.yaml").write_text("lr:\n  value: 0.1\nbatch: 8\n")
+    run = wandb.init(config="config-defaults.yaml", config_exclude_keys=["batch"])
+    assert dict(run.config.items()) == {"lr": 0.1}
+    assert (list(run.config), len(run.config), "lr" in run.config) == (["lr"], 1, True)
+    assert list(run.config.keys()) == ["lr"]
+    assert list(run.config.values()) == [0.1]
+    assert repr(run.config) == "{'lr': 0.1}"
+    with pytest.raises(AttributeError):
+        run.config.nope  # noqa: B018
+    wandb.log({"loss": 0.5})
+    run.summary.update({"extra": "text"})
+    assert run.summary.keys() == ["extra", "loss"]
+    assert run.summary.items() == [("extra", "text"), ("loss", 0.5)]
+    assert (run.summary.loss, run.summary.get("nope", 1)) == (0.5, 1)
+    with pytest.raises(AttributeError):
+        run.summary.nope  # noqa: B018
+    assert run.dir
+    assert run.url is None
+    assert run.project is None
+    with pytest.raises(xp.XPError, match="takes a dict"):
+        wandb.log([1, 2])  # type: ignore[arg-type]
+    with pytest.raises(xp.XPError, match="step must be an integer"):
+        wandb.log({"a": 1}, step="x")  # type: ignore[arg-type]
+    wandb.log({"obj": object(), "html": wandb.Html("<b>hi</b>")})  # an object: left out
+    run.define_metric("loss", summary="min")
+    run.define_metric("loss2", summary="mean")
+    wandb.log({"loss2": 1.0})
+    wandb.log({"loss2": 3.0})
+    wandb.finish()
+    with pytest.raises(NoActiveRunError, match="finished"):
+        run.log({"a": 1})
+    import json
+
+    got = _latest()
+    assert json.loads(xp.read_artifact(got, "wandb-summary.json")) == {
+        "extra": "text", "loss": {"min": 0.5}, "loss2": {"mean": 2.0}
+    }  # fmt: skip
+    assert "obj" not in got.metrics
+    assert xp.read_artifact(got, "media/html/1.txt") == b"<b>hi</b>"
+
+
+def test_tables_from_frames_and_columns(repo: Path) -> None:
+    import pandas as pd
+
+    table = wandb.Table(dataframe=pd.DataFrame({"a": [1, 2]}))
+    table.add_column("b", ["x", "y"])
+    with pytest.raises(xp.XPError, match="2 columns"):
+        table.add_data(1)
+    with pytest.raises(xp.XPError, match="3 values for 2 rows"):
+        table.add_column("c", [1, 2, 3])
+    empty = wandb.Table(columns=["n"])
+    empty.add_column("m", [5])
+    assert empty.get_dataframe().to_dict("list") == {"n": [None], "m": [5]}
+    assert table.get_dataframe().to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
+    with pytest.raises(xp.XPError):
+        wandb.Histogram()
+    with pytest.raises(NoActiveRunError):
+        wandb.config.lr  # noqa: B018
+    with pytest.raises(xp.XPError, match="dict or argparse"):
+        wandb.init(config=42)
+
+
+def test_resume_auto_continues_the_last_crashed_run(repo: Path) -> None:
+    run = wandb.init(project="p", config={"a": {"b": 1}, "a.c": 2})
+    wandb.log({"loss": 1.0})
+    run.finish(exit_code=1)  # a failed run of project p
+    again = wandb.init(project="p", resume="auto")
+    assert again.resumed
+    assert again.config.as_dict() == {"a": {"b": 1, "c": 2}}
+    assert again.step == 1
+    wandb.finish()
+    with pytest.raises(xp.XPError, match="resume must be"):
+        wandb.init(resume="sometimes")
+    with pytest.raises(xp.XPError, match="needs the id"):
+        wandb.init(resume="must")
+
+
+def test_log_artifact_of_a_path_and_save_with_a_base(repo: Path) -> None:
+    (repo / "out" / "sub").mkdir(parents=True)
+    (repo / "out" / "sub" / "w.bin").write_bytes(b"w")
+    wandb.init()
+    wandb.log_artifact(str(repo / "out"), name="outputs", type="dataset")
+    wandb.save(str(repo / "out" / "sub" / "*.bin"), base_path=str(repo / "out"))
+    wandb.define_metric("x", step_metric="epoch")
+    assert wandb.login()
+    wandb.finish()
+    paths = {a.path for a in _latest().artifacts}
+    assert paths == {"outputs/sub/w.bin", "sub/w.bin"}

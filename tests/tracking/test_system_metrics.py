@@ -163,3 +163,100 @@ def test_proc_readings_agree_with_psutil() -> None:
     assert abs(proc.process_rss() - psutil.Process().memory_info().rss) < 16 * 2**20
     rx, _tx = proc.net_io()
     assert rx >= 0
+
+
+class _FakeNvml:
+    """Stands in for nvidia-ml-py on a machine with two NVIDIA GPUs, which cannot run here
+    (no GPU, no driver): the NVML calls and units the sampler relies on, nothing else."""
+
+    NVML_TEMPERATURE_GPU = 0
+
+    class NVMLError(Exception):
+        pass
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlShutdown(self) -> None:
+        self.shut = True
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlSystemGetDriverVersion(self) -> bytes:
+        return b"550.54.15"
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        return 12040
+
+    def nvmlDeviceGetName(self, h: int) -> str:
+        return f"NVIDIA A{h}"
+
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> object:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(used=4e9, total=16e9)
+
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> object:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(gpu=75, memory=30)
+
+    def nvmlDeviceGetTemperature(self, h: int, sensor: int) -> int:
+        return 60 + h
+
+    def nvmlDeviceGetPowerUsage(self, h: int) -> int:
+        if h == 1:
+            raise self.NVMLError("not supported")  # some boards do not report power
+        return 150_000  # mW
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h: int) -> int:
+        return 300_000
+
+
+def test_gpu_series_and_description_from_nvml(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)  # type: ignore[arg-type]
+    monkeypatch.setenv("XP_SYSTEM_METRICS_INTERVAL", "0.1")
+    with xp.start_run(system_metrics=True) as run:
+        _wait_samples(run, 1)
+    got = xp.get_run(run.id)
+    assert got.meta["system"]["gpus"] == [
+        {"name": "NVIDIA A0", "memory_megabytes": 16000.0},
+        {"name": "NVIDIA A1", "memory_megabytes": 16000.0},
+    ]
+    assert (got.meta["system"]["gpu_driver"], got.meta["system"]["cuda"]) == ("550.54.15", "12.4")
+    m = got.metrics
+    assert m["system/gpu_0_utilization_percentage"] == 75
+    assert m["system/gpu_0_memory_usage_megabytes"] == 4000
+    assert m["system/gpu_0_memory_usage_percentage"] == 25
+    assert m["system/gpu_1_temperature_celsius"] == 61
+    assert (m["system/gpu_0_power_usage_watts"], m["system/gpu_0_power_usage_percentage"]) == (
+        150,
+        50,
+    )
+    assert "system/gpu_1_power_usage_watts" not in m  # no reading, no series, no error
+    assert fake.shut  # NVML is shut down with the run
+
+
+@pytest.mark.framework
+def test_the_psutil_source_off_linux(repo: Path) -> None:
+    pytest.importorskip("psutil")
+    from xp.tracking.system_metrics import PsutilSource
+
+    got: list[dict[str, float]] = []
+    sampler = Sampler(lambda values, step: got.append(values), interval=3600)
+    sampler.source = PsutilSource(str(repo))
+    sampler._start = sampler._last = sampler._counters()
+    sampler._take()
+    assert {
+        "system/system_memory_usage_megabytes",
+        "system/disk_usage_percentage",
+        "system/network_receive_megabytes",
+        "system/disk_read_megabytes",
+        "system/process_rss_megabytes",
+    } <= set(got[0])
+    assert sampler.info()["cpu_count"] == os.cpu_count()

@@ -137,8 +137,8 @@ class Table:
             raise InvalidValueError(
                 f"column {name!r} has {len(data)} values for {len(self.data)} rows"
             )
-        if not self.data:
-            self.data = [[] for _ in data]
+        if not self.data:  # a table with columns but no rows: the new column makes the rows
+            self.data = [[None] * len(self.columns) for _ in data]
         self.columns.append(name)
         for row, value in zip(self.data, data, strict=True):
             row.append(value)
@@ -174,13 +174,14 @@ class Artifact:
     ) -> None:
         self.name, self.type, self.description = name, type, description
         self.metadata = dict(metadata or {})
-        self._entries: list[tuple[str, str | None]] = []
+        self._entries: list[tuple[str, str]] = []  # (local path, path inside the artifact)
 
     def add_file(self, local_path: str, name: str | None = None, **kwargs: Any) -> None:
-        self._entries.append((local_path, name))
+        self._entries.append((local_path, name or os.path.basename(local_path)))
 
     def add_dir(self, local_path: str, name: str | None = None, **kwargs: Any) -> None:
-        self._entries.append((local_path, name))
+        """The folder's files at the artifact's top, or under ``name``."""
+        self._entries.append((local_path, name or ""))
 
 
 # -- config and summary ---------------------------------------------------------------------
@@ -524,8 +525,8 @@ class Run:
             path = artifact
             artifact = Artifact(name or os.path.basename(path), type or "file")
             (artifact.add_dir if os.path.isdir(path) else artifact.add_file)(path)
-        for local, as_name in artifact._entries:
-            target = f"{artifact.name}/{as_name or os.path.basename(os.path.normpath(local))}"
+        for local, inside in artifact._entries:
+            target = f"{artifact.name}/{inside}" if inside else artifact.name
             self._xp.log_artifact(local, target, external=True)
         if artifact.metadata or artifact.description:
             self._xp.log_dict(
