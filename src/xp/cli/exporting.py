@@ -37,8 +37,8 @@ def tensorboard(runs: tuple[str, ...], out_dir: str, float32: bool) -> None:
         [r.run_id, r.folder.name, str(r.scalars), str(r.media), str(r.skipped_media)]
         for r in result.runs
     ]
-    click.echo(render.table(["run", "folder", "scalars", "media", "not exportable"], rows))
+    render.echo(render.table(["run", "folder", "scalars", "media", "not exportable"], rows))
     rounded = sum(r.rounded for r in result.runs)
     if rounded:
-        click.echo(f"xp: {rounded} values changed when written as float32", err=True)
-    click.echo(f"tensorboard --logdir {result.out_dir}")
+        render.echo(f"xp: {rounded} values changed when written as float32", err=True)
+    render.echo(f"tensorboard --logdir {result.out_dir}")

@@ -39,6 +39,6 @@ def tensorboard(logdir: str, experiment: str | None) -> None:
         ]
         for r in result.runs
     ]
-    click.echo(render.table(["folder", "run", "scalars", "params", "media", "status"], rows))
+    render.echo(render.table(["folder", "run", "scalars", "params", "media", "status"], rows))
     done = len(result.imported)
-    click.echo(f"{done} run{'s' if done != 1 else ''} imported from {result.logdir}")
+    render.echo(f"{done} run{'s' if done != 1 else ''} imported from {result.logdir}")

@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any, TypeVar, cast
 
 from xp import format as fmt
+from xp import fsutil
 
 log = logging.getLogger("xp.integrations")
 
@@ -233,12 +234,12 @@ class Session:
 
     @contextlib.contextmanager
     def scratch(self) -> Iterator[Path]:
-        """A temporary folder under the repository's ``.git/xp/tmp`` (same disk as the cache,
-        so files move in without a copy), deleted afterwards."""
+        """A temporary folder in this process's own ``.git/xp/tmp/<pid>-<random>/`` (same disk
+        as the cache, so files move in without a copy; removed by the next xp command if the
+        process is killed), deleted afterwards."""
         import shutil
 
-        base = self.run.repo.xp_dir / "tmp"
-        base.mkdir(parents=True, exist_ok=True)
+        base = fsutil.private_tmp(self.run.repo.xp_dir)
         path = Path(tempfile.mkdtemp(prefix=f"{self.framework}-", dir=base))
         try:
             yield path

@@ -228,7 +228,7 @@ def read_artifact(repo: GitRepo, *, commit: str, path: str, store: str | None = 
         obj.unlink()
         corrupt.add(item.sha256)
     if not obj.is_file():
-        _fetch(repo, [item], store, None, None, GetResult(label, commit), corrupt)
+        _fetch(repo, [item], store, None, None, GetResult(label, commit), corrupt, named=True)
     try:
         return obj.read_bytes()
     except OSError as exc:
