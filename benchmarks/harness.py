@@ -44,7 +44,7 @@ class Metric:
 
     key: str
     label: str
-    unit: str = "s"  # s, ms or us: how the seconds are displayed
+    unit: str = "s"  # s, ms or us: how the seconds are displayed; % for a fraction (0.05)
     target: float | None = None  # seconds; xp passes when its median is <= target
     peer_label: str | None = None  # when the peer's figure measures something named otherwise
 
@@ -62,6 +62,16 @@ class Workload:
     order: int = 100  # table position
     notes: tuple[str, ...] = ()
     quick_notes: tuple[str, ...] = ()
+    # modules the workload needs beyond xp's own (frameworks): without them it is left out,
+    # with a note saying what to install
+    needs: tuple[str, ...] = ()
+    needs_hint: str = ""
+
+
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    import importlib.util
+
+    return [n for n in names if importlib.util.find_spec(n) is None]
 
 
 # -- peers -----------------------------------------------------------------------------------
@@ -97,6 +107,7 @@ def _dvc_version() -> str | None:
 PEERS: dict[str, Callable[[], str | None]] = {
     "mlflow": lambda: _module_version("mlflow"),
     "dvc": _dvc_version,
+    "wandb": lambda: _module_version("wandb"),
 }
 
 

@@ -37,7 +37,14 @@ sys.path[:] = [p for p in sys.path if p == "" or Path(p).resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
 import benchmarks  # noqa: E402
-from benchmarks.harness import Context, Workload, child_env, git, peer_version  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    Context,
+    Workload,
+    child_env,
+    git,
+    missing_modules,
+    peer_version,
+)
 
 RESULT_MARK = "XPBENCH-RESULT "
 NOT_WORKLOADS = {"run", "harness"}
@@ -181,6 +188,8 @@ def show(value: float | None, unit: str) -> str:
         return f"{value * 1e6:.2f} us"
     if unit == "ms":
         return f"{value * 1e3:.1f} ms"
+    if unit == "%":
+        return f"{value * 100:.4g} %"
     return f"{value:.3f} s"
 
 
@@ -226,7 +235,7 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(RuntimeError):
         info["xp_commit"] = git(HERE, "rev-parse", "HEAD").strip()
         info["xp_dirty"] = bool(git(HERE, "status", "--porcelain", "--", "src").strip())
-    for name in ("mlflow", "dvc"):
+    for name in ("mlflow", "dvc", "wandb"):
         info[name] = peer_version(name)
     info["load_before"] = [round(x, 2) for x in os.getloadavg()]
     return info
@@ -298,6 +307,10 @@ def main(argv: list[str]) -> int:
     notes: list[str] = []
     errors = 0
     for module, wl in selected(found, args.only):
+        missing = missing_modules(wl.needs)
+        if missing:
+            notes.append(f"{wl.key}: left out, needs {', '.join(missing)}; {wl.needs_hint}")
+            continue
         reps = args.repeat or (1 if args.quick else wl.repeat)
         xp_res = measure(module, wl, "xp", "xp", ctx, reps, args.timeout)
         peer_res: SideResult | None = None

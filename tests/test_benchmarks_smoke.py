@@ -64,3 +64,22 @@ def test_list_names_each_workload_and_its_peer(tmp_path: Path) -> None:
     assert {"W1", "W2", "W4", "startup", "commit"} <= set(keys)
     assert "peer: mlflow" in keys["W1"]
     assert "peer: dvc" in keys["commit"]
+
+
+def test_a_workload_whose_modules_are_missing_is_left_out_with_a_note(tmp_path: Path) -> None:
+    (tmp_path / "benchmarks").mkdir()
+    for name in ("run.py", "harness.py", "__init__.py"):
+        (tmp_path / "benchmarks" / name).write_text((RUNNER.parent / name).read_text())
+    (tmp_path / "benchmarks" / "needy.py").write_text(
+        "from benchmarks.harness import Metric, Workload\n"
+        "WORKLOAD = Workload(key='N1', title='needs a module', metrics=(Metric('t', 't'),),\n"
+        "    xp=lambda ctx: {'t': 1.0}, needs=('no_such_module_xp',), needs_hint='install it')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "benchmarks" / "run.py"), "--only", "N1", "--json",
+         str(tmp_path / "r.json")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "N1: left out, needs no_such_module_xp; install it" in proc.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["workloads"] == []

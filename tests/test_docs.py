@@ -62,6 +62,7 @@ def test_format_doc_names_every_record_file() -> None:
         fmt.ARTIFACTS_FILE,
         fmt.INPUTS_FILE,
         fmt.PACKAGES_FILE,
+        fmt.MEDIA_FILE,
         fmt.RUNS_PREFIX,
         fmt.REMOTES_PREFIX,
         fmt.RECORD_DIR,

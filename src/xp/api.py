@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from xp.production.status import RollbackResult, StageStatus
     from xp.query.diff import RunDiff
     from xp.query.resolve import RunEntry, RunView
+    from xp.record.media import MediaEntry
     from xp.sharing.registry import Model, TagResult, Version
 
 PathLike = str | os.PathLike[str] | None
@@ -77,6 +78,53 @@ def diff(a: str | None = None, b: str | None = None, path: PathLike = None) -> R
     from xp.query.diff import diff_runs
 
     return diff_runs(find_repo(path), a=a, b=b)
+
+
+def read_artifact(run: str | RunView, artifact: str, path: PathLike = None) -> bytes:
+    """The bytes of one artifact of a run, from the cache or else the artifact remote."""
+    from xp.sharing.get import read_artifact as read
+
+    view = get_run(run, path) if isinstance(run, str) else run
+    return read(find_repo(path), commit=view.commit, path=artifact)
+
+
+def load_table(
+    run: str | RunView, key: str, step: int | None = None, path: PathLike = None
+) -> pd.DataFrame:
+    """A table logged with ``log_table`` as a DataFrame: the one at ``step``, or the last."""
+    from xp.tracking.media import decode_table
+
+    entry = _media_entry(run, key, "table", step, path)
+    view = get_run(run, path) if isinstance(run, str) else run
+    data = read_artifact(view, entry.path, path)
+    return decode_table(data, str(entry.info.get("format") or entry.path.rsplit(".", 1)[-1]))
+
+
+def get_media(
+    run: str | RunView, key: str | None = None, kind: str | None = None, path: PathLike = None
+) -> list[MediaEntry]:
+    """The run's media index (images, figures, tables, histograms, texts), by key and step."""
+    view = get_run(run, path) if isinstance(run, str) else run
+    entries = sorted(view.record.media, key=lambda e: e.sort_key)
+    return [
+        e for e in entries if (key is None or e.key == key) and (kind is None or e.kind == kind)
+    ]
+
+
+def _media_entry(
+    run: str | RunView, key: str, kind: str, step: int | None, path: PathLike
+) -> MediaEntry:
+    from xp.errors import RunNotFoundError
+
+    entries = get_media(run, key, kind, path)
+    if step is not None:
+        entries = [e for e in entries if e.step == step]
+    if not entries:
+        at = f" at step {step}" if step is not None else ""
+        raise RunNotFoundError(
+            f"the run has no {kind} {key!r}{at}; xp.get_media(run) lists what it has"
+        )
+    return entries[-1]
 
 
 # -- the model registry -----------------------------------------------------------------------

@@ -67,6 +67,8 @@ class ProjectConfig:
     artifacts: tuple[str, ...] = ()
     data: tuple[str, ...] = ()
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    system_metrics: bool = False  # sample CPU, memory, disk, network, GPUs into system/
+    system_metrics_interval: float = 10.0  # seconds between samples
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +121,8 @@ def _load_config(repo: GitRepo) -> ProjectConfig:
         max_file_size=parse_size(
             raw.get("max_file_size", DEFAULT_MAX_FILE_SIZE), f"{fmt.CONFIG_PATH}: max_file_size"
         ),
+        system_metrics=_flag(raw, "system_metrics"),
+        system_metrics_interval=_seconds(raw, "system_metrics_interval", 10.0),
         raw=raw,
     )
 
@@ -167,3 +171,19 @@ def carry_sections(into: str, source: str, keys: tuple[str, ...]) -> str | None:
     if (yamlio.load(text, fmt.CONFIG_PATH) or {}) != want:
         text = yamlio.dump(want).decode()  # an odd layout: write it whole
     return text
+
+
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{fmt.CONFIG_PATH}: '{key}' must be true or false, got {value!r}")
+    return value
+
+
+def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0.1:
+        raise ConfigError(
+            f"{fmt.CONFIG_PATH}: '{key}' must be a number of seconds >= 0.1, got {value!r}"
+        )
+    return float(value)

@@ -28,6 +28,9 @@ TAGS_FILE = "tags.yaml"
 ARTIFACTS_FILE = "artifacts.yaml"
 INPUTS_FILE = "inputs.yaml"
 PACKAGES_FILE = "packages.txt"
+MEDIA_FILE = "media.yaml"  # the index of logged images, figures, tables, histograms, texts
+MEDIA_DIR = "media"  # artifact folder of keyed media: media/<key>/<step>.<ext>
+MEDIA_KINDS = ("image", "figure", "table", "histogram", "text")
 SERIES_DIR = "series"
 SERIES_HEADER = "step\tvalue\ttimestamp\n"
 

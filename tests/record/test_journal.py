@@ -51,3 +51,18 @@ def test_journal_write_failure_is_reported_and_the_run_still_ends(
             "the journal's write error on stderr",
         )
     assert xp.get_run(run.id).metrics == {"loss": 0.5}
+
+
+def test_media_lines_replay_and_a_damaged_one_loses_only_itself() -> None:
+    import json
+
+    from xp.record.header import RunHeader
+    from xp.record.journal import line, replay
+
+    header = line("H", RunHeader(id="1m8g9wys2dzmgq", name="n", start_time=1.0).to_json())
+    good = {"key": "img", "kind": "image", "path": "media/img/0.png", "step": 0, "timestamp": 9}
+    data = header + line("G", good) + "G\t" + json.dumps({"key": 3}) + "\n" + "M\tx\t1\t0\t1.0\n"
+    state = replay(data.encode())
+    assert list(state.media) == ["media/img/0.png"]
+    assert state.media["media/img/0.png"].step == 0
+    assert state.points == [("x", 1, 0, 1.0)]

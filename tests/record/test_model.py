@@ -55,3 +55,30 @@ def test_final_value_is_the_highest_step_last_logged() -> None:
 
 def test_flatten_nested() -> None:
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": {}}) == {"a.b": 1, "a.c.d": 2, "e": {}}
+
+
+def test_media_index_round_trip_and_bytes() -> None:
+    import pytest
+
+    from xp.errors import ConfigError
+    from xp.record.media import MediaEntry
+
+    entries = (
+        MediaEntry("samples", "image", "media/samples/1.png", 1, 2000, {"width": 3}),
+        MediaEntry("samples", "image", "media/samples/0.png", 0, 1000, {"caption": "c"}),
+        MediaEntry("plots/a.png", "figure", "plots/a.png", None, 5, {"format": "png"}),
+    )
+    rec = RunRecord(id="x" * 14, name="n", status="finished", meta={}, media=entries)
+    files = rec.to_files()
+    assert files["media.yaml"] == (
+        b"- format: png\n  key: plots/a.png\n  kind: figure\n  path: plots/a.png\n  timestamp: 5\n"
+        b"- caption: c\n  key: samples\n  kind: image\n  path: media/samples/0.png\n  step: 0\n"
+        b"  timestamp: 1000\n"
+        b"- key: samples\n  kind: image\n  path: media/samples/1.png\n  step: 1\n"
+        b"  timestamp: 2000\n  width: 3\n"
+    )
+    back = RunRecord.from_files(files.get, [])
+    assert sorted(back.media, key=lambda e: e.sort_key) == sorted(entries, key=lambda e: e.sort_key)
+    files["media.yaml"] = b"- key: a\n  kind: image\n  path: p\n  step: one\n"
+    with pytest.raises(ConfigError, match="integer step"):
+        RunRecord.from_files(files.get, [])

@@ -337,3 +337,37 @@ def test_short_runs_write_no_journal_and_survive_git_prune(repo: Path) -> None:
     with xp.start_run() as run:
         xp.log_metric("m", 2.0)
     assert xp.get_run(run.id).metrics == {"m": 2.0}
+
+
+def test_rename_update_param_external_artifact_and_end_time(repo: Path, tmp_path: Path) -> None:
+    """What integrations need from a run: W&B's allow_val_change, Comet's set_name,
+    checkpoints outside the work tree, an importer's end time."""
+    outside = tmp_path / "elsewhere" / "ckpt.bin"
+    outside.parent.mkdir()
+    outside.write_bytes(b"weights")
+    run = xp.start_run().run
+    run.set_name("renamed")
+    run.log_param("lr", 0.1)
+    run.update_param("lr", 0.2)
+    with pytest.raises(InvalidValueError, match="outside the repository"):
+        run.log_artifact(outside)
+    (entry,) = run.log_artifact(outside, "checkpoints/ckpt.bin", external=True)
+    assert entry.source is None  # a by-product: checkouts do not put it into the work tree
+    with pytest.raises(InvalidValueError):
+        run.set_name("two\nlines")
+    xp.end_run()
+    got = xp.get_run(run.id)
+    assert (got.name, got.params) == ("renamed", {"lr": 0.2})
+    assert got.meta["warnings"] == ["param 'lr' changed from 0.1 to 0.2 while the run went"]
+    assert [a.path for a in got.artifacts] == ["checkpoints/ckpt.bin"]
+    from xp.tracking.run import Run
+
+    timed = Run()  # an importer's run: not the active one
+    timed.update_header(start_time=1_700_000_000.0)
+    timed.finish("finished", end_time=1_700_000_060.5)
+    got = xp.get_run(timed.id)
+    assert (got.meta["start_time"], got.meta["end_time"]) == (
+        "2023-11-14T22:13:20.000Z",
+        "2023-11-14T22:14:20.500Z",
+    )
+    assert got.meta["duration"] == 60.5

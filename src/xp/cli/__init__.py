@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "remote": ("xp.cli.remote", "remote", "Manage artifact remotes (folder, s3://...)."),
     "rm": ("xp.cli.rm", "rm", "Delete runs here (and on a git remote)."),
     "gc": ("xp.cli.gc", "gc", "Delete cached artifacts nothing refers to."),
+    "import": ("xp.cli.importing", "import_", "Make runs from TensorBoard event files."),
+    "export": ("xp.cli.exporting", "export", "Write runs as TensorBoard event files."),
 }
 
 

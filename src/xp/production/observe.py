@@ -131,7 +131,7 @@ def read_table(path: Path) -> Any:
         raise InvalidValueError(f"no file {str(path)!r}; give the path of a CSV or Parquet file")
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
-            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+            import pyarrow  # noqa: F401
         except ImportError:
             raise missing_extra("pyarrow", "parquet", "reading Parquet") from None
         return pd.read_parquet(path)

@@ -65,6 +65,7 @@ def build_record(
         artifacts=tuple(state.artifacts.values()),
         inputs=tuple(state.inputs.values()),
         packages=packages,
+        media=tuple(state.media.values()),
     )
 
 

@@ -12,6 +12,7 @@ Lines (UTF-8, tab-separated, first field is the kind):
   T <json [key, value]>           tag
   A <json artifact entry>         artifact file
   I <json input entry>            data input
+  G <json media entry>            an image, figure, table, histogram or text (record/media.py)
   E <json {status, end_time}>     the run ended; the commit may still have failed
 A last line without its newline was cut by a crash and is ignored.
 """
@@ -30,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from xp.errors import StorageError
+from xp.errors import ConfigError, StorageError
 from xp.record.header import RunHeader
+from xp.record.media import MediaEntry
 from xp.record.model import FileEntry
 
 FLUSH_INTERVAL = 0.5  # seconds; the contract is "at least every second"
@@ -50,6 +52,7 @@ class RunState:
     artifacts: dict[str, FileEntry] = field(default_factory=dict)
     inputs: dict[str, FileEntry] = field(default_factory=dict)
     end: dict[str, Any] | None = None
+    media: dict[str, MediaEntry] = field(default_factory=dict)  # by artifact path
 
 
 class Journal:
@@ -126,13 +129,16 @@ def replay(data: bytes) -> RunState:
             elif kind == "I":
                 entry = FileEntry.from_dict(json.loads(rest))
                 state.inputs[entry.path] = entry
+            elif kind == "G":
+                media = MediaEntry.from_dict(json.loads(rest), "journal")
+                state.media[media.path] = media
             elif kind == "U":
                 changes = json.loads(rest)
                 if isinstance(changes, dict):
                     state.header.apply(changes)
             elif kind == "E":
                 state.end = json.loads(rest)
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, ConfigError):
             continue  # a damaged line loses that value, not the run
     return state
 
@@ -210,6 +216,7 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
         state.points.extend(part.points)
         state.artifacts.update(part.artifacts)
         state.inputs.update(part.inputs)
+        state.media.update(part.media)
         if state.header.auto_name and not part.header.auto_name:
             state.header.name = part.header.name
             state.header.auto_name = False

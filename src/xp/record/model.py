@@ -14,6 +14,7 @@ from typing import Any
 from xp import format as fmt
 from xp.errors import ConfigError
 from xp.record import yamlio
+from xp.record.media import MediaEntry, dump_entries, load_entries
 
 Scalar = str | int | float | bool | None
 Point = tuple[int, float, int]  # step, value, timestamp (ms since the epoch)
@@ -64,6 +65,7 @@ class RunRecord:
     artifacts: tuple[FileEntry, ...] = ()
     inputs: tuple[FileEntry, ...] = ()
     packages: tuple[str, ...] = ()
+    media: tuple[MediaEntry, ...] = ()
 
     @property
     def experiment(self) -> str:
@@ -88,6 +90,8 @@ class RunRecord:
             files[fmt.INPUTS_FILE] = yamlio.dump(
                 [i.to_dict() for i in sorted(self.inputs, key=lambda i: i.path)]
             )
+        if self.media:
+            files[fmt.MEDIA_FILE] = yamlio.dump(dump_entries(list(self.media)))
         if self.packages:
             files[fmt.PACKAGES_FILE] = ("\n".join(sorted(self.packages)) + "\n").encode()
         for key, points in self.series.items():
@@ -141,6 +145,7 @@ class RunRecord:
             artifacts=tuple(FileEntry.from_dict(d) for d in load(fmt.ARTIFACTS_FILE, [])),
             inputs=tuple(FileEntry.from_dict(d) for d in load(fmt.INPUTS_FILE, [])),
             packages=tuple(packages.decode().split()) if packages else (),
+            media=load_entries(load(fmt.MEDIA_FILE, None), f"{source}:{fmt.MEDIA_FILE}"),
         )
 
 

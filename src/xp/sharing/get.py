@@ -209,3 +209,27 @@ def list_files(repo: GitRepo, *, run: str) -> list[Needed]:
 
     _ref, commit = resolve(repo, run)
     return manifests.needed(repo, run_labels(repo, [commit]))
+
+
+def read_artifact(repo: GitRepo, *, commit: str, path: str, store: str | None = None) -> bytes:
+    """The bytes of artifact ``path`` of the run at ``commit``, fetched into the cache from
+    the artifact remote when missing there, and checked against their sha256 either way."""
+    label = run_labels(repo, [commit])[commit]
+    items = [i for i in manifests.needed(repo, {commit: label}) if i.kind == "artifact"]
+    item = next((i for i in items if i.path == path), None)
+    if item is None:
+        raise RunNotFoundError(
+            f"run {label} has no artifact {path!r}; list its files with `xp get {label} --list`"
+        )
+    cache_dir = cache.cache_dir(repo)
+    obj = cache.object_path(cache_dir, item.sha256)
+    corrupt = set()
+    if obj.is_file() and not cache.verify(cache_dir, item.sha256):
+        obj.unlink()
+        corrupt.add(item.sha256)
+    if not obj.is_file():
+        _fetch(repo, [item], store, None, None, GetResult(label, commit), corrupt, named=True)
+    try:
+        return obj.read_bytes()
+    except OSError as exc:
+        raise StorageError(f"cannot read {obj}: {exc.strerror}; check the cache folder") from None

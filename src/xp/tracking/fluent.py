@@ -106,8 +106,14 @@ def start_run(
     nested: bool = False,
     description: str | None = None,
     path: str | os.PathLike[str] | None = None,
+    system_metrics: bool | None = None,
 ) -> ActiveRun:
-    """Start a run (snapshotting the workspace now: the code that runs is the code recorded)."""
+    """Start a run (snapshotting the workspace now: the code that runs is the code recorded).
+
+    ``system_metrics=True`` samples CPU, memory, disk, network and GPUs into ``system/...``
+    while the run goes (default: ``XP_SYSTEM_METRICS``, then ``system_metrics`` in the
+    project config).
+    """
     from xp.gitstore.repo import find_repo
     from xp.tracking.run import Run
 
@@ -122,7 +128,13 @@ def start_run(
     if not attach:
         _recover_quietly(repo)
     run = Run(
-        repo, name=name, experiment=experiment, parent=parent, message=description, attach=attach
+        repo,
+        name=name,
+        experiment=experiment,
+        parent=parent,
+        message=description,
+        attach=attach,
+        system_metrics=system_metrics,
     )
     _install_hooks()
     _stack.append(run)
@@ -200,8 +212,63 @@ def log_artifact(local_path: str | os.PathLike[str], name: str | None = None) ->
     return _active().log_artifact(local_path, name)
 
 
-def log_text(text: str, artifact_file: str) -> Any:
-    return _active().log_text(text, artifact_file)
+def log(values: dict[str, Any], step: int | None = None) -> None:
+    """Several metrics at one step; nested dicts become ``a/b`` keys. Without ``step`` each
+    call is the next step of one counter shared by all keys (W&B's ``wandb.log``)."""
+    _active().log(values, step)
+
+
+def log_text(
+    text: str,
+    artifact_file: str | None = None,
+    *,
+    key: str | None = None,
+    step: int | None = None,
+) -> Any:
+    return _active().log_text(text, artifact_file, key=key, step=step)
+
+
+def log_image(
+    image: Any,
+    artifact_file: str | None = None,
+    *,
+    key: str | None = None,
+    step: int | None = None,
+    caption: str | None = None,
+) -> Any:
+    return _active().log_image(image, artifact_file, key=key, step=step, caption=caption)
+
+
+def log_figure(
+    figure: Any,
+    artifact_file: str | None = None,
+    *,
+    key: str | None = None,
+    step: int | None = None,
+) -> Any:
+    return _active().log_figure(figure, artifact_file, key=key, step=step)
+
+
+def log_table(
+    data: Any,
+    artifact_file: str | None = None,
+    *,
+    key: str | None = None,
+    step: int | None = None,
+    format: str | None = None,
+) -> Any:
+    return _active().log_table(data, artifact_file, key=key, step=step, format=format)
+
+
+def log_histogram(
+    values: Any = None,
+    key: str | None = None,
+    *,
+    step: int | None = None,
+    bins: int = 64,
+    np_histogram: Any = None,
+) -> Any:
+    return _active().log_histogram(values, key, step=step, bins=bins, np_histogram=np_histogram)
 
 
 def log_dict(dictionary: dict[str, Any], artifact_file: str) -> Any:

@@ -24,8 +24,10 @@ from xp.record.build import build_record, commit_message
 from xp.record.context import command_line, installed_packages, static_context
 from xp.record.header import RunHeader
 from xp.record.journal import PART, SUFFIX, Journal, RunState, flusher, line, merge_parts
+from xp.record.media import MediaEntry, media_path
 from xp.record.model import FileEntry, RunRecord, format_number
 from xp.record.names import auto_name
+from xp.tracking import media
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -65,6 +67,48 @@ def _metric_value(key: str, value: Any) -> float | int:
         ) from None
 
 
+def _slash_flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise InvalidValueError(f"log takes a dict of metric name -> number, got {values!r}")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_slash_flatten(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _extension(name: str | None) -> str | None:
+    if name is None or "." not in name.rsplit("/", 1)[-1]:
+        return None
+    return name.rsplit(".", 1)[-1].lower()
+
+
+_MEDIA_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "webp", "bmp", "svg", "pdf", "html", "json"}
+_MEDIA_EXTENSIONS |= {"parquet", "csv", "txt"}
+
+
+def _strip_extension(name: str) -> str:
+    ext = _extension(name)
+    return name[: -len(ext) - 1] if ext in _MEDIA_EXTENSIONS else name
+
+
+def _wants_system_metrics(asked: bool | None, config: ProjectConfig) -> bool:
+    if asked is not None:
+        return bool(asked)
+    env = os.environ.get("XP_SYSTEM_METRICS", "").strip().lower()
+    if env:
+        return env not in ("0", "false", "no", "off")
+    return config.system_metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class _Logged:
+    entry: MediaEntry
+    files: list[FileEntry]
+
+
 def _relative_cwd(top: Path) -> str:
     here = os.getcwd()
     return os.path.relpath(here, top).replace(os.sep, "/") if here.startswith(str(top)) else "."
@@ -96,11 +140,15 @@ class Run:
         attach: str | None = None,
         command: list[str] | None = None,
         cwd: str | None = None,
+        system_metrics: bool | None = None,
     ) -> None:
         """A new run, or with ``attach`` a part of run ``attach`` that another process owns.
 
         An attached part (a script started by ``xp run``) logs into its own journal part; the
         owner merges the parts into its run when it commits. See ``child_env``.
+        ``system_metrics`` (default: ``XP_SYSTEM_METRICS``, then the project config) starts
+        the sampler of ``tracking/system_metrics.py``; an attached part never samples, its
+        owner does.
         """
         self.repo = repo or find_repo()
         self.config = config or load_config(self.repo)
@@ -160,7 +208,12 @@ class Run:
         self.journal: Journal | None = None
         self._journal_path = journal_path
         self._closed = False
+        self._log_step = 0  # the step counter of xp.log (one for all keys, as W&B's)
+        self._media_steps: dict[str, int] = {}
+        self._sampler: Any = None
         flusher.register(self)
+        if not self.attached and _wants_system_metrics(system_metrics, self.config):
+            self.start_system_metrics()
 
     def _journal(self) -> Journal:
         if self.journal is None:
@@ -240,6 +293,20 @@ class Run:
         for key, value in metrics.items():
             self.log_metric(key, value, step, timestamp)
 
+    def log(self, values: dict[str, Any], step: int | None = None) -> None:
+        """Several metrics at one step; nested dicts become ``a/b`` keys (W&B's ``log``).
+
+        Without ``step`` every call is the next step of one counter shared by all keys, so
+        keys logged in the same call line up; ``step=`` sets the counter.
+        """
+        if step is None:
+            step = self._log_step
+        elif isinstance(step, bool) or not isinstance(step, int):
+            raise InvalidValueError(f"step must be an integer, got {step!r}")
+        for key, value in _slash_flatten(values).items():
+            self.log_metric(key, value, step)
+        self._log_step = max(self._log_step, step + 1)
+
     def log_param(self, key: str, value: Any) -> Any:
         self._check_live()
         fmt.validate_key(key, "param name")
@@ -256,6 +323,30 @@ class Run:
         params[key] = value
         self._events.append(line("P", [key, value]))
         return value
+
+    def update_param(self, key: str, value: Any) -> Any:
+        """Give a logged param a new value, kept with a warning naming the old one.
+
+        For code written for tools whose config may change (``wandb.config.update(...,
+        allow_val_change=True)``); ``log_param`` itself never changes a value.
+        """
+        self._check_live()
+        fmt.validate_key(key, "param name")
+        value = _param_value(key, value)
+        old = self.state.params.get(key, value)
+        if key in self.state.params and old != value:
+            self.warn(f"param {key!r} changed from {old!r} to {value!r} while the run went")
+        self.state.params[key] = value
+        self._events.append(line("P", [key, value]))
+        return value
+
+    def set_name(self, name: str) -> None:
+        """Rename the run before it is committed (Comet's ``set_name``, W&B's ``run.name =``)."""
+        self._check_live()
+        if not isinstance(name, str) or not name.strip() or "\n" in name:
+            raise InvalidValueError(f"run name {name!r} must be one non-empty line of text")
+        self.name = name
+        self.update_header(name=name, auto_name=False)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from xp.record.model import flatten
@@ -279,14 +370,14 @@ class Run:
             self.set_tag(key, value)
 
     # -- files: hashed into the cache now, recorded by content ----------------------------
-    def _source(self, path: str | os.PathLike[str], what: str) -> Path:
+    def _source(self, path: str | os.PathLike[str], what: str, inside: bool = True) -> Path:
         src = Path(path)
         if not src.is_absolute():
             src = Path.cwd() / src
         if not src.exists():
             raise InvalidValueError(f"{what} {os.fspath(path)!r} does not exist; check the path")
         real, top = src.resolve(), self.repo.worktree.resolve()
-        if not real.is_relative_to(top):
+        if inside and not real.is_relative_to(top):
             raise InvalidValueError(
                 f"{what} {os.fspath(path)!r} is outside the repository {top}; write it inside the"
                 " project (an ignored folder is fine) and log it from there"
@@ -298,16 +389,23 @@ class Run:
         return cache.cache_dir(self.repo)
 
     def log_artifact(
-        self, path: str | os.PathLike[str], name: str | None = None
+        self, path: str | os.PathLike[str], name: str | None = None, *, external: bool = False
     ) -> list[FileEntry]:
+        """A file or folder of the work tree; ``external=True`` (for integrations whose
+        frameworks write checkpoints to temporary folders) takes a by-product from anywhere,
+        recorded without a ``source``: checkouts do not put it back into the work tree."""
         self._check_live()
-        src = self._source(path, "artifact")
+        src = self._source(path, "artifact", inside=not external)
         name = cache.clean_name(src.name if name is None else name)
-        where = os.path.relpath(src.resolve(), self.repo.worktree.resolve()).replace(os.sep, "/")
-        entries = [
-            dataclasses.replace(e, source=where + e.path[len(name) :])
-            for e in cache.add_path(self.cache_dir, src, name)
-        ]
+        if not external:
+            top = self.repo.worktree.resolve()
+            where = os.path.relpath(src.resolve(), top).replace(os.sep, "/")
+            entries = [
+                dataclasses.replace(e, source=where + e.path[len(name) :])
+                for e in cache.add_path(self.cache_dir, src, name)
+            ]
+        else:
+            entries = cache.add_path(self.cache_dir, src, name)
         for entry in entries:
             self.state.artifacts[entry.path] = entry
             self._events.append(line("A", entry.to_dict()))
@@ -329,8 +427,150 @@ class Run:
             self._events.append(line("A", entry.to_dict()))
         return entries
 
-    def log_text(self, text: str, artifact_file: str) -> list[FileEntry]:
-        return self.log_bytes(text.encode("utf-8"), artifact_file)
+    def log_text(
+        self,
+        text: str,
+        artifact_file: str | None = None,
+        *,
+        key: str | None = None,
+        step: int | None = None,
+    ) -> list[FileEntry]:
+        """Text as an artifact (MLflow's ``log_text``), or with ``key``/``step`` one text of a
+        series (``media/<key>/<step>.txt``, listed in the media index)."""
+        if not isinstance(text, str):
+            raise InvalidValueError(f"log_text takes a str, got {type(text).__name__}")
+        if key is None and step is None:
+            if artifact_file is None:
+                raise InvalidValueError("log_text needs artifact_file, or key= for a series")
+            return self.log_bytes(text.encode("utf-8"), artifact_file)
+        encoded = media.Encoded(text.encode("utf-8"), "txt", {"chars": len(text)})
+        return self._log_media("text", encoded, artifact_file, key, step).files
+
+    # -- media: images, figures, tables, histograms (tracking/media.py encodes them) -----
+    def log_image(
+        self,
+        image: Any,
+        artifact_file: str | None = None,
+        *,
+        key: str | None = None,
+        step: int | None = None,
+        caption: str | None = None,
+    ) -> MediaEntry:
+        """A numpy array (HW, HWC, CHW; floats 0..1), tensor, PIL image or picture file.
+
+        ``artifact_file`` stores one picture there (MLflow's form); ``key`` (with ``step``,
+        default the key's previous step + 1) makes a series: ``media/<key>/<step>.png``.
+        """
+        return self._log_media(
+            "image", media.encode_image(image, caption), artifact_file, key, step
+        ).entry
+
+    def log_figure(
+        self,
+        figure: Any,
+        artifact_file: str | None = None,
+        *,
+        key: str | None = None,
+        step: int | None = None,
+    ) -> MediaEntry:
+        """A matplotlib figure (PNG; SVG or PDF by ``artifact_file``'s extension) or a plotly
+        figure (HTML)."""
+        ext = _extension(artifact_file) if key is None and step is None else None
+        encoded = media.encode_figure(figure, ext)
+        return self._log_media("figure", encoded, artifact_file, key, step).entry
+
+    def log_table(
+        self,
+        data: Any,
+        artifact_file: str | None = None,
+        *,
+        key: str | None = None,
+        step: int | None = None,
+        format: str | None = None,
+    ) -> MediaEntry:
+        """A DataFrame, dict of columns or list of row dicts as Parquet (types kept; needs
+        pyarrow) or CSV (``format``, else ``artifact_file``'s extension, else Parquet when
+        pyarrow is installed). Read it back with ``xp.load_table``."""
+        if format is None and artifact_file is not None and key is None and step is None:
+            format = _extension(artifact_file)
+        encoded = media.encode_table(data, format)
+        return self._log_media("table", encoded, artifact_file, key, step).entry
+
+    def log_histogram(
+        self,
+        values: Any = None,
+        key: str | None = None,
+        *,
+        step: int | None = None,
+        bins: int = media.DEFAULT_BINS,
+        np_histogram: Any = None,
+    ) -> MediaEntry:
+        """Counts per bin of ``values`` (or a precomputed ``np_histogram=(counts, edges)``)
+        at ``step``, as ``media/<key>/<step>.json``: watch a distribution move over training."""
+        if key is None:
+            raise InvalidValueError("log_histogram needs key=, e.g. 'weights/layer1'")
+        encoded = media.encode_histogram(values, bins, np_histogram)
+        return self._log_media("histogram", encoded, None, key, step).entry
+
+    def log_media(
+        self,
+        kind: str,
+        data: bytes,
+        ext: str,
+        *,
+        key: str,
+        step: int | None = None,
+        info: dict[str, Any] | None = None,
+        timestamp: int | None = None,
+    ) -> MediaEntry:
+        """Encoded media bytes (a PNG read from a TensorBoard file, say) as ``kind`` under
+        ``key`` at ``step``, logged at ``timestamp`` (ms; default now), for importers that
+        have the file already."""
+        if kind not in fmt.MEDIA_KINDS:
+            raise InvalidValueError(
+                f"media kind {kind!r} is not one of {', '.join(fmt.MEDIA_KINDS)}"
+            )
+        encoded = media.Encoded(bytes(data), ext, dict(info or {}))
+        return self._log_media(kind, encoded, None, key, step, timestamp).entry
+
+    def _log_media(
+        self,
+        kind: str,
+        encoded: media.Encoded,
+        artifact_file: str | None,
+        key: str | None,
+        step: int | None,
+        timestamp: int | None = None,
+    ) -> _Logged:
+        self._check_live()
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise InvalidValueError(f"step must be an integer, got {step!r}")
+        if key is None and step is not None and artifact_file is not None:
+            key = _strip_extension(artifact_file)  # a name with a step names a series
+        if key is not None:
+            fmt.validate_key(key, "media key")
+            with self._io_lock:
+                if step is None:
+                    step = self._media_steps.get(key, 0)
+                self._media_steps[key] = max(self._media_steps.get(key, 0), step + 1)
+            path = media_path(key, step, encoded.ext)
+        elif artifact_file is not None:
+            path = cache.clean_name(artifact_file)
+            key = path
+        else:
+            raise InvalidValueError(f"log_{kind} needs artifact_file, or key= for a series")
+        files = self.log_bytes(encoded.data, path)
+        entry = MediaEntry(
+            key=key,
+            kind=kind,
+            path=path,
+            step=step,
+            timestamp=int(time.time() * 1000) if timestamp is None else int(timestamp),
+            info=dict(encoded.info),
+        )
+        self.state.media[path] = entry
+        self._events.append(line("G", entry.to_dict()))
+        return _Logged(entry, files)
 
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> list[FileEntry]:
         """JSON or YAML by the file's extension, as MLflow does."""
@@ -381,19 +621,54 @@ class Run:
             if self.journal is not None:
                 self.journal.close(remove=remove)
 
+    # -- system metrics -----------------------------------------------------------------------
+    def start_system_metrics(self, interval: float | None = None) -> None:
+        """Sample CPU, memory, disk, network and GPUs into ``system/...`` every ``interval``
+        seconds (default: ``XP_SYSTEM_METRICS_INTERVAL``, the config, 10 s) until the run
+        ends; the machine's description goes to meta.yaml's ``system``."""
+        from xp.tracking.system_metrics import Sampler, interval_from
+
+        self._check_live()
+        if self._sampler is not None:
+            return
+        if interval is None:
+            env = os.environ.get("XP_SYSTEM_METRICS_INTERVAL")
+            interval = (
+                interval_from(env, "XP_SYSTEM_METRICS_INTERVAL")
+                if env
+                else self.config.system_metrics_interval
+            )
+        sampler = Sampler(self._log_system, interval=interval, disk_path=self.repo.worktree)
+        context = {**self.state.header.context, "system": sampler.info()}
+        self.update_header(context=context)
+        self._sampler = sampler.start()
+
+    def _log_system(self, values: dict[str, float], step: int) -> None:
+        for key, value in values.items():
+            self.log_metric(key, value, step)
+
+    def stop_system_metrics(self) -> None:
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.stop()
+
     def warn(self, message: str) -> None:
         """A warning stored in the record's meta.yaml."""
         self.update_header(warnings=[*self.state.header.warnings, message])
 
     def abort(self) -> None:
         """Drop the run without recording it (the caller hit a user error first)."""
+        self.stop_system_metrics()
         if self.status == "running":
             self.status = "aborted"
             flusher.unregister(self)
             self._close_journal(remove=True)
 
-    def finish(self, status: str = "finished") -> str:
-        """Commit the run; on failure the journal stays so ``xp recover`` can finish the job."""
+    def finish(self, status: str = "finished", end_time: float | None = None) -> str:
+        """Commit the run; on failure the journal stays so ``xp recover`` can finish the job.
+
+        ``end_time`` (seconds since the epoch) records when the run ended if not now: an
+        importer's runs ended when their source says."""
         if status not in fmt.STATUSES or status == "running":
             raise InvalidValueError(
                 f"status {status!r} is not one of finished, failed, killed, crashed"
@@ -402,9 +677,10 @@ class Run:
             if self.commit is None:
                 raise RunEndedError(f"run {self.id} ended without a commit; run `xp recover`")
             return self.commit
+        self.stop_system_metrics()  # its last sample lands in this run
         self.status = status
         flusher.unregister(self)
-        end = time.time()
+        end = time.time() if end_time is None else float(end_time)
         self._events.append(line("E", {"status": status, "end_time": end}))
         if self.attached:  # the owner of the run commits it, with this part merged in
             self.flush()

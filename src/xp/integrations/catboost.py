@@ -1,0 +1,113 @@
+"""CatBoost: the ``XPCallback`` callback and ``autolog()``.
+
+Per iteration, each eval set's metrics as ``<data>-<metric>`` (``learn-RMSE``,
+``validation-Logloss``) at the 0-based iteration (CatBoost counts from 1; xp lines the steps
+up with the other frameworks). ``XPCallback.finish(model)`` (done by ``autolog()``) logs every
+parameter (``get_all_params()``), ``best_iteration`` (0-based, CatBoost's ``best_iteration_``)
+with the best values one step after the last, and the model as ``model.cbm``.
+
+    cb = XPCallback()
+    model = CatBoostRegressor(iterations=100).fit(X, y, eval_set=(Xv, yv), callbacks=[cb])
+    cb.finish(model)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from types import ModuleType
+from typing import Any
+
+from xp.integrations import boosting
+from xp.integrations.common import Patches, Session, forget_hooks, params_of, when_imported
+
+_patches = Patches()
+_settings = {"log_models": True, "enabled": False}
+
+
+class XPCallback:
+    """A CatBoost callback (``fit(..., callbacks=[XPCallback()])``); ``finish(model)`` after."""
+
+    def __init__(
+        self, run: Any = None, *, log_model: bool = True, _session: Session | None = None
+    ) -> None:
+        self.session = _session or Session("catboost", run=run, name="catboost")
+        self._ends_run = _session is None
+        self.log_model = log_model
+        self.history: list[dict[str, float | int]] = []
+
+    def after_iteration(self, info: Any) -> bool:
+        current = {d: {m: v[-1] for m, v in ms.items() if v} for d, ms in info.metrics.items()}
+        metrics = boosting.eval_metrics(current)
+        self.history.append(metrics)
+        if metrics:
+            self.session.log_metrics(metrics, int(info.iteration) - 1)
+        return True  # CatBoost: True goes on, False stops
+
+    def finish(self, model: Any) -> None:
+        session = self.session
+        params = session.call("params", model.get_all_params)
+        if params:
+            session.log_params(params_of(params))
+        best = getattr(model, "best_iteration_", None)
+        if best is not None and self.history:
+            boosting.log_early_stopping(
+                session,
+                self.history,
+                best_index=int(best),
+                best_iteration=int(best),
+                stopped_iteration=len(self.history) - 1,
+            )
+        if self.log_model and hasattr(model, "save_model"):
+            boosting.log_model_file(session, model.save_model, "model.cbm")
+        if self._ends_run:
+            session.end("finished")
+
+
+def autolog(*, log_models: bool = True, disable: bool = False) -> None:
+    """Log every CatBoost ``fit``; ``disable=True`` undoes it."""
+    if disable:
+        _settings["enabled"] = False
+        forget_hooks("catboost")
+        _patches.undo()
+        return
+    _settings.update(enabled=True, log_models=log_models)
+    when_imported("catboost", _install)
+
+
+def _install(module: ModuleType) -> None:
+    import catboost.core
+
+    base = catboost.core.CatBoost
+    if getattr(base.__dict__.get("fit"), "_xp_patched", False):
+        return
+    for cls in vars(catboost.core).values():
+        if isinstance(cls, type) and issubclass(cls, base) and "fit" in cls.__dict__:
+            _patches.replace(cls, "fit", _wrap_fit(cls.__dict__["fit"]))
+
+
+def _wrap_fit(original: Any) -> Any:
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _settings["enabled"] or boosting.current_session() is not None:
+            return original(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        cls = type(self)
+        tags = {
+            "estimator_name": cls.__name__,
+            "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
+        }
+
+        def call(session: Session) -> Any:
+            cb = XPCallback(log_model=bool(_settings["log_models"]), _session=session)
+            bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or []), cb]
+            result = original(*bound.args, **bound.kwargs)
+            session.call("the summary", cb.finish, self)
+            return result
+
+        return boosting.run_owned("catboost", cls.__name__, call, tags=tags)
+
+    fit._xp_patched = True  # type: ignore[attr-defined]
+    return fit

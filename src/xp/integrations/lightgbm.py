@@ -1,0 +1,214 @@
+"""LightGBM: the ``XPCallback`` callback and ``autolog()``.
+
+Per iteration, each validation set's metrics as ``<data>-<metric>`` (MLflow's names:
+``train-l2``, ``valid-auc``; ``lgb.cv`` gives ``-mean``/``-stdv``) at the 0-based iteration.
+LightGBM has no end-of-training hook, so the end is ``XPCallback.finish(booster)`` (done for
+you by ``autolog()``): with early stopping, ``stopped_iteration`` (the number of iterations
+run, MLflow's count), ``best_iteration`` (1-based, LightGBM's) and the best iteration's values
+one step after the last; ``feature_importance_split.json`` / ``_gain.json``; ``model.txt``.
+
+    cb = XPCallback()
+    bst = lgb.train(params, train, valid_sets=[valid], callbacks=[cb])
+    cb.finish(bst)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from types import ModuleType
+from typing import Any
+
+from xp.integrations import boosting
+from xp.integrations.common import (
+    Patches,
+    Session,
+    forget_hooks,
+    metric_key,
+    number,
+    params_of,
+    when_imported,
+)
+
+_NOT_PARAMS = {
+    "params",
+    "train_set",
+    "valid_sets",
+    "valid_names",
+    "fobj",
+    "feval",
+    "init_model",
+    "learning_rates",
+    "callbacks",
+}
+_patches = Patches()
+_settings = {"log_models": True, "enabled": False}
+
+
+def _results(items: Any) -> dict[str, float | int]:
+    """One iteration's ``evaluation_result_list`` (``EvalResult`` in 4.7, tuples before)."""
+    out: dict[str, float | int] = {}
+    for item in items or ():
+        if hasattr(item, "dataset_name"):
+            data, metric = item.dataset_name, item.metric_name
+            value, std = item.metric_value, item.metric_std_dev
+        elif len(item) >= 5:  # lgb.cv before 4.7: ("valid", "valid l2", mean, bigger, std)
+            data, metric, value, std = item[0], str(item[1]).split(" ")[-1], item[2], item[4]
+        else:
+            data, metric, value, std = item[0], item[1], item[2], None
+        key = metric_key(f"{data}-{metric}")
+        num = number(value)
+        if std is None:
+            if num is not None:
+                out[key] = num
+            continue
+        std_num = number(std)
+        if num is not None:
+            out[f"{key}-mean"] = num
+        if std_num is not None:
+            out[f"{key}-stdv"] = std_num
+    return out
+
+
+class XPCallback:
+    """A LightGBM callback (``callbacks=[XPCallback()]``); call ``finish(booster)`` after
+    training for early stopping, importances and the model."""
+
+    order = 20  # after LightGBM's log_evaluation (10), before early_stopping (30)
+    before_iteration = False
+
+    def __init__(
+        self,
+        run: Any = None,
+        *,
+        log_model: bool = True,
+        log_params: bool = True,
+        _session: Session | None = None,
+    ) -> None:
+        self.session = _session or Session("lightgbm", run=run, name="lightgbm")
+        self._ends_run = _session is None
+        self.log_model = log_model
+        self.log_params = log_params and _session is None
+        self.history: list[dict[str, float | int]] = []
+
+    def __call__(self, env: Any) -> None:
+        if self.log_params and env.iteration == env.begin_iteration:
+            self.session.log_params(params_of(dict(env.params or {})))
+        metrics = _results(env.evaluation_result_list)
+        self.history.append(metrics)
+        if metrics:
+            self.session.log_metrics(metrics, env.iteration)
+
+    def finish(self, booster: Any = None) -> None:
+        """Log what is known once training is over (with the ``Booster`` from
+        ``lgb.train``; none after ``lgb.cv``), and end the run if this callback started it."""
+        session = self.session
+        best = number(getattr(booster, "best_iteration", 0)) or 0
+        if best > 0:
+            boosting.log_early_stopping(
+                session,
+                self.history,
+                best_index=int(best) - 1,  # LightGBM counts from 1
+                best_iteration=int(best),
+                stopped_iteration=len(self.history),
+            )
+        if booster is not None and callable(getattr(booster, "feature_name", None)):
+            for kind in ("split", "gain"):
+                data = session.call(f"{kind} importance", _importance, booster, kind)
+                if data is not None:
+                    boosting.log_json(session, data, f"feature_importance_{kind}.json")
+            if self.log_model:
+                boosting.log_model_file(session, booster.save_model, "model.txt")
+        if self._ends_run:
+            session.end("finished")
+
+
+def _importance(booster: Any, kind: str) -> dict[str, float | int]:
+    names = booster.feature_name()
+    values = booster.feature_importance(importance_type=kind)
+    return {str(n): number(v) or 0 for n, v in zip(names, values, strict=True)}
+
+
+def autolog(*, log_models: bool = True, disable: bool = False) -> None:
+    """Log every ``lightgbm.train`` and scikit-learn-API ``fit``; ``disable=True`` undoes it."""
+    if disable:
+        _settings["enabled"] = False
+        forget_hooks("lightgbm")
+        _patches.undo()
+        return
+    _settings.update(enabled=True, log_models=log_models)
+    when_imported("lightgbm", _install)
+
+
+def _install(module: ModuleType) -> None:
+    import lightgbm.engine
+    import lightgbm.sklearn
+
+    if getattr(lightgbm.engine.train, "_xp_patched", False):
+        return
+    train = _wrap_train(lightgbm.engine.train)
+    for owner in (lightgbm, lightgbm.engine, lightgbm.sklearn):
+        if getattr(owner, "train", None) is not None:
+            _patches.replace(owner, "train", train)
+    for cls in vars(lightgbm.sklearn).values():
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, lightgbm.sklearn.LGBMModel)
+            and "fit" in cls.__dict__
+        ):
+            _patches.replace(cls, "fit", _wrap_fit(cls.__dict__["fit"]))
+
+
+def _wrap_train(original: Any) -> Any:
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def train(*args: Any, **kwargs: Any) -> Any:
+        if not _settings["enabled"]:
+            return original(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        params = dict(arguments.get("params") or {})
+        params.update({k: v for k, v in arguments.items() if k not in _NOT_PARAMS})
+        outer = boosting.current_session()  # an autologged fit's: it logged the params
+
+        def call(session: Session) -> Any:
+            if outer is None:
+                session.log_params(params_of(params))
+            cb = XPCallback(log_model=bool(_settings["log_models"]), _session=session)
+            arguments["callbacks"] = [*(arguments.get("callbacks") or []), cb]
+            booster = original(**arguments)
+            session.call("the summary", cb.finish, booster)
+            return booster
+
+        return boosting.run_owned("lightgbm", "lightgbm", call)
+
+    train._xp_patched = True  # type: ignore[attr-defined]
+    return train
+
+
+def _wrap_fit(original: Any) -> Any:
+    @functools.wraps(original)
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _settings["enabled"] or boosting.current_session() is not None:
+            return original(self, *args, **kwargs)
+        cls = type(self)
+        try:
+            params = params_of(self.get_params())
+        except Exception:
+            params = {}
+        tags = {
+            "estimator_name": cls.__name__,
+            "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
+        }
+        return boosting.run_owned(
+            "lightgbm",
+            cls.__name__,
+            lambda session: original(self, *args, **kwargs),
+            params=params,
+            tags=tags,
+        )
+
+    fit._xp_patched = True  # type: ignore[attr-defined]
+    return fit
