@@ -38,6 +38,9 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     ├── HookError                        a git hook stops git
     ├── ExecutionError                   a command xp runs cannot start or be re-run
     │   └── UntrustedRunError            code from someone else's run needs your consent
+    ├── BisectError                      a metric bisection cannot start or decide
+    ├── VerificationError                a link of a provenance chain does not hold
+    ├── BundleError                      an offline bundle cannot be written or imported
     └── MissingDependencyError           an optional extra is not installed
 """
 
@@ -188,6 +191,18 @@ class ExecutionError(XPError):
 class UntrustedRunError(ExecutionError):
     """Running or loading something from a run this clone did not record (a pickle, a
     command) would execute someone else's code; the message names the flag that consents."""
+
+
+class BisectError(XPError):
+    """``xp bisect`` cannot start (a range, an endpoint) or cannot judge a commit."""
+
+
+class VerificationError(XPError):
+    """A signature, hash or link of a run's provenance chain does not hold (``xp verify``)."""
+
+
+class BundleError(XPError):
+    """An offline bundle cannot be written, or is refused on import (damaged, tampered)."""
 
 
 class MissingDependencyError(XPError):

@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gc": ("xp.cli.gc", "gc", "Delete cached artifacts nothing refers to."),
     "import": ("xp.cli.importing", "import_", "Make runs from TensorBoard event files."),
     "export": ("xp.cli.exporting", "export", "Write runs as TensorBoard event files."),
+    "bisect": ("xp.cli.bisect", "bisect", "Find the first commit on which a metric got worse."),
+    "log": ("xp.cli.log", "log", "A metric along a branch's commits."),
 }
 
 

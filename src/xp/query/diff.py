@@ -29,6 +29,11 @@ _LOWER_IS_BETTER = re.compile(
 )
 
 
+def lower_is_better(metric: str) -> bool:
+    """Whether a metric's name says lower is better (loss, error, rmse...); else higher is."""
+    return _LOWER_IS_BETTER.search(metric) is not None
+
+
 @dataclass(frozen=True)
 class Side:
     """One side of a diff."""
@@ -343,6 +348,17 @@ def _series_same(a: SeriesSummary | None, b: SeriesSummary | None) -> bool:
     return all(
         _same(getattr(a, f), getattr(b, f)) for f in ("points", "last", "min", "max", "best_step")
     )
+
+
+def code_changes(repo: GitRepo, *, a: str, b: str) -> tuple[list[CodeChange], str]:
+    """The code changed between commits ``a`` and ``b`` (files with line counts, and the
+    patch), the record folder left out: ``xp diff --code`` without reading either record,
+    so a run with a million-point series costs no more than any other."""
+    tree_a, tree_b = tree_of(repo, a), tree_of(repo, b)
+    if tree_a == tree_b:
+        return [], ""
+    files = trees.changed_files(repo, tree_a, tree_b, exclude=fmt.RECORD_DIR)
+    return files, trees.patch(repo, tree_a, tree_b, exclude=fmt.RECORD_DIR)
 
 
 def diff_runs(repo: GitRepo, *, a: str | None = None, b: str | None = None) -> RunDiff:
