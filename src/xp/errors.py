@@ -28,6 +28,7 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     │   ├── RefExistsError               a ref or tag exists already
     │   ├── RefRejectedError             a remote refused a ref update
     │   ├── RecordPathError              the tree cannot hold the record
+    │   ├── SigningSetupError            git cannot sign with the user's key
     │   └── DirtyWorkspaceError          uncommitted changes in the way
     ├── StorageError (OSError)           disk: full, permissions; nothing half-written
     │   ├── RefChangedError              a ref moved under a compare-and-swap
@@ -148,6 +149,10 @@ class RefRejectedError(RepositoryError):
 
 class RecordPathError(RepositoryError):
     """The run's tree cannot hold its record files (a file where a folder must be)."""
+
+
+class SigningSetupError(RepositoryError):
+    """Signing is asked for, but git has no key it can sign with here."""
 
 
 class DirtyWorkspaceError(RepositoryError):

@@ -201,10 +201,25 @@ def write_run_commit(
     commit.author_timezone = commit.commit_timezone = tz
     commit.encoding = None
     commit.message = message.encode("utf-8")
-    writer.add(commit)
-    note_recorded(repo, commit.id.decode())
-    create_ref(repo.common_dir, ref, commit.id.decode())
-    return commit.id.decode()
+    from xp.gitstore import signing
+
+    if signing.enabled(repo):  # git writes it, signed with the user's key (docs/provenance.md)
+        sha = signing.signed_commit(
+            repo,
+            tree=tree.decode(),
+            parent=parent,
+            message=commit.message,
+            ident=ident,
+            author_time=int(start),
+            commit_time=int(end),
+            tz=tz,
+        )
+    else:
+        writer.add(commit)
+        sha = commit.id.decode()
+    note_recorded(repo, sha)
+    create_ref(repo.common_dir, ref, sha)
+    return sha
 
 
 def author_of(repo: GitRepo, commit: str) -> str:

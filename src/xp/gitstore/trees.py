@@ -158,3 +158,37 @@ def _walk(store: DiskObjectStore, tree_id: bytes, prefix: str = "") -> list[str]
         else:
             out.append(prefix + name)
     return out
+
+
+@dataclass(frozen=True)
+class TreeCheck:
+    objects: int  # trees and blobs re-hashed
+    bad: tuple[str, ...]  # paths whose object is missing or does not hash to its name
+
+
+def rehash_tree(repo: GitRepo, tree: str) -> TreeCheck:
+    """Re-hash every tree and blob below ``tree`` the way git names objects (sha1 of
+    ``<type> <size>\\0<bytes>``), so a changed byte anywhere under a signed commit shows."""
+    import hashlib
+
+    from xp.gitstore.catfile import read_objects
+
+    out = repo.git("ls-tree", "-r", "-t", "-z", "--full-tree", tree).stdout
+    wanted: dict[str, tuple[str, str]] = {tree: ("tree", ".")}
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, raw_path = entry.partition(b"\t")
+        _mode, kind, sha = meta.decode().split(" ")
+        if kind in ("tree", "blob"):
+            wanted.setdefault(sha, (kind, raw_path.decode("utf-8", "surrogateescape")))
+    bad: list[str] = []
+    for sha, data in read_objects(repo, list(wanted)):
+        kind, path = wanted[sha]
+        if data is None:
+            bad.append(path)
+            continue
+        header = f"{kind} {len(data)}\0".encode()
+        if hashlib.sha1(header + data).hexdigest() != sha:
+            bad.append(path)
+    return TreeCheck(len(wanted), tuple(sorted(bad)))

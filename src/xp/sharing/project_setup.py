@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from xp import format as fmt
 from xp import fsutil
 from xp.config import TEMPLATE
-from xp.errors import GitRemoteNotFoundError
-from xp.gitstore import gitconfig
+from xp.errors import GitRemoteNotFoundError, SigningSetupError
+from xp.gitstore import gitconfig, signing
 from xp.gitstore import remote as git_remote
 from xp.gitstore.repo import GitRepo
 
@@ -68,14 +68,31 @@ def _check_remotes(repo: GitRepo, wanted: list[str] | None) -> list[str]:
     return wanted
 
 
+def enable_signing(repo: GitRepo) -> list[str]:
+    """Turn on signing of run commits and registry tags (``xp.sign`` in this clone's git
+    config), after checking that git can sign with the user's key."""
+    if signing.enabled(repo):
+        return []
+    problem = signing.signing_problem(repo)
+    if problem:
+        raise SigningSetupError(
+            f"git cannot sign here ({problem}); configure a key first, e.g. `git config"
+            " gpg.format ssh` and `git config user.signingKey ~/.ssh/id_ed25519.pub`"
+        )
+    gitconfig.set_value(repo, signing.SIGN_KEY, "true")
+    return [f"run commits and registry tags are now signed: {signing.SIGN_KEY} true"]
+
+
 def init_project(
-    repo: GitRepo, *, remotes: list[str] | None = None, git_config: bool = True
+    repo: GitRepo, *, remotes: list[str] | None = None, git_config: bool = True, sign: bool = False
 ) -> InitResult:
     result = InitResult()
     path = repo.worktree / fmt.CONFIG_PATH
     if not path.exists():
         fsutil.atomic_write(path, TEMPLATE)
         result.changes.append(f"wrote {fmt.CONFIG_PATH} (commit it to share the settings)")
+    if sign:
+        result.changes += enable_signing(repo)
     if not git_config:
         return result
     for remote in _check_remotes(repo, remotes):
@@ -96,6 +113,9 @@ def init_project(
 def undo_project(repo: GitRepo, *, remotes: list[str] | None = None) -> InitResult:
     """Remove the refspecs ``init_project`` added; the config file stays (it is the user's)."""
     result = InitResult()
+    if gitconfig.get_all(repo, signing.SIGN_KEY):
+        gitconfig.unset_all(repo, signing.SIGN_KEY)
+        result.changes.append(f"removed {signing.SIGN_KEY}: runs and tags are no longer signed")
     for remote in _check_remotes(repo, remotes):
         result.remotes.append(remote)
         for key, spec, _what in _specs(remote):
