@@ -159,7 +159,11 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
         )
     from dulwich.object_store import DiskObjectStore
 
-    old = DiskObjectStore(objects_dir)[ObjectID(tree_id)]
+    store = DiskObjectStore(objects_dir)
+    try:
+        old = store[ObjectID(tree_id)]
+    finally:
+        store.close()
     assert isinstance(old, Tree)
     return tuple((item.path, item.mode, item.sha) for item in old.items())
 
@@ -175,7 +179,11 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
         return body[5:45].decode()
     from dulwich.object_store import DiskObjectStore
 
-    obj = DiskObjectStore(objects_dir)[ObjectID(commit.encode())]
+    store = DiskObjectStore(objects_dir)
+    try:
+        obj = store[ObjectID(commit.encode())]
+    finally:
+        store.close()
     assert isinstance(obj, Commit)
     return bytes(obj.tree).decode()
 
