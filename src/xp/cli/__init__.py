@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("xp.cli.exporting", "export", "Write runs as TensorBoard event files."),
     "bisect": ("xp.cli.bisect", "bisect", "Find the first commit on which a metric got worse."),
     "log": ("xp.cli.log", "log", "A metric along a branch's commits."),
+    "ci": ("xp.cli.ci", "ci", "Pull-request check: reproduce the branch's best run, compare."),
     "bundle": ("xp.cli.bundle", "bundle", "Runs and artifacts in one file, for offline machines."),
     "verify": ("xp.cli.verify", "verify", "Check a model's or run's signed provenance chain."),
 }

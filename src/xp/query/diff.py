@@ -361,12 +361,24 @@ def code_changes(repo: GitRepo, *, a: str, b: str) -> tuple[list[CodeChange], st
     return files, trees.patch(repo, tree_a, tree_b, exclude=fmt.RECORD_DIR)
 
 
-def diff_runs(repo: GitRepo, *, a: str | None = None, b: str | None = None) -> RunDiff:
+def diff_runs(
+    repo: GitRepo, *, a: str | None = None, b: str | None = None, metric: str | None = None
+) -> RunDiff:
     """Compare run ``a`` with run ``b`` (default: the latest run on HEAD vs the workspace).
 
     ``a`` and ``b`` follow the resolution rule of docs/runs.md: id, id prefix, name, ref,
-    commit-ish whose tree carries a record, or ``workspace``.
+    commit-ish whose tree carries a record, or ``workspace``. ``a`` alone may be
+    ``BASE...TIP``: the best run (by ``metric``, else the newest) where TIP forked from BASE
+    against the best run on TIP's own commits.
     """
+    if a is not None and b is None and "..." in a:
+        from xp.query.metric_history import branch_sides
+
+        sides = branch_sides(repo, spec=a, metric=metric)
+        base, tip = sides.base, sides.tip
+        side_a = replace(side(repo, sides.a.run_id), label=f"{base} (best run)")
+        side_b = replace(side(repo, sides.b.run_id), label=f"{tip} (best run)")
+        return compare(repo, side_a, side_b)
     side_a = side(repo, a if a is not None else latest_on_head(repo))
     side_b = side(repo, b if b is not None else "workspace")
     return compare(repo, side_a, side_b)
