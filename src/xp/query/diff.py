@@ -170,7 +170,11 @@ class RunDiff:
 # -- sides ----------------------------------------------------------------------------------
 def run_side(repo: GitRepo, found: Resolved) -> Side:
     assert found.commit is not None
+    from xp.query.annotations import annotate, for_commits
+
     record = read_record(repo, found.commit, source=found.spec)
+    if record is not None:
+        record = annotate(record, for_commits(repo, [found.commit]).runs.get(found.commit))
     if record is None:
         raise RunNotFoundError(
             f"{found.spec!r} ({found.commit[:12]}) carries no run record ({fmt.RECORD_DIR}/):"

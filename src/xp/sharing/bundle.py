@@ -274,6 +274,9 @@ def import_bundle(repo: GitRepo, *, path: str | os.PathLike[str]) -> ImportResul
         raise BundleError(f"{source} is damaged ({exc}); get a new copy") from None
     finally:
         git_file.unlink(missing_ok=True)
+    from xp.sharing.annotate import merge_fetched
+
+    merge_fetched(repo)  # the bundle's annotations join ours (cat_sort_uniq)
     for run_id, sha in sorted(runs.items()):
         old = before.get(prefix + run_id)
         (result.present if old == sha else result.new if old is None else result.updated).append(
