@@ -13,13 +13,15 @@ it out (``ab/cdef...``, ``ab/cd/ef...``) as it grows, so readers accept any fan-
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from xp import format as fmt
 from xp.errors import GitError, RefChangedError
 from xp.gitstore import catfile, chains
-from xp.gitstore.refs import delete_ref, list_refs, read_ref, update_ref
+from xp.gitstore.refs import delete_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 
 _HEX = set("0123456789abcdef")
@@ -32,22 +34,54 @@ class NoteBlob:
     size: int
 
 
-def fetched_refs(repo: GitRepo) -> dict[str, str]:
-    """Notes refs fetched from remotes (and bundles): ref -> tip."""
-    return {
-        ref: sha
-        for ref, sha in list_refs(repo.common_dir, fmt.REMOTES_PREFIX).items()
-        if ref.endswith("/notes") and ref.count("/") == 4
-    }
+def _is_notes_ref(name: str) -> bool:
+    """``refs/notes/xp`` or a fetched copy ``refs/xp/remotes/<remote>/notes``."""
+    if name == fmt.NOTES_REF:
+        return True
+    return name.startswith(fmt.REMOTES_PREFIX) and name.endswith("/notes") and name.count("/") == 4
+
+
+def _read_loose(path: Path) -> str | None:
+    try:
+        content = path.read_bytes().strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    return content.decode("ascii") if len(content) == 40 else None
 
 
 def tips(repo: GitRepo) -> dict[str, str]:
-    """Every notes ref xp reads: the local one and the fetched ones -> their tips."""
-    out = fetched_refs(repo)
-    local = read_ref(repo.common_dir, fmt.NOTES_REF)
+    """Every notes ref xp reads -> its tip: the local one and the fetched ones. Looks only
+    where those refs can be (no walk of the fetched runs), so the index can ask every call."""
+    common = repo.common_dir
+    out: dict[str, str] = {}
+    try:
+        packed = (common / "packed-refs").read_bytes()
+    except FileNotFoundError:
+        packed = b""
+    if b"notes" in packed:
+        for line in packed.split(b"\n"):
+            if line.endswith(b"/notes") or line.endswith(b"/xp"):
+                hexsha, _, raw = line.partition(b" ")
+                name = raw.decode("utf-8", "surrogateescape")
+                if _is_notes_ref(name) and len(hexsha) == 40:
+                    out[name] = hexsha.decode("ascii")
+    local = _read_loose(common / fmt.NOTES_REF)
     if local:
         out[fmt.NOTES_REF] = local
+    try:
+        remotes = os.listdir(common / fmt.REMOTES_PREFIX)
+    except OSError:
+        remotes = []
+    for remote in remotes:
+        sha = _read_loose(common / fmt.REMOTES_PREFIX / remote / "notes")
+        if sha:
+            out[f"{fmt.REMOTES_PREFIX}{remote}/notes"] = sha
     return out
+
+
+def fetched_refs(repo: GitRepo) -> dict[str, str]:
+    """Notes refs fetched from remotes (and bundles): ref -> tip."""
+    return {ref: sha for ref, sha in tips(repo).items() if ref != fmt.NOTES_REF}
 
 
 def _paths(commit: str) -> list[str]:

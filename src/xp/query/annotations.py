@@ -20,11 +20,12 @@ class Read:
     warnings: list[str]
 
 
-def for_commits(repo: GitRepo, commits: list[str]) -> Read:
-    """The annotations of ``commits`` from every notes ref xp reads."""
+def for_commits(repo: GitRepo, commits: list[str], tips: dict[str, str] | None = None) -> Read:
+    """The annotations of ``commits`` from every notes ref xp reads (or from ``tips``,
+    notes ref -> tip, when the caller has read them already)."""
     lines: dict[str, list[str]] = {}
     warnings: list[str] = []
-    for ref, tip in sorted(notes.tips(repo).items()):
+    for ref, tip in sorted((notes.tips(repo) if tips is None else tips).items()):
         try:
             found = notes.read(repo, tip, commits, MAX_NOTE_BYTES)
         except GitError as exc:
