@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 import xp
 from tests.helpers import git, one_line_error, xp_main
 
@@ -143,9 +145,33 @@ def test_dirty_runs_are_left_out_unless_asked(repo: Path) -> None:
         os.unlink(repo / "scratch.txt")
     git(repo, "checkout", "-q", "main")
     code, _out, err = xp_main("bisect", "-m", "val_loss", "--good", shas[0], cwd=repo)
-    assert "cannot measure val_loss on the good commit" in one_line_error(code, err)
+    line = one_line_error(code, err)
+    assert "cannot measure val_loss on the good commit" in line
+    assert "its runs had uncommitted changes; --include-dirty uses them" in line
     code, out, err = xp_main(
         "bisect", "-m", "val_loss", "--good", shas[0], "--include-dirty", cwd=repo
     )
     assert code == 0, err
     assert f"first bad commit: {shas[3]}" in out
+
+
+@pytest.mark.slow
+def test_a_thousand_commits_with_runs_take_at_most_eleven_steps(repo: Path) -> None:
+    """The issue's measure: 1,000 commits, a run on each, no command to run."""
+    from benchmarks.git_native import _history
+
+    git(repo, "config", "user.name", "Bench Mark")
+    git(repo, "config", "user.email", "bench@example.com")
+    shas = _history(repo, 1000, bad_at=613)
+    for sha in shas:
+        (repo / ".git" / "HEAD").write_text(sha + "\n")
+        (repo / "level.txt").write_text(git(repo, "show", f"{sha}:level.txt"))
+        with xp.start_run(path=repo):
+            xp.log_metric("val_loss", float((repo / "level.txt").read_text()))
+    git(repo, "checkout", "-q", "-f", "main")
+    code, out, err = xp_main("bisect", "-m", "val_loss", "--good", shas[0], cwd=repo)
+    assert code == 0, err
+    assert f"first bad commit: {shas[613]}" in out
+    steps = int(out.split(" step(s)")[0].rsplit("\n", 1)[1])
+    assert steps <= 11
+    assert "0 run(s) executed" in out

@@ -31,10 +31,10 @@ def render_result(r: BisectResult) -> str:
     out = [
         f"{r.metric}: {better} is better; worse means {'above' if r.goal == 'min' else 'below'}"
         f" {render.number(r.threshold, 6)}",
-        _line(r.good, "good  "),
-        _line(r.bad, "bad   "),
+        _line(r.good, "good    "),
+        _line(r.bad, "bad     "),
     ]
-    out += [_line(m, f"step {i:<2}") for i, m in enumerate(r.steps, 1)]
+    out += [_line(m, f"step {i:<2} ") for i, m in enumerate(r.steps, 1)]
     out.append(f"{len(r.steps)} step(s), {r.executed} run(s) executed")
     if r.ignored_dirty:
         out.append(

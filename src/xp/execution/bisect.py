@@ -129,11 +129,19 @@ class _Judge:
         return out
 
     def measure(self, commit: str) -> tuple[float | None, tuple[str, ...], bool, str]:
+        dirty_before = self.ignored_dirty
         rows = self.rows(commit)
         if rows:
             values = [float(r.values[self.column]) for r in rows]
             return sum(values) / len(values), tuple(r.run_id for r in rows), False, ""
         if not self.command or self.wt is None:
+            if self.ignored_dirty > dirty_before:
+                return (
+                    None,
+                    (),
+                    False,
+                    "its runs had uncommitted changes; --include-dirty uses them",
+                )
             return None, (), False, "no run here"
         return self._execute(commit)
 
