@@ -81,6 +81,12 @@ def test_only_runs_whose_notes_changed_are_read_again(
     read.clear()
     assert where("tags.reviewed = 'yes'") == {ids[3]}  # nothing moved: nothing read
     assert read == []
+    git(repo, "pack-refs", "--all")  # the notes ref now in packed-refs: the same tip
+    assert where("tags.reviewed = 'yes'") == {ids[3]}
+    assert read == []
+    xp.set_tag("reviewed", "yes", run=ids[1])  # a loose ref again, over the packed one
+    assert where("tags.reviewed = 'yes'") == {ids[1], ids[3]}
+    assert read == [ids[1]]
 
 
 def test_annotations_fetched_from_another_clone_show_before_a_merge(team: Team) -> None:
