@@ -7,9 +7,10 @@ x509, ``user.signingKey``, ``gpg.program``, an agent) and the commit differs fro
 unsigned one only by its ``gpgsig`` header. Verifying asks git too (``verify-commit``,
 ``verify-tag``: their exit code is the verdict), so xp trusts exactly the keys git trusts:
 the user's GPG keyring, or the SSH keys of ``gpg.ssh.allowedSignersFile``. Who signed comes
-from ``git log``'s signature fields for commits; for tags (git 2.39 has no such fields for
-them) from the signature itself: an SSH signature carries its public key, which is looked up
-in the allowed-signers file, an OpenPGP one names its issuer key.
+from the signature itself where it can (an SSH signature carries its public key, which is
+looked up in the allowed-signers file, so a good SSH signature is checked once); else from
+``git log``'s signature fields for commits (OpenPGP, X.509, and every failure's reason) and,
+for tags (git 2.39 has no such fields for them), the OpenPGP issuer key.
 """
 
 from __future__ import annotations
@@ -243,7 +244,7 @@ def _raw(repo: GitRepo, sha: str) -> bytes | None:
 def commit_signature(repo: GitRepo, sha: str) -> Signature:
     """The verdict on commit ``sha``'s signature, and who made it."""
     body = _raw(repo, sha)
-    kind, _sig = _split_signed(body or b"", False)
+    kind, sig = _split_signed(body or b"", False)
     if not kind:
         return Signature("unsigned", reason="not signed")
     allowed = _allowed_signers(repo) if kind == "ssh" else None
@@ -254,10 +255,14 @@ def commit_signature(repo: GitRepo, sha: str) -> Signature:
             reason="SSH-signed, but git has no gpg.ssh.allowedSignersFile to check it against;"
             " set it (git config gpg.ssh.allowedSignersFile FILE)",
         )
+    ok = repo.git("verify-commit", sha, check=False).returncode == 0
+    found = _ssh_key(sig) if kind == "ssh" else None
+    if ok and found is not None:  # who signed, from the signature (as for tags): no 2nd check
+        return Signature("good", kind, _principal(allowed, found[0]), found[1])
+    # git's own account: the signer's name for OpenPGP/X.509, the reason of a failure
     fields = repo.git("log", "-1", "--no-walk", "--format=%G?%x00%GS%x00%GF%x00%GK", sha)
     out = fields.stdout.decode("utf-8", "replace").strip() + "\0" * 3
     code, signer, fingerprint, keyid = out.split("\0")[:4]
-    ok = repo.git("verify-commit", sha, check=False).returncode == 0
     key = fingerprint or keyid
     if ok:
         return Signature("good", kind, signer, key)
