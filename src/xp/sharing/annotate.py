@@ -96,11 +96,11 @@ def _write(repo: GitRepo, entry: RunEntry, events: list[Event], summary: str) ->
 
 def _recorded(repo: GitRepo, commit: str) -> tuple[dict[str, str], str]:
     """The run's recorded tags and experiment, from two small blobs (no record load)."""
-    from xp.artifacts.manifests import cat_files
+    from xp.gitstore.catfile import read_objects
     from xp.record.fastyaml import load_flat
 
     names = {k: f"{commit}:{fmt.RECORD_DIR}/{k}" for k in (fmt.TAGS_FILE, fmt.META_FILE)}
-    blobs = cat_files(repo, list(names.values()))
+    blobs = dict(read_objects(repo, list(names.values())))
     parsed: dict[str, Any] = {}
     for key, name in names.items():
         data = blobs.get(name)
