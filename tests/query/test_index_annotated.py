@@ -127,3 +127,25 @@ def test_a_notes_ref_that_is_not_a_commit_is_ignored(repo: Path) -> None:
     assert where("tags.stage = 'dev'") == set(ids)
     code, _out, err = xp_main("show", cwd=repo)
     assert code == 0, err
+
+
+def test_a_reader_that_raced_a_notes_change_stores_rows_as_the_winner_annotated(
+    repo: Path,
+) -> None:
+    """Reader A looked at the notes, then B applied newer ones before A stored a new run's
+    row: A's row must carry B's annotations, or it would stay stale under B's notes state."""
+    from xp.query.index import Index, open_index
+
+    make_runs(1)
+    open_index(find_repo()).close()
+    a = Index(find_repo())
+    a._sync_notes()  # A has looked at the notes (none yet)
+    [late] = make_runs(1)
+    xp.set_tag("reviewed", "yes", run=late)
+    b = Index(find_repo())
+    b._sync_notes()  # B applies the new notes; the new run has no row yet
+    b.close()
+    a._sync_notes = lambda: None  # type: ignore[method-assign]  # A goes on from its look
+    a.sync()
+    a.close()
+    assert where("tags.reviewed = 'yes'") == {late}

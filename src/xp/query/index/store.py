@@ -180,8 +180,14 @@ class Index:
         packed = None if pstat == stored_pstat else _packed_run_refs(common)
         # Read the records of commits not indexed yet before taking the write lock.
         wanted = self._missing(self._candidates(packed, loose))
-        rows = self._read(wanted) if wanted else []
+        raw = read_rows(self.repo, wanted) if wanted else []
+        rows = annotated.apply(self.repo, raw, self._notes)
         with self.write() as conn:
+            stored_notes = self._stored_notes()
+            if stored_notes != (self._notes.encode() if self._notes else None):
+                # Another process applied newer notes since we looked: annotate as it did.
+                self._notes = annotated.NotesState.decode(stored_notes)
+                rows = annotated.apply(self.repo, raw, self._notes)
             touched = self._apply(conn, pstat, packed, loose)
             self._insert(conn, rows)
             # Another process may have moved refs between our look and our lock.
@@ -220,12 +226,17 @@ class Index:
                 return
             now = annotated.state(self.repo, tips, before)
             commits = annotated.changed(self.repo, before, now)
-            rows = []
+            rows, indexed = [], {}
             if commits:
-                rows = annotated.apply(self.repo, read_rows(self.repo, self._indexed(commits)), now)
+                indexed = self._indexed(commits)
+                rows = annotated.apply(self.repo, read_rows(self.repo, indexed), now)
             with self.write() as conn:
                 if self._stored_notes() != stored:
                     continue  # another process moved it meanwhile: look again
+                if commits:  # rows another process added since we looked
+                    late = {c: r for c, r in self._indexed(commits).items() if c not in indexed}
+                    if late:
+                        rows += annotated.apply(self.repo, read_rows(self.repo, late), now)
                 if commits is None:  # git cannot tell what changed: read every row again
                     for table in ("runs", "refs", "current"):
                         conn.execute(f"DELETE FROM {table}")
