@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from xp import format as fmt
+from xp import fsutil
 from xp.artifacts import cache, manifests
 from xp.artifacts.manifests import Needed
 from xp.errors import BundleError, ConfigError, GitError, InvalidValueError
@@ -115,10 +116,8 @@ def create(
     shas = sorted(s for s in wanted if cache.object_path(cache_dir, s).is_file())
     refs = sorted(str(r) for r in selected)
     notes = [fmt.NOTES_REF] if read_ref(repo.common_dir, fmt.NOTES_REF) else []
-    tmp_dir = repo.xp_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    git_file = tmp_dir / f"bundle-{secrets.token_hex(4)}.bundle"
-    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    git_file = fsutil.private_tmp(repo.xp_dir) / f"bundle-{secrets.token_hex(4)}.bundle"
+    partial = fsutil.temp_name(target)
     try:
         git_bundle.create(repo, git_file, refs + notes, list(exclude))
         manifest = {
@@ -205,9 +204,7 @@ def import_bundle(repo: GitRepo, *, path: str | os.PathLike[str]) -> ImportResul
     source = Path(path)
     result = ImportResult(source)
     cache_dir = cache.cache_dir(repo)
-    tmp_dir = repo.xp_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    git_file = tmp_dir / f"import-{secrets.token_hex(4)}.bundle"
+    git_file = fsutil.private_tmp(repo.xp_dir) / f"import-{secrets.token_hex(4)}.bundle"
     runs: dict[str, str] = {}
     before: dict[str, str] = {}
     prefix = RunRef.prefix(fmt.BUNDLE_REMOTE)
