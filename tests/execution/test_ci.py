@@ -52,8 +52,11 @@ def pr(team: Team, tmp_path: Path) -> tuple[Path, Path]:
 def test_ci_reproduces_the_best_branch_run_and_compares(pr: tuple[Path, Path]) -> None:
     _a, ci = pr
     out = ci / "comment.md"
+    # the branch's best run was fetched: its command runs only when the caller says so
+    code, _text, err = xp_main("ci", "--base", "origin/main", "-m", "val_loss", cwd=ci)
+    assert "pass --trust to run it" in one_line_error(code, err)
     code, text, err = xp_main(
-        "ci", "--base", "origin/main", "-m", "val_loss", "--md", str(out), cwd=ci
+        "ci", "--base", "origin/main", "-m", "val_loss", "--trust", "--md", str(out), cwd=ci
     )
     assert code == 0, err
     assert text == ""
@@ -76,8 +79,9 @@ def test_ci_gates_a_regression_and_a_failed_reproduction(
 ) -> None:
     _a, ci = pr
     code, text, err = xp_main(
-        "ci", "--base", "origin/main", "-m", "val_loss", "--max-regression", "2%", cwd=ci
-    )
+        "ci", "--base", "origin/main", "-m", "val_loss", "--max-regression", "2%", "--trust",
+        cwd=ci,
+    )  # fmt: skip
     assert code == 1
     assert text.startswith("### xp check failed")
     assert "val_loss is 3.3% worse than on origin/main (0.31 vs 0.3; allowed: 2%)" in text
@@ -89,7 +93,7 @@ def test_ci_gates_a_regression_and_a_failed_reproduction(
     assert "reproduction" not in text
     # a run that does not give the same number again fails the check
     monkeypatch.setenv("TRAIN_DRIFT", "0.5")
-    code, text, err = xp_main("ci", "--no-fetch", "-m", "val_loss", cwd=ci)
+    code, text, err = xp_main("ci", "--no-fetch", "-m", "val_loss", "--trust", cwd=ci)
     assert code == 1
     assert "differs in val_loss" in text
     assert "| val_loss | 0.31 | 0.81 | MISMATCH |" in text

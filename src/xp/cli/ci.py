@@ -89,6 +89,12 @@ def render_comment(r: CIResult, precision: int = 6) -> str:
     help="Write the comment here (default: stdout).",
 )
 @click.option(
+    "--trust",
+    is_flag=True,
+    help="Run the recorded command of the branch's best run although this clone did not"
+    " record it (in CI it is the branch's own code, which the pipeline runs anyway).",
+)
+@click.option(
     "--template",
     type=click.Choice(sorted(TEMPLATES)),
     help="Print a CI configuration that runs xp ci on every pull request, and exit.",
@@ -105,13 +111,15 @@ def ci(
     atol: float,
     ignore: tuple[str, ...],
     md_file: str | None,
+    trust: bool,
     template: str | None,
 ) -> None:
     """The check of a pull request: fetch runs, re-run the branch's best run, compare.
 
     Fetches runs from the git remote, picks the best run where the branch forked from BASE
     and the best on the branch's own commits (xp diff BASE...HEAD), reproduces the branch's
-    (xp reproduce --check) and writes Markdown for a pull-request comment. Exits 1 when the
+    (xp reproduce --check; a run fetched from others only with --trust) and writes
+    Markdown for a pull-request comment. Exits 1 when the
     reproduction does not match or the metric regressed past --max-regression. Templates for
     GitHub Actions and GitLab CI: --template github|gitlab (docs/ci.md).
     """
@@ -135,6 +143,7 @@ def ci(
         atol=atol,
         ignore=ignore,
         sink=_sink,
+        trust=trust,
     )
     for warning in result.warnings:
         click.echo(f"xp: warning: {warning}", err=True)

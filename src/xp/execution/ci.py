@@ -80,6 +80,7 @@ def ci(
     atol: float = DEFAULT_ATOL,
     ignore: tuple[str, ...] = (),
     sink: Sink | None = None,
+    trust: bool = False,
 ) -> CIResult:
     """Fetch, pick both sides, reproduce the branch's best run, judge; see the module doc."""
     from xp.sharing.push_pull import fetch_objects, pull
@@ -105,7 +106,15 @@ def ci(
                 fetch_objects(repo, commits=[sides.b.commit])
             except XPError as exc:
                 result.warnings.append(f"data of run {sides.b.run_id} not fetched: {exc}")
-        repro = reproduce(repo, run=sides.b.run_id, rtol=rtol, atol=atol, sink=sink, ignore=ignore)
+        repro = reproduce(
+            repo,
+            run=sides.b.run_id,
+            rtol=rtol,
+            atol=atol,
+            sink=sink,
+            ignore=ignore,
+            trust=trust,  # a fetched run's command runs only when the caller says so
+        )
         result.reproduction = repro
         result.warnings += repro.warnings
         if not repro.ok:
