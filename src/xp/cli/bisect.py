@@ -117,7 +117,7 @@ def bisect(
     repo = open_repo()
 
     def progress(m: Measure) -> None:
-        click.echo(f"xp: {_line(m)}", err=True)
+        render.echo(f"xp: {_line(m)}", err=True)
 
     result = run_bisect(
         repo,
@@ -134,6 +134,6 @@ def bisect(
         sink=_sink,
         on_step=progress,
     )
-    click.echo(render_result(result))
+    render.echo(render_result(result))
     if result.first_bad is None:
         sys.exit(1)

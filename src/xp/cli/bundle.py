@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.config import human_size
 
@@ -34,12 +35,12 @@ def create(file: str, runs: tuple[str, ...], since: str | None, exclude: tuple[s
     repo = open_repo()
     result = do_create(repo, path=file, runs=list(runs), since=since, exclude=list(exclude))
     for item in result.not_cached:
-        click.echo(
+        render.echo(
             f"xp: warning: run {item.run}: data input {item.path} was logged without"
             " cache=True; its bytes are not in the bundle",
             err=True,
         )
-    click.echo(
+    render.echo(
         f"wrote {file}: {len(result.runs)} run(s), {result.artifacts} artifact(s)"
         f" ({human_size(result.bytes)})"
     )
@@ -59,12 +60,12 @@ def import_(file: str) -> None:
     repo = open_repo()
     result = import_bundle(repo, path=file)
     for item in result.missing:
-        click.echo(
+        render.echo(
             f"xp: warning: run {item.run}: artifact {item.path} is in neither the bundle nor"
             " the cache",
             err=True,
         )
-    click.echo(
+    render.echo(
         f"imported {file}: {len(result.new)} new run(s), {len(result.updated)} updated,"
         f" {len(result.present)} already here; {result.artifacts} artifact(s) added,"
         f" {result.artifacts_present} already cached"

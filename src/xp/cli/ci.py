@@ -127,7 +127,7 @@ def ci(
     from xp.execution.ci import template as ci_template
 
     if template is not None:
-        click.echo(ci_template(template), nl=False)
+        render.echo(ci_template(template), nl=False, exact=True)
         return
     repo = open_repo()
     result = run_ci(
@@ -146,14 +146,14 @@ def ci(
         trust=trust,
     )
     for warning in result.warnings:
-        click.echo(f"xp: warning: {warning}", err=True)
+        render.echo(f"xp: warning: {warning}", err=True)
     comment = render_comment(result)
     if md_file:
         atomic_write(Path(md_file), comment.encode())
     else:
-        click.echo(comment, nl=False)
-    click.echo(f"xp ci: {'passed' if result.passed else 'failed'}", err=True)
+        render.echo(comment, nl=False, exact=True)
+    render.echo(f"xp ci: {'passed' if result.passed else 'failed'}", err=True)
     for reason in result.reasons:
-        click.echo(f"xp ci: {reason}", err=True)
+        render.echo(f"xp ci: {reason}", err=True)
     if not result.passed:
         sys.exit(1)

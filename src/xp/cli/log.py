@@ -48,11 +48,11 @@ def log(
     rev = target or "HEAD"
     found = metric_history(repo, metric=metric, rev=rev, pick=pick, where=where, limit=limit)
     if as_json:
-        click.echo(render.to_json([
+        render.echo(render.to_json([
             {"commit": p.commit, "subject": p.subject, "time": p.time, "value": p.value,
              "run_id": p.run.run_id if p.run else None, "runs": p.runs}
             for p in found.points
-        ]))  # fmt: skip
+        ]), exact=True)  # fmt: skip
         return
     rows = []
     older = [p.value for p in found.points]
@@ -67,10 +67,10 @@ def log(
             render.number(p.value, 6) if p.value is not None else "-", change,
             p.run.run_id if p.run else "-", str(p.runs),
         ])  # fmt: skip
-    click.echo(
+    render.echo(
         render.table(["commit", "date", "subject", found.metric, "change", "run", "runs"], rows)
     )
-    click.echo(
+    render.echo(
         f"{found.metric} on {rev}: {'lower' if found.goal == 'min' else 'higher'} is better;"
         f" {found.pick} run per commit",
         err=True,
@@ -86,14 +86,14 @@ def _history(repo: GitRepo, run: str | None, limit: int, as_json: bool) -> None:
     else:
         changes, warnings = history(repo, run=run)
     for warning in warnings:
-        click.echo(f"xp: warning: {warning}", err=True)
+        render.echo(f"xp: warning: {warning}", err=True)
     if as_json:
-        click.echo(render.to_json([dataclasses.asdict(c) for c in changes]))
+        render.echo(render.to_json([dataclasses.asdict(c) for c in changes]), exact=True)
         return
     rows = [[c.time[:19].replace("T", " "), c.who, *([c.run_id] if run is None else []), c.what]
             for c in changes]  # fmt: skip
     head = ["when (UTC)", "who", *(["run"] if run is None else []), "what"]
     if rows:
-        click.echo(render.table(head, rows))
+        render.echo(render.table(head, rows))
     elif run is None:
-        click.echo("no annotations yet: xp tag RUN KEY=VALUE, xp note RUN TEXT", err=True)
+        render.echo("no annotations yet: xp tag RUN KEY=VALUE, xp note RUN TEXT", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 
 
@@ -15,4 +16,4 @@ def move(runs: tuple[str, ...], experiment: str) -> None:
     from xp.sharing.annotate import move as do_move
 
     for result in do_move(open_repo(), runs=list(runs), experiment=experiment):
-        click.echo(f"run {result.run_id}: experiment {result.experiment}")
+        render.echo(f"run {result.run_id}: experiment {result.experiment}")

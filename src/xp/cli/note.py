@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 
 
@@ -21,11 +22,11 @@ def note(run: str, text: str | None) -> None:
 
         view = load_run(repo, run)
         for n in view.notes:
-            click.echo(f"{n.time}  {n.who}\n    {n.args['text']}")
+            render.echo(f"{n.time}  {n.who}\n    {n.args['text']}")
         if not view.notes:
-            click.echo(f"run {view.run_id} has no notes; add one: xp note {run} 'TEXT'", err=True)
+            render.echo(f"run {view.run_id} has no notes; add one: xp note {run} 'TEXT'", err=True)
         return
     from xp.sharing.annotate import note as add_note
 
     result = add_note(repo, run=run, text=text)
-    click.echo(f"run {result.run_id}: note added")
+    render.echo(f"run {result.run_id}: note added")

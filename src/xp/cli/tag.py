@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.errors import InvalidValueError
 
@@ -29,4 +30,4 @@ def tag(run: str, pairs: tuple[str, ...], remove: tuple[str, ...]) -> None:
         tags[key] = value
     result = do_tag(open_repo(), run=run, tags=tags, remove=remove)
     shown = " ".join(f"{k}={v}" for k, v in result.tags.items()) or "no tags"
-    click.echo(f"run {result.run_id}: {shown}")
+    render.echo(f"run {result.run_id}: {shown}")

@@ -26,8 +26,8 @@ def verify(spec: str) -> None:
     rows = [
         ["ok" if link.ok else "FAIL", link.kind, link.name, link.detail] for link in result.links
     ]
-    click.echo(render.table(["", "link", "what", "detail"], rows))
+    render.echo(render.table(["", "link", "what", "detail"], rows))
     broken = result.broken
     if broken is not None:
         raise VerificationError(f"{broken.kind} {broken.name}: {broken.detail}")
-    click.echo(f"verified: {len(result.links)} links hold")
+    render.echo(f"verified: {len(result.links)} links hold")
