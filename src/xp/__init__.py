@@ -29,8 +29,6 @@ from xp.tracking.fluent import (
     log_params,
     log_table,
     log_text,
-    set_tag,
-    set_tags,
     start_run,
 )
 
@@ -38,6 +36,11 @@ __version__ = "0.1.0"
 
 # Loaded on first use (PEP 562) so `import xp` stays cheap: name -> module that defines it.
 _LAZY = {
+    "set_tag": "xp.api",  # the active run's, or with run= a finished run's (an annotation)
+    "set_tags": "xp.api",
+    "delete_tag": "xp.api",
+    "note": "xp.api",
+    "move_run": "xp.api",
     "get_run": "xp.api",
     "list_runs": "xp.api",
     "search_runs": "xp.api",
@@ -82,6 +85,7 @@ __all__ = [
     "assign_stage",
     "autolog",
     "check_models",
+    "delete_tag",
     "deregister_model",
     "diff",
     "end_run",
@@ -108,6 +112,8 @@ __all__ = [
     "log_text",
     "model_performance",
     "model_status",
+    "move_run",
+    "note",
     "production_points",
     "read_artifact",
     "register_model",

@@ -127,6 +127,53 @@ def _media_entry(
     return entries[-1]
 
 
+# -- annotations: tags, notes and moves after the fact --------------------------------------------
+def set_tag(key: str, value: Any, run: str | None = None, path: PathLike = None) -> None:
+    """Tag the active run; with ``run=``, a finished run (a git note on its commit, docs/
+    annotations.md: the commit stays as it is, the change is in ``xp log RUN``)."""
+    if run is None:
+        from xp.tracking import fluent
+
+        fluent.set_tag(key, value)
+        return
+    from xp.sharing.annotate import tag
+
+    tag(find_repo(path), run=run, tags={key: value})
+
+
+def set_tags(tags: Mapping[str, Any], run: str | None = None, path: PathLike = None) -> None:
+    """Several tags at once; with ``run=``, on a finished run (one annotation event each)."""
+    if run is None:
+        from xp.tracking import fluent
+
+        fluent.set_tags(dict(tags))
+        return
+    from xp.sharing.annotate import tag
+
+    tag(find_repo(path), run=run, tags=tags)
+
+
+def delete_tag(key: str, run: str, path: PathLike = None) -> None:
+    """Remove tag ``key`` from finished run ``run`` (recorded as an annotation event)."""
+    from xp.sharing.annotate import tag
+
+    tag(find_repo(path), run=run, remove=[key])
+
+
+def note(run: str, text: str, path: PathLike = None) -> None:
+    """Add a free-text note to ``run`` (``get_run(run).notes`` lists them)."""
+    from xp.sharing.annotate import note as add
+
+    add(find_repo(path), run=run, text=text)
+
+
+def move_run(run: str, experiment: str, path: PathLike = None) -> None:
+    """Put ``run`` in ``experiment`` (an annotation: the record keeps where it started)."""
+    from xp.sharing.annotate import move
+
+    move(find_repo(path), runs=[run], experiment=experiment)
+
+
 # -- the model registry -----------------------------------------------------------------------
 def register_model(
     run: str,

@@ -28,6 +28,7 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     │   ├── RefExistsError               a ref or tag exists already
     │   ├── RefRejectedError             a remote refused a ref update
     │   ├── RecordPathError              the tree cannot hold the record
+    │   ├── SigningSetupError            git cannot sign with the user's key
     │   └── DirtyWorkspaceError          uncommitted changes in the way
     ├── StorageError (OSError)           disk: full, permissions; nothing half-written
     │   ├── RefChangedError              a ref moved under a compare-and-swap
@@ -38,6 +39,9 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     ├── HookError                        a git hook stops git
     ├── ExecutionError                   a command xp runs cannot start or be re-run
     │   └── UntrustedRunError            code from someone else's run needs your consent
+    ├── BisectError                      a metric bisection cannot start or decide
+    ├── VerificationError                a link of a provenance chain does not hold
+    ├── BundleError                      an offline bundle cannot be written or imported
     └── MissingDependencyError           an optional extra is not installed
 """
 
@@ -147,6 +151,10 @@ class RecordPathError(RepositoryError):
     """The run's tree cannot hold its record files (a file where a folder must be)."""
 
 
+class SigningSetupError(RepositoryError):
+    """Signing is asked for, but git has no key it can sign with here."""
+
+
 class DirtyWorkspaceError(RepositoryError):
     pass
 
@@ -188,6 +196,18 @@ class ExecutionError(XPError):
 class UntrustedRunError(ExecutionError):
     """Running or loading something from a run this clone did not record (a pickle, a
     command) would execute someone else's code; the message names the flag that consents."""
+
+
+class BisectError(XPError):
+    """``xp bisect`` cannot start (a range, an endpoint) or cannot judge a commit."""
+
+
+class VerificationError(XPError):
+    """A signature, hash or link of a run's provenance chain does not hold (``xp verify``)."""
+
+
+class BundleError(XPError):
+    """An offline bundle cannot be written, or is refused on import (damaged, tampered)."""
 
 
 class MissingDependencyError(XPError):

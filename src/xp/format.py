@@ -18,6 +18,7 @@ FORMAT_VERSION = 1
 RUNS_PREFIX = "refs/xp/runs/"
 REMOTES_PREFIX = "refs/xp/remotes/"
 MONITORING_PREFIX = "refs/xp/monitoring/"  # + writer id: one append-only chain per clone
+NOTES_REF = "refs/notes/xp"  # annotations: tags, notes and moves made after the fact
 RECORD_DIR = ".xp/run"
 CONFIG_PATH = ".xp/config.yaml"
 
@@ -56,6 +57,13 @@ ID_RE = re.compile(rf"^[{_B32}]{{{ID_LENGTH}}}$")
 # Monitoring points (docs/format.md, section 10): chunks of at most POINTS_PER_CHUNK lines.
 POINTS_HEADER = "window_end\tmetric\tvalue\ttags\n"
 POINTS_PER_CHUNK = 500
+
+# Offline bundles (docs/format.md, section 11): one tar file, read back by `xp bundle import`.
+BUNDLE_FORMAT = 1
+BUNDLE_MANIFEST = "xp-bundle/manifest.yaml"
+BUNDLE_GIT = "xp-bundle/runs.bundle"
+BUNDLE_OBJECTS = "xp-bundle/objects/"  # + sha256 of the artifact's bytes
+BUNDLE_REMOTE = "bundle"  # imported runs land in refs/xp/remotes/bundle/runs/<id>
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_LENGTH = 6000
@@ -142,6 +150,11 @@ class RunRef:
 def monitoring_prefix(remote: str | None = None) -> str:
     """``refs/xp/monitoring/``, or where the chains fetched from ``remote`` land."""
     return MONITORING_PREFIX if remote is None else f"{REMOTES_PREFIX}{remote}/monitoring/"
+
+
+def notes_ref(remote: str | None = None) -> str:
+    """``refs/notes/xp``, or where the annotations fetched from ``remote`` land."""
+    return NOTES_REF if remote is None else f"{REMOTES_PREFIX}{remote}/notes"
 
 
 def validate_key(key: object, what: str = "key") -> str:

@@ -149,17 +149,21 @@ def test_init_is_idempotent_and_undoable(repo: Path, tmp_path: Path) -> None:
         "HEAD",
         "refs/xp/runs/*:refs/xp/runs/*",
         "refs/xp/monitoring/*:refs/xp/monitoring/*",
+        "refs/notes/xp*:refs/notes/xp*",
     ]
     assert git(repo, "config", "--get-all", "remote.origin.fetch").split() == [
         "+refs/heads/*:refs/remotes/origin/*",
         "+refs/xp/runs/*:refs/xp/remotes/origin/runs/*",
         "+refs/xp/monitoring/*:refs/xp/remotes/origin/monitoring/*",
+        "+refs/notes/xp*:refs/xp/remotes/origin/notes*",
     ]
+    assert git(repo, "config", "notes.xp.mergeStrategy").strip() == "cat_sort_uniq"
     assert invoke("init", "--undo").exit_code == 0
     assert git(repo, "config", "--get-all", "remote.origin.fetch").split() == [
         "+refs/heads/*:refs/remotes/origin/*"
     ]
     assert "remote.origin.push" not in git(repo, "config", "--list")
+    assert "notes.xp" not in git(repo, "config", "--list")
     assert config_before.count("[remote") == 1
 
 
@@ -172,6 +176,7 @@ def test_init_keeps_an_existing_push_setup(repo: Path, tmp_path: Path) -> None:
         "refs/heads/main:refs/heads/main",
         "refs/xp/runs/*:refs/xp/runs/*",
         "refs/xp/monitoring/*:refs/xp/monitoring/*",
+        "refs/notes/xp*:refs/notes/xp*",
     ]
     invoke("init", "--undo")
     assert git(repo, "config", "--get-all", "remote.origin.push").split() == [

@@ -43,6 +43,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gc": ("xp.cli.gc", "gc", "Delete cached artifacts nothing refers to."),
     "import": ("xp.cli.importing", "import_", "Make runs from TensorBoard event files."),
     "export": ("xp.cli.exporting", "export", "Write runs as TensorBoard event files."),
+    "bisect": ("xp.cli.bisect", "bisect", "Find the first commit on which a metric got worse."),
+    "log": ("xp.cli.log", "log", "A run's tag/note history, or a metric along a branch."),
+    "tag": ("xp.cli.tag", "tag", "Set or remove a finished run's tags (a git note)."),
+    "note": ("xp.cli.note", "note", "Add a note to a run, or list its notes."),
+    "move": ("xp.cli.move", "move", "Move runs to another experiment (an annotation)."),
+    "ci": ("xp.cli.ci", "ci", "Pull-request check: reproduce the branch's best run, compare."),
+    "bundle": ("xp.cli.bundle", "bundle", "Runs and artifacts in one file, for offline machines."),
+    "verify": ("xp.cli.verify", "verify", "Check a model's or run's signed provenance chain."),
 }
 
 

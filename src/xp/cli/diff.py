@@ -168,7 +168,11 @@ def render_text(d: RunDiff, precision: int | None, show_all: bool, width: int) -
 
 def render_md(d: RunDiff, precision: int | None, show_all: bool) -> str:
     def who(s: Side) -> str:
-        return "the workspace" if s.record is None else f"`{s.record.id}` ({s.record.name})"
+        if s.record is None:
+            return "the workspace"
+        run = f"`{s.record.id}` ({s.record.name})"
+        best = " (best run)"
+        return f"the best run of {s.label[: -len(best)]}, {run}" if s.label.endswith(best) else run
 
     parts = [f"**xp diff**: A = {who(d.a)}, B = {who(d.b)}"]
     if d.same:
@@ -189,6 +193,12 @@ def render_md(d: RunDiff, precision: int | None, show_all: bool) -> str:
 @click.option("--md", "as_md", is_flag=True, help="Markdown, ready to paste into a pull request.")
 @click.option("--json", "as_json", is_flag=True, help="The whole diff as JSON.")
 @click.option(
+    "-m",
+    "--metric",
+    metavar="NAME",
+    help="With BASE...TIP: the metric that picks each side's best run (default: the newest).",
+)
+@click.option(
     "-p",
     "--precision",
     type=click.IntRange(1, 17),
@@ -203,6 +213,7 @@ def diff(
     code: bool,
     as_md: bool,
     as_json: bool,
+    metric: str | None,
     precision: int,
 ) -> None:
     """Compare runs A and B: params, metrics, series, tags, data, artifacts, code.
@@ -210,10 +221,11 @@ def diff(
     A and B are run ids, id prefixes, names, refs, commits or branches whose tip carries a
     run record, or 'workspace'; or model versions (NAME@v1.2.0, NAME@STAGE, NAME@latest),
     whose production figures are compared too. Default A: the latest run on HEAD; default
-    B: the workspace.
+    B: the workspace. A alone may be BASE...TIP (e.g. main...HEAD): the best run where TIP
+    forked from BASE against the best run on TIP's own commits, as a pull request compares.
     """
     repo = open_repo()
-    versions = diff_versions(repo, a=a, b=b)
+    versions = diff_versions(repo, a=a, b=b, metric=metric)
     result = versions.runs
     for note in _notes(result, show_all):
         render.echo(note, err=True)

@@ -17,7 +17,12 @@ from xp.sharing.project_setup import init_project, undo_project
 )
 @click.option("--no-git-config", is_flag=True, help="Write the config file only; leave git alone.")
 @click.option("--undo", is_flag=True, help="Remove the refspecs xp added to git's config.")
-def init(remotes: tuple[str, ...], no_git_config: bool, undo: bool) -> None:
+@click.option(
+    "--sign",
+    is_flag=True,
+    help="Sign run commits and registry tags with your git signing key (xp.sign).",
+)
+def init(remotes: tuple[str, ...], no_git_config: bool, undo: bool, sign: bool) -> None:
     """Set up xp here: write .xp/config.yaml and make plain git push/fetch carry runs.
 
     Safe to run again: it changes only what is missing. Fetched runs land under
@@ -28,7 +33,7 @@ def init(remotes: tuple[str, ...], no_git_config: bool, undo: bool) -> None:
     result = (
         undo_project(repo, remotes=wanted)
         if undo
-        else init_project(repo, remotes=wanted, git_config=not no_git_config)
+        else init_project(repo, remotes=wanted, git_config=not no_git_config, sign=sign)
     )
     for change in result.changes:
         render.echo(change)

@@ -63,6 +63,21 @@ def temp_checkout(
         remove(repo, path)
 
 
+@contextlib.contextmanager
+def temp_worktree(repo: GitRepo, commit: str, label: str) -> Iterator[GitRepo]:
+    """A detached worktree at ``commit`` with nothing checked out yet (``git bisect
+    --no-checkout`` moves in it; ``worktree.checkout_clean`` fills it when a command must run);
+    removed after."""
+    if not _LABEL_RE.match(label):
+        raise InvalidValueError(f"temporary checkout label {label!r}: letters, digits and '-'")
+    path = fsutil.private_tmp(repo.xp_dir) / f"{label}-{secrets.token_hex(3)}"
+    try:
+        worktree.add_unpopulated(repo, path, commit)
+        yield find_repo(path)
+    finally:
+        remove(repo, path)
+
+
 def link_in(src: Path, root: Path, rel: str, kinds: tuple[str, ...] = fsutil.SAFE_KINDS) -> bool:
     """Put ``src`` (a file or folder the checkout lacks, e.g. ignored data) at ``root/rel``.
 

@@ -159,7 +159,11 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
         )
     from dulwich.object_store import DiskObjectStore
 
-    old = DiskObjectStore(objects_dir)[ObjectID(tree_id)]
+    store = DiskObjectStore(objects_dir)
+    try:
+        old = store[ObjectID(tree_id)]
+    finally:
+        store.close()
     assert isinstance(old, Tree)
     return tuple((item.path, item.mode, item.sha) for item in old.items())
 
@@ -175,7 +179,11 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
         return body[5:45].decode()
     from dulwich.object_store import DiskObjectStore
 
-    obj = DiskObjectStore(objects_dir)[ObjectID(commit.encode())]
+    store = DiskObjectStore(objects_dir)
+    try:
+        obj = store[ObjectID(commit.encode())]
+    finally:
+        store.close()
     assert isinstance(obj, Commit)
     return bytes(obj.tree).decode()
 
@@ -201,10 +209,25 @@ def write_run_commit(
     commit.author_timezone = commit.commit_timezone = tz
     commit.encoding = None
     commit.message = message.encode("utf-8")
-    writer.add(commit)
-    note_recorded(repo, commit.id.decode())
-    create_ref(repo.common_dir, ref, commit.id.decode())
-    return commit.id.decode()
+    from xp.gitstore import signing
+
+    if signing.enabled(repo):  # git writes it, signed with the user's key (docs/provenance.md)
+        sha = signing.signed_commit(
+            repo,
+            tree=tree.decode(),
+            parent=parent,
+            message=commit.message,
+            ident=ident,
+            author_time=int(start),
+            commit_time=int(end),
+            tz=tz,
+        )
+    else:
+        writer.add(commit)
+        sha = commit.id.decode()
+    note_recorded(repo, sha)
+    create_ref(repo.common_dir, ref, sha)
+    return sha
 
 
 def author_of(repo: GitRepo, commit: str) -> str:

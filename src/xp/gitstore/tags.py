@@ -35,9 +35,11 @@ def annotated(repo: GitRepo) -> list[AnnotatedTag]:
     return found
 
 
-def create(repo: GitRepo, name: str, commit: str, message: str) -> None:
-    """An annotated tag ``name`` at ``commit``; RefExistsError when it exists."""
-    args = ("-c", "tag.gpgSign=false", "tag", "-a", name, "-m", message, commit)
+def create(repo: GitRepo, name: str, commit: str, message: str, *, sign: bool = False) -> None:
+    """An annotated tag ``name`` at ``commit``, signed with the user's key when ``sign``;
+    RefExistsError when it exists."""
+    kind = ("tag", "-s") if sign else ("-c", "tag.gpgSign=false", "tag", "-a")
+    args = (*kind, name, "-m", message, commit)
     proc = repo.git(*args, check=False)
     if proc.returncode != 0:
         raise git_failure(args, proc)

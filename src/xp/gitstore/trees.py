@@ -99,31 +99,41 @@ class FolderReader:
 
 
 def read_folder(repo: GitRepo, commit: str, folder: str) -> FolderReader | None:
-    """A reader for ``folder`` in ``commit``'s tree, or None when the commit has no such folder."""
+    """A reader for ``folder`` in ``commit``'s tree, or None when the commit has no such folder.
+
+    The folder's files are read at once (a record is a handful of small files) so the object
+    store, whose packs hold open files, is closed before this returns."""
     from dulwich.object_store import DiskObjectStore
     from dulwich.objects import Commit
 
     store = DiskObjectStore(str(repo.objects_dir))
     try:
-        obj = store[ObjectID(commit.encode())]
-    except KeyError:
-        return None
-    if not isinstance(obj, Commit):
-        return None
-    top = _lookup(store, obj.tree, folder)
-    if top is None:
-        return None
+        try:
+            obj = store[ObjectID(commit.encode())]
+        except KeyError:
+            return None
+        if not isinstance(obj, Commit):
+            return None
+        top = _lookup(store, obj.tree, folder)
+        if top is None:
+            return None
+        blobs: dict[str, bytes] = {}
+        for path in _walk(store, top):
+            sha = _lookup(store, top, path)
+            if sha is None:
+                continue
+            blob = store[ObjectID(sha)]
+            if blob.type_name == b"blob":
+                blobs[path] = blob.as_raw_string()
+    finally:
+        store.close()
 
     def read(name: str) -> bytes | None:
-        sha = _lookup(store, top, name)
-        if sha is None:
-            return None
-        blob = store[ObjectID(sha)]
-        return None if blob.type_name != b"blob" else blob.as_raw_string()
+        return blobs.get(name)
 
     def files(sub: str) -> list[str]:
-        sha = _lookup(store, top, sub)
-        return _walk(store, sha) if sha is not None else []
+        prefix = sub.rstrip("/") + "/"
+        return [p[len(prefix) :] for p in blobs if p.startswith(prefix)]
 
     return FolderReader(read, files)
 
@@ -158,3 +168,37 @@ def _walk(store: DiskObjectStore, tree_id: bytes, prefix: str = "") -> list[str]
         else:
             out.append(prefix + name)
     return out
+
+
+@dataclass(frozen=True)
+class TreeCheck:
+    objects: int  # trees and blobs re-hashed
+    bad: tuple[str, ...]  # paths whose object is missing or does not hash to its name
+
+
+def rehash_tree(repo: GitRepo, tree: str) -> TreeCheck:
+    """Re-hash every tree and blob below ``tree`` the way git names objects (sha1 of
+    ``<type> <size>\\0<bytes>``), so a changed byte anywhere under a signed commit shows."""
+    import hashlib
+
+    from xp.gitstore.catfile import read_objects
+
+    out = repo.git("ls-tree", "-r", "-t", "-z", "--full-tree", tree).stdout
+    wanted: dict[str, tuple[str, str]] = {tree: ("tree", ".")}
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, raw_path = entry.partition(b"\t")
+        _mode, kind, sha = meta.decode().split(" ")
+        if kind in ("tree", "blob"):
+            wanted.setdefault(sha, (kind, raw_path.decode("utf-8", "surrogateescape")))
+    bad: list[str] = []
+    for sha, data in read_objects(repo, list(wanted)):
+        kind, path = wanted[sha]
+        if data is None:
+            bad.append(path)
+            continue
+        header = f"{kind} {len(data)}\0".encode()
+        if hashlib.sha1(header + data).hexdigest() != sha:
+            bad.append(path)
+    return TreeCheck(len(wanted), tuple(sorted(bad)))

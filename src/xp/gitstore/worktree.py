@@ -93,3 +93,16 @@ def prune(repo: GitRepo) -> None:
     """Forget worktrees whose folders are gone."""
     with _admin_lock(repo):
         run_git(["worktree", "prune"], cwd=repo.worktree, check=False)
+
+
+def add_unpopulated(repo: GitRepo, path: Path, commit: str) -> None:
+    """A linked worktree at ``path``, detached at ``commit``, with no files checked out yet."""
+    with _admin_lock(repo):
+        repo.git("worktree", "add", "--detach", "--no-checkout", "-q", str(path), commit)
+
+
+def checkout_clean(wt: GitRepo, commit: str) -> None:
+    """Make the worktree ``wt`` exactly ``commit``: files, index and HEAD; everything else
+    (untracked and ignored files a previous command left) removed."""
+    wt.git("checkout", "-q", "-f", "--detach", commit)
+    wt.git("clean", "-ffdxq")

@@ -80,11 +80,13 @@ def _figures(repo: GitRepo, v: Version) -> dict[tuple[str, str], SeriesStats]:
     return {(stage, metric): SeriesStats.of(s) for (_v, stage, metric), s in series.items()}
 
 
-def diff_versions(repo: GitRepo, *, a: str | None = None, b: str | None = None) -> VersionDiff:
+def diff_versions(
+    repo: GitRepo, *, a: str | None = None, b: str | None = None, metric: str | None = None
+) -> VersionDiff:
     """``xp diff A B``: the run diff, and production figures for sides that are versions."""
     reg = registry.replay(repo)
     va, vb = _as_version(reg, repo, a), _as_version(reg, repo, b)
-    runs = diff_runs(repo, a=va.commit if va else a, b=vb.commit if vb else b)
+    runs = diff_runs(repo, a=va.commit if va else a, b=vb.commit if vb else b, metric=metric)
     if va is not None and a is not None:
         runs = replace(runs, a=replace(runs.a, label=a))
     if vb is not None and b is not None:

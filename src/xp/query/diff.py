@@ -29,6 +29,11 @@ _LOWER_IS_BETTER = re.compile(
 )
 
 
+def lower_is_better(metric: str) -> bool:
+    """Whether a metric's name says lower is better (loss, error, rmse...); else higher is."""
+    return _LOWER_IS_BETTER.search(metric) is not None
+
+
 @dataclass(frozen=True)
 class Side:
     """One side of a diff."""
@@ -165,7 +170,11 @@ class RunDiff:
 # -- sides ----------------------------------------------------------------------------------
 def run_side(repo: GitRepo, found: Resolved) -> Side:
     assert found.commit is not None
+    from xp.query.annotations import annotate, for_commits
+
     record = read_record(repo, found.commit, source=found.spec)
+    if record is not None:
+        record = annotate(record, for_commits(repo, [found.commit]).runs.get(found.commit))
     if record is None:
         raise RunNotFoundError(
             f"{found.spec!r} ({found.commit[:12]}) carries no run record ({fmt.RECORD_DIR}/):"
@@ -345,12 +354,35 @@ def _series_same(a: SeriesSummary | None, b: SeriesSummary | None) -> bool:
     )
 
 
-def diff_runs(repo: GitRepo, *, a: str | None = None, b: str | None = None) -> RunDiff:
+def code_changes(repo: GitRepo, *, a: str, b: str) -> tuple[list[CodeChange], str]:
+    """The code changed between commits ``a`` and ``b`` (files with line counts, and the
+    patch), the record folder left out: ``xp diff --code`` without reading either record,
+    so a run with a million-point series costs no more than any other."""
+    tree_a, tree_b = tree_of(repo, a), tree_of(repo, b)
+    if tree_a == tree_b:
+        return [], ""
+    files = trees.changed_files(repo, tree_a, tree_b, exclude=fmt.RECORD_DIR)
+    return files, trees.patch(repo, tree_a, tree_b, exclude=fmt.RECORD_DIR)
+
+
+def diff_runs(
+    repo: GitRepo, *, a: str | None = None, b: str | None = None, metric: str | None = None
+) -> RunDiff:
     """Compare run ``a`` with run ``b`` (default: the latest run on HEAD vs the workspace).
 
     ``a`` and ``b`` follow the resolution rule of docs/runs.md: id, id prefix, name, ref,
-    commit-ish whose tree carries a record, or ``workspace``.
+    commit-ish whose tree carries a record, or ``workspace``. ``a`` alone may be
+    ``BASE...TIP``: the best run (by ``metric``, else the newest) where TIP forked from BASE
+    against the best run on TIP's own commits.
     """
+    if a is not None and b is None and "..." in a:
+        from xp.query.metric_history import branch_sides
+
+        sides = branch_sides(repo, spec=a, metric=metric)
+        base, tip = sides.base, sides.tip
+        side_a = replace(side(repo, sides.a.run_id), label=f"{base} (best run)")
+        side_b = replace(side(repo, sides.b.run_id), label=f"{tip} (best run)")
+        return compare(repo, side_a, side_b)
     side_a = side(repo, a if a is not None else latest_on_head(repo))
     side_b = side(repo, b if b is not None else "workspace")
     return compare(repo, side_a, side_b)

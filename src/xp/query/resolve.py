@@ -11,6 +11,7 @@ from xp.format import RunRef
 from xp.gitstore.refs import list_refs, read_ref
 from xp.gitstore.repo import GitRepo
 from xp.gitstore.trees import read_folder, rev_parse_commit
+from xp.record.annotations import Annotations, Event
 from xp.record.model import Point, RunRecord
 
 if TYPE_CHECKING:
@@ -57,11 +58,24 @@ def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRec
 
 @dataclass(frozen=True)
 class RunView:
-    """A recorded run as ``xp.get_run`` returns it."""
+    """A recorded run as ``xp.get_run`` returns it: the record with the tags and experiment
+    its annotations (``xp tag``, ``xp move``) changed since; ``notes`` and ``history`` too."""
 
     ref: str
     commit: str
     record: RunRecord
+    annotations: Annotations | None = None
+    recorded: RunRecord | None = None  # as committed, before annotations
+
+    @property
+    def notes(self) -> list[Event]:
+        """``xp note`` texts on this run, oldest first (``.args['text']``, ``.who``, ``.time``)."""
+        return self.annotations.notes if self.annotations else []
+
+    @property
+    def history(self) -> list[Event]:
+        """Every annotation event, oldest first."""
+        return list(self.annotations.events) if self.annotations else []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.record, name)
@@ -230,7 +244,10 @@ def load_run(repo: GitRepo, spec: str | Resolved) -> RunView:
             f"{spec!r} ({commit[:12]}) carries no run record ({fmt.RECORD_DIR}/);"
             " list runs with `xp show`"
         )
-    return RunView(ref=ref, commit=commit, record=record)
+    from xp.query.annotations import annotate, for_commits
+
+    ann = for_commits(repo, [commit]).runs.get(commit)
+    return RunView(ref, commit, annotate(record, ann), ann, record)
 
 
 def list_run_entries(repo: GitRepo) -> list[RunEntry]:

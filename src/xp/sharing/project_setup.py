@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from xp import format as fmt
 from xp import fsutil
 from xp.config import TEMPLATE
-from xp.errors import GitRemoteNotFoundError
-from xp.gitstore import gitconfig
+from xp.errors import GitRemoteNotFoundError, SigningSetupError
+from xp.gitstore import gitconfig, signing
 from xp.gitstore import remote as git_remote
 from xp.gitstore.repo import GitRepo
 
@@ -31,8 +31,40 @@ def monitoring_fetch_spec(remote: str) -> str:
     return f"+{fmt.MONITORING_PREFIX}*:{fmt.monitoring_prefix(remote)}*"
 
 
+# Annotations (issue 15; docs/format.md, section 12): globs, because git refuses a plain push
+# or fetch whose configured non-glob refspec names a ref that does not exist (yet) on one side.
+NOTES_PUSH_SPEC = f"{fmt.NOTES_REF}*:{fmt.NOTES_REF}*"
+NOTES_MERGE_KEY = "notes.xp.mergeStrategy"  # so a plain `git notes --ref xp merge` agrees
+NOTES_MERGE_STRATEGY = "cat_sort_uniq"
+
+
+def notes_fetch_spec(remote: str) -> str:
+    return f"+{fmt.NOTES_REF}*:{fmt.notes_ref(remote)}*"
+
+
+def annotation_specs(remote: str) -> list[tuple[str, str, str]]:
+    """The refspecs that make plain git carry annotations (``xp tag``, ``xp note``): the
+    remote's ``refs/notes/xp`` is fetched beside its runs, ours is pushed with them."""
+    return [
+        (
+            f"remote.{remote}.fetch",
+            notes_fetch_spec(remote),
+            f"git fetch {remote} now brings annotations (tags, notes)",
+        ),
+        (
+            f"remote.{remote}.push",
+            NOTES_PUSH_SPEC,
+            f"git push {remote} now sends annotations too",
+        ),
+    ]
+
+
 def _specs(remote: str) -> list[tuple[str, str, str]]:
     """(config key, refspec, what it does) for every refspec xp adds to ``remote``."""
+    return [*_base_specs(remote), *annotation_specs(remote)]
+
+
+def _base_specs(remote: str) -> list[tuple[str, str, str]]:
     return [
         (f"remote.{remote}.fetch", fetch_spec(remote), f"git fetch {remote} now brings runs"),
         (
@@ -68,16 +100,39 @@ def _check_remotes(repo: GitRepo, wanted: list[str] | None) -> list[str]:
     return wanted
 
 
+def enable_signing(repo: GitRepo) -> list[str]:
+    """Turn on signing of run commits and registry tags (``xp.sign`` in this clone's git
+    config), after checking that git can sign with the user's key."""
+    if signing.enabled(repo):
+        return []
+    problem = signing.signing_problem(repo)
+    if problem:
+        raise SigningSetupError(
+            f"git cannot sign here ({problem}); configure a key first, e.g. `git config"
+            " gpg.format ssh` and `git config user.signingKey ~/.ssh/id_ed25519.pub`"
+        )
+    gitconfig.set_value(repo, signing.SIGN_KEY, "true")
+    return [f"run commits and registry tags are now signed: {signing.SIGN_KEY} true"]
+
+
 def init_project(
-    repo: GitRepo, *, remotes: list[str] | None = None, git_config: bool = True
+    repo: GitRepo, *, remotes: list[str] | None = None, git_config: bool = True, sign: bool = False
 ) -> InitResult:
     result = InitResult()
     path = repo.worktree / fmt.CONFIG_PATH
     if not path.exists():
         fsutil.atomic_write(path, TEMPLATE)
         result.changes.append(f"wrote {fmt.CONFIG_PATH} (commit it to share the settings)")
+    if sign:
+        result.changes += enable_signing(repo)
     if not git_config:
         return result
+    if gitconfig.get(repo, NOTES_MERGE_KEY) is None:
+        gitconfig.set_value(repo, NOTES_MERGE_KEY, NOTES_MERGE_STRATEGY)
+        result.changes.append(
+            f"annotations from two clones merge line by line: {NOTES_MERGE_KEY}"
+            f" {NOTES_MERGE_STRATEGY}"
+        )
     for remote in _check_remotes(repo, remotes):
         result.remotes.append(remote)
         for key, spec, what in _specs(remote):
@@ -96,6 +151,12 @@ def init_project(
 def undo_project(repo: GitRepo, *, remotes: list[str] | None = None) -> InitResult:
     """Remove the refspecs ``init_project`` added; the config file stays (it is the user's)."""
     result = InitResult()
+    if gitconfig.get_all(repo, signing.SIGN_KEY):
+        gitconfig.unset_all(repo, signing.SIGN_KEY)
+        result.changes.append(f"removed {signing.SIGN_KEY}: runs and tags are no longer signed")
+    if gitconfig.get(repo, NOTES_MERGE_KEY) == NOTES_MERGE_STRATEGY:
+        gitconfig.unset_all(repo, NOTES_MERGE_KEY)
+        result.changes.append(f"removed {NOTES_MERGE_KEY}")
     for remote in _check_remotes(repo, remotes):
         result.remotes.append(remote)
         for key, spec, _what in _specs(remote):

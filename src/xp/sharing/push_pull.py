@@ -21,7 +21,7 @@ from xp.artifacts.transfer import Progress, TransferResult, transfer
 from xp.errors import GitError, GitRemoteNotFoundError, RemoteError
 from xp.format import RunRef
 from xp.gitstore import remote as git_remote
-from xp.gitstore.refs import list_refs
+from xp.gitstore.refs import list_refs, read_ref
 from xp.gitstore.repo import GitRepo
 
 
@@ -47,6 +47,7 @@ class PushResult:
     git_remote: str
     pushed: list[str] = field(default_factory=list)  # run ids sent now
     chains: int = 0  # monitoring chains sent now (docs/models-in-production.md)
+    annotations: bool = False  # refs/notes/xp sent now (docs/annotations.md)
     up_to_date: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (ref, git's reason)
     upload: UploadResult = field(default_factory=UploadResult)
@@ -60,6 +61,7 @@ class PullResult:
     total: int = 0  # runs the remote has
     download: DownloadResult | None = None
     chains: int = 0  # other clones' monitoring chains fetched or moved
+    annotations: str = ""  # how the remote's annotations merged into ours (empty: it has none)
 
 
 # -- which commits, which objects -----------------------------------------------------------
@@ -296,9 +298,34 @@ def push_refs(repo: GitRepo, remote: str, refspecs: list[str], result: PushResul
             result.rejected.append((row.ref, row.reason))
         elif row.ref.startswith(fmt.MONITORING_PREFIX):
             result.chains += 1
+        elif row.ref == fmt.NOTES_REF:
+            result.annotations = True
         else:
             parsed = RunRef.parse(row.ref)
             result.pushed.append(parsed.id if parsed else row.ref)
+
+
+def push_annotations(repo: GitRepo, remote: str, result: PushResult) -> None:
+    """Send ``refs/notes/xp``, ours merged with the remote's first: when the remote moved on
+    since our last fetch, fetch its notes, merge them (``cat_sort_uniq``) and push again."""
+    from xp.sharing.annotate import merge_fetched
+    from xp.sharing.project_setup import notes_fetch_spec
+
+    merge_fetched(repo)
+    if read_ref(repo.common_dir, fmt.NOTES_REF) is None:
+        return
+    spec = f"{fmt.NOTES_REF}:{fmt.NOTES_REF}"
+    for attempt in range(2):
+        rows = git_remote.push(repo, remote, [spec])
+        if not any(r.rejected for r in rows) or attempt:
+            for row in rows:
+                if row.rejected:
+                    result.rejected.append((row.ref, row.reason))
+                elif not row.up_to_date:
+                    result.annotations = True
+            return
+        git_remote.fetch(repo, remote, [notes_fetch_spec(remote)])
+        merge_fetched(repo)
 
 
 def push(
@@ -319,6 +346,7 @@ def push(
     chains = [] if runs else list(list_refs(repo.common_dir, fmt.MONITORING_PREFIX))
     if chains and not selected:
         push_refs(repo, name, [f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"], result)
+    push_annotations(repo, name, result)
     if not selected:
         return result
     if artifacts:
@@ -357,13 +385,22 @@ def pull(
     watched = fmt.monitoring_prefix(name)
     before = list_refs(repo.common_dir, prefix)
     chains_before = list_refs(repo.common_dir, watched)
+    from xp.sharing.annotate import merge_fetched
+    from xp.sharing.project_setup import notes_fetch_spec
+
     git_remote.fetch(
         repo,
         name,
-        [f"+{RunRef.prefix()}*:{prefix}*", f"+{fmt.MONITORING_PREFIX}*:{watched}*"],
+        [
+            f"+{RunRef.prefix()}*:{prefix}*",
+            f"+{fmt.MONITORING_PREFIX}*:{watched}*",
+            notes_fetch_spec(name),
+        ],
     )
     after = list_refs(repo.common_dir, prefix)
     result = PullResult(name, total=len(after))
+    merged = [m for m in merge_fetched(repo) if m.ref == fmt.notes_ref(name)]
+    result.annotations = merged[0].outcome if merged else ""
     chains_after = list_refs(repo.common_dir, watched)
     result.chains = sum(chains_before.get(k) != v for k, v in chains_after.items())
     for name, sha in sorted(after.items()):

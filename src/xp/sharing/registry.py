@@ -335,8 +335,10 @@ def _select_artifacts(run: Any, wanted: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _create_tag(repo: GitRepo, tag: str, commit: str, message: str) -> None:
+    from xp.gitstore import signing
+
     try:
-        tags.create(repo, tag, commit, message)
+        tags.create(repo, tag, commit, message, sign=signing.enabled(repo))
     except RefExistsError:
         raise RefExistsError(f"tag {tag} already exists; someone registered it first") from None
 

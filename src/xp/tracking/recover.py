@@ -12,14 +12,21 @@ from xp.artifacts import cache
 from xp.errors import StorageError
 from xp.gitstore.refs import read_ref
 from xp.gitstore.repo import GitRepo
-from xp.record.build import build_record
-from xp.record.journal import dead_journals, merge_parts, replay
-from xp.tracking.run import commit_record
 
 
 def recover(repo: GitRepo) -> list[tuple[str, str]]:
     """Commit the journal of every dead run: (run id, status) of each one recovered."""
     done: list[tuple[str, str]] = []
+    try:
+        with os.scandir(repo.xp_dir / "journal") as entries:
+            if next(entries, None) is None:
+                return done
+    except (FileNotFoundError, NotADirectoryError):
+        return done  # no journal at all: every command skips the imports below
+    from xp.record.build import build_record
+    from xp.record.journal import dead_journals, merge_parts, replay
+    from xp.tracking.run import commit_record
+
     for path, fd in dead_journals(repo.xp_dir / "journal"):
         try:
             with open(fd, "rb", closefd=False) as fh:

@@ -8,6 +8,9 @@ before it answers, so after ``git fetch``, ``xp rm``, ``git pack-refs`` or ``git
 answer is exactly what the refs say. Records of new commits are read in bulk with
 ``git cat-file --batch`` outside any lock; writes take SQLite's write lock briefly (WAL mode,
 so readers never wait for them and run writers never touch the index at all).
+
+Rows show the runs as annotated now (``annotated``): the tips of the notes refs are kept in
+``meta`` too, and when one moves only the rows of runs whose notes changed are read again.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from xp.format import RunRef
 from xp.gitstore.refs import loose_refs, packed_refs
 from xp.gitstore.repo import GitRepo
 from xp.query.filters import Node, SortKey
+from xp.query.index import annotated
 from xp.query.index.compile import sort_sql, where_sql
 from xp.query.index.rows import RunRow, read_rows
 from xp.record import values
@@ -92,6 +96,7 @@ class Index:
         self.repo = repo
         self.path = path if path is not None else repo.xp_dir / INDEX_FILE
         self.conn = self._open()
+        self._notes: annotated.NotesState | None = None  # the notes the rows show
 
     # -- connection -------------------------------------------------------------------------
     def _connect(self, target: str) -> sqlite3.Connection:
@@ -163,7 +168,9 @@ class Index:
         return dict(self.conn.execute("SELECT ref, loose FROM refs WHERE loose IS NOT NULL"))
 
     def sync(self) -> int:
-        """Apply the refs on disk to the index; returns how many run ids' refs changed."""
+        """Apply the refs (and notes) on disk to the index; returns how many run ids' refs
+        changed."""
+        self._sync_notes()
         common = self.repo.common_dir
         pstat = _packed_stat(common)
         loose = _loose_refs(common)
@@ -173,8 +180,14 @@ class Index:
         packed = None if pstat == stored_pstat else _packed_run_refs(common)
         # Read the records of commits not indexed yet before taking the write lock.
         wanted = self._missing(self._candidates(packed, loose))
-        rows = read_rows(self.repo, wanted) if wanted else []
+        raw = read_rows(self.repo, wanted) if wanted else []
+        rows = annotated.apply(self.repo, raw, self._notes)
         with self.write() as conn:
+            stored_notes = self._stored_notes()
+            if stored_notes != (self._notes.encode() if self._notes else None):
+                # Another process applied newer notes since we looked: annotate as it did.
+                self._notes = annotated.NotesState.decode(stored_notes)
+                rows = annotated.apply(self.repo, raw, self._notes)
             touched = self._apply(conn, pstat, packed, loose)
             self._insert(conn, rows)
             # Another process may have moved refs between our look and our lock.
@@ -191,8 +204,59 @@ class Index:
                     ).fetchall()
                 )
             if extra:
-                self._insert(conn, read_rows(self.repo, extra))
+                self._insert(conn, self._read(extra))
         return len(touched)
+
+    def _read(self, wanted: dict[str, str]) -> list[RunRow]:
+        """Rows of {commit: run id} as annotated in the notes state the index holds."""
+        return annotated.apply(self.repo, read_rows(self.repo, wanted), self._notes)
+
+    def _stored_notes(self) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'notes'").fetchone()
+        return None if row is None else str(row[0])
+
+    def _sync_notes(self) -> None:
+        """Bring the rows of runs whose notes changed in line with the notes refs."""
+        for _attempt in range(3):
+            stored = self._stored_notes()
+            before = annotated.NotesState.decode(stored)
+            tips = annotated.tips(self.repo)
+            if before is not None and before.tips == tips:
+                self._notes = before
+                return
+            now = annotated.state(self.repo, tips, before)
+            commits = annotated.changed(self.repo, before, now)
+            rows, indexed = [], {}
+            if commits:
+                indexed = self._indexed(commits)
+                rows = annotated.apply(self.repo, read_rows(self.repo, indexed), now)
+            with self.write() as conn:
+                if self._stored_notes() != stored:
+                    continue  # another process moved it meanwhile: look again
+                if commits:  # rows another process added since we looked
+                    late = {c: r for c, r in self._indexed(commits).items() if c not in indexed}
+                    if late:
+                        rows += annotated.apply(self.repo, read_rows(self.repo, late), now)
+                if commits is None:  # git cannot tell what changed: read every row again
+                    for table in ("runs", "refs", "current"):
+                        conn.execute(f"DELETE FROM {table}")
+                    conn.execute("DELETE FROM meta WHERE key = 'packed'")
+                self._insert(conn, rows, replace=True)
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('notes', ?)", (now.encode(),))
+            self._notes = now
+            return
+        self._notes = annotated.NotesState.decode(self._stored_notes())
+
+    def _indexed(self, commits: set[str]) -> dict[str, str]:
+        """{commit: run id} of ``commits`` that have a row."""
+        out: dict[str, str] = {}
+        shas = sorted(commits)
+        for i in range(0, len(shas), 500):
+            part = shas[i : i + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT commit_sha, id FROM runs WHERE commit_sha IN ({marks})"
+            out.update((str(c), str(r)) for c, r in self.conn.execute(sql, part))
+        return out
 
     def _candidates(self, packed: dict[str, str] | None, loose: dict[str, str]) -> dict[str, str]:
         """commit -> run id of refs that may be new to the index."""
@@ -289,10 +353,11 @@ class Index:
         touched.update(run_id_of(r) or "" for r, _ in changed)
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
+    def _insert(conn: sqlite3.Connection, rows: Iterable[RunRow], replace: bool = False) -> None:
         rows = list(rows)
         conn.executemany(
-            "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO runs"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [_as_tuple(r) for r in rows],
         )
         keys = {k for r in rows for k in r.values}
@@ -303,7 +368,7 @@ class Index:
         with self.write() as conn:
             for table in ("runs", "refs", "current", "keys"):
                 conn.execute(f"DELETE FROM {table}")
-            conn.execute("DELETE FROM meta WHERE key = 'packed'")
+            conn.execute("DELETE FROM meta WHERE key IN ('packed', 'notes')")
         self.sync()
         return int(self.conn.execute("SELECT count(*) FROM current").fetchone()[0])
 
