@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import xp
-from tests.helpers import Team, git, log_run, one_line_error, wait_for, xp_main, xp_subprocess
+from tests.helpers import (
+    Team,
+    git,
+    log_run,
+    one_line_error,
+    spawned,
+    wait_for,
+    xp_main,
+)
 from xp.artifacts import cache
 from xp.gitstore.repo import find_repo
 from xp.sharing.push_pull import push, upload_missing
@@ -90,10 +100,13 @@ def test_push_selected_runs_and_fetched_copies(team: Team, tmp_path: Path) -> No
 
 def test_interrupted_push_resumes_without_resending(team: Team) -> None:
     """SIGKILL a push after some objects arrived; the rerun sends only the rest."""
-    n = 120
+    n = 240
     files = {f"f{i:03d}.bin": os.urandom(256 * 1024) for i in range(n)}
     log_run(team.a, files)
-    with xp_subprocess("push", "--jobs", "1", cwd=team.a) as proc:
+    # The push runs at the lowest priority so that this process, which watches it, is never
+    # starved on a loaded machine into seeing it only after it finished.
+    cmd = ["nice", "-n", "19", sys.executable, "-m", "xp", "push", "--jobs", "1"]
+    with spawned(cmd, cwd=team.a, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         wait_for(
             lambda: (
                 proc.poll() is not None
