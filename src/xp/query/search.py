@@ -27,6 +27,7 @@ class Selection:
     rows: list[RunRow]
     total: int  # runs that match, before the limit
     keys: list[str]  # every params./metrics./tags. column any run has
+    repaired: int = 0  # rows that disagreed with their records (verify=True) and were rebuilt
 
 
 def run_document(row: RunRow, columns: Sequence[str] | None = None) -> dict[str, Any]:
@@ -80,23 +81,36 @@ def select_runs(
     branch: str | None = None,
     status: Sequence[str] = (),
     rebuild: bool = False,
+    verify: bool = False,
 ) -> Selection:
-    """Runs matching the filters, sorted (newest first by default), at most ``limit``."""
+    """Runs matching the filters, sorted (newest first by default), at most ``limit``.
+
+    ``verify`` reads the records of the selected runs from git and rebuilds every index row
+    that disagrees with its record before answering (the index is only a cache).
+    """
     if limit is not None and limit < 0:
         raise InvalidValueError(f"limit must be 0 or more, got {limit}")
     with open_index(repo, sync=not rebuild) as index:
         if rebuild:
             index.rebuild()
         keys = index.keys()
-        rows, total = index.select(
-            where=parse_filter(where, keys) if where and where.strip() else None,
-            experiments=_experiments(experiment),
-            branch=branch,
-            statuses=_statuses(status),
-            sort=_sort_keys(sort, keys),
-            limit=limit,
-        )
-    return Selection(rows, total, keys)
+
+        def query() -> tuple[list[RunRow], int]:
+            return index.select(
+                where=parse_filter(where, keys) if where and where.strip() else None,
+                experiments=_experiments(experiment),
+                branch=branch,
+                statuses=_statuses(status),
+                sort=_sort_keys(sort, keys),
+                limit=limit,
+            )
+
+        rows, total = query()
+        repaired = index.verify(rows) if verify else 0
+        if repaired:
+            keys = index.keys()
+            rows, total = query()
+    return Selection(rows, total, keys, repaired)
 
 
 def _sort_keys(sort: Iterable[str] | str | None, keys: list[str]) -> list[SortKey]:
@@ -161,7 +175,7 @@ def _frame(rows: list[RunRow]) -> pd.DataFrame:
         if key.startswith("metrics."):
             if column.dtype == object:
                 # None is NaN, like MLflow; a hand-edited non-numeric metric keeps its text
-                with contextlib.suppress(TypeError, ValueError):
+                with contextlib.suppress(TypeError, ValueError, OverflowError):
                     values[key] = column.astype("float64")
         elif not pd.api.types.is_numeric_dtype(column) and column.isna().any():
             values[key] = column.astype(object).where(column.notna(), None)
