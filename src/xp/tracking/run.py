@@ -343,6 +343,7 @@ class Run:
         self.error: BaseException | None = None  # why the last finish() could not commit
         self._end: float | None = None
         self._protected = False  # a kept pack holds the snapshot (xp.gitstore.protect)
+        self._protect_pending = False  # the journal is new: keep the snapshot after its write
         # The journal file is made by the first flush (<= 0.5 s in) or when a child process
         # needs it: a run shorter than that never touches the disk before its commit.
         self.journal: Journal | None = None
@@ -355,21 +356,39 @@ class Run:
         if not self.attached and _wants_system_metrics(system_metrics, self.config):
             self.start_system_metrics()
 
-    def _journal(self) -> Journal:
-        """The journal, made on first use; the snapshot is then kept from git gc."""
+    def _journal(self, first: bytes = b"") -> Journal:
+        """The journal, made on first use with ``first`` after its header, in one write (the
+        file never appears without what the run had logged); the caller calls ``_protect``."""
         if self.journal is None:
-            self.journal = Journal(self._journal_path, header_line(self.state.header))
-            if not self.attached and self.state.header.dirty:
-                if protect.gc_running(self.repo.common_dir) is not None:
-                    self._gc_seen = True
-                self._protected = protect.protect(self.repo, self.id, self.tree, self.baseline)
-                self._gc_seen = self._gc_seen or not self._protected
+            self.journal = Journal(self._journal_path, header_line(self.state.header) + first)
+            self._protect_pending = not self.attached and bool(self.state.header.dirty)
         return self.journal
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` to the journal (made now if need be), then keep the snapshot."""
+        if self.journal is None:
+            self._journal(data)
+        else:
+            self.journal.write(data)
+        self._protect()
+
+    def _protect(self) -> None:
+        """Keep the snapshot from git gc, once, after the journal's first write: the points
+        go to disk first (a SIGKILL during the pack loses nothing more), and under the I/O
+        lock, so ``finish`` sees whether a kept pack is there to release."""
+        if not self._protect_pending:
+            return
+        self._protect_pending = False
+        if protect.gc_running(self.repo.common_dir) is not None:
+            self._gc_seen = True
+        self._protected = protect.protect(self.repo, self.id, self.tree, self.baseline)
+        self._gc_seen = self._gc_seen or not self._protected
 
     def child_env(self) -> dict[str, str]:
         """Environment for a child process whose ``xp.start_run()`` should log into this run."""
         with self._io_lock:
             self._journal()  # a crash of this process must leave something to merge into
+            self._protect()
         return {"XP_RUN_ID": self.id, "XP_JOURNAL_DIR": str(self.journal_dir)}
 
     @property
@@ -548,7 +567,7 @@ class Run:
     def _announce(self, sha: str) -> None:
         """Journal a cache object's hash before it is installed, so ``xp gc`` keeps it."""
         with self._io_lock:
-            self._journal().write(seal(f"K\t{sha}"))
+            self._write(seal(f"K\t{sha}"))
 
     def _add_files(self, entries: list[FileEntry], kind: str) -> None:
         for entry in entries:
@@ -798,7 +817,7 @@ class Run:
             m = len(self._events)
             events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
             if data or events or self.journal is None:
-                self._journal().write(data + events)
+                self._write(data + events)
             self._flushed_points, self._flushed_events = n, m
 
     def _close_journal(self, remove: bool) -> None:
