@@ -66,12 +66,25 @@ _RISKY = re.compile(rb"[&*!]")  # only these start an anchor, an alias or a tag
 _MAX_EVENTS = 2_000_000  # a 4 MiB file of one-character items has about this many
 
 
+# A line that starts a top-level mapping entry (not indented, not a list item or comment).
+_TOP_KEY = re.compile(rb"^[^\s#-]", re.MULTILINE)
+
+
 def check_size(data: bytes, source: str) -> None:
+    """Refuse, before parsing, a file larger than a record file may be, or a mapping of more
+    than ``MAX_ENTRIES`` entries (parsing 100,000 of them alone takes seconds)."""
     if len(data) > fmt.MAX_RECORD_FILE:
         raise ConfigError(
             f"{source}: {len(data):,} bytes, over the {fmt.MAX_RECORD_FILE >> 20} MiB xp reads"
             " in a record file; the run was not written by xp"
         )
+    if data.count(b"\n") > fmt.MAX_ENTRIES:
+        entries = len(_TOP_KEY.findall(data))
+        if entries > fmt.MAX_ENTRIES:
+            raise ConfigError(
+                f"{source}: {entries:,} entries, over the {fmt.MAX_ENTRIES:,} a record file"
+                " may hold; the run was not written by xp"
+            )
 
 
 def load_record(data: bytes, source: str = "record") -> Any:
