@@ -202,7 +202,7 @@ def show(
         verify=verify,
     )
     if verify:
-        click.echo(
+        render.echo(
             f"xp: verified {len(selection.rows)} rows against their records"
             + (f"; {selection.repaired} disagreed and were rebuilt" if selection.repaired else ""),
             err=True,
