@@ -103,7 +103,8 @@ def consistent(repo: Path) -> list[str]:
     keeps = list((repo / ".git" / "objects" / "pack").glob("*.keep"))
     if keeps:
         problems.append(f"kept packs left: {[k.name for k in keeps]}")
-    locks = [str(p) for p in (repo / ".git").rglob("*.lock")]
+    # git's lock files (`<file>.lock`, O_EXCL); xp's worktrees.lock is a flock file that stays
+    locks = [str(p) for p in (repo / ".git").rglob("*.lock") if p.name != "worktrees.lock"]
     if locks:
         problems.append(f"locks left: {locks}")
     shown = xp_cmd(repo, "show", "--all", "--format", "json", check=False)
