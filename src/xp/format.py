@@ -75,6 +75,7 @@ MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
 MAX_ENTRIES = 10_000  # params, metrics (and so series files), tags: per run, written and read
 MAX_RECORD_FILE = 4 << 20  # bytes of one YAML record file; a larger one makes the run invalid
+MAX_LIST_FILE = 64 << 20  # artifacts/inputs/media.yaml: a logged folder of 100,000s of files
 MAX_RECORD_DEPTH = 8  # YAML nesting: meta.yaml holds a GPU list of mappings; a bomb needs 1000s
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 # C0 and C1 controls and DEL: never in a name (a NUL in a commit message fails `git fsck`).

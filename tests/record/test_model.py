@@ -98,3 +98,14 @@ def test_a_record_file_of_too_many_entries_is_refused_before_it_is_parsed() -> N
         yamlio.load_record(too_many.encode(), "metrics.yaml")
     with pytest.raises(ConfigError, match="10,001 entries"):
         yamlio.check_size(too_many.encode(), "metrics.yaml")  # the index's fast path checks it
+
+
+def test_a_large_artifact_list_is_read_where_a_large_mapping_is_refused() -> None:
+    from xp.errors import ConfigError
+    from xp.record import yamlio
+
+    entry = "- path: {n}/" + "d" * 2000 + "\n  sha256: " + "a" * 64 + "\n  size: 1\n"
+    listing = "".join(entry.format(n=n) for n in range(2500)).encode()  # about 5 MB
+    assert len(yamlio.load_record(listing, "r:.xp/run/artifacts.yaml")) == 2500
+    with pytest.raises(ConfigError, match="4 MiB"):
+        yamlio.load_record(b"t: '" + b"x" * (5 << 20) + b"'\n", "r:.xp/run/tags.yaml")

@@ -66,6 +66,8 @@ _RISKY = re.compile(rb"[&*!]")  # only these start an anchor, an alias or a tag
 _MAX_EVENTS = 2_000_000  # a 4 MiB file of one-character items has about this many
 
 
+# Lists of files: one entry per file of a logged folder, so larger than the mappings may be.
+_LIST_FILES = (fmt.ARTIFACTS_FILE, fmt.INPUTS_FILE, fmt.MEDIA_FILE)
 # A line that starts a top-level mapping entry (not indented, not a list item or comment).
 _TOP_KEY = re.compile(rb"^[^\s#-]", re.MULTILINE)
 
@@ -73,10 +75,11 @@ _TOP_KEY = re.compile(rb"^[^\s#-]", re.MULTILINE)
 def check_size(data: bytes, source: str) -> None:
     """Refuse, before parsing, a file larger than a record file may be, or a mapping of more
     than ``MAX_ENTRIES`` entries (parsing 100,000 of them alone takes seconds)."""
-    if len(data) > fmt.MAX_RECORD_FILE:
+    limit = fmt.MAX_LIST_FILE if source.endswith(_LIST_FILES) else fmt.MAX_RECORD_FILE
+    if len(data) > limit:
         raise ConfigError(
-            f"{source}: {len(data):,} bytes, over the {fmt.MAX_RECORD_FILE >> 20} MiB xp reads"
-            " in a record file; the run was not written by xp"
+            f"{source}: {len(data):,} bytes, over the {limit >> 20} MiB xp reads"
+            " in this record file; the run was not written by xp"
         )
     if data.count(b"\n") > fmt.MAX_ENTRIES:
         entries = len(_TOP_KEY.findall(data))
