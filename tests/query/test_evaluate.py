@@ -126,7 +126,7 @@ def test_python_filters_and_sorts_agree_with_sql(repo: Path) -> None:
     assert len(rows) == 8
 
     @settings(
-        max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None
     )
     @given(where=filters)
     def same_selection(where: str) -> None:

@@ -551,10 +551,10 @@ def _equal(col: Column, op: str, value: Any, cell: Any) -> bool:
 def _like(col: Column, cell: Any, pattern: str, fold: bool) -> bool:
     """SQLite's LIKE with case_sensitive_like on (ilike: ASCII letters folded, as SQLite's
     lower() does): % any run of characters, _ one character, no escape character."""
-    if cell is _MISSING or cell is None:
+    if cell is _MISSING:
         return False
     if col.kind == "params":
-        text = values.text(cell)
+        text = values.text(cell)  # a null param's text is "null"
     elif isinstance(cell, str):
         text = cell
     else:

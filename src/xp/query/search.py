@@ -98,14 +98,16 @@ def select_runs(
     status: Sequence[str] = (),
     rebuild: bool = False,
     live: bool = True,
+    running: Sequence[RunRow] | None = None,
 ) -> Selection:
     """Runs matching the filters, sorted (newest first by default), at most ``limit`` after
-    the first ``offset``; running runs included unless ``live`` is False."""
+    the first ``offset``; running runs included unless ``live`` is False (``running``: their
+    rows read already, by a reader that follows the journals; else they are read now)."""
     if limit is not None and limit < 0:
         raise InvalidValueError(f"limit must be 0 or more, got {limit}")
     if offset < 0:
         raise InvalidValueError(f"offset must be 0 or more, got {offset}")
-    running = live_rows(repo) if live else []
+    running = ([] if not live else live_rows(repo)) if running is None else list(running)
     with open_index(repo, sync=not rebuild) as index:
         if rebuild:
             index.rebuild()

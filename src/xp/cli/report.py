@@ -1,0 +1,40 @@
+"""``xp report RUN... -o report.html``: the runs in one self-contained HTML file (charts,
+tables, code diff, images) to attach to a pull request or send by mail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from xp.cli.common import open_repo
+from xp.config import human_size
+from xp.fsutil import atomic_write
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write ('-' for stdout).",
+)
+@click.option("--title", help="The report's title [default: xp report: <run names>].")
+@click.option("--no-history", is_flag=True, help="Leave out the metric's history on the branch.")
+def report(runs: tuple[str, ...], output: Path, title: str | None, no_history: bool) -> None:
+    """Write RUNS (ids, id prefixes or names) as one HTML file: their params, metrics and
+    tags side by side, metric charts, the code diff of the first two, images and text
+    artifacts. It opens offline in any browser; the same runs give the same bytes.
+    """
+    from xp.ui.report import make_report
+
+    repo = open_repo()
+    made = make_report(repo, runs=list(runs), title=title, history=not no_history)
+    if str(output) == "-":
+        click.echo(made.html.decode("utf-8"), nl=False)
+        return
+    atomic_write(output, made.html)
+    click.echo(f"{output}: {len(made.runs)} runs, {human_size(len(made.html))}")
