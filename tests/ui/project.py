@@ -241,6 +241,7 @@ def build_project(root: Path, home: Path) -> Project:
 class XpUi:
     url: str
     proc: subprocess.Popen[str]
+    stderr: Path  # what the server wrote there (a file: a pipe nobody reads could fill up)
 
     def get(
         self, path: str, headers: dict[str, str] | None = None
@@ -264,13 +265,18 @@ class XpUi:
 def xp_ui(project: Project, *args: str) -> Iterator[XpUi]:
     """``xp ui --port 0 ARGS`` in the project, once it prints its URL; killed afterwards."""
     cmd = [sys.executable, "-m", "xp", "ui", "--port", "0", *args]
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    with spawned(cmd, cwd=project.root, env=project.env, text=True, **pipes) as proc:  # type: ignore[arg-type]
+    err = project.root.parent / f"xp-ui-{os.getpid()}-{id(cmd)}.err"
+    with (
+        open(err, "w") as stderr,
+        spawned(
+            cmd, cwd=project.root, env=project.env, text=True, stdout=subprocess.PIPE, stderr=stderr
+        ) as proc,
+    ):
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert "http://" in line, line + (proc.stderr.read() if proc.stderr else "")
+        assert "http://" in line, line + err.read_text()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
-        yield XpUi(url, proc)
+        yield XpUi(url, proc, err)
 
 
 # -- the browser ------------------------------------------------------------------------------
@@ -329,7 +335,11 @@ def wait_js(driver: Any, script: str, what: str, timeout: float = 30.0, *args: A
         except Exception:  # the page may be between two states
             return None
 
-    return wait_for(ask, what, timeout=timeout, interval=0.05)
+    try:
+        return wait_for(ask, what, timeout=timeout, interval=0.05)
+    except AssertionError:  # keep what the page looked like, for whoever reads the failure
+        screenshot(driver, "failed-" + "".join(c if c.isalnum() else "-" for c in what) + ".png")
+        raise
 
 
 def screenshot(driver: Any, name: str) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import urllib.parse
@@ -272,9 +273,7 @@ def test_it_binds_loopback_unless_told(ui_server: XpUi, ui_project: Project) -> 
     with xp_ui(ui_project, "--host", "0.0.0.0") as wide:
         wide_port = int(wide.url.rstrip("/").rsplit(":", 1)[1])
         assert _listening(wide_port) == ["00000000"]
-        assert wide.proc.stderr is not None
-        warning = wide.proc.stderr.readline()
-        assert "xp ui: warning: listening on 0.0.0.0" in warning
+        assert "xp ui: warning: listening on 0.0.0.0" in wide.stderr.read_text()
         assert wide.json("api/v1/meta")["api"] == 1  # via 127.0.0.1: a loopback name
 
 
@@ -349,11 +348,12 @@ def test_points_diff_and_history(ui_server: XpUi, ui_project: Project) -> None:
     assert "main" in json.loads(body)["error"]
 
 
-def test_live_runs_stream_and_grow(ui_project: Project) -> None:
+def test_live_runs_stream_and_grow(repo: Path) -> None:
     """A real training process: its run is listed as running, events announce its points,
     the series endpoint gives the points after the last step the page has, and when it
     ends the run is listed once, finished."""
-    with xp_ui(ui_project) as server, trainer(ui_project.root, name="live-one") as t:
+    project = Project(repo, dict(os.environ), {})
+    with xp_ui(project) as server, trainer(repo, name="live-one") as t:
         t.log(3)
         rows = wait_for(
             lambda: [

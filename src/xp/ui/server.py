@@ -452,7 +452,9 @@ class App:
         events = self.events
         if events is None:
             return json_response(request, {"error": "live updates are off", "code": "off"}, 404)
-        last = request.headers.get("last-event-id", "")
+        # where the client left off: EventSource's own reconnection sends Last-Event-ID; a
+        # page that closed its stream while hidden reopens it with ?since=
+        last = request.headers.get("last-event-id") or request.query_params.get("since", "")
         cursor = int(last) if last.isdigit() else events.cursor
 
         async def frames() -> AsyncIterator[bytes]:

@@ -62,10 +62,10 @@ export class HttpSource {
     if (!res.ok) throw new ApiError(res.status, null);
     return { text: await res.text(), truncated: res.headers.get('X-Truncated') === '1' };
   }
-  /** Server-Sent Events; returns an EventSource-like object or null. */
-  events() {
+  /** Server-Sent Events from after event `since` (all new ones when null), or null. */
+  events(since = null) {
     if (typeof EventSource === 'undefined') return null;
-    return new EventSource(this.base + 'events');
+    return new EventSource(this.base + 'events' + (since ? '?since=' + encodeURIComponent(since) : ''));
   }
 }
 

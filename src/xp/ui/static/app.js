@@ -35,7 +35,7 @@ export function start() {
     h('span', { class: 'live' }, liveDot, liveText)), main);
 
   ctx.live = new LiveFeed(source);
-  ctx.live.onStatus = (s) => { liveDot.className = 'live-dot ' + s; liveText.textContent = s === 'off' ? '' : s; };
+  ctx.live.onStatus = (s) => { liveDot.className = 'live-dot ' + s; liveText.textContent = s === 'off' || s === 'paused' ? '' : s; };
   ctx.live.onStatus(ctx.live.status);
 
   source.meta().then((m) => { ctx.meta = m; project.textContent = m.project || ''; }, () => {});

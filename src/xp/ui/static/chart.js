@@ -139,7 +139,6 @@ export class MetricChart {
   build(keepZoom) {
     const { data, series } = this.data();
     const { xMode, logY } = this.opts;
-    const prev = keepZoom && this.u ? { min: this.u.scales.x.min, max: this.u.scales.x.max } : null;
     if (this.u) { this.u.destroy(); this.u = null; }
     clear(this.plotEl);
     const fg = cssVar('--muted') || '#666';
@@ -178,7 +177,8 @@ export class MetricChart {
       if (r && this.onPick) this.onPick(r.id);
     });
     this.u.over.addEventListener('mouseleave', () => { this.tip.hidden = true; });
-    const z = this.zoom || prev;
+    // a range the user zoomed to survives new data; the automatic range grows with it
+    const z = this.zoom;
     if (keepZoom && z && Number.isFinite(z.min)) this.u.setScale('x', z);
   }
 

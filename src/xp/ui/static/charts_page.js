@@ -154,7 +154,7 @@ export function mountCharts(root, ctx, route) {
     rows = res.rows;
     state.remember(rows);
     if (!alive) return;
-    clear(side).append(h('div', { class: 'side-head' }, h('strong', {}, `${rows.length} runs`), h('a', { href: href('compare', [], { runs: ids }), class: 'link' }, 'compare →')),
+    clear(side).append(h('div', { class: 'side-head' }, h('strong', {}, `${rows.length} run${rows.length === 1 ? '' : 's'}`), h('a', { href: href('compare', [], { runs: ids }), class: 'link' }, 'compare →')),
       runSidebar(rows, hidden, (id, on) => { if (on) hidden.delete(id); else hidden.add(id); for (const c of charts.values()) c.chart.setHidden([...hidden]); }));
     const m = await ctx.source.metrics(ids);
     if (!alive) return;
