@@ -107,10 +107,10 @@ def bundle(entry: str, read: Callable[[str], str] = read_static) -> str:
     sources: dict[str, tuple[str, list[tuple[int, int]]]] = {}
 
     def visit(mod: str, stack: tuple[str, ...] = ()) -> None:
+        if mod in stack:  # modules run in order: a cycle would read exports not made yet
+            raise RuntimeError(f"import cycle {' -> '.join((*stack, mod))}")
         if mod in sources:
             return
-        if mod in stack:
-            raise RuntimeError(f"import cycle {' -> '.join((*stack, mod))}")
         text = read(mod)
         spans = comment_spans(text)
         sources[mod] = (text, spans)
