@@ -402,6 +402,8 @@ def test_the_report_opens_offline_from_a_file(
             offline.execute_script("return document.querySelectorAll('.diff-table tr.add').length")
             > 0
         )
+        history = "return document.querySelector('.history-box canvas') !== null"
+        assert offline.execute_script(history)  # the metric along the branch
         assert offline.execute_script(INJECTED) == CLEAN
         assert console_errors(offline) == []
         screenshot(offline, "report.png")

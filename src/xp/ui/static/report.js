@@ -13,6 +13,7 @@ import { renderDiff } from './diffview.js';
 import { kvTable, artifactPreview } from './run_page.js';
 import { ParCoords } from './parcoords.js';
 import { fmtTime } from './format.js';
+import { renderHistory } from './history_page.js';
 
 export async function main() {
   const source = createSource();
@@ -71,6 +72,18 @@ export async function main() {
     const pc = new ParCoords(box, { height: 300 });
     const pts = await source.points({ ids, cols: [...params.map((p) => 'params.' + p), 'metrics.' + target] });
     pc.setData({ ids: pts.run_id, axes: [...params.map((p) => ({ name: 'params.' + p, values: pts.cols['params.' + p] })), { name: 'metrics.' + target, values: pts.cols['metrics.' + target] }], highlight: new Map(rows.map((r) => [r.run_id, runColor(r.run_id)])) });
+  }
+
+  // the target metric along the first run's branch (each commit's best run)
+  const hist = data.history;
+  if (hist && hist.points.filter((x) => x.value !== null).length >= 2) {
+    const box = h('div', { class: 'history-box' });
+    page.append(h('section', { class: 'card' },
+      h('h2', {}, `History: ${hist.metric} on ${hist.branch}`),
+      h('div', { class: 'muted', style: { fontSize: '12px', margin: '4px 0 8px' } },
+        `${hist.points.length} commits, first parent; per commit the ${hist.pick} run (${hist.direction === 'min' ? 'lowest' : 'highest'}).`),
+      box));
+    renderHistory(box, hist, { height: 260 });
   }
 
   // code diff
