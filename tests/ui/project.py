@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -276,7 +277,13 @@ def xp_ui(project: Project, *args: str) -> Iterator[XpUi]:
         line = proc.stdout.readline()
         assert "http://" in line, line + err.read_text()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
-        yield XpUi(url, proc, err)
+        try:
+            yield XpUi(url, proc, err)
+        finally:  # Ctrl-C, as a user stops it (and coverage.py saves its data); then SIGKILL
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=20)
 
 
 # -- the browser ------------------------------------------------------------------------------

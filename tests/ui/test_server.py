@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.parse
@@ -418,3 +419,15 @@ def test_a_taken_port_is_one_line(ui_server: XpUi, ui_project: Project) -> None:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert err.strip().startswith(f"xp: error: port {port} on 127.0.0.1 is taken")
+
+
+def test_ctrl_c_stops_it_at_once_even_with_a_page_listening(ui_project: Project) -> None:
+    with xp_ui(ui_project) as server:
+        host, port = urllib.parse.urlsplit(server.url).netloc.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", "/api/v1/events")
+        assert conn.getresponse().readline().startswith(b"retry:")
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(timeout=20) == 130  # Ctrl-C's exit code, as every command
+        conn.close()
+    assert server.stderr.read_text().strip() == "xp: interrupted"

@@ -33,30 +33,37 @@ _KEYWORDS_BEFORE_REGEX = {"return", "typeof", "case", "do", "else", "in", "of", 
 _KEYWORDS_BEFORE_REGEX |= {"delete", "void", "throw"}
 
 
-_TOKEN_RE = re.compile(
-    r"(?P<comment>//[^\n]*|/\*[\s\S]*?(?:\*/|$))"
-    r"|(?P<string>'(?:[^'\\\n]|\\.)*'?|\"(?:[^\"\\\n]|\\.)*\"?|`(?:[^`\\]|\\[\s\S])*`?)"
-    r"|(?P<word>[\w$]+)"
-    r"|(?P<slash>/)"
-    r"|(?P<other>\S)"
-)
+_INTERESTING = re.compile(r"//|/\*|['\"`/]")
+_OPERATORS = set("(,=:[!&|?{};+-*%<>~^")
 
 
 def comment_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of every comment, skipping strings, template literals and regexes."""
+    """(start, end) of every comment, skipping strings, template literals and regexes.
+
+    Jumps from one quote or slash to the next: whether a slash starts a regular expression
+    or divides is told by the last significant character before it (an operator, or a
+    keyword such as ``return``)."""
     spans: list[tuple[int, int]] = []
-    prev = ""  # the last significant token: tells a regex literal from a division
     pos, n = 0, len(text)
-    while pos < n:
-        m = _TOKEN_RE.search(text, pos)
-        if m is None:
-            break
-        kind = m.lastgroup
-        if kind == "comment":
-            spans.append((m.start(), m.end()))
-            pos = m.end()
-        elif kind == "slash" and (prev == "" or prev in "(,=:[!&|?{};+-*%<>~^" or prev == "kw"):
-            j, in_class = m.end(), False  # a regular expression literal: skip to its end
+    while (m := _INTERESTING.search(text, pos)) is not None:
+        i, token = m.start(), m.group()
+        if token == "//":
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            spans.append((i, j))
+            pos = j
+        elif token == "/*":
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            spans.append((i, j))
+            pos = j
+        elif token != "/":  # a string or template literal
+            j = i + 1
+            while j < n and text[j] != token and not (token != "`" and text[j] == "\n"):
+                j += 2 if text[j] == "\\" else 1
+            pos = j + 1
+        elif _regex_can_start(text, i):
+            j, in_class = i + 1, False
             while j < n and text[j] != "\n":
                 if text[j] == "\\":
                     j += 2
@@ -68,17 +75,24 @@ def comment_spans(text: str) -> list[tuple[int, int]]:
                 elif text[j] == "/" and not in_class:
                     break
                 j += 1
-            pos, prev = j + 1, "/"
+            pos = j + 1
         else:
-            word = m.group()
-            if kind == "word":
-                prev = "kw" if word in _KEYWORDS_BEFORE_REGEX else "a"
-            elif kind == "string":
-                prev = "a"
-            else:
-                prev = word
-            pos = m.end()
+            pos = i + 1
     return spans
+
+
+def _regex_can_start(text: str, i: int) -> bool:
+    k = i - 1
+    while k >= 0 and text[k].isspace():
+        k -= 1
+    if k < 0 or text[k] in _OPERATORS:
+        return True
+    if text[k].isalnum() or text[k] in "_$":
+        start = k
+        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_$"):
+            start -= 1
+        return text[start : k + 1] in _KEYWORDS_BEFORE_REGEX
+    return False
 
 
 def _outside(spans: list[tuple[int, int]], pos: int) -> bool:

@@ -25,7 +25,7 @@ from xp.gitstore.catfile import read_objects
 from xp.gitstore.commit import head
 from xp.gitstore.repo import GitRepo
 from xp.gitstore.trees import read_folder
-from xp.query.diff import diff_runs, lower_is_better
+from xp.query.diff import code_changes, lower_is_better
 from xp.query.filters import ATTRIBUTES, STATUSES, Column, parse_sort, resolve_column
 from xp.query.index import RunRow
 from xp.query.live import LiveRun, LiveRuns
@@ -477,8 +477,10 @@ class Source:
         ra, rb = self.find(a), self.find(b)
         if ra.record is None or rb.record is None:
             raise InvalidValueError("a running run has no commit yet: diff it once it ends")
-        result = diff_runs(self.repo, a=ra.row.run_id, b=rb.row.run_id)
-        patch = "" if result.same else result.patch()
+        same = ra.row.commit == rb.row.commit
+        code, patch = (
+            ([], "") if same else code_changes(self.repo, a=ra.row.commit, b=rb.row.commit)
+        )
         truncated = len(patch.encode()) > MAX_PATCH
         if truncated:
             patch = patch.encode()[:MAX_PATCH].decode("utf-8", "ignore")
@@ -487,7 +489,7 @@ class Source:
         return {
             "a": ra.row.run_id,
             "b": rb.row.run_id,
-            "same": result.same,
+            "same": same,
             "truncated": truncated,
             "files": [
                 {
@@ -497,7 +499,7 @@ class Source:
                     "deleted": c.removed,
                     "binary": c.added is None,
                 }
-                for c in result.code
+                for c in code
             ],
             "patch": patch,
         }
