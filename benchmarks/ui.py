@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -200,6 +201,21 @@ def xp_ui(repo: Path, port: int) -> contextlib.AbstractContextManager[subprocess
 
 @contextlib.contextmanager
 def chromium(workdir: Path) -> Iterator[Any]:
+    """Headless Chromium with a profile and a TMPDIR of its own under /tmp: Chromium puts a
+    Unix socket in TMPDIR, and a socket path longer than 107 bytes (a deep TMPDIR, as
+    pytest's) makes it exit at start."""
+    short = Path(
+        tempfile.mkdtemp(prefix="xp-chromium-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    )
+    try:
+        with _chromium(short) as driver:
+            yield driver
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _chromium(workdir: Path) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -219,9 +235,18 @@ def chromium(workdir: Path) -> Iterator[Any]:
         f"--user-data-dir={workdir / 'chromium-profile'}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": str(workdir)})
+        driver = webdriver.Chrome(service=service, options=options)
+    except WebDriverException as exc:  # the runner shows one line: make it the message's first
+        raise RuntimeError(f"Chromium did not start: {str(exc).strip().splitlines()[0]}") from None
+    driver.set_script_timeout(120)
     try:
         yield driver
+    except WebDriverException as exc:
+        raise RuntimeError(f"Chromium: {str(exc).strip().splitlines()[0]}") from None
     finally:
         driver.quit()
 
