@@ -431,3 +431,30 @@ def test_ctrl_c_stops_it_at_once_even_with_a_page_listening(ui_project: Project)
         assert server.proc.wait(timeout=20) == 130  # Ctrl-C's exit code, as every command
         conn.close()
     assert server.stderr.read_text().strip() == "xp: interrupted"
+
+
+def test_the_table_is_answered_without_numpy_or_pandas(ui_project: Project) -> None:
+    """Start-up is what a user waits for first: the table's page, run by the app's own route,
+    loads neither (a chart's series or a run page's summary import them later)."""
+    code = (
+        "import sys, json\n"
+        "from starlette.requests import Request\n"
+        "from xp.gitstore.repo import find_repo\n"
+        "from xp.ui import server\n"
+        "app, _, _ = server.create_app(find_repo(), names={'127.0.0.1'}, port=lambda: 1)\n"
+        "scope = {'type': 'http', 'method': 'GET', 'path': '/api/v1/runs',\n"
+        "         'query_string': b'limit=100&meta=1', 'headers': []}\n"
+        "route = next(r for r in app.routes if getattr(r, 'path', '') == '/api/v1/runs')\n"
+        "page = json.loads(route.endpoint(Request(scope)).body)\n"
+        "assert app.state.table_answered.is_set()\n"
+        "print(len(page['rows']), 'numpy' in sys.modules, 'pandas' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ui_project.root,
+        env=ui_project.env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.stderr == ""
+    assert proc.stdout.split() == ["6", "False", "False"]

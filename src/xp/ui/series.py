@@ -16,12 +16,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from xp.errors import ConfigError
 from xp.record.model import parse_series
+
+if TYPE_CHECKING:  # numpy is imported by the functions: `xp ui` answers its table without it
+    import numpy as np
 
 DEFAULT_POINTS = 2000
 MAX_POINTS = 100_000
@@ -43,6 +44,7 @@ class Columns:
 def parse_tsv(data: bytes, source: str) -> Columns:
     """``series/<name>.tsv`` bytes -> columns; pandas' C reader (a million lines in ~0.3 s),
     the exact reader of ``xp.record.model`` for anything it does not take as is."""
+    import numpy as np
     import pandas as pd
 
     try:
@@ -65,6 +67,8 @@ def parse_tsv(data: bytes, source: str) -> Columns:
 
 
 def of_points(points: list[tuple[int, Any, int]]) -> Columns:
+    import numpy as np
+
     if not points:
         empty = np.zeros(0, dtype=np.int64)
         return Columns(empty, np.zeros(0, dtype=np.float64), empty)
@@ -111,6 +115,8 @@ def m4(xs: np.ndarray[Any, Any], ys: np.ndarray[Any, Any], points: int) -> np.nd
     """Indices (sorted) of the points of ``xs``/``ys`` (``xs`` ascending) to draw at most
     ~``points`` of them: per bucket of equal width in x the first, last, minimum and maximum
     finite point and the first non-finite one; a bucket of 4 or fewer points is kept whole."""
+    import numpy as np
+
     n = int(xs.shape[0])
     if points <= 0 or n <= points:
         return np.arange(n)
@@ -152,6 +158,8 @@ def m4(xs: np.ndarray[Any, Any], ys: np.ndarray[Any, Any], points: int) -> np.nd
 def ema(values: np.ndarray[Any, Any], weight: float) -> np.ndarray[Any, Any]:
     """TensorBoard's smoothing: ``last = last*w + (1-w)*v``, shown as ``last / (1 - w**n)``
     over the finite points in order; non-finite points pass through unchanged."""
+    import numpy as np
+
     out = values.astype(np.float64, copy=True)
     if weight <= 0 or out.shape[0] == 0:
         return out
@@ -184,6 +192,8 @@ def cut(cols: Columns, window: Window) -> dict[str, Any]:
     """The part of ``cols`` a chart draws: sorted by x (ties in logging order), inside the
     range plus the one point beyond each edge, thinned by ``m4``; lists ready for JSON with
     non-finite values as None ("nan") or "inf"/"-inf"."""
+    import numpy as np
+
     xs_all = cols.steps if window.x == "step" else cols.times
     order = np.argsort(xs_all, kind="stable")
     xs = xs_all[order]
@@ -219,6 +229,8 @@ def cut(cols: Columns, window: Window) -> dict[str, Any]:
 
 def json_values(values: np.ndarray[Any, Any]) -> list[Any]:
     """Floats for strict JSON: NaN -> None, infinities -> "inf" / "-inf"."""
+    import numpy as np
+
     out: list[Any] = values.tolist()
     if not np.isfinite(values).all():
         for i in np.flatnonzero(~np.isfinite(values)).tolist():
@@ -229,6 +241,8 @@ def json_values(values: np.ndarray[Any, Any]) -> list[Any]:
 
 def summary(cols: Columns, lower_is_better: bool) -> dict[str, Any]:
     """count, first/last step, last value (MLflow's rule), min, max, best and its step."""
+    import numpy as np
+
     if not len(cols):
         return {"count": 0}
     order = np.argsort(cols.steps, kind="stable")

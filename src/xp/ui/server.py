@@ -276,6 +276,7 @@ class App:
         self.source = source
         self.events = events
         self.stopping = stopping
+        self.table_answered = threading.Event()  # then the chart's imports may start
         self.static = load_static()
 
     def routes(self) -> list[Route]:
@@ -353,7 +354,7 @@ class App:
         ids = _list(request, "ids")
         if ids:
             return self.source.runs_by_id(ids)
-        return self.source.runs(
+        page = self.source.runs(
             q=request.query_params.get("q", ""),
             sort=_list(request, "sort"),
             group=request.query_params.get("group", ""),
@@ -362,6 +363,8 @@ class App:
             with_meta=request.query_params.get("meta") == "1",
             varying=request.query_params.get("varying") == "1",
         )
+        self.table_answered.set()
+        return page
 
     def series(self, request: Request) -> Any:
         points = _int(request, "points", DEFAULT_POINTS)
@@ -500,6 +503,7 @@ def create_app(
     stopping = threading.Event()
     app = App(source, events, stopping)
     starlette = Starlette(routes=app.routes())
+    starlette.state.table_answered = app.table_answered
     starlette.add_middleware(Guard, names=names, port=port)
     return starlette, watcher, stopping
 
@@ -576,7 +580,9 @@ def serve(
     server = _Server(config)
     if watcher is not None:
         watcher.start()
-    threading.Thread(target=_warm_up, name="xp-ui-warm", daemon=True).start()
+    threading.Thread(
+        target=_warm_up, args=(app.state.table_answered,), name="xp-ui-warm", daemon=True
+    ).start()
     try:
         server.run(sockets=[sock])
     finally:
@@ -585,7 +591,10 @@ def serve(
             watcher.stop()
 
 
-def _warm_up() -> None:
-    """Import what the first chart needs while the first page loads."""
+def _warm_up(table_answered: threading.Event) -> None:
+    """Import what the first chart needs once the first page of the table is out (or after a
+    few seconds without one): earlier, the imports would hold the GIL while it is computed."""
+    table_answered.wait(timeout=5)
     with contextlib.suppress(ImportError):
+        import numpy  # noqa: F401
         import pandas  # noqa: F401
