@@ -311,6 +311,7 @@ def test_series_downsampled_without_losing_the_spike(ui_server: XpUi, ui_project
         ("f1", [1, 1, 1]),
         ("loss", [300, 300, 300]),
     ]
+    assert ui_server.json(f"api/v1/metrics?runs={many}") == metrics  # counted once, kept
     for bad in (
         "series",
         "series?runs=x&x=wall",

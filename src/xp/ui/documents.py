@@ -101,6 +101,7 @@ class Source:
         self.live = live
         self.live_lock = threading.Lock()
         self.series = SeriesCache()
+        self._counts: dict[tuple[str, str], int] = {}  # (commit, metric) -> points; blobs stay
         self.version = 0  # bumped when runs appear, change or go
         self._passes = _Lru()
 
@@ -388,16 +389,24 @@ class Source:
                     for key, s in found.live.series.items():
                         counts[key] = 1 if len(s) == 1 and s.steps[0] == 0 else len(s)
             else:
-                wanted = {_blob_name(found.row.commit, k): k for k in found.series_keys}
-                for name, data in read_objects(self.repo, list(wanted)):
-                    if data is not None:
-                        counts[wanted[name]] = max(1, data.count(b"\n") - 1)
+                counts = self._point_counts(found.row.commit, found.series_keys)
                 for key in found.row.values:
                     if key.startswith("metrics.") and key[8:] not in counts:
                         counts[key[8:]] = 1
             for key, n in counts.items():
                 names.setdefault(key, {})[found.row.run_id] = n
         return {"metrics": [{"name": k, "runs": names[k]} for k in sorted(names)]}
+
+    def _point_counts(self, commit: str, keys: Iterable[str]) -> dict[str, int]:
+        """Points of each recorded series of a commit, counted once (reading its blob)."""
+        wanted = {_blob_name(commit, k): k for k in keys if (commit, k) not in self._counts}
+        if wanted:
+            if len(self._counts) > 1_000_000:
+                self._counts.clear()
+            for name, data in read_objects(self.repo, list(wanted)):
+                if data is not None:
+                    self._counts[(commit, wanted[name])] = max(1, data.count(b"\n") - 1)
+        return {k: n for k in keys if (n := self._counts.get((commit, k))) is not None}
 
     def series_of(
         self, ids: Sequence[str], metrics: Sequence[str], window: Window

@@ -150,13 +150,15 @@ export function mountCharts(root, ctx, route) {
   }
 
   (async () => {
+    const metricsAsked = ctx.source.metrics(ids); // both at once: one round trip less
+    metricsAsked.catch(() => {}); // (awaited below; no unhandled rejection meanwhile)
     const res = await ctx.source.runs({ ids });
     rows = res.rows;
     state.remember(rows);
     if (!alive) return;
     clear(side).append(h('div', { class: 'side-head' }, h('strong', {}, `${rows.length} run${rows.length === 1 ? '' : 's'}`), h('a', { href: href('compare', [], { runs: ids }), class: 'link' }, 'compare →')),
       runSidebar(rows, hidden, (id, on) => { if (on) hidden.delete(id); else hidden.add(id); for (const c of charts.values()) c.chart.setHidden([...hidden]); }));
-    const m = await ctx.source.metrics(ids);
+    const m = await metricsAsked;
     if (!alive) return;
     const series = m.metrics.filter((x) => Object.values(x.runs).some((c) => c > 1));
     const single = m.metrics.filter((x) => !series.includes(x));
