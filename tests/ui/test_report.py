@@ -70,6 +70,26 @@ def test_a_report_is_one_deterministic_file(ui_project: Project, tmp_path: Path)
     assert "default-src 'none'" in csp.group(1)
 
 
+def test_a_filter_chooses_the_runs(ui_project: Project, tmp_path: Path) -> None:
+    out = tmp_path / "cnn.html"
+    where = "params.model = 'cnn'"
+    done = xp(ui_project, "report", "gamma", "--where", where, "-s", "metrics.acc", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    names = [r["name"] for r in blob(out.read_text())["runs"]]  # type: ignore[index]
+    assert names == ["gamma", "beta", "alpha"]  # named first, then the filter's in its order
+    done = xp(ui_project, "report", "-w", where, "-n", "1", "-o", str(out))
+    assert [r["name"] for r in blob(out.read_text())["runs"]] == ["beta"]  # type: ignore[index]
+    for bad, says in (
+        ("params.model = 'none'", "xp: error: no run to report: name runs, or a --where"),
+        ("metrics.acc >", "xp: error: "),
+    ):
+        done = xp(ui_project, "report", "-w", bad, "-o", str(tmp_path / "bad.html"))
+        assert done.returncode == 1
+        assert done.stderr.startswith(says)
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.html").exists()
+
+
 def test_hostile_values_cannot_leave_the_data_element(ui_project: Project, tmp_path: Path) -> None:
     out = tmp_path / "hostile.html"
     done = xp(ui_project, "report", HOSTILE_ID, "alpha", "-o", str(out), "--title", "</title><b>")

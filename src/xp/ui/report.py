@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xp.errors import InvalidValueError, XPError
+from xp.errors import InvalidValueError, RunNotFoundError, XPError
 from xp.gitstore.repo import GitRepo
+from xp.query.search import select_runs
 from xp.ui import artifacts as art
 from xp.ui.bundle import bundle, read_static
 from xp.ui.documents import Source
@@ -162,12 +163,25 @@ def render(data: dict[str, Any]) -> bytes:
 def make_report(
     repo: GitRepo,
     *,
-    runs: Sequence[str],
+    runs: Sequence[str] = (),
+    where: str | None = None,
+    sort: Sequence[str] = (),
+    limit: int = 10,
     title: str | None = None,
     diff: bool = True,
     history: bool = True,
 ) -> Report:
-    """The report of ``runs`` (ids, prefixes, names: what ``xp show`` resolves)."""
+    """The report of ``runs`` (ids, prefixes, names: what ``xp show`` resolves), then of the
+    recorded runs ``where`` selects (``xp show --where``, in ``sort`` order, at most
+    ``limit``): a report shows finished work, so running runs are left out."""
+    chosen = list(runs)
+    if where is not None or not chosen:
+        selection = select_runs(repo, where=where, sort=sort, limit=limit, live=False)
+        chosen += [r.run_id for r in selection.rows if r.run_id not in chosen]
+    if not chosen:
+        raise RunNotFoundError(
+            "no run to report: name runs, or a --where filter that matches some (see `xp show`)"
+        )
     source = Source(repo)
-    data = build_data(source, runs, title=title, diff=diff, history=history)
+    data = build_data(source, chosen, title=title, diff=diff, history=history)
     return Report(render(data), [r["run_id"] for r in data["runs"]])
