@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 
 
@@ -59,4 +60,4 @@ def plot(
     )
     path = output or Path(re.sub(r"[^\w.-]+", "_", metric) + ".png")
     save(fig, path)
-    click.echo(str(path))
+    render.echo(str(path))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from xp.cli import render
 from xp.cli.common import open_repo
 from xp.config import human_size
 from xp.fsutil import atomic_write
@@ -74,7 +75,7 @@ def report(
         history=not no_history,
     )
     if str(output) == "-":
-        click.echo(made.html.decode("utf-8"), nl=False)
+        render.echo(made.html.decode("utf-8"), nl=False, exact=True)
         return
     atomic_write(output, made.html)
-    click.echo(f"{output}: {len(made.runs)} runs, {human_size(len(made.html))}")
+    render.echo(f"{output}: {len(made.runs)} runs, {human_size(len(made.html))}")

@@ -7,6 +7,7 @@ import threading
 
 import click
 
+from xp.cli import render
 from xp.errors import missing_extra
 from xp.gitstore.repo import find_repo
 
@@ -55,14 +56,14 @@ def ui(
     bound = sock.getsockname()[1]
     url = f"http://{server.display_name(host)}:{bound}/"
     if host not in server.LOOPBACK:
-        click.echo(
+        render.echo(
             f"xp ui: warning: listening on {host}: anyone who can reach this machine on port"
             f" {bound} can read every run, param and artifact of this repository",
             err=True,
         )
 
     def ready() -> None:
-        click.echo(f"xp ui: {repo.worktree.name} at {url} (Ctrl-C to stop)")
+        render.echo(f"xp ui: {repo.worktree.name} at {url} (Ctrl-C to stop)")
         if open_browser:
             import webbrowser
 
