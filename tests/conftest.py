@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import S3Server, Team, fsck, git, moto_server, xp_main
+from tests.ui.project import Project, XpUi, build_project, xp_ui
 
 pytest_plugins = ["tests.plugin"]  # opt-in markers (slow, browser, framework) and coverage
 
@@ -144,3 +145,22 @@ def s3(_moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3
     server = S3Server(_moto_server, bucket)
     server.fs().mkdir(bucket)  # type: ignore[attr-defined]
     return server
+
+
+@pytest.fixture(scope="module")
+def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """A repository with runs of every kind the UI shows, hostile ones included
+    (tests/ui/project.py), shared by a test module; fsck'd afterwards."""
+    base = tmp_path_factory.mktemp("ui")
+    home = base / "home"
+    home.mkdir()
+    project = build_project(base / "proj", home)
+    yield project
+    fsck(project.root)
+
+
+@pytest.fixture(scope="module")
+def ui_server(ui_project: Project) -> Iterator[XpUi]:
+    """``xp ui`` serving ``ui_project`` on a free port, for a test module."""
+    with xp_ui(ui_project) as server:
+        yield server

@@ -77,7 +77,25 @@ class UnsafePathError(InvalidValueError):
 
 
 class QueryError(InputError):
-    """A filter or sort expression that does not parse or names no column."""
+    """A filter or sort expression that does not parse or names no column.
+
+    Besides the one-line message it says where (so a search box can mark the spot):
+    ``position`` is the 0-based offset of the bad ``token`` in the filter, in code points
+    (None when the error has no place), and ``suggestions`` are texts that could replace it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        position: int | None = None,
+        token: str | None = None,
+        suggestions: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.position = position
+        self.token = token
+        self.suggestions = suggestions
 
 
 class ConfigError(XPError):

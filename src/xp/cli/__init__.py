@@ -51,6 +51,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ci": ("xp.cli.ci", "ci", "Pull-request check: reproduce the branch's best run, compare."),
     "bundle": ("xp.cli.bundle", "bundle", "Runs and artifacts in one file, for offline machines."),
     "verify": ("xp.cli.verify", "verify", "Check a model's or run's signed provenance chain."),
+    "ui": ("xp.cli.ui", "ui", "Browse runs in a local web app: charts, compare, live runs."),
+    "report": ("xp.cli.report", "report", "Write runs as one self-contained HTML file."),
+    "plot": ("xp.cli.plot", "plot", "Plot a metric of runs to PNG or SVG (matplotlib)."),
 }
 
 

@@ -96,15 +96,7 @@ def duration(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def json_safe(value: Any) -> Any:
-    """Strict JSON: NaN becomes null and infinities the strings "inf" / "-inf"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else values.text(value)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+json_safe = values.json_safe  # strict JSON, shared with the UI's documents
 
 
 def to_json(data: Any) -> str:

@@ -110,37 +110,43 @@ def replay(data: bytes) -> RunState:
         raise ValueError("journal has no header")
     state = RunState(header=RunHeader.from_json(json.loads(lines[0][2:])))
     for raw in lines[1:]:
-        kind, _, rest = raw.partition("\t")
-        try:
-            if kind == "M":
-                key, value, step, ts = rest.split("\t")
-                num = float(value)
-                val = int(value) if value.lstrip("-").isdigit() else num
-                state.points.append((key, val, int(step), float(ts)))
-            elif kind == "P":
-                k, v = json.loads(rest)
-                state.params[k] = v
-            elif kind == "T":
-                k, v = json.loads(rest)
-                state.tags[k] = v
-            elif kind == "A":
-                entry = FileEntry.from_dict(json.loads(rest))
-                state.artifacts[entry.path] = entry
-            elif kind == "I":
-                entry = FileEntry.from_dict(json.loads(rest))
-                state.inputs[entry.path] = entry
-            elif kind == "G":
-                media = MediaEntry.from_dict(json.loads(rest), "journal")
-                state.media[media.path] = media
-            elif kind == "U":
-                changes = json.loads(rest)
-                if isinstance(changes, dict):
-                    state.header.apply(changes)
-            elif kind == "E":
-                state.end = json.loads(rest)
-        except (ValueError, TypeError, KeyError, ConfigError):
-            continue  # a damaged line loses that value, not the run
+        apply_line(state, raw)
     return state
+
+
+def apply_line(state: RunState, raw: str) -> None:
+    """Apply one complete journal line after the header (``replay``, and readers that follow
+    a live journal as it grows)."""
+    kind, _, rest = raw.partition("\t")
+    try:
+        if kind == "M":
+            key, value, step, ts = rest.split("\t")
+            num = float(value)
+            val = int(value) if value.lstrip("-").isdigit() else num
+            state.points.append((key, val, int(step), float(ts)))
+        elif kind == "P":
+            k, v = json.loads(rest)
+            state.params[k] = v
+        elif kind == "T":
+            k, v = json.loads(rest)
+            state.tags[k] = v
+        elif kind == "A":
+            entry = FileEntry.from_dict(json.loads(rest))
+            state.artifacts[entry.path] = entry
+        elif kind == "I":
+            entry = FileEntry.from_dict(json.loads(rest))
+            state.inputs[entry.path] = entry
+        elif kind == "G":
+            media = MediaEntry.from_dict(json.loads(rest), "journal")
+            state.media[media.path] = media
+        elif kind == "U":
+            changes = json.loads(rest)
+            if isinstance(changes, dict):
+                state.header.apply(changes)
+        elif kind == "E":
+            state.end = json.loads(rest)
+    except (ValueError, TypeError, KeyError, ConfigError):
+        return  # a damaged line loses that value, not the run
 
 
 def _lock_if_unowned(path: Path, how: int) -> int | None:
@@ -155,6 +161,29 @@ def _lock_if_unowned(path: Path, how: int) -> int | None:
         os.close(fd)  # alive: its writer holds the lock
         return None
     return fd
+
+
+def flocked_inodes() -> set[int] | None:
+    """Inodes of files some process holds an ``flock`` on (Linux's ``/proc/locks``), or None
+    where the kernel does not say.
+
+    How a reader (``xp show``, ``xp ui``) tells a live journal from an orphaned one without
+    taking its lock: even a shared probe lock would make a concurrent ``xp recover``'s
+    exclusive one fail, and that recovery would be skipped.
+    """
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    found: set[int] = set()
+    for entry in text.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 3416 fe:00:1234 0 EOF"; waiters are marked "->"
+        parts = entry.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK":
+            with contextlib.suppress(ValueError):
+                found.add(int(parts[5].rsplit(":", 1)[-1]))
+    return found
 
 
 def dead_journals(journal_dir: Path) -> Iterator[tuple[Path, int]]:
