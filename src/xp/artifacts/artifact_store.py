@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from xp.artifacts import cache
 from xp.artifacts.remotes import RemoteSpec, get_remote
-from xp.errors import CorruptObjectError, RemoteError, XPError
+from xp.errors import CorruptObjectError, RemoteError, XPError, missing_module
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem  # type: ignore[import-untyped]
@@ -87,7 +87,10 @@ class ArtifactStore:
         return self._root
 
     def _open(self) -> tuple[AbstractFileSystem, str]:
-        from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+        try:
+            from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+        except ModuleNotFoundError as exc:
+            raise missing_module(exc) or exc from None
 
         options: dict[str, Any] = dict(self.spec.options)
         if self.protocol.startswith("s3"):
@@ -123,7 +126,7 @@ class ArtifactStore:
             raise
         except ImportError as exc:
             raise RemoteError(
-                f"{where}: {exc}; install the fsspec package for it (pip install 'git-xp[s3]')"
+                f'{where}: {exc}; install the fsspec package for it (pip install "git-xp[s3]")'
             ) from None
         except PermissionError as exc:
             raise RemoteError(

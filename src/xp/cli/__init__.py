@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from xp.errors import InvalidValueError, XPError
+from xp.errors import InvalidValueError, XPError, missing_module
 
 # command -> (module, function, short help). Keep in step with docs/cli.md.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -117,6 +117,12 @@ class LazyGroup(click.Group):
             raise click.exceptions.Exit(130) from None
         except BrokenPipeError:
             raise click.exceptions.Exit(1) from None
+        except ModuleNotFoundError as exc:
+            # An optional extra that is not installed: name the pip command, not a traceback.
+            missing = missing_module(exc)
+            if missing is None:
+                raise InternalError(f"{type(exc).__name__}: {exc}") from exc
+            raise UserError.of(missing) from None
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise
