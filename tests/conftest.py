@@ -81,7 +81,8 @@ def _no_leftover_runs() -> Iterator[None]:
 
 @pytest.fixture
 def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
-    """Clone a sets up the project (store configured and committed) and pushes; b clones."""
+    """Clone a sets up the project (store configured and committed) and pushes; b clones; both
+    ran `xp init` (refspecs and the pre-push hook)."""
     bare = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     a = tmp_path / "a"
@@ -97,9 +98,12 @@ def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
     assert code == 0, err
     git(a, "add", ".xp/config.yaml")
     git(a, "commit", "-qm", "xp config")
-    git(a, "push", "-q", "origin", "main")
+    git(a, "push", "-q", "-u", "origin", "main")
     b = tmp_path / "b"
     git(tmp_path, "clone", "-q", str(bare), b.name)
+    for clone in (a, b):  # set up as a team that has used xp a while (the hooks included)
+        code, _out, err = xp_main("init", cwd=clone)
+        assert code == 0, err
     monkeypatch.chdir(a)
     yield Team(bare, a, b, store)
     for path in (a, b, bare):

@@ -200,7 +200,7 @@ def test_plain_git_push_uploads_artifacts_and_checkout_materialises(
     (repo / "outputs" / "model.bin").write_bytes(payload)
     with xp.start_run(name="shared") as run:
         xp.log_artifact("outputs/model.bin")
-    proc = _git(repo, "push", "origin")  # plain git push: branch + runs + artifacts
+    proc = _git(repo, "push", "origin", "main")  # git push of a branch: + runs + artifacts
     assert "uploaded 1 artifact objects" in proc.stderr
     assert len([p for p in store.rglob("*") if p.is_file()]) == 1
     # clone B: plain fetch brings the run; checking out a branch made from it puts the file back
@@ -232,7 +232,7 @@ def test_pre_push_with_the_artifact_remote_down_aborts(repo: Path, tmp_path: Pat
     (repo / "m.bin").write_bytes(b"m" * 100)
     with xp.start_run():
         xp.log_artifact("m.bin")
-    proc = _git(repo, "push", "origin", ok=False)
+    proc = _git(repo, "push", "origin", "main", ok=False)
     assert proc.returncode != 0
     assert "push stopped" in proc.stderr
     assert proc.stderr.count("xp:") == 1

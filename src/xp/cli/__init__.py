@@ -19,6 +19,11 @@ from xp.errors import InvalidValueError, XPError, missing_module
 # command -> (module, function, short help). Keep in step with docs/cli.md.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("xp.cli.init", "init", "Set up xp in this git repository."),
+    "doctor": (
+        "xp.cli.doctor",
+        "doctor",
+        "Check this clone is set up to share runs.",
+    ),
     "commit": ("xp.cli.commit", "commit", "Record the workspace as a run."),
     "recover": ("xp.cli.recover", "recover", "Commit runs whose process died as 'crashed'."),
     "demo": ("xp.cli.demo", "demo", "Make a demo project and record a few runs in it."),

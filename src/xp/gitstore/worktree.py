@@ -106,3 +106,8 @@ def checkout_clean(wt: GitRepo, commit: str) -> None:
     (untracked and ignored files a previous command left) removed."""
     wt.git("checkout", "-q", "-f", "--detach", commit)
     wt.git("clean", "-ffdxq")
+
+
+def is_tracked(repo: GitRepo, path: str) -> bool:
+    """Whether ``path`` (relative to the work tree) is in git's index."""
+    return repo.git("ls-files", "--error-unmatch", "--", path, check=False).returncode == 0

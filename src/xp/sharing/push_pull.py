@@ -244,6 +244,9 @@ def fetch_objects(
 # -- git refs ------------------------------------------------------------------------------
 
 
+PUSHING_RUNS_ENV = "XP_PUSHING_RUNS"  # set on xp's own pushes of runs: the pre-push hook rests
+
+
 def pick_git_remote(repo: GitRepo, name: str | None) -> str:
     """``name`` if the repository has that git remote; else origin, or the only remote."""
     remotes = git_remote.names(repo)
@@ -291,7 +294,8 @@ def _unpublished(repo: GitRepo, remote: str, selected: dict[RunRef, str]) -> lis
 
 def push_refs(repo: GitRepo, remote: str, refspecs: list[str], result: PushResult) -> None:
     """Push ``refspecs``, counting each destination ref as pushed, up to date or rejected."""
-    for row in git_remote.push(repo, remote, refspecs):
+    # xp push uploads the artifacts itself: the pre-push hook need not look again.
+    for row in git_remote.push(repo, remote, refspecs, env={PUSHING_RUNS_ENV: "1"}):
         if row.up_to_date:
             result.up_to_date += 1
         elif row.rejected:
