@@ -13,7 +13,7 @@ from xp.errors import ConfigError
 from xp.gitstore.repo import GitRepo
 from xp.record import yamlio
 
-DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+DEFAULT_MAX_FILE_SIZE = 10 * 1000 * 1000  # 10MB: decimal, as the template writes it
 
 TEMPLATE = f"""\
 # xp project settings: commit this file so collaborators share them. See docs/config.md.
@@ -53,10 +53,18 @@ def parse_size(value: object, source: str = "max_file_size") -> int:
 
 
 def human_size(n: float) -> str:
-    """Bytes for humans in the units ``parse_size`` reads (decimal: 1 kB = 1000 bytes)."""
+    """Bytes for humans in the units ``parse_size`` reads: decimal (1 kB = 1000 bytes), or
+    binary (KiB, MiB, ...) for a whole number of them that is no round decimal figure, so a
+    limit written as ``10MiB`` reads back as 10 MiB, not 10.5 MB."""
+    if isinstance(n, int) and n >= 1024:
+        for power, unit in ((4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
+            if n % 1024**power == 0 and n % 1000**power != 0:
+                return f"{n // 1024**power} {unit}"
     for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        if unit == "B" and abs(n) < 1000:
+            return f"{n:.0f} B"
+        if abs(n) < 999.95 or unit == "TB":
+            return f"{n:.1f}".removesuffix(".0") + f" {unit}"
         n /= 1000
     return f"{n:.1f} TB"  # pragma: no cover
 

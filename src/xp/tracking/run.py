@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -14,7 +15,7 @@ from typing import Any
 from xp import format as fmt
 from xp import fsutil
 from xp.artifacts import cache
-from xp.config import ProjectConfig, load_config
+from xp.config import ProjectConfig, human_size, load_config
 from xp.errors import InvalidValueError, ParamChangedError, RunEndedError, XPError
 from xp.gitstore import commit as gitcommit
 from xp.gitstore.objects import ObjectWriter
@@ -187,6 +188,7 @@ class Run:
             self.baseline = head.commit
             header.tree = snap.tree
             header.skipped = list(snap.skipped)
+            _say_skipped(snap.skipped, self.config.max_file_size)
             header.baseline = head.commit
             header.branch = head.branch
             header.dirty = (
@@ -705,3 +707,16 @@ class Run:
         for part in parts:
             part.unlink(missing_ok=True)
         return self.commit
+
+
+def _say_skipped(skipped: tuple[tuple[str, int], ...], limit: int) -> None:
+    """Say on stderr which files the snapshot left out: a script's run has no caller that
+    would print it, and a warning only inside meta.yaml is one nobody reads (a third
+    exception to "the library never prints", with the flusher and the at-exit handler)."""
+    for path, size in skipped:
+        sys.stderr.write(
+            f"xp: warning: {path} is {human_size(size)}, over max_file_size"
+            f" ({human_size(limit)} in {fmt.CONFIG_PATH}): it is not in the run's snapshot;"
+            f" log it as an artifact (xp.log_artifact({path!r}) or"
+            f" `xp commit --artifact {path}`), or raise max_file_size\n"
+        )
