@@ -59,12 +59,12 @@ def human_size(n: float) -> str:
     if isinstance(n, int) and n >= 1024:
         for power, unit in ((4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
             if n % 1024**power == 0 and n % 1000**power != 0:
-                return f"{n // 1024**power} {unit}"
+                return f"{n / 1024**power:.1f} {unit}"
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if unit == "B" and abs(n) < 1000:
             return f"{n:.0f} B"
         if abs(n) < 999.95 or unit == "TB":
-            return f"{n:.1f}".removesuffix(".0") + f" {unit}"
+            return f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"  # pragma: no cover
 

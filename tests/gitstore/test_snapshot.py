@@ -68,7 +68,7 @@ def test_large_files_are_left_out_with_a_warning(
     with xp.start_run() as run:
         pass
     said = capsys.readouterr().err  # said when the run starts, not only inside meta.yaml
-    assert "xp: warning: big.bin is 2 kB, over max_file_size (1 kB" in said
+    assert "xp: warning: big.bin is 2.0 kB, over max_file_size (1.0 kB" in said
     assert "log_artifact('big.bin')" in said
     names = git(repo, "ls-tree", "-r", "--name-only", f"refs/xp/runs/{run.id}").split()
     assert "small.bin" in names

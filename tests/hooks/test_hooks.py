@@ -109,7 +109,7 @@ def test_pre_commit_refuses_large_files_and_bad_params(repo: Path) -> None:
     _git(repo, "add", "big.bin")
     proc = _git(repo, "commit", "-qm", "big", ok=False)
     assert proc.returncode != 0
-    assert "big.bin is 5 kB, over the 1 kB limit" in proc.stderr
+    assert "big.bin is 5.0 kB, over the 1.0 kB limit" in proc.stderr
     assert "log_artifact" in proc.stderr
     assert "{path}" not in proc.stderr
     # The default limit is the template's 10MB, said in the unit it is written in.
@@ -117,12 +117,12 @@ def test_pre_commit_refuses_large_files_and_bad_params(repo: Path) -> None:
     (repo / "big.bin").write_bytes(b"x" * 10_000_001)
     _git(repo, "add", "big.bin")
     proc = _git(repo, "commit", "-qm", "big", ok=False)
-    assert "big.bin is 10 MB, over the 10 MB limit" in proc.stderr
+    assert "big.bin is 10.0 MB, over the 10.0 MB limit" in proc.stderr
     (repo / ".xp" / "config.yaml").write_text("hooks:\n  max_file_size: 10MiB\n")
     (repo / "big.bin").write_bytes(b"x" * (10 * 2**20 + 1))
     _git(repo, "add", "big.bin")
     proc = _git(repo, "commit", "-qm", "big", ok=False)
-    assert "over the 10 MiB limit" in proc.stderr
+    assert "over the 10.0 MiB limit" in proc.stderr
     _git(repo, "reset", "-q", "big.bin")
     (repo / "params.yaml").write_text("lr: [0.1\n")
     _git(repo, "add", "params.yaml")

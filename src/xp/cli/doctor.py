@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from xp.cli import render
 from xp.gitstore.repo import find_repo
 from xp.hooks.clone_setup import doctor as check_clone
 
@@ -14,8 +15,8 @@ def doctor() -> None:
     missing, with the command that fixes it."""
     findings = check_clone(find_repo())
     if not findings:
-        click.echo("ok: runs, artifacts and registry tags travel with git fetch and git push.")
+        render.echo("ok: runs, artifacts and registry tags travel with git fetch and git push.")
         return
     for finding in findings:
-        click.echo(f"- {finding.problem}\n  fix: {finding.fix}")
+        render.echo(f"- {finding.problem}\n  fix: {finding.fix}")
     raise SystemExit(1)

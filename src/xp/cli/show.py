@@ -243,11 +243,7 @@ def _print_table(
     value_cols: list[str],
 ) -> None:
     n_attr = len(attrs)
-    name_at = attrs.index("name") if "name" in attrs else -1
-    rows = [
-        [render.clip_middle(c) if i == name_at else render.clip(c) for i, c in enumerate(r)]
-        for r in rows
-    ]
+    rows = [[render.clip(c) for c in r] for r in rows]
     # A long param name over a short value: shortened in the middle to the values' width
     # (at least 12 cells), so learning_rate_schedule_warmup_steps costs no 35 columns.
     headers = [

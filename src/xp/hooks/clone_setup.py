@@ -17,6 +17,7 @@ from pathlib import Path
 
 from xp import format as fmt
 from xp.errors import XPError
+from xp.gitstore import remote as git_remote
 from xp.gitstore import worktree
 from xp.gitstore.repo import GitRepo
 from xp.hooks import install as githooks
@@ -70,8 +71,8 @@ def set_up_clone(repo: GitRepo) -> list[str]:
     """
     if _marker(repo).exists() or not (repo.worktree / fmt.CONFIG_PATH).is_file():
         return []
-    if not worktree.is_tracked(repo, fmt.CONFIG_PATH):
-        return []
+    if not worktree.is_tracked(repo, fmt.CONFIG_PATH) or not git_remote.names(repo):
+        return []  # not a project yet, or nothing to share with (a remote added later counts)
     try:
         changes = init_clone(repo).changes
     except XPError as exc:
