@@ -10,7 +10,7 @@ from xp.cli.common import open_repo
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
-    from xp.execution.sweep import SweepResult
+    from xp.execution.sweep import Point, SweepResult
 
 
 def _sink(kind: str, data: bytes) -> None:
@@ -135,6 +135,19 @@ def _sweep(
         sys.exit(1)
 
 
+def _recorded(point: Point, key: str) -> str:
+    """The value the run recorded for a swept key (what the script saw, after any casting or
+    defaults of its own), and the -p value beside it when the two differ."""
+    value = point.values[key]
+    asked = f"'{value}'" if isinstance(value, str) else render.number(value, None)
+    params = point.result.params if point.result else {}
+    if key not in params:
+        return render.number(value, None)
+    got = params[key]
+    same = got == value and type(got) is type(value)
+    return render.number(got, None) if same else f"{render.number(got, None)} (-p {asked})"
+
+
 def _sweep_table(result: SweepResult) -> str:
     """One row per point: the run, its status, the swept values, its metrics."""
     from xp.execution.sweep import SWEEP_TAG
@@ -149,7 +162,7 @@ def _sweep_table(result: SweepResult) -> str:
                 str(p.index + 1),
                 r.run_id if r else "-",
                 p.status,
-                *(str(p.values[k]) for k in result.keys),
+                *(_recorded(p, k) for k in result.keys),
                 *(
                     (render.number(r.metrics[m], 4) if r and m in r.metrics else "-")
                     for m in metrics
