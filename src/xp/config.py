@@ -83,6 +83,8 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...] | None] = {
     "hooks": dict,
     "models": dict,
     "alerts": dict,
+    "system_metrics": None,  # checked by _flag
+    "system_metrics_interval": None,  # checked by _seconds
 }
 _TYPE_NAMES = {int: "a number", str: "text", list: "a list", dict: "a mapping"}
 
