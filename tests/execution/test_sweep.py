@@ -196,7 +196,7 @@ p = yaml.safe_load(open("params.yaml"))
 for i in range(30):
     print(f"line {i}")
 if p["lr"] == 0.2:
-    print("Traceback: lr 0.2 diverged", file=sys.stderr)
+    print("Traceback: lr 0.2 diverged")  # stdout: its place in the log is certain
     sys.exit(3)
 """
 
