@@ -228,7 +228,12 @@ class Run:
         """Environment for a child process whose ``xp.start_run()`` should log into this run."""
         with self._io_lock:
             self._journal()  # a crash of this process must leave something to merge into
-        return {"XP_RUN_ID": self.id, "XP_JOURNAL_DIR": str(self.journal_dir)}
+        return {
+            "XP_RUN_ID": self.id,
+            "XP_JOURNAL_DIR": str(self.journal_dir),
+            # a nested run the script starts belongs to this run's experiment
+            "XP_RUN_EXPERIMENT": self.state.header.experiment,
+        }
 
     @property
     def ref(self) -> str:
