@@ -111,3 +111,17 @@ def checkout_clean(wt: GitRepo, commit: str) -> None:
 def is_tracked(repo: GitRepo, path: str) -> bool:
     """Whether ``path`` (relative to the work tree) is in git's index."""
     return repo.git("ls-files", "--error-unmatch", "--", path, check=False).returncode == 0
+
+
+def ignored(repo: GitRepo, paths: list[str]) -> list[str]:
+    """Those of ``paths`` (relative to the work tree) that git ignores; one ``git`` call."""
+    if not paths:
+        return []
+    proc = repo.git(
+        "check-ignore",
+        "--stdin",
+        "-z",
+        input=b"\0".join(os.fsencode(p) for p in paths) + b"\0",
+        check=False,
+    )
+    return [os.fsdecode(p) for p in proc.stdout.split(b"\0") if p]

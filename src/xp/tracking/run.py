@@ -28,7 +28,7 @@ from xp.record.journal import PART, SUFFIX, Journal, RunState, flusher, line, me
 from xp.record.media import MediaEntry, media_path
 from xp.record.model import FileEntry, RunRecord, format_number
 from xp.record.names import auto_name
-from xp.tracking import media
+from xp.tracking import media, reads
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -197,6 +197,7 @@ class Run:
             journal_path = journal_dir / f"{self.id}{SUFFIX}"
         self.journal_dir = journal_dir
         self.state = RunState(header=header)
+        reads.watch(self.repo.worktree)
         self._keys: set[str] = set()
         self._next_step: dict[str, int] = {}
         self._events: list[str] = []
@@ -671,6 +672,24 @@ class Run:
             flusher.unregister(self)
             self._close_journal(remove=True)
 
+    def _hint_reads(self) -> None:
+        """Name, once per clone, the ignored files this run read and did not record."""
+        read = reads.unwatch(self.repo.worktree)
+        if not read:
+            return
+        recorded = set(self.config.data) | set(self.state.inputs)
+        recorded |= {a.source for a in self.state.artifacts.values() if a.source}
+        try:
+            missed = reads.unrecorded_ignored(self.repo, read, recorded)
+        except (XPError, OSError):
+            return  # a hint must never cost a run
+        for path in missed:
+            sys.stderr.write(
+                f"xp: hint: this run read {path}, which git ignores and the run does not"
+                f" record: list it under data: in {fmt.CONFIG_PATH} (or xp.log_input({path!r}))"
+                " so runs say which data they used and sweeps and reproductions get it\n"
+            )
+
     def finish(self, status: str = "finished", end_time: float | None = None) -> str:
         """Commit the run; on failure the journal stays so ``xp recover`` can finish the job.
 
@@ -686,6 +705,7 @@ class Run:
             return self.commit
         self.stop_system_metrics()  # its last sample lands in this run
         self.status = status
+        self._hint_reads()
         flusher.unregister(self)
         end = time.time() if end_time is None else float(end_time)
         self._events.append(line("E", {"status": status, "end_time": end}))
