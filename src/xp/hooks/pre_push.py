@@ -131,7 +131,10 @@ def send_runs(
     refspecs: list[str] = []
     carried = ((RunRef.prefix(), bool(runs)), (fmt.MONITORING_PREFIX, True), (fmt.NOTES_REF, True))
     for prefix, wanted in carried:
-        refs = list(list_refs(repo.common_dir, prefix)) if wanted else []
+        # list_refs walks folders: refs/notes/xp is a ref, not a folder, so ask its parent
+        folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/"
+        refs = [r for r in list_refs(repo.common_dir, folder) if r.startswith(prefix)]
+        refs = refs if wanted else []
         if not refs:
             continue
         if any(name.startswith(prefix) for name in outer):
@@ -145,11 +148,14 @@ def send_runs(
     ]
     if not refspecs:
         return
+    stop: list[str] = []
     for row in git_remote.push(repo, remote, refspecs, env={NESTED: "1"}):
         if row.up_to_date:
             continue
         if row.rejected:
             result.rejected.append((row.ref, row.reason))
+            if not row.ref.startswith("refs/tags/"):
+                stop.append(f"{row.ref} ({row.reason})")
         elif row.ref.startswith(fmt.MONITORING_PREFIX):
             result.chains += 1
         elif row.ref.startswith(fmt.NOTES_REF):
@@ -158,6 +164,13 @@ def send_runs(
             result.tags += 1
         else:
             result.runs += 1
+    if stop:
+        # as a configured refspec would: git says so and the push fails (notes from another
+        # clone are not a fast-forward of ours until fetched)
+        raise HookError(
+            f"push stopped: {remote} refused {', '.join(stop)}; run `git fetch {remote}`"
+            " (xp merges annotations), then push again"
+        )
 
 
 def pre_push(
