@@ -173,7 +173,8 @@ def test_thirty_runs_fifteen_params_at_80_columns_show_what_differs(repo: Path) 
 
 
 def test_one_row_keeps_its_metrics_at_80_columns(repo: Path) -> None:
-    make_run("only", {f"p{j}": j for j in range(15)}, {"accuracy": 0.9, "loss": 0.1})
+    params: dict[str, object] = {f"p{j}": j for j in range(15)}
+    make_run("only", params, {"accuracy": 0.9, "loss": 0.1})
     header = cli("show", width=80).stdout.splitlines()[0].split()
     assert "accuracy" in header
     assert "loss" in header
