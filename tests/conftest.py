@@ -81,7 +81,8 @@ def _no_leftover_runs() -> Iterator[None]:
 
 @pytest.fixture
 def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
-    """Clone a sets up the project (store configured and committed) and pushes; b clones."""
+    """Clone a sets up the project (store configured and committed, `xp init`) and pushes;
+    b clones."""
     bare = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     a = tmp_path / "a"
@@ -97,9 +98,15 @@ def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
     assert code == 0, err
     git(a, "add", ".xp/config.yaml")
     git(a, "commit", "-qm", "xp config")
-    git(a, "push", "-q", "origin", "main")
+    git(a, "push", "-q", "-u", "origin", "main")
     b = tmp_path / "b"
     git(tmp_path, "clone", "-q", str(bare), b.name)
+    code, _out, err = xp_main("init", cwd=a)  # a: refspecs and the pre-push hook
+    assert code == 0, err
+    # b stays a clone as git made it (no refspecs, no hooks), marked as offered the setup of
+    # a first xp command (tests/hooks/test_clone_setup.py tests that on fresh clones).
+    (b / ".git" / "xp").mkdir(parents=True, exist_ok=True)
+    (b / ".git" / "xp" / "clone-setup").write_text("left as git made it\n")
     monkeypatch.chdir(a)
     yield Team(bare, a, b, store)
     for path in (a, b, bare):

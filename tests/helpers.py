@@ -189,9 +189,16 @@ def xp_subprocess(
 
 
 def one_line_error(code: int, err: str) -> str:
-    """Assert the CLI failed with one ``xp: error:`` line and no traceback; return it."""
+    """Assert the CLI failed with one ``xp: error:`` line and no traceback; return it.
+
+    The one-time line of a fresh clone's first command (``xp: set up this clone ...``,
+    hooks/clone_setup.py) may come before it: it is news, not part of the error."""
     assert code == 1, err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [
+        line
+        for line in err.splitlines()
+        if line.strip() and not line.startswith("xp: set up this clone")
+    ]
     assert len(lines) == 1, err
     assert lines[0].startswith("xp: error: "), err
     assert "Traceback" not in err

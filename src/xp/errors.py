@@ -232,6 +232,26 @@ class MissingDependencyError(XPError):
     """An optional extra is not installed; the message names the pip command."""
 
 
+# Optional modules -> (the extra that installs them, what needs them).
+EXTRAS: dict[str, tuple[str, str]] = {
+    "fsspec": ("s3", "an s3:// or other fsspec artifact remote"),
+    "s3fs": ("s3", "an s3:// artifact remote"),
+    "botocore": ("s3", "an s3:// artifact remote"),
+    "aiobotocore": ("s3", "an s3:// artifact remote"),
+    "pyarrow": ("parquet", "reading Parquet"),
+    "sklearn": ("demo", "the demo project"),
+}
+
+
+def missing_module(exc: ModuleNotFoundError) -> MissingDependencyError | None:
+    """The error naming the extra for an optional module that failed to import, if it is one."""
+    top = (exc.name or "").partition(".")[0]
+    if top not in EXTRAS:
+        return None
+    extra, what = EXTRAS[top]
+    return missing_extra(top, extra, what)
+
+
 def missing_extra(module: str, extra: str, what: str) -> MissingDependencyError:
     """The error for an optional dependency that failed to import."""
     return MissingDependencyError(

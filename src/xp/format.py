@@ -179,3 +179,7 @@ def validate_key(key: object, what: str = "key") -> str:
             " rename it, e.g. 'train/loss'"
         )
     return key
+
+
+# The tag a nested run gets naming its parent's id (docs/format.md, reserved names).
+PARENT_TAG = "xp.parent"

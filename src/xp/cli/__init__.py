@@ -14,11 +14,16 @@ from typing import Any
 
 import click
 
-from xp.errors import InvalidValueError, XPError
+from xp.errors import InvalidValueError, XPError, missing_module
 
 # command -> (module, function, short help). Keep in step with docs/cli.md.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("xp.cli.init", "init", "Set up xp in this git repository."),
+    "doctor": (
+        "xp.cli.doctor",
+        "doctor",
+        "Check this clone is set up to share runs.",
+    ),
     "commit": ("xp.cli.commit", "commit", "Record the workspace as a run."),
     "recover": ("xp.cli.recover", "recover", "Commit runs whose process died as 'crashed'."),
     "demo": ("xp.cli.demo", "demo", "Make a demo project and record a few runs in it."),
@@ -117,6 +122,12 @@ class LazyGroup(click.Group):
             raise click.exceptions.Exit(130) from None
         except BrokenPipeError:
             raise click.exceptions.Exit(1) from None
+        except ModuleNotFoundError as exc:
+            # An optional extra that is not installed: name the pip command, not a traceback.
+            missing = missing_module(exc)
+            if missing is None:
+                raise InternalError(f"{type(exc).__name__}: {exc}") from exc
+            raise UserError.of(missing) from None
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise

@@ -61,6 +61,7 @@ _ALIASES = {
     "user_id": "user",
 }
 STATUSES = (*fmt.STATUSES, "invalid")
+PARENT_NAMES = ("parent", "parent_id", "parent_run_id")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def resolve_column(
         attr = _ALIASES.get(text.lower(), text.lower())
         if attr in ATTRIBUTES:
             return Column("attr", attr)
+        if attr in PARENT_NAMES:  # a nested run's parent: its xp.parent tag
+            return Column("tags", fmt.PARENT_TAG)
         found = [f"{k}.{text}" for k in ("params", "metrics", "tags") if f"{k}.{text}" in known]
         if len(found) == 1:
             kind, _, key = found[0].partition(".")

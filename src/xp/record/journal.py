@@ -249,6 +249,12 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
         if state.header.auto_name and not part.header.auto_name:
             state.header.name = part.header.name
             state.header.auto_name = False
+        # The script's start_run(experiment=, description=) under `xp run` (whose own -e / -m
+        # win when given): the part's header carries them.
+        if state.header.experiment == "default" and part.header.experiment != "default":
+            state.header.experiment = part.header.experiment
+        if state.header.message is None and part.header.message is not None:
+            state.header.message = part.header.message
         merged.append(path)
     return merged
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -14,7 +15,7 @@ from typing import Any
 from xp import format as fmt
 from xp import fsutil
 from xp.artifacts import cache
-from xp.config import ProjectConfig, load_config
+from xp.config import ProjectConfig, human_size, load_config
 from xp.errors import InvalidValueError, ParamChangedError, RunEndedError, XPError
 from xp.gitstore import commit as gitcommit
 from xp.gitstore.objects import ObjectWriter
@@ -27,7 +28,7 @@ from xp.record.journal import PART, SUFFIX, Journal, RunState, flusher, line, me
 from xp.record.media import MediaEntry, media_path
 from xp.record.model import FileEntry, RunRecord, format_number
 from xp.record.names import auto_name
-from xp.tracking import media
+from xp.tracking import media, reads
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -187,6 +188,7 @@ class Run:
             self.baseline = head.commit
             header.tree = snap.tree
             header.skipped = list(snap.skipped)
+            _say_skipped(snap.skipped, self.config.max_file_size)
             header.baseline = head.commit
             header.branch = head.branch
             header.dirty = (
@@ -195,6 +197,7 @@ class Run:
             journal_path = journal_dir / f"{self.id}{SUFFIX}"
         self.journal_dir = journal_dir
         self.state = RunState(header=header)
+        reads.watch(self.repo.worktree)
         self._keys: set[str] = set()
         self._next_step: dict[str, int] = {}
         self._events: list[str] = []
@@ -226,7 +229,12 @@ class Run:
         """Environment for a child process whose ``xp.start_run()`` should log into this run."""
         with self._io_lock:
             self._journal()  # a crash of this process must leave something to merge into
-        return {"XP_RUN_ID": self.id, "XP_JOURNAL_DIR": str(self.journal_dir)}
+        return {
+            "XP_RUN_ID": self.id,
+            "XP_JOURNAL_DIR": str(self.journal_dir),
+            # a nested run the script starts belongs to this run's experiment
+            "XP_RUN_EXPERIMENT": self.state.header.experiment,
+        }
 
     @property
     def ref(self) -> str:
@@ -664,6 +672,24 @@ class Run:
             flusher.unregister(self)
             self._close_journal(remove=True)
 
+    def _hint_reads(self) -> None:
+        """Name, once per clone, the ignored files this run read and did not record."""
+        read = reads.unwatch(self.repo.worktree)
+        if not read:
+            return
+        recorded = set(self.config.data) | set(self.state.inputs)
+        recorded |= {a.source for a in self.state.artifacts.values() if a.source}
+        try:
+            missed = reads.unrecorded_ignored(self.repo, read, recorded)
+        except (XPError, OSError):
+            return  # a hint must never cost a run
+        for path in missed:
+            sys.stderr.write(
+                f"xp: hint: this run read {path}, which git ignores and the run does not"
+                f" record: list it under data: in {fmt.CONFIG_PATH} (or xp.log_input({path!r}))"
+                " so runs say which data they used and sweeps and reproductions get it\n"
+            )
+
     def finish(self, status: str = "finished", end_time: float | None = None) -> str:
         """Commit the run; on failure the journal stays so ``xp recover`` can finish the job.
 
@@ -679,6 +705,7 @@ class Run:
             return self.commit
         self.stop_system_metrics()  # its last sample lands in this run
         self.status = status
+        self._hint_reads()
         flusher.unregister(self)
         end = time.time() if end_time is None else float(end_time)
         self._events.append(line("E", {"status": status, "end_time": end}))
@@ -705,3 +732,16 @@ class Run:
         for part in parts:
             part.unlink(missing_ok=True)
         return self.commit
+
+
+def _say_skipped(skipped: tuple[tuple[str, int], ...], limit: int) -> None:
+    """Say on stderr which files the snapshot left out: a script's run has no caller that
+    would print it, and a warning only inside meta.yaml is one nobody reads (a third
+    exception to "the library never prints", with the flusher and the at-exit handler)."""
+    for path, size in skipped:
+        sys.stderr.write(
+            f"xp: warning: {path} is {human_size(size)}, over max_file_size"
+            f" ({human_size(limit)} in {fmt.CONFIG_PATH}): it is not in the run's snapshot;"
+            f" log it as an artifact (xp.log_artifact({path!r}) or"
+            f" `xp commit --artifact {path}`), or raise max_file_size\n"
+        )
