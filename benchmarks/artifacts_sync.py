@@ -126,7 +126,9 @@ def xp_side(ctx: Context) -> dict[str, float]:
         fs.mkdir("bench")
         xp(repo, "remote", "add", "s3", "s3://bench/xp", "--endpoint-url", endpoint)
         git(repo, "commit", "-q", "-am", "s3 remote")
-        git(repo, "push", "-q", "origin2", "main")
+        # --no-verify: the branch alone; the pre-push hook would send the runs, and xp push
+        # below is what is measured sending them
+        git(repo, "push", "-q", "--no-verify", "origin2", "main")
         out["push_s3"] = xp(repo, "push", "origin2", "--store", "s3", env=env)
         out["noop_s3"] = xp(repo, "push", "origin2", "--store", "s3", env=env)
         fresh = ctx.workdir / "c"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import S3Server, SmallDisk, Team, fsck, git, moto_server, xp_main
+from tests.ui.project import Project, XpUi, build_project, xp_ui
 
 pytest_plugins = ["tests.plugin"]  # opt-in markers (slow, browser, framework) and coverage
 
@@ -85,7 +86,8 @@ def _no_leftover_runs() -> Iterator[None]:
 
 @pytest.fixture
 def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
-    """Clone a sets up the project (store configured and committed) and pushes; b clones."""
+    """Clone a sets up the project (store configured and committed, `xp init`) and pushes;
+    b clones."""
     bare = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     a = tmp_path / "a"
@@ -101,9 +103,15 @@ def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
     assert code == 0, err
     git(a, "add", ".xp/config.yaml")
     git(a, "commit", "-qm", "xp config")
-    git(a, "push", "-q", "origin", "main")
+    git(a, "push", "-q", "-u", "origin", "main")
     b = tmp_path / "b"
     git(tmp_path, "clone", "-q", str(bare), b.name)
+    code, _out, err = xp_main("init", cwd=a)  # a: refspecs and the pre-push hook
+    assert code == 0, err
+    # b stays a clone as git made it (no refspecs, no hooks), marked as offered the setup of
+    # a first xp command (tests/hooks/test_clone_setup.py tests that on fresh clones).
+    (b / ".git" / "xp").mkdir(parents=True, exist_ok=True)
+    (b / ".git" / "xp" / "clone-setup").write_text("left as git made it\n")
     monkeypatch.chdir(a)
     yield Team(bare, a, b, store)
     for path in (a, b, bare):
@@ -183,3 +191,22 @@ def small_disk_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     finally:
         monkeypatch.chdir(tmp_path)
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """A repository with runs of every kind the UI shows, hostile ones included
+    (tests/ui/project.py), shared by a test module; fsck'd afterwards."""
+    base = tmp_path_factory.mktemp("ui")
+    home = base / "home"
+    home.mkdir()
+    project = build_project(base / "proj", home)
+    yield project
+    fsck(project.root)
+
+
+@pytest.fixture(scope="module")
+def ui_server(ui_project: Project) -> Iterator[XpUi]:
+    """``xp ui`` serving ``ui_project`` on a free port, for a test module."""
+    with xp_ui(ui_project) as server:
+        yield server

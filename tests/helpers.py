@@ -189,9 +189,16 @@ def xp_subprocess(
 
 
 def one_line_error(code: int, err: str) -> str:
-    """Assert the CLI failed with one ``xp: error:`` line and no traceback; return it."""
+    """Assert the CLI failed with one ``xp: error:`` line and no traceback; return it.
+
+    The one-time line of a fresh clone's first command (``xp: set up this clone ...``,
+    hooks/clone_setup.py) may come before it: it is news, not part of the error."""
     assert code == 1, err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [
+        line
+        for line in err.splitlines()
+        if line.strip() and not line.startswith("xp: set up this clone")
+    ]
     assert len(lines) == 1, err
     assert lines[0].startswith("xp: error: "), err
     assert "Traceback" not in err
@@ -326,3 +333,72 @@ class SmallDisk:
 
     def free(self) -> None:
         self.filler.unlink(missing_ok=True)
+
+
+TRAINER = """
+import json, sys, xp
+spec = json.loads(sys.argv[1])
+run = xp.start_run(name=spec.get("name"), experiment=spec.get("experiment"),
+                   params=spec.get("params"), tags=spec.get("tags"))
+print(run.id, flush=True)
+step = 0
+for line in sys.stdin:
+    word, _, arg = line.strip().partition(" ")
+    if word == "log":
+        for _ in range(int(arg)):
+            xp.log_metric("loss", 1.0 / (step + 1), step=step)
+            xp.log_metric("acc", step / (step + 1.0), step=step)
+            step += 1
+    elif word == "tag":
+        key, _, value = arg.partition("=")
+        xp.set_tag(key, value)
+    elif word == "end":
+        break
+    print("ok", flush=True)
+xp.end_run()
+print("done", flush=True)
+"""
+
+
+@dataclass
+class Trainer:
+    """A training process that logs when told (``log N`` points of loss and acc per call)
+    and keeps its run live until ``end()``: a real live run with a real journal."""
+
+    proc: subprocess.Popen[str]
+    run_id: str
+    journal: Path
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        assert answer in ("ok", "done"), answer
+
+    def log(self, points: int) -> None:
+        self.send(f"log {points}")
+
+    def end(self) -> None:
+        self.send("end")
+        self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0
+
+
+@contextlib.contextmanager
+def trainer(root: Path, **spec: object) -> Iterator[Trainer]:
+    """A ``Trainer`` in repository ``root`` (spec: name, experiment, params, tags); killed
+    with its session on the way out."""
+    import json
+
+    script = root.parent / f"trainer-{root.name}.py"
+    script.write_text(TRAINER)
+    cmd = [sys.executable, str(script), json.dumps(spec)]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with spawned(cmd, cwd=root, text=True, **pipes) as proc:  # type: ignore[arg-type]
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id, proc.stderr.read() if proc.stderr else ""
+        journal = root / ".git" / "xp" / "journal" / f"{run_id}.journal"
+        yield Trainer(proc, run_id, journal)

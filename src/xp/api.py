@@ -17,6 +17,7 @@ from xp.gitstore.repo import find_repo
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
     from xp.production.alerts import CheckResult
     from xp.production.observe import Observation
@@ -362,3 +363,24 @@ def check_models(
     from xp.production.alerts import check
 
     return check(find_repo(path), name=name, since=since, aggregate=aggregate, webhook=webhook)
+
+
+def plot(
+    runs: str | Sequence[str],
+    metric: str,
+    *,
+    x: str = "step",
+    smooth: float = 0.0,
+    log_y: bool = False,
+    title: str | None = None,
+    path: PathLike = None,
+) -> Figure:
+    """A matplotlib figure of ``metric`` for ``runs`` (ids, prefixes or names) against ``x``
+    (``step``, ``time`` or ``relative``); ``smooth`` is TensorBoard's EMA weight. In a notebook
+    the returned figure shows inline; ``fig.savefig("loss.png")`` writes it."""
+    from xp.ui.plot import plot as make_plot
+
+    specs = [runs] if isinstance(runs, str) else list(runs)
+    return make_plot(
+        find_repo(path), runs=specs, metric=metric, x=x, smooth=smooth, log_y=log_y, title=title
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from xp.errors import ConfigError
 from xp.gitstore.repo import GitRepo
 from xp.record import yamlio
 
-DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+DEFAULT_MAX_FILE_SIZE = 10 * 1000 * 1000  # 10MB: decimal, as the template writes it
 
 TEMPLATE = f"""\
 # xp project settings: commit this file so collaborators share them. See docs/config.md.
@@ -52,12 +53,73 @@ def parse_size(value: object, source: str = "max_file_size") -> int:
 
 
 def human_size(n: float) -> str:
-    """Bytes for humans in the units ``parse_size`` reads (decimal: 1 kB = 1000 bytes)."""
+    """Bytes for humans in the units ``parse_size`` reads: decimal (1 kB = 1000 bytes), or
+    binary (KiB, MiB, ...) for a whole number of them that is no round decimal figure, so a
+    limit written as ``10MiB`` reads back as 10 MiB, not 10.5 MB."""
+    if isinstance(n, int) and n >= 1024:
+        for power, unit in ((4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
+            if n % 1024**power == 0 and n % 1000**power != 0:
+                return f"{n / 1024**power:.1f} {unit}"
     for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        if unit == "B" and abs(n) < 1000:
+            return f"{n:.0f} B"
+        if abs(n) < 999.95 or unit == "TB":
+            return f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"  # pragma: no cover
+
+
+# Every top-level key xp reads, and the type its value must have (None: checked where used).
+KNOWN_KEYS: dict[str, type | tuple[type, ...] | None] = {
+    "format": int,
+    "params": (list, str),
+    "metrics": (list, str),
+    "artifacts": (list, str),
+    "data": (list, str),
+    "max_file_size": (int, str),
+    "remotes": dict,
+    "default_remote": str,
+    "cache": dict,
+    "hooks": dict,
+    "models": dict,
+    "alerts": dict,
+    "system_metrics": None,  # checked by _flag
+    "system_metrics_interval": None,  # checked by _seconds
+}
+_TYPE_NAMES = {int: "a number", str: "text", list: "a list", dict: "a mapping"}
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'params'?)`` for a near miss, else empty."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_raw(raw: dict[str, Any]) -> list[str]:
+    """One line per problem of a parsed config: unknown keys (with a did-you-mean) and types.
+    The format version is checked on load (a newer format is an error, not a warning)."""
+    problems = []
+    for key, value in raw.items():
+        if key not in KNOWN_KEYS:
+            hint = did_you_mean(str(key), list(KNOWN_KEYS))
+            problems.append(f"{fmt.CONFIG_PATH}: unknown key {key!r}{hint}; xp ignores it")
+            continue
+        want = KNOWN_KEYS[key]
+        if want is None or value is None or isinstance(value, bool):
+            continue
+        if not isinstance(value, want):
+            kinds = want if isinstance(want, tuple) else (want,)
+            names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            problems.append(f"{fmt.CONFIG_PATH}: {key!r} must be {names}, not {value!r}")
+    return problems
+
+
+def validate(repo: GitRepo) -> list[str]:
+    """The config's problems that do not stop xp (unknown keys), one line each."""
+    try:
+        return load_config(repo).warnings
+    except ConfigError:
+        return []  # load_config's error says it
 
 
 @dataclass(frozen=True)
@@ -70,6 +132,7 @@ class ProjectConfig:
     system_metrics: bool = False  # sample CPU, memory, disk, network, GPUs into system/
     system_metrics_interval: float = 10.0  # seconds between samples
     raw: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # unknown keys, said once per command
 
 
 def _paths(raw: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -113,6 +176,20 @@ def _load_config(repo: GitRepo) -> ProjectConfig:
     raw = yamlio.load(data, fmt.CONFIG_PATH) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{fmt.CONFIG_PATH} must be a mapping of settings; see docs/config.md")
+    version = raw.get("format", fmt.FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError(
+            f"{fmt.CONFIG_PATH}: format must be a whole number like 1, not {version!r}"
+        )
+    if version > fmt.FORMAT_VERSION:
+        raise ConfigError(
+            f"{fmt.CONFIG_PATH} is format {version}, newer than this xp reads"
+            f" ({fmt.FORMAT_VERSION}); upgrade xp: pip install -U git-xp"
+        )
+    problems = check_raw(raw)
+    wrong_type = [p for p in problems if "unknown key" not in p]
+    if wrong_type:
+        raise ConfigError(wrong_type[0] + "; fix the file (docs/config.md)")
     return ProjectConfig(
         params=_paths(raw, "params", ProjectConfig.params),
         metrics=_paths(raw, "metrics", ProjectConfig.metrics),
@@ -124,6 +201,7 @@ def _load_config(repo: GitRepo) -> ProjectConfig:
         system_metrics=_flag(raw, "system_metrics"),
         system_metrics_interval=_seconds(raw, "system_metrics_interval", 10.0),
         raw=raw,
+        warnings=problems,
     )
 
 

@@ -79,7 +79,25 @@ class UnsafePathError(InvalidValueError):
 
 
 class QueryError(InputError):
-    """A filter or sort expression that does not parse or names no column."""
+    """A filter or sort expression that does not parse or names no column.
+
+    Besides the one-line message it says where (so a search box can mark the spot):
+    ``position`` is the 0-based offset of the bad ``token`` in the filter, in code points
+    (None when the error has no place), and ``suggestions`` are texts that could replace it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        position: int | None = None,
+        token: str | None = None,
+        suggestions: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.position = position
+        self.token = token
+        self.suggestions = suggestions
 
 
 class ConfigError(XPError):
@@ -224,6 +242,26 @@ class BundleError(XPError):
 
 class MissingDependencyError(XPError):
     """An optional extra is not installed; the message names the pip command."""
+
+
+# Optional modules -> (the extra that installs them, what needs them).
+EXTRAS: dict[str, tuple[str, str]] = {
+    "fsspec": ("s3", "an s3:// or other fsspec artifact remote"),
+    "s3fs": ("s3", "an s3:// artifact remote"),
+    "botocore": ("s3", "an s3:// artifact remote"),
+    "aiobotocore": ("s3", "an s3:// artifact remote"),
+    "pyarrow": ("parquet", "reading Parquet"),
+    "sklearn": ("demo", "the demo project"),
+}
+
+
+def missing_module(exc: ModuleNotFoundError) -> MissingDependencyError | None:
+    """The error naming the extra for an optional module that failed to import, if it is one."""
+    top = (exc.name or "").partition(".")[0]
+    if top not in EXTRAS:
+        return None
+    extra, what = EXTRAS[top]
+    return missing_extra(top, extra, what)
 
 
 def missing_extra(module: str, extra: str, what: str) -> MissingDependencyError:

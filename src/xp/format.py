@@ -267,3 +267,7 @@ def escape_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+# The tag a nested run gets naming its parent's id (docs/format.md, reserved names).
+PARENT_TAG = "xp.parent"

@@ -401,3 +401,50 @@ def test_s3_defaults_bound_what_a_stall_costs(team: Team, s3: S3Server) -> None:
     finally:
         logging.getLogger("asyncio").removeHandler(handler)
     assert stream.getvalue() == ""
+
+
+def _without(tmp_path: Path, *modules: str) -> dict[str, str]:
+    """An environment where ``modules`` are not installed: a folder first on the path holds
+    packages that fail to import the way a missing one does."""
+    shadow = tmp_path / "shadow"
+    for module in modules:
+        (shadow / module).mkdir(parents=True)
+        (shadow / module / "__init__.py").write_text(
+            f"raise ModuleNotFoundError(\"No module named '{module}'\", name={module!r})\n"
+        )
+    return {**os.environ, "PYTHONPATH": f"{shadow}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def test_s3_remote_without_the_s3_extra_names_the_pip_command(repo: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = _without(tmp_path, "fsspec", "s3fs")
+    add = subprocess.run(
+        [sys.executable, "-m", "xp", "remote", "add", "s3", "s3://bucket/xp", "--default"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = one_line_error(add.returncode, add.stderr)
+    assert 'pip install "git-xp[s3]"' in line, line
+    # A colleague's committed config names the S3 remote; their first push says the same.
+    cfg = repo / ".xp" / "config.yaml"
+    cfg.parent.mkdir(exist_ok=True)
+    cfg.write_text("remotes:\n  s3:\n    url: s3://bucket/xp\ndefault_remote: s3\n")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    log_run(repo, {"model.bin": b"weights"})
+    push = subprocess.run(
+        [sys.executable, "-m", "xp", "push"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = one_line_error(push.returncode, push.stderr)
+    assert 'pip install "git-xp[s3]"' in line, line

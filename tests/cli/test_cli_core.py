@@ -141,16 +141,13 @@ def test_init_is_idempotent_and_undoable(repo: Path, tmp_path: Path) -> None:
     first = invoke("init")
     assert first.exit_code == 0
     assert (repo / ".xp" / "config.yaml").exists()
+    assert "installed pre-push" in first.stdout
     after_first = (repo / ".git" / "config").read_text()
     second = invoke("init")
     assert "nothing changed" in second.stdout
     assert (repo / ".git" / "config").read_text() == after_first
-    assert git(repo, "config", "--get-all", "remote.origin.push").split() == [
-        "HEAD",
-        "refs/xp/runs/*:refs/xp/runs/*",
-        "refs/xp/monitoring/*:refs/xp/monitoring/*",
-        "refs/notes/xp*:refs/notes/xp*",
-    ]
+    # No push refspec: git alone decides which branches `git push` sends (push.default).
+    assert "remote.origin.push" not in git(repo, "config", "--list")
     assert git(repo, "config", "--get-all", "remote.origin.fetch").split() == [
         "+refs/heads/*:refs/remotes/origin/*",
         "+refs/xp/runs/*:refs/xp/remotes/origin/runs/*",
@@ -167,22 +164,30 @@ def test_init_is_idempotent_and_undoable(repo: Path, tmp_path: Path) -> None:
     assert config_before.count("[remote") == 1
 
 
-def test_init_keeps_an_existing_push_setup(repo: Path, tmp_path: Path) -> None:
+def test_init_keeps_an_existing_push_setup_and_removes_the_old_xp_one(
+    repo: Path, tmp_path: Path
+) -> None:
     git(tmp_path, "init", "-q", "--bare", "remote.git")
     git(repo, "remote", "add", "origin", str(tmp_path / "remote.git"))
     git(repo, "config", "remote.origin.push", "refs/heads/main:refs/heads/main")
     invoke("init")
     assert git(repo, "config", "--get-all", "remote.origin.push").split() == [
-        "refs/heads/main:refs/heads/main",
-        "refs/xp/runs/*:refs/xp/runs/*",
-        "refs/xp/monitoring/*:refs/xp/monitoring/*",
-        "refs/notes/xp*:refs/notes/xp*",
+        "refs/heads/main:refs/heads/main"
     ]
     invoke("init", "--undo")
     assert git(repo, "config", "--get-all", "remote.origin.push").split() == [
         "refs/heads/main:refs/heads/main"
     ]
     assert "no git remote 'up'" in user_error(invoke("init", "--remote", "up"))
+    # What an older xp init wrote: HEAD beside its run refspecs. xp init takes it back out.
+    git(repo, "config", "--unset-all", "remote.origin.push")
+    for spec in ("HEAD", "refs/xp/runs/*:refs/xp/runs/*", "refs/notes/xp*:refs/notes/xp*"):
+        git(repo, "config", "--add", "remote.origin.push", spec)
+    git(repo, "config", "remote.origin.xp-addedpushhead", "true")
+    changed = invoke("init").stdout
+    assert "git's own rules" in changed
+    assert "remote.origin.push" not in git(repo, "config", "--list")
+    assert "xp-addedpushhead" not in git(repo, "config", "--list")
 
 
 def test_plain_git_push_and_fetch_carry_runs(repo: Path, tmp_path: Path) -> None:
@@ -191,11 +196,18 @@ def test_plain_git_push_and_fetch_carry_runs(repo: Path, tmp_path: Path) -> None
     git(repo, "remote", "add", "origin", str(remote))
     invoke("init")
     run_id = invoke("commit", "-n", "shared").stdout.split()[0]
-    git(repo, "push", "-q", "origin")
+    # git's own rule stands: plain `git push` of a branch without upstream is refused...
+    assert subprocess.run(["git", "push", "-q", "origin"], cwd=repo).returncode != 0
+    assert git(remote, "for-each-ref") == ""
+    # ...and `git push origin main` sends the branch, and the runs with it (the pre-push hook).
+    git(repo, "push", "-q", "-u", "origin", "main")
     assert git(remote, "for-each-ref", "--format=%(refname)").split() == [
         "refs/heads/main",
         f"refs/xp/runs/{run_id}",
     ]
+    second = invoke("commit", "-n", "second").stdout.split()[0]
+    git(repo, "push", "-q")  # plain push, now that main has an upstream
+    assert f"refs/xp/runs/{second}" in git(remote, "for-each-ref", "--format=%(refname)")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(remote), str(clone))
     git(
@@ -211,7 +223,7 @@ def test_plain_git_push_and_fetch_carry_runs(repo: Path, tmp_path: Path) -> None
     os.chdir(clone)
     local_id = invoke("commit", "-n", "local").stdout.split()[0]
     git(clone, "fetch", "-q", "--prune", "origin")
-    assert {r.id for r in xp.list_runs()} == {run_id, local_id}
+    assert {r.id for r in xp.list_runs()} == {run_id, second, local_id}
 
 
 def test_main_maps_errors_to_exit_codes(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,9 +56,9 @@ def test_table_newest_first_with_fixed_columns(three: list[str]) -> None:
         "created",
         "duration",
         "baseline",
-        "depth",
-        "lr",
+        "lr",  # what differs between the runs comes first
         "acc",
+        "depth",
     ]
     assert [line.split()[0] for line in lines[1:]] == three[::-1]
     assert "main" in lines[1]  # baseline: the branch
@@ -150,3 +150,62 @@ def test_empty_repo_and_rebuild(repo: Path) -> None:
 )
 def test_bad_input_is_one_line(three: list[str], args: list[str], needles: list[str]) -> None:
     one_line_error(cli("show", *args), *needles)
+
+
+def test_thirty_runs_fifteen_params_at_80_columns_show_what_differs(repo: Path) -> None:
+    for i in range(30):
+        params: dict[str, object] = {f"setting_{j:02d}": "same" for j in range(12)}
+        params.update(lr=round(0.01 * (i + 1), 2), depth=i % 5, learning_rate_warmup_steps=i * 10)
+        make_run(f"run-{i}", params, {"acc": i / 30, "loss": 1 - i / 30})
+    result = cli("show", width=80)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(render_cells(line) <= 80 for line in lines)
+    header = lines[0].split()
+    assert {"lr", "depth", "acc", "loss"} <= set(header), header
+    assert any("…" in h and h.startswith("learn") for h in header), header  # middle-shortened
+    assert not any(h.startswith("setting_") for h in header)  # the same in every run
+    assert result.stderr.startswith("+"), result.stderr  # hidden columns are counted
+    count = int(result.stderr.split()[0].lstrip("+"))
+    assert count == 12 + 3  # the 12 unchanged settings and created, duration, baseline
+    assert "--columns" in result.stderr
+    assert "--format md" in result.stderr
+
+
+def test_one_row_keeps_its_metrics_at_80_columns(repo: Path) -> None:
+    params: dict[str, object] = {f"p{j}": j for j in range(15)}
+    make_run("only", params, {"accuracy": 0.9, "loss": 0.1})
+    header = cli("show", width=80).stdout.splitlines()[0].split()
+    assert "accuracy" in header
+    assert "loss" in header
+
+
+def test_wide_characters_and_emoji_align(repo: Path) -> None:
+    make_run("学习率-实验", {"模型": "大"}, {"acc": 0.5})
+    make_run("rocket-🚀", {"模型": "小型号"}, {"acc": 0.75})
+    make_run("plain", {"模型": "x"}, {"acc": 1.0})
+    lines = cli("show", "-c", "name,模型,acc").stdout.splitlines()
+    # acc is the last, right-aligned column: every line ends in the same terminal cell.
+    assert len({render_cells(line) for line in lines}) == 1, lines
+    words = {"学习率-实验": "大", "rocket-🚀": "小型号", "plain": "x"}
+    starts = {
+        render_cells(line[: line.index(words[name], 16)])
+        for line in lines[1:]
+        for name in words
+        if name in line
+    }
+    assert len(starts) == 1, lines  # the 模型 column starts in the same cell on every row
+
+
+def test_limit_zero_says_how_many_runs_there_are(repo: Path) -> None:
+    make_run("a", {}, {})
+    result = cli("show", "-n", "0")
+    assert result.exit_code == 0
+    assert "no runs yet" not in result.stderr
+    assert "0 of 1 runs shown" in result.stderr
+
+
+def render_cells(text: str) -> int:
+    from xp.cli.render import cells
+
+    return cells(text)

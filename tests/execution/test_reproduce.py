@@ -186,3 +186,61 @@ def test_compare_lists_missing_and_new_metrics() -> None:
     ]
     ignored = compare({"t_s": 1.0}, {"t_s": 2.0}, 1e-5, 0, ignore=("*_s",))
     assert [(r.ok, r.note) for r in ignored] == [(True, "ignored")]
+
+
+def test_a_notebook_run_is_refused_with_the_way_out(repo: Path, tmp_path: Path) -> None:
+    # What a run recorded in Jupyter has as its command: the kernel's argv.
+    kernel = tmp_path / "ipykernel_launcher.py"
+    kernel.write_text("import xp\nwith xp.start_run(name='nb'):\n    xp.log_metric('acc', 1.0)\n")
+    connection = tmp_path / "kernel-4f1c.json"
+    subprocess.run([sys.executable, str(kernel), "-f", str(connection)], cwd=repo, check=True)
+    (run,) = xp.list_runs()
+    result = CliRunner().invoke(cli, ["reproduce", run.id, "--check"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "recorded in a notebook" in lines[0]
+    assert "jupyter nbconvert --to script" in lines[0]
+    assert len(xp.list_runs()) == 1  # nothing ran, nothing recorded
+
+
+SLOW = """
+import os, pathlib, time, xp
+with xp.start_run():
+    xp.log_metric("acc", 1.0)
+    if os.environ.get("READY"):
+        pathlib.Path(os.environ["READY"]).write_text("running")
+        time.sleep(120)
+"""
+
+
+def test_sigterm_to_reproduce_leaves_no_checkout_behind(repo: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from tests.helpers import spawned, wait_for
+
+    (repo / "slow.py").write_text(SLOW)
+    run_cli("run", "-n", "orig", "--", sys.executable, "slow.py")
+    original = xp.list_runs()[0].id
+    ready = tmp_path / "ready"
+    env = {**os.environ, "READY": str(ready)}
+    with spawned(
+        [sys.executable, "-m", "xp", "reproduce", original],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        wait_for(ready.exists, "the reproduction's command to run")
+        assert git(repo, "worktree", "list").count("\n") == 2  # the checkout exists now
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    assert git(repo, "worktree", "list").count("\n") == 1  # removed on the way out
+    tmp = repo / ".git" / "xp" / "tmp"
+    assert not [p for p in tmp.rglob("*") if p.is_dir() and "reproduce" in p.name]
+    statuses = {r.id: xp.get_run(r.id).status for r in xp.list_runs()}
+    assert sorted(statuses.values()) == ["finished", "killed"]

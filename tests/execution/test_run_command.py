@@ -407,3 +407,45 @@ def test_a_full_disk_leaves_the_params_file_whole(small_disk: Path) -> None:
     assert code == 0, err
     assert (root / "params.yaml").read_text() == "lr: 0.5\n" + PARAMS
     fsck(root)
+
+
+NESTED = """
+import xp
+with xp.start_run(name="outer", experiment="vision", description="try the wider net"):
+    xp.log_metric("acc", 0.5)
+    with xp.start_run(name="child", nested=True) as child:
+        xp.log_metric("acc", 0.7)
+"""
+
+
+def test_start_run_experiment_description_and_nested_runs_under_xp_run(repo: Path) -> None:
+    (repo / "train.py").write_text(NESTED)
+    result = CliRunner().invoke(cli, ["run", "--", sys.executable, "train.py"])
+    assert result.exit_code == 0, result.stderr
+    runs = {run.name: run for run in (xp.get_run(r.id) for r in xp.list_runs())}
+    outer, child = runs["outer"], runs["child"]
+    assert outer.experiment == "vision"  # the script's, not dropped by xp run
+    assert outer.meta["message"] == "try the wider net"
+    assert child.experiment == "vision"  # a nested run belongs where its parent does
+    assert child.meta["parent"] == outer.id
+    shown = CliRunner().invoke(
+        cli, ["show", "-w", f"parent = '{outer.id}'", "-f", "csv", "-c", "name"]
+    )
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:] == [f"{child.id},child"]
+    # xp run's own -e wins over the script's, and a nested run follows it too.
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "-e",
+            "cli-exp",
+            "--",
+            sys.executable,
+            "-c",
+            NESTED.replace('experiment="vision", ', ""),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    latest = [xp.get_run(r.id) for r in xp.list_runs()][:2]
+    assert {r.experiment for r in latest} == {"cli-exp"}

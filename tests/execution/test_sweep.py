@@ -188,3 +188,38 @@ def test_a_point_that_cannot_start_is_retried_then_listed_with_its_reason(repo: 
     assert "error: git worktree failed" in result.stderr
     assert xp.list_runs() == []
     admin.unlink()
+
+
+FAILING = """
+import sys, yaml
+p = yaml.safe_load(open("params.yaml"))
+for i in range(30):
+    print(f"line {i}")
+if p["lr"] == 0.2:
+    print("Traceback: lr 0.2 diverged")  # stdout: its place in the log is certain
+    sys.exit(3)
+"""
+
+
+def test_a_failed_point_and_temp_show_the_output_tail_and_the_log(repo: Path) -> None:
+    (repo / "train.py").write_text(FAILING)
+    (repo / "params.yaml").write_text("lr: 0.1\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "project")
+    command = ["--", sys.executable, "train.py"]
+    result = CliRunner().invoke(cli, ["run", "-p", "lr=0.1,0.2", *command])
+    assert result.exit_code == 1
+    err = result.stderr
+    assert "lr=0.2: failed (exit 3); its last 20 lines of output:" in err
+    assert "    Traceback: lr 0.2 diverged" in err
+    assert "    line 29" in err
+    assert "    line 10" not in err  # only the tail
+    log = next(line for line in err.splitlines() if "full output:" in line).split()[3]
+    assert "Traceback: lr 0.2 diverged" in Path(log).read_text()
+    assert "xp: lr=0.1: " not in err  # a finished point says nothing more
+    # --temp exits with the command's own code, as --help says, and shows the tail too.
+    result = CliRunner().invoke(cli, ["run", "--temp", "-p", "lr=0.2", *command])
+    assert result.exit_code == 3
+    assert "    Traceback: lr 0.2 diverged" in result.stderr
+    result = CliRunner().invoke(cli, ["run", "--temp", "-p", "lr=0.1", *command])
+    assert result.exit_code == 0

@@ -58,13 +58,18 @@ def test_autocrlf_matches_git(repo: Path) -> None:
     assert git(repo, "cat-file", "-p", blob) == "a\nb\n"
 
 
-def test_large_files_are_left_out_with_a_warning(repo: Path) -> None:
+def test_large_files_are_left_out_with_a_warning(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (repo / "big.bin").write_bytes(b"x" * 2000)
     (repo / "small.bin").write_bytes(b"x" * 10)
     (repo / ".xp").mkdir()
     (repo / ".xp" / "config.yaml").write_text("max_file_size: 1KB\n")
     with xp.start_run() as run:
         pass
+    said = capsys.readouterr().err  # said when the run starts, not only inside meta.yaml
+    assert "xp: warning: big.bin is 2.0 kB, over max_file_size (1.0 kB" in said
+    assert "log_artifact('big.bin')" in said
     names = git(repo, "ls-tree", "-r", "--name-only", f"refs/xp/runs/{run.id}").split()
     assert "small.bin" in names
     assert "big.bin" not in names

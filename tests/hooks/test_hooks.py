@@ -111,6 +111,18 @@ def test_pre_commit_refuses_large_files_and_bad_params(repo: Path) -> None:
     assert proc.returncode != 0
     assert "big.bin is 5.0 kB, over the 1.0 kB limit" in proc.stderr
     assert "log_artifact" in proc.stderr
+    assert "{path}" not in proc.stderr
+    # The default limit is the template's 10MB, said in the unit it is written in.
+    (repo / ".xp" / "config.yaml").write_text("hooks:\n  check_files: true\n")
+    (repo / "big.bin").write_bytes(b"x" * 10_000_001)
+    _git(repo, "add", "big.bin")
+    proc = _git(repo, "commit", "-qm", "big", ok=False)
+    assert "big.bin is 10.0 MB, over the 10.0 MB limit" in proc.stderr
+    (repo / ".xp" / "config.yaml").write_text("hooks:\n  max_file_size: 10MiB\n")
+    (repo / "big.bin").write_bytes(b"x" * (10 * 2**20 + 1))
+    _git(repo, "add", "big.bin")
+    proc = _git(repo, "commit", "-qm", "big", ok=False)
+    assert "over the 10.0 MiB limit" in proc.stderr
     _git(repo, "reset", "-q", "big.bin")
     (repo / "params.yaml").write_text("lr: [0.1\n")
     _git(repo, "add", "params.yaml")
@@ -200,7 +212,7 @@ def test_plain_git_push_uploads_artifacts_and_checkout_materialises(
     (repo / "outputs" / "model.bin").write_bytes(payload)
     with xp.start_run(name="shared") as run:
         xp.log_artifact("outputs/model.bin")
-    proc = _git(repo, "push", "origin")  # plain git push: branch + runs + artifacts
+    proc = _git(repo, "push", "origin", "main")  # git push of a branch: + runs + artifacts
     assert "uploaded 1 artifact objects" in proc.stderr
     assert len([p for p in store.rglob("*") if p.is_file()]) == 1
     # clone B: plain fetch brings the run; checking out a branch made from it puts the file back
@@ -232,7 +244,7 @@ def test_pre_push_with_the_artifact_remote_down_aborts(repo: Path, tmp_path: Pat
     (repo / "m.bin").write_bytes(b"m" * 100)
     with xp.start_run():
         xp.log_artifact("m.bin")
-    proc = _git(repo, "push", "origin", ok=False)
+    proc = _git(repo, "push", "origin", "main", ok=False)
     assert proc.returncode != 0
     assert "push stopped" in proc.stderr
     assert proc.stderr.count("xp:") == 1

@@ -164,3 +164,25 @@ def test_search_runs_in_a_repo_without_runs(repo: Path) -> None:
     df = xp.search_runs()
     assert df.empty
     assert "run_id" in df.columns
+
+
+@pytest.mark.parametrize(
+    ("where", "position", "token", "suggestions"),
+    [
+        ("metrics.accc > 0.9", 0, "metrics.accc", ("metrics.acc", "metrics.loss")),
+        ("params.lr > 0.1 and metrics.acc >> 1", 33, ">", ()),
+        ("status = 'finshed'", 9, "'finshed'", ("'finished'",)),
+        ("tags.team < 5", 12, "5", ()),
+        ("params.lr = 0.1 and ", 20, None, ()),
+        ("name = 'a' § 1", 11, "§", ()),
+        ("ä = 1", 0, "ä", ()),
+    ],
+)
+def test_errors_say_where_and_what_could_replace_it(
+    runs: Path, where: str, position: int, token: str | None, suggestions: tuple[str, ...]
+) -> None:
+    """A search box marks the spot (0-based code points) and offers the suggestions."""
+    with pytest.raises(QueryError) as caught:
+        names(where)
+    err = caught.value
+    assert (err.position, err.token, err.suggestions) == (position, token, suggestions)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from xp.artifacts import cache
 from xp.artifacts.remotes import RemoteSpec, get_remote
-from xp.errors import CorruptObjectError, RemoteError, XPError
+from xp.errors import CorruptObjectError, RemoteError, XPError, missing_module
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem  # type: ignore[import-untyped]
@@ -87,7 +87,10 @@ class ArtifactStore:
         return self._root
 
     def _open(self) -> tuple[AbstractFileSystem, str]:
-        from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+        try:
+            from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+        except ModuleNotFoundError as exc:
+            raise missing_module(exc) or exc from None
 
         options: dict[str, Any] = dict(self.spec.options)
         if self.protocol.startswith("s3"):
@@ -123,7 +126,7 @@ class ArtifactStore:
             raise
         except ImportError as exc:
             raise RemoteError(
-                f"{where}: {exc}; install the fsspec package for it (pip install 'git-xp[s3]')"
+                f'{where}: {exc}; install the fsspec package for it (pip install "git-xp[s3]")'
             ) from None
         except PermissionError as exc:
             raise RemoteError(
@@ -269,10 +272,11 @@ class ArtifactStore:
         return ThreadPoolExecutor(max(1, min(self.spec.jobs, n)), thread_name_prefix="xp-io")
 
     # -- transfers -----------------------------------------------------------------------
-    def upload(self, src: Path, sha: str) -> int:
-        """Send the cached object ``src``; its bytes are checked against ``sha`` on the way."""
+    def upload(self, src: Path, sha: str, on_bytes: Callable[[int], None] | None = None) -> int:
+        """Send the cached object ``src``; its bytes are checked against ``sha`` on the way.
+        ``on_bytes(n)`` as bytes go (by chunk; one call for a small object)."""
         if self.local_root is not None:
-            return self._upload_local(src, sha)
+            return self._upload_local(src, sha, on_bytes)
         fs, final = self.fs, self.object_path(sha)
         size = src.stat().st_size
         if size <= SMALL:
@@ -286,14 +290,19 @@ class ArtifactStore:
             if getattr(fs, "async_impl", False):  # S3 and the like: watched for stalls
                 if size <= SMALL:
                     self._watched(lambda _tick: fs._pipe_file(target, data))
+                    if on_bytes is not None:
+                        on_bytes(size)
                 else:
                     self._watched(
-                        lambda tick: fs._put_file(str(src), target, callback=tick, chunksize=PART)
+                        lambda tick: fs._put_file(str(src), target, callback=tick, chunksize=PART),
+                        on_bytes,
                     )
             elif size <= SMALL:
                 fs.pipe_file(target, data)
+                if on_bytes is not None:
+                    on_bytes(size)
             else:
-                fs.put_file(str(src), target)
+                fs.put_file(str(src), target, callback=_callback(on_bytes))
             if not atomic:
                 fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
                 fs.mv(target, final)
@@ -308,10 +317,15 @@ class ArtifactStore:
         tries = (config.get("retries") or {}).get("max_attempts", ATTEMPTS)
         return float(tries) * (connect + read)
 
-    def _watched(self, start: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    def _watched(
+        self,
+        start: Callable[[Any], Coroutine[Any, Any, Any]],
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Any:
         """Run an async fsspec transfer on its loop and cancel it once no part has moved
         for ``stall_seconds``: aiohttp bounds waiting for an answer (the read timeout) but
-        not a send the server stopped reading, which would block forever."""
+        not a send the server stopped reading, which would block forever. Each part that
+        moves is reported to ``on_bytes`` (a progress bar by bytes)."""
         import asyncio
         import concurrent.futures
 
@@ -319,9 +333,15 @@ class ArtifactStore:
 
         moved = [time.monotonic()]
 
+        sent = [0]
+
         class Tick(Callback):  # type: ignore[misc]
             def call(self, *args: Any, **kwargs: Any) -> None:
                 moved[0] = time.monotonic()
+                value = int(self.value or 0)
+                if on_bytes is not None and value > sent[0]:
+                    on_bytes(value - sent[0])
+                    sent[0] = value
 
         limit = self.stall_seconds()
         future = asyncio.run_coroutine_threadsafe(start(Tick()), self.fs.loop)
@@ -333,13 +353,15 @@ class ArtifactStore:
                     future.cancel()
                     raise TimeoutError(f"no progress for {limit:g} s") from None
 
-    def _upload_local(self, src: Path, sha: str) -> int:
+    def _upload_local(
+        self, src: Path, sha: str, on_bytes: Callable[[int], None] | None = None
+    ) -> int:
         assert self.local_root is not None
         final = cache.object_path(self.local_root, sha)
         with self.errors(f"upload {sha[:12]}"):
             tmp = cache.tmp_path(self.local_root)
             try:
-                got, size = cache.copy_hashing(src, tmp)
+                got, size = cache.copy_hashing(src, tmp, on_bytes)
                 _check(got, sha, src)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, 0o444)
@@ -349,19 +371,27 @@ class ArtifactStore:
                     tmp.unlink()
         return size
 
-    def download(self, sha: str, cache_dir: Path, size_hint: int = 0) -> int:
+    def download(
+        self,
+        sha: str,
+        cache_dir: Path,
+        size_hint: int = 0,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int:
         """Fetch one object into the local cache, re-hashed; a mismatch stays out of it."""
         tmp = cache.tmp_path(cache_dir)
         try:
             with self.errors(f"download {sha[:12]}"):
                 if self.local_root is not None:
-                    got, size = cache.copy_hashing(cache.object_path(self.local_root, sha), tmp)
+                    got, size = cache.copy_hashing(
+                        cache.object_path(self.local_root, sha), tmp, on_bytes
+                    )
                 elif 0 < size_hint <= SMALL:
                     data = self.fs.cat_file(self.object_path(sha))
                     tmp.write_bytes(data)
                     got, size = hashlib.sha256(data).hexdigest(), len(data)
                 else:
-                    self.fs.get_file(self.object_path(sha), str(tmp))
+                    self.fs.get_file(self.object_path(sha), str(tmp), callback=_callback(on_bytes))
                     got, size = cache.hash_file(tmp)
             if got != sha:
                 raise CorruptObjectError(
@@ -381,6 +411,26 @@ def _quiet(loop: Any, context: dict[str, Any]) -> None:
     whose exceptions nobody retrieves; asyncio would print each one's traceback."""
     if os.environ.get("XP_DEBUG_ASYNC"):
         loop.default_exception_handler(context)
+
+
+def _callback(on_bytes: Callable[[int], None] | None) -> Any:
+    """An fsspec callback that reports each chunk's bytes to ``on_bytes``."""
+    from fsspec.callbacks import Callback, NoOpCallback
+
+    if on_bytes is None:
+        return NoOpCallback()
+    report = on_bytes
+
+    class _Bytes(Callback):  # type: ignore[misc]
+        sent = 0
+
+        def call(self, *args: Any, **kwargs: Any) -> None:
+            value = int(self.value or 0)
+            if value > self.sent:
+                report(value - self.sent)
+                self.sent = value
+
+    return _Bytes()
 
 
 def _check(got: str, sha: str, src: Path) -> None:

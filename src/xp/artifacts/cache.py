@@ -185,8 +185,11 @@ def _write_all(fout: BinaryIO, data: bytes) -> None:
         view = view[fout.write(view) or 0 :]
 
 
-def copy_hashing(src: Path | str, dst: Path | str) -> tuple[str, int]:
-    """Copy ``src`` to the new file ``dst`` and hash what was written, reading it once.
+def copy_hashing(
+    src: Path | str, dst: Path | str, on_bytes: Callable[[int], None] | None = None
+) -> tuple[str, int]:
+    """Copy ``src`` to the new file ``dst`` and hash what was written, reading it once;
+    ``on_bytes(n)`` after each chunk written (a progress bar by bytes).
 
     Past the first chunk a helper thread hashes chunk n while this one writes it (hashlib
     drops the GIL), so a large copy costs about max(hash, write) instead of their sum.
@@ -198,6 +201,8 @@ def copy_hashing(src: Path | str, dst: Path | str) -> tuple[str, int]:
         if len(chunk) < COPY_CHUNK:
             h.update(chunk)
             _write_all(fout, chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
             return h.hexdigest(), size
         with ThreadPoolExecutor(1, thread_name_prefix="xp-hash") as pool:
             pending: Future[None] | None = None
@@ -206,6 +211,8 @@ def copy_hashing(src: Path | str, dst: Path | str) -> tuple[str, int]:
                     pending.result()
                 pending = pool.submit(h.update, chunk)
                 _write_all(fout, chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
                 chunk = fin.read(COPY_CHUNK)
                 size += len(chunk)
             if pending is not None:

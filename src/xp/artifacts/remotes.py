@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from xp import format as fmt
 from xp import fsutil
 from xp.config import load_config, strip_keys
-from xp.errors import ConfigError, RemoteError, StorageError
+from xp.errors import ConfigError, RemoteError, StorageError, missing_module
 from xp.record import yamlio
 
 if TYPE_CHECKING:
@@ -129,10 +129,16 @@ def _check_url(url: str) -> None:
     protocol = url.split("://", 1)[0] if "://" in url else "file"
     if protocol in ("file", "local"):
         return
-    import fsspec  # type: ignore[import-untyped]
-
+    try:
+        import fsspec  # type: ignore[import-untyped]
+    except ModuleNotFoundError as exc:
+        raise missing_module(exc) or exc from None
     try:
         fsspec.get_filesystem_class(protocol)
+    except ModuleNotFoundError as exc:
+        raise missing_module(exc) or ConfigError(
+            f"remote URL {url!r}: protocol {protocol!r} needs {exc.name}; install it"
+        ) from None
     except (ImportError, ValueError) as exc:
         hint = " (pip install 'git-xp[s3]')" if protocol.startswith("s3") else ""
         raise ConfigError(

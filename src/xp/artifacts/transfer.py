@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total), called from any thread
+Advance = Callable[[int], None]  # a mover reports bytes of the object in flight as they go
 
 
 @dataclass
@@ -19,29 +20,42 @@ class TransferResult:
 
 def transfer(
     items: list[tuple[str, int]],
-    move: Callable[[str, int], int],
+    move: Callable[[str, int, Advance], int],
     jobs: int,
     progress: Progress | None = None,
 ) -> TransferResult:
-    """Run ``move(sha, size)`` for every item in parallel; the first error stops the rest."""
+    """Run ``move(sha, size, advance)`` for every item in parallel; the first error stops the
+    rest. Progress counts bytes as the movers report them (``advance``), so one 1 GB object
+    moves the bar too, not only its end."""
     result = TransferResult()
     total = sum(size for _, size in items)
     lock = threading.Lock()
     stop = threading.Event()
+    partial = [0]  # bytes reported of objects still in flight
 
     def one(item: tuple[str, int]) -> None:
         if stop.is_set():
             return
+        reported = [0]
+
+        def advance(n: int) -> None:
+            with lock:
+                reported[0] += n
+                partial[0] += n
+                if progress is not None:
+                    progress(min(total, result.bytes + partial[0]), total)
+
         try:
-            moved = move(*item)
+            moved = move(*item, advance)
         except BaseException:
             stop.set()
             raise
         with lock:
+            partial[0] -= reported[0]
             result.objects += 1
             result.bytes += moved
             if progress is not None:
-                progress(result.bytes, total)
+                progress(min(total, result.bytes + partial[0]), total)
 
     if progress is not None:
         progress(0, total)

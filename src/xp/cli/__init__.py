@@ -14,11 +14,16 @@ from typing import Any
 
 import click
 
-from xp.errors import InvalidValueError, XPError
+from xp.errors import InvalidValueError, XPError, missing_module
 
 # command -> (module, function, short help). Keep in step with docs/cli.md.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("xp.cli.init", "init", "Set up xp in this git repository."),
+    "doctor": (
+        "xp.cli.doctor",
+        "doctor",
+        "Check this clone is set up to share runs.",
+    ),
     "commit": ("xp.cli.commit", "commit", "Record the workspace as a run."),
     "recover": ("xp.cli.recover", "recover", "Commit runs whose process died as 'crashed'."),
     "demo": ("xp.cli.demo", "demo", "Make a demo project and record a few runs in it."),
@@ -51,6 +56,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ci": ("xp.cli.ci", "ci", "Pull-request check: reproduce the branch's best run, compare."),
     "bundle": ("xp.cli.bundle", "bundle", "Runs and artifacts in one file, for offline machines."),
     "verify": ("xp.cli.verify", "verify", "Check a model's or run's signed provenance chain."),
+    "ui": ("xp.cli.ui", "ui", "Browse runs in a local web app: charts, compare, live runs."),
+    "report": ("xp.cli.report", "report", "Write runs as one self-contained HTML file."),
+    "plot": ("xp.cli.plot", "plot", "Plot a metric of runs to PNG or SVG (matplotlib)."),
 }
 
 
@@ -114,6 +122,12 @@ class LazyGroup(click.Group):
             raise click.exceptions.Exit(130) from None
         except BrokenPipeError:
             raise click.exceptions.Exit(1) from None
+        except ModuleNotFoundError as exc:
+            # An optional extra that is not installed: name the pip command, not a traceback.
+            missing = missing_module(exc)
+            if missing is None:
+                raise InternalError(f"{type(exc).__name__}: {exc}") from exc
+            raise UserError.of(missing) from None
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise

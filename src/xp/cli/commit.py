@@ -71,10 +71,4 @@ def commit(
     render.echo(f"{run.id}  {run.name}  {len(result.params)} params  {shown}".rstrip())
     for warning in run.header.warnings:
         render.echo(f"warning: {warning}", err=True)
-    for path, size in run.header.skipped:
-        render.echo(
-            f"warning: {path} ({size:,} bytes) is over max_file_size and was not snapshotted;"
-            f" record it with `xp commit --artifact {path}`",
-            err=True,
-        )
     render.echo(f"ref {run.ref}  (git show {run.ref} --stat)")

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import click
 
 from xp.cli import render
 from xp.cli.common import open_repo
+from xp.config import human_size
+from xp.errors import InvalidValueError
+from xp.fsutil import atomic_write
+from xp.gitstore.repo import GitRepo
 from xp.production.compare import VersionDiff, diff_versions
-from xp.query.diff import RunDiff, SeriesSummary, Side
+from xp.query.diff import RunDiff, SeriesSummary, Side, latest_on_head
 
 Table = tuple[str, list[str], list[list[str]]]
 
@@ -199,6 +204,18 @@ def render_md(d: RunDiff, precision: int | None, show_all: bool) -> str:
     help="With BASE...TIP: the metric that picks each side's best run (default: the newest).",
 )
 @click.option(
+    "--html",
+    "as_html",
+    is_flag=True,
+    help="A self-contained HTML page (charts, tables, highlighted code diff) of runs A and B.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --html: write the page to this file instead of stdout.",
+)
+@click.option(
     "-p",
     "--precision",
     type=click.IntRange(1, 17),
@@ -214,6 +231,8 @@ def diff(
     as_md: bool,
     as_json: bool,
     metric: str | None,
+    as_html: bool,
+    output: Path | None,
     precision: int,
 ) -> None:
     """Compare runs A and B: params, metrics, series, tags, data, artifacts, code.
@@ -225,6 +244,11 @@ def diff(
     forked from BASE against the best run on TIP's own commits, as a pull request compares.
     """
     repo = open_repo()
+    if output is not None and not as_html:
+        raise InvalidValueError("-o/--output goes with --html: xp diff A B --html -o diff.html")
+    if as_html:
+        _html(repo, a, b, output)
+        return
     versions = diff_versions(repo, a=a, b=b, metric=metric)
     result = versions.runs
     for note in _notes(result, show_all):
@@ -255,3 +279,21 @@ def diff(
     if patch:
         render.echo("")
         render.echo(patch, nl=False, exact=True)
+
+
+def _html(repo: GitRepo, a: str | None, b: str | None, output: Path | None) -> None:
+    from xp.ui.report import make_report
+
+    if b is None or "workspace" in (a, b):
+        raise InvalidValueError(
+            "--html compares two recorded runs (not the workspace); name them: xp diff A B --html"
+        )
+    first = a if a is not None else latest_on_head(repo)
+    made = make_report(repo, runs=[first, b], title=f"xp diff: {first} \u2192 {b}")
+    if len(made.runs) < 2:
+        raise InvalidValueError(f"{first!r} and {b!r} are the same run: nothing to compare")
+    if output is None:
+        render.echo(made.html.decode("utf-8"), nl=False, exact=True)
+        return
+    atomic_write(output, made.html)
+    render.echo(f"{output}: {human_size(len(made.html))}")

@@ -4,7 +4,8 @@ import click
 
 from xp.cli import render
 from xp.gitstore.repo import find_repo
-from xp.sharing.project_setup import init_project, undo_project
+from xp.hooks.clone_setup import init_clone
+from xp.sharing.project_setup import undo_project
 
 
 @click.command()
@@ -23,7 +24,8 @@ from xp.sharing.project_setup import init_project, undo_project
     help="Sign run commits and registry tags with your git signing key (xp.sign).",
 )
 def init(remotes: tuple[str, ...], no_git_config: bool, undo: bool, sign: bool) -> None:
-    """Set up xp here: write .xp/config.yaml and make plain git push/fetch carry runs.
+    """Set up xp here: write .xp/config.yaml, make git fetch bring runs and install the
+    pre-push hook that sends runs, artifacts and registry tags with git push.
 
     Safe to run again: it changes only what is missing. Fetched runs land under
     refs/xp/remotes/<remote>/runs/, so `git fetch --prune` never deletes a local run.
@@ -33,7 +35,7 @@ def init(remotes: tuple[str, ...], no_git_config: bool, undo: bool, sign: bool) 
     result = (
         undo_project(repo, remotes=wanted)
         if undo
-        else init_project(repo, remotes=wanted, git_config=not no_git_config, sign=sign)
+        else init_clone(repo, remotes=wanted, git_config=not no_git_config, sign=sign)
     )
     for change in result.changes:
         render.echo(change)

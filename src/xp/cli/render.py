@@ -22,6 +22,7 @@ import re
 import shutil
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,15 +97,7 @@ def duration(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def json_safe(value: Any) -> Any:
-    """Strict JSON: NaN becomes null and infinities the strings "inf" / "-inf"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else values.text(value)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+json_safe = values.json_safe  # strict JSON, shared with the UI's documents
 
 
 def to_json(data: Any) -> str:
@@ -118,9 +111,56 @@ def terminal_width() -> int:
     return max(40, shutil.get_terminal_size((100, 24)).columns)
 
 
+# Joiners and variation selectors take no cell of their own.
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufe0e\ufe0f")
+
+
+def cells(text: str) -> int:
+    """Terminal cells ``text`` takes: East-Asian wide characters and emoji two, combining
+    marks none, so columns with 学习率 or 🚀 in them still line up."""
+    if text.isascii():
+        return len(text)
+    return sum(_char_cells(ch) for ch in text)
+
+
+def _char_cells(ch: str) -> int:
+    if ch in _ZERO_WIDTH or unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def _head(text: str, width: int) -> str:
+    """The longest start of ``text`` that fits in ``width`` cells."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += _char_cells(ch)
+        if used > width:
+            return text[:i]
+    return text
+
+
 def clip(text: str, width: int = MAX_CELL) -> str:
+    """Cut at the end to ``width`` cells with an ellipsis (values: the start says most)."""
     text = visible(text.replace("\n", " ").replace("\t", " "))
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if cells(text) <= width else _head(text, width - 1) + "…"
+
+
+def clip_middle(text: str, width: int = MAX_CELL) -> str:
+    """Cut in the middle to ``width`` cells (names: ``learning_r…up_steps`` keeps both ends,
+    where names made of a common prefix and a varying suffix differ)."""
+    text = visible(text.replace("\n", " ").replace("\t", " "))
+    if cells(text) <= width:
+        return text
+    tail_cells = (width - 1) // 2
+    head = _head(text, width - 1 - tail_cells)
+    tail = _head(text[::-1], tail_cells)[::-1]
+    return head + "…" + tail
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` cells."""
+    fill = " " * max(0, width - cells(text))
+    return fill + text if right else text + fill
 
 
 @dataclass(frozen=True)
@@ -138,7 +178,8 @@ def fit(
 ) -> Fitted:
     """Drop columns (indexes in ``drop_order`` first to last) until the table fits."""
     widths = [
-        max([len(h)] + [len(r[i]) for r in rows]) if rows else len(h) for i, h in enumerate(headers)
+        max([cells(h)] + [cells(r[i]) for r in rows]) if rows else cells(h)
+        for i, h in enumerate(headers)
     ]
     keep = [True] * len(headers)
 
@@ -173,18 +214,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     headers = [visible(h) for h in headers]
     rows = [[visible(c) for c in r] for r in rows]
     widths = [
-        max([len(h)] + [len(r[i]) for r in rows]) if rows else len(h) for i, h in enumerate(headers)
+        max([cells(h)] + [cells(r[i]) for r in rows]) if rows else cells(h)
+        for i, h in enumerate(headers)
     ]
     numeric = [
         bool(rows) and all(_is_numeric(r[i]) for r in rows) and any(r[i] != "-" for r in rows)
         for i in range(len(headers))
     ]
 
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if num else c.ljust(w)
-            for c, w, num in zip(cells, widths, numeric, strict=True)
-        ]
+    def line(texts: Sequence[str]) -> str:
+        parts = [pad(c, w, right=num) for c, w, num in zip(texts, widths, numeric, strict=True)]
         return GAP.join(parts).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in rows)])

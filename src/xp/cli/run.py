@@ -10,7 +10,7 @@ from xp.cli.common import open_repo
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
-    from xp.execution.sweep import SweepResult
+    from xp.execution.sweep import Point, SweepResult
 
 
 def _sink(kind: str, data: bytes) -> None:
@@ -74,7 +74,8 @@ def run(
     repo = open_repo()
     parsed = ov.parse(list(params))
     if random_k is not None or temp or any(len(o.values) > 1 for o in parsed):
-        _sweep(repo, list(command), name, experiment, message, params, random_k, seed, jobs)
+        single = random_k is None and all(len(o.values) == 1 for o in parsed)
+        _sweep(repo, list(command), name, experiment, message, params, random_k, seed, jobs, single)
         return
     from xp.execution.run_command import launch
 
@@ -112,6 +113,7 @@ def _sweep(
     random_k: int | None,
     seed: int | None,
     jobs: int,
+    single: bool = False,
 ) -> None:
     from xp.execution.sweep import sweep
 
@@ -131,8 +133,52 @@ def _sweep(
         progress=progress,
     )
     render.echo(_sweep_table(result))
+    for point in result.points:
+        if point.status != "finished":
+            _say_failure(point)
+    if single and result.points and result.points[0].result is not None:
+        r = result.points[0].result  # --temp: the command's own code, as a plain xp run
+        if r.exit_code != 0 or r.status != "finished":
+            sys.exit(r.shell_code if r.status != "killed" or r.exit_code else 130)
+        return
     if any(p.status != "finished" for p in result.points):
         sys.exit(1)
+
+
+def _say_failure(point: Point) -> None:
+    """A failed point: the tail of its output and where the whole of it is."""
+    r = point.result
+    if r is None:
+        return
+    label = ", ".join(f"{k}={v}" for k, v in point.values.items()) or "the command"
+    if r.output_tail:
+        render.echo(
+            f"xp: {label}: {r.status} (exit {r.exit_code}); its last"
+            f" {len(r.output_tail)} lines of output:",
+            err=True,
+        )
+        for line in r.output_tail:
+            render.echo(f"    {line}", err=True)
+    else:
+        render.echo(f"xp: {label}: {r.status} (exit {r.exit_code}); it printed nothing", err=True)
+    if r.log_file:
+        render.echo(
+            f"xp: full output: {r.log_file} (or: xp get {r.run_id} logs/xp-run.log -o DIR)",
+            err=True,
+        )
+
+
+def _recorded(point: Point, key: str) -> str:
+    """The value the run recorded for a swept key (what the script saw, after any casting or
+    defaults of its own), and the -p value beside it when the two differ."""
+    value = point.values[key]
+    asked = f"'{value}'" if isinstance(value, str) else render.number(value, None)
+    params = point.result.params if point.result else {}
+    if key not in params:
+        return render.number(value, None)
+    got = params[key]
+    same = got == value and type(got) is type(value)
+    return render.number(got, None) if same else f"{render.number(got, None)} (-p {asked})"
 
 
 def _sweep_table(result: SweepResult) -> str:
@@ -149,7 +195,7 @@ def _sweep_table(result: SweepResult) -> str:
                 str(p.index + 1),
                 r.run_id if r else "-",
                 p.status,
-                *(str(p.values[k]) for k in result.keys),
+                *(_recorded(p, k) for k in result.keys),
                 *(
                     (render.number(r.metrics[m], 4) if r and m in r.metrics else "-")
                     for m in metrics

@@ -214,6 +214,8 @@ def show(
         return
     if precision is None and out_format in ("table", "md"):
         precision = 5
+    if out_format in ("table", "md") and not columns:
+        value_cols = differing_first(selection.rows, value_cols)
     headers, rows = build_table(selection, attrs, value_cols, precision)
     if out_format in ("csv", "tsv"):
         render.echo(
@@ -222,6 +224,9 @@ def show(
         return
     if not selection.rows:
         filtered = where or experiment or branch or statuses
+        if selection.total:
+            render.echo(f"0 of {selection.total:,} runs shown; --all or -n N for more.", err=True)
+            return
         render.echo(
             "no runs match the filters."
             if filtered
@@ -264,6 +269,13 @@ def _fit(
     )
 
 
+def differing_first(rows: Sequence[RunRow], value_cols: list[str]) -> list[str]:
+    """What differs between the runs shown comes first: that is what a comparison is for."""
+    if len(rows) < 2:
+        return value_cols
+    return sorted(value_cols, key=lambda k: not _changed(rows, k))  # stable: kind, then name
+
+
 def _print_table(
     selection: Selection,
     headers: list[str],
@@ -271,13 +283,25 @@ def _print_table(
     attrs: list[str],
     value_cols: list[str],
 ) -> None:
-    rows = [[render.clip(c) for c in r] for r in rows]
     n_attr = len(attrs)
-    changed = [_changed(selection.rows, k) for k in value_cols]
+    rows = [[render.clip(c) for c in r] for r in rows]
+    # A long param name over a short value: shortened in the middle to the values' width
+    # (at least 12 cells), so learning_rate_schedule_warmup_steps costs no 35 columns.
+    headers = [
+        h
+        if i < n_attr
+        else render.clip_middle(
+            h, min(render.MAX_CELL, max(12, *(render.cells(r[i]) for r in rows)))
+        )
+        for i, h in enumerate(headers)
+    ]
+    # With one row nothing differs, and everything is worth showing.
+    one = len(selection.rows) < 2
+    changed = [one or _changed(selection.rows, k) for k in value_cols]
     values_idx = list(range(n_attr, len(headers)))
-    # Drop first: unchanged params/metrics from the right, then baseline, duration and
-    # created, then changed params, then changed metrics; id, name and status stay. What
-    # differs between runs is what a comparison is for.
+    # The drop order (docs/show-diff.md): unchanged params and metrics from the right, then
+    # baseline, duration and created, then changed params from the right, then changed
+    # metrics from the right; id, name and status stay.
     unchanged = [i for i, c in zip(values_idx, changed, strict=True) if not c][::-1]
     changed_params = [
         i
@@ -296,9 +320,9 @@ def _print_table(
     render.echo(render.table(fitted.headers, fitted.rows))
     if fitted.hidden:
         n = len(fitted.hidden)
-        names = ", ".join(fitted.hidden[:6]) + (", ..." if n > 6 else "")
+        names = ", ".join(fitted.hidden[:5]) + (", ..." if n > 5 else "")
         render.echo(
-            f"{n} column{'s' if n > 1 else ''} hidden to fit the terminal ({names});"
-            " pick with --columns, or --only-changed, or --format csv for all.",
+            f"+{n} column{'s' if n > 1 else ''} hidden to fit the terminal ({names}):"
+            " pick with --columns, or see all with --format md.",
             err=True,
         )

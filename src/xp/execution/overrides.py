@@ -3,8 +3,10 @@
 The rule (docs/run-and-reproduce.md): ``KEY`` must already exist in one of the params files
 listed in ``.xp/config.yaml`` (nested keys joined with ``.``), so a typo fails instead of
 silently adding an unused param; ``+KEY=VALUE`` adds the key (creating nested mappings) or
-overrides it. Values are YAML scalars (``3`` is an int, ``1e-3`` a float, ``a`` a string).
-A value with commas (``lr=0.1,0.01``) is a sweep axis; ``\\,`` is a literal comma.
+overrides it. Values follow a grammar (``execution/sweep_values``): YAML scalars (``3`` is an
+int, ``1e-3`` a float, ``a`` a string), YAML flow lists and mappings, quoted strings, and
+``range``/``linspace``/``logspace``; several values separated by commas (``lr=0.1,0.01``) are
+a sweep axis; ``\\,`` is a literal comma. Malformed input is refused with its column.
 
 YAML files are edited in place at the value's exact position (comments, order and layout
 stay), so ``git diff`` between two runs shows just the changed line; JSON files are rewritten
@@ -14,16 +16,14 @@ with two-space indents.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xp import fsutil
 from xp.errors import ConfigError, InvalidValueError
+from xp.execution.sweep_values import parse_values
 from xp.record import yamlio
-
-_SPLIT_RE = re.compile(r"(?<!\\),")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def parse(items: tuple[str, ...] | list[str]) -> list[Override]:
     """``["lr=0.1,0.01", "+model.depth=3"]`` -> overrides; a bad item is a one-line error."""
     out: dict[str, Override] = {}
     for item in items:
-        raw_key, eq, raw_value = item.partition("=")
+        raw_key, eq, _value = item.partition("=")
         create = raw_key.startswith("+")
         key = raw_key[1:].strip() if create else raw_key.strip()
         if not eq or not key or any(not p.strip() for p in key.split(".")):
@@ -62,8 +62,7 @@ def parse(items: tuple[str, ...] | list[str]) -> list[Override]:
                 f"-p {item!r} must look like KEY=VALUE (e.g. -p lr=0.01, -p model.depth=5;"
                 " -p +new.key=1 adds a key)"
             )
-        pieces = _SPLIT_RE.split(raw_value)
-        values = tuple(yamlio.scalar(p.replace("\\,", ",").strip()) for p in pieces)
+        values = parse_values(item, len(raw_key) + 1)
         if key in out:
             raise InvalidValueError(f"-p {key} is given twice; give all its values in one -p")
         out[key] = Override(key, values, create)

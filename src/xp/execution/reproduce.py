@@ -41,7 +41,7 @@ from xp.errors import (
     UnsafePathError,
     UntrustedRunError,
 )
-from xp.execution.run_command import LaunchResult, Sink, run_to_end, start
+from xp.execution.run_command import Interrupts, LaunchResult, Sink, run_to_end, start
 from xp.format import RunRef
 from xp.gitstore.repo import GitRepo
 from xp.record.model import FileEntry, RunRecord
@@ -114,9 +114,29 @@ def command_of(record: RunRecord) -> list[str]:
             f" {' '.join(cmd[:2]) or 'the API from an interactive session'}); record runs with"
             " `xp run -- CMD` or a script to make them reproducible"
         )
+    if _is_notebook(cmd):
+        raise ExecutionError(
+            f"run {record.id} was recorded in a notebook (a Jupyter kernel), and a kernel"
+            " cannot be re-run: export the notebook as a script (jupyter nbconvert --to script"
+            " NOTEBOOK) and record runs with `xp run -- python SCRIPT.py`"
+        )
     if cmd[0].endswith(".py"):
         return [sys.executable, *cmd]
     return cmd
+
+
+_KERNELS = ("ipykernel_launcher.py", "ipykernel", "ipykernel_launcher", "colab_kernel_launcher.py")
+
+
+def _is_notebook(cmd: list[str]) -> bool:
+    """A Jupyter/IPython kernel's argv (``ipykernel_launcher.py -f kernel-*.json``): started
+    again it waits for a client forever instead of running anything."""
+    progs = [os.path.basename(c) for c in cmd[:3]]
+    if any(p in _KERNELS or p.startswith(("jupyter", "ipython")) for p in progs):
+        return True
+    if "-m" in cmd[:3] and any(m in _KERNELS for m in cmd[:4]):
+        return True
+    return any(os.path.basename(c).startswith("kernel-") and c.endswith(".json") for c in cmd)
 
 
 @dataclass(frozen=True)
@@ -297,7 +317,10 @@ def reproduce(
         )
     baseline = record.meta.get("baseline")
     label = f"reproduce-{where.run_id}"
-    with temp_checkout(repo, baseline, tree_of(repo, where.commit), label) as wt:
+    # SIGTERM, SIGHUP and Ctrl-C, from the checkout's making to its removal, go to the
+    # command (if it runs yet) and end it; the checkout is then removed on the way out.
+    interrupts = Interrupts()
+    with interrupts, temp_checkout(repo, baseline, tree_of(repo, where.commit), label) as wt:
         warnings = _place_inputs(repo, wt.worktree, record.inputs)
         here = wt.worktree / where.cwd
         fsutil.check_inside(wt.worktree, f"{where.cwd}/x")
@@ -313,6 +336,8 @@ def reproduce(
             message=None,
             tags={TAG: record.id},
         )
-        result = run_to_end(new, where.command, here, wt.worktree, started, [], sink)
+        result = run_to_end(new, where.command, here, wt.worktree, started, [], sink, interrupts)
+    if interrupts.signal is not None:
+        raise KeyboardInterrupt  # the reproduction is recorded as killed; nothing is left
     comparisons = compare(dict(record.metrics), result.metrics, rtol, atol, ignore)
     return ReproduceResult(record.id, result, comparisons, warnings + result.warnings)

@@ -132,6 +132,8 @@ class LaunchResult:
     metrics: dict[str, float] = field(default_factory=dict)
     changes: list[ov.Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    output_tail: list[str] = field(default_factory=list)  # the last lines the command printed
+    log_file: str | None = None  # the whole output: the log artifact's file in the cache
 
     @property
     def shell_code(self) -> int:
@@ -375,6 +377,12 @@ def complete(run: Run, root: Path, status: str, rc: int, started: float) -> Laun
     from xp.query.resolve import read_record
 
     record = read_record(run.repo, commit)
+    log_file = None
+    for entry in record.artifacts if record else ():
+        if entry.path == LOG_ARTIFACT:
+            from xp.artifacts.cache import cache_dir, object_path
+
+            log_file = str(object_path(cache_dir(run.repo), entry.sha256))
     return LaunchResult(
         run_id=run.id,
         name=record.name if record else run.name,
@@ -385,6 +393,7 @@ def complete(run: Run, root: Path, status: str, rc: int, started: float) -> Laun
         params=dict(record.params) if record else {},
         metrics=dict(record.metrics) if record else {},
         warnings=warnings,
+        log_file=log_file,
     )
 
 
@@ -463,6 +472,24 @@ def run_to_end(
         if run.status == "running":
             run.finish("killed")
         raise
+    tail = output_tail(output_spool(run))  # read before complete() removes the spool
     result = complete(run, root, status, rc, started)
     result.changes = changes
+    result.output_tail = tail
     return result
+
+
+TAIL_LINES = 20
+
+
+def output_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of a command's output (what a failed point shows)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64 * 1024))  # the tail only, however long the log
+            data = fh.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    return text.rstrip("\n").split("\n")[-lines:] if text.strip() else []

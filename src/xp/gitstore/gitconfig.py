@@ -27,6 +27,16 @@ def get_regexp(repo: GitRepo, pattern: str) -> dict[str, str]:
     return out
 
 
+def get_regexp_all(repo: GitRepo, pattern: str) -> dict[str, list[str]]:
+    """Every key matching ``pattern`` -> all its values, in order (keys lower-cased by git)."""
+    proc = repo.git("config", "--get-regexp", pattern, check=False)
+    out: dict[str, list[str]] = {}
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        key, _, value = line.partition(" ")
+        out.setdefault(key, []).append(value)
+    return out
+
+
 def add(repo: GitRepo, key: str, value: str) -> None:
     repo.git("config", "--add", key, value)
 

@@ -46,11 +46,13 @@ def _porcelain(text: str) -> list[RefUpdate]:
     return rows
 
 
-def push(repo: GitRepo, remote: str, refspecs: list[str]) -> list[RefUpdate]:
+def push(
+    repo: GitRepo, remote: str, refspecs: list[str], *, env: dict[str, str] | None = None
+) -> list[RefUpdate]:
     """Push ``refspecs``; every ref's outcome, rejections included. Raises when git failed
     without telling about any ref (the remote could not be reached or written)."""
     args = ("push", "--porcelain", remote, *refspecs)
-    proc = repo.git(*args, check=False)
+    proc = repo.git(*args, env=env, check=False)
     rows = _porcelain(proc.stdout.decode(errors="replace"))
     if proc.returncode != 0 and not any(r.rejected for r in rows):
         raise git_failure(args, proc, "check the remote's URL and your access", remote)

@@ -106,3 +106,22 @@ def checkout_clean(wt: GitRepo, commit: str) -> None:
     (untracked and ignored files a previous command left) removed."""
     wt.git("checkout", "-q", "-f", "--detach", commit)
     wt.git("clean", "-ffdxq")
+
+
+def is_tracked(repo: GitRepo, path: str) -> bool:
+    """Whether ``path`` (relative to the work tree) is in git's index."""
+    return repo.git("ls-files", "--error-unmatch", "--", path, check=False).returncode == 0
+
+
+def ignored(repo: GitRepo, paths: list[str]) -> list[str]:
+    """Those of ``paths`` (relative to the work tree) that git ignores; one ``git`` call."""
+    if not paths:
+        return []
+    proc = repo.git(
+        "check-ignore",
+        "--stdin",
+        "-z",
+        input=b"\0".join(os.fsencode(p) for p in paths) + b"\0",
+        check=False,
+    )
+    return [os.fsdecode(p) for p in proc.stdout.split(b"\0") if p]

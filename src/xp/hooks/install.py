@@ -15,8 +15,8 @@ from pathlib import Path
 from xp import fsutil
 from xp.errors import HookError, InvalidValueError, StorageError
 from xp.gitstore.repo import GitRepo
+from xp.hooks.settings import HOOKS as HOOKS  # re-exported: the CLI lists them
 
-HOOKS = ("pre-commit", "pre-push", "post-checkout")
 MARKER = "# xp-hook-shim"
 SHIM_VERSION = 1
 

@@ -1,16 +1,28 @@
 """``xp hook pre-push``: upload the artifacts of the runs being pushed before git sends refs
-(and stop the push when that fails), as git-lfs does."""
+(and stop the push when that fails), as git-lfs does; then send the runs, this clone's
+monitoring chains and the registry tags along with the branches or tags being pushed.
+
+git's own refspec rules decide which branches go (``git push``, ``git push origin main``,
+``push.default``): xp adds no push refspec, so nothing about branches changes. The runs travel
+by a second push from inside the hook (as git-lfs sends objects), marked so that its own
+pre-push hook does nothing.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from xp import format as fmt
 from xp.errors import HookError, XPError
-from xp.gitstore import catfile, history
+from xp.gitstore import catfile, history, tags
 from xp.gitstore.repo import GitRepo
+from xp.sharing.push_pull import PUSHING_RUNS_ENV as NESTED
+
+if TYPE_CHECKING:
+    from xp.artifacts.transfer import Progress
+    from xp.sharing.push_pull import UploadResult
 
 ZERO = "0" * 40
 
@@ -78,26 +90,122 @@ def unpushed_runs(repo: GitRepo, remote: str) -> list[str]:
     return [e.commit for e in runs_by_id(repo).values() if e.run_ref.is_local and e.id not in there]
 
 
-def pre_push(repo: GitRepo, *, remote: str, stdin_text: str) -> Any:
-    """Upload the artifacts of the runs being pushed; raises (push aborted) when that fails.
+@dataclass
+class PrePushResult:
+    upload: UploadResult | None = None
+    runs: int = 0  # run refs sent with the push
+    tags: int = 0  # registry tags sent
+    chains: int = 0  # monitoring chains sent
+    annotations: int = 0  # annotation refs sent (xp tag, xp note)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (ref, git's reason)
+
+
+def carries_runs(lines: list[PushLine]) -> bool:
+    """A push of a branch or tag (not only deletions, not only xp's own refs) takes runs along."""
+    return any(
+        line.local_sha != ZERO and not line.local_ref.startswith("refs/xp/") for line in lines
+    )
+
+
+def _registry_tags(repo: GitRepo) -> list[str]:
+    from xp.sharing.registry import TAG_RE
+
+    return [t.name for t in tags.annotated(repo) if TAG_RE.match(t.name)]
+
+
+def send_runs(
+    repo: GitRepo,
+    *,
+    remote: str,
+    runs: list[str],
+    result: PrePushResult,
+    outer: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """Push the runs the remote lacks, this clone's monitoring chains and the registry tags;
+    refs the outer push sends itself (``outer``: their remote names) are left to it, or the
+    two pushes would race to create the same ref."""
+    from xp.format import RunRef
+    from xp.gitstore import remote as git_remote
+    from xp.gitstore.refs import list_refs
+
+    refspecs: list[str] = []
+    carried = ((RunRef.prefix(), bool(runs)), (fmt.MONITORING_PREFIX, True), (fmt.NOTES_REF, True))
+    for prefix, wanted in carried:
+        # list_refs walks folders: refs/notes/xp is a ref, not a folder, so ask its parent
+        folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/"
+        refs = [r for r in list_refs(repo.common_dir, folder) if r.startswith(prefix)]
+        refs = refs if wanted else []
+        if not refs:
+            continue
+        if any(name.startswith(prefix) for name in outer):
+            refspecs += [f"{r}:{r}" for r in refs if r not in outer]
+        else:
+            refspecs.append(f"{prefix}*:{prefix}*")
+    refspecs += [
+        f"refs/tags/{t}:refs/tags/{t}"
+        for t in _registry_tags(repo)
+        if f"refs/tags/{t}" not in outer
+    ]
+    if not refspecs:
+        return
+    stop: list[str] = []
+    for row in git_remote.push(repo, remote, refspecs, env={NESTED: "1"}):
+        if row.up_to_date:
+            continue
+        if row.rejected:
+            result.rejected.append((row.ref, row.reason))
+            if not row.ref.startswith("refs/tags/"):
+                stop.append(f"{row.ref} ({row.reason})")
+        elif row.ref.startswith(fmt.MONITORING_PREFIX):
+            result.chains += 1
+        elif row.ref.startswith(fmt.NOTES_REF):
+            result.annotations += 1
+        elif row.ref.startswith("refs/tags/"):
+            result.tags += 1
+        else:
+            result.runs += 1
+    if stop:
+        # as a configured refspec would: git says so and the push fails (notes from another
+        # clone are not a fast-forward of ours until fetched)
+        raise HookError(
+            f"push stopped: {remote} refused {', '.join(stop)}; run `git fetch {remote}`"
+            " (xp merges annotations), then push again"
+        )
+
+
+def pre_push(
+    repo: GitRepo, *, remote: str, stdin_text: str, progress: Progress | None = None
+) -> PrePushResult | None:
+    """Upload the artifacts of the runs being pushed, then send the runs themselves with a
+    branch or tag push; raises (push aborted) when an upload fails.
 
     Under the pre-commit framework only the first pushed ref is known, so every local run the
     remote may lack is checked too (the store's batch listing keeps that cheap).
     """
-    if os.environ.get("XP_SKIP_PUSH") == "1":
-        return None
+    if os.environ.get(NESTED) == "1":
+        return None  # the hook's own push of runs: uploaded already
     lines = parse_push_lines(stdin_text)
     commits = []
     if not lines and os.environ.get("PRE_COMMIT_TO_REF"):
         lines = framework_push_lines()
-        commits = unpushed_runs(repo, remote)
-    commits += commits_to_upload(repo, remote, lines)
-    commits = list(dict.fromkeys(commits))
-    if not commits:
+    # No line at all: what git was asked to push is up to date there; the runs still go.
+    carry = carries_runs(lines) or not lines
+    runs = unpushed_runs(repo, remote) if carry else []
+    if os.environ.get("XP_SKIP_PUSH") == "1":
         return None
-    from xp.sharing.push_pull import upload_missing
+    commits = runs + commits_to_upload(repo, remote, lines)
+    commits = list(dict.fromkeys(commits))
+    result = PrePushResult()
+    if commits:
+        from xp.sharing.push_pull import upload_missing
 
-    try:
-        return upload_missing(repo, commits=commits)
-    except XPError as exc:
-        raise HookError(f"push stopped: {exc} (XP_SKIP_PUSH=1 pushes without uploading)") from None
+        try:
+            result.upload = upload_missing(repo, commits=commits, progress=progress)
+        except XPError as exc:
+            raise HookError(
+                f"push stopped: {exc} (XP_SKIP_PUSH=1 pushes without uploading)"
+            ) from None
+    if carry:
+        outer = {line.remote_ref for line in lines}
+        send_runs(repo, remote=remote, runs=runs, result=result, outer=outer)
+    return result

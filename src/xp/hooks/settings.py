@@ -9,6 +9,8 @@ from xp.config import DEFAULT_MAX_FILE_SIZE, load_config, parse_size
 from xp.errors import ConfigError
 from xp.gitstore.repo import GitRepo
 
+HOOKS = ("pre-commit", "pre-push", "post-checkout")  # the hooks xp has (hooks/install.py)
+
 ZERO = "0" * 40
 
 
@@ -19,6 +21,7 @@ class HookSettings:
     check_files: bool = True  # pre-commit: staged params/metrics files must parse
     # off | copy (reflink, else a copy: the default) | link (hard links allowed: opt-in)
     post_checkout: str = "copy"
+    install: tuple[str, ...] = ()  # hooks a clone gets by itself on its first xp command
 
 
 def settings(repo: GitRepo) -> HookSettings:
@@ -30,10 +33,22 @@ def settings(repo: GitRepo) -> HookSettings:
         mode = "off"
     if mode not in ("off", "link", "copy"):
         raise ConfigError(f"{fmt.CONFIG_PATH}: hooks.post_checkout must be off, link or copy")
+    install = raw.get("install", ())
+    if install is True:
+        install = HOOKS
+    elif install in (False, None):
+        install = ()
+    elif isinstance(install, str):
+        install = (install,)
+    if not isinstance(install, (list, tuple)) or any(h not in HOOKS for h in install):
+        raise ConfigError(
+            f"{fmt.CONFIG_PATH}: hooks.install must be true or a list of {', '.join(HOOKS)}"
+        )
     size = raw.get("max_file_size", DEFAULT_MAX_FILE_SIZE)
     return HookSettings(
         max_file_size=0 if size in (0, False, None) else parse_size(size, "hooks.max_file_size"),
         check_record=bool(raw.get("check_record", True)),
         check_files=bool(raw.get("check_files", True)),
         post_checkout=mode,
+        install=tuple(install),
     )

@@ -14,8 +14,8 @@ import difflib
 import math
 import re
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +61,7 @@ _ALIASES = {
     "user_id": "user",
 }
 STATUSES = (*fmt.STATUSES, "invalid")
+PARENT_NAMES = ("parent", "parent_id", "parent_run_id")
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,12 @@ class Column:
         return f'$."{self.name}"'
 
 
-def resolve_column(text: str, known: Iterable[str], where: str = "") -> Column:
-    """``params.lr``, ``lr`` (when only one kind has it), ``status``... -> Column."""
+def resolve_column(
+    text: str, known: Iterable[str], where: str = "", *, position: int | None = None
+) -> Column:
+    """``params.lr``, ``lr`` (when only one kind has it), ``status``... -> Column.
+
+    ``position`` is where ``text`` starts in the filter, carried by the error."""
     known = set(known)
     head, dot, rest = text.partition(".")
     prefix = _PREFIXES.get(head.lower()) if dot else None
@@ -95,12 +100,19 @@ def resolve_column(text: str, known: Iterable[str], where: str = "") -> Column:
         attr = _ALIASES.get(text.lower(), text.lower())
         if attr in ATTRIBUTES:
             return Column("attr", attr)
+        if attr in PARENT_NAMES:  # a nested run's parent: its xp.parent tag
+            return Column("tags", fmt.PARENT_TAG)
         found = [f"{k}.{text}" for k in ("params", "metrics", "tags") if f"{k}.{text}" in known]
         if len(found) == 1:
             kind, _, key = found[0].partition(".")
             return Column(kind, key)
         if len(found) > 1:
-            raise QueryError(f"{where}{text!r} is ambiguous: say {' or '.join(found)}")
+            raise QueryError(
+                f"{where}{text!r} is ambiguous: say {' or '.join(found)}",
+                position=position,
+                token=text,
+                suggestions=tuple(found),
+            )
     candidates = sorted(known | set(ATTRIBUTES))
     close = difflib.get_close_matches(text, candidates, n=3, cutoff=0.6)
     if not close and prefix is None:
@@ -112,7 +124,10 @@ def resolve_column(text: str, known: Iterable[str], where: str = "") -> Column:
     raise QueryError(
         f"{where}no run has a column {text!r}{hint} (see the columns of `xp show`)"
         if hint
-        else f"{where}no run has a column {text!r}; list columns with `xp show --format json`"
+        else f"{where}no run has a column {text!r}; list columns with `xp show --format json`",
+        position=position,
+        token=text,
+        suggestions=tuple(close),
     )
 
 
@@ -154,7 +169,11 @@ def tokenize(source: str) -> list[Token]:
             continue
         m = _TOKEN_RE.match(source, pos)
         if m is None or m.end() == pos:
-            raise QueryError(_at(source, pos, f"unexpected character {source[pos]!r}"))
+            raise QueryError(
+                _at(source, pos, f"unexpected character {source[pos]!r}"),
+                position=pos,
+                token=source[pos],
+            )
         kind = m.lastgroup or ""
         text = m.group()
         if kind == "num":
@@ -174,7 +193,11 @@ def tokenize(source: str) -> list[Token]:
                 tokens.append(Token("num", text, pos, _SPECIAL_NUMBERS[low]))
             else:
                 if text.endswith("."):
-                    raise QueryError(_at(source, pos, f"{text!r} needs a key after the dot"))
+                    raise QueryError(
+                        _at(source, pos, f"{text!r} needs a key after the dot"),
+                        position=pos,
+                        token=text,
+                    )
                 tokens.append(Token("ident", text, pos, _unquote_ident(text)))
         elif kind != "ws":
             tokens.append(Token(kind, text, pos, text))
@@ -195,6 +218,7 @@ class Cmp:
     value: Any  # a literal, a tuple of literals for `in`, None for isnull
     negate: bool = False
     token: Token | None = None
+    literals: tuple[Token, ...] = field(default=(), compare=False)  # where each value was
 
 
 @dataclass(frozen=True)
@@ -220,7 +244,11 @@ class _Parser:
     def error(self, expected: str, tok: Token | None = None) -> QueryError:
         tok = tok or self.tok
         got = "the end" if tok.kind == "end" else repr(tok.text)
-        return QueryError(_at(self.source, tok.pos, f"expected {expected}, got {got}"))
+        return QueryError(
+            _at(self.source, tok.pos, f"expected {expected}, got {got}"),
+            position=tok.pos,
+            token=tok.text or None,
+        )
 
     def kw(self, *words: str) -> bool:
         if self.tok.kind == "kw" and self.tok.value in words:
@@ -270,31 +298,40 @@ class _Parser:
             return tok.value == "true"
         raise self.error("a value (a number, 'text', true or false)")
 
+    def literals_since(self, start: int) -> tuple[Token, ...]:
+        return tuple(t for t in self.tokens[start : self.i] if t.kind in ("num", "str", "kw"))
+
     def comparison(self) -> Node:
         tok = self.tok
         if tok.kind != "ident":
             raise self.error("a column such as metrics.acc, params.lr or status")
         where = _at(self.source, tok.pos, "").rsplit(" at position", 1)[0].rstrip(": ")
-        column = resolve_column(tok.value, self.known, f"{where}: ")
+        column = resolve_column(tok.value, self.known, f"{where}: ", position=tok.pos)
         self.i += 1
         op_tok = self.tok
         if op_tok.kind == "op":
             self.i += 1
             op = {"==": "=", "<>": "!="}.get(op_tok.text, op_tok.text)
-            return _check(Cmp(column, op, self.literal(), token=op_tok), self.source)
+            start = self.i
+            value = self.literal()
+            cmp = Cmp(column, op, value, token=op_tok, literals=self.literals_since(start))
+            return _check(cmp, self.source)
         negate = self.kw("not")
         if self.kw("in"):
             if not (self.tok.kind == "punct" and self.tok.text == "("):
                 raise self.error("'(' starting a list of values")
             self.i += 1
+            start = self.i
             items = [self.literal()]
             while self.tok.kind == "punct" and self.tok.text == ",":
                 self.i += 1
                 items.append(self.literal())
             if not (self.tok.kind == "punct" and self.tok.text == ")"):
                 raise self.error("',' or ')'")
+            literals = self.literals_since(start)
             self.i += 1
-            return _check(Cmp(column, "in", tuple(items), negate, op_tok), self.source)
+            cmp = Cmp(column, "in", tuple(items), negate, op_tok, literals)
+            return _check(cmp, self.source)
         if self.tok.kind == "kw" and self.tok.value in ("like", "ilike"):
             op = self.tok.value
             self.i += 1
@@ -302,7 +339,8 @@ class _Parser:
                 raise self.error("a quoted pattern such as '%cnn%'")
             pattern = self.tok.value
             self.i += 1
-            return _check(Cmp(column, op, pattern, negate, op_tok), self.source)
+            cmp = Cmp(column, op, pattern, negate, op_tok, (self.tokens[self.i - 1],))
+            return _check(cmp, self.source)
         if negate:
             raise self.error("'in', 'like' or 'ilike' after 'not'")
         if self.kw("is"):
@@ -319,13 +357,21 @@ def _check(cmp: Cmp, source: str) -> Cmp:
     items = cmp.value if op == "in" else (cmp.value,)
     pos = cmp.token.pos if cmp.token else 0
     kind = ATTRIBUTES[col.key] if col.kind == "attr" else col.kind
+    where: Token | None = cmp.token
 
-    def fail(msg: str) -> QueryError:
-        return QueryError(_at(source, pos, f"{col.name} {msg}"))
+    def fail(msg: str, suggestions: tuple[str, ...] = ()) -> QueryError:
+        return QueryError(
+            _at(source, pos, f"{col.name} {msg}"),
+            position=where.pos if where else None,
+            token=where.text if where else None,
+            suggestions=suggestions,
+        )
 
     if op in ("like", "ilike") and kind in ("metrics", "number", "time"):
         raise fail(f"holds numbers; {op} matches text (use =, <, > ...)")
-    for item in items:
+    for n, item in enumerate(items):
+        if n < len(cmp.literals):
+            where = cmp.literals[n]  # errors about a value point at the value
         is_num = values.is_number(item)
         if op in ("<", "<=", ">", ">="):
             if isinstance(item, bool):
@@ -351,7 +397,8 @@ def _check(cmp: Cmp, source: str) -> Cmp:
         ):
             close = difflib.get_close_matches(item, STATUSES, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise fail(f"is one of {', '.join(STATUSES)}; got {item!r}{hint}")
+            quoted = tuple("'" + c + "'" for c in close)
+            raise fail(f"is one of {', '.join(STATUSES)}; got {item!r}{hint}", quoted)
     return cmp
 
 
@@ -403,3 +450,119 @@ def parse_sort(spec: str, known: Iterable[str]) -> SortKey:
             f"--sort/order_by: cannot read {spec!r}; write 'COLUMN', 'COLUMN desc' or '-COLUMN'"
         )
     return SortKey(resolve_column(_unquote_ident(text), known, "--sort/order_by: "), descending)
+
+
+# -- evaluating in Python ---------------------------------------------------------------------
+# The index compiles filters to SQL (xp.query.index.compile); runs that are not in the index
+# (live runs, read from their journals) are filtered here, with the same answers: a
+# differential test (tests/query/test_evaluate.py) holds the two together.
+
+_MISSING = object()
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def evaluate(node: Node, row: Mapping[str, Any]) -> bool:
+    """Whether one run matches ``node``, with the rules of docs/runs.md.
+
+    ``row`` maps column names to values as the index holds them: ``params.<k>`` (the param
+    as logged), ``metrics.<k>`` (a number, None for NaN, text for a non-number), ``tags.<k>``
+    (text), and the attributes of ``ATTRIBUTES`` (times and durations in seconds, None when
+    unknown). A missing key is a missing value.
+    """
+    if isinstance(node, BoolOp):
+        if node.op == "not":
+            return not evaluate(node.args[0], row)
+        results = (evaluate(arg, row) for arg in node.args)
+        return all(results) if node.op == "and" else any(results)
+    return _evaluate_cmp(node, row)
+
+
+def _evaluate_cmp(cmp: Cmp, row: Mapping[str, Any]) -> bool:
+    col = cmp.column
+    cell = row.get(col.name, _MISSING)
+    present = cell is not _MISSING and (col.kind != "attr" or cell is not None)
+    if cmp.op == "isnull":
+        return present if cmp.negate else not present
+    if cmp.op not in ("in", "like", "ilike", "!="):
+        return _equal(col, cmp.op, cmp.value, cell)
+    if cmp.op == "in":
+        body = any(_equal(col, "=", v, cell) for v in cmp.value)
+    elif cmp.op in ("like", "ilike"):
+        body = _like(col, cell, str(cmp.value), cmp.op == "ilike")
+    else:
+        body = _equal(col, "=", cmp.value, cell)
+    if cmp.negate or cmp.op == "!=":
+        return present and not body
+    return body
+
+
+def _compare(a: Any, op: str, b: Any) -> bool:
+    try:
+        if op == "=":
+            return bool(a == b)
+        if op == "!=":
+            return bool(a != b)
+        if op == "<":
+            return bool(a < b)
+        if op == "<=":
+            return bool(a <= b)
+        if op == ">":
+            return bool(a > b)
+        return bool(a >= b)
+    except TypeError:
+        return False
+
+
+def _literal_text(value: Any) -> str:
+    return value if isinstance(value, str) else values.text(value)
+
+
+def _equal(col: Column, op: str, value: Any, cell: Any) -> bool:
+    """One comparison of a present or missing value (``_MISSING``) with a literal."""
+    if cell is _MISSING:
+        return False
+    if col.kind == "attr":
+        if cell is None:
+            return False
+        kind = ATTRIBUTES[col.key]
+        if kind == "time":
+            literal: Any = (
+                float(value) / 1000.0 if values.is_number(value) else parse_time(str(value))
+            )
+        elif kind == "number":
+            literal = float(value)
+        else:
+            literal = _literal_text(value)
+        return _compare(cell, op, literal)
+    is_num = values.is_number(value)
+    if col.kind == "metrics":
+        if is_num and math.isnan(value):
+            return cell is None  # NaN is held as null
+        if is_num:
+            return values.is_number(cell) and _compare(cell, op, value)
+        return isinstance(cell, str) and _compare(cell, op, values.text(value))
+    if col.kind == "params":
+        if is_num and not math.isnan(value):
+            numeric = values.is_number(cell) and _compare(cell, op, value)
+            if op != "=":
+                return numeric
+            return numeric or values.text(cell) == values.text(value)
+        return _compare(values.text(cell), op, _literal_text(value))
+    return isinstance(cell, str) and _compare(cell, op, _literal_text(value))
+
+
+def _like(col: Column, cell: Any, pattern: str, fold: bool) -> bool:
+    """SQLite's LIKE with case_sensitive_like on (ilike: ASCII letters folded, as SQLite's
+    lower() does): % any run of characters, _ one character, no escape character."""
+    if cell is _MISSING:
+        return False
+    if col.kind == "params":
+        text = values.text(cell)  # a null param's text is "null"
+    elif isinstance(cell, str):
+        text = cell
+    else:
+        return False
+    if fold:
+        text, pattern = text.translate(_ASCII_LOWER), pattern.translate(_ASCII_LOWER)
+    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
+    return re.fullmatch(regex, text, re.DOTALL) is not None

@@ -197,49 +197,63 @@ def _header(first: bytes) -> tuple[RunHeader, bool]:
     return RunHeader.from_json(data), sealed
 
 
+def read_header(first: bytes) -> tuple[RunState, bool]:
+    """The state after a journal's first line and whether its lines are sealed (version 2);
+    ValueError when the header is unreadable."""
+    header, sealed = _header(first)
+    return RunState(header=header), sealed
+
+
 def replay(data: bytes) -> RunState:
     """The state a journal (or part) holds; damaged lines are dropped and counted."""
     raw_lines = data.split(b"\n")[:-1]  # the part after the last newline is incomplete
     if not raw_lines:
         raise ValueError("journal has no header")
-    header, sealed = _header(raw_lines[0])
-    state = RunState(header=header)
+    state, sealed = read_header(raw_lines[0])
     for raw in raw_lines[1:]:
-        text = _check(raw, sealed)
-        if text is None:
-            state.damaged += 1
-            continue
-        kind, _, rest = text.partition("\t")
-        try:
-            if kind == "M":
-                key, value, step, ts = rest.split("\t")
-                val: float | int = int(value) if value.lstrip("-").isdigit() else float(value)
-                state.points.append((key, val, int(step), float(ts)))
-            elif kind == "P":
-                k, v = json.loads(rest)
-                state.params[k] = v
-            elif kind == "T":
-                k, v = json.loads(rest)
-                state.tags[k] = v
-            elif kind == "A":
-                entry = FileEntry.from_dict(json.loads(rest))
-                state.artifacts[entry.path] = entry
-            elif kind == "I":
-                entry = FileEntry.from_dict(json.loads(rest))
-                state.inputs[entry.path] = entry
-            elif kind == "G":
-                media = MediaEntry.from_dict(json.loads(rest), "journal")
-                state.media[media.path] = media
-            elif kind == "U":
-                changes = json.loads(rest)
-                if isinstance(changes, dict):
-                    state.header.apply(changes)
-            elif kind == "E":
-                end = json.loads(rest)
-                state.end = end if isinstance(end, dict) else None
-        except (ValueError, TypeError, KeyError, AttributeError, ConfigError):
-            state.damaged += 1  # a line that checks out but does not parse: a bug, counted
+        apply_line(state, raw, sealed=sealed)
     return state
+
+
+def apply_line(state: RunState, raw: bytes, *, sealed: bool) -> None:
+    """Apply one complete journal line after the header (without its newline): the one reader
+    of journal lines, for ``replay`` (recovery, parts) and for readers that follow a live
+    journal as it grows (``xp show``, ``xp ui``). A line whose checksum fails is counted in
+    ``state.damaged`` and changes nothing else."""
+    text = _check(raw, sealed)
+    if text is None:
+        state.damaged += 1
+        return
+    kind, _, rest = text.partition("\t")
+    try:
+        if kind == "M":
+            key, value, step, ts = rest.split("\t")
+            val: float | int = int(value) if value.lstrip("-").isdigit() else float(value)
+            state.points.append((key, val, int(step), float(ts)))
+        elif kind == "P":
+            k, v = json.loads(rest)
+            state.params[k] = v
+        elif kind == "T":
+            k, v = json.loads(rest)
+            state.tags[k] = v
+        elif kind == "A":
+            entry = FileEntry.from_dict(json.loads(rest))
+            state.artifacts[entry.path] = entry
+        elif kind == "I":
+            entry = FileEntry.from_dict(json.loads(rest))
+            state.inputs[entry.path] = entry
+        elif kind == "G":
+            media = MediaEntry.from_dict(json.loads(rest), "journal")
+            state.media[media.path] = media
+        elif kind == "U":
+            changes = json.loads(rest)
+            if isinstance(changes, dict):
+                state.header.apply(changes)
+        elif kind == "E":
+            end = json.loads(rest)
+            state.end = end if isinstance(end, dict) else None
+    except (ValueError, TypeError, KeyError, AttributeError, ConfigError):
+        state.damaged += 1  # a line that checks out but does not parse: a bug, counted
 
 
 def input_dirs(data: bytes) -> list[str]:
@@ -270,6 +284,29 @@ def _lock_if_unowned(path: Path, how: int) -> int | None:
         os.close(fd)  # alive: its writer holds the lock
         return None
     return fd
+
+
+def flocked_inodes() -> set[int] | None:
+    """Inodes of files some process holds an ``flock`` on (Linux's ``/proc/locks``), or None
+    where the kernel does not say.
+
+    How a reader (``xp show``, ``xp ui``) tells a live journal from an orphaned one without
+    taking its lock: even a shared probe lock would make a concurrent ``xp recover``'s
+    exclusive one fail, and that recovery would be skipped.
+    """
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    found: set[int] = set()
+    for entry in text.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 3416 fe:00:1234 0 EOF"; waiters are marked "->"
+        parts = entry.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK":
+            with contextlib.suppress(ValueError):
+                found.add(int(parts[5].rsplit(":", 1)[-1]))
+    return found
 
 
 def dead_journals(journal_dir: Path) -> Iterator[tuple[Path, int]]:
@@ -336,6 +373,12 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
         if state.header.auto_name and not part.header.auto_name:
             state.header.name = part.header.name
             state.header.auto_name = False
+        # The script's start_run(experiment=, description=) under `xp run` (whose own -e / -m
+        # win when given): the part's header carries them.
+        if state.header.experiment == "default" and part.header.experiment != "default":
+            state.header.experiment = part.header.experiment
+        if state.header.message is None and part.header.message is not None:
+            state.header.message = part.header.message
         merged.append(path)
     return merged
 

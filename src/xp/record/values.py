@@ -267,3 +267,14 @@ def dumps(data: dict[str, Any]) -> str:
     if "xp-" in out:
         out = out.replace(_INF_JSON, "1e999").replace(_NEG_INF_JSON, "-1e999")
     return out
+
+
+def json_safe(value: Any) -> Any:
+    """Strict JSON: NaN becomes null and infinities the strings "inf" / "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else text(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -1,4 +1,9 @@
-"""``xp init``: the project config file and the git refspecs that make git carry runs.
+"""``xp init``: the project config file and the git refspecs that make ``git fetch`` carry runs.
+
+``git push`` carries them through the pre-push hook (``hooks/pre_push``), not a push refspec:
+a configured push refspec replaces git's own choice of branches (``push.default``, and
+``git push origin main`` would still send no runs). Older versions of xp added
+``remote.<name>.push`` refspecs; ``init_project`` removes those it added.
 
 Fetched runs land in ``refs/xp/remotes/<remote>/runs/`` (like remote-tracking branches), never
 in ``refs/xp/runs/``: ``git fetch --prune`` then only prunes copies of remote runs, and a run
@@ -43,18 +48,14 @@ def notes_fetch_spec(remote: str) -> str:
 
 
 def annotation_specs(remote: str) -> list[tuple[str, str, str]]:
-    """The refspecs that make plain git carry annotations (``xp tag``, ``xp note``): the
-    remote's ``refs/notes/xp`` is fetched beside its runs, ours is pushed with them."""
+    """The refspec that makes plain git fetch carry annotations (``xp tag``, ``xp note``):
+    the remote's ``refs/notes/xp`` is fetched beside its runs; ours is pushed with them by
+    the pre-push hook (no push refspec: it would replace git's choice of branches)."""
     return [
         (
             f"remote.{remote}.fetch",
             notes_fetch_spec(remote),
             f"git fetch {remote} now brings annotations (tags, notes)",
-        ),
-        (
-            f"remote.{remote}.push",
-            NOTES_PUSH_SPEC,
-            f"git push {remote} now sends annotations too",
         ),
     ]
 
@@ -72,13 +73,30 @@ def _base_specs(remote: str) -> list[tuple[str, str, str]]:
             monitoring_fetch_spec(remote),
             f"git fetch {remote} now brings monitoring points",
         ),
-        (f"remote.{remote}.push", PUSH_SPEC, f"git push {remote} now sends runs too"),
-        (
-            f"remote.{remote}.push",
-            MONITORING_PUSH_SPEC,
-            f"git push {remote} now sends monitoring points too",
-        ),
     ]
+
+
+def _old_push_specs(remote: str) -> list[tuple[str, str]]:
+    """Push refspecs earlier versions of xp added (they overrode git's choice of branches)."""
+    key = f"remote.{remote}.push"
+    return [(key, PUSH_SPEC), (key, MONITORING_PUSH_SPEC), (key, NOTES_PUSH_SPEC)]
+
+
+def missing_specs(repo: GitRepo, remotes: list[str] | None = None) -> list[tuple[str, str]]:
+    """(remote, what is missing or left over) for ``xp doctor`` and the first-command setup;
+    one ``git config`` call."""
+    config = gitconfig.get_regexp_all(repo, r"^remote\..*\.(fetch|push)$")
+    out = []
+    for remote in git_remote.names(repo) if remotes is None else remotes:
+        for key, spec, what in _specs(remote):
+            if spec not in config.get(key.lower(), []):
+                out.append(
+                    (remote, f"{key} {spec} is not set, so {what.replace('now ', 'never ')}")
+                )
+        for key, spec in _old_push_specs(remote):
+            if spec in config.get(key.lower(), []):
+                out.append((remote, f"{key} {spec} overrides git's choice of branches to push"))
+    return out
 
 
 @dataclass
@@ -136,16 +154,29 @@ def init_project(
     for remote in _check_remotes(repo, remotes):
         result.remotes.append(remote)
         for key, spec, what in _specs(remote):
-            have = gitconfig.get_all(repo, key)
-            if spec in have:
+            if spec in gitconfig.get_all(repo, key):
                 continue
-            if key.endswith(".push") and not have:
-                # A push refspec replaces git's default branch push; HEAD keeps it.
-                gitconfig.add(repo, key, "HEAD")
-                gitconfig.set_value(repo, f"remote.{remote}.{MARK_KEY}", "true")
             gitconfig.add(repo, key, spec)
             result.changes.append(f"{what}: {key} {spec}")
+        result.changes += _remove_old_push_specs(repo, remote)
     return result
+
+
+def _remove_old_push_specs(repo: GitRepo, remote: str) -> list[str]:
+    changes = []
+    for key, spec in _old_push_specs(remote):
+        if spec in gitconfig.get_all(repo, key):
+            gitconfig.unset(repo, key, spec)
+            changes.append(
+                f"removed {key} {spec}: git push {remote} picks branches by git's own rules"
+                " again, and the pre-push hook sends the runs"
+            )
+    if gitconfig.get_all(repo, f"remote.{remote}.{MARK_KEY}"):
+        if gitconfig.get_all(repo, f"remote.{remote}.push") == ["HEAD"]:
+            gitconfig.unset_all(repo, f"remote.{remote}.push")
+            changes.append(f"removed remote.{remote}.push HEAD (xp had added it)")
+        gitconfig.unset(repo, f"remote.{remote}.{MARK_KEY}")
+    return changes
 
 
 def undo_project(repo: GitRepo, *, remotes: list[str] | None = None) -> InitResult:
@@ -163,9 +194,5 @@ def undo_project(repo: GitRepo, *, remotes: list[str] | None = None) -> InitResu
             if spec in gitconfig.get_all(repo, key):
                 gitconfig.unset(repo, key, spec)
                 result.changes.append(f"removed {key} {spec}")
-        if gitconfig.get_all(repo, f"remote.{remote}.{MARK_KEY}"):
-            if gitconfig.get_all(repo, f"remote.{remote}.push") == ["HEAD"]:
-                gitconfig.unset_all(repo, f"remote.{remote}.push")
-                result.changes.append(f"removed remote.{remote}.push HEAD")
-            gitconfig.unset(repo, f"remote.{remote}.{MARK_KEY}")
+        result.changes += _remove_old_push_specs(repo, remote)
     return result

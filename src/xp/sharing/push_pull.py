@@ -17,7 +17,7 @@ from xp import format as fmt
 from xp.artifacts import cache, manifests
 from xp.artifacts.artifact_store import ArtifactStore, open_store
 from xp.artifacts.manifests import Needed
-from xp.artifacts.transfer import Progress, TransferResult, transfer
+from xp.artifacts.transfer import Advance, Progress, TransferResult, transfer
 from xp.errors import GitError, GitRemoteNotFoundError, RemoteError
 from xp.format import RunRef
 from xp.gitstore import remote as git_remote
@@ -156,8 +156,8 @@ def upload_missing(
         else:
             result.not_cached.append(item)
 
-    def upload(sha: str, _size: int) -> int:
-        size = target.upload(cache.object_path(cache_dir, sha), sha)
+    def upload(sha: str, _size: int, advance: Advance) -> int:
+        size = target.upload(cache.object_path(cache_dir, sha), sha, advance)
         target.remember([sha])
         return size
 
@@ -199,7 +199,7 @@ def download_missing(
     todo = [(s, i.size) for s, i in local_missing.items() if s not in gone]
     done: TransferResult = transfer(
         todo,
-        lambda sha, size: target.download(sha, cache_dir, size),
+        lambda sha, size, advance: target.download(sha, cache_dir, size, advance),
         jobs or target.spec.jobs,
         progress,
     )
@@ -242,6 +242,9 @@ def fetch_objects(
 
 
 # -- git refs ------------------------------------------------------------------------------
+
+
+PUSHING_RUNS_ENV = "XP_PUSHING_RUNS"  # set on xp's own pushes of runs: the pre-push hook rests
 
 
 def pick_git_remote(repo: GitRepo, name: str | None) -> str:
@@ -291,7 +294,8 @@ def _unpublished(repo: GitRepo, remote: str, selected: dict[RunRef, str]) -> lis
 
 def push_refs(repo: GitRepo, remote: str, refspecs: list[str], result: PushResult) -> None:
     """Push ``refspecs``, counting each destination ref as pushed, up to date or rejected."""
-    for row in git_remote.push(repo, remote, refspecs):
+    # xp push uploads the artifacts itself: the pre-push hook need not look again.
+    for row in git_remote.push(repo, remote, refspecs, env={PUSHING_RUNS_ENV: "1"}):
         if row.up_to_date:
             result.up_to_date += 1
         elif row.rejected:

@@ -133,6 +133,11 @@ def start_run(
     parent = _stack[-1].id if _stack else None
     # Under `xp run`, the script's run is the one xp run started: log into it as a part.
     attach = os.environ.get("XP_RUN_ID") if not _stack else None
+    if experiment is None:  # a nested run belongs where its parent does (MLflow's rule)
+        if _stack:
+            experiment = _stack[-1].state.header.experiment
+        elif attach and os.environ.get("XP_RUN_EXPERIMENT") not in (None, "", "default"):
+            experiment = os.environ["XP_RUN_EXPERIMENT"]
     repo = find_repo(path)
     if not attach:
         _recover_quietly(repo)
@@ -148,6 +153,10 @@ def start_run(
     _install_hooks()
     _stack.append(run)
     try:
+        if parent is not None:
+            from xp.format import PARENT_TAG
+
+            run.set_tag(PARENT_TAG, parent)  # `--where "parent = '<id>'"` finds children
         if params:
             run.log_params(params)
         if tags:

@@ -12,16 +12,18 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
 from xp import fsutil
 from xp.artifacts import cache
-from xp.config import ProjectConfig, load_config
+from xp.config import ProjectConfig, human_size, load_config
 from xp.errors import (
     InvalidValueError,
     ObjectMissingError,
@@ -29,6 +31,7 @@ from xp.errors import (
     RunEndedError,
     RunNotRecordedError,
     StorageError,
+    XPError,
 )
 from xp.gitstore import commit as gitcommit
 from xp.gitstore import protect
@@ -55,7 +58,7 @@ from xp.record.journal import (
 from xp.record.media import MediaEntry, media_path
 from xp.record.model import FileEntry, RunRecord, format_number
 from xp.record.names import auto_name
-from xp.tracking import media
+from xp.tracking import media, reads
 
 _WRITE_BUDGET = fmt.MAX_RECORD_FILE * 3 // 4  # of one record file, estimated at each call
 
@@ -322,6 +325,7 @@ class Run:
             self.baseline = head.commit
             header.tree = snap.tree
             header.skipped = [(fmt.escape_text(p), size) for p, size in snap.skipped]
+            _say_skipped(header.skipped, self.config.max_file_size)
             header.baseline = head.commit
             header.branch = head.branch
             header.dirty = (
@@ -330,6 +334,7 @@ class Run:
             journal_path = journal_dir / f"{self.id}{SUFFIX}"
         self.journal_dir = journal_dir
         self.state = RunState(header=header)
+        reads.watch(self.repo.worktree)
         self._keys: set[str] = set()  # metric names seen while running (emptied at the end)
         self._metrics = 0
         self._budget = {"param": 0, "tag": 0, "metric": 0}
@@ -389,7 +394,12 @@ class Run:
         with self._io_lock:
             self._journal()  # a crash of this process must leave something to merge into
             self._protect()
-        return {"XP_RUN_ID": self.id, "XP_JOURNAL_DIR": str(self.journal_dir)}
+        return {
+            "XP_RUN_ID": self.id,
+            "XP_JOURNAL_DIR": str(self.journal_dir),
+            # a nested run the script starts belongs to this run's experiment
+            "XP_RUN_EXPERIMENT": self.state.header.experiment,
+        }
 
     @property
     def ref(self) -> str:
@@ -871,6 +881,24 @@ class Run:
             if self._protected:
                 protect.release(self.repo, self.id)
 
+    def _hint_reads(self) -> None:
+        """Name, once per clone, the ignored files this run read and did not record."""
+        read = reads.unwatch(self.repo.worktree)
+        if not read:
+            return
+        recorded = set(self.config.data) | set(self.state.inputs)
+        recorded |= {a.source for a in self.state.artifacts.values() if a.source}
+        try:
+            missed = reads.unrecorded_ignored(self.repo, read, recorded)
+        except (XPError, OSError):
+            return  # a hint must never cost a run
+        for path in missed:
+            sys.stderr.write(
+                f"xp: hint: this run read {path}, which git ignores and the run does not"
+                f" record: list it under data: in {fmt.CONFIG_PATH} (or xp.log_input({path!r}))"
+                " so runs say which data they used and sweeps and reproductions get it\n"
+            )
+
     def finish(self, status: str = "finished", end_time: float | None = None) -> str:
         """Commit the run and return the commit's sha.
 
@@ -891,6 +919,7 @@ class Run:
             end = time.time() if end_time is None else _end_time(end_time)
             self.stop_system_metrics()  # its last sample lands in this run
             self.status = status
+            self._hint_reads()
             self._keys = set()  # so a later log call checks the run is live, and fails
             self._end = end
             flusher.unregister(self)
@@ -960,3 +989,16 @@ class Run:
             raise exc
         reason = str(exc) or type(exc).__name__
         raise RunNotRecordedError(f"run {self.id} was not recorded: {reason}; {kept}") from exc
+
+
+def _say_skipped(skipped: Sequence[tuple[str, int]], limit: int) -> None:
+    """Say on stderr which files the snapshot left out: a script's run has no caller that
+    would print it, and a warning only inside meta.yaml is one nobody reads (a third
+    exception to "the library never prints", with the flusher and the at-exit handler)."""
+    for path, size in skipped:
+        sys.stderr.write(
+            f"xp: warning: {path} is {human_size(size)}, over max_file_size"
+            f" ({human_size(limit)} in {fmt.CONFIG_PATH}): it is not in the run's snapshot;"
+            f" log it as an artifact (xp.log_artifact({path!r}) or"
+            f" `xp commit --artifact {path}`), or raise max_file_size\n"
+        )

@@ -32,6 +32,14 @@ ATTRIBUTE_SQL = {
 _NUMERIC = "('integer','real')"
 
 
+def _bindable(value: Any) -> Any:
+    """SQLite integers are 64-bit: a bigger int literal (``10**30``) is bound as the float
+    SQLite itself reads such a number as."""
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
+
+
 def _sql_literal_time(value: Any) -> float:
     return float(value) / 1000.0 if values.is_number(value) else parse_time(str(value))
 
@@ -97,7 +105,7 @@ def _compile_eq(col: Column, op: str, value: Any, args: list[Any]) -> str:
             args.append(col.path)
             return "ifnull(json_type(r.data, ?) = 'null', 0)"
         if is_num:
-            args.extend([col.path, col.path, value])
+            args.extend([col.path, col.path, _bindable(value)])
             return (
                 f"ifnull(json_type(r.data, ?) IN {_NUMERIC}"
                 f" AND json_extract(r.data, ?) {sql_op} ?, 0)"
@@ -106,7 +114,7 @@ def _compile_eq(col: Column, op: str, value: Any, args: list[Any]) -> str:
         return f"ifnull(json_type(r.data, ?) = 'text' AND json_extract(r.data, ?) {sql_op} ?, 0)"
     text_sql, text_args = _text_of(col)
     if col.kind == "params" and is_num and not math.isnan(value):
-        args.extend([col.path, col.path, value])
+        args.extend([col.path, col.path, _bindable(value)])
         numeric = f"(json_type(r.data, ?) IN {_NUMERIC} AND json_extract(r.data, ?) {sql_op} ?)"
         if op != "=":
             return f"ifnull({numeric}, 0)"

@@ -397,9 +397,10 @@ class Index:
         statuses: Sequence[str] = (),
         sort: Sequence[SortKey] = (),
         limit: int | None = None,
+        offset: int = 0,
     ) -> tuple[list[RunRow], int]:
         """Runs matching every condition, in ``sort`` order (newest first to break ties),
-        at most ``limit``; and how many match in all."""
+        at most ``limit`` after skipping ``offset``; and how many match in all."""
         args: list[Any] = []
         clauses: list[str] = []
         if where is not None:
@@ -420,9 +421,12 @@ class Index:
         # instead of evaluating the filter twice; without one the count is the index's.
         window = ", count(*) OVER ()" if filtered else ""
         sql = f"{_COLUMNS}{window}{_FROM}{filtered} ORDER BY {order}"
-        if limit is not None:
+        if limit is not None or offset:
             sql += " LIMIT ?"
-            args.append(limit)
+            args.append(-1 if limit is None else limit)
+        if offset:
+            sql += " OFFSET ?"
+            args.append(offset)
         fetched = self.conn.execute(sql, args).fetchall()
         damaged = {t[2]: t[0] for t in fetched if _crc(t) != t[14]}
         if damaged:  # read those runs from git again, then ask once more
@@ -433,7 +437,7 @@ class Index:
             return rows, self.count()
         if fetched:
             return rows, int(fetched[0][-1])
-        if limit == 0:
+        if limit == 0 or offset:
             sql = "SELECT count(*)" + _FROM + filtered
             return rows, int(self.conn.execute(sql, where_args).fetchone()[0])
         return rows, 0

@@ -1,0 +1,146 @@
+// Run page: meta, params, metrics (with series summaries), tags, charts of its series,
+// inputs, packages, the `xp run` log, artifacts (download links) with inline previews of
+// images, text, Markdown and CSV.
+
+import { h, clear, append } from './dom.js';
+import { fmtValue, fmtTime, fmtDuration, fmtBytes, fmtNumber } from './format.js';
+import { runColor } from './colors.js';
+import { state } from './state.js';
+import { href } from './router.js';
+import { MetricChart } from './chart.js';
+import { renderMarkdown } from './markdown.js';
+import { csvTable } from './csv.js';
+
+const MAX_PREVIEW = 262144;
+
+export function kvTable(obj, kind) {
+  const keys = Object.keys(obj || {}).sort();
+  if (!keys.length) return h('div', { class: 'muted' }, 'none');
+  return h('table', { class: 'kv' }, h('tbody', {}, keys.map((k) => h('tr', {}, h('td', {}, k), h('td', { class: 'val' }, fmtValue(obj[k], kind))))));
+}
+
+function metaRows(d) {
+  const m = d.meta || {};
+  const rows = [
+    ['id', m.id], ['experiment', m.experiment], ['status', m.status], ['started', fmtTime(m.start_time)],
+    ['ended', fmtTime(m.end_time)], ['duration', fmtDuration(m.duration)], ['branch', m.branch ?? '(detached)'],
+    ['baseline', m.baseline], ['dirty', m.dirty === undefined ? undefined : String(m.dirty)], ['command', Array.isArray(m.command) ? m.command.join(' ') : m.command],
+    ['cwd', m.cwd], ['user', m.user], ['host', m.host], ['python', m.python], ['platform', m.platform], ['xp', m.xp_version],
+    ['exit code', m.exit_code], ['parent', m.parent], ['message', m.message], ['ref', d.run.ref], ['commit', d.run.commit],
+  ];
+  if (m.warnings) rows.push(['warnings', m.warnings.join('; ')]);
+  return h('table', { class: 'kv' }, h('tbody', {}, rows.filter(([, v]) => v !== undefined && v !== null && v !== '')
+    .map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', { class: 'val' }, String(v))))));
+}
+
+export function artifactPreview(source, runId, a) {
+  const url = a.url && a.available !== false ? (source.embedded ? a.url : source.artifactUrl(runId, a.path)) : null;
+  const box = h('div', { class: 'preview' }, h('div', { class: 'preview-head', title: a.path }, a.path));
+  const body = h('div', { class: 'preview-body' });
+  box.append(body);
+  if (!url) { body.append(h('div', { class: 'muted' }, 'not embedded')); return box; }
+  if (a.kind === 'image') {
+    // SVG goes through <img> too: scripts inside it never run there
+    body.append(h('img', { src: url, alt: a.path, decoding: 'async' }));
+    return box;
+  }
+  body.append(h('div', { class: 'muted' }, 'loading…'));
+  source.text(url, MAX_PREVIEW).then(({ text, truncated }) => {
+    clear(body);
+    if (a.kind === 'markdown') body.append(renderMarkdown(text));
+    else if (a.kind === 'csv') body.append(csvTable(text, { sep: /\.tsv$/i.test(a.path) ? '\t' : ',' }));
+    else body.append(h('pre', { class: 'text' }, text));
+    if (truncated) body.append(h('div', { class: 'muted' }, `first ${fmtBytes(MAX_PREVIEW)} shown`));
+  }, (e) => { clear(body).append(h('div', { class: 'error' }, e.message)); });
+  return box;
+}
+
+export function mountRun(root, ctx, route) {
+  const id = route.args[0];
+  const page = h('div', { class: 'page scroll' });
+  clear(root).append(page);
+  let alive = true;
+  const charts = [];
+  let logPre = null;
+
+  async function loadLog(d) {
+    if (!d.log || ctx.source.embedded) return;
+    const res = await fetch(ctx.source.logUrl(id) + '?tail=200000');
+    if (alive && logPre) { logPre.textContent = await res.text(); logPre.scrollTop = logPre.scrollHeight; }
+  }
+
+  (async () => {
+    const d = await ctx.source.run(id);
+    if (!alive) return;
+    const r = d.run;
+    state.remember([r]);
+    document.title = `xp · ${r.name}`;
+    const sel = h('input', { type: 'checkbox', checked: state.isSelected(id) });
+    sel.addEventListener('change', () => state.toggle(id, sel.checked));
+    page.append(h('div', { class: 'run-title' },
+      h('span', { class: 'dot', style: { background: runColor(id) } }), h('h2', {}, r.name),
+      h('span', { class: 'pill s-' + r.status, id: 'run-status' }, r.status), h('span', { class: 'muted mono' }, id),
+      h('span', { class: 'grow' }), h('label', { class: 'ctl' }, sel, ' selected'),
+      h('a', { class: 'btn', href: href('compare', [], { runs: [...new Set([...state.selection, id])] }) }, 'Compare with selection')));
+
+    const seriesTable = d.series.length ? h('table', { class: 'kv' }, h('tbody', {},
+      h('tr', {}, ['metric', 'last', 'min', 'max', 'best (step)', 'points'].map((t) => h('th', { class: 'muted' }, t))),
+      d.series.map((s) => h('tr', {}, h('td', {}, s.name), ...[s.last, s.min, s.max].map((v) => h('td', { class: 'val' }, fmtValue(v, 'metrics'))),
+        h('td', { class: 'val' }, `${fmtValue(s.best, 'metrics')} (${s.best_step ?? '-'})`), h('td', { class: 'val' }, fmtNumber(s.count)))))) : h('div', { class: 'muted' }, 'none');
+
+    page.append(h('div', { class: 'cols2' },
+      h('div', { class: 'card' }, h('h3', {}, 'Run'), metaRows(d)),
+      h('div', {}, h('div', { class: 'card' }, h('h3', {}, 'Params'), kvTable(r.params, 'params')),
+        h('div', { class: 'card' }, h('h3', {}, 'Metrics'), kvTable(r.metrics, 'metrics')),
+        h('div', { class: 'card' }, h('h3', {}, 'Tags'), kvTable(r.tags, 'tags')))));
+
+    const multi = d.series.filter((s) => s.count > 1);
+    if (multi.length) {
+      const grid = h('div', { class: 'chart-grid' });
+      page.append(h('div', { class: 'card' }, h('h3', {}, 'Series'), seriesTable, h('div', { style: { height: '10px' } }), grid));
+      const res = await ctx.source.series({ runs: [id], metrics: multi.map((s) => s.name), points: 1000 });
+      if (!alive) return;
+      for (const s of res.series) {
+        const c = new MetricChart(grid, { metric: s.metric, height: 200 });
+        c.setSeries([{ id, label: r.name, color: runColor(id), step: s.step, time: s.time, value: s.value, start: s.start, count: s.count, downsampled: s.downsampled }]);
+        charts.push(c);
+      }
+    } else page.append(h('div', { class: 'card' }, h('h3', {}, 'Series'), seriesTable));
+
+    page.append(h('div', { class: 'cols2' },
+      h('div', { class: 'card' }, h('h3', {}, 'Inputs'), d.inputs.length ? h('table', { class: 'art-list' }, h('tbody', {}, d.inputs.map((i) => h('tr', {},
+        h('td', { class: 'mono' }, i.path + (i.kind === 'dir' ? '/' : '')), h('td', { class: 'mono muted' }, (i.sha256 || '').slice(0, 12)),
+        h('td', { class: 'size' }, i.kind === 'dir' ? `${i.files} files, ${fmtBytes(i.size)}` : fmtBytes(i.size)))))) : h('div', { class: 'muted' }, 'none')),
+      h('div', { class: 'card' }, h('h3', {}, `Packages (${d.packages.length})`), h('div', { class: 'pkgs' }, d.packages.map((p) => h('div', {}, p))))));
+
+    // artifacts
+    const list = h('table', { class: 'art-list' }, h('tbody', {}, d.artifacts.map((a) => {
+      const url = a.available === false ? null : ctx.source.embedded ? a.url : ctx.source.artifactUrl(id, a.path, true);
+      return h('tr', {}, h('td', { class: 'mono' }, url ? h('a', { href: url, download: a.path.split('/').pop() }, a.path) : [a.path, h('span', { class: 'muted' }, a.available === false ? ' (not pulled)' : '')]),
+        h('td', { class: 'muted' }, a.kind), h('td', { class: 'size' }, fmtBytes(a.size)));
+    })));
+    const previews = h('div', { class: 'previews' });
+    for (const a of d.artifacts) if (['image', 'text', 'markdown', 'csv'].includes(a.kind) && a.path !== 'logs/xp-run.log' && a.size <= 20 * 1024 * 1024) previews.append(artifactPreview(ctx.source, id, a));
+    page.append(h('div', { class: 'card' }, h('h3', {}, `Artifacts (${d.artifacts.length})`), d.artifacts.length ? list : h('div', { class: 'muted' }, 'none'), previews));
+
+    if (d.log) {
+      logPre = h('pre', { class: 'log' }, 'loading…');
+      page.append(h('div', { class: 'card' }, h('h3', {}, 'Log (xp run)'), logPre,
+        ctx.source.embedded ? null : h('a', { href: ctx.source.artifactUrl(id, 'logs/xp-run.log', true), class: 'link' }, 'download full log')));
+      loadLog(d);
+    }
+  })().catch((e) => append(page, [h('div', { class: 'error' }, String(e.message || e))]));
+
+  let logT = 0;
+  return {
+    unmount() { alive = false; charts.forEach((c) => c.destroy()); clearTimeout(logT); },
+    onEvent(type, data) {
+      if (data.run_id !== id) return;
+      if (type === 'run' && data.row) {
+        const pill = page.querySelector('#run-status');
+        if (pill) { pill.textContent = data.row.status; pill.className = 'pill s-' + data.row.status; }
+        if (!logT) logT = setTimeout(() => { logT = 0; loadLog({ log: true }); }, 2000);
+      }
+    },
+  };
+}

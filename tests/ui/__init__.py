@@ -1,0 +1,1 @@
+"""Tests of xp.ui: the documents, the server, reports, plots and the pages in a browser."""

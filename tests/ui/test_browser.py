@@ -1,0 +1,409 @@
+"""The pages in a real browser (Debian's Chromium, headless) against a real ``xp ui``: the
+table and its filter, charts drawn in the runs' colours, the comparison, images, a live run
+gaining points, hostile data staying text, keyboard use, and a report opened from file://
+with the network off. Each page is saved as a screenshot under test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import trainer
+from tests.ui.project import (
+    HOSTILE_ID,
+    HOSTILE_NAME,
+    PIXELS_JS,
+    Project,
+    XpUi,
+    chromium,
+    console_errors,
+    screenshot,
+    wait_js,
+    xp_ui,
+)
+
+pytestmark = pytest.mark.browser
+
+Q = urllib.parse.quote
+ROWS = "return [...document.querySelectorAll('.rt-row[data-id]')].filter(e => !e.hidden)"
+NAMES = ROWS + ".map(e => e.querySelector('.rt-name').textContent)"
+COUNT = "const e = document.getElementById('runs-count'); return e ? e.textContent : null"
+# Any sign that data became markup or script: an element the hostile texts would create, a
+# javascript: link, a variable their scripts set, a CSP report.
+INJECTED = """
+const made = 'img[src="x"], svg[onload], b[onmouseover], #app script';
+const links = [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'));
+return {
+  xss: window.__xss === undefined ? null : window.__xss,
+  elements: document.querySelectorAll(made).length,
+  jsLinks: links.filter(h => /^\\s*javascript:/i.test(h)).length,
+  csp: window.__cspViolations || [],
+};
+"""
+CLEAN = {"xss": None, "elements": 0, "jsLinks": 0, "csp": []}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+        yield driver
+
+
+def open_page(driver: Any, server: XpUi, hash_: str) -> None:
+    """Load the app at ``#hash_`` with a clean session (no selection, no saved colours)."""
+    driver.get(server.url + "#/runs?q=" + Q("name = 'none'"))
+    driver.execute_script("sessionStorage.clear(); localStorage.clear();")
+    driver.get("about:blank")
+    driver.get_log("browser")  # what earlier pages logged is theirs
+    driver.get(server.url + "#" + hash_)
+
+
+def test_the_table_shows_runs_and_the_filter_narrows_them(
+    browser: Any, ui_server: XpUi, ui_project: Project
+) -> None:
+    open_page(browser, ui_server, "/runs")
+    names = wait_js(
+        browser, f"const n = (() => {{ {NAMES} }})(); return n.length >= 6 ? n : null", "rows"
+    )
+    assert names[:5] == ["art", "big", "gamma", "beta", "alpha"]
+    assert HOSTILE_NAME in names  # shown as the text it is
+    assert "6 of 6 runs" in browser.execute_script(COUNT)
+    screenshot(browser, "ui-runs.png")
+    box = browser.find_element("css selector", ".fb-input")
+    box.send_keys("params.model = 'cnn'\n")
+    narrowed = wait_js(
+        browser, f"const n = (() => {{ {NAMES} }})(); return n.length === 2 ? n : null", "2 rows"
+    )
+    assert narrowed == ["beta", "alpha"]
+    assert browser.execute_script(COUNT).startswith("2 of 6 runs")
+    screenshot(browser, "ui-runs-filtered.png")
+    box.clear()
+    box.send_keys("metrics.accc > 0.5\n")
+    error = wait_js(
+        browser,
+        "const e = document.querySelector('.fb-error'); return e && !e.hidden ? "
+        "e.textContent : null",
+        "the filter error",
+    )
+    assert "no run has a column 'metrics.accc'" in error
+    assert (
+        browser.execute_script("return document.querySelector('.fb-where mark').textContent")
+        == "metrics.accc"
+    )
+    screenshot(browser, "ui-runs-filter-error.png")
+    browser.execute_script(
+        "[...document.querySelectorAll('.fb-sugg .chip')].find(c => c.textContent === "
+        "'metrics.acc').click()"
+    )
+    fixed = wait_js(
+        browser,
+        "const e = document.querySelector('.fb-error'); return e.hidden ? "
+        "document.querySelector('.fb-input').value : null",
+        "the suggestion applied",
+    )
+    assert fixed == "metrics.acc > 0.5"
+    assert browser.execute_script(INJECTED) == CLEAN
+
+
+def test_grouping_sorting_columns_and_the_keyboard(browser: Any, ui_server: XpUi) -> None:
+    open_page(browser, ui_server, "/runs?group=experiment&q=" + Q("params.model is not null"))
+    groups = wait_js(
+        browser,
+        "const g = [...document.querySelectorAll('.rt-row.is-group .rt-glabel')].map(e => "
+        "e.textContent); return g.length ? g : null",
+        "group headers",
+    )
+    assert groups == ["base", "other"]
+    screenshot(browser, "ui-runs-grouped.png")
+    open_page(browser, ui_server, "/runs?sort=params.lr&q=" + Q("params.model is not null"))
+    ordered = wait_js(
+        browser, f"const n = (() => {{ {NAMES} }})(); return n.length === 3 ? n : null", "3 rows"
+    )
+    assert ordered == ["gamma", "beta", "alpha"]
+    scroller = browser.find_element("css selector", ".rt-scroll")
+    scroller.click()
+    from selenium.webdriver.common.keys import Keys
+
+    scroller.send_keys(Keys.HOME, Keys.ARROW_DOWN, " ")  # the second row, selected
+    selected = wait_js(
+        browser,
+        "const s = JSON.parse(sessionStorage.getItem('xp.selection') || '[]'); return "
+        "s.length ? s : null",
+        "a selection",
+    )
+    assert len(selected) == 1
+    cursor = browser.execute_script(
+        "return document.querySelector('.rt-row.is-cursor .rt-name').textContent"
+    )
+    assert cursor == "beta"
+    scroller.send_keys(Keys.ENTER)
+    wait_js(browser, "return location.hash.startsWith('#/run/') || null", "the run page")
+    assert selected[0] in browser.current_url
+
+
+def test_three_selected_runs_are_charted_in_their_colours(
+    browser: Any, ui_server: XpUi, ui_project: Project
+) -> None:
+    open_page(browser, ui_server, "/runs?q=" + Q("params.model is not null"))
+    wait_js(browser, f"return (() => {{ {ROWS} }})().length === 3 || null", "3 rows")
+    for i in range(3):
+        browser.execute_script(
+            "document.querySelectorAll('.rt-row[data-id] .rt-check')[arguments[0]].click()", i
+        )
+    bar = wait_js(
+        browser,
+        "const b = document.querySelector('.selbar'); return b && !b.hidden ? b.textContent : null",
+        "the selection bar",
+    )
+    assert "3 selected" in bar
+    screenshot(browser, "ui-runs-selected.png")
+    browser.execute_script(
+        "[...document.querySelectorAll('.selbar a')].find(a => a.textContent === 'Charts').click()"
+    )
+    wait_js(
+        browser,
+        "const c = window.__xpApp.current.charts; const l = c && c.get('loss'); return l && "
+        "l.list.length === 3 && l.chart.u ? true : null",
+        "the loss chart with 3 runs",
+    )
+    colours = browser.execute_script(
+        "return [...document.querySelectorAll('.run-item')].map(e => "
+        "[e.querySelector('.run-item-name').textContent,"
+        " getComputedStyle(e.querySelector('.dot')).backgroundColor])"
+    )
+    assert len(colours) == 3
+    for name, css in colours:
+        r, g, b = (int(x) for x in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+        hex_ = f"#{r:02x}{g:02x}{b:02x}"
+        drawn = wait_js(
+            browser, PIXELS_JS, f"{name}'s line in {hex_}", 30, ".chart-card canvas", hex_, 8
+        )
+        assert drawn > 50, (name, hex_, drawn)
+    assert len({c for _, c in colours}) == 3  # three different colours
+    screenshot(browser, "ui-charts.png")
+    # smoothing and log scale redraw without errors; hovering shows the runs' values
+    browser.execute_script(
+        "const s = document.querySelector('input[type=range]'); s.value = '0.8'; "
+        "s.dispatchEvent(new Event('input'))"
+    )
+    browser.execute_script("document.querySelector('.toolbar input[type=checkbox]').click()")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    wait_js(
+        browser,
+        "return [...window.__xpApp.current.charts.values()].every(c => "
+        "c.chart.opts.smoothing === 0.8"
+        " && c.chart.opts.logY && c.chart.u) || null",
+        "smoothing and log applied",
+    )
+    over = browser.find_elements("css selector", ".chart-card .u-over")[-1]
+    ActionChains(browser).move_to_element_with_offset(over, 10, 0).perform()
+    tip = wait_js(
+        browser,
+        "const t = [...document.querySelectorAll('.chart-tip')].find(t => !t.hidden); return "
+        "t ? t.textContent : null",
+        "a tooltip",
+    )
+    assert any(name in tip for name in ("alpha", "beta", "gamma"))
+    screenshot(browser, "ui-charts-smoothed-log.png")
+    assert console_errors(browser) == []
+
+
+def test_the_comparison_shows_what_differs_and_the_code(
+    browser: Any, ui_server: XpUi, ui_project: Project
+) -> None:
+    ids = ",".join(ui_project.ids[n] for n in ("alpha", "gamma"))
+    open_page(browser, ui_server, f"/compare?runs={ids}")
+    wait_js(
+        browser,
+        "return document.querySelectorAll('.diff-table tr').length > 2 || null",
+        "the code diff",
+    )
+    differing = browser.execute_script(
+        "return [...document.querySelectorAll('.cmp tr.diff th')].map(e => e.textContent)"
+    )
+    assert "lr" in differing
+    assert "model" in differing
+    assert "epochs" not in differing  # the same in both: hidden by 'only rows that differ'
+    added = browser.execute_script(
+        "return [...document.querySelectorAll('.diff-table tr.add')].map(e => e.textContent)"
+    )
+    assert any("model = 'mlp'" in a for a in added)
+    assert (
+        browser.execute_script(
+            "return document.querySelectorAll('.diff-table .t-str, .diff-table .t-num').length"
+        )
+        > 0
+    )
+    screenshot(browser, "ui-compare.png")
+
+
+def test_a_run_page_shows_its_images_and_texts(
+    browser: Any, ui_server: XpUi, ui_project: Project
+) -> None:
+    open_page(browser, ui_server, f"/run/{ui_project.ids['art']}")
+    images = wait_js(
+        browser,
+        "const i = [...document.querySelectorAll('.preview img')].filter(i => i.complete && "
+        "i.naturalWidth > 0);"
+        " return i.length >= 4 ? i.map(x => x.getAttribute('alt')) : null",
+        "4 images decoded",
+    )
+    assert sorted(images) == [
+        "images/blue.gif",
+        "images/green.jpg",
+        "images/orange.svg",
+        "images/red.png",
+    ]
+    wait_js(
+        browser,
+        "return document.querySelector('.md h1') && document.querySelector('.csv-table') || null",
+        "markdown and csv",
+    )
+    assert browser.execute_script("return document.querySelector('.md h1').textContent") == "Notes"
+    cells = browser.execute_script(
+        "return [...document.querySelectorAll('.csv-table td')].map(e => e.textContent)"
+    )
+    assert "<b>2</b>" in cells  # CSV cells are text
+    texts = browser.execute_script(
+        "return [...document.querySelectorAll('.preview pre.text')].map(e => e.textContent)"
+    )
+    assert "<script>window.__xss=11</script>\n" in texts
+    links = browser.execute_script(
+        "return [...document.querySelectorAll('.art-list a')].map(a => a.textContent)"
+    )
+    assert "blob.bin" in links
+    assert browser.execute_script(INJECTED) == CLEAN
+    screenshot(browser, "ui-run.png")
+    open_page(browser, ui_server, "/history?branch=main&metric=metrics.acc")
+    wait_js(
+        browser, "return document.querySelector('.history-box canvas') || null", "the history chart"
+    )
+    info = wait_js(
+        browser,
+        "const e = document.querySelector('.history-box + .muted'); return e && "
+        "e.textContent || null",
+        "history info",
+    )
+    assert "3 commits on main" in info
+    screenshot(browser, "ui-history.png")
+
+
+def test_hostile_values_are_text_everywhere(browser: Any, ui_server: XpUi) -> None:
+    open_page(browser, ui_server, "/runs?q=" + Q(f"run_id = '{HOSTILE_ID}'"))
+    names = wait_js(
+        browser, f"const n = (() => {{ {NAMES} }})(); return n.length ? n : null", "the hostile row"
+    )
+    assert names == [HOSTILE_NAME]
+    assert browser.execute_script(INJECTED) == CLEAN
+    screenshot(browser, "ui-runs-hostile.png")
+    open_page(browser, ui_server, f"/run/{HOSTILE_ID}")
+    wait_js(
+        browser,
+        "return document.querySelectorAll('.art-list tr').length >= 5 || null",
+        "the artifact list",
+    )
+    text = browser.execute_script("return document.getElementById('app').textContent")
+    for shown in (
+        HOSTILE_NAME,
+        "<script>window.__xss=2</script>",
+        "<b onmouseover=window.__xss=3>p</b>",
+        "<script>window.__xss=4</script>",
+        "<svg onload=window.__xss=6>",
+        "<img src=x onerror=window.__xss=7>.txt",
+        "../../../../etc/passwd",
+    ):
+        assert shown in text, shown
+    assert browser.execute_script(INJECTED) == CLEAN
+    screenshot(browser, "ui-run-hostile.png")
+    open_page(browser, ui_server, f"/compare?runs={HOSTILE_ID}")
+    wait_js(browser, "return document.querySelector('.cmp') || null", "the comparison")
+    assert browser.execute_script(INJECTED) == CLEAN
+
+
+def test_a_live_run_gains_points_on_its_chart(browser: Any, repo: Path) -> None:
+    project = Project(repo, dict(os.environ), {})
+    with xp_ui(project) as server, trainer(repo, name="live-one") as t:
+        t.log(5)
+        open_page(browser, server, f"/charts?runs={t.run_id}")
+        wait_js(
+            browser,
+            "const c = window.__xpApp.current.charts; const l = c && c.get('loss'); return l && "
+            "l.list.length && l.list[0].step.length >= 5 || null",
+            "the live chart",
+        )
+        status = browser.execute_script(
+            "return document.querySelector('.run-item .pill').textContent"
+        )
+        assert status == "running"
+        last = (
+            "const s = window.__xpApp.current.charts.get('loss').list[0]; return "
+            "s.step[s.step.length - 1]"
+        )
+        assert browser.execute_script(last) == 4
+        t.log(20)
+        drawn = (
+            "const c = window.__xpApp.current.charts.get('loss').chart;"
+            " return c.u.data[0].at(-1) >= 24 && c.u.scales.x.max >= 24 || null"
+        )
+        wait_js(browser, drawn, "points 5-24 drawn without a reload")
+        assert (
+            browser.execute_script("return document.querySelector('.live-text').textContent")
+            == "live"
+        )
+        screenshot(browser, "ui-charts-live.png")
+        t.end()
+        wait_js(
+            browser,
+            "const p = document.querySelector('.run-item .pill'); return p.textContent === "
+            "'finished' || null",
+            "the run shown finished",
+        )
+
+
+def test_the_report_opens_offline_from_a_file(
+    browser: Any, ui_project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    names = ["alpha", "beta", "gamma", "art"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "xp", "report", *names, "-o", str(out)],
+        cwd=ui_project.root,
+        env=ui_project.env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    profile = tmp_path_factory.mktemp("offline-chromium")
+    with chromium(profile, offline=True) as offline:
+        offline.get(out.as_uri())
+        wait_js(offline, "return window.__xpReportReady || null", "the report drawn")
+        charts = offline.execute_script(
+            "return document.querySelectorAll('.chart-card canvas').length"
+        )
+        assert charts >= 2
+        inked = offline.execute_script(PIXELS_JS, ".chart-card canvas", "#1f77b4", 8)
+        assert inked > 50  # the first run's line, in the palette's first colour
+        images = wait_js(
+            offline,
+            "const i = [...document.querySelectorAll('.preview img')].filter(i => i.complete && "
+            "i.naturalWidth > 0); return i.length >= 4 ? i.length : null",
+            "the report's images",
+        )
+        assert images >= 4
+        assert (
+            offline.execute_script("return document.querySelectorAll('.diff-table tr.add').length")
+            > 0
+        )
+        history = "return document.querySelector('.history-box canvas') !== null"
+        assert offline.execute_script(history)  # the metric along the branch
+        assert offline.execute_script(INJECTED) == CLEAN
+        assert console_errors(offline) == []
+        screenshot(offline, "report.png")
