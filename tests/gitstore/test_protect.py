@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import xp
 from tests.helpers import git, xp_main
 from xp.gitstore import protect
@@ -49,6 +51,35 @@ def test_a_short_run_whose_snapshot_was_pruned_records_its_values(repo: Path) ->
     assert "new_module.py" not in git(repo, "ls-tree", "--name-only", got.commit)
     code, _out, err = xp_main("gc", cwd=repo)  # every xp gc still works
     assert code == 0, err
+
+
+def test_a_git_gc_that_starts_and_ends_while_the_commit_is_written_loses_nothing(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window no gc.pid shows: a whole `git gc --prune=now` between the run's objects
+    and its ref (a loaded machine) prunes the new record trees and the commit; the run sees
+    its objects are no longer loose, writes them again, and its commit is whole."""
+    from xp.gitstore import commit as gitcommit
+
+    real_create_ref = gitcommit.create_ref
+    ran: list[str] = []
+
+    def gc_then_create_ref(common_dir: Path, ref: str, sha: str) -> None:
+        git(repo, "gc", "-q", "--prune=now")  # starts after the run looked, ends before
+        ran.append(sha)
+        assert not (repo / ".git" / "objects" / sha[:2] / sha[2:]).exists()  # pruned
+        real_create_ref(common_dir, ref, sha)
+
+    monkeypatch.setattr(gitcommit, "create_ref", gc_then_create_ref)
+    with xp.start_run(name="squeezed") as run:
+        xp.log_metric("m", 1.0)
+        xp.log_param("p", "v")
+    monkeypatch.setattr(gitcommit, "create_ref", real_create_ref)
+    assert ran
+    got = xp.get_run(run.id)
+    assert (got.metrics, got.params) == ({"m": 1.0}, {"p": "v"})
+    assert "warnings" not in got.meta  # the snapshot is the baseline's tree: reachable
+    # the repo fixture's git fsck --strict checks the commit and its trees on the way out
 
 
 def test_a_crashed_run_is_recovered_with_its_kept_snapshot(repo: Path) -> None:

@@ -57,17 +57,17 @@ def _reachable_blobs(repo: GitRepo) -> set[str]:
 
 
 def _reachable(repo: GitRepo) -> list[str]:
-    """Every reachable commit. A ``git gc --prune=now`` running now may have pruned a run's
-    fresh commit, which the run writes again once that gc has ended (``xp.gitstore.protect``):
-    wait for it then, instead of failing (or, worse, reading fewer refs)."""
+    """Every reachable commit. A ``git gc --prune=now`` running now (or one that has just
+    ended) may have pruned a run's fresh commit, which the run writes again once that gc has
+    ended (``xp.gitstore.protect``): wait for it then, instead of failing (or, worse, reading
+    fewer refs); a ref still broken after that is an error."""
     for _ in range(3):
         try:
             return history.reachable(repo.common_dir)
         except GitError:
             pid = protect.gc_running(repo.common_dir)
-            if pid is None:
-                raise
-            protect.wait_for_gc(repo.common_dir, pid)
+            if pid is not None:
+                protect.wait_for_gc(repo.common_dir, pid)
             time.sleep(0.2)  # the run's own check of its commit comes right after
     return history.reachable(repo.common_dir)
 

@@ -36,6 +36,12 @@ class ObjectWriter:
         self.objects[hexsha] = obj
         return self._write(obj, hexsha, check=True)
 
+    def not_loose(self) -> list[str]:
+        """The objects added here that are no longer loose files: a ``git gc`` that ran (and
+        may have ended) since they were written pruned them, or packed them (a stat each)."""
+        root = str(self.objects_dir)
+        return [h for h in self.objects if not os.path.exists(os.path.join(root, h[:2], h[2:]))]
+
     def rewrite(self, hexshas: list[str]) -> None:
         """Write these objects (added before) again: a concurrent prune took them."""
         for hexsha in hexshas:

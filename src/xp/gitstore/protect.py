@@ -12,7 +12,9 @@ What a kept pack cannot cover: the first half second of a run, and objects writt
 ``git gc`` is already pruning (it decided what is reachable before they existed). xp sees a
 running ``git gc`` by its ``gc.pid`` file: a run commits only once such a gc has ended, checks
 its snapshot first when it saw one, and checks its commit again when a gc started while it
-was writing it (``xp.tracking.run.commit_record``). A bare ``git prune`` leaves no ``gc.pid``;
+was writing it, or when objects it has just written are no longer loose files (a gc that
+started and ended within the commit, gone before it could be seen;
+``xp.tracking.run.commit_record``). A bare ``git prune`` leaves no ``gc.pid``;
 docs/format.md section 6 says so.
 """
 

@@ -190,7 +190,9 @@ def commit_record(
     ``check`` (a gc was seen during the run, or this is a recovery) makes sure the snapshot
     is whole first: one that lost objects is replaced by the baseline's tree, with a
     warning. A gc that starts while the commit is written is waited for too, and the commit
-    is checked and repaired after it (the window git documents for ``--prune=now``).
+    is checked and repaired after it (the window git documents for ``--prune=now``); so is
+    one that started and ended while the commit was written (its prune leaves objects of the
+    commit missing: a stat of each written object tells).
     """
     gc_pid = protect.gc_running(repo.common_dir)
     if gc_pid is not None:
@@ -219,8 +221,11 @@ def commit_record(
     sha = gitcommit.write_run_commit(
         repo, ref, root, baseline, commit_message(record), start, end, writer
     )
+    # A gc running now may still prune what it decided was unreachable before the ref; one
+    # that started after the check above and has ended already left its mark: objects of
+    # this commit that are no longer loose (pruned, or packed). Either way, settle.
     gc_pid = protect.gc_running(repo.common_dir)
-    if gc_pid is not None:
+    if gc_pid is not None or writer.not_loose():
         sha = _settle(repo, writer, record, sha, tree, baseline, start, end, gc_pid)
     return sha
 
@@ -234,10 +239,12 @@ def _settle(
     baseline: str | None,
     start: float,
     end: float,
-    gc_pid: int,
+    gc_pid: int | None,
 ) -> str:
-    """After a ``git gc`` that ran while the run committed: write again what it pruned."""
-    protect.wait_for_gc(repo.common_dir, gc_pid)
+    """After a ``git gc`` that ran while the run committed (``gc_pid``: still running, to be
+    waited for): write again what it pruned."""
+    if gc_pid is not None:
+        protect.wait_for_gc(repo.common_dir, gc_pid)
     writer.rewrite(protect.missing_among(repo, list(writer.objects)))
     if not protect.missing_objects(repo, sha):
         return sha
