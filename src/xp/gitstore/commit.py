@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 
-from xp.errors import GitError, RecordPathError
+from xp.errors import GitError, ObjectMissingError, RecordPathError
 from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.refs import create_ref, read_ref
 from xp.gitstore.repo import GitRepo
@@ -162,14 +162,29 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
     store = DiskObjectStore(objects_dir)
     try:
         old = store[ObjectID(tree_id)]
+    except KeyError:
+        raise ObjectMissingError(
+            f"tree {tree_id.decode()[:12]} is gone (git gc --prune=now?)"
+        ) from None
     finally:
         store.close()
-    assert isinstance(old, Tree)
+    if not isinstance(old, Tree):
+        raise ObjectMissingError(f"{tree_id.decode()[:12]} is not a tree")
     return tuple((item.path, item.mode, item.sha) for item in old.items())
 
 
 def tree_of(repo: GitRepo, commit: str) -> str:
     return _commit_tree(str(repo.objects_dir), commit)
+
+
+def empty_tree(writer: ObjectWriter) -> str:
+    """The empty tree's id, written (git knows it without storing it; dulwich does not)."""
+    return writer.add(Tree()).decode()
+
+
+def forget_tree(tree: str) -> None:
+    """Drop a tree from the read cache (it was found missing: never compose with it again)."""
+    _tree_items.cache_clear()
 
 
 @lru_cache(maxsize=64)
@@ -182,10 +197,30 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
     store = DiskObjectStore(objects_dir)
     try:
         obj = store[ObjectID(commit.encode())]
+    except KeyError:
+        raise ObjectMissingError(f"commit {commit[:12]} is gone") from None
     finally:
         store.close()
     assert isinstance(obj, Commit)
     return bytes(obj.tree).decode()
+
+
+def build_commit(
+    repo: GitRepo, tree: bytes, parent: str | None, message: str, start: float, end: float
+) -> Commit:
+    """The run commit object (not written)."""
+    ident = identity(str(repo.worktree))
+    tz = time.localtime(end).tm_gmtoff
+    commit = Commit()
+    commit.tree = ObjectID(tree)
+    commit.parents = [ObjectID(parent.encode())] if parent else []
+    commit.author = commit.committer = ident
+    commit.author_time = int(start)
+    commit.commit_time = int(end)
+    commit.author_timezone = commit.commit_timezone = tz
+    commit.encoding = None
+    commit.message = message.encode("utf-8")
+    return commit
 
 
 def write_run_commit(
@@ -198,17 +233,7 @@ def write_run_commit(
     end: float,
     writer: ObjectWriter,
 ) -> str:
-    ident = identity(str(repo.worktree))
-    tz = time.localtime(end).tm_gmtoff
-    commit = Commit()
-    commit.tree = ObjectID(tree)
-    commit.parents = [ObjectID(parent.encode())] if parent else []
-    commit.author = commit.committer = ident
-    commit.author_time = int(start)
-    commit.commit_time = int(end)
-    commit.author_timezone = commit.commit_timezone = tz
-    commit.encoding = None
-    commit.message = message.encode("utf-8")
+    commit = build_commit(repo, tree, parent, message, start, end)
     from xp.gitstore import signing
 
     if signing.enabled(repo):  # git writes it, signed with the user's key (docs/provenance.md)
@@ -217,10 +242,10 @@ def write_run_commit(
             tree=tree.decode(),
             parent=parent,
             message=commit.message,
-            ident=ident,
+            ident=commit.author,
             author_time=int(start),
             commit_time=int(end),
-            tz=tz,
+            tz=commit.commit_timezone,
         )
     else:
         writer.add(commit)
