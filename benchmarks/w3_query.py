@@ -174,6 +174,33 @@ def fixture(n: int) -> Path:
     return root
 
 
+def loose_fixture(n: int) -> Path:
+    """The same repo with every run ref loose, as ``git fetch`` and xp's own runs leave them
+    (``fixture`` packs them, as ``git gc`` would): packed-refs keeps only the branch."""
+    root = cache_dir() / f"xp-{n}-loose"
+    if (root / ".done").exists():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    src = fixture(n)
+    copy_repo(src, root)
+    packed = (src / ".git" / "packed-refs").read_bytes().splitlines(keepends=True)
+    kept = []
+    for line in packed:
+        sha, _, name = line.rstrip(b"\n").partition(b" ")
+        if name.startswith(b"refs/xp/"):
+            path = root / ".git" / name.decode()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(sha + b"\n")
+        else:
+            kept.append(line)
+    packed_path = root / ".git" / "packed-refs"
+    packed_path.unlink()  # a hard link to the packed fixture's file: never write through it
+    packed_path.write_bytes(b"".join(kept))
+    (root / ".done").write_text("ok\n")
+    return root
+
+
 def copy_repo(src: Path, dst: Path) -> Path:
     """A hard-linked copy (git never writes a file in place), minus any query index."""
     proc = subprocess.run(["cp", "-al", str(src), str(dst)], capture_output=True)
@@ -201,25 +228,37 @@ def sizes(ctx: Context) -> list[tuple[str, int]]:
 def xp_side(ctx: Context) -> dict[str, float]:
     out: dict[str, float] = {}
     for lab, n in sizes(ctx):
+        out.update(xp_loose(ctx, lab, n))
         out.update(xp_one(ctx, lab, n))
     return out
+
+
+def _show_figures(repo: Path, suffix: str) -> dict[str, float]:
+    """xp show cold (no index), warm, and with a filter and a sort, as subprocesses."""
+    cmd = xp_command()
+    index = repo / ".git" / "xp" / "index.sqlite"
+
+    def drop_index(_: int) -> None:
+        for end in ("", "-wal", "-shm"):
+            Path(f"{index}{end}").unlink(missing_ok=True)
+
+    return {
+        f"show_cold{suffix}": best_of([*cmd, "show"], 1, repo, warmup=0, before=drop_index),
+        f"show_warm{suffix}": best_of([*cmd, "show"], 5, repo),
+        f"show_filter{suffix}": best_of([*cmd, "show", "-w", WHERE, "-s", SORT], 5, repo),
+    }
+
+
+def xp_loose(ctx: Context, lab: str, n: int) -> dict[str, float]:
+    """The figures of ``xp show`` with every run ref loose."""
+    repo = copy_repo(loose_fixture(n), ctx.workdir / f"repo-loose-{n}")
+    return _show_figures(repo, f"_loose_{lab}")
 
 
 def xp_one(ctx: Context, lab: str, n: int) -> dict[str, float]:
     repo = copy_repo(fixture(n), ctx.workdir / f"repo-{n}")
     os.chdir(repo)
-    cmd = xp_command()
-    index = repo / ".git" / "xp" / "index.sqlite"
-
-    def drop_index(_: int) -> None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{index}{suffix}").unlink(missing_ok=True)
-
-    out = {
-        f"show_cold_{lab}": best_of([*cmd, "show"], 1, repo, warmup=0, before=drop_index),
-        f"show_warm_{lab}": best_of([*cmd, "show"], 5, repo),
-        f"show_filter_{lab}": best_of([*cmd, "show", "-w", WHERE, "-s", SORT], 5, repo),
-    }
+    out = _show_figures(repo, f"_{lab}")
     from xp.gitstore.repo import find_repo
     from xp.query.index import Index
     from xp.tracking.run import commit_record
@@ -314,12 +353,24 @@ def _metrics() -> tuple[Metric, ...]:
         rows += [
             Metric(
                 f"show_cold_{lab}",
-                f"{n:,} runs: xp show, cold (index built)",
+                f"{n:,} runs: xp show, cold (index built), refs packed",
                 "s",
                 3.0 if n == 10_000 else None,
             ),
-            Metric(f"show_warm_{lab}", f"{n:,} runs: xp show, warm", "s", 0.3 if big else None),
+            Metric(f"show_cold_loose_{lab}", f"{n:,} runs: xp show, cold, refs loose", "s", None),
+            Metric(
+                f"show_warm_{lab}",
+                f"{n:,} runs: xp show, warm, refs packed",
+                "s",
+                0.3 if big else None,
+            ),
+            Metric(f"show_warm_loose_{lab}", f"{n:,} runs: xp show, warm, refs loose", "s"),
             Metric(f"show_filter_{lab}", f"{n:,} runs: xp show --where --sort, warm", "s"),
+            Metric(
+                f"show_filter_loose_{lab}",
+                f"{n:,} runs: xp show --where --sort, warm, refs loose",
+                "s",
+            ),
             Metric(f"update_{lab}", f"{n:,} runs: index update after 1 new run", "ms", 0.05),
             Metric(
                 f"search_{lab}",
@@ -346,6 +397,8 @@ WORKLOAD = Workload(
     notes=(
         "runs of 10 params, 5 metrics, 2 tags; repos made once with git fast-import and"
         " cached in ~/.cache/xp-bench (first run: a few minutes)",
+        "refs packed: as after `git gc`; refs loose: one file per run ref, as `git fetch` and"
+        " xp's own runs leave them",
         f"filter: {WHERE!r}, sorted by val_loss descending",
         f"MLflow holds {MLFLOW_CAP:,} runs at most (filling its store costs ~10 ms a run);"
         " --no-cap fills 100,000",
