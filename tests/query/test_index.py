@@ -192,7 +192,8 @@ def test_a_damaged_row_is_read_again_from_its_record(repo: Path) -> None:
     assert shown() == {run_id: "a"}
     db = sqlite3.connect(repo / ".git" / "xp" / INDEX_FILE)
     with db:
-        db.execute("UPDATE runs SET data = replace(data, '0.5', '0.9'), name = 'b'")
+        # (schema 3: what a row shows is ``doc``, its values' JSON array)
+        db.execute("UPDATE runs SET doc = replace(doc, '0.5', '0.9'), name = 'b'")
     db.close()
     (row,) = select_runs(find_repo(), limit=None).rows
     assert (row.name, row.values["metrics.acc"]) == ("a", 0.5)
@@ -208,12 +209,12 @@ def test_show_verify_rebuilds_rows_that_disagree_with_their_records(repo: Path) 
     shown()
     db = sqlite3.connect(repo / ".git" / "xp" / INDEX_FILE)
     commit, name, status, start, data, error = db.execute(
-        "SELECT commit_sha, name, status, start, data, error FROM runs WHERE id = ?", (run_id,)
+        "SELECT commit_sha, name, status, start, doc, error FROM runs WHERE id = ?", (run_id,)
     ).fetchone()
     data = data.replace("0.5", "0.9")
     with db:
         db.execute(
-            "UPDATE runs SET data = ?, crc = ? WHERE commit_sha = ?",
+            "UPDATE runs SET doc = ?, crc = ? WHERE commit_sha = ?",
             (data, _checksum(commit, name, status, start, data, error), commit),
         )
     db.close()
