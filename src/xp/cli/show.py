@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -107,7 +108,8 @@ def _labels(value_cols: Sequence[str]) -> list[str]:
 
 
 def _changed(rows: Sequence[RunRow], key: str) -> bool:
-    return len({repr(r.values.get(key)) for r in rows}) > 1
+    """Whether two rows differ in ``key`` (a missing value is a value of its own)."""
+    return len({repr(r.values.get(key, _ABSENT)) for r in rows}) > 1
 
 
 def build_table(
@@ -318,7 +320,7 @@ def _show_stream(
     if out_format == "json":
         wanted = value_cols if columns else None
         docs = (run_document(r, wanted) for r in runs.rows())
-        render.write(render.json_array(docs), exact=True)
+        render.write(itertools.chain(render.json_array(docs), ["\n"]), end="", exact=True)
         return
     if out_format in ("table", "md") and not columns and runs.count > 1:
         value_cols = sorted(value_cols, key=lambda k: not facts[k].changed)  # differing_first
@@ -483,8 +485,7 @@ def _attribute_layout(runs: RunStream, facts: AttributeFacts, attr: str) -> tupl
     }[attr]
     width = max(min(width, render.MAX_CELL), 1 if missing else 0)
     texts = (render.clip(t) for t in runs.attribute_texts(attr))
-    numeric = width <= render.MAX_CELL and _all_numeric(texts)
-    return width, numeric
+    return width, _numeric_column(texts)
 
 
 def _value_layout(
@@ -510,6 +511,16 @@ def _value_layout(
 
 def _all_numeric(texts: Iterable[str]) -> bool:
     return all(render.is_numeric(t) for t in texts)
+
+
+def _numeric_column(texts: Iterable[str]) -> bool:
+    """``render.table``'s rule: every cell reads as a number, and not every cell is "-"."""
+    shown = False
+    for text in texts:
+        if not render.is_numeric(text):
+            return False
+        shown = shown or text != "-"
+    return shown
 
 
 def _drop_order(attrs: list[str], value_cols: list[str], changed: list[bool]) -> list[int]:

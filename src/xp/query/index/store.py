@@ -160,7 +160,7 @@ class ValueFacts:
     """One value column over a selection (see ``Index.value_facts``)."""
 
     present: int  # runs with the key (NaN included)
-    changed: bool  # two runs differ (missing and NaN count as one value)
+    changed: bool  # two runs differ (a missing value is one value, NaN another)
     text_width: int  # longest text form of a non-float value (text, integer, bool...)
     number_width: int  # longest float, printed with the caller's printf format
     nan: bool  # some run has NaN
@@ -210,7 +210,6 @@ class Index:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA case_sensitive_like = ON")
-        conn.execute("PRAGMA cache_size = -32000")
         row = None
         with contextlib.suppress(sqlite3.OperationalError):  # a new file has no meta yet
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -350,6 +349,17 @@ class Index:
         """Store rows in batches, each its own write transaction; the commits stored."""
         done: set[str] = set()
         batch: list[Stored] = []
+        # A big page cache while writing many rows (SQLite's default of 2 MB otherwise:
+        # a reader that scans the index keeps its memory bounded).
+        self.conn.execute("PRAGMA cache_size = -32000")
+        try:
+            return self._store_batches(rows, done, batch)
+        finally:
+            self.conn.execute("PRAGMA cache_size = -2000")
+
+    def _store_batches(
+        self, rows: Iterable[Stored], done: set[str], batch: list[Stored]
+    ) -> set[str]:
         for item in rows:
             batch.append(item)
             if len(batch) >= _BATCH:
@@ -651,10 +661,14 @@ class Index:
         if done is None:
             return
         with self.write() as conn:
-            if self._meta("packed") == done.before:
+            if self._meta("packed") == done.before:  # packed-refs is what the index knew
                 conn.executemany(
                     "UPDATE refs SET packed = ? WHERE ref = ?",
                     [(sha, ref) for ref, sha in done.moved.items()],
+                )
+                conn.executemany(
+                    "UPDATE refs SET loose = NULL, file = NULL, folder = NULL WHERE ref = ?",
+                    [(ref,) for ref in done.pruned],
                 )
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('packed', ?)", (done.after,))
             # the folders lost files: list them again next time (they are small now)
@@ -903,8 +917,8 @@ class Index:
         self, query: Query, keys: Sequence[str], number_format: str | None
     ) -> dict[str, ValueFacts]:
         """For each value column, what its cells are like over the query's runs, from SQL
-        aggregates (no row is read into Python): how many runs have it, whether it differs
-        between runs (missing and NaN count as one value), the longest text form (texts,
+        aggregates (no row is read into Python): how many runs have it, whether two runs
+        differ (a missing value is one value, NaN another), the longest text form (texts,
         integers), the longest number printed with the printf ``number_format``.
 
         Over all runs the aggregates are kept in ``facts`` for each format asked, merged
@@ -926,14 +940,15 @@ class Index:
             if agg is None:
                 continue
             present, valued = int(agg[0]), int(agg[1])
-            if valued == 0:
+            if present == 0:
                 changed = False
-            elif valued < total:
-                changed = True  # missing (or NaN) somewhere, a value elsewhere
-            else:
-                changed = (agg[2] != agg[3] or agg[4] != agg[5] or agg[7] != agg[8]) or int(
-                    agg[9]
-                ) not in (0, valued)
+            elif present < total:
+                changed = True  # missing somewhere, present elsewhere
+            else:  # present everywhere: do two runs hold different values? (NaN is one)
+                types, numbers, texts = (agg[2], agg[3]), (agg[4], agg[5]), (agg[7], agg[8])
+                mixed_texts = int(agg[9]) not in (0, present)
+                changed = len({*types}) > 1 or len({*numbers}) > 1 or len({*texts}) > 1
+                changed = changed or mixed_texts
             out[key] = ValueFacts(
                 present=present,
                 changed=changed,
