@@ -328,3 +328,20 @@ def test_a_run_made_or_deleted_after_a_look_is_seen_at_the_next(repo: Path) -> N
     assert set(shown()) == {second}
     third = make_run("third")  # loose beside packed
     assert set(shown()) == {second, third} == from_refs(repo)
+
+
+def test_a_big_build_reads_half_in_a_second_process(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xp.query.index import store
+
+    ids = {make_run(f"r{i}", acc=i / 10) for i in range(8)}
+    one_process = all_views()
+    (find_repo().xp_dir / INDEX_FILE).unlink()
+    monkeypatch.setattr(store, "PARALLEL_AT", 4)  # 8 records: 4 here, 4 in the helper
+    assert all_views() == one_process
+    with Index(find_repo()) as index:
+        assert index.count() == len(ids)
+        assert index.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = index.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        assert rows == len(ids)  # each commit stored once

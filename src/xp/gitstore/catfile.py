@@ -54,12 +54,14 @@ def read_objects(
         feeder.start()
         buf = b""
         pos = 0
+        served = 0
         try:
             for name in wanted:
                 while (end := buf.find(b"\n", pos)) < 0:
                     buf, pos = _more(fd, buf, pos, proc, errors)
                 header = buf[pos:end].split(b" ")
                 pos = end + 1
+                served += 1
                 if len(header) != 3 or not header[2].isdigit():  # "<name> missing"/"ambiguous"
                     yield name, None
                     continue
@@ -69,8 +71,8 @@ def read_objects(
                 yield name, buf[pos : pos + size]
                 pos += size + 1
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            if served < len(wanted) and proc.poll() is None:
+                proc.kill()  # the reader stopped early: git would wait to write the rest
             proc.wait()
             proc.stdout.close()
             feeder.join()

@@ -37,6 +37,8 @@ import json
 import operator
 import os
 import sqlite3
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +66,7 @@ SCHEMA = "3"  # 1: JSON rows; 2: JSON rows with a CRC-32 (#10); 3: typed vals ro
 INDEX_FILE = "index.sqlite"
 ROOT = "refs/xp"  # every loose run ref is in a folder at or below this one
 PACK_AT = 1000  # loose run refs that make the index pack them
+PARALLEL_AT = 20_000  # records to read that are worth a second reading process
 _BATCH = 2000  # runs stored per write transaction while reading records
 
 _DDL = """
@@ -197,6 +200,7 @@ class Index:
     def __init__(self, repo: GitRepo, path: Path | None = None) -> None:
         self.repo = repo
         self.path = path if path is not None else repo.xp_dir / INDEX_FILE
+        self.memory = False  # the index lives in memory for this call (read-only repository)
         self.conn = self._open()
         self._schemas: dict[int, tuple[str, ...]] = {}
         self._selection: Query | None = None  # the query temp.sel holds the runs of
@@ -233,6 +237,7 @@ class Index:
                 pass
         except (sqlite3.Error, OSError):
             pass
+        self.memory = True
         return self._connect(":memory:")  # read-only repo: index in memory for this call
 
     def _remove_files(self) -> None:
@@ -313,7 +318,7 @@ class Index:
             return 0
         # Read the records of commits not indexed yet, outside the refs transaction.
         wanted = self._missing(self._candidates(changes))
-        inserted = self._store(iter_rows(self.repo, wanted)) if wanted else set()
+        inserted = self._read(wanted) if wanted else set()
         with self.write() as conn:
             touched = self._apply(conn, changes)
             self._drop_commits(conn, [c for c in inserted if not self._referenced(conn, c)])
@@ -345,7 +350,43 @@ class Index:
         have = {sha for sha, _rid in self._rids(self.conn, list(commits))}
         return {c: i for c, i in commits.items() if c not in have}
 
-    def _store(self, rows: Iterable[Stored]) -> set[str]:
+    def _read(self, wanted: dict[str, str]) -> set[str]:
+        """Read and store the records of ``wanted`` (commit -> run id); the commits stored.
+        Many of them (a fresh clone): half in a second process (``build``), both cores busy."""
+        if len(wanted) < PARALLEL_AT or (os.cpu_count() or 1) < 2 or self.memory:
+            return self.store(iter_rows(self.repo, wanted))
+        items = list(wanted.items())
+        mine, theirs = dict(items[: len(items) // 2]), dict(items[len(items) // 2 :])
+        repo = self.repo
+        args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
+        try:
+            helper = subprocess.Popen(
+                [sys.executable, "-m", "xp.query.index.build", *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return self.store(iter_rows(self.repo, wanted))
+        assert helper.stdin is not None
+        try:
+            helper.stdin.write("".join(f"{c} {r}\n" for c, r in theirs.items()).encode())
+            helper.stdin.close()
+        except OSError:
+            pass  # it died: what it did not store is read below
+        try:
+            done = self.store(iter_rows(self.repo, mine))
+        except BaseException:
+            helper.kill()
+            helper.wait()
+            raise
+        helper.wait()
+        left = self._missing(theirs)  # anything the helper did not store (it failed)
+        if left:
+            done |= self.store(iter_rows(self.repo, left))
+        return done | set(theirs)
+
+    def store(self, rows: Iterable[Stored]) -> set[str]:
         """Store rows in batches, each its own write transaction; the commits stored."""
         done: set[str] = set()
         batch: list[Stored] = []
