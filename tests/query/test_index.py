@@ -345,3 +345,25 @@ def test_a_big_build_reads_half_in_a_second_process(
         assert index.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = index.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
         assert rows == len(ids)  # each commit stored once
+
+
+def test_rows_a_killed_sync_stored_are_dropped_by_the_next(repo: Path) -> None:
+    # A sync stores records in batches before it applies the refs; killed in between, it
+    # leaves rows no ref shows. The next sync that changes a ref drops them.
+    make_run("kept")
+    with Index(find_repo()) as index:
+        index.sync()
+    gone = make_run("gone")
+    gone_commit = git(repo, "rev-parse", f"refs/xp/runs/{gone}")
+    git(repo, "update-ref", "-d", f"refs/xp/runs/{gone}")
+    from xp.query.index.rows import iter_rows
+
+    with Index(find_repo()) as index:
+        index.store(iter_rows(find_repo(), {gone_commit: gone}))  # stored, no ref applied
+        assert index.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+        make_run("new")
+        assert index.sync() == 1
+        commits = {r[0] for r in index.conn.execute("SELECT commit_sha FROM runs")}
+    assert gone_commit not in commits
+    assert len(commits) == 2
+    assert sorted(shown().values()) == ["kept", "new"]

@@ -322,13 +322,21 @@ class Index:
         with self.write() as conn:
             touched = self._apply(conn, changes)
             self._drop_commits(conn, [c for c in inserted if not self._referenced(conn, c)])
-            if touched:  # rows of commits no ref shows (a sync killed half-way): drop them
+            # Rows of commits no ref shows (a sync killed half-way): drop them. Each current
+            # run id holds its own row, so there are none when the counts match (two b-tree
+            # counts, where the sweep itself reads every row: ~45 ms at 100k runs).
+            if touched and self._more_rows_than_runs(conn):
                 orphans = conn.execute(
                     "SELECT commit_sha FROM runs WHERE rid NOT IN (SELECT rid FROM current)"
                 ).fetchall()
                 self._drop_commits(conn, [str(r[0]) for r in orphans])
         self._maybe_pack()
         return len(touched)
+
+    @staticmethod
+    def _more_rows_than_runs(conn: sqlite3.Connection) -> bool:
+        rows = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        return bool(rows > conn.execute("SELECT count(*) FROM current").fetchone()[0])
 
     def _candidates(self, changes: _Changes) -> dict[str, str]:
         """commit -> run id of refs whose value the index does not know yet."""
