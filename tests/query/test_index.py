@@ -367,3 +367,18 @@ def test_rows_a_killed_sync_stored_are_dropped_by_the_next(repo: Path) -> None:
     assert gone_commit not in commits
     assert len(commits) == 2
     assert sorted(shown().values()) == ["kept", "new"]
+
+
+def test_integers_beyond_the_float_range_are_held_and_compared(repo: Path) -> None:
+    """A param of 10**400 is a value users pass (#10): the index holds it as the infinity of
+    its sign for comparisons, and the run stays readable with the exact value."""
+    with xp.start_run(name="huge", params={"big": 10**400, "small": -(10**400)}):
+        pass
+    with xp.start_run(name="plain", params={"big": 3, "small": 3}):
+        pass
+    found = select_runs(find_repo(), where="params.big > 5")
+    assert [r.name for r in found.rows] == ["huge"]
+    found = select_runs(find_repo(), where="params.small < -5")
+    assert [r.name for r in found.rows] == ["huge"]
+    assert xp.get_run("huge").params["big"] == 10**400
+    assert {r.status for r in select_runs(find_repo()).rows} == {"finished"}

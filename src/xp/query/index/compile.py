@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from xp.query.filters import ATTRIBUTES, Cmp, Column, Node, SortKey, parse_time
+from xp.query.index.rows import sql_number
 from xp.record import values
 
 # attribute -> its SQL column over ``current c JOIN runs r``
@@ -32,14 +33,11 @@ ATTRIBUTE_SQL = {
     "user": "r.user",
     "commit": "r.commit_sha",
 }
-_INT64 = 2**63
 
 
 def _number(value: Any) -> Any:
-    """A bound number SQLite can take: integers beyond 64 bits compare as floats."""
-    if isinstance(value, int) and not -_INT64 <= value < _INT64:
-        return float(value)
-    return value
+    """A bound number SQLite can take, compared as the index holds values (``sql_number``)."""
+    return sql_number(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _sql_literal_time(value: Any) -> float:

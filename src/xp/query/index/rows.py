@@ -92,9 +92,15 @@ class RunRow:
 Cell = tuple[str, Any, "str | None"]
 
 
-def _sql_number(value: float | int) -> float | int:
-    """SQLite holds 64-bit integers; a bigger one compares as the float it is closest to."""
-    return value if isinstance(value, float) or -_INT64 <= value < _INT64 else float(value)
+def sql_number(value: float | int) -> float | int:
+    """SQLite holds 64-bit integers; a bigger one compares as the float it is closest to, and
+    one beyond the float range (a param may be ``10**400``) as the infinity of its sign."""
+    if isinstance(value, float) or -_INT64 <= value < _INT64:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def cells(record: RunRecord) -> list[Cell]:
@@ -142,7 +148,7 @@ def stored(run_id: str, commit: str, record: RunRecord) -> Stored:
             out.append((key, v, repr(v)))
         elif kind is int:
             shown.append(v)
-            out.append((key, v if -_INT64 <= v < _INT64 else float(v), repr(v)))
+            out.append((key, sql_number(v), repr(v)))
         elif is_number(v):  # NaN and infinities: shown as text; an infinity compares
             shown.append(text(v))
             out.append((key, None if v != v else v, text(v)))
@@ -163,7 +169,7 @@ def stored(run_id: str, commit: str, record: RunRecord) -> Stored:
             out.append((key, None, None))
         else:
             shown.append(values.metric_cell(v) if v in _INFINITIES else v)
-            out.append((key, v if -_INT64 <= v < _INT64 else float(v), None))
+            out.append((key, sql_number(v), None))
     for k, v in record.tags.items():
         key = "tags." + k
         keys.append(key)
