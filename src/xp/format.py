@@ -19,6 +19,9 @@ RUNS_PREFIX = "refs/xp/runs/"
 REMOTES_PREFIX = "refs/xp/remotes/"
 MONITORING_PREFIX = "refs/xp/monitoring/"  # + writer id: one append-only chain per clone
 NOTES_REF = "refs/notes/xp"  # annotations: tags, notes and moves made after the fact
+DELETED_PREFIX = "refs/xp/deleted/runs/"  # runs deleted through MLflow's API, restorable
+EXPERIMENTS_REF = "refs/xp/experiments"  # experiments made through MLflow's API
+EXPERIMENTS_FILE = "experiments.yaml"
 RECORD_DIR = ".xp/run"
 CONFIG_PATH = ".xp/config.yaml"
 
@@ -32,6 +35,8 @@ PACKAGES_FILE = "packages.txt"
 MEDIA_FILE = "media.yaml"  # the index of logged images, figures, tables, histograms, texts
 MEDIA_DIR = "media"  # artifact folder of keyed media: media/<key>/<step>.<ext>
 MEDIA_KINDS = ("image", "figure", "table", "histogram", "text")
+DATASETS_FILE = "datasets.yaml"  # MLflow datasets (log_input of an mlflow.data dataset)
+MODELS_FILE = "models.yaml"  # MLflow logged models, whose files are artifacts of the run
 SERIES_DIR = "series"
 SERIES_HEADER = "step\tvalue\ttimestamp\n"
 

@@ -21,7 +21,7 @@ from dulwich.objects import Blob, Commit, ObjectID, Tree
 
 from xp.errors import GitError, RecordPathError
 from xp.gitstore.objects import ObjectWriter
-from xp.gitstore.refs import create_ref, read_ref
+from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
@@ -168,6 +168,19 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
     return tuple((item.path, item.mode, item.sha) for item in old.items())
 
 
+def first_parent(repo: GitRepo, commit: str) -> str | None:
+    """The first parent of ``commit`` (None for a root commit or a missing object)."""
+    from dulwich.object_store import DiskObjectStore
+
+    try:
+        obj = DiskObjectStore(str(repo.objects_dir))[ObjectID(commit.encode())]
+    except KeyError:
+        return None
+    if not isinstance(obj, Commit) or not obj.parents:
+        return None
+    return bytes(obj.parents[0]).decode()
+
+
 def tree_of(repo: GitRepo, commit: str) -> str:
     return _commit_tree(str(repo.objects_dir), commit)
 
@@ -188,6 +201,14 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
     return bytes(obj.tree).decode()
 
 
+def empty_tree(repo: GitRepo) -> str:
+    """The empty tree's id, written as an object (git knows it without one; readers here
+    do not): the workspace of a run whose code is not known, such as an imported one."""
+    tree = Tree()
+    ObjectWriter(repo.objects_dir).add(tree)
+    return tree.id.decode()
+
+
 def write_run_commit(
     repo: GitRepo,
     ref: str,
@@ -197,7 +218,13 @@ def write_run_commit(
     start: float,
     end: float,
     writer: ObjectWriter,
+    *,
+    move: bool = False,
+    expected: str | None = None,
 ) -> str:
+    """The commit, then the ref: created (RefExistsError if it exists), or with ``move`` (a
+    run continued after it ended, ``parent`` being its previous commit) moved by
+    compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since."""
     ident = identity(str(repo.worktree))
     tz = time.localtime(end).tm_gmtoff
     commit = Commit()
@@ -226,8 +253,34 @@ def write_run_commit(
         writer.add(commit)
         sha = commit.id.decode()
     note_recorded(repo, sha)
-    create_ref(repo.common_dir, ref, sha)
+    if move:
+        update_ref(repo.common_dir, ref, sha, expected)
+    else:
+        create_ref(repo.common_dir, ref, sha)
     return sha
+
+
+def write_files_commit(
+    repo: GitRepo, ref: str, files: dict[str, bytes], message: str, expected: str | None
+) -> str:
+    """A commit whose tree is just ``files``, on top of ``expected`` (the ref's current
+    commit, or None), and the ref moved to it by compare-and-swap: small shared documents
+    such as the experiment list keep their history in git and never lose a concurrent
+    update (RefChangedError: read again and retry)."""
+    writer = ObjectWriter(repo.objects_dir)
+    tree = _tree_from_files(writer, files)
+    now = time.time()
+    commit = Commit()
+    commit.tree = ObjectID(tree)
+    commit.parents = [ObjectID(expected.encode())] if expected else []
+    commit.author = commit.committer = identity(str(repo.worktree))
+    commit.author_time = commit.commit_time = int(now)
+    commit.author_timezone = commit.commit_timezone = time.localtime(now).tm_gmtoff
+    commit.encoding = None
+    commit.message = message.encode("utf-8")
+    writer.add(commit)
+    update_ref(repo.common_dir, ref, commit.id.decode(), expected)
+    return commit.id.decode()
 
 
 def author_of(repo: GitRepo, commit: str) -> str:

@@ -138,6 +138,25 @@ def read_folder(repo: GitRepo, commit: str, folder: str) -> FolderReader | None:
     return FolderReader(read, files)
 
 
+def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
+    """The bytes of the file at ``path`` in ``commit``'s tree, or None when there is none."""
+    from dulwich.object_store import DiskObjectStore
+    from dulwich.objects import Commit
+
+    store = DiskObjectStore(str(repo.objects_dir))
+    try:
+        obj = store[ObjectID(commit.encode())]
+    except KeyError:
+        return None
+    if not isinstance(obj, Commit):
+        return None
+    sha = _lookup(store, obj.tree, path)
+    if sha is None:
+        return None
+    blob = store[ObjectID(sha)]
+    return None if blob.type_name != b"blob" else blob.as_raw_string()
+
+
 def _lookup(store: DiskObjectStore, tree_id: bytes, path: str) -> bytes | None:
     """The id of the object at ``path`` below ``tree_id``, or None."""
     from dulwich.objects import Tree

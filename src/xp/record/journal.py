@@ -10,9 +10,12 @@ Lines (UTF-8, tab-separated, first field is the kind):
   M <key> <value> <step> <time>   metric point; time in seconds since the epoch
   P <json [key, value]>           param
   T <json [key, value]>           tag
+  X <json key>                    tag removed
   A <json artifact entry>         artifact file
   I <json input entry>            data input
   G <json media entry>            an image, figure, table, histogram or text (record/media.py)
+  D <json dataset entry>          an MLflow dataset the run used (log_input)
+  O <json logged model entry>     an MLflow logged model, replaced by id when it changes
   E <json {status, end_time}>     the run ended; the commit may still have failed
 A last line without its newline was cut by a crash and is ignored.
 """
@@ -51,17 +54,28 @@ class RunState:
     points: list[tuple[str, float, int, float]] = field(default_factory=list)
     artifacts: dict[str, FileEntry] = field(default_factory=dict)
     inputs: dict[str, FileEntry] = field(default_factory=dict)
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
     end: dict[str, Any] | None = None
     media: dict[str, MediaEntry] = field(default_factory=dict)  # by artifact path
+
+    def add_dataset(self, entry: dict[str, Any]) -> bool:
+        """Record an MLflow dataset input once (by name, digest and tags); True when new."""
+        if entry in self.datasets:
+            return False
+        self.datasets.append(entry)
+        return True
 
 
 class Journal:
     """Created under a temp name, locked and headed, then renamed: a reader never sees a
     journal that has no header or no owner."""
 
-    def __init__(self, path: Path, header: bytes) -> None:
+    def __init__(self, path: Path, header: bytes, exclusive: bool = False) -> None:
+        """With ``exclusive``, FileExistsError when a journal is there already: a run being
+        continued claims its id this way, so two processes can never both continue it."""
         self.path = path
-        tmp = path.with_suffix(".new")
+        tmp = path.with_suffix(f".new-{os.getpid()}" if exclusive else ".new")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -72,7 +86,11 @@ class Journal:
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             self.write(header)
-            os.replace(tmp, path)
+            if exclusive:
+                os.link(tmp, path)  # fails when the name exists: create-if-absent
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
         except (OSError, StorageError):
             os.close(self.fd)
             os.unlink(tmp)
@@ -103,12 +121,24 @@ def line(kind: str, payload: Any) -> str:
     return f"{kind}\t{json.dumps(payload, ensure_ascii=False, sort_keys=True)}\n"
 
 
-def replay(data: bytes) -> RunState:
+def replay(data: bytes, base: RunState | None = None) -> RunState:
+    """The state a journal describes; with ``base`` (what a continued run had before this
+    session, read from its previous commit) the journal's lines apply on top of it."""
     text = data.decode("utf-8", "replace")
     lines = text.split("\n")[:-1]  # the part after the last newline is incomplete
     if not lines or not lines[0].startswith("H\t"):
         raise ValueError("journal has no header")
-    state = RunState(header=RunHeader.from_json(json.loads(lines[0][2:])))
+    header = RunHeader.from_json(json.loads(lines[0][2:]))
+    state = RunState(header=header)
+    if base is not None:
+        state.params = dict(base.params)
+        state.tags = dict(base.tags)
+        state.points = list(base.points)
+        state.artifacts = dict(base.artifacts)
+        state.inputs = dict(base.inputs)
+        state.media = dict(base.media)
+        state.datasets = list(base.datasets)
+        state.models = dict(base.models)
     for raw in lines[1:]:
         apply_line(state, raw)
     return state
@@ -130,6 +160,8 @@ def apply_line(state: RunState, raw: str) -> None:
         elif kind == "T":
             k, v = json.loads(rest)
             state.tags[k] = v
+        elif kind == "X":
+            state.tags.pop(json.loads(rest), None)
         elif kind == "A":
             entry = FileEntry.from_dict(json.loads(rest))
             state.artifacts[entry.path] = entry
@@ -139,6 +171,14 @@ def apply_line(state: RunState, raw: str) -> None:
         elif kind == "G":
             media = MediaEntry.from_dict(json.loads(rest), "journal")
             state.media[media.path] = media
+        elif kind == "D":
+            dataset = json.loads(rest)
+            if isinstance(dataset, dict):
+                state.add_dataset(dataset)
+        elif kind == "O":
+            model = json.loads(rest)
+            if isinstance(model, dict) and isinstance(model.get("id"), str):
+                state.models[model["id"]] = model
         elif kind == "U":
             changes = json.loads(rest)
             if isinstance(changes, dict):
@@ -246,6 +286,9 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
         state.artifacts.update(part.artifacts)
         state.inputs.update(part.inputs)
         state.media.update(part.media)
+        for dataset in part.datasets:
+            state.add_dataset(dataset)
+        state.models.update(part.models)
         if state.header.auto_name and not part.header.auto_name:
             state.header.name = part.header.name
             state.header.auto_name = False
@@ -285,6 +328,11 @@ class Flusher:
     def unregister(self, run: Flushable) -> None:
         with self._lock:
             self._runs.discard(run)
+
+    def is_live(self, run_id: str) -> bool:
+        """Whether this process is logging run ``run_id`` (as its owner, not as a part)."""
+        with self._lock:
+            return any(r.id == run_id and not getattr(r, "attached", False) for r in self._runs)
 
     def _loop(self) -> None:
         while True:

@@ -66,6 +66,8 @@ class RunRecord:
     inputs: tuple[FileEntry, ...] = ()
     packages: tuple[str, ...] = ()
     media: tuple[MediaEntry, ...] = ()
+    datasets: tuple[dict[str, Any], ...] = ()  # MLflow datasets, in logging order
+    models: tuple[dict[str, Any], ...] = ()  # MLflow logged models, by id
 
     @property
     def experiment(self) -> str:
@@ -94,6 +96,10 @@ class RunRecord:
             files[fmt.MEDIA_FILE] = yamlio.dump(dump_entries(list(self.media)))
         if self.packages:
             files[fmt.PACKAGES_FILE] = ("\n".join(sorted(self.packages)) + "\n").encode()
+        if self.datasets:
+            files[fmt.DATASETS_FILE] = yamlio.dump(list(self.datasets))
+        if self.models:
+            files[fmt.MODELS_FILE] = yamlio.dump(sorted(self.models, key=lambda m: m["id"]))
         for key, points in self.series.items():
             files[f"{fmt.SERIES_DIR}/{key}.tsv"] = series_bytes(points)
         return files
@@ -146,7 +152,15 @@ class RunRecord:
             inputs=tuple(FileEntry.from_dict(d) for d in load(fmt.INPUTS_FILE, [])),
             packages=tuple(packages.decode().split()) if packages else (),
             media=load_entries(load(fmt.MEDIA_FILE, None), f"{source}:{fmt.MEDIA_FILE}"),
+            datasets=_mappings(load(fmt.DATASETS_FILE, []), source, fmt.DATASETS_FILE),
+            models=_mappings(load(fmt.MODELS_FILE, []), source, fmt.MODELS_FILE),
         )
+
+
+def _mappings(value: Any, source: str, name: str) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{source}: {fmt.RECORD_DIR}/{name} must be a list of mappings")
+    return tuple({str(k): v for k, v in item.items()} for item in value)
 
 
 def _mapping(value: Any, source: str) -> dict[str, Any]:

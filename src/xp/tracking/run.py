@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from xp.gitstore import commit as gitcommit
 from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.repo import GitRepo, find_repo
 from xp.gitstore.snapshot import snapshot
-from xp.record.build import build_record, commit_message
+from xp.gitstore.trees import read_folder
+from xp.record.build import build_record, commit_message, iso_time, parse_time, state_of_record
 from xp.record.context import command_line, installed_packages, static_context
 from xp.record.header import RunHeader
 from xp.record.journal import PART, SUFFIX, Journal, RunState, flusher, line, merge_parts
@@ -110,19 +112,62 @@ class _Logged:
     files: list[FileEntry]
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _relative_cwd(top: Path) -> str:
     here = os.getcwd()
     return os.path.relpath(here, top).replace(os.sep, "/") if here.startswith(str(top)) else "."
 
 
+def read_record(repo: GitRepo, commit: str) -> RunRecord | None:
+    """The run record in ``commit``'s tree, or None when it carries none."""
+    folder = read_folder(repo, commit, fmt.RECORD_DIR)
+    if folder is None:
+        return None
+    keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
+    return RunRecord.from_files(folder.read, keys, commit[:12])
+
+
 def commit_record(
-    repo: GitRepo, record: RunRecord, tree: str, baseline: str | None, start: float, end: float
+    repo: GitRepo,
+    record: RunRecord,
+    tree: str,
+    baseline: str | None,
+    start: float,
+    end: float,
+    header: RunHeader | None = None,
 ) -> str:
+    """Write the run's commit and ref. A continued run (``header.previous``) gets a commit
+    whose parent is its previous one, and its ref moves there: a fast-forward."""
     writer = ObjectWriter(repo.objects_dir)
     root = gitcommit.compose_tree(repo, writer, tree, fmt.RECORD_DIR, record.to_files())
+    previous = header.previous if header is not None else None
     return gitcommit.write_run_commit(
-        repo, fmt.run_ref(record.id), root, baseline, commit_message(record), start, end, writer
+        repo,
+        fmt.run_ref(record.id),
+        root,
+        previous or baseline,
+        commit_message(record),
+        start,
+        end,
+        writer,
+        move=previous is not None,
+        expected=header.ref_expected if header is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class Continued:
+    """A run to continue after it ended: its id, the commit its ref is at, the value the
+    local ref must still have when the session commits (None: there is no local ref yet,
+    e.g. a fetched run), and the record at that commit."""
+
+    run_id: str
+    commit: str
+    expected: str | None
+    record: RunRecord
 
 
 class Run:
@@ -142,8 +187,12 @@ class Run:
         command: list[str] | None = None,
         cwd: str | None = None,
         system_metrics: bool | None = None,
+        start_time: float | None = None,
+        all_series: bool = False,
+        continues: Continued | None = None,
     ) -> None:
-        """A new run, or with ``attach`` a part of run ``attach`` that another process owns.
+        """A new run, or with ``attach`` a part of run ``attach`` that another process owns,
+        or with ``continues`` a new session of a run that ended (see ``tracking.resume``).
 
         An attached part (a script started by ``xp run``) logs into its own journal part; the
         owner merges the parts into its run when it commits. See ``child_env``.
@@ -153,9 +202,17 @@ class Run:
         """
         self.repo = repo or find_repo()
         self.config = config or load_config(self.repo)
-        start = time.time()
+        start = time.time() if start_time is None else start_time
         self.attached = attach is not None
         self.id = attach or fmt.new_run_id(start)
+        if continues is not None:
+            old = continues.record
+            self.id = continues.run_id
+            start = parse_time(old.meta.get("start_time")) or start
+            name = name or old.name
+            experiment = experiment or old.experiment
+            parent = parent if parent is not None else _text(old.meta.get("parent"))
+            message = message if message is not None else _text(old.meta.get("message"))
         if name is not None and (not isinstance(name, str) or not name.strip() or "\n" in name):
             raise InvalidValueError(f"run name {name!r} must be one non-empty line of text")
         self.name = name or auto_name(self.id)
@@ -174,6 +231,7 @@ class Run:
             message=message,
             xp_version=__version__,
             pid=os.getpid(),
+            all_series=all_series,
         )
         self.tree = ""
         self.baseline: str | None = None
@@ -200,8 +258,21 @@ class Run:
         reads.watch(self.repo.worktree)
         self._keys: set[str] = set()
         self._next_step: dict[str, int] = {}
+        if continues is not None:
+            old = continues.record
+            header.previous = continues.commit
+            header.ref_expected = continues.expected
+            header.resumed = [str(t) for t in old.meta.get("resumed") or []]
+            header.resumed.append(iso_time(time.time()))
+            header.all_series = all_series or any(
+                len(points) == 1 and points[0][0] == 0 for points in old.series.values()
+            )
+            self.state = state_of_record(old, header)
+            for key, _value, step, _ts in self.state.points:
+                self._keys.add(key)
+                self._next_step[key] = step + 1
         self._events: list[str] = []
-        self._flushed_points = 0
+        self._flushed_points = len(self.state.points)
         self._flushed_events = 0
         self._io_lock = threading.Lock()
         self.status = "running"
@@ -214,6 +285,20 @@ class Run:
         self._log_step = 0  # the step counter of xp.log (one for all keys, as W&B's)
         self._media_steps: dict[str, int] = {}
         self._sampler: Any = None
+        if continues is not None:
+            # xp.log's counter and each media series go on after the last step logged, so a
+            # new session never replaces an earlier session's picture or point.
+            self._log_step = max(self._next_step.values(), default=0)
+            for entry in self.state.media.values():
+                if entry.step is not None:
+                    self._media_steps[entry.key] = max(
+                        self._media_steps.get(entry.key, 0), entry.step + 1
+                    )
+            # Claimed now, not at the first flush: the journal is what tells a second process
+            # that this run is being continued (FileExistsError if it is there already).
+            self.journal = Journal(
+                journal_path, line("H", header.to_json()).encode(), exclusive=True
+            )
         flusher.register(self)
         if not self.attached and _wants_system_metrics(system_metrics, self.config):
             self.start_system_metrics()
@@ -377,6 +462,13 @@ class Run:
         for key, value in tags.items():
             self.set_tag(key, value)
 
+    def delete_tag(self, key: str) -> None:
+        """Remove tag ``key`` (MLflow's ``delete_tag``); journaled, so recovery agrees."""
+        self._check_live()
+        if key in self.state.tags:
+            del self.state.tags[key]
+            self._events.append(line("X", key))
+
     # -- files: hashed into the cache now, recorded by content ----------------------------
     def _source(self, path: str | os.PathLike[str], what: str, inside: bool = True) -> Path:
         src = Path(path)
@@ -434,6 +526,25 @@ class Run:
             self.state.artifacts[entry.path] = entry
             self._events.append(line("A", entry.to_dict()))
         return entries
+
+    def add_artifacts(self, entries: list[FileEntry]) -> None:
+        """Record files already in the cache as artifacts (a later one replaces a path)."""
+        self._check_live()
+        for entry in entries:
+            self.state.artifacts[entry.path] = entry
+            self._events.append(line("A", entry.to_dict()))
+
+    def log_dataset(self, entry: dict[str, Any]) -> None:
+        """Record an MLflow dataset input (name, digest, source, schema, profile, tags)."""
+        self._check_live()
+        if self.state.add_dataset(entry):
+            self._events.append(line("D", entry))
+
+    def set_model(self, entry: dict[str, Any]) -> None:
+        """Record or update an MLflow logged model of this run (``entry["id"]`` names it)."""
+        self._check_live()
+        self.state.models[str(entry["id"])] = entry
+        self._events.append(line("O", entry))
 
     def log_text(
         self,
@@ -720,7 +831,7 @@ class Run:
         record = build_record(self.state, status, end, installed_packages())
         try:
             self.commit = commit_record(
-                self.repo, record, self.tree, self.baseline, self.start_time, end
+                self.repo, record, self.tree, self.baseline, self.start_time, end, self.header
             )
         except XPError:
             try:

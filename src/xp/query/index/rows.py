@@ -39,6 +39,10 @@ def _epoch(value: Any) -> float | None:
     return dt.timestamp()
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _number(value: Any) -> float | None:
     return float(value) if values.is_number(value) else None
 
@@ -66,6 +70,9 @@ class RunRow:
     error: str | None = None
     ref: str = ""
     param_text: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    parent: str | None = None  # the enclosing run's id (nested runs)
+    message: str | None = None  # the run's description
+    source: str | None = None  # the program that logged it: its command's first word
 
 
 def row_from_record(run_id: str, commit: str, record: RunRecord) -> RunRow:
@@ -97,6 +104,11 @@ def row_from_record(run_id: str, commit: str, record: RunRecord) -> RunRow:
         user=str(user) if user else None,
         values=data,
         param_text={k: values.text(v) for k, v in record.params.items()},
+        parent=_text(meta.get("parent")),
+        message=_text(meta.get("message")),
+        source=_text(command[0])
+        if isinstance(command := meta.get("command"), list) and command
+        else None,
     )
 
 

@@ -33,7 +33,7 @@ from xp.query.index.compile import sort_sql, where_sql
 from xp.query.index.rows import RunRow, read_rows
 from xp.record import values
 
-SCHEMA = "1"
+SCHEMA = "2"  # 2: parent, message, source (the MLflow view needs them)
 INDEX_FILE = "index.sqlite"
 
 _DDL = """
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs(
     baseline TEXT, branch TEXT, user TEXT,
     data TEXT NOT NULL,
     ptext TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    parent TEXT, message TEXT, source TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_name ON runs(name);
 CREATE INDEX IF NOT EXISTS runs_baseline ON runs(baseline);
@@ -357,7 +358,7 @@ class Index:
         rows = list(rows)
         conn.executemany(
             f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO runs"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [_as_tuple(r) for r in rows],
         )
         keys = {k for r in rows for k in r.values}
@@ -448,6 +449,15 @@ class Index:
         sql = "SELECT DISTINCT r.name" + _FROM + " ORDER BY c.run_id DESC LIMIT ?"
         return [str(r[0]) for r in self.conn.execute(sql, (limit,))]
 
+    def experiments(self) -> list[tuple[str, int, float | None, float | None]]:
+        """(experiment, runs, first start, last start or end) of every experiment runs name."""
+        sql = (
+            "SELECT r.experiment, count(*), min(r.start), max(coalesce(r.end, r.start))"
+            + _FROM
+            + " WHERE r.experiment IS NOT NULL AND r.experiment != '' GROUP BY r.experiment"
+        )
+        return [(str(e), int(n), a, b) for e, n, a, b in self.conn.execute(sql)]
+
     def runs_on(self, commits: Sequence[str]) -> list[tuple[str, str]]:
         """(run id, baseline) of the runs whose baseline is one of ``commits``."""
         out: list[tuple[str, str]] = []
@@ -461,7 +471,7 @@ class Index:
 
 _COLUMNS = (
     "SELECT c.run_id, c.ref, c.commit_sha, r.name, r.experiment, r.status, r.start, r.end,"
-    " r.duration, r.baseline, r.branch, r.user, r.data, r.error"
+    " r.duration, r.baseline, r.branch, r.user, r.data, r.error, r.parent, r.message, r.source"
 )
 _FROM = " FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
 
@@ -483,6 +493,9 @@ def _row(t: tuple[Any, ...]) -> RunRow:
         values=json.loads(t[12]),
         error=t[13],
         ref=ref,
+        parent=t[14],
+        message=t[15],
+        source=t[16],
     )
 
 
@@ -503,6 +516,9 @@ def _as_tuple(row: RunRow) -> tuple[Any, ...]:
         values.dumps(row.values),
         values.dumps(row.param_text),
         row.error,
+        row.parent,
+        row.message,
+        row.source,
     )
 
 
