@@ -101,6 +101,16 @@ def new_run_id(now: float | None = None) -> str:
     return _b32(ms, ID_TIME_CHARS) + _b32(rand, ID_RAND_CHARS)
 
 
+def derived_run_id(ms: int, seed: str) -> str:
+    """The id of a run that copies a run of another tracker (an imported MLflow run): its
+    start time, then 25 bits of the sha256 of ``seed`` (the other tracker's id), so the same
+    run always gets the same id, in every clone (docs/format.md, section 11)."""
+    import hashlib
+
+    rand = int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:4], "big") >> 7
+    return _b32(max(0, ms), ID_TIME_CHARS) + _b32(rand, ID_RAND_CHARS)
+
+
 def id_time(run_id: str) -> float:
     """Seconds since the epoch (to the millisecond) encoded in a run id."""
     value = 0

@@ -168,6 +168,19 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
     return tuple((item.path, item.mode, item.sha) for item in old.items())
 
 
+def is_commit(repo: GitRepo, sha: str) -> bool:
+    """Whether ``sha`` (full hex) names a commit this repository has."""
+    from dulwich.object_store import DiskObjectStore
+
+    if len(sha) != 40:
+        return False
+    try:
+        obj = DiskObjectStore(str(repo.objects_dir))[ObjectID(sha.encode())]
+    except (KeyError, ValueError):
+        return False
+    return isinstance(obj, Commit)
+
+
 def first_parent(repo: GitRepo, commit: str) -> str | None:
     """The first parent of ``commit`` (None for a root commit or a missing object)."""
     from dulwich.object_store import DiskObjectStore

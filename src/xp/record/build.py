@@ -16,8 +16,10 @@ from xp.record.model import Point, RunRecord, final_value, format_number
 
 
 def iso_time(ts: float) -> str:
-    """UTC ISO 8601 to the millisecond, as meta.yaml stores times."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    """UTC ISO 8601 to the (nearest) millisecond, as meta.yaml stores times; a time given in
+    ms (MLflow's ``start_time``) comes back as the same ms."""
+    ms = round(ts * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def parse_time(value: Any) -> float | None:
