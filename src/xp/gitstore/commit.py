@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 
 from xp.errors import GitError, RecordPathError
-from xp.gitstore.objects import ObjectWriter
+from xp.gitstore.objects import ObjectWriter, PackWriter, object_store
 from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 
@@ -62,7 +62,7 @@ def identity(worktree: str) -> bytes:
     return f"{user} <{user}@{socket.gethostname()}>".encode()
 
 
-def _tree_from_files(writer: ObjectWriter, files: dict[str, bytes]) -> bytes:
+def _tree_from_files(writer: ObjectWriter | PackWriter, files: dict[str, bytes]) -> bytes:
     """Nested trees from {'a/b.tsv': bytes}; returns the root tree id."""
     dirs: dict[str, dict[str, bytes]] = {}
     for path, data in files.items():
@@ -97,7 +97,7 @@ def _tree_from_files(writer: ObjectWriter, files: dict[str, bytes]) -> bytes:
 
 def compose_tree(
     repo: GitRepo,
-    writer: ObjectWriter,
+    writer: ObjectWriter | PackWriter,
     workspace_tree: str,
     record_dir: str,
     files: dict[str, bytes],
@@ -157,25 +157,19 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
             (name.encode("utf-8", "surrogateescape"), mode, ObjectID(sha.encode()))
             for name, (mode, sha) in parse_tree(body).items()
         )
-    from dulwich.object_store import DiskObjectStore
 
-    store = DiskObjectStore(objects_dir)
-    try:
-        old = store[ObjectID(tree_id)]
-    finally:
-        store.close()
+    old = object_store(objects_dir)[ObjectID(tree_id)]
     assert isinstance(old, Tree)
     return tuple((item.path, item.mode, item.sha) for item in old.items())
 
 
 def is_commit(repo: GitRepo, sha: str) -> bool:
     """Whether ``sha`` (full hex) names a commit this repository has."""
-    from dulwich.object_store import DiskObjectStore
 
     if len(sha) != 40:
         return False
     try:
-        obj = DiskObjectStore(str(repo.objects_dir))[ObjectID(sha.encode())]
+        obj = object_store(repo.objects_dir)[ObjectID(sha.encode())]
     except (KeyError, ValueError):
         return False
     return isinstance(obj, Commit)
@@ -183,10 +177,9 @@ def is_commit(repo: GitRepo, sha: str) -> bool:
 
 def first_parent(repo: GitRepo, commit: str) -> str | None:
     """The first parent of ``commit`` (None for a root commit or a missing object)."""
-    from dulwich.object_store import DiskObjectStore
 
     try:
-        obj = DiskObjectStore(str(repo.objects_dir))[ObjectID(commit.encode())]
+        obj = object_store(repo.objects_dir)[ObjectID(commit.encode())]
     except KeyError:
         return None
     if not isinstance(obj, Commit) or not obj.parents:
@@ -203,13 +196,8 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
     body = _loose(objects_dir, commit)
     if body is not None and body.startswith(b"tree "):
         return body[5:45].decode()
-    from dulwich.object_store import DiskObjectStore
 
-    store = DiskObjectStore(objects_dir)
-    try:
-        obj = store[ObjectID(commit.encode())]
-    finally:
-        store.close()
+    obj = object_store(objects_dir)[ObjectID(commit.encode())]
     assert isinstance(obj, Commit)
     return bytes(obj.tree).decode()
 
@@ -220,6 +208,23 @@ def empty_tree(repo: GitRepo) -> str:
     tree = Tree()
     ObjectWriter(repo.objects_dir).add(tree)
     return tree.id.decode()
+
+
+def run_commit(
+    repo: GitRepo, tree: bytes, parent: str | None, message: str, start: float, end: float
+) -> Commit:
+    """A run's commit object (written by the caller): author date the start, committer date
+    the end, the identity git would use."""
+    commit = Commit()
+    commit.tree = ObjectID(tree)
+    commit.parents = [ObjectID(parent.encode())] if parent else []
+    commit.author = commit.committer = identity(str(repo.worktree))
+    commit.author_time = int(start)
+    commit.commit_time = int(end)
+    commit.author_timezone = commit.commit_timezone = time.localtime(end).tm_gmtoff
+    commit.encoding = None
+    commit.message = message.encode("utf-8")
+    return commit
 
 
 def write_run_commit(
@@ -238,17 +243,7 @@ def write_run_commit(
     """The commit, then the ref: created (RefExistsError if it exists), or with ``move`` (a
     run continued after it ended, ``parent`` being its previous commit) moved by
     compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since."""
-    ident = identity(str(repo.worktree))
-    tz = time.localtime(end).tm_gmtoff
-    commit = Commit()
-    commit.tree = ObjectID(tree)
-    commit.parents = [ObjectID(parent.encode())] if parent else []
-    commit.author = commit.committer = ident
-    commit.author_time = int(start)
-    commit.commit_time = int(end)
-    commit.author_timezone = commit.commit_timezone = tz
-    commit.encoding = None
-    commit.message = message.encode("utf-8")
+    commit = run_commit(repo, tree, parent, message, start, end)
     from xp.gitstore import signing
 
     if signing.enabled(repo):  # git writes it, signed with the user's key (docs/provenance.md)
@@ -257,10 +252,10 @@ def write_run_commit(
             tree=tree.decode(),
             parent=parent,
             message=commit.message,
-            ident=ident,
+            ident=commit.author,
             author_time=int(start),
             commit_time=int(end),
-            tz=tz,
+            tz=commit.commit_timezone,
         )
     else:
         writer.add(commit)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from dulwich.objects import ObjectID
 
+from xp.gitstore.objects import object_store
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
@@ -101,32 +102,29 @@ class FolderReader:
 def read_folder(repo: GitRepo, commit: str, folder: str) -> FolderReader | None:
     """A reader for ``folder`` in ``commit``'s tree, or None when the commit has no such folder.
 
-    The folder's files are read at once (a record is a handful of small files) so the object
-    store, whose packs hold open files, is closed before this returns."""
-    from dulwich.object_store import DiskObjectStore
+    The folder's files are read at once (a record is a handful of small files), from the
+    object store this thread keeps open for the repository (``objects.object_store``: closed
+    at exit, so no pack file is left for the garbage collector)."""
     from dulwich.objects import Commit
 
-    store = DiskObjectStore(str(repo.objects_dir))
+    store = object_store(repo.objects_dir)
     try:
-        try:
-            obj = store[ObjectID(commit.encode())]
-        except KeyError:
-            return None
-        if not isinstance(obj, Commit):
-            return None
-        top = _lookup(store, obj.tree, folder)
-        if top is None:
-            return None
-        blobs: dict[str, bytes] = {}
-        for path in _walk(store, top):
-            sha = _lookup(store, top, path)
-            if sha is None:
-                continue
-            blob = store[ObjectID(sha)]
-            if blob.type_name == b"blob":
-                blobs[path] = blob.as_raw_string()
-    finally:
-        store.close()
+        obj = store[ObjectID(commit.encode())]
+    except KeyError:
+        return None
+    if not isinstance(obj, Commit):
+        return None
+    top = _lookup(store, obj.tree, folder)
+    if top is None:
+        return None
+    blobs: dict[str, bytes] = {}
+    for path in _walk(store, top):
+        sha = _lookup(store, top, path)
+        if sha is None:
+            continue
+        blob = store[ObjectID(sha)]
+        if blob.type_name == b"blob":
+            blobs[path] = blob.as_raw_string()
 
     def read(name: str) -> bytes | None:
         return blobs.get(name)
@@ -140,10 +138,12 @@ def read_folder(repo: GitRepo, commit: str, folder: str) -> FolderReader | None:
 
 def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
     """The bytes of the file at ``path`` in ``commit``'s tree, or None when there is none."""
-    from dulwich.object_store import DiskObjectStore
+    return _read_file(object_store(repo.objects_dir), commit, path)
+
+
+def _read_file(store: DiskObjectStore, commit: str, path: str) -> bytes | None:
     from dulwich.objects import Commit
 
-    store = DiskObjectStore(str(repo.objects_dir))
     try:
         obj = store[ObjectID(commit.encode())]
     except KeyError:

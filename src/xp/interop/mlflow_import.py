@@ -12,28 +12,30 @@ MLflow store.
 from __future__ import annotations
 
 import hashlib
-import json
+import pickle
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xp import format as fmt
 from xp.artifacts import cache
 from xp.errors import MlflowException, XPError
 from xp.gitstore import commit as gitcommit
-from xp.gitstore.objects import ObjectWriter
-from xp.gitstore.refs import read_ref
+from xp.gitstore.objects import PackWriter
+from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
+from xp.gitstore.trees import read_file
 from xp.interop import mlflow_experiments as X
 from xp.interop.mlflow_sources import Source, SourceRun, open_source
+from xp.record import yamlio
 from xp.record.build import build_record, commit_message
 from xp.record.header import RunHeader
 from xp.record.journal import RunState
-from xp.record.model import FileEntry
+from xp.record.model import FileEntry, final_value
 from xp.record.names import auto_name
-from xp.tracking.run import read_record
 
 _STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
+_BATCH = 200  # runs whose objects go into one pack before their refs are written
 _MOVED_TO_META = ("mlflow.runName", "mlflow.user", "mlflow.parentRunId", "mlflow.note.content")
 
 
@@ -89,18 +91,22 @@ def _import(
     result.runs = source.count(ids)
     starts = source.starts()
     xp_ids = {mid: fmt.derived_run_id(ms, mid) for mid, ms in starts.items()}
-    writer = ObjectWriter(repo.objects_dir)
-    ctx = _Context(repo, writer, cache.cache_dir(repo))
-    for done, run in enumerate(source.runs(ids), start=1):
-        try:
-            outcome = _import_run(ctx, run, labels, xp_ids, result)
-        except (XPError, OSError, ValueError) as exc:
-            outcome = "problem"
-            result.problems.append(f"MLflow run {run.run_id}: {str(exc).splitlines()[0]}")
-        if outcome in ("imported", "updated", "unchanged"):
-            setattr(result, outcome, getattr(result, outcome) + 1)
-        if progress is not None:
-            progress(done, result.runs)
+    ctx = _Context(repo, PackWriter(repo.objects_dir), cache.cache_dir(repo))
+    try:
+        for done, run in enumerate(source.runs(ids), start=1):
+            try:
+                outcome = _import_run(ctx, run, labels, xp_ids, result)
+            except (XPError, OSError, ValueError) as exc:
+                outcome = "problem"
+                result.problems.append(f"MLflow run {run.run_id}: {str(exc).splitlines()[0]}")
+            if outcome in ("imported", "updated", "unchanged"):
+                setattr(result, outcome, getattr(result, outcome) + 1)
+            if len(ctx.refs) >= _BATCH:
+                ctx.land(result)
+            if progress is not None:
+                progress(done, result.runs)
+    finally:
+        ctx.land(result)
     return result
 
 
@@ -133,9 +139,25 @@ def _remember_experiments(repo: GitRepo, chosen: list[Any]) -> None:
 @dataclass
 class _Context:
     repo: GitRepo
-    writer: ObjectWriter
+    writer: PackWriter
     cache_dir: Any
     commits: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # sha -> parent, tree
+    # runs whose objects wait in the writer: (ref, commit, expected ref value or absent, kind)
+    refs: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+
+    def land(self, result: ImportResult) -> None:
+        """Write the pending objects as one pack, then each run's ref (never before)."""
+        self.writer.flush()
+        for ref, sha, expected, kind in self.refs:
+            try:
+                if kind == "updated":
+                    update_ref(self.repo.common_dir, ref, sha, expected)
+                else:
+                    create_ref(self.repo.common_dir, ref, sha)
+            except XPError as exc:
+                result.problems.append(f"{ref}: {str(exc).splitlines()[0]}")
+                setattr(result, kind, getattr(result, kind) - 1)
+        self.refs.clear()
 
     def workspace(self, sha: str | None) -> tuple[str | None, str]:
         """(parent, tree): the commit the MLflow run names when this repo has it, else none
@@ -150,22 +172,36 @@ class _Context:
 
 
 def _digest(run: SourceRun, artifacts: list[tuple[str, int]]) -> str:
-    """What was imported, in short: a run whose digest is unchanged is not imported again."""
-    doc = {
-        "status": run.status,
-        "start": run.start_time,
-        "end": run.end_time,
-        "name": run.name,
-        "user": run.user_id,
-        "stage": run.lifecycle_stage,
-        "params": run.params,
-        "tags": run.tags,
-        "metrics": {k: [[s, repr(v), t] for s, v, t in p] for k, p in sorted(run.metrics.items())},
-        "datasets": run.datasets,
-        "models": [[m.id, m.status, m.tags, m.params] for m in run.models],
-        "artifacts": artifacts,
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    """What was imported, in short: a run whose digest is unchanged is not imported again.
+    (Pickle protocol 4 of plain values: a fixed format, and fast.)"""
+    doc = (
+        run.status,
+        run.start_time,
+        run.end_time,
+        run.name,
+        run.user_id,
+        run.lifecycle_stage,
+        sorted(run.params.items()),
+        sorted(run.tags.items()),
+        [(k, run.metrics[k]) for k in sorted(run.metrics)],
+        [sorted(d.items()) for d in run.datasets],
+        [(m.id, m.status, sorted(m.tags.items()), sorted(m.params.items())) for m in run.models],
+        artifacts,
+    )
+    return hashlib.sha256(pickle.dumps(doc, protocol=4)).hexdigest()
+
+
+def _imported_digest(ctx: _Context, commit: str) -> str | None:
+    """The digest an earlier import left in the run's meta.yaml (only that file is read)."""
+    data = read_file(ctx.repo, commit, f"{fmt.RECORD_DIR}/{fmt.META_FILE}")
+    if data is None:
+        return None
+    try:
+        meta = yamlio.load(data, commit[:12])
+    except XPError:
+        return None
+    imported = meta.get("imported") if isinstance(meta, dict) else None
+    return str(imported.get("digest")) if isinstance(imported, dict) else None
 
 
 def _import_run(
@@ -187,11 +223,8 @@ def _import_run(
     current = read_ref(repo.common_dir, ref)
     if current is None and read_ref(repo.common_dir, other) is not None:
         return "unchanged"  # deleted or restored in xp since: xp's decision stands
-    if current is not None:
-        old = read_record(repo, current)
-        imported = (old.meta.get("imported") or {}) if old is not None else {}
-        if isinstance(imported, dict) and imported.get("digest") == digest:
-            return "unchanged"
+    if current is not None and _imported_digest(ctx, current) == digest:
+        return "unchanged"
     if run.problem:
         result.problems.append(f"MLflow run {run.run_id}: {run.problem}; imported the rest")
     if run.artifacts_elsewhere and not listed:
@@ -201,22 +234,18 @@ def _import_run(
         )
     state, status, end = _state(ctx, run, xp_id, labels, xp_ids, listed, result)
     record = build_record(state, status, end, ())
+    series = {k: list(points) for k, points in run.metrics.items() if points}
+    record = replace(record, series=series, metrics={k: final_value(p) for k, p in series.items()})
     record.meta["imported"] = {"from": "mlflow", "run_id": run.run_id, "digest": digest}
     parent, tree = ctx.workspace(state.header.baseline)
     root = gitcommit.compose_tree(repo, ctx.writer, tree, fmt.RECORD_DIR, record.to_files())
-    gitcommit.write_run_commit(
-        repo,
-        ref,
-        root,
-        current or parent,
-        commit_message(record),
-        state.header.start_time,
-        end,
-        ctx.writer,
-        move=current is not None,
-        expected=current,
+    commit = gitcommit.run_commit(
+        repo, root, current or parent, commit_message(record), state.header.start_time, end
     )
-    return "updated" if current is not None else "imported"
+    ctx.writer.add(commit)
+    kind = "updated" if current is not None else "imported"
+    ctx.refs.append((ref, commit.id.decode(), current, kind))
+    return kind
 
 
 def _state(
@@ -240,12 +269,7 @@ def _state(
     sha = run.tags.get("mlflow.source.git.commit")
     baseline, _tree = ctx.workspace(sha)
     start = run.start_time / 1000
-    points = [
-        (key, value, step, ts / 1000)
-        for key, series in run.metrics.items()
-        for step, value, ts in series
-    ]
-    last = max((p[3] for p in points), default=start)
+    last = max((p[-1][2] for p in run.metrics.values() if p), default=run.start_time) / 1000
     end = run.end_time / 1000 if run.end_time else max(start, last)
     header = RunHeader(
         id=xp_id,
@@ -262,7 +286,7 @@ def _state(
         dirty=False,
         all_series=True,
     )
-    state = RunState(header=header, params=dict(run.params), tags=tags, points=points)
+    state = RunState(header=header, params=dict(run.params), tags=tags)  # points: the caller
     for entry in _artifacts(ctx, run, listed, result):
         state.artifacts[entry.path] = entry
     for d in run.datasets:

@@ -11,6 +11,7 @@ naming what to check.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import sqlite3
@@ -371,22 +372,31 @@ def _metric_files(folder: Path) -> dict[str, list[Point]]:
     for dirpath, _dirs, names in os.walk(folder):
         for name in names:
             full = Path(dirpath) / name
-            key = full.relative_to(folder).as_posix()
-            points = []
-            for n, line in enumerate(full.read_text().splitlines(), start=1):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) < 2:
-                    raise ValueError(f"{full} line {n}: expected 'timestamp value [step]'")
-                try:
-                    step = int(float(parts[2])) if len(parts) >= 3 else 0
-                    points.append((step, _number(parts[1]), int(parts[0])))
-                except ValueError:
-                    raise ValueError(f"{full} line {n}: {line!r} is not a metric point") from None
+            rows = [line.split() for line in full.read_text().splitlines() if line.strip()]
+            try:  # the common case, fast: "ts value step" on every line
+                points = [(int(r[2]), float(r[1]), int(r[0])) for r in rows if len(r) == 3]
+                if len(points) != len(rows):
+                    raise ValueError
+            except ValueError:
+                points = _metric_lines(full, rows)
             if points:
-                out[key] = points
+                out[full.relative_to(folder).as_posix()] = points
     return out
+
+
+def _metric_lines(path: Path, rows: list[list[str]]) -> list[Point]:
+    points = []
+    for n, parts in enumerate(rows, start=1):
+        if len(parts) < 2:
+            raise ValueError(f"{path} line {n}: expected 'timestamp value [step]'")
+        try:
+            step = int(float(parts[2])) if len(parts) >= 3 else 0
+            points.append((step, _number(parts[1]), int(parts[0])))
+        except ValueError:
+            raise ValueError(
+                f"{path} line {n}: {' '.join(parts)!r} is not a metric point"
+            ) from None
+    return points
 
 
 def _dataset(d: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
@@ -518,13 +528,15 @@ class SqliteSource(Source):
             }
             run.name = run.name or run.tags.get("mlflow.runName", "")
             step, is_nan = self._col("metrics", "step"), self._col("metrics", "is_nan")
-            for key, value, ts, st, nan in self.conn.execute(
-                f"SELECT key, value, timestamp, {step}, {is_nan} FROM metrics WHERE run_uuid = ?"
-                f" ORDER BY key, timestamp, {step}, value",
+            rows = self.conn.execute(
+                f"SELECT key, coalesce({step}, 0), value, coalesce(timestamp, 0), {is_nan}"
+                f" FROM metrics WHERE run_uuid = ? ORDER BY key, timestamp, {step}, value",
                 (run_id,),
-            ):
-                number = float("nan") if nan else float(value)
-                run.metrics.setdefault(str(key), []).append((int(st or 0), number, int(ts or 0)))
+            ).fetchall()
+            for key, group in itertools.groupby(rows, key=lambda r: r[0]):
+                run.metrics[str(key)] = [
+                    (s, float("nan") if nan else float(v), t) for _k, s, v, t, nan in group
+                ]
             run.datasets = self._datasets(run_id)
             run.models = self._models(run_id)
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:

@@ -181,9 +181,13 @@ def format_number(value: float | int) -> str:
 
 
 def series_bytes(points: list[Point]) -> bytes:
-    lines = [fmt.SERIES_HEADER]
-    lines.extend(f"{s}\t{format_number(v)}\t{t}\n" for s, v, t in points)
-    return "".join(lines).encode()
+    # repr of a Python float or int is already the format (nan, inf, -inf included); other
+    # number types (a numpy scalar from a hand-made record) go through format_number
+    if all(type(v) is float or type(v) is int for _s, v, _t in points):
+        lines = [f"{s}\t{v!r}\t{t}\n" for s, v, t in points]
+    else:
+        lines = [f"{s}\t{format_number(v)}\t{t}\n" for s, v, t in points]
+    return (fmt.SERIES_HEADER + "".join(lines)).encode()
 
 
 def parse_series(data: bytes, source: str) -> list[Point]:
