@@ -48,6 +48,18 @@ def test_client_logs_to_an_ended_run(mlflow: ModuleType, repo: Path) -> None:
     assert got.info.status == "FINISHED"
 
 
+def test_unknown_status_is_one_line(mlflow: ModuleType) -> None:
+    client = mlflow.MlflowClient()
+    run = client.create_run("0")
+    with pytest.raises(
+        Exception, match="Could not get run status corresponding to string DONE"
+    ) as e:
+        client.set_terminated(run.info.run_id, "DONE")
+    assert "\n" not in str(e.value)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
 def test_update_run_and_rename(mlflow: ModuleType) -> None:
     client = mlflow.MlflowClient()
     run = client.create_run("0")

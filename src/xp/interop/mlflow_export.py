@@ -23,6 +23,7 @@ from xp.errors import MlflowException, XPError, missing_extra
 from xp.gitstore.repo import GitRepo
 from xp.interop import mlflow_experiments as X
 from xp.interop.mlflow_runs import TO_MLFLOW, Backend, Facts, backend_for, mlflow_tags, param_text
+from xp.record.build import to_ms
 
 RUN_ID_TAG = "xp.run-id"
 COMMIT_TAG = "xp.commit"
@@ -223,7 +224,7 @@ def _export_run(
         tags["mlflow.parentRunId"] = exported.get(f.parent, f.parent)
     tags[RUN_ID_TAG] = f.id
     tags[COMMIT_TAG] = commit
-    start = round((f.start or 0) * 1000)
+    start = to_ms(f.start or 0)
     if have is None:
         exp_id = _experiment(client, f.label, experiment_ids)
         mid = client.create_run(exp_id, start_time=start, tags=tags, run_name=f.name).info.run_id
@@ -254,7 +255,7 @@ def _export_run(
     result.artifacts += _artifacts(client, backend, mid, f)
     _models(client, backend, mid, f, experiment_ids, result, have is not None)
     status = TO_MLFLOW.get(f.status, "FAILED")
-    end = round((f.end or f.start or 0) * 1000)
+    end = to_ms(f.end or f.start or 0)
     client.set_terminated(mid, status, end_time=end)
     return "updated" if have is not None else "exported"
 

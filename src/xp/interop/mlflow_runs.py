@@ -41,6 +41,7 @@ from xp.interop import mlflow_experiments as X
 from xp.interop import mlflow_search as S
 from xp.interop import mlflow_validation as V
 from xp.record import values as xpvalues
+from xp.record.build import to_ms
 from xp.record.journal import RunState, replay
 from xp.record.model import FileEntry, RunRecord
 from xp.tracking.run import Run, read_record
@@ -154,7 +155,7 @@ def _latest(points: Iterable[tuple[str, float, int, float]]) -> dict[str, Latest
     for key, value, step, ts in points:
         have = out.get(key)
         if have is None or step >= have[2]:
-            out[key] = (value, round(ts * 1000), step)
+            out[key] = (value, to_ms(ts), step)
     return out
 
 
@@ -199,7 +200,7 @@ def facts_of_record(record: RunRecord, lifecycle: str = "active") -> Facts:
                     best = point
             metrics[key] = (value, best[2], best[0])
         else:
-            metrics[key] = (value, round((end or start or 0) * 1000), 0)
+            metrics[key] = (value, to_ms(end or start or 0), 0)
     command = meta.get("command")
     return Facts(
         id=record.id,
@@ -228,7 +229,7 @@ def facts_of_row(row: Any) -> Facts:
     params: dict[str, Any] = {}
     metrics: dict[str, Latest] = {}
     tags: dict[str, str] = {}
-    end_ms = round((row.end or row.start or 0) * 1000)
+    end_ms = to_ms(row.end or row.start or 0)
     for key, value in row.values.items():
         kind, _, name = key.partition(".")
         if kind == "params":
@@ -291,7 +292,7 @@ def mlflow_tags(f: Facts) -> dict[str, str]:
 
 
 def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)
+    return None if seconds is None else to_ms(seconds)
 
 
 def dataset_entity(entry: dict[str, Any]) -> E.DatasetInput:
@@ -889,7 +890,8 @@ class Backend:
         run_name: str | None = None,
     ) -> E.RunInfo:
         """MLflow's ``update_run_info``: RUNNING continues an ended run; FINISHED, FAILED or
-        KILLED ends it (or changes how an ended run ended); ``run_name`` renames it."""
+        KILLED ends it (or changes how an ended run ended), at ``end_time`` (ms; None: now);
+        ``run_name`` renames it."""
         if status is not None and status not in E.RunStatus._NAMES.values():
             E.RunStatus.from_string(status)  # raises MLflow's message
         ended_at = end_time / 1000 if end_time is not None else None
@@ -1099,7 +1101,7 @@ class Backend:
         run = live_run(self.repo, run_id)
         if run is not None:
             return [
-                E.Metric(k, float(v), round(ts * 1000), s, run_id=run_id)
+                E.Metric(k, float(v), to_ms(ts), s, run_id=run_id)
                 for k, v, s, ts in list(run.state.points)
                 if k == key
             ]
@@ -1107,9 +1109,7 @@ class Backend:
         if f.status == "running":
             state = self._journal_state(run_id)
             points = [(k, v, s, ts) for k, v, s, ts in (state.points if state else []) if k == key]
-            return [
-                E.Metric(k, float(v), round(ts * 1000), s, run_id=run_id) for k, v, s, ts in points
-            ]
+            return [E.Metric(k, float(v), to_ms(ts), s, run_id=run_id) for k, v, s, ts in points]
         found = self._committed(run_id)
         record = self._record(found[0]) if found else None
         if record is None or key not in record.metrics:

@@ -15,10 +15,16 @@ from xp.record.journal import RunState
 from xp.record.model import Point, RunRecord, final_value, format_number
 
 
+def to_ms(ts: float) -> int:
+    """Milliseconds since the epoch of a time in seconds, cut as MLflow cuts ``time.time()``
+    (so a run's end is never before a point logged in its last millisecond); the epsilon
+    brings a time that was given in ms (``ms / 1000``) back to exactly that ms."""
+    return math.floor(ts * 1000 + 0.001)
+
+
 def iso_time(ts: float) -> str:
-    """UTC ISO 8601 to the (nearest) millisecond, as meta.yaml stores times; a time given in
-    ms (MLflow's ``start_time``) comes back as the same ms."""
-    ms = round(ts * 1000)
+    """UTC ISO 8601 to the millisecond, as meta.yaml stores times (``to_ms``)."""
+    ms = to_ms(ts)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
@@ -74,7 +80,7 @@ def build_record(
     h = state.header
     grouped: dict[str, list[Point]] = {}
     for key, value, step, ts in state.points:
-        grouped.setdefault(key, []).append((step, value, round(ts * 1000)))
+        grouped.setdefault(key, []).append((step, value, to_ms(ts)))
     metrics = {k: final_value(v) for k, v in grouped.items()}
     series = {k: v for k, v in grouped.items() if h.all_series or len(v) > 1 or v[0][0] != 0}
     start = float(h.start_time)

@@ -94,6 +94,10 @@ def get_registry_uri() -> str:
 
 
 def reset() -> None:
-    """Forget the URIs (tests)."""
+    """Forget the URIs (tests), and the environment variables ``set_*_uri`` exported for
+    child processes (as MLflow does), so they do not outlive the reset."""
     global _uri, _registry_uri
+    for name, value in (("MLFLOW_TRACKING_URI", _uri), ("MLFLOW_REGISTRY_URI", _registry_uri)):
+        if value is not None and os.environ.get(name) == value:
+            del os.environ[name]
     _uri = _registry_uri = None

@@ -182,19 +182,12 @@ class MlflowClient:
         return None if parent is None else self.get_run(parent)
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
-        self._backend.update_run_info(
-            run_id,
-            status,
-            end_time=None if status in (None, "RUNNING", "SCHEDULED") else now_ms(),
-            run_name=name,
-        )
+        self._backend.update_run_info(run_id, status, run_name=name)
 
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None
     ) -> None:
-        self._backend.update_run_info(
-            run_id, status or "FINISHED", end_time=end_time if end_time is not None else now_ms()
-        )
+        self._backend.update_run_info(run_id, status or "FINISHED", end_time=end_time)
 
     def delete_run(self, run_id: str) -> None:
         self._backend.delete_run(run_id)

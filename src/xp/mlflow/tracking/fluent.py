@@ -51,7 +51,6 @@ class _ThreadState(threading.local):
     """MLflow's active runs are per thread, and a forked child starts with none."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.stack: list[ActiveRun] = []
         self.last_id: str | None = None
 
@@ -62,9 +61,15 @@ _experiment_lock = threading.Lock()
 _known_keys: set[str] = set()  # metric names already checked
 
 
+def _forget_in_child() -> None:
+    _state.stack = []
+    _state.last_id = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _stack() -> list[ActiveRun]:
-    if _state.pid != os.getpid():
-        _state.pid, _state.stack, _state.last_id = os.getpid(), [], None
     return _state.stack
 
 
@@ -331,7 +336,7 @@ def end_run(status: str = "FINISHED") -> None:
     _state.last_id = run_id
     if status in ("RUNNING", "SCHEDULED"):
         return  # MLflow leaves such a run running; it ends with the process
-    _backend().update_run_info(run_id, status, end_time=int(time.time() * 1000))
+    _backend().update_run_info(run_id, status)  # ends now, on the clock its points used
 
 
 def active_run() -> ActiveRun | None:
@@ -378,23 +383,41 @@ def log_metric(
     dataset: Any = None,
 ) -> RunOperations | None:
     """MLflow's step (``step or 0``) and timestamp (``timestamp or now``, in ms)."""
-    stack = _stack() if run_id is None else None
+    if run_id is None:  # the fast path: a checked name, a number, the active run
+        stack = _state.stack
+        if stack:
+            live = stack[-1]._live
+            if (
+                live is not None
+                and live.status == "running"
+                and key in _known_keys
+                and (type(value) is float or type(value) is int)
+                and (step is None or type(step) is int)
+            ):
+                live.log_metric(key, value, step or 0, timestamp or None)
+                return None if synchronous is not False else RunOperations()
+    return _log_metric(key, value, step, synchronous, timestamp, run_id)
+
+
+def _log_metric(
+    key: str,
+    value: Any,
+    step: Any,
+    synchronous: bool | None,
+    timestamp: int | None,
+    run_id: str | None,
+) -> RunOperations | None:
+    from xp.interop.mlflow_validation import check_metric, check_name
+
+    stack = _state.stack if run_id is None else None
     live = stack[-1]._live if stack else None
     if live is not None and live.status == "running":
-        if key not in _known_keys:
-            from xp.interop.mlflow_validation import check_name
-
-            check_name(key, "name", "metric")
-            _known_keys.add(key)
-        kind = type(value)
+        check_name(key, "name", "metric")
+        _known_keys.add(key)
         ts = timestamp or int(time.time() * 1000)
         st = step or 0
-        if (kind is not float and kind is not int) or type(st) is not int:
-            from xp.interop.mlflow_validation import check_metric
-
-            value = check_metric(key, value, ts, st)
-            st = int(st)
-        live.log_metric(key, value, st, ts)
+        number = check_metric(key, value, ts, st)
+        live.log_metric(key, number, int(st), timestamp or None)
     else:
         _client().log_metric(run_id or _run_id(), key, value, timestamp or None, step or 0)
     return RunOperations() if synchronous is False else None
