@@ -44,8 +44,9 @@ class Metric:
 
     key: str
     label: str
-    unit: str = "s"  # s, ms or us: how the seconds are displayed; % for a fraction (0.05)
-    target: float | None = None  # seconds; xp passes when its median is <= target
+    unit: str = "s"  # s, ms or us: how the seconds are displayed; % for a fraction (0.05);
+    # x: a ratio, not a time
+    target: float | None = None  # seconds (a ratio for unit x); xp passes when its median is <=
     peer_label: str | None = None  # when the peer's figure measures something named otherwise
 
 
