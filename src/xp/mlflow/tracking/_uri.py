@@ -11,9 +11,7 @@ error naming the two ways forward.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from xp.errors import MlflowException
 
@@ -26,6 +24,8 @@ _registry_uri: str | None = None
 
 
 def check(uri: str) -> str:
+    from urllib.parse import urlparse
+
     parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter
@@ -41,6 +41,8 @@ def check(uri: str) -> str:
 
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
+    from pathlib import Path
+
     global _uri
     text = os.fspath(uri)
     if isinstance(uri, Path):
@@ -57,6 +59,8 @@ def repo_path(uri: str | None) -> str | None:
     """The repository folder a tracking URI names (None: the working directory's)."""
     if not uri:
         return None
+    from urllib.parse import urlparse
+
     parsed = urlparse(check(uri))
     if parsed.scheme.lower() == "xp" and parsed.path:
         return parsed.path

@@ -7,14 +7,10 @@ writes xp runs; see docs/mlflow.md for where xp differs from MLflow and why.
 from __future__ import annotations
 
 import io
-import json
 import os
 import posixpath
-import tempfile
 import time
-import uuid
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xp.errors import MlflowException
@@ -291,6 +287,8 @@ class MlflowClient:
 
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
         """YAML for ``.yaml``/``.yml``, JSON for anything else, as MLflow writes them."""
+        import json
+
         if artifact_file.endswith((".yaml", ".yml")):
             import yaml
 
@@ -309,6 +307,9 @@ class MlflowClient:
     ) -> None:
         """A matplotlib figure (saved in the file's format) or a plotly figure (``.html``,
         or an image through kaleido)."""
+        import tempfile
+        from pathlib import Path
+
         kind = type(figure).__module__.split(".")[0]
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, posixpath.basename(artifact_file))
@@ -335,6 +336,9 @@ class MlflowClient:
     ) -> None:
         """A numpy array or PIL image as a file, or with ``key`` as one step of an image series
         (``images/<key>+step+<n>+timestamp+<ms>+<uuid>.png`` and a small ``.webp``)."""
+        import json
+        import uuid
+
         pil = to_pil_image(image)
         if artifact_file is not None and key is not None:
             raise TypeError("Only one of artifact_file or key can be specified")
@@ -361,6 +365,9 @@ class MlflowClient:
     def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
         """A dict or DataFrame as a JSON (orient "split") or Parquet artifact; a table logged
         again under the same name is appended to, as in MLflow."""
+        import json
+        import tempfile
+
         import pandas as pd
 
         if not artifact_file.endswith((".json", ".parquet")):
@@ -393,6 +400,8 @@ class MlflowClient:
             self.set_tag(run_id, LOGGED_ARTIFACTS, json.dumps([*logged, entry]))
 
     def _table_images(self, run_id: str, frame: Any, artifact_file: str) -> Any:
+        import uuid
+
         def is_image(obj: Any) -> bool:
             return all(callable(getattr(obj, a, None)) for a in ("save", "resize")) and hasattr(
                 obj, "size"
@@ -476,6 +485,8 @@ def _frame(data: Any) -> Any:
 
 
 def read_table(path: str) -> Any:
+    import json
+
     import pandas as pd
 
     if path.endswith(".parquet"):
