@@ -49,7 +49,7 @@ WORKLOAD = Workload(
     peer_side=sqlite_side,
     repeat=1,
     peer_repeat=1,
-    order=12,
+    order=41,
     notes=("both sides run MLflow's client code; only the store differs",),
     quick_notes=("quick: 100 steps and a 1 MB artifact",),
 )

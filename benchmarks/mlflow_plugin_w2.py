@@ -36,7 +36,7 @@ WORKLOAD = Workload(
     peer_side=sqlite_side,
     repeat=1,
     peer_repeat=1,
-    order=22,
+    order=42,
     notes=("both sides run MLflow's client code; only the store differs",),
     quick_notes=("quick: 50 runs",),
 )
