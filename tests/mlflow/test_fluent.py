@@ -537,3 +537,30 @@ def test_async_logging_returns_a_finished_operation(mlflow: ModuleType) -> None:
     assert got.metrics == {"m": 1.0}
     assert got.params == {"p": "x"}
     assert got.tags["t"] == "y"
+
+
+def test_integrations_log_into_the_active_mlflow_run(xpmlflow: ModuleType) -> None:
+    """After ``mlflow.autolog()``, a framework integration's session (what XGBoost, LightGBM
+    and CatBoost training log through) uses the run ``mlflow.start_run()`` made, and does not
+    end it; without one it makes its own."""
+    from xp.integrations.common import Session
+
+    xpmlflow.autolog(exclude_flavors=["sklearn"])
+    try:
+        with xpmlflow.start_run() as run:
+            session = Session("xgboost", name="xgboost")
+            session.log_params({"max_depth": 2})
+            session.log_metrics({"train-rmse": 0.5}, 3)
+            session.end()
+            assert not session.owned
+            assert xpmlflow.active_run() is not None
+        alone = Session("xgboost", name="xgboost")
+        alone.log_metrics({"train-rmse": 0.25}, 0)
+        assert alone.owned
+        alone.end()
+    finally:
+        xpmlflow.autolog(disable=True)
+    got = xpmlflow.get_run(run.info.run_id)
+    assert got.data.metrics == {"train-rmse": 0.5}
+    assert got.data.params == {"max_depth": "2"}
+    assert len(xpmlflow.search_runs(output_format="list")) == 2

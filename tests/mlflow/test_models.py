@@ -94,7 +94,7 @@ def test_autolog_without_a_run_and_grid_search(mlflow: ModuleType, iris: tuple[A
     try:
         GridSearchCV(SVC(), {"C": [0.1, 1.0]}, cv=2).fit(x, y)
     finally:
-        mlflow.sklearn.autolog(disable=True)
+        mlflow.autolog(disable=True)
     assert mlflow.active_run() is None  # the run autolog started has ended
     runs = mlflow.search_runs(output_format="list")
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
@@ -188,3 +188,29 @@ def test_mlmodel_says_what_it_is(
     with pytest.raises(xpmlflow.exceptions.MlflowException, match="already exists"):
         xpmlflow.sklearn.save_model(LogisticRegression(), str(path))
     json.loads(json.dumps(meta["flavors"]))
+
+
+def test_autolog_logs_xgboost_into_the_active_mlflow_run(xpmlflow: ModuleType) -> None:
+    """``mlflow.autolog()`` turns on xp's XGBoost integration, which logs into the run
+    ``mlflow.start_run()`` made (MLflow's names), and leaves ending it to the script."""
+    xgb = pytest.importorskip("xgboost")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3))
+    y = x[:, 0] * 2 + rng.normal(scale=0.1, size=64)
+    xpmlflow.autolog(exclude_flavors=["sklearn"])
+    try:
+        with xpmlflow.start_run() as run:
+            data = xgb.DMatrix(x, label=y)
+            xgb.train({"max_depth": 2}, data, num_boost_round=3, evals=[(data, "train")])
+            assert xpmlflow.active_run().info.run_id == run.info.run_id
+    finally:
+        xpmlflow.autolog(disable=True)
+    got = xpmlflow.get_run(run.info.run_id)
+    assert got.info.status == "FINISHED"
+    assert "train-rmse" in got.data.metrics
+    assert got.data.params["max_depth"] == "2"
+    history = xpmlflow.MlflowClient().get_metric_history(run.info.run_id, "train-rmse")
+    assert [m.step for m in history] == [0, 1, 2]
+    assert len(xpmlflow.search_runs(output_format="list")) == 1  # no run of its own

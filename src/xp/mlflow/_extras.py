@@ -24,9 +24,13 @@ def autolog(
     extra_tags: dict[str, str] | None = None,
     exclude_flavors: list[str] | None = None,
 ) -> None:
-    """Autologging for every supported library that is installed: scikit-learn. Other
-    libraries' autologging needs MLflow itself (MLFLOW_TRACKING_URI=xp: keeps runs in git)."""
-    if importlib.util.find_spec("sklearn") is not None and "sklearn" not in (exclude_flavors or []):
+    """Autologging for every supported library that is installed: scikit-learn (MLflow's
+    ``mlflow.sklearn.autolog``), XGBoost, LightGBM and CatBoost (xp's integrations, MLflow's
+    metric names), each also when imported later. Training logs into the active
+    ``mlflow.start_run()`` run, or into a run of its own. Other libraries' autologging needs
+    MLflow itself (MLFLOW_TRACKING_URI=xp: keeps runs in git)."""
+    excluded = set(exclude_flavors or [])
+    if importlib.util.find_spec("sklearn") is not None and "sklearn" not in excluded:
         from xp.mlflow.sklearn import autolog as sklearn_autolog
 
         sklearn_autolog(
@@ -39,6 +43,27 @@ def autolog(
             silent=silent,
             extra_tags=extra_tags,
         )
+    from xp.integrations.common import add_active_source
+
+    add_active_source(_active_live_run)
+    for name in _FRAMEWORKS:
+        if name not in excluded:
+            module = importlib.import_module(f"xp.integrations.{name}")
+            module.autolog(log_models=log_models, disable=disable)
+
+
+_FRAMEWORKS = ("xgboost", "lightgbm", "catboost")  # xp.integrations' autologs
+
+
+def _active_live_run() -> Any:
+    """The xp run behind ``mlflow.active_run()``, for the integrations to log into."""
+    from xp.interop.mlflow_runs import live_run
+    from xp.mlflow.tracking import fluent
+
+    active = fluent.active_run()
+    if active is None:
+        return None
+    return live_run(fluent._backend().repo, active.info.run_id)
 
 
 class Image:
