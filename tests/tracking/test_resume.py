@@ -171,3 +171,28 @@ def test_resume_a_fetched_run(repo: Path) -> None:
         xp.log_metric("m", 2)
     assert git(repo, "rev-parse", f"{_ref(run.id)}^").strip() == sha
     assert list(xp.get_run(run.id).series("m")["value"]) == [1, 2]
+
+
+def test_annotations_stay_with_a_resumed_run(repo: Path) -> None:
+    """Tags, notes and moves made after a run ended are git notes on its commit; continuing
+    the run makes a new commit, which carries them, so the run shows them as before."""
+    with xp.start_run(name="job", tags={"a": "1"}) as run:
+        xp.log_metric("loss", 1.0)
+    xp.set_tag("reviewed", "yes", run=run.id)
+    xp.delete_tag("a", run=run.id)
+    xp.note(run.id, "looks good")
+    xp.move_run(run.id, "kept")
+    before = git(repo, "rev-parse", _ref(run.id)).strip()
+    with xp.start_run(resume=run.id):
+        xp.log_metric("loss", 0.5)
+        xp.set_tag("b", "2")
+    after = git(repo, "rev-parse", _ref(run.id)).strip()
+    assert after != before
+    got = xp.get_run(run.id)
+    assert got.tags == {"reviewed": "yes", "b": "2"}
+    assert got.experiment == "kept"
+    assert [n.args["text"] for n in got.notes] == ["looks good"]
+    assert "looks good" in git(repo, "log", "-1", "--notes=xp", _ref(run.id))
+    shown = xp.search_runs(experiment="kept")
+    assert list(shown["run_id"]) == [run.id]
+    assert shown["tags.reviewed"].tolist() == ["yes"]

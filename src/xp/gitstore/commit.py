@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -239,10 +240,13 @@ def write_run_commit(
     *,
     move: bool = False,
     expected: str | None = None,
+    before_ref: Callable[[str], None] | None = None,
 ) -> str:
     """The commit, then the ref: created (RefExistsError if it exists), or with ``move`` (a
     run continued after it ended, ``parent`` being its previous commit) moved by
-    compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since."""
+    compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since.
+    ``before_ref(sha)`` runs between the two (a continued run's annotations are copied
+    there, so the ref never shows the new commit without them)."""
     commit = run_commit(repo, tree, parent, message, start, end)
     from xp.gitstore import signing
 
@@ -261,6 +265,8 @@ def write_run_commit(
         writer.add(commit)
         sha = commit.id.decode()
     note_recorded(repo, sha)
+    if before_ref is not None:
+        before_ref(sha)
     if move:
         update_ref(repo.common_dir, ref, sha, expected)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -9,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,7 +157,43 @@ def commit_record(
         writer,
         move=previous is not None,
         expected=header.ref_expected if header is not None else None,
+        before_ref=None if previous is None else _carry_annotations(repo, record.id, previous),
     )
+
+
+def _carry_annotations(repo: GitRepo, run_id: str, previous: str) -> Callable[[str], None]:
+    """Annotations are git notes on a commit (docs/format.md, section 12): a continued run's
+    new commit gets every event line of its previous commit, from every notes ref this clone
+    reads (once each, in order), so tags, notes and moves made after it ended stay with it.
+    Copying never stops the run's commit: if git fails here, the lines are still on the
+    previous commit (``git log --notes=xp`` shows them) and the run lands without them."""
+
+    def carry(new: str) -> None:
+        with contextlib.suppress(XPError):
+            _copy_notes(repo, run_id, previous, new)
+
+    return carry
+
+
+def _copy_notes(repo: GitRepo, run_id: str, previous: str, new: str) -> None:
+    from xp.gitstore import notes
+    from xp.record import annotations
+
+    lines: set[str] = set()
+    for _ref, tip in sorted(notes.tips(repo).items()):
+        if not notes.is_commit(repo, tip):
+            continue  # not a notes commit: readers ignore it too
+        data = notes.read(repo, tip, [previous], annotations.MAX_NOTE_BYTES).get(previous)
+        if data:
+            lines.update(ln for ln in annotations.lines_of(data) if ln.strip())
+    if lines:
+        notes.append(
+            repo,
+            commit=new,
+            lines=sorted(lines),
+            message=f"xp: annotations carried to run {run_id}'s new commit\n\nxp-run: {run_id}\n",
+            max_bytes=annotations.MAX_NOTE_BYTES,
+        )
 
 
 @dataclass(frozen=True)
