@@ -120,6 +120,7 @@ def test_a_second_process_cannot_resume_the_same_run(repo: Path) -> None:
 def test_a_killed_resumed_session_is_recovered(repo: Path) -> None:
     with xp.start_run(name="long") as run:
         xp.log_metric("loss", 1.0)
+        xp.log_text("first session", key="notes")
     before = git(repo, "rev-parse", _ref(run.id)).strip()
     script = repo / "again.py"
     script.write_text(
@@ -127,6 +128,7 @@ def test_a_killed_resumed_session_is_recovered(repo: Path) -> None:
             f"""
             import time, xp
             xp.start_run(resume={run.id!r})
+            xp.log_text("second session", key="notes")
             for i in range(3):
                 xp.log_metric("loss", 0.5 / (i + 1))
             time.sleep(120)
@@ -145,6 +147,10 @@ def test_a_killed_resumed_session_is_recovered(repo: Path) -> None:
     got = xp.get_run(run.id)
     assert got.status == "crashed"
     assert list(got.series("loss")["value"]) == [1.0, 0.5, 0.25, 0.5 / 3]
+    assert [(e.step, e.path) for e in xp.get_media(got, "notes")] == [
+        (0, "media/notes/0.txt"),
+        (1, "media/notes/1.txt"),
+    ]
     assert git(repo, "rev-parse", f"{_ref(run.id)}^").strip() == before
 
 
@@ -196,3 +202,22 @@ def test_annotations_stay_with_a_resumed_run(repo: Path) -> None:
     shown = xp.search_runs(experiment="kept")
     assert list(shown["run_id"]) == [run.id]
     assert shown["tags.reviewed"].tolist() == ["yes"]
+
+
+def test_a_resumed_run_keeps_its_media_and_steps_go_on(repo: Path) -> None:
+    """Media series and ``xp.log``'s step counter go on after the last step: a new session
+    never replaces a picture or point of an earlier one."""
+    with xp.start_run() as run:
+        xp.log_text("one", key="notes")
+        xp.log({"loss": 1.0})
+        xp.log({"loss": 0.8})
+    with xp.start_run(resume=run.id):
+        xp.log_text("two", key="notes")
+        xp.log({"loss": 0.5})
+    got = xp.get_run(run.id)
+    assert [(e.step, e.path) for e in xp.get_media(got, "notes")] == [
+        (0, "media/notes/0.txt"),
+        (1, "media/notes/1.txt"),
+    ]
+    assert xp.read_artifact(got, "media/notes/0.txt") == b"one"
+    assert list(got.series("loss")["step"]) == [0, 1, 2]
