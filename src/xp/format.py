@@ -104,7 +104,7 @@ def new_run_id(now: float | None = None) -> str:
 def derived_run_id(ms: int, seed: str) -> str:
     """The id of a run that copies a run of another tracker (an imported MLflow run): its
     start time, then 25 bits of the sha256 of ``seed`` (the other tracker's id), so the same
-    run always gets the same id, in every clone (docs/format.md, section 11)."""
+    run always gets the same id, in every clone (docs/format.md, section 14)."""
     import hashlib
 
     rand = int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:4], "big") >> 7

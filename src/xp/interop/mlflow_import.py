@@ -1,7 +1,7 @@
 """``xp import mlflow [URI]``: copy the runs of an MLflow store into xp runs.
 
 Each MLflow run becomes one xp run whose id is derived from the MLflow run (its start time and
-run id: docs/format.md, section 11), so importing again finds what it made: a run whose
+run id: docs/format.md, section 14), so importing again finds what it made: a run whose
 imported content is unchanged is skipped, one that changed in MLflow since (it was still
 running) is continued by a commit on top. Everything MLflow records is kept: status, times,
 name, user, params, every metric point with its step and timestamp, tags, parent links,
