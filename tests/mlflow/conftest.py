@@ -66,6 +66,11 @@ def mlflow(
             real.end_run()
         real_fluent._active_experiment_id = None
         real_fluent._last_active_run_id.set(None)
+        # A flavor's own autolog call (mlflow.sklearn.autolog) makes later mlflow.autolog()
+        # calls leave that flavor alone, in this process: forget it (no config = disabled).
+        from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
+
+        AUTOLOGGING_INTEGRATIONS.clear()
         end_live_xp_runs()
 
 
