@@ -44,7 +44,7 @@ class Metric:
 
     key: str
     label: str
-    unit: str = "s"  # s, ms or us: how the seconds are displayed; % for a fraction (0.05);
+    unit: str = "s"  # s, ms or us: seconds as shown; % a fraction (0.05); n a count;
     # x: a ratio, not a time
     target: float | None = None  # seconds (a ratio for unit x); xp passes when its median is <=
     peer_label: str | None = None  # when the peer's figure measures something named otherwise

@@ -184,6 +184,8 @@ def rows_of(wl: Workload, xp: SideResult, peer: SideResult | None) -> list[Row]:
 def show(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
+    if unit == "n":  # a count: runs, trials, artifacts lost
+        return f"{value:,.0f}"
     if unit == "us":
         return f"{value * 1e6:.2f} us"
     if unit == "ms":

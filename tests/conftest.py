@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import S3Server, Team, fsck, git, moto_server, xp_main
+from tests.helpers import S3Server, SmallDisk, Team, fsck, git, moto_server, xp_main
 from tests.ui.project import Project, XpUi, build_project, xp_ui
 
 pytest_plugins = ["tests.plugin"]  # opt-in markers (slow, browser, framework) and coverage
@@ -71,12 +71,17 @@ def empty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 @pytest.fixture(autouse=True)
 def _no_leftover_runs() -> Iterator[None]:
-    """Each test starts and ends with no active fluent run."""
+    """Each test starts and ends with no active fluent run (nor one left to retry)."""
     import xp.tracking.fluent
 
-    xp.tracking.fluent._stack.clear()
+    fluent = xp.tracking.fluent
+    fluent._stack.clear()
+    fluent._unrecorded.clear()
     yield
-    xp.tracking.fluent._stack.clear()
+    fluent._stack.clear()
+    for run in fluent._unrecorded:  # as if the process ended: the journal's lock goes
+        run._close_journal(remove=False)
+    fluent._unrecorded.clear()
 
 
 @pytest.fixture
@@ -152,6 +157,40 @@ def s3(_moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3
     server = S3Server(_moto_server, bucket)
     server.fs().mkdir(bucket)  # type: ignore[attr-defined]
     return server
+
+
+@pytest.fixture
+def small_disk_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmallDisk]:
+    """A repository (as ``repo``) on a 16 MB tmpfs this test mounts, to fill up at will.
+
+    Needs root (and the right to mount, which containers may withhold): skipped otherwise.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("a disk-full test mounts a tmpfs, which needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        root = mount / "proj"
+        root.mkdir()
+        git(root, "init", "-q")
+        (root / "train.py").write_text("print('train')\n")
+        git(root, "add", ".")
+        git(root, "commit", "-qm", "init")
+        monkeypatch.chdir(root)
+        disk = SmallDisk(root)
+        yield disk
+        disk.free()
+        fsck(root)
+    finally:
+        monkeypatch.chdir(tmp_path)
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.fixture(scope="module")

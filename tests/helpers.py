@@ -314,6 +314,27 @@ class S3Server:
         )
 
 
+@dataclass
+class SmallDisk:
+    """A repository on a small file system of its own (the ``small_disk`` fixture)."""
+
+    root: Path
+
+    @property
+    def filler(self) -> Path:
+        return self.root.parent / "filler"
+
+    def fill(self) -> None:
+        """Take every free byte (the file system then refuses any write that needs a block)."""
+        with open(self.filler, "ab", buffering=0) as fh, contextlib.suppress(OSError):
+            chunk = b"\0" * (1 << 16)
+            while fh.write(chunk):
+                pass
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+
 TRAINER = """
 import json, sys, xp
 spec = json.loads(sys.argv[1])

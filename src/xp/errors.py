@@ -20,7 +20,8 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     ├── RunStateError                    the run is not in a state for that call
     │   ├── NoActiveRunError
     │   ├── RunActiveError               a run is active already
-    │   └── RunEndedError                the run has ended
+    │   ├── RunEndedError                the run has ended
+    │   └── RunNotRecordedError          end_run could not commit; the journal is kept
     ├── RepositoryError                  the git repository refuses
     │   ├── NotARepoError
     │   ├── GitError                     the git CLI failed
@@ -29,6 +30,7 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     │   ├── RefRejectedError             a remote refused a ref update
     │   ├── RecordPathError              the tree cannot hold the record
     │   ├── SigningSetupError            git cannot sign with the user's key
+    │   ├── ObjectMissingError           a git object the run needs was pruned
     │   └── DirtyWorkspaceError          uncommitted changes in the way
     ├── StorageError (OSError)           disk: full, permissions; nothing half-written
     │   ├── RefChangedError              a ref moved under a compare-and-swap
@@ -142,6 +144,12 @@ class RunEndedError(RunStateError):
     pass
 
 
+class RunNotRecordedError(RunStateError):
+    """``end_run`` could not commit the run (disk full, ...): nothing is lost, the journal is
+    kept; ``xp.end_run()`` again retries, and ``xp recover`` records it once the process ends.
+    ``__cause__`` is what failed."""
+
+
 # -- the repository ---------------------------------------------------------------------------
 class RepositoryError(XPError):
     pass
@@ -173,6 +181,10 @@ class RecordPathError(RepositoryError):
 
 class SigningSetupError(RepositoryError):
     """Signing is asked for, but git has no key it can sign with here."""
+
+
+class ObjectMissingError(RepositoryError):
+    """A git object a run needs is gone (``git gc --prune=now`` during the run)."""
 
 
 class DirtyWorkspaceError(RepositoryError):

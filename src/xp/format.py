@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xp.errors import InvalidKeyError
+from xp.errors import InvalidKeyError, InvalidValueError
 
 FORMAT_VERSION = 1
 
@@ -41,6 +41,7 @@ SERIES_DIR = "series"
 SERIES_HEADER = "step\tvalue\ttimestamp\n"
 
 STATUSES = ("running", "finished", "failed", "killed", "crashed")
+END_STATUSES = STATUSES[1:]  # what a run can end with
 
 RUN_LOG_ARTIFACT = "logs/xp-run.log"  # the output `xp run` captured
 OUTPUT_SUFFIX = ".out"  # <journal dir>/<id>.out: that output while the run is live
@@ -58,6 +59,9 @@ ID_TIME_CHARS = 9  # milliseconds since the Unix epoch: sortable until the year 
 ID_RAND_CHARS = 5  # 25 random bits: a collision needs the same millisecond and the same draw
 ID_LENGTH = ID_TIME_CHARS + ID_RAND_CHARS
 ID_RE = re.compile(rf"^[{_B32}]{{{ID_LENGTH}}}$")
+# What a ref may end in to name a run: xp's ids, and any other short, plain name (a fetched
+# ref named `café` or with bytes that are not UTF-8 is not a run: it is ignored).
+_REF_ID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}\Z")
 
 # Monitoring points (docs/format.md, section 10): chunks of at most POINTS_PER_CHUNK lines.
 POINTS_HEADER = "window_end\tmetric\tvalue\ttags\n"
@@ -71,9 +75,16 @@ BUNDLE_OBJECTS = "xp-bundle/objects/"  # + sha256 of the artifact's bytes
 BUNDLE_REMOTE = "bundle"  # imported runs land in refs/xp/remotes/bundle/runs/<id>
 
 MAX_KEY_LENGTH = 250
+MAX_NAME_LENGTH = 250  # run and experiment names
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
+MAX_ENTRIES = 10_000  # params, metrics (and so series files), tags: per run, written and read
+MAX_RECORD_FILE = 4 << 20  # bytes of one YAML record file; a larger one makes the run invalid
+MAX_LIST_FILE = 64 << 20  # artifacts/inputs/media.yaml: a logged folder of 100,000s of files
+MAX_RECORD_DEPTH = 8  # YAML nesting: meta.yaml holds a GPU list of mappings; a bomb needs 1000s
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
+# C0 and C1 controls and DEL: never in a name (a NUL in a commit message fails `git fsck`).
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _b32(value: int, width: int) -> str:
@@ -123,6 +134,17 @@ def run_ref(run_id: str) -> str:
     return RUNS_PREFIX + run_id
 
 
+def end_status(status: object) -> str:
+    """A status a run can end with, in any case (MLflow's ``FAILED`` is ``failed``)."""
+    text = status.strip().lower() if isinstance(status, str) else None
+    if text not in END_STATUSES:
+        raise InvalidValueError(
+            f"status {status!r} is not one of {', '.join(END_STATUSES)} (any case);"
+            " end the run with one of those"
+        )
+    return text
+
+
 @dataclass(frozen=True, order=True)
 class RunRef:
     """A ref that holds a run: ``refs/xp/runs/<id>`` here, or a copy fetched from a git
@@ -137,10 +159,10 @@ class RunRef:
         """The run ref ``ref`` names, or None when it is not a run ref."""
         if ref.startswith(RUNS_PREFIX):
             run_id = ref[len(RUNS_PREFIX) :]
-            return cls(run_id) if run_id and "/" not in run_id else None
+            return cls(run_id) if _REF_ID_RE.match(run_id) else None
         if ref.startswith(REMOTES_PREFIX):
             remote, sep, run_id = ref[len(REMOTES_PREFIX) :].rpartition("/runs/")
-            if sep and remote and run_id and "/" not in run_id:
+            if sep and remote.isprintable() and remote.isascii() and _REF_ID_RE.match(run_id):
                 return cls(run_id, remote)
         return None
 
@@ -194,6 +216,72 @@ def validate_key(key: object, what: str = "key") -> str:
             " rename it, e.g. 'train/loss'"
         )
     return key
+
+
+def validate_metric_key(key: object) -> str:
+    """A metric name: a key whose folders do not end in ``.tsv``.
+
+    The series of ``x`` is the file ``series/x.tsv``; a metric ``x.tsv/y`` would need a folder
+    of that name. Refusing the folder spelling keeps every pair of names storable, whatever
+    other process logs into the run."""
+    name = validate_key(key, "metric name")
+    if "/" in name and any(p.endswith(".tsv") for p in name.split("/")[:-1]):
+        raise InvalidKeyError(
+            f"metric name {name!r} has a folder ending in '.tsv', which series files use;"
+            " rename it, e.g. " + repr(name.replace(".tsv/", "_tsv/"))
+        )
+    return name
+
+
+def validate_name(name: object, what: str = "run name") -> str:
+    """A run or experiment name: one line of printable, valid Unicode text."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidValueError(f"{what} must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidValueError(
+            f"{what} {name[:40]!r}... is {len(name)} characters; the limit is {MAX_NAME_LENGTH}"
+        )
+    bad = _CONTROL_RE.search(name)
+    if bad is not None:
+        raise InvalidValueError(
+            f"{what} {name!r} has a control character ({bad.group()!r}); use one line of"
+            " printable text"
+        )
+    check_text(name, what)
+    return name
+
+
+def check_text(text: str, what: str) -> str:
+    """``text`` if it can be written as UTF-8; a lone surrogate (from a file name or an
+    argument in a non-UTF-8 locale) cannot, and is refused with the way to fix it."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidValueError(
+                f"{what} has {text[exc.start]!r} at position {exc.start}, which is not valid"
+                " Unicode (undecodable bytes of a file name or argument); pass text, e.g."
+                " os.fsencode(value).decode('utf-8', 'replace')"
+            ) from None
+    return text
+
+
+def escape_text(text: str) -> str:
+    """``text`` with undecodable bytes written as ``\\xNN`` (and other lone surrogates as
+    ``\\udNNN``): for strings xp records without being asked (command line, paths), which it
+    cannot refuse."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 # The tag a nested run gets naming its parent's id (docs/format.md, reserved names).

@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 import xp
 from tests.helpers import Team, git, log_run, xp_main
 from xp.artifacts import cache
@@ -93,3 +95,30 @@ def test_shared_cache_gc_counts_every_clone(team: Team, tmp_path: Path) -> None:
     code, out, err = xp_main("gc", cwd=team.a)
     assert "1 objects deleted" in out
     assert objects(shared) == {xp.get_run(a_run, team.a).artifacts[0].sha256}
+
+
+# -- gc while runs log and commit (issue 10) -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("writers", "runs"), [(3, 4), pytest.param(4, 15, marks=pytest.mark.slow)], ids=["3x4", "4x15"]
+)
+def test_runs_lose_nothing_to_xp_gc_and_git_gc_running_meanwhile(
+    repo: Path, writers: int, runs: int
+) -> None:
+    """Writers' runs each log a new and a shared artifact (some living past their first
+    flush) while `xp gc` with no grace and `git gc --prune=now` loop: every run recorded,
+    every artifact still cached, git fsck clean, no kept pack left behind. The scripts are
+    benchmarks/gc_concurrency.py's, which runs 16 x 100 with `git gc --auto`."""
+    from benchmarks.gc_concurrency import check, stress
+
+    out = stress(repo, writers, runs, "--prune=now")
+    assert out["writer_errors"] == []
+    code, rounds, err = out["xp_gc"]  # type: ignore[misc]
+    assert code == 0, err
+    assert int(rounds) >= 3
+    ids = out["ids"]
+    assert isinstance(ids, list)
+    assert len(ids) == writers * runs
+    assert check(repo, ids) == (0, [])
+    code, text, err = xp_main("gc", "--grace", "0", cwd=repo)  # gc still works afterwards
+    assert code == 0, err
+    assert "0 objects deleted" in text

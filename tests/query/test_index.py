@@ -183,3 +183,53 @@ def test_concurrent_readers_and_writers(repo: Path) -> None:
     assert len(from_refs(repo)) == 30
     with open_index(find_repo()) as index:
         assert index.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_damaged_row_is_read_again_from_its_record(repo: Path) -> None:
+    """Every row carries a CRC-32 of what it shows: a row changed under the index (a bad
+    disk page, a hand edit) is rebuilt from git before it is shown (issue 10)."""
+    run_id = make_run("a", acc=0.5)
+    assert shown() == {run_id: "a"}
+    db = sqlite3.connect(repo / ".git" / "xp" / INDEX_FILE)
+    with db:
+        db.execute("UPDATE runs SET data = replace(data, '0.5', '0.9'), name = 'b'")
+    db.close()
+    (row,) = select_runs(find_repo(), limit=None).rows
+    assert (row.name, row.values["metrics.acc"]) == ("a", 0.5)
+
+
+def test_show_verify_rebuilds_rows_that_disagree_with_their_records(repo: Path) -> None:
+    """A row whose checksum matches but whose values do not (an index written by a buggy
+    xp): `xp show --verify` compares the rows shown with their records and rebuilds them."""
+    from xp.query.index.store import _checksum
+
+    run_id = make_run("a", acc=0.5)
+    make_run("b", acc=0.7)
+    shown()
+    db = sqlite3.connect(repo / ".git" / "xp" / INDEX_FILE)
+    commit, name, status, start, data, error = db.execute(
+        "SELECT commit_sha, name, status, start, data, error FROM runs WHERE id = ?", (run_id,)
+    ).fetchone()
+    data = data.replace("0.5", "0.9")
+    with db:
+        db.execute(
+            "UPDATE runs SET data = ?, crc = ? WHERE commit_sha = ?",
+            (data, _checksum(commit, name, status, start, data, error), commit),
+        )
+    db.close()
+    wrong = {r.run_id: r.values["metrics.acc"] for r in select_runs(find_repo()).rows}
+    assert wrong[run_id] == 0.9  # the cache believes itself...
+    result = subprocess.run(
+        [sys.executable, "-m", "xp", "show", "--verify", "-c", "acc", "--format", "csv"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "verified 2 rows against their records; 1 disagreed and were rebuilt" in result.stderr
+    assert result.stdout.splitlines()[2].startswith(run_id)
+    assert result.stdout.splitlines()[2].endswith(",0.5")
+    again = subprocess.run(
+        [sys.executable, "-m", "xp", "show", "--verify"], cwd=repo, capture_output=True, text=True
+    )
+    assert "disagreed" not in again.stderr

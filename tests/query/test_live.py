@@ -3,10 +3,12 @@ listing in order, read without locking or writing, and gone from the live set on
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import xp
@@ -74,6 +76,39 @@ def test_a_running_run_is_listed_with_its_values_and_filtered(repo: Path) -> Non
         t.end()
     rows = select_runs(find_repo(), limit=None).rows
     assert [(r.name, r.status) for r in rows] == [("live", "finished"), ("done-before", "finished")]
+
+
+def test_a_v2_journal_is_read_live_through_the_checksummed_reader(repo: Path) -> None:
+    """The journal a running run writes is version 2 (a CRC-32 ends every line); the live
+    view reads it through the reader recovery uses: values shown exactly, and a damaged line
+    dropped and counted, never shown as a value."""
+    with trainer(repo, name="sealed", params={"lr": 0.25}) as t:
+        t.log(3)
+        wait_for(lambda: _flushed(t.journal, 3), "3 points flushed")
+        lines = t.journal.read_bytes().split(b"\n")[:-1]
+        assert b'"journal": 2' in lines[0]
+        for raw in lines:
+            body, _, crc = raw.rpartition(b"\t")
+            assert int(crc, 16) == zlib.crc32(body), raw
+        # A line whose checksum fails (a torn or flipped write) must not become a point.
+        with open(t.journal, "ab") as fh:
+            fh.write(b"M\tloss\t-999\t100\t1795000000.0\tdeadbeef\n")
+        result = invoke("show", "--status", "running", "--format", "json")
+        assert result.exit_code == 0, result.output
+        (doc,) = json.loads(result.stdout)
+        assert doc["name"] == "sealed"
+        assert doc["status"] == "running"
+        assert doc["params"] == {"lr": 0.25}
+        assert doc["metrics"] == {"loss": 1 / 3, "acc": 2 / 3}
+        live = LiveRuns(find_repo())
+        live.refresh()
+        run = live.runs[t.run_id]
+        assert list(run.series["loss"].steps) == [0, 1, 2]
+        assert run.journal.state is not None
+        assert run.journal.state.damaged == 1
+        t.end()
+    (row,) = select_runs(find_repo(), limit=None).rows
+    assert (row.name, row.status, row.values["metrics.loss"]) == ("sealed", "finished", 1 / 3)
 
 
 def test_looking_takes_no_lock_and_writes_nothing(repo: Path) -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from xp.record.model import FileEntry, RunRecord, final_value, flatten
 
 
@@ -82,3 +84,28 @@ def test_media_index_round_trip_and_bytes() -> None:
     files["media.yaml"] = b"- key: a\n  kind: image\n  path: p\n  step: one\n"
     with pytest.raises(ConfigError, match="integer step"):
         RunRecord.from_files(files.get, [])
+
+
+def test_a_record_file_of_too_many_entries_is_refused_before_it_is_parsed() -> None:
+    from xp import format as fmt
+    from xp.errors import ConfigError
+    from xp.record import yamlio
+
+    at_limit = "".join(f"m{i}: {i}\n" for i in range(fmt.MAX_ENTRIES - 1)) + "l:\n- 1\n- 2\n"
+    assert len(yamlio.load_record(at_limit.encode(), "metrics.yaml")) == fmt.MAX_ENTRIES
+    too_many = at_limit + "one: more\n"
+    with pytest.raises(ConfigError, match="10,001 entries"):
+        yamlio.load_record(too_many.encode(), "metrics.yaml")
+    with pytest.raises(ConfigError, match="10,001 entries"):
+        yamlio.check_size(too_many.encode(), "metrics.yaml")  # the index's fast path checks it
+
+
+def test_a_large_artifact_list_is_read_where_a_large_mapping_is_refused() -> None:
+    from xp.errors import ConfigError
+    from xp.record import yamlio
+
+    entry = "- path: {n}/" + "d" * 2000 + "\n  sha256: " + "a" * 64 + "\n  size: 1\n"
+    listing = "".join(entry.format(n=n) for n in range(2500)).encode()  # about 5 MB
+    assert len(yamlio.load_record(listing, "r:.xp/run/artifacts.yaml")) == 2500
+    with pytest.raises(ConfigError, match="4 MiB"):
+        yamlio.load_record(b"t: '" + b"x" * (5 << 20) + b"'\n", "r:.xp/run/tags.yaml")

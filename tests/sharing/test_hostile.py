@@ -60,7 +60,7 @@ def _forge(repo: Path, run_id: str, files: dict[str, str]) -> str:
 
 def test_yaml_tags_are_not_executed(repo: Path) -> None:
     _forge(repo, "1nhostile00000a", {".xp/run/meta.yaml": EVIL_META})
-    with pytest.raises(XPError, match=r"invalid YAML|could not determine a constructor"):
+    with pytest.raises(XPError, match=r"invalid YAML|not allowed in a record file"):
         xp.get_run("1nhostile00000a")
     assert not (repo / "PWNED").exists()
     result = CliRunner().invoke(cli, ["show", "--all"])
@@ -324,3 +324,187 @@ def test_escape_sequences_in_records_never_reach_the_terminal(repo: Path, evil: 
     assert f"n{osc}" in as_csv.stdout  # exact when piped; escaped only on a terminal
     untrusted = CliRunner().invoke(cli, ["reproduce", "1n0hvstxe0sc00"])
     assert "\x1b" not in untrusted.output
+
+
+# -- a corpus of crafted runs, built with plumbing and fetched (issue 10) ------------------------
+BOMB = "a: &a ['x','x','x','x','x','x','x','x','x']\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+META = (
+    "format: 1\nid: {id}\nname: {name}\nstatus: finished\nstart_time: '2026-01-01T00:00:00.000Z'\n"
+)
+
+
+def _meta(run_id: str, name: str) -> str:
+    return META.format(id=run_id, name=name)
+
+
+def corpus() -> dict[str, dict[str, bytes | str]]:
+    """Run id -> record files (path below .xp/run/ -> content) of runs no xp would write."""
+    many = "".join(f"m{i}: {i}\n" for i in range(12_000))
+    return {
+        "1nhost11e00001": {"meta.yaml": _meta("1nhost11e00001", "bomb"), "params.yaml": BOMB},
+        "1nhost11e00002": {"meta.yaml": _meta("1nhost11e00002", "bomb-m"), "metrics.yaml": BOMB},
+        "1nhost11e00003": {"meta.yaml": BOMB + "id: 1nhost11e00003\n"},
+        "1nhost11e00004": {"meta.yaml": _meta("1nhost11e00004", "many"), "metrics.yaml": many},
+        "1nhost11e00005": {
+            "meta.yaml": _meta("1nhost11e00005", "deep"),
+            "params.yaml": "a: " + "[" * 5000 + "]" * 5000 + "\n",
+        },
+        "1nhost11e00006": {
+            "meta.yaml": _meta("1nhost11e00006", "big"),
+            "tags.yaml": "t: '" + "x" * (5 << 20) + "'\n",
+        },
+        "1nhost11e00007": {
+            "meta.yaml": _meta("1nhost11e00007", "tagged"),
+            "params.yaml": "a: !!binary aGVsbG8=\nb: !!set {x}\n",
+        },
+        "1nhost11e00008": {
+            "meta.yaml": _meta("1nhost11e00008", "digits"),
+            "metrics.yaml": "m: " + "9" * 5000 + "\n",
+        },
+        "1nhost11e00009": {
+            "meta.yaml": "format: 1\nid: 1nhost11e00009\nname: [a, b]\n"
+            "start_time: '99999-01-01T00:00:00Z'\nend_time: '2026-13-45'\nduration: 1e999\n"
+        },
+        "1nhost11e0000a": {
+            "meta.yaml": _meta("1nhost11e0000a", "utf8"),
+            "series/loss.tsv": b"step\tvalue\ttimestamp\n0\t0.5\t1\n1\t\xff\xfe\t2\n",
+            "packages.txt": b"numpy==2\n\xff\xfebad==1\n",
+        },
+        "1nhost11e0000b": {
+            "meta.yaml": _meta("1nhost11e0000b", "entries"),
+            "artifacts.yaml": "- just a string\n- [1, 2]\n",
+        },
+        "1nhost11e0000c": {
+            "meta.yaml": _meta("1nhost11e0000c", "times"),
+            "series/loss.tsv": "step\tvalue\ttimestamp\n0\t0.5\t" + "9" * 30 + "\n1\t1\t-1\n",
+            "metrics.yaml": "loss: 1\n",
+        },
+        "1nhost11e0000d": {"meta.yaml": _meta("1nhost11e0000d", "newer") + "format: 99\n"},
+        "1nhost11e0000e": {"meta.yaml": "- not\n- a mapping\n"},
+        "1nhost11e0000g": {
+            "meta.yaml": _meta("1nhost11e0000g", "series"),
+            **{f"series/s{i}.tsv": "step\tvalue\ttimestamp\n0\t1\t1\n" for i in range(12_000)},
+        },
+        "1nhost11e0000f": {"meta.yaml": _meta("1nhost11e0000f", "date") + "end_time: 2026-13-45\n"},
+    }
+
+
+def _forge_many(repo: Path, runs: dict[str, dict[str, bytes | str]]) -> dict[str, str]:
+    """Commits made with git hash-object / mktree / commit-tree / update-ref; id -> commit."""
+
+    def run(*args: str, data: bytes | None = None) -> str:
+        proc = subprocess.run(["git", *args], cwd=repo, input=data, capture_output=True, check=True)
+        return proc.stdout.decode().strip()
+
+    blobs: dict[bytes, str] = {}
+
+    def blob(data: bytes) -> str:
+        if data not in blobs:
+            blobs[data] = run("hash-object", "-w", "--stdin", data=data)
+        return blobs[data]
+
+    def tree(entries: dict[str, bytes | str]) -> str:
+        """A tree of {path: content}; folders nest."""
+        here: dict[str, bytes | str] = {}
+        below: dict[str, dict[str, bytes | str]] = {}
+        for path, content in entries.items():
+            head, _, rest = path.partition("/")
+            if rest:
+                below.setdefault(head, {})[rest] = content
+            else:
+                here[path] = content
+        lines = []
+        for name, content in here.items():
+            data = content.encode() if isinstance(content, str) else content
+            lines.append(f"100644 blob {blob(data)}\t{name}")
+        for name, sub in below.items():
+            lines.append(f"040000 tree {tree(sub)}\t{name}")
+        return run("mktree", data="".join(f"{line}\n" for line in lines).encode())
+
+    out = {}
+    for run_id, files in runs.items():
+        root = tree({f".xp/run/{path}": content for path, content in files.items()})
+        commit = run("commit-tree", root, "-m", f"xp: crafted {run_id}")
+        run("update-ref", f"refs/xp/runs/{run_id}", commit)
+        out[run_id] = commit
+    return out
+
+
+def test_a_fetched_corpus_of_crafted_runs_is_shown_never_fatal(repo: Path, tmp_path: Path) -> None:
+    """Each crafted run through a real fetch: plain `xp show` lists every run (the broken
+    ones as `invalid`, with why) and exits 0; get_run, xp diff and search_runs give a clean
+    error or a value, never an internal error. How fast (<= 1 s, <= 200 MB) is measured by
+    benchmarks/hostile_records.py."""
+    with xp.start_run(name="mine") as mine:
+        xp.log_metric("acc", 0.5)
+    evil = tmp_path / "evil"
+    git(tmp_path, "clone", "-q", str(repo), str(evil))
+    crafted = corpus()
+    _forge_many(evil, crafted)
+    git(repo, "fetch", "-q", str(evil), "+refs/xp/runs/*:refs/xp/remotes/evil/runs/*")
+    # ref names git takes but that are not UTF-8 (or not ASCII), packed by git itself
+    commit = git(evil, "rev-parse", "refs/xp/runs/1nhost11e00001").strip().encode()
+    for name in (b"refs/xp/runs/caf\xc3\xa9", b"refs/xp/runs/\xff\xfe", b"refs/heads/\xe9t\xe9"):
+        subprocess.run([b"git", b"update-ref", name, commit], cwd=evil, check=True)
+    git(repo, "fetch", "-q", str(evil), "+refs/xp/runs/*:refs/xp/remotes/evil/runs/*")
+    git(repo, "pack-refs", "--all")
+    proc = subprocess.run(
+        [sys.executable, "-m", "xp", "show", "--all", "--format", "json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = {d["run_id"]: d for d in json.loads(proc.stdout)}
+    assert set(crafted) | {mine.id} == set(docs)
+    invalid = {i for i, d in docs.items() if d["status"] == "invalid"}
+    assert invalid == {
+        "1nhost11e00001",
+        "1nhost11e00002",
+        "1nhost11e00003",
+        "1nhost11e00004",
+        "1nhost11e00005",
+        "1nhost11e00006",
+        "1nhost11e00007",
+        "1nhost11e00008",
+        "1nhost11e0000d",
+        "1nhost11e0000e",
+        "1nhost11e0000f",
+    }, {i: d.get("error") for i, d in docs.items()}
+    assert "anchors and aliases" in docs["1nhost11e00001"]["error"]
+    assert "10,000" in docs["1nhost11e00004"]["error"]
+    assert "upgrade xp" in docs["1nhost11e0000d"]["error"]
+    assert docs["1nhost11e00009"]["created"] is None  # a year the index cannot hold: no time
+    table = subprocess.run(
+        [sys.executable, "-m", "xp", "show", "--all"], cwd=repo, capture_output=True, text=True
+    )
+    assert table.returncode == 0, table.stderr
+    for run_id in crafted:
+        _read_all(run_id)
+    assert xp.get_run("1nhost11e0000c").series("loss")["timestamp"].isna().tolist() == [True, False]
+    assert xp.get_run("1nhost11e00009").name == "['a', 'b']"
+    with pytest.raises(XPError, match="not UTF-8"):
+        xp.get_run("1nhost11e0000a")
+    with pytest.raises(XPError, match="entry 1 is not"):
+        xp.get_run("1nhost11e0000b")
+    with pytest.raises(XPError, match="12,000 series files"):
+        xp.get_run("1nhost11e0000g")
+    for other in ("1nhost11e00001", "1nhost11e0000c", "1nhost11e00009"):
+        result = CliRunner().invoke(cli, ["diff", mine.id, other])
+        assert result.exit_code in (0, 1), result.output
+        assert "Traceback" not in result.output
+    frame = xp.search_runs()
+    assert len(frame) == len(docs)
+    assert "internal error" not in CliRunner().invoke(cli, ["gc", "--dry-run"]).output
+
+
+def _read_all(run_id: str) -> None:
+    """Read every part of a run a user can ask for: a value, or one clean XPError line."""
+    try:
+        got = xp.get_run(run_id)
+        got.series_frame()
+    except XPError as exc:
+        assert "\n" not in str(exc)  # noqa: PT017 - many runs in one test, each either way

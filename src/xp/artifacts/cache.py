@@ -37,6 +37,7 @@ LINK_KINDS = fsutil.LINK_KINDS
 # hard-linked model in place would rewrite the cached object (and every run that names it).
 DEFAULT_LINKS = fsutil.SAFE_KINDS
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+Announce = Callable[[str], None]  # called with an object's sha256 before it is installed
 
 
 def object_path(cache_dir: Path, sha256: str) -> Path:
@@ -225,27 +226,46 @@ def tmp_path(cache_dir: Path) -> Path:
     return tmp_dir / f"{secrets.token_hex(8)}.tmp"
 
 
-def install(cache_dir: Path, tmp: Path, sha: str) -> Path:
-    """Rename a complete temp file into place read-only; if the object exists, drop ours."""
+def _freshen(path: Path) -> bool:
+    """Whether the object exists; its mtime is now if we may set it (a shared cache's object
+    of another user keeps its own, and lives by the grace period of that user's gc)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return os.path.exists(path)
+    return True
+
+
+def install(cache_dir: Path, tmp: Path, sha: str, announce: Announce | None = None) -> Path:
+    """Rename a complete temp file into place read-only; if the object exists, drop ours.
+
+    ``announce(sha)`` runs first: a live run journals the hash there, so ``xp gc``, which reads
+    journals before it deletes, keeps the object (see ``xp.artifacts.gc``). An existing object
+    is freshened (mtime now) instead, as git freshens objects it would have written; if
+    ``xp gc`` took it away meanwhile, ours goes in.
+    """
+    if announce is not None:
+        announce(sha)
     final = object_path(cache_dir, sha)
-    if final.exists():
+    if _freshen(final):
         tmp.unlink()
-        with contextlib.suppress(OSError):  # fresh mtime: `xp gc` spares recently used objects
-            os.utime(final)
         return final
     os.chmod(tmp, 0o444)
-    for attempt in range(3):
+    os.utime(tmp)  # the copy may have started before a gc did: its mtime must say "now"
+    for attempt in range(5):
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(tmp, final)
             break
-        except FileNotFoundError:  # `xp gc` pruned the empty folder meanwhile
-            if attempt == 2:
+        except FileNotFoundError:  # an `xp gc` of an old xp pruned the empty folder meanwhile
+            if attempt == 4:
                 raise
     return final
 
 
-def add_file(cache_dir: Path, src: Path) -> tuple[str, int]:
+def add_file(cache_dir: Path, src: Path, announce: Announce | None = None) -> tuple[str, int]:
     """Store ``src`` in the cache; returns (sha256, size). Reflinks where the fs can."""
     tmp: Path | None = None
     try:
@@ -254,8 +274,13 @@ def add_file(cache_dir: Path, src: Path) -> tuple[str, int]:
             sha, size = hash_file(tmp)  # the clone is ours: it cannot change under us
         else:
             sha, size = copy_hashing(src, tmp)
-        install(cache_dir, tmp, sha)
+        install(cache_dir, tmp, sha, announce)
         return sha, size
+    except StorageError:  # the run's journal could not take the hash: nothing installed
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
     except OSError as exc:
         if tmp is not None:
             with contextlib.suppress(OSError):
@@ -266,9 +291,11 @@ def add_file(cache_dir: Path, src: Path) -> tuple[str, int]:
         ) from None
 
 
-def add_bytes(cache_dir: Path, data: bytes) -> str:
+def add_bytes(cache_dir: Path, data: bytes, announce: Announce | None = None) -> str:
     sha = hashlib.sha256(data).hexdigest()
-    if object_path(cache_dir, sha).exists():
+    if announce is not None:
+        announce(sha)
+    if _freshen(object_path(cache_dir, sha)):
         return sha
     tmp = tmp_path(cache_dir)
     try:
@@ -326,15 +353,17 @@ def _walk(root: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def add_path(cache_dir: Path, src: Path, name: str) -> list[FileEntry]:
+def add_path(
+    cache_dir: Path, src: Path, name: str, announce: Announce | None = None
+) -> list[FileEntry]:
     """Cache a file or every file of a folder; entries are named ``name[/relpath]``."""
     if src.is_dir():
         return [
             FileEntry(path=f"{name}/{rel}", sha256=sha, size=size)
             for full, rel in _walk(src)
-            for sha, size in [add_file(cache_dir, full)]
+            for sha, size in [add_file(cache_dir, full, announce)]
         ]
-    sha, size = add_file(cache_dir, src)
+    sha, size = add_file(cache_dir, src, announce)
     return [FileEntry(path=name, sha256=sha, size=size)]
 
 
@@ -354,23 +383,25 @@ def parse_manifest(data: bytes, source: str) -> list[FileEntry]:
     return entries
 
 
-def hash_input(src: Path, name: str, cache_dir: Path | None = None) -> FileEntry:
+def hash_input(
+    src: Path, name: str, cache_dir: Path | None = None, announce: Announce | None = None
+) -> FileEntry:
     """A data version: the file's sha256, or for a folder the sha256 of its sorted manifest.
 
     With a cache, a folder's manifest is stored too (its name is the folder's hash), so the
     folder can be restored from the record alone.
     """
     if not src.is_dir():
-        sha, size = add_file(cache_dir, src) if cache_dir else hash_file(src)
+        sha, size = add_file(cache_dir, src, announce) if cache_dir else hash_file(src)
         return FileEntry(path=name, sha256=sha, size=size)
     manifest = []
     total = 0
     for full, rel in _walk(src):
-        sha, size = add_file(cache_dir, full) if cache_dir else hash_file(full)
+        sha, size = add_file(cache_dir, full, announce) if cache_dir else hash_file(full)
         manifest.append(manifest_line(sha, size, rel))
         total += size
     data = "".join(manifest).encode()
-    digest = add_bytes(cache_dir, data) if cache_dir else hashlib.sha256(data).hexdigest()
+    digest = add_bytes(cache_dir, data, announce) if cache_dir else hashlib.sha256(data).hexdigest()
     return FileEntry(path=name, sha256=digest, size=total, files=len(manifest), kind="dir")
 
 

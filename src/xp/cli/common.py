@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from xp.cli import render
 from xp.gitstore.repo import GitRepo, find_repo
+
+if TYPE_CHECKING:
+    from xp.tracking.recover import Recovery
 
 
 def open_repo() -> GitRepo:
@@ -13,7 +18,7 @@ def open_repo() -> GitRepo:
     from xp.config import load_config
     from xp.execution.cleanup import clean
     from xp.hooks.clone_setup import set_up_clone
-    from xp.tracking.recover import recover
+    from xp.tracking.recover import recover_all
 
     repo = find_repo()
     changes = set_up_clone(repo)
@@ -25,8 +30,7 @@ def open_repo() -> GitRepo:
         )
     for problem in load_config(repo).warnings:  # a newer format or a wrong type raises
         render.echo(f"xp: warning: {problem}", err=True)
-    for run_id, status in recover(repo):
-        render.echo(f"xp: recovered run {run_id} of a process that ended ({status})", err=True)
+    report_recovery(recover_all(repo))
     for path in clean(repo).orphans:
         render.echo(
             f"xp: warning: a process logged into run {path.name.split('-')[0]} after it was"
@@ -34,3 +38,28 @@ def open_repo() -> GitRepo:
             err=True,
         )
     return repo
+
+
+def report_recovery(result: Recovery, recovered: bool = True) -> None:
+    """One line on stderr for each run recovered, set aside or left for later."""
+    if recovered:
+        for run_id, status in result.recovered:
+            render.echo(f"xp: recovered run {run_id} of a process that ended ({status})", err=True)
+    for run_id, count in result.damaged:
+        render.echo(
+            f"xp: warning: run {run_id}: {count} damaged journal lines failed their checksum"
+            " and were dropped (noted in the run's warnings)",
+            err=True,
+        )
+    for run_id, path, reason in result.set_aside:
+        render.echo(
+            f"xp: warning: run {run_id} cannot be recorded ({reason}); its journal is kept as"
+            f" {path} (`xp recover --retry-failed` tries again)",
+            err=True,
+        )
+    for run_id, reason in result.pending:
+        render.echo(
+            f"xp: warning: run {run_id} of a process that ended is not recorded yet ({reason});"
+            " the next xp command tries again",
+            err=True,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections import Counter
 from collections.abc import Sequence
 
 import click
@@ -81,7 +82,8 @@ def choose_columns(
 def _labels(value_cols: Sequence[str]) -> list[str]:
     """Bare keys (``lr``, ``acc``) unless two kinds share a key; then the full name."""
     bare = [k.partition(".")[2] for k in value_cols]
-    return [k if bare.count(b) > 1 else b for k, b in zip(value_cols, bare, strict=True)]
+    counts = Counter(bare)
+    return [k if counts[b] > 1 else b for k, b in zip(value_cols, bare, strict=True)]
 
 
 def _changed(rows: Sequence[RunRow], key: str) -> bool:
@@ -162,6 +164,11 @@ def _cell(row: RunRow, key: str, precision: int | None) -> str:
     help="Significant digits of floats [table/md: 5; csv/tsv/json: all].",
 )
 @click.option("--rebuild", is_flag=True, help="Rebuild the query index from the refs first.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the rows shown against the run records in git; rebuild rows that disagree.",
+)
 def show(
     where: str | None,
     sort: tuple[str, ...],
@@ -175,6 +182,7 @@ def show(
     out_format: str,
     precision: int | None,
     rebuild: bool,
+    verify: bool,
 ) -> None:
     """List runs, newest first: id, name, status, created, duration, baseline, params, metrics.
 
@@ -191,7 +199,14 @@ def show(
         branch=branch,
         status=statuses,
         rebuild=rebuild,
+        verify=verify,
     )
+    if verify:
+        render.echo(
+            f"xp: verified {len(selection.rows)} rows against their records"
+            + (f"; {selection.repaired} disagreed and were rebuilt" if selection.repaired else ""),
+            err=True,
+        )
     attrs, value_cols = choose_columns(selection, columns, only_changed)
     if out_format == "json":
         docs = [run_document(r, value_cols if columns else None) for r in selection.rows]
@@ -226,6 +241,32 @@ def show(
     shown, total = len(selection.rows), selection.total
     if shown < total:
         render.echo(f"{shown} of {total:,} runs shown; --all or -n N for more.", err=True)
+
+
+def _fit(
+    headers: list[str], rows: list[list[str]], width: int, drop_order: list[int]
+) -> render.Fitted:
+    """``render.fit``, with the columns that can never fit dropped first in the same order:
+    a column takes at least 3 characters with its gap, so at most ``width // 3 + 1`` show.
+    (A run with 10,000 metrics would otherwise cost ``fit`` seconds.)"""
+    extra = max(0, len(headers) - (width // 3 + 1))
+    gone = set(drop_order[:extra])
+    if not gone:
+        return render.fit(headers, rows, width, drop_order)
+    kept = [i for i in range(len(headers)) if i not in gone]
+    new = {old: n for n, old in enumerate(kept)}
+    fitted = render.fit(
+        [headers[i] for i in kept],
+        [[r[i] for i in kept] for r in rows],
+        width,
+        [new[i] for i in drop_order[extra:] if i in new],
+    )
+    hidden = set(fitted.hidden)
+    return render.Fitted(
+        fitted.headers,
+        fitted.rows,
+        [h for i, h in enumerate(headers) if i in gone or (i in new and h in hidden)],
+    )
 
 
 def differing_first(rows: Sequence[RunRow], value_cols: list[str]) -> list[str]:
@@ -273,7 +314,7 @@ def _print_table(
         if c and k.startswith("metrics.")
     ][::-1]
     fixed = [attrs.index(a) for a in ("baseline", "duration", "created") if a in attrs]
-    fitted = render.fit(
+    fitted = _fit(
         headers, rows, render.terminal_width(), unchanged + fixed + changed_params + changed_metrics
     )
     render.echo(render.table(fitted.headers, fitted.rows))

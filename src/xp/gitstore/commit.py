@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 
-from xp.errors import GitError, RecordPathError
+from xp.errors import GitError, ObjectMissingError, RecordPathError
 from xp.gitstore.objects import ObjectWriter, PackWriter, object_store
 from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
@@ -159,8 +159,14 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
             for name, (mode, sha) in parse_tree(body).items()
         )
 
-    old = object_store(objects_dir)[ObjectID(tree_id)]
-    assert isinstance(old, Tree)
+    try:
+        old = object_store(objects_dir)[ObjectID(tree_id)]
+    except KeyError:
+        raise ObjectMissingError(
+            f"tree {tree_id.decode()[:12]} is gone (git gc --prune=now?)"
+        ) from None
+    if not isinstance(old, Tree):
+        raise ObjectMissingError(f"{tree_id.decode()[:12]} is not a tree")
     return tuple((item.path, item.mode, item.sha) for item in old.items())
 
 
@@ -192,37 +198,44 @@ def tree_of(repo: GitRepo, commit: str) -> str:
     return _commit_tree(str(repo.objects_dir), commit)
 
 
+def empty_tree(writer: ObjectWriter) -> str:
+    """The empty tree's id, written (git knows it without storing it; dulwich does not)."""
+    return writer.add(Tree()).decode()
+
+
+def forget_tree(tree: str) -> None:
+    """Drop a tree from the read cache (it was found missing: never compose with it again)."""
+    _tree_items.cache_clear()
+
+
 @lru_cache(maxsize=64)
 def _commit_tree(objects_dir: str, commit: str) -> str:
     body = _loose(objects_dir, commit)
     if body is not None and body.startswith(b"tree "):
         return body[5:45].decode()
 
-    obj = object_store(objects_dir)[ObjectID(commit.encode())]
+    try:
+        obj = object_store(objects_dir)[ObjectID(commit.encode())]
+    except KeyError:
+        raise ObjectMissingError(f"commit {commit[:12]} is gone") from None
     assert isinstance(obj, Commit)
     return bytes(obj.tree).decode()
 
 
-def empty_tree(repo: GitRepo) -> str:
-    """The empty tree's id, written as an object (git knows it without one; readers here
-    do not): the workspace of a run whose code is not known, such as an imported one."""
-    tree = Tree()
-    ObjectWriter(repo.objects_dir).add(tree)
-    return tree.id.decode()
-
-
-def run_commit(
+def build_commit(
     repo: GitRepo, tree: bytes, parent: str | None, message: str, start: float, end: float
 ) -> Commit:
-    """A run's commit object (written by the caller): author date the start, committer date
-    the end, the identity git would use."""
+    """The run commit object (not written: the caller's writer does it, a pack for an
+    import): author date the start, committer date the end, the identity git would use."""
+    ident = identity(str(repo.worktree))
+    tz = time.localtime(end).tm_gmtoff
     commit = Commit()
     commit.tree = ObjectID(tree)
     commit.parents = [ObjectID(parent.encode())] if parent else []
-    commit.author = commit.committer = identity(str(repo.worktree))
+    commit.author = commit.committer = ident
     commit.author_time = int(start)
     commit.commit_time = int(end)
-    commit.author_timezone = commit.commit_timezone = time.localtime(end).tm_gmtoff
+    commit.author_timezone = commit.commit_timezone = tz
     commit.encoding = None
     commit.message = message.encode("utf-8")
     return commit
@@ -247,7 +260,7 @@ def write_run_commit(
     compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since.
     ``before_ref(sha)`` runs between the two (a continued run's annotations are copied
     there, so the ref never shows the new commit without them)."""
-    commit = run_commit(repo, tree, parent, message, start, end)
+    commit = build_commit(repo, tree, parent, message, start, end)
     from xp.gitstore import signing
 
     if signing.enabled(repo):  # git writes it, signed with the user's key (docs/provenance.md)

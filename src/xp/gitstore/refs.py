@@ -31,8 +31,17 @@ def packed_refs(common_dir: Path) -> dict[str, str]:
         if not line or line[:1] in (b"#", b"^"):
             continue
         sha, _, name = line.partition(b" ")
+        if len(sha) != 40 or not name or not _is_hex(sha):
+            continue  # not a ref line (damaged, or written by something else): skip it
         refs[name.decode("utf-8", "surrogateescape")] = sha.decode("ascii")
     return refs
+
+
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def _is_hex(data: bytes) -> bool:
+    return _HEX.issuperset(data)
 
 
 def _in_packed(common_dir: Path, name: str) -> bool:
@@ -58,7 +67,7 @@ def loose_refs(common_dir: Path, prefix: str) -> dict[str, str]:
                     content = fh.read(100).strip()
             except OSError:
                 continue  # deleted or packed while we looked
-            if len(content) == 40:
+            if len(content) == 40 and _is_hex(content):
                 name = os.path.relpath(path, common_dir).replace(os.sep, "/")
                 refs[name] = content.decode("ascii")
     return refs
@@ -74,7 +83,7 @@ def list_refs(common_dir: Path, prefix: str) -> dict[str, str]:
 def read_ref(common_dir: Path, name: str) -> str | None:
     try:
         content = (common_dir / name).read_bytes().strip()
-        if len(content) == 40:
+        if len(content) == 40 and _is_hex(content):
             return content.decode("ascii")
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         pass

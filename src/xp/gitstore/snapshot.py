@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xp import fsutil
-from xp.errors import StorageError
+from xp.errors import GitError, StorageError
 from xp.gitstore.repo import GitRepo
 
 # Files whose change alters what `git add -A` would pick up, besides the workspace files.
@@ -123,13 +123,27 @@ def snapshot(repo: GitRepo, max_file_size: int, reuse: bool = False) -> Snapshot
     """Tree of the workspace as it is now: tracked files with their edits, untracked not-ignored.
 
     ``reuse`` lets one process skip the work when no file or folder changed since its last
-    snapshot (many runs from one script); the check is a stat of everything seen.
+    snapshot (many runs from one script); the check is a stat of everything seen. A
+    ``git gc --prune=now`` can delete the blobs ``update-index`` just wrote before
+    ``write-tree`` reads them (git's own race): the snapshot is then taken again.
     """
     memo_key = (str(repo.worktree), max_file_size)
     if reuse:
         memo = _memos.get(memo_key)
         if memo is not None and _unchanged(memo):
             return memo.snapshot
+    for attempt in range(3):
+        try:
+            return _snapshot(repo, max_file_size, reuse, memo_key)
+        except GitError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _snapshot(
+    repo: GitRepo, max_file_size: int, reuse: bool, memo_key: tuple[str, int]
+) -> Snapshot:
     tmp_dir = repo.xp_dir / "tmp"
     try:
         tmp_dir = fsutil.private_tmp(repo.xp_dir)  # a killed process's copy is cleaned later

@@ -18,7 +18,7 @@ from xp.gitstore.objects import object_store
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
-    from dulwich.object_store import DiskObjectStore
+    from dulwich.objects import ShaFile
 
 
 @dataclass(frozen=True)
@@ -97,73 +97,83 @@ class FolderReader:
 
     read: Callable[[str], bytes | None]
     files: Callable[[str], list[str]]  # paths (relative) of every file below a subfolder
+    close: Callable[[], None]  # the object store's open packs
 
 
 def read_folder(repo: GitRepo, commit: str, folder: str) -> FolderReader | None:
     """A reader for ``folder`` in ``commit``'s tree, or None when the commit has no such folder.
 
-    The folder's files are read at once (a record is a handful of small files), from the
-    object store this thread keeps open for the repository (``objects.object_store``: closed
-    at exit, so no pack file is left for the garbage collector)."""
+    Files are read when asked (a crafted record may hold 100,000 series: ``files`` lists
+    them from one parsed tree, and the reader checks the count before reading any); the
+    caller calls ``close`` when done, which closes the object store's open pack files."""
+    from dulwich.object_store import DiskObjectStore
     from dulwich.objects import Commit
 
-    store = object_store(repo.objects_dir)
+    store = DiskObjectStore(str(repo.objects_dir))
+    trees: dict[bytes, ShaFile] = {}  # parsed once: a folder of 10,000 series is one tree
+
+    def get(sha: bytes) -> ShaFile:
+        obj = trees.get(sha)
+        if obj is None:
+            obj = store[ObjectID(sha)]
+            if obj.type_name == b"tree":
+                trees[sha] = obj
+        return obj
+
     try:
-        obj = store[ObjectID(commit.encode())]
+        obj = get(commit.encode())
+        top = _lookup(get, obj.tree, folder) if isinstance(obj, Commit) else None
     except KeyError:
-        return None
-    if not isinstance(obj, Commit):
-        return None
-    top = _lookup(store, obj.tree, folder)
+        top = None
     if top is None:
+        store.close()
         return None
-    blobs: dict[str, bytes] = {}
-    for path in _walk(store, top):
-        sha = _lookup(store, top, path)
-        if sha is None:
-            continue
-        blob = store[ObjectID(sha)]
-        if blob.type_name == b"blob":
-            blobs[path] = blob.as_raw_string()
 
     def read(name: str) -> bytes | None:
-        return blobs.get(name)
+        sha = _lookup(get, top, name)
+        if sha is None:
+            return None
+        blob = store[ObjectID(sha)]
+        return None if blob.type_name != b"blob" else blob.as_raw_string()
 
     def files(sub: str) -> list[str]:
-        prefix = sub.rstrip("/") + "/"
-        return [p[len(prefix) :] for p in blobs if p.startswith(prefix)]
+        sha = _lookup(get, top, sub)
+        return _walk(get, sha) if sha is not None else []
 
-    return FolderReader(read, files)
+    return FolderReader(read, files, store.close)
 
 
 def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
-    """The bytes of the file at ``path`` in ``commit``'s tree, or None when there is none."""
-    return _read_file(object_store(repo.objects_dir), commit, path)
-
-
-def _read_file(store: DiskObjectStore, commit: str, path: str) -> bytes | None:
+    """The bytes of the file at ``path`` in ``commit``'s tree, or None when there is none;
+    from the object store this thread keeps open for the repository (``objects.object_store``,
+    closed at exit): an import reads one small file per run, thousands of times."""
     from dulwich.objects import Commit
 
+    store = object_store(repo.objects_dir)
+
+    def get(sha: bytes) -> ShaFile:
+        return store[ObjectID(sha)]
+
     try:
-        obj = store[ObjectID(commit.encode())]
+        obj = get(commit.encode())
+        if not isinstance(obj, Commit):
+            return None
+        sha = _lookup(get, obj.tree, path)
+        if sha is None:
+            return None
+        blob = get(sha)
     except KeyError:
         return None
-    if not isinstance(obj, Commit):
-        return None
-    sha = _lookup(store, obj.tree, path)
-    if sha is None:
-        return None
-    blob = store[ObjectID(sha)]
     return None if blob.type_name != b"blob" else blob.as_raw_string()
 
 
-def _lookup(store: DiskObjectStore, tree_id: bytes, path: str) -> bytes | None:
+def _lookup(get: Callable[[bytes], ShaFile], tree_id: bytes, path: str) -> bytes | None:
     """The id of the object at ``path`` below ``tree_id``, or None."""
     from dulwich.objects import Tree
 
     current = tree_id
     for part in path.split("/"):
-        tree = store[ObjectID(current)]
+        tree = get(current)
         if not isinstance(tree, Tree):
             return None
         try:
@@ -173,17 +183,17 @@ def _lookup(store: DiskObjectStore, tree_id: bytes, path: str) -> bytes | None:
     return current
 
 
-def _walk(store: DiskObjectStore, tree_id: bytes, prefix: str = "") -> list[str]:
+def _walk(get: Callable[[bytes], ShaFile], tree_id: bytes, prefix: str = "") -> list[str]:
     from dulwich.objects import Tree
 
     out: list[str] = []
-    tree = store[ObjectID(tree_id)]
+    tree = get(tree_id)
     if not isinstance(tree, Tree):
         return out
     for item in tree.items():
         name = item.path.decode("utf-8", "surrogateescape")
         if stat.S_ISDIR(item.mode):
-            out += _walk(store, item.sha, f"{prefix}{name}/")
+            out += _walk(get, item.sha, f"{prefix}{name}/")
         else:
             out.append(prefix + name)
     return out

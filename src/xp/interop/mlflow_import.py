@@ -21,7 +21,7 @@ from xp import format as fmt
 from xp.artifacts import cache
 from xp.errors import MlflowException, XPError
 from xp.gitstore import commit as gitcommit
-from xp.gitstore.objects import PackWriter
+from xp.gitstore.objects import ObjectWriter, PackWriter
 from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 from xp.gitstore.trees import read_file
@@ -167,7 +167,10 @@ class _Context:
             if sha and gitcommit.is_commit(self.repo, sha):
                 self.commits[key] = (sha, gitcommit.tree_of(self.repo, sha))
             else:
-                self.commits[key] = (None, gitcommit.empty_tree(self.repo))
+                self.commits[key] = (
+                    None,
+                    gitcommit.empty_tree(ObjectWriter(self.repo.objects_dir)),
+                )
         return self.commits[key]
 
 
@@ -239,7 +242,7 @@ def _import_run(
     record.meta["imported"] = {"from": "mlflow", "run_id": run.run_id, "digest": digest}
     parent, tree = ctx.workspace(state.header.baseline)
     root = gitcommit.compose_tree(repo, ctx.writer, tree, fmt.RECORD_DIR, record.to_files())
-    commit = gitcommit.run_commit(
+    commit = gitcommit.build_commit(
         repo, root, current or parent, commit_message(record), state.header.start_time, end
     )
     ctx.writer.add(commit)

@@ -1155,7 +1155,9 @@ class Backend:
             if real.is_relative_to(top) and not real.is_relative_to(self.repo.git_dir.resolve()):
                 run.log_artifact(src, name)
                 return
-            run.add_artifacts(cache.add_path(run.cache_dir, src, cache.clean_name(name)))
+            # from outside the work tree: no source to put back (and announced to `xp gc`
+            # before the cache holds it, as every artifact is)
+            run.log_artifact(src, cache.clean_name(name), external=True)
         except XPError as exc:
             raise _as_mlflow(exc) from None
 

@@ -27,7 +27,7 @@ from xp.gitstore.repo import GitRepo
 from xp.query.index import RunRow
 from xp.record import values
 from xp.record.header import RunHeader
-from xp.record.journal import PART, SUFFIX, RunState, apply_line, flocked_inodes
+from xp.record.journal import PART, SUFFIX, RunState, apply_line, flocked_inodes, read_header
 from xp.record.model import FileEntry
 
 
@@ -62,8 +62,9 @@ class _Tail:
         self.offset = 0
         self.pending = b""
         self.state: RunState | None = None  # after the header line
+        self.sealed = False  # a version 2 journal: every line carries its CRC-32
 
-    def read(self) -> list[str] | None:
+    def read(self) -> list[bytes] | None:
         """New complete lines (the header applied already); None when the file is gone."""
         try:
             with open(self.path, "rb") as fh:
@@ -78,14 +79,12 @@ class _Tail:
         data = self.pending + data
         cut = data.rfind(b"\n") + 1
         self.pending = data[cut:]
-        lines = data[:cut].decode("utf-8", "replace").split("\n")[:-1]
+        lines = data[:cut].split(b"\n")[:-1]
         if self.state is None and lines:
             first = lines.pop(0)
             try:
-                if not first.startswith("H\t"):
-                    raise ValueError("no header")
-                self.state = RunState(header=RunHeader.from_json(json.loads(first[2:])))
-            except (ValueError, TypeError, KeyError):
+                self.state, self.sealed = read_header(first)
+            except (ValueError, TypeError, KeyError, AttributeError):
                 self.offset = os.path.getsize(self.path) if self.path.exists() else 0
                 self.pending = b""  # not a journal we can read: ignore what follows
                 return []
@@ -137,7 +136,7 @@ class LiveRun:
         end = self.end
         return str(end.get("status") or "crashed") if end else "crashed"
 
-    def _feed(self, tail: _Tail, lines: list[str], grown: set[str]) -> bool:
+    def _feed(self, tail: _Tail, lines: list[bytes], grown: set[str]) -> bool:
         """Apply ``lines`` of ``tail``; note metrics that gained points; True if anything else
         (params, tags, artifacts, header) changed."""
         state = tail.state
@@ -146,7 +145,7 @@ class LiveRun:
         before = (len(state.params), len(state.tags), len(state.artifacts), state.end)
         header = state.header.to_json()
         for raw in lines:
-            apply_line(state, raw)
+            apply_line(state, raw, sealed=tail.sealed)
         for key, value, step, seconds in state.points:
             self.series.setdefault(key, LiveSeries()).add(value, step, seconds)
             grown.add(key)

@@ -52,8 +52,11 @@ def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRec
     folder = read_folder(repo, commit, fmt.RECORD_DIR)
     if folder is None:
         return None
-    keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
-    return RunRecord.from_files(folder.read, keys, source or commit[:12])
+    try:
+        keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
+        return RunRecord.from_files(folder.read, keys, source or commit[:12])
+    finally:
+        folder.close()
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,9 @@ class RunView:
                 f" {', '.join(sorted(self.record.metrics)) or 'none'}"
             )
         frame = pd.DataFrame(points, columns=["step", "value", "timestamp"])
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+        # a time pandas cannot hold (a record from anyone: year 30,000) is NaT, not an error
+        stamps = frame["timestamp"]
+        frame["timestamp"] = pd.to_datetime(stamps, unit="ms", utc=True, errors="coerce")
         return frame  # type: ignore[no-any-return]
 
     def series_frame(self) -> pd.DataFrame:

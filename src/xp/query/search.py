@@ -43,6 +43,7 @@ class Selection:
     rows: list[RunRow]
     total: int  # runs that match, before the limit
     keys: list[str]  # every params./metrics./tags. column any run has
+    repaired: int = 0  # rows that disagreed with their records (verify=True) and were rebuilt
 
 
 def run_document(row: RunRow, columns: Sequence[str] | None = None) -> dict[str, Any]:
@@ -97,12 +98,17 @@ def select_runs(
     branch: str | None = None,
     status: Sequence[str] = (),
     rebuild: bool = False,
+    verify: bool = False,
     live: bool = True,
     running: Sequence[RunRow] | None = None,
 ) -> Selection:
     """Runs matching the filters, sorted (newest first by default), at most ``limit`` after
     the first ``offset``; running runs included unless ``live`` is False (``running``: their
-    rows read already, by a reader that follows the journals; else they are read now)."""
+    rows read already, by a reader that follows the journals; else they are read now).
+
+    ``verify`` reads the records of the selected runs from git and rebuilds every index row
+    that disagrees with its record before answering (the index is only a cache).
+    """
     if limit is not None and limit < 0:
         raise InvalidValueError(f"limit must be 0 or more, got {limit}")
     if offset < 0:
@@ -124,20 +130,30 @@ def select_runs(
         ]
         # With live rows (few): the index's first offset + limit rows, merged with them.
         head = None if limit is None else offset + limit
-        rows, total = index.select(
-            where=node,
-            experiments=experiments,
-            branch=branch,
-            statuses=statuses,
-            sort=sort_keys,
-            limit=head if running else limit,
-            offset=0 if running else offset,
-        )
+
+        def query() -> tuple[list[RunRow], int]:
+            return index.select(
+                where=node,
+                experiments=experiments,
+                branch=branch,
+                statuses=statuses,
+                sort=sort_keys,
+                limit=head if running else limit,
+                offset=0 if running else offset,
+            )
+
+        rows, total = query()
+        repaired = index.verify(rows) if verify else 0
+        if repaired:  # rebuilt rows may hold other columns and match otherwise: ask again
+            keys = sorted(set(index.keys()).union(*(r.values for r in running)))
+            node = parse_filter(where, keys) if where and where.strip() else None
+            sort_keys = _sort_keys(sort, keys)
+            rows, total = query()
     if not running:
-        return Selection(rows, total, keys)
+        return Selection(rows, total, keys, repaired)
     merged = sort_rows(rows + running, sort_keys)
     end = None if limit is None else offset + limit
-    return Selection(merged[offset:end], total + len(running), keys)
+    return Selection(merged[offset:end], total + len(running), keys, repaired)
 
 
 def _unindexed(index: Index, running: list[RunRow]) -> list[RunRow]:
@@ -295,7 +311,7 @@ def _frame(rows: list[RunRow]) -> pd.DataFrame:
         if key.startswith("metrics."):
             if column.dtype == object:
                 # None is NaN, like MLflow; a hand-edited non-numeric metric keeps its text
-                with contextlib.suppress(TypeError, ValueError):
+                with contextlib.suppress(TypeError, ValueError, OverflowError):
                     values[key] = column.astype("float64")
         elif not pd.api.types.is_numeric_dtype(column) and column.isna().any():
             values[key] = column.astype(object).where(column.notna(), None)

@@ -4,31 +4,38 @@ Log calls only append to memory; a flusher thread writes the new entries here at
 every second. The writer holds an exclusive ``flock`` for the run's lifetime: the kernel drops
 it when the process dies (SIGKILL, OOM), which is how a later process knows the run is dead.
 
-Lines (UTF-8, tab-separated, first field is the kind):
-  H <json header>                 once, first (RunHeader)
+Lines (UTF-8, tab-separated, first field is the kind, last field the CRC-32 of the rest of
+the line as 8 hex digits; docs/format.md section 7):
+  H <json header>                 once, first (RunHeader, plus "journal": 2)
   U <json {field: value}>         a header change: exit code, warnings, a name...
   M <key> <value> <step> <time>   metric point; time in seconds since the epoch
   P <json [key, value]>           param
   T <json [key, value]>           tag
-  X <json key>                    tag removed
+  R <json key>                    tag removed (MLflow's delete_tag)
   A <json artifact entry>         artifact file
   I <json input entry>            data input
   G <json media entry>            an image, figure, table, histogram or text (record/media.py)
   D <json dataset entry>          an MLflow dataset the run used (log_input)
   O <json logged model entry>     an MLflow logged model, replaced by id when it changes
+  K <sha256>                      a cache object the run is about to use (for `xp gc`)
   E <json {status, end_time}>     the run ended; the commit may still have failed
-A last line without its newline was cut by a crash and is ignored.
+  X <json {reason, time}>         why the journal could not be committed (a `.failed` file)
+A line whose checksum does not match is dropped and counted, never replayed as another
+value; a last line without its newline was cut by a crash and is ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
+import re
 import sys
 import threading
 import weakref
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +49,10 @@ from xp.record.model import FileEntry
 FLUSH_INTERVAL = 0.5  # seconds; the contract is "at least every second"
 SUFFIX = ".journal"
 PART = ".part"  # <run id>-<pid>-<random>.part: what a child process logged into the run
+FAILED = ".failed"  # a journal that could not be committed, set aside with its reason
+CORRUPT = ".corrupt"  # a journal without a readable header
+VERSION = 2  # 2: every line ends with its CRC-32 (1: no checksums, read as before)
+_CRC_RE = re.compile(rb"\t([0-9a-f]{8})\Z")
 
 
 @dataclass
@@ -58,6 +69,31 @@ class RunState:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     end: dict[str, Any] | None = None
     media: dict[str, MediaEntry] = field(default_factory=dict)  # by artifact path
+    damaged: int = 0  # lines dropped because their checksum did not match
+
+    def copy(self) -> RunState:
+        """A copy whose containers can be changed (merging parts) without touching this one."""
+        h = self.header
+        header = dataclasses.replace(
+            h,
+            command=list(h.command),
+            context=dict(h.context),
+            skipped=list(h.skipped),
+            warnings=list(h.warnings),
+        )
+        return RunState(
+            header=header,
+            params=dict(self.params),
+            tags=dict(self.tags),
+            points=list(self.points),
+            artifacts=dict(self.artifacts),
+            inputs=dict(self.inputs),
+            media=dict(self.media),
+            datasets=list(self.datasets),
+            models=dict(self.models),
+            end=None if self.end is None else dict(self.end),
+            damaged=self.damaged,
+        )
 
     def add_dataset(self, entry: dict[str, Any]) -> bool:
         """Record an MLflow dataset input once (by name, digest and tags); True when new."""
@@ -84,6 +120,7 @@ class Journal:
                 f"cannot create the run journal {path}: {exc.strerror}; free disk space"
             ) from None
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.size = 0
         try:
             self.write(header)
             if exclusive:
@@ -97,15 +134,24 @@ class Journal:
             raise
 
     def write(self, data: bytes) -> None:
+        """Append ``data`` whole or not at all: a write cut by a full disk is truncated away,
+        so a retry never leaves a line twice (a point replayed twice is a different series)."""
         view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self.fd, view)
-            except OSError as exc:
-                raise StorageError(
-                    f"cannot write the run journal {self.path}: {exc.strerror}; free disk space"
-                ) from None
-            view = view[n:]
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+            raise StorageError(
+                f"cannot write the run journal {self.path}: {exc.strerror}; free disk space"
+            ) from None
+        self.size += len(data)
+
+    def sync(self) -> None:
+        """Make what was written durable (before a commit is given up on)."""
+        with contextlib.suppress(OSError):
+            os.fsync(self.fd)
 
     def close(self, remove: bool) -> None:
         if self.fd < 0:
@@ -117,19 +163,75 @@ class Journal:
         self.fd = -1
 
 
-def line(kind: str, payload: Any) -> str:
-    return f"{kind}\t{json.dumps(payload, ensure_ascii=False, sort_keys=True)}\n"
+def seal(body: str) -> bytes:
+    """One journal line: ``body``, a tab, its CRC-32 as 8 hex digits, a newline."""
+    data = body.encode("utf-8", "backslashreplace")  # a stray surrogate must not lose the line
+    return b"%b\t%08x\n" % (data, zlib.crc32(data))
+
+
+def seal_many(bodies: list[str]) -> bytes:
+    """``seal`` for many lines at once (the flusher's path: one encode, one join)."""
+    if not bodies:
+        return b""
+    crc32 = zlib.crc32
+    lines = "\n".join(bodies).encode("utf-8", "backslashreplace").split(b"\n")
+    if len(lines) != len(bodies):  # a newline inside a body (never from xp): one by one
+        return b"".join(seal(b) for b in bodies)
+    return b"".join([b"%b\t%08x\n" % (b, crc32(b)) for b in lines])
+
+
+def line(kind: str, payload: Any) -> bytes:
+    """A sealed line of ``kind`` with a JSON payload."""
+    return seal(f"{kind}\t{json.dumps(payload, ensure_ascii=False, sort_keys=True)}")
+
+
+def header_line(header: RunHeader) -> bytes:
+    return line("H", {**header.to_json(), "journal": VERSION})
+
+
+def _check(raw: bytes, sealed: bool) -> str | None:
+    """The body of one line, or None when its checksum fails (or it has none but must)."""
+    match = _CRC_RE.search(raw)
+    if match is not None:
+        body = raw[: match.start()]
+        if zlib.crc32(body) == int(match.group(1), 16):
+            return body.decode("utf-8", "replace")
+        if sealed:
+            return None
+    elif sealed:
+        return None
+    return raw.decode("utf-8", "replace")  # a version 1 journal: no checksums to check
+
+
+def _header(first: bytes) -> tuple[RunHeader, bool]:
+    """The header of a journal and whether its lines are sealed; ValueError if unreadable."""
+    body = _check(first, sealed=False)
+    if body is None or not body.startswith("H\t"):
+        raise ValueError("journal has no header")
+    data = json.loads(body[2:])  # a damaged sealed header fails here: "}\tcrc" is no JSON
+    if not isinstance(data, dict):
+        raise ValueError("journal header is not a mapping")
+    sealed = _CRC_RE.search(first) is not None and data.get("journal", 1) >= 2
+    if data.get("journal", 1) >= 2 and not sealed:
+        raise ValueError("journal header fails its checksum")
+    return RunHeader.from_json(data), sealed
+
+
+def read_header(first: bytes) -> tuple[RunState, bool]:
+    """The state after a journal's first line and whether its lines are sealed (version 2);
+    ValueError when the header is unreadable."""
+    header, sealed = _header(first)
+    return RunState(header=header), sealed
 
 
 def replay(data: bytes, base: RunState | None = None) -> RunState:
-    """The state a journal describes; with ``base`` (what a continued run had before this
-    session, read from its previous commit) the journal's lines apply on top of it."""
-    text = data.decode("utf-8", "replace")
-    lines = text.split("\n")[:-1]  # the part after the last newline is incomplete
-    if not lines or not lines[0].startswith("H\t"):
+    """The state a journal (or part) holds; damaged lines are dropped and counted. With
+    ``base`` (what a continued run had before this session, read from its previous commit)
+    the journal's lines apply on top of it."""
+    raw_lines = data.split(b"\n")[:-1]  # the part after the last newline is incomplete
+    if not raw_lines:
         raise ValueError("journal has no header")
-    header = RunHeader.from_json(json.loads(lines[0][2:]))
-    state = RunState(header=header)
+    state, sealed = read_header(raw_lines[0])
     if base is not None:
         state.params = dict(base.params)
         state.tags = dict(base.tags)
@@ -139,20 +241,25 @@ def replay(data: bytes, base: RunState | None = None) -> RunState:
         state.media = dict(base.media)
         state.datasets = list(base.datasets)
         state.models = dict(base.models)
-    for raw in lines[1:]:
-        apply_line(state, raw)
+    for raw in raw_lines[1:]:
+        apply_line(state, raw, sealed=sealed)
     return state
 
 
-def apply_line(state: RunState, raw: str) -> None:
-    """Apply one complete journal line after the header (``replay``, and readers that follow
-    a live journal as it grows)."""
-    kind, _, rest = raw.partition("\t")
+def apply_line(state: RunState, raw: bytes, *, sealed: bool) -> None:
+    """Apply one complete journal line after the header (without its newline): the one reader
+    of journal lines, for ``replay`` (recovery, parts) and for readers that follow a live
+    journal as it grows (``xp show``, ``xp ui``). A line whose checksum fails is counted in
+    ``state.damaged`` and changes nothing else."""
+    text = _check(raw, sealed)
+    if text is None:
+        state.damaged += 1
+        return
+    kind, _, rest = text.partition("\t")
     try:
         if kind == "M":
             key, value, step, ts = rest.split("\t")
-            num = float(value)
-            val = int(value) if value.lstrip("-").isdigit() else num
+            val: float | int = int(value) if value.lstrip("-").isdigit() else float(value)
             state.points.append((key, val, int(step), float(ts)))
         elif kind == "P":
             k, v = json.loads(rest)
@@ -160,7 +267,7 @@ def apply_line(state: RunState, raw: str) -> None:
         elif kind == "T":
             k, v = json.loads(rest)
             state.tags[k] = v
-        elif kind == "X":
+        elif kind == "R":
             state.tags.pop(json.loads(rest), None)
         elif kind == "A":
             entry = FileEntry.from_dict(json.loads(rest))
@@ -184,9 +291,26 @@ def apply_line(state: RunState, raw: str) -> None:
             if isinstance(changes, dict):
                 state.header.apply(changes)
         elif kind == "E":
-            state.end = json.loads(rest)
-    except (ValueError, TypeError, KeyError, ConfigError):
-        return  # a damaged line loses that value, not the run
+            end = json.loads(rest)
+            state.end = end if isinstance(end, dict) else None
+    except (ValueError, TypeError, KeyError, AttributeError, ConfigError):
+        state.damaged += 1  # a line that checks out but does not parse: a bug, counted
+
+
+def input_dirs(data: bytes) -> list[str]:
+    """The sha256 of every folder input (its manifest) a journal's ``I`` lines name."""
+    out = []
+    for raw in data.split(b"\n"):
+        if raw.startswith(b"I\t") and b'"dir"' in raw:
+            body = raw[2:]
+            match = _CRC_RE.search(body)
+            if match is not None:
+                body = body[: match.start()]
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                entry = json.loads(body)
+                if entry.get("kind") == "dir" and isinstance(entry.get("sha256"), str):
+                    out.append(entry["sha256"])
+    return out
 
 
 def _lock_if_unowned(path: Path, how: int) -> int | None:
@@ -283,6 +407,7 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
                 )
         state.tags.update(part.tags)
         state.points.extend(part.points)
+        state.damaged += part.damaged
         state.artifacts.update(part.artifacts)
         state.inputs.update(part.inputs)
         state.media.update(part.media)

@@ -110,10 +110,12 @@ class RunRecord:
         read: Callable[[str], bytes | None],
         series_keys: list[str],
         source: str = "run",
-        load_yaml: Callable[[bytes, str], Any] = yamlio.load,
+        load_yaml: Callable[[bytes, str], Any] = yamlio.load_record,
     ) -> RunRecord:
         """Parse a record folder; ``read`` returns a file's bytes or None when it is absent.
 
+        A record may come from anyone: whatever breaks the rules of docs/format.md (sizes,
+        counts, shapes, encodings) is a ``ConfigError`` naming the file, never another error.
         ``load_yaml`` lets a bulk reader (the query index) plug in a faster, caching parser.
         """
 
@@ -133,42 +135,89 @@ class RunRecord:
                 f"{source}: record format {fmt_version} is newer than this xp understands"
                 f" ({fmt.FORMAT_VERSION}); upgrade xp (pip install -U git-xp)"
             )
+        if len(series_keys) > fmt.MAX_ENTRIES:
+            raise ConfigError(
+                f"{source}: {len(series_keys):,} series files, over the {fmt.MAX_ENTRIES:,} a"
+                " record may hold; the run was not written by xp"
+            )
         series = {}
         for key in series_keys:
+            if not key.isascii() and not _utf8(key):
+                raise ConfigError(f"{source}: a series file name is not UTF-8; the run is damaged")
             data = read(f"{fmt.SERIES_DIR}/{key}.tsv")
             if data is not None:
-                series[key] = parse_series(data, f"{source}:{key}")
+                series[key] = parse_series(data, f"{source}:{fmt.SERIES_DIR}/{key}.tsv")
         packages = read(fmt.PACKAGES_FILE)
         return cls(
             id=str(meta["id"]),
             name=str(meta.get("name", "")),
             status=str(meta.get("status", "finished")),
             meta=meta,
-            params=_mapping(load(fmt.PARAMS_FILE, {}), source),
-            metrics=_mapping(load(fmt.METRICS_FILE, {}), source),
+            params=_mapping(load(fmt.PARAMS_FILE, {}), source, fmt.PARAMS_FILE),
+            metrics=_mapping(load(fmt.METRICS_FILE, {}), source, fmt.METRICS_FILE),
             series=series,
-            tags={str(k): str(v) for k, v in _mapping(load(fmt.TAGS_FILE, {}), source).items()},
-            artifacts=tuple(FileEntry.from_dict(d) for d in load(fmt.ARTIFACTS_FILE, [])),
-            inputs=tuple(FileEntry.from_dict(d) for d in load(fmt.INPUTS_FILE, [])),
-            packages=tuple(packages.decode().split()) if packages else (),
+            tags={
+                k: str(v)
+                for k, v in _mapping(load(fmt.TAGS_FILE, {}), source, fmt.TAGS_FILE).items()
+            },
+            artifacts=_entries(load(fmt.ARTIFACTS_FILE, []), source, fmt.ARTIFACTS_FILE),
+            inputs=_entries(load(fmt.INPUTS_FILE, []), source, fmt.INPUTS_FILE),
+            packages=tuple(packages.decode("utf-8", "replace").split()) if packages else (),
             media=load_entries(load(fmt.MEDIA_FILE, None), f"{source}:{fmt.MEDIA_FILE}"),
             datasets=_mappings(load(fmt.DATASETS_FILE, []), source, fmt.DATASETS_FILE),
             models=_mappings(load(fmt.MODELS_FILE, []), source, fmt.MODELS_FILE),
         )
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _mappings(value: Any, source: str, name: str) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(f"{source}: {fmt.RECORD_DIR}/{name} must be a list of mappings")
+    if len(value) > fmt.MAX_ENTRIES:
+        raise ConfigError(
+            f"{source}: {fmt.RECORD_DIR}/{name} has {len(value):,} entries, over the"
+            f" {fmt.MAX_ENTRIES:,} a record may hold; the run was not written by xp"
+        )
     return tuple({str(k): v for k, v in item.items()} for item in value)
 
 
-def _mapping(value: Any, source: str) -> dict[str, Any]:
+def _mapping(value: Any, source: str, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(
-            f"{source}: expected a mapping in the run record, got {type(value).__name__}"
+            f"{source}: {fmt.RECORD_DIR}/{name} must be a mapping, not {type(value).__name__};"
+            " the run is damaged"
+        )
+    if len(value) > fmt.MAX_ENTRIES:
+        raise ConfigError(
+            f"{source}: {fmt.RECORD_DIR}/{name} has {len(value):,} entries, over the"
+            f" {fmt.MAX_ENTRIES:,} a record may hold; the run was not written by xp"
         )
     return {str(k): v for k, v in value.items()}
+
+
+def _entries(value: Any, source: str, name: str) -> tuple[FileEntry, ...]:
+    """artifacts.yaml / inputs.yaml: a list of mappings with a path, sha256 and size."""
+    where = f"{source}: {fmt.RECORD_DIR}/{name}"
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list, not {type(value).__name__}; run damaged")
+    out = []
+    for n, item in enumerate(value, start=1):
+        try:
+            if not isinstance(item, dict):
+                raise TypeError(type(item).__name__)
+            out.append(FileEntry.from_dict(item))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ConfigError(
+                f"{where}: entry {n} is not a {{path, sha256, size}} mapping ({exc}); run damaged"
+            ) from None
+    return tuple(out)
 
 
 def format_number(value: float | int) -> str:
@@ -191,14 +240,19 @@ def series_bytes(points: list[Point]) -> bytes:
 
 
 def parse_series(data: bytes, source: str) -> list[Point]:
+    """A series file; integers are read as integers (exactly, whatever their size)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: byte {exc.start} is not UTF-8; the run is damaged") from None
     points: list[Point] = []
-    for n, line in enumerate(data.decode().splitlines()[1:], start=2):
+    for n, line in enumerate(text.split("\n")[1:], start=2):
         if not line:
             continue
         try:
             step, value, ts = line.split("\t")
-            num = float(value)
-            points.append((int(step), int(num) if value.lstrip("-").isdigit() else num, int(ts)))
+            num: float | int = int(value) if value.lstrip("-").isdigit() else float(value)
+            points.append((int(step), num, int(ts)))
         except ValueError:
             raise ConfigError(
                 f"{source} line {n}: expected 'step<TAB>value<TAB>timestamp'"

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-from xp.errors import NoActiveRunError, RunActiveError
+from xp.errors import NoActiveRunError, RunActiveError, RunNotRecordedError, XPError
 
 _stack: list[Any] = []  # list[xp.tracking.run.Run]; typed loosely to keep `import xp` light
+_unrecorded: list[Any] = []  # runs whose end_run could not commit, newest last: retried
 _exit_status = "finished"
 _hooks_installed = False
 _exit_callbacks: list[Callable[[str], None]] = []
@@ -110,6 +111,14 @@ def _end_all(status: str) -> None:
 
 
 def _at_exit() -> None:
+    """End live runs; give runs whose end_run failed one more try (a notebook's disk may have
+    been freed since). What still fails stays in its journal for `xp recover`."""
+    for run in list(_unrecorded):
+        try:
+            run.finish(run.status)
+            _unrecorded.remove(run)
+        except Exception as exc:
+            sys.stderr.write(f"xp: {exc}\n")
     _end_all(_exit_status)
 
 
@@ -194,16 +203,49 @@ def _recover_quietly(repo: Any) -> None:
 
 
 def end_run(status: str = "finished", run: Any = None) -> str | None:
-    """End the active run (or ``run``) and commit it; returns the commit sha."""
+    """End the active run (or ``run``) and commit it; returns the commit sha.
+
+    ``status`` is any case of finished, failed, killed, crashed (MLflow's ``FAILED`` too),
+    checked before anything changes. When the commit fails (``RunNotRecordedError``: disk
+    full...), the run keeps its journal and calling ``end_run()`` again retries it; with no
+    active run, ``end_run()`` retries the last run whose end failed.
+    """
+    from xp import format as fmt
+
+    status = fmt.end_status(status)
+    if isinstance(run, ActiveRun):
+        run = run.run
     target = run if run is not None else (_stack[-1] if _stack else None)
     if target is None:
-        return None
+        target = _unrecorded[-1] if _unrecorded else None
+        if target is None:
+            return None
+    first: XPError | None = None
     if target in _stack:
         # nested runs end with their parent, innermost first
         while _stack and _stack[-1] is not target:
-            _stack.pop().finish(status)
+            try:
+                _finish(_stack.pop(), status)
+            except XPError as exc:
+                first = first or exc
         _stack.pop()
-    return str(target.finish(status))
+    commit = _finish(target, status)
+    if first is not None:
+        raise first
+    return commit
+
+
+def _finish(run: Any, status: str) -> str:
+    """``run.finish``; a run that could not be recorded is kept for a retry."""
+    try:
+        commit = run.finish(status)
+    except RunNotRecordedError:
+        if run not in _unrecorded:
+            _unrecorded.append(run)
+        raise
+    if run in _unrecorded:
+        _unrecorded.remove(run)
+    return str(commit)
 
 
 def active_run() -> Any:

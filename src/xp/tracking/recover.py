@@ -1,17 +1,29 @@
 """``xp recover``: commit the journal of every run whose process died, as ``crashed``
 (or with the status its ``end_run`` had reached). Every xp command and ``start_run`` call
 this first, so a killed run shows up without anyone asking.
+
+Recovery never blocks the command that asked for it: a journal that cannot be committed now
+(a full disk) stays for the next attempt, and one that can never be (its header is
+unreadable, its values cannot form a record) is set aside as ``<id>.failed`` (``.corrupt``
+without a header) with the reason as its last line, and said once.
+``xp recover --retry-failed`` puts set-aside journals back, e.g. after an upgrade of xp.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xp import format as fmt
 from xp.artifacts import cache
-from xp.errors import RefChangedError, StorageError
-from xp.gitstore.refs import read_ref
+from xp.errors import RefChangedError, StorageError, XPError
+from xp.gitstore import protect
+from xp.gitstore.refs import read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
@@ -20,58 +32,148 @@ if TYPE_CHECKING:
     from xp.record.model import RunRecord
 
 
+@dataclass
+class Recovery:
+    """What one pass did: runs recorded, journals set aside, journals left for later."""
+
+    recovered: list[tuple[str, str]] = field(default_factory=list)  # (run id, status)
+    set_aside: list[tuple[str, Path, str]] = field(default_factory=list)  # (id, file, reason)
+    pending: list[tuple[str, str]] = field(default_factory=list)  # (id, reason): retried later
+    damaged: list[tuple[str, int]] = field(default_factory=list)  # (id, lines dropped)
+
+
 def recover(repo: GitRepo) -> list[tuple[str, str]]:
     """Commit the journal of every dead run: (run id, status) of each one recovered."""
-    done: list[tuple[str, str]] = []
+    return recover_all(repo).recovered
+
+
+def recover_all(repo: GitRepo) -> Recovery:
+    """Commit every dead run's journal; never raises for one journal's trouble."""
+    result = Recovery()
     try:
         with os.scandir(repo.xp_dir / "journal") as entries:
             if next(entries, None) is None:
-                return done
+                return result
     except (FileNotFoundError, NotADirectoryError):
-        return done  # no journal at all: every command skips the imports below
-    from xp.record.build import build_record
-    from xp.record.journal import dead_journals, merge_parts, replay
-    from xp.tracking.run import commit_record
+        return result  # no journal at all: every command skips the imports below
+    from xp.record.journal import SUFFIX, dead_journals
 
     for path, fd in dead_journals(repo.xp_dir / "journal"):
+        run_id = path.name[: -len(SUFFIX)]
         try:
-            with open(fd, "rb", closefd=False) as fh:
-                data = fh.read()
-            state = replay(data, base=_base(repo, data))
-            end = state.end or {}
-            status = str(end.get("status", "crashed"))
-            end_time = float(end.get("end_time") or os.fstat(fd).st_mtime)
-            parts = merge_parts(state, path.parent)
-            spool = fmt.output_spool(path.parent, state.header.id)  # a killed `xp run`'s output
-            if (
-                spool.is_file()
-                and spool.stat().st_size
-                and fmt.RUN_LOG_ARTIFACT not in state.artifacts
-            ):
-                (log,) = cache.add_path(cache.cache_dir(repo), spool, fmt.RUN_LOG_ARTIFACT)
-                state.artifacts[log.path] = log
-            record = build_record(state, status, end_time, ())
-            h = state.header
-            if h.tree is None:
-                raise ValueError("the journal has no workspace snapshot")
-            if h.previous is not None:  # a continued run: its ref moves forward
-                if _continue(repo, record, h, end_time):
-                    done.append((record.id, status))
-            elif read_ref(repo.common_dir, fmt.run_ref(record.id)) is None:
-                commit_record(repo, record, h.tree, h.baseline, h.start_time, end_time)
-                done.append((record.id, status))
-            os.unlink(path)
-            spool.unlink(missing_ok=True)
-            for part in parts:
-                part.unlink(missing_ok=True)
-        except (ValueError, KeyError, TypeError):
-            corrupt = path.with_suffix(".corrupt")
-            os.replace(path, corrupt)  # keep it for a human; never retry forever
-        except StorageError:
-            pass  # still cannot write: leave it for the next attempt
+            _recover_one(repo, path, fd, run_id, result)
         finally:
             os.close(fd)
-    return done
+    return result
+
+
+def _recover_one(repo: GitRepo, path: Path, fd: int, run_id: str, result: Recovery) -> None:
+    from xp.record.build import build_record
+    from xp.record.journal import CORRUPT, FAILED, merge_parts, replay
+    from xp.tracking.run import commit_record
+
+    try:
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+        state = replay(data, base=_base(repo, data))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        result.set_aside.append((run_id, _set_aside(path, CORRUPT, exc), _reason(exc)))
+        return
+    try:
+        end = state.end or {}
+        status = str(end.get("status", "crashed"))
+        status = status if status in fmt.END_STATUSES else "crashed"
+        end_time = float(end.get("end_time") or os.fstat(fd).st_mtime)
+        parts = merge_parts(state, path.parent)
+        spool = fmt.output_spool(path.parent, state.header.id)  # a killed `xp run`'s output
+        if spool.is_file() and spool.stat().st_size and fmt.RUN_LOG_ARTIFACT not in state.artifacts:
+            (log,) = cache.add_path(cache.cache_dir(repo), spool, fmt.RUN_LOG_ARTIFACT)
+            state.artifacts[log.path] = log
+        if state.damaged:
+            state.header.warnings.append(
+                f"{state.damaged} journal lines failed their checksum and were dropped"
+            )
+            result.damaged.append((run_id, state.damaged))
+        record = build_record(state, status, end_time, ())
+        h = state.header
+        if h.tree is None:
+            raise ValueError("the journal has no workspace snapshot")
+        ref = fmt.run_ref(record.id)
+        existing = read_ref(repo.common_dir, ref)
+        if h.previous is not None:  # a continued run: its ref moves forward
+            if _continue(repo, record, h, end_time):
+                result.recovered.append((record.id, status))
+        elif existing is None:
+            commit_record(repo, record, h.tree, h.baseline, h.start_time, end_time, check=True)
+            result.recovered.append((record.id, status))
+        elif protect.missing_objects(repo, existing):
+            # the process died while a git gc pruned its fresh commit: commit it again
+            sha = commit_record(
+                repo, record, h.tree, h.baseline, h.start_time, end_time, check=True, ref=None
+            )
+            update_ref(repo.common_dir, ref, sha, existing)
+            result.recovered.append((record.id, status))
+    except StorageError as exc:
+        result.pending.append((run_id, _reason(exc)))  # still cannot write: try again later
+        return
+    except (XPError, ValueError, KeyError, TypeError, OverflowError, UnicodeError) as exc:
+        result.set_aside.append((run_id, _set_aside(path, FAILED, exc), _reason(exc)))
+        return
+    os.unlink(path)
+    spool.unlink(missing_ok=True)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    protect.release(repo, run_id)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _set_aside(path: Path, suffix: str, exc: BaseException) -> Path:
+    """Rename a journal that can never be committed, its reason appended as an ``X`` line."""
+    from xp.record.journal import seal
+
+    reason = {"reason": _reason(exc), "time": time.time()}
+    with contextlib.suppress(OSError), open(path, "ab") as fh:
+        fh.write(b"\n" + seal(f"X\t{json.dumps(reason, ensure_ascii=False)}"))
+    target = path.with_suffix(suffix)
+    os.replace(path, target)
+    return target
+
+
+def retry_failed(repo: GitRepo) -> list[str]:
+    """Put every set-aside journal back in line for recovery; the run ids."""
+    from xp.record.journal import CORRUPT, FAILED, SUFFIX
+
+    journal_dir = repo.xp_dir / "journal"
+    ids = []
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(journal_dir)):
+            if name.endswith((FAILED, CORRUPT)):
+                source = journal_dir / name
+                target = source.with_suffix(SUFFIX)
+                if not target.exists():
+                    os.replace(source, target)
+                    ids.append(source.stem)
+    return ids
+
+
+def release_orphans(repo: GitRepo) -> list[str]:
+    """Drop the ``.keep`` of packs kept for runs that have no journal left (a process that
+    died between its commit and the cleanup)."""
+    journal_dir = repo.xp_dir / "journal"
+    try:
+        names = set(os.listdir(journal_dir))
+    except OSError:
+        names = set()
+    live = {n.split(".")[0].split("-")[0] for n in names}
+    gone = []
+    for run_id, keep in protect.kept_runs(repo).items():
+        if run_id not in live:
+            keep.unlink(missing_ok=True)
+            gone.append(run_id)
+    return gone
 
 
 def _base(repo: GitRepo, data: bytes) -> RunState | None:
@@ -103,7 +205,9 @@ def _continue(repo: GitRepo, record: RunRecord, h: RunHeader, end_time: float) -
     ):
         return False  # committed already; only the journal was left
     try:
-        commit_record(repo, record, h.tree, h.baseline, h.start_time, end_time, h)
+        commit_record(
+            repo, record, h.tree, h.baseline, h.start_time, end_time, check=True, header=h
+        )
     except RefChangedError:
         raise ValueError(
             f"run {record.id} was moved by another process while this session ran"

@@ -12,9 +12,7 @@ the session claims the run's journal name when it starts, and a second one gets
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
-from typing import Any
 
 from xp import format as fmt
 from xp.config import ProjectConfig
@@ -28,7 +26,7 @@ from xp.errors import (
 from xp.format import RunRef
 from xp.gitstore.refs import list_refs, read_ref
 from xp.gitstore.repo import GitRepo
-from xp.record.journal import SUFFIX, flusher
+from xp.record.journal import SUFFIX, flusher, read_header
 from xp.tracking.recover import recover
 from xp.tracking.run import Continued, Run, read_record
 
@@ -73,11 +71,11 @@ def locate(repo: GitRepo, spec: str) -> tuple[str, str, str | None]:
 
 def _holder(path: Path) -> str:
     """Who holds a journal, for the error message: its process id, from its header."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
+    with contextlib.suppress(OSError, ValueError, IndexError, KeyError, TypeError):
         first = path.read_bytes().split(b"\n", 1)[0]
-        header: dict[str, Any] = json.loads(first.split(b"\t", 1)[1])
-        host = (header.get("context") or {}).get("host")
-        return f"process {header.get('pid')}" + (f" on {host}" if host else "")
+        header = read_header(first)[0].header  # the checksummed header line (journal 2)
+        host = header.context.get("host")
+        return f"process {header.pid}" + (f" on {host}" if host else "")
     return "another process"
 
 

@@ -1,16 +1,22 @@
-"""A live run: cheap logging into memory, a journal for crash safety, a commit at the end."""
+"""A live run: cheap logging into memory, a journal for crash safety, a commit at the end.
+
+Nothing a log call accepted is lost: values are checked at the call (docs/api.md, "Values"),
+so what is in memory can always be written; ``finish`` keeps the journal whenever the commit
+fails, for a retry in this process (``xp.end_run()`` again) or ``xp recover`` after it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,57 +25,52 @@ from xp import format as fmt
 from xp import fsutil
 from xp.artifacts import cache
 from xp.config import ProjectConfig, human_size, load_config
-from xp.errors import InvalidValueError, ParamChangedError, RunEndedError, XPError
+from xp.errors import (
+    InvalidValueError,
+    ObjectMissingError,
+    ParamChangedError,
+    RunEndedError,
+    RunNotRecordedError,
+    StorageError,
+    XPError,
+)
 from xp.gitstore import commit as gitcommit
+from xp.gitstore import protect
 from xp.gitstore.objects import ObjectWriter
+from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo, find_repo
 from xp.gitstore.snapshot import snapshot
 from xp.gitstore.trees import read_folder
+from xp.record import values
 from xp.record.build import build_record, commit_message, iso_time, parse_time, state_of_record
 from xp.record.context import command_line, installed_packages, static_context
 from xp.record.header import RunHeader
-from xp.record.journal import PART, SUFFIX, Journal, RunState, flusher, line, merge_parts
+from xp.record.journal import (
+    PART,
+    SUFFIX,
+    Journal,
+    RunState,
+    flusher,
+    header_line,
+    line,
+    merge_parts,
+    seal,
+    seal_many,
+)
 from xp.record.media import MediaEntry, media_path
 from xp.record.model import FileEntry, RunRecord, format_number
 from xp.record.names import auto_name
 from xp.tracking import media, reads
 
-_SCALARS = (str, int, float, bool, type(None))
+_WRITE_BUDGET = fmt.MAX_RECORD_FILE * 3 // 4  # of one record file, estimated at each call
 
 
-def _param_value(key: str, value: Any) -> Any:
-    out: Any
-    if isinstance(value, _SCALARS):
-        out = value
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
-        out = list(value)
-    elif hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        out = value.item()
-    else:
-        out = str(value)
-    if len(str(out)) > fmt.MAX_PARAM_LENGTH:
-        raise InvalidValueError(
-            f"param {key!r} is {len(str(out))} characters; the limit is {fmt.MAX_PARAM_LENGTH}:"
-            " log long values with log_text"
-        )
-    return out
-
-
-def _metric_value(key: str, value: Any) -> float | int:
-    if isinstance(value, (bool, str, bytes)):
-        raise InvalidValueError(
-            f"metric {key!r} must be a number, got {type(value).__name__} {value!r};"
-            " record text with set_tag or log_text"
-        )
-    if isinstance(value, (int, float)):
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidValueError(
-            f"metric {key!r} must be a number, got {type(value).__name__};"
-            " pass a float (e.g. float(tensor))"
-        ) from None
+def _cost(key: str, text: str) -> int:
+    """About how many bytes ``key: text`` takes in a YAML file (escapes counted high)."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
+    if not text.isprintable():
+        size += 5 * sum(not c.isprintable() for c in text)
+    return len(key) + size + 8
 
 
 def _slash_flatten(values: Any, prefix: str = "") -> dict[str, Any]:
@@ -118,6 +119,15 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _end_time(value: Any) -> float:
+    """An ``end_time`` given by an importer: seconds since the epoch, years 1-9999."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    seconds = float(value) if ok else math.nan
+    if not values.MIN_TIMESTAMP_MS / 1000 <= seconds <= values.MAX_TIMESTAMP_MS / 1000:
+        raise InvalidValueError(f"end_time must be seconds since the epoch, got {value!r}")
+    return seconds
+
+
 def _relative_cwd(top: Path) -> str:
     here = os.getcwd()
     return os.path.relpath(here, top).replace(os.sep, "/") if here.startswith(str(top)) else "."
@@ -128,8 +138,55 @@ def read_record(repo: GitRepo, commit: str) -> RunRecord | None:
     folder = read_folder(repo, commit, fmt.RECORD_DIR)
     if folder is None:
         return None
-    keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
-    return RunRecord.from_files(folder.read, keys, commit[:12])
+    try:
+        keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
+        return RunRecord.from_files(folder.read, keys, commit[:12])
+    finally:
+        folder.close()  # the object store's open packs
+
+
+def _message(message: str | None) -> str | None:
+    """A run's note (``xp commit -m``, ``description=``): lines of valid text, no NUL."""
+    if message is None:
+        return None
+    if not isinstance(message, str):
+        raise InvalidValueError(f"run description must be text, got {type(message).__name__}")
+    bad = next((c for c in message if c not in "\n\t" and (c < " " or c == "\x7f")), None)
+    if bad is not None:
+        raise InvalidValueError(f"run description has a control character ({bad!r}); use text")
+    return fmt.check_text(message, "run description")
+
+
+def _fallback_tree(repo: GitRepo, writer: ObjectWriter, baseline: str | None) -> str:
+    """The tree a run gets when its snapshot is gone: its baseline's, else the empty tree."""
+    if baseline is not None:
+        try:
+            tree = gitcommit.tree_of(repo, baseline)
+            if not protect.missing_objects(repo, tree):
+                return tree
+        except ObjectMissingError:
+            pass
+    return gitcommit.empty_tree(writer)
+
+
+def _lost_snapshot(record: RunRecord, tree: str) -> RunRecord:
+    warning = (
+        f"the workspace snapshot (tree {tree[:12]}) was pruned by a concurrent"
+        " `git gc --prune=now` before the run was recorded; the run's tree is its baseline's"
+    )
+    meta = dict(record.meta)
+    meta["warnings"] = [*meta.get("warnings", []), warning]
+    return dataclasses.replace(record, meta=meta)
+
+
+def _lost_baseline(record: RunRecord, baseline: str) -> RunRecord:
+    warning = (
+        f"the baseline commit {baseline[:12]} no longer exists (pruned by git gc after a"
+        " rewrite of history); the run commit has no parent"
+    )
+    meta = dict(record.meta)
+    meta["warnings"] = [*meta.get("warnings", []), warning]
+    return dataclasses.replace(record, meta=meta)
 
 
 def commit_record(
@@ -139,18 +196,56 @@ def commit_record(
     baseline: str | None,
     start: float,
     end: float,
+    *,
+    check: bool = False,
+    protected: bool = False,
+    ref: str | None = "",
     header: RunHeader | None = None,
 ) -> str:
-    """Write the run's commit and ref. A continued run (``header.previous``) gets a commit
-    whose parent is its previous one, and its ref moves there: a fast-forward."""
+    """Write the run commit and its ref (``ref=None``: the commit only); returns its sha.
+    A continued run (``header.previous``) gets a commit whose parent is its previous one,
+    and its ref moves there by compare-and-swap: a fast-forward.
+
+    Nothing is written while a ``git gc`` runs (it could prune the new objects, and an
+    unkept snapshot, before the ref reaches them): the commit waits for that gc to end.
+    ``check`` (a gc was seen during the run, or this is a recovery) makes sure the snapshot
+    is whole first: one that lost objects is replaced by the baseline's tree, with a
+    warning. A gc that starts while the commit is written is waited for too, and the commit
+    is checked and repaired after it (the window git documents for ``--prune=now``); so is
+    one that started and ended while the commit was written (its prune leaves objects of the
+    commit missing: a stat of each written object tells).
+    """
+    gc_pid = protect.gc_running(repo.common_dir)
+    if gc_pid is not None:
+        protect.wait_for_gc(repo.common_dir, gc_pid)
+        check = check or not protected
     writer = ObjectWriter(repo.objects_dir)
-    root = gitcommit.compose_tree(repo, writer, tree, fmt.RECORD_DIR, record.to_files())
+    if ref is not None:
+        ref = fmt.run_ref(record.id)
+    if check and baseline is not None and not protect.has_object(repo, baseline):
+        record = _lost_baseline(record, baseline)
+        baseline = None
+    if check and protect.missing_objects(repo, tree):
+        gitcommit.forget_tree(tree)
+        record, tree = _lost_snapshot(record, tree), _fallback_tree(repo, writer, baseline)
+    files = record.to_files()
+    try:
+        root = gitcommit.compose_tree(repo, writer, tree, fmt.RECORD_DIR, files)
+    except ObjectMissingError:
+        gitcommit.forget_tree(tree)
+        record, tree = _lost_snapshot(record, tree), _fallback_tree(repo, writer, baseline)
+        files = record.to_files()
+        root = gitcommit.compose_tree(repo, writer, tree, fmt.RECORD_DIR, files)
     previous = header.previous if header is not None else None
-    return gitcommit.write_run_commit(
+    parent = previous or baseline
+    if ref is None:
+        commit = gitcommit.build_commit(repo, root, parent, commit_message(record), start, end)
+        return writer.add(commit).decode()
+    sha = gitcommit.write_run_commit(
         repo,
-        fmt.run_ref(record.id),
+        ref,
         root,
-        previous or baseline,
+        parent,
         commit_message(record),
         start,
         end,
@@ -159,6 +254,42 @@ def commit_record(
         expected=header.ref_expected if header is not None else None,
         before_ref=None if previous is None else _carry_annotations(repo, record.id, previous),
     )
+    # A gc running now may still prune what it decided was unreachable before the ref; one
+    # that started after the check above and has ended already left its mark: objects of
+    # this commit that are no longer loose (pruned, or packed). Either way, settle.
+    gc_pid = protect.gc_running(repo.common_dir)
+    if gc_pid is not None or writer.not_loose():
+        sha = _settle(repo, writer, record, sha, tree, parent, start, end, gc_pid)
+    return sha
+
+
+def _settle(
+    repo: GitRepo,
+    writer: ObjectWriter,
+    record: RunRecord,
+    sha: str,
+    tree: str,
+    baseline: str | None,
+    start: float,
+    end: float,
+    gc_pid: int | None,
+) -> str:
+    """After a ``git gc`` that ran while the run committed (``gc_pid``: still running, to be
+    waited for): write again what it pruned."""
+    if gc_pid is not None:
+        protect.wait_for_gc(repo.common_dir, gc_pid)
+    writer.rewrite(protect.missing_among(repo, list(writer.objects)))
+    if not protect.missing_objects(repo, sha):
+        return sha
+    gitcommit.forget_tree(tree)  # the snapshot itself went: record on the baseline's tree
+    record = _lost_snapshot(record, tree)
+    fallback = _fallback_tree(repo, writer, baseline)
+    root = gitcommit.compose_tree(repo, writer, fallback, fmt.RECORD_DIR, record.to_files())
+    commit = gitcommit.build_commit(repo, root, baseline, commit_message(record), start, end)
+    writer.add(commit)
+    new = commit.id.decode()
+    update_ref(repo.common_dir, fmt.run_ref(record.id), new, sha)
+    return new
 
 
 def _carry_annotations(repo: GitRepo, run_id: str, previous: str) -> Callable[[str], None]:
@@ -238,6 +369,11 @@ class Run:
         the sampler of ``tracking/system_metrics.py``; an attached part never samples, its
         owner does.
         """
+        if name is not None:
+            fmt.validate_name(name, "run name")
+        if experiment is not None:
+            fmt.validate_name(experiment, "experiment name")
+        message = _message(message)
         self.repo = repo or find_repo()
         self.config = config or load_config(self.repo)
         start = time.time() if start_time is None else start_time
@@ -251,40 +387,45 @@ class Run:
             experiment = experiment or old.experiment
             parent = parent if parent is not None else _text(old.meta.get("parent"))
             message = message if message is not None else _text(old.meta.get("message"))
-        if name is not None and (not isinstance(name, str) or not name.strip() or "\n" in name):
-            raise InvalidValueError(f"run name {name!r} must be one non-empty line of text")
         self.name = name or auto_name(self.id)
         from xp import __version__
 
+        argv = command_line() if command is None else list(command)
         header = RunHeader(
             id=self.id,
             name=self.name,
             start_time=start,
             auto_name=name is None,
             experiment=experiment or "default",
-            command=command_line() if command is None else list(command),
-            cwd=cwd if cwd is not None else _relative_cwd(self.repo.worktree),
-            context=static_context(),
+            command=[fmt.escape_text(str(a)) for a in argv],
+            cwd=fmt.escape_text(cwd if cwd is not None else _relative_cwd(self.repo.worktree)),
+            context={k: fmt.escape_text(str(v)) for k, v in static_context().items()},
             parent=parent,
             message=message,
             xp_version=__version__,
             pid=os.getpid(),
             all_series=all_series,
         )
+        if header.command != [str(a) for a in argv]:
+            header.warnings.append(
+                "the command line had bytes that are not UTF-8; they are recorded as \\xNN"
+            )
         self.tree = ""
         self.baseline: str | None = None
+        self._gc_seen = False  # a `git gc` ran during the run: check the snapshot at the end
         journal_dir = self.repo.xp_dir / "journal"
         if self.attached:
             journal_dir = Path(os.environ.get("XP_JOURNAL_DIR") or journal_dir)
             journal_path = journal_dir / f"{self.id}-{os.getpid()}-{os.urandom(3).hex()}{PART}"
         else:
+            self._gc_seen = protect.gc_running(self.repo.common_dir) is not None
             snap = snapshot(self.repo, self.config.max_file_size, reuse=reuse_snapshot)
             head = gitcommit.head(self.repo)
             self.tree = snap.tree
             self.baseline = head.commit
             header.tree = snap.tree
-            header.skipped = list(snap.skipped)
-            _say_skipped(snap.skipped, self.config.max_file_size)
+            header.skipped = [(fmt.escape_text(p), size) for p, size in snap.skipped]
+            _say_skipped(header.skipped, self.config.max_file_size)
             header.baseline = head.commit
             header.branch = head.branch
             header.dirty = (
@@ -294,7 +435,9 @@ class Run:
         self.journal_dir = journal_dir
         self.state = RunState(header=header)
         reads.watch(self.repo.worktree)
-        self._keys: set[str] = set()
+        self._keys: set[str] = set()  # metric names seen while running (emptied at the end)
+        self._metrics = 0
+        self._budget = {"param": 0, "tag": 0, "metric": 0}
         self._next_step: dict[str, int] = {}
         if continues is not None:
             old = continues.record
@@ -309,12 +452,16 @@ class Run:
             for key, _value, step, _ts in self.state.points:
                 self._keys.add(key)
                 self._next_step[key] = step + 1
-        self._events: list[str] = []
+        self._events: list[tuple[str, Any]] = []  # (kind, payload): serialized when flushed
         self._flushed_points = len(self.state.points)
         self._flushed_events = 0
         self._io_lock = threading.Lock()
         self.status = "running"
         self.commit: str | None = None
+        self.error: BaseException | None = None  # why the last finish() could not commit
+        self._end: float | None = None
+        self._protected = False  # a kept pack holds the snapshot (xp.gitstore.protect)
+        self._protect_pending = False  # the journal is new: keep the snapshot after its write
         # The journal file is made by the first flush (<= 0.5 s in) or when a child process
         # needs it: a run shorter than that never touches the disk before its commit.
         self.journal: Journal | None = None
@@ -334,24 +481,44 @@ class Run:
                     )
             # Claimed now, not at the first flush: the journal is what tells a second process
             # that this run is being continued (FileExistsError if it is there already).
-            self.journal = Journal(
-                journal_path, line("H", header.to_json()).encode(), exclusive=True
-            )
+            self.journal = Journal(journal_path, header_line(header), exclusive=True)
         flusher.register(self)
         if not self.attached and _wants_system_metrics(system_metrics, self.config):
             self.start_system_metrics()
 
-    def _journal(self) -> Journal:
+    def _journal(self, first: bytes = b"") -> Journal:
+        """The journal, made on first use with ``first`` after its header, in one write (the
+        file never appears without what the run had logged); the caller calls ``_protect``."""
         if self.journal is None:
-            self.journal = Journal(
-                self._journal_path, line("H", self.state.header.to_json()).encode()
-            )
+            self.journal = Journal(self._journal_path, header_line(self.state.header) + first)
+            self._protect_pending = not self.attached and bool(self.state.header.dirty)
         return self.journal
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` to the journal (made now if need be), then keep the snapshot."""
+        if self.journal is None:
+            self._journal(data)
+        else:
+            self.journal.write(data)
+        self._protect()
+
+    def _protect(self) -> None:
+        """Keep the snapshot from git gc, once, after the journal's first write: the points
+        go to disk first (a SIGKILL during the pack loses nothing more), and under the I/O
+        lock, so ``finish`` sees whether a kept pack is there to release."""
+        if not self._protect_pending:
+            return
+        self._protect_pending = False
+        if protect.gc_running(self.repo.common_dir) is not None:
+            self._gc_seen = True
+        self._protected = protect.protect(self.repo, self.id, self.tree, self.baseline)
+        self._gc_seen = self._gc_seen or not self._protected
 
     def child_env(self) -> dict[str, str]:
         """Environment for a child process whose ``xp.start_run()`` should log into this run."""
         with self._io_lock:
             self._journal()  # a crash of this process must leave something to merge into
+            self._protect()
         return {
             "XP_RUN_ID": self.id,
             "XP_JOURNAL_DIR": str(self.journal_dir),
@@ -379,10 +546,11 @@ class Run:
     def update_header(self, **changes: Any) -> None:
         """Change header fields (``exit_code=3``); journaled, so recovery keeps them."""
         self.state.header.apply(changes)
-        self._events.append(line("U", changes))
+        self._events.append(("U", changes))
 
     def __repr__(self) -> str:
-        return f"<xp.Run {self.id} {self.name!r} {self.status}>"
+        state = self.status if self.commit is not None or self.status == "running" else "unrecorded"
+        return f"<xp.Run {self.id} {self.name!r} {state}>"
 
     def _check_live(self) -> None:
         if self.status != "running":
@@ -390,32 +558,40 @@ class Run:
                 f"run {self.id} has ended ({self.status}); start a new run to log more"
             )
 
+    def _spend(self, kind: str, cost: int) -> None:
+        """Keep each record file under the size every reader accepts (docs/format.md)."""
+        if self._budget[kind] + cost > _WRITE_BUDGET:
+            raise InvalidValueError(
+                f"the run's {kind}s would pass {_WRITE_BUDGET >> 20} MiB; log large values as"
+                " artifacts (log_text, log_dict)"
+            )
+        self._budget[kind] += cost
+
+    def _new_metric(self, key: str) -> None:
+        self._check_live()
+        fmt.validate_metric_key(key)
+        if self._metrics >= fmt.MAX_ENTRIES:
+            raise InvalidValueError(
+                f"a run holds at most {fmt.MAX_ENTRIES:,} metrics; {key!r} would be one more"
+            )
+        self._spend("metric", (len(key) if key.isascii() else len(key.encode())) + 40)
+        self._keys.add(key)
+        self._metrics += 1
+
     # -- logging: memory only -------------------------------------------------------------
     def log_metric(
         self, key: str, value: float, step: int | None = None, timestamp: int | None = None
     ) -> None:
         if key not in self._keys:
-            self._check_live()
-            fmt.validate_key(key, "metric name")
-            self._keys.add(key)
-        if type(value) is not float and type(value) is not int:
-            value = _metric_value(key, value)
+            self._new_metric(key)
+        if type(value) is not float:
+            value = values.metric_value(key, value)
         if step is None:
             step = self._next_step.get(key, 0)
-        elif type(step) is not int:
-            if isinstance(step, bool) or not isinstance(step, int):
-                raise InvalidValueError(f"step for metric {key!r} must be an integer, got {step!r}")
-            step = int(step)
+        elif type(step) is not int or not -9223372036854775808 <= step <= 9223372036854775807:
+            step = values.step_value(key, step)
         self._next_step[key] = step + 1
-        if timestamp is None:
-            ts = time.time()
-        elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
-            ts = timestamp / 1000
-        else:
-            raise InvalidValueError(
-                f"timestamp for metric {key!r} must be milliseconds since the epoch, got"
-                f" {timestamp!r}"
-            )
+        ts = time.time() if timestamp is None else values.timestamp_value(key, timestamp)
         self.state.points.append((key, value, step, ts))
 
     def log_metrics(
@@ -441,7 +617,7 @@ class Run:
     def log_param(self, key: str, value: Any) -> Any:
         self._check_live()
         fmt.validate_key(key, "param name")
-        value = _param_value(key, value)
+        value = values.param_value(key, value)
         params = self.state.params
         if key in params:
             old = params[key]
@@ -451,8 +627,13 @@ class Run:
                     " cannot change: start a new run, or log the new value under another name"
                 )
             return value
+        if len(params) >= fmt.MAX_ENTRIES:
+            raise InvalidValueError(f"a run holds at most {fmt.MAX_ENTRIES:,} params")
+        t = type(value)
+        short = t is float or t is bool or value is None or (t is int and value.bit_length() < 64)
+        self._spend("param", len(key) + 32 if short else _cost(key, values.text(value)))
         params[key] = value
-        self._events.append(line("P", [key, value]))
+        self._events.append(("P", [key, value]))
         return value
 
     def update_param(self, key: str, value: Any) -> Any:
@@ -463,19 +644,18 @@ class Run:
         """
         self._check_live()
         fmt.validate_key(key, "param name")
-        value = _param_value(key, value)
+        value = values.param_value(key, value)
         old = self.state.params.get(key, value)
         if key in self.state.params and old != value:
             self.warn(f"param {key!r} changed from {old!r} to {value!r} while the run went")
         self.state.params[key] = value
-        self._events.append(line("P", [key, value]))
+        self._events.append(("P", [key, value]))
         return value
 
     def set_name(self, name: str) -> None:
         """Rename the run before it is committed (Comet's ``set_name``, W&B's ``run.name =``)."""
         self._check_live()
-        if not isinstance(name, str) or not name.strip() or "\n" in name:
-            raise InvalidValueError(f"run name {name!r} must be one non-empty line of text")
+        fmt.validate_name(name, "run name")
         self.name = name
         self.update_header(name=name, auto_name=False)
 
@@ -488,13 +668,13 @@ class Run:
     def set_tag(self, key: str, value: Any) -> None:
         self._check_live()
         fmt.validate_key(key, "tag name")
-        text = str(value)
-        if len(text) > fmt.MAX_TAG_LENGTH:
-            raise InvalidValueError(
-                f"tag {key!r} is {len(text)} characters; the limit is {fmt.MAX_TAG_LENGTH}"
-            )
-        self.state.tags[key] = text
-        self._events.append(line("T", [key, text]))
+        text = values.tag_value(key, value)
+        tags = self.state.tags
+        if key not in tags and len(tags) >= fmt.MAX_ENTRIES:
+            raise InvalidValueError(f"a run holds at most {fmt.MAX_ENTRIES:,} tags")
+        self._spend("tag", _cost(key, text))
+        tags[key] = text
+        self._events.append(("T", [key, text]))
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
@@ -505,7 +685,7 @@ class Run:
         self._check_live()
         if key in self.state.tags:
             del self.state.tags[key]
-            self._events.append(line("X", key))
+            self._events.append(("R", key))
 
     # -- files: hashed into the cache now, recorded by content ----------------------------
     def _source(self, path: str | os.PathLike[str], what: str, inside: bool = True) -> Path:
@@ -526,6 +706,23 @@ class Run:
     def cache_dir(self) -> Path:
         return cache.cache_dir(self.repo)
 
+    def _announce(self, sha: str) -> None:
+        """Journal a cache object's hash before it is installed, so ``xp gc`` keeps it."""
+        with self._io_lock:
+            self._write(seal(f"K\t{sha}"))
+
+    def _add_files(self, entries: list[FileEntry], kind: str) -> None:
+        for entry in entries:
+            for text in (entry.path, entry.source or ""):
+                fmt.check_text(text, f"{kind} {text!r}")
+                if any(c < " " or c == "\x7f" for c in text):
+                    raise InvalidValueError(
+                        f"{kind} path {text!r} has a control character; rename the file"
+                    )
+        for entry in entries:
+            self.state.artifacts[entry.path] = entry
+            self._events.append(("A", entry.to_dict()))
+
     def log_artifact(
         self, path: str | os.PathLike[str], name: str | None = None, *, external: bool = False
     ) -> list[FileEntry]:
@@ -535,34 +732,38 @@ class Run:
         self._check_live()
         src = self._source(path, "artifact", inside=not external)
         name = cache.clean_name(src.name if name is None else name)
+        fmt.check_text(name, "artifact name")
         if not external:
             top = self.repo.worktree.resolve()
             where = os.path.relpath(src.resolve(), top).replace(os.sep, "/")
             entries = [
                 dataclasses.replace(e, source=where + e.path[len(name) :])
-                for e in cache.add_path(self.cache_dir, src, name)
+                for e in cache.add_path(self.cache_dir, src, name, self._announce)
             ]
         else:
-            entries = cache.add_path(self.cache_dir, src, name)
-        for entry in entries:
-            self.state.artifacts[entry.path] = entry
-            self._events.append(line("A", entry.to_dict()))
+            entries = cache.add_path(self.cache_dir, src, name, self._announce)
+        self._add_files(entries, "artifact")
         return entries
 
     def log_bytes(self, data: bytes, artifact_file: str) -> list[FileEntry]:
         """Store ``data`` as artifact ``artifact_file`` (any bytes, from anywhere)."""
-        tmp_dir = fsutil.private_tmp(self.repo.xp_dir)  # cleaned if the process is killed
-        with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as fh:
-            fh.write(data)
+        self._check_live()
+        name = cache.clean_name(artifact_file)
+        fmt.check_text(name, "artifact name")
         try:
-            self._check_live()
-            name = cache.clean_name(artifact_file)
-            entries = cache.add_path(self.cache_dir, Path(fh.name), name)
+            tmp_dir = fsutil.private_tmp(self.repo.xp_dir)  # cleaned if the process is killed
+            with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write {artifact_file!r} to {self.repo.xp_dir}/tmp: {exc.strerror};"
+                " free disk space"
+            ) from None
+        try:
+            entries = cache.add_path(self.cache_dir, Path(fh.name), name, self._announce)
         finally:
             os.unlink(fh.name)
-        for entry in entries:
-            self.state.artifacts[entry.path] = entry
-            self._events.append(line("A", entry.to_dict()))
+        self._add_files(entries, "artifact")
         return entries
 
     def add_artifacts(self, entries: list[FileEntry]) -> None:
@@ -570,19 +771,19 @@ class Run:
         self._check_live()
         for entry in entries:
             self.state.artifacts[entry.path] = entry
-            self._events.append(line("A", entry.to_dict()))
+            self._events.append(("A", entry.to_dict()))
 
     def log_dataset(self, entry: dict[str, Any]) -> None:
         """Record an MLflow dataset input (name, digest, source, schema, profile, tags)."""
         self._check_live()
         if self.state.add_dataset(entry):
-            self._events.append(line("D", entry))
+            self._events.append(("D", entry))
 
     def set_model(self, entry: dict[str, Any]) -> None:
         """Record or update an MLflow logged model of this run (``entry["id"]`` names it)."""
         self._check_live()
         self.state.models[str(entry["id"])] = entry
-        self._events.append(line("O", entry))
+        self._events.append(("O", entry))
 
     def log_text(
         self,
@@ -599,8 +800,10 @@ class Run:
         if key is None and step is None:
             if artifact_file is None:
                 raise InvalidValueError("log_text needs artifact_file, or key= for a series")
-            return self.log_bytes(text.encode("utf-8"), artifact_file)
-        encoded = media.Encoded(text.encode("utf-8"), "txt", {"chars": len(text)})
+            return self.log_bytes(fmt.check_text(text, "text").encode("utf-8"), artifact_file)
+        encoded = media.Encoded(
+            fmt.check_text(text, "text").encode("utf-8"), "txt", {"chars": len(text)}
+        )
         return self._log_media("text", encoded, artifact_file, key, step).files
 
     # -- media: images, figures, tables, histograms (tracking/media.py encodes them) -----
@@ -618,6 +821,8 @@ class Run:
         ``artifact_file`` stores one picture there (MLflow's form); ``key`` (with ``step``,
         default the key's previous step + 1) makes a series: ``media/<key>/<step>.png``.
         """
+        if caption is not None:
+            fmt.check_text(str(caption), "caption")
         return self._log_media(
             "image", media.encode_image(image, caption), artifact_file, key, step
         ).entry
@@ -726,7 +931,7 @@ class Run:
             info=dict(encoded.info),
         )
         self.state.media[path] = entry
-        self._events.append(line("G", entry.to_dict()))
+        self._events.append(("G", entry.to_dict()))
         return _Logged(entry, files)
 
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> list[FileEntry]:
@@ -749,9 +954,11 @@ class Run:
             if name is None
             else cache.clean_name(name)
         )
-        entry = cache.hash_input(src, rel, self.cache_dir if cache_content else None)
+        fmt.check_text(rel, "data input name")
+        announce = self._announce if cache_content else None
+        entry = cache.hash_input(src, rel, self.cache_dir if cache_content else None, announce)
         self.state.inputs[entry.path] = entry
-        self._events.append(line("I", entry.to_dict()))
+        self._events.append(("I", entry.to_dict()))
         return entry
 
     # -- journal and end -------------------------------------------------------------------
@@ -762,14 +969,16 @@ class Run:
                 return
             points = self.state.points
             n = len(points)
-            parts = [
-                f"M\t{k}\t{format_number(v)}\t{s}\t{t!r}\n"
-                for k, v, s, t in points[self._flushed_points : n]
-            ]
+            data = seal_many(
+                [
+                    f"M\t{k}\t{format_number(v)}\t{s}\t{t!r}"
+                    for k, v, s, t in points[self._flushed_points : n]
+                ]
+            )
             m = len(self._events)
-            parts.extend(self._events[self._flushed_events : m])
-            if parts or self.journal is None:
-                self._journal().write("".join(parts).encode("utf-8"))
+            events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
+            if data or events or self.journal is None:
+                self._write(data + events)
             self._flushed_points, self._flushed_events = n, m
 
     def _close_journal(self, remove: bool) -> None:
@@ -811,7 +1020,7 @@ class Run:
 
     def warn(self, message: str) -> None:
         """A warning stored in the record's meta.yaml."""
-        self.update_header(warnings=[*self.state.header.warnings, message])
+        self.update_header(warnings=[*self.state.header.warnings, fmt.escape_text(message)])
 
     def abort(self) -> None:
         """Drop the run without recording it (the caller hit a user error first)."""
@@ -820,6 +1029,8 @@ class Run:
             self.status = "aborted"
             flusher.unregister(self)
             self._close_journal(remove=True)
+            if self._protected:
+                protect.release(self.repo, self.id)
 
     def _hint_reads(self) -> None:
         """Name, once per clone, the ignored files this run read and did not record."""
@@ -840,50 +1051,99 @@ class Run:
             )
 
     def finish(self, status: str = "finished", end_time: float | None = None) -> str:
-        """Commit the run; on failure the journal stays so ``xp recover`` can finish the job.
+        """Commit the run and return the commit's sha.
 
-        ``end_time`` (seconds since the epoch) records when the run ended if not now: an
-        importer's runs ended when their source says."""
-        if status not in fmt.STATUSES or status == "running":
-            raise InvalidValueError(
-                f"status {status!r} is not one of finished, failed, killed, crashed"
-            )
-        if self.status != "running":
-            if self.commit is None:
-                raise RunEndedError(f"run {self.id} ended without a commit; run `xp recover`")
+        ``status`` is checked before anything changes. If the commit fails (a full disk, a
+        pruned object...) nothing is lost: the journal is written out and kept (and stays
+        this process's), ``RunNotRecordedError`` says why, and calling ``finish`` again
+        retries with the same status and end time; once the process has ended,
+        ``xp recover`` records the run from its journal. ``end_time`` (seconds since the
+        epoch) records when the run ended if not now: an importer's runs ended when their
+        source says.
+        """
+        status = fmt.end_status(status)
+        if self.commit is not None:
             return self.commit
-        self.stop_system_metrics()  # its last sample lands in this run
-        self.status = status
-        self._hint_reads()
-        flusher.unregister(self)
-        end = time.time() if end_time is None else float(end_time)
-        self._events.append(line("E", {"status": status, "end_time": end}))
+        if self.status == "aborted":
+            raise RunEndedError(f"run {self.id} was dropped; start a new run")
+        if self.status == "running":
+            end = time.time() if end_time is None else _end_time(end_time)
+            self.stop_system_metrics()  # its last sample lands in this run
+            self.status = status
+            self._hint_reads()
+            self._keys = set()  # so a later log call checks the run is live, and fails
+            self._end = end
+            flusher.unregister(self)
+            self._events.append(("E", {"status": self.status, "end_time": self._end}))
         if self.attached:  # the owner of the run commits it, with this part merged in
-            self.flush()
+            try:
+                self.flush()
+            except BaseException as exc:
+                self._not_recorded(exc)
             self._close_journal(remove=False)
             self.commit = ""
             return self.commit
-        if self.journal is not None:
-            self.flush()  # a crash while committing then loses nothing
-        parts = merge_parts(self.state, self.journal_dir)
-        record = build_record(self.state, status, end, installed_packages())
         try:
-            self.commit = commit_record(
-                self.repo, record, self.tree, self.baseline, self.start_time, end, self.header
-            )
-        except XPError:
-            try:
-                self.flush()  # everything, with the E line: `xp recover` commits it later
-            finally:
-                self._close_journal(remove=False)
-            raise
+            commit, parts = self._record()
+        except BaseException as exc:
+            self._not_recorded(exc)
+        self.commit, self.error = commit, None
         self._close_journal(remove=True)
+        if self._protected:
+            protect.release(self.repo, self.id)
         for part in parts:
             part.unlink(missing_ok=True)
-        return self.commit
+        return commit
+
+    def _record(self) -> tuple[str, list[Path]]:
+        assert self._end is not None
+        if self.journal is not None:
+            with contextlib.suppress(StorageError):  # the commit may still fit
+                self.flush()  # a crash while committing then loses nothing
+        state = self.state.copy()  # parts are merged into a copy: a retry merges them again
+        parts = merge_parts(state, self.journal_dir)
+        if state.damaged:
+            state.header.warnings.append(
+                f"{state.damaged} journal lines of child processes failed their checksum and"
+                " were dropped"
+            )
+        record = build_record(state, self.status, self._end, installed_packages())
+        commit = commit_record(
+            self.repo,
+            record,
+            self.tree,
+            self.baseline,
+            self.start_time,
+            self._end,
+            check=self._gc_seen,
+            protected=self._protected,
+            header=self.state.header,
+        )
+        return commit, parts
+
+    def _not_recorded(self, exc: BaseException) -> None:
+        """Keep everything on disk for a retry or ``xp recover``, then raise."""
+        self.error = exc
+        try:
+            self.flush()
+            assert self.journal is not None
+            self.journal.sync()
+            kept = (
+                f"its journal {self.journal.path} is kept: call xp.end_run() again to retry,"
+                " or `xp recover` records it once this process has ended"
+            )
+        except Exception as journal_exc:
+            kept = (
+                f"its journal cannot be written either ({journal_exc}), so only this process"
+                " holds it: free disk space and call xp.end_run() again"
+            )
+        if not isinstance(exc, Exception):
+            raise exc
+        reason = str(exc) or type(exc).__name__
+        raise RunNotRecordedError(f"run {self.id} was not recorded: {reason}; {kept}") from exc
 
 
-def _say_skipped(skipped: tuple[tuple[str, int], ...], limit: int) -> None:
+def _say_skipped(skipped: Sequence[tuple[str, int]], limit: int) -> None:
     """Say on stderr which files the snapshot left out: a script's run has no caller that
     would print it, and a warning only inside meta.yaml is one nobody reads (a third
     exception to "the library never prints", with the flusher and the at-exit handler)."""

@@ -25,6 +25,8 @@ _RECORD_FILES = (fmt.META_FILE, fmt.PARAMS_FILE, fmt.METRICS_FILE, fmt.TAGS_FILE
 
 
 def _epoch(value: Any) -> float | None:
+    """Seconds since the epoch of a meta time, or None when it is no time (a record from
+    anyone: any string, any year)."""
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, str) and value:
@@ -34,9 +36,12 @@ def _epoch(value: Any) -> float | None:
             return None
     else:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+    try:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _text(value: Any) -> str | None:
@@ -44,7 +49,10 @@ def _text(value: Any) -> str | None:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if values.is_number(value) else None
+    try:
+        return float(value) if values.is_number(value) else None
+    except OverflowError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,9 @@ def _record(read: Any, source: str, parsed: dict[bytes, Any]) -> RunRecord:
 
     def load_yaml(data: bytes, where: str) -> Any:
         if data not in parsed:
+            yamlio.check_size(data, where)
             value = load_flat(data)
-            parsed[data] = yamlio.load(data, where) if value is None else value
+            parsed[data] = yamlio.load_record(data, where) if value is None else value
         return parsed[data]
 
     return RunRecord.from_files(read, [], source, load_yaml=load_yaml)
@@ -160,9 +169,7 @@ def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[RunRow]:
             return None if entry is None else blobs.get(entry[1])
 
         try:
-            record = _record(read, run_id, parsed)
-        except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            rows.append(row_from_record(run_id, commit, _record(read, run_id, parsed)))
+        except (ConfigError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             rows.append(error_row(run_id, commit, str(exc).splitlines()[0] if str(exc) else ""))
-            continue
-        rows.append(row_from_record(run_id, commit, record))
     return rows

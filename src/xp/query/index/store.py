@@ -11,6 +11,11 @@ so readers never wait for them and run writers never touch the index at all).
 
 Rows show the runs as annotated now (``annotated``): the tips of the notes refs are kept in
 ``meta`` too, and when one moves only the rows of runs whose notes changed are read again.
+
+What the index shows can be checked against the records: every row carries a CRC-32 of what
+it shows, checked whenever the row is read (a damaged row is read again from git), and
+``verify`` (``xp show --verify``) re-reads the records of the rows shown and replaces every
+row that disagrees.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +39,9 @@ from xp.query.index.compile import sort_sql, where_sql
 from xp.query.index.rows import RunRow, read_rows
 from xp.record import values
 
-SCHEMA = "2"  # 2: parent, message, source (the MLflow view needs them)
+# 2: a CRC-32 per row (issue 10); 3: each run's parent, message and source, which the MLflow
+# view reads (issue 12). An index of another schema is deleted and rebuilt when opened.
+SCHEMA = "3"
 INDEX_FILE = "index.sqlite"
 
 _DDL = """
@@ -46,6 +54,7 @@ CREATE TABLE IF NOT EXISTS runs(
     data TEXT NOT NULL,
     ptext TEXT NOT NULL,
     error TEXT,
+    crc INTEGER NOT NULL,
     parent TEXT, message TEXT, source TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_name ON runs(name);
@@ -358,7 +367,7 @@ class Index:
         rows = list(rows)
         conn.executemany(
             f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO runs"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [_as_tuple(r) for r in rows],
         )
         keys = {k for r in rows for k in r.values}
@@ -422,6 +431,10 @@ class Index:
             sql += " OFFSET ?"
             args.append(offset)
         fetched = self.conn.execute(sql, args).fetchall()
+        damaged = {t[2]: t[0] for t in fetched if _crc(t) != t[14]}
+        if damaged:  # read those runs from git again, then ask once more
+            self.replace(damaged)
+            fetched = self.conn.execute(sql, args).fetchall()
         rows = [_row(t) for t in fetched]
         if not filtered:
             return rows, self.count()
@@ -431,6 +444,31 @@ class Index:
             sql = "SELECT count(*)" + _FROM + filtered
             return rows, int(self.conn.execute(sql, where_args).fetchone()[0])
         return rows, 0
+
+    def replace(self, commits: dict[str, str]) -> None:
+        """Read these runs' records ({commit: run id}) from git and replace their rows."""
+        rows = annotated.apply(self.repo, read_rows(self.repo, commits), self._notes)
+        with self.write() as conn:
+            conn.executemany("DELETE FROM runs WHERE commit_sha = ?", [(c,) for c in commits])
+            self._insert(conn, rows)
+
+    def verify(self, rows: Sequence[RunRow]) -> int:
+        """Check ``rows`` against their records in git; rows that disagree are replaced.
+        Returns how many disagreed."""
+        wanted = {r.commit: r.run_id for r in rows}
+        if not wanted:
+            return 0
+        stored: dict[str, tuple[Any, ...]] = {}
+        shas = list(wanted)
+        for i in range(0, len(shas), 500):
+            part = shas[i : i + 500]
+            sql = f"SELECT * FROM runs WHERE commit_sha IN ({','.join('?' * len(part))})"
+            stored.update((t[0], tuple(t)) for t in self.conn.execute(sql, part))
+        fresh = annotated.apply(self.repo, read_rows(self.repo, wanted), self._notes)
+        bad = {r.commit: r.run_id for r in fresh if _as_tuple(r) != stored.get(r.commit)}
+        if bad:
+            self.replace(bad)
+        return len(bad)
 
     def runs_named(self, name: str) -> list[tuple[RunRef, str]]:
         """(ref, commit) of the runs named ``name``, newest first."""
@@ -471,7 +509,8 @@ class Index:
 
 _COLUMNS = (
     "SELECT c.run_id, c.ref, c.commit_sha, r.name, r.experiment, r.status, r.start, r.end,"
-    " r.duration, r.baseline, r.branch, r.user, r.data, r.error, r.parent, r.message, r.source"
+    " r.duration, r.baseline, r.branch, r.user, r.data, r.error, r.crc,"
+    " r.parent, r.message, r.source"
 )
 _FROM = " FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
 
@@ -493,14 +532,15 @@ def _row(t: tuple[Any, ...]) -> RunRow:
         values=json.loads(t[12]),
         error=t[13],
         ref=ref,
-        parent=t[14],
-        message=t[15],
-        source=t[16],
+        parent=t[15],
+        message=t[16],
+        source=t[17],
     )
 
 
 def _as_tuple(row: RunRow) -> tuple[Any, ...]:
     """A row in the column order of the ``runs`` table."""
+    data = values.dumps(row.values)
     return (
         row.commit,
         row.run_id,
@@ -513,13 +553,27 @@ def _as_tuple(row: RunRow) -> tuple[Any, ...]:
         row.baseline,
         row.branch,
         row.user,
-        values.dumps(row.values),
+        data,
         values.dumps(row.param_text),
         row.error,
+        _checksum(row.commit, row.name, row.status, row.start, data, row.error),
         row.parent,
         row.message,
         row.source,
     )
+
+
+def _checksum(
+    commit: str, name: str, status: str, start: float | None, data: str, error: str | None
+) -> int:
+    """CRC-32 of what a row shows (a damaged SQLite page must not show another value)."""
+    text = f"{commit}\x1f{name}\x1f{status}\x1f{start!r}\x1f{data}\x1f{error}"
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def _crc(t: tuple[Any, ...]) -> int:
+    """The checksum a fetched ``_COLUMNS`` tuple should carry."""
+    return _checksum(str(t[2]), str(t[3]), str(t[5]), t[6], str(t[12]), t[13])
 
 
 def open_index(repo: GitRepo, sync: bool = True) -> Index:
