@@ -190,8 +190,8 @@ WORKLOAD = Workload(
     key="sync",
     title="xp push / pull --artifacts of 1,000 runs with a 1 KB artifact each (subprocess)",
     metrics=(
-        Metric("push_dir", "xp push: refs + 1,000 objects to a folder remote", "s", 2.5),
-        Metric("noop_dir", "xp push again: nothing to send (folder remote)", "s", 1.0),
+        Metric("push_dir", "xp push: refs + 1,000 objects to a folder remote", "s", 1.0),
+        Metric("noop_dir", "xp push again: nothing to send (folder remote)", "s", 0.2),
         Metric("pull_dir", "xp pull --artifacts from the folder remote", "s"),
         Metric("push_s3", "xp push: refs + 1,000 objects to S3 (moto server)", "s"),
         Metric("noop_s3", "xp push again: nothing to send (S3)", "s", 1.0),

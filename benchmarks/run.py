@@ -73,7 +73,8 @@ def child_main(module: str, side: str, ctx_json: str) -> None:
     """Inside the fresh process: run the side and print its timings as the last line."""
     workload: Workload = importlib.import_module(module).WORKLOAD
     ctx = Context(**{**json.loads(ctx_json), "workdir": Path.cwd()})
-    fn = workload.xp if side == "xp" else workload.peer_side
+    extra = dict(workload.extra_peers)
+    fn = workload.xp if side == "xp" else extra.get(side, workload.peer_side)
     assert fn is not None
     result = fn(ctx)
     sys.stdout.flush()
@@ -160,10 +161,13 @@ def measure(
     return result
 
 
-def rows_of(wl: Workload, xp: SideResult, peer: SideResult | None) -> list[Row]:
+def rows_of(wl: Workload, xp: SideResult, peers: dict[str, SideResult]) -> list[Row]:
+    """One row per metric: xp's median and, where it has the figure, the metric's peer's."""
     rows = []
     for m in wl.metrics:
         x = xp.median.get(m.key)
+        peer_name = m.peer or wl.peer
+        peer = peers.get(peer_name) if peer_name else None
         p = peer.median.get(m.key) if peer is not None else None
         rows.append(
             Row(
@@ -171,7 +175,7 @@ def rows_of(wl: Workload, xp: SideResult, peer: SideResult | None) -> list[Row]:
                 label=m.label,
                 unit=m.unit,
                 xp=x,
-                peer=(m.peer_label or wl.peer) if p is not None else None,
+                peer=(m.peer_label or peer_name) if p is not None else None,
                 peer_value=p,
                 ratio=p / x if p is not None and x else None,
                 target=m.target,
@@ -319,22 +323,28 @@ def main(argv: list[str]) -> int:
             continue
         reps = args.repeat or (1 if args.quick else wl.repeat)
         xp_res = measure(module, wl, "xp", "xp", ctx, reps, args.timeout)
-        peer_res: SideResult | None = None
-        if wl.peer and wl.peer_side is not None:
-            if wanted is not None and wl.peer not in wanted:
-                peer_res = SideResult(name=wl.peer, skipped="not selected (--peers)")
-            elif peer_version(wl.peer) is None:
-                peer_res = SideResult(name=wl.peer, skipped="not installed")
-                notes.append(f"{wl.key}: {wl.peer} is not installed; pip install -e '.[bench]'")
+        peer_results: dict[str, SideResult] = {}
+        sides = [(wl.peer, "peer", wl.peer_side)] if wl.peer else []
+        sides += [(name, name, side) for name, side in wl.extra_peers]
+        for peer_name, side_name, side_fn in sides:
+            if peer_name is None or side_fn is None:
+                continue
+            if wanted is not None and peer_name not in wanted:
+                res = SideResult(name=peer_name, skipped="not selected (--peers)")
+            elif peer_version(peer_name) is None:
+                res = SideResult(name=peer_name, skipped="not installed")
+                notes.append(f"{wl.key}: {peer_name} is not installed; pip install -e '.[bench]'")
             else:
                 preps = args.repeat or (1 if args.quick else wl.peer_repeat)
-                peer_res = measure(module, wl, "peer", wl.peer, ctx, preps, args.timeout)
-        for res in (xp_res, peer_res):
-            if res is not None and res.error:
+                res = measure(module, wl, side_name, peer_name, ctx, preps, args.timeout)
+            peer_results[peer_name] = res
+        for res in (xp_res, *peer_results.values()):
+            if res.error:
                 errors += 1
                 notes.append(f"{wl.key}: {res.name} failed: {res.error}")
-        shown_peer = peer_res if peer_res is not None and not peer_res.skipped else None
-        wl_rows = rows_of(wl, xp_res, shown_peer)
+        shown = {k: v for k, v in peer_results.items() if not v.skipped}
+        peer_res = peer_results.get(wl.peer) if wl.peer else None
+        wl_rows = rows_of(wl, xp_res, shown)
         rows += wl_rows
         notes += [f"{wl.key}: {n}" for n in (wl.quick_notes if args.quick else wl.notes)]
         report["workloads"].append(
@@ -344,6 +354,9 @@ def main(argv: list[str]) -> int:
                 "module": module,
                 "xp": asdict(xp_res),
                 "peer": asdict(peer_res) if peer_res is not None else None,
+                "extra_peers": {
+                    name: asdict(res) for name, res in peer_results.items() if name != wl.peer
+                },
                 "rows": [asdict(r) for r in wl_rows],
                 "metrics": [asdict(m) for m in wl.metrics],
             }

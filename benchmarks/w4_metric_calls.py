@@ -1,5 +1,8 @@
-"""W4: 100,000 log_metric calls in one run: the per-call cost inside a training loop, and
-the end_run that turns them into a record."""
+"""W4: 100,000 log_metric calls in one run. The headline is the cost per point of the whole
+run, the loop and the ``end_run`` that turns the points into a record, divided by the calls:
+xp's calls only append to memory and its writing happens in ``end_run`` (MLflow writes on
+every call), so the loop alone would flatter xp. The loop's per-call cost and ``end_run``
+are reported apart as well."""
 
 from __future__ import annotations
 
@@ -21,7 +24,13 @@ def calls(api: ModuleType, n: int) -> dict[str, float]:
     t1 = time.perf_counter()
     api.end_run()
     t2 = time.perf_counter()
-    return {"per_call": (t1 - t0) / n, "loop": t1 - t0, "end_run": t2 - t1, "calls": n}
+    return {
+        "per_point": (t2 - t0) / n,
+        "per_call": (t1 - t0) / n,
+        "loop": t1 - t0,
+        "end_run": t2 - t1,
+        "calls": n,
+    }
 
 
 def _noop(key: str, value: float, step: int | None = None) -> None:
@@ -62,8 +71,9 @@ WORKLOAD = Workload(
     key="W4",
     title="100,000 log_metric calls in one run",
     metrics=(
-        Metric("per_call", "per log_metric call", "us", 1e-6),
-        Metric("end_run", "end_run", "s"),
+        Metric("per_point", "per point, whole run: (loop + end_run) / calls", "us", 1.5e-6),
+        Metric("per_call", "  of which the log_metric loop, per call", "us", 1e-6),
+        Metric("end_run", "  of which end_run (xp writes the run here)", "s"),
     ),
     xp=xp_side,
     peer="mlflow",
@@ -72,6 +82,8 @@ WORKLOAD = Workload(
     peer_repeat=1,
     order=40,
     notes=(
+        "target per point: issue 18's 10M-point run, <= 1 us a call plus <= 5 s of end_run,"
+        " is 1.5 us a point",
         f"MLflow makes {MLFLOW_CAP:,} of the calls (per-call time is their mean; its end_run"
         " has only those to close); --no-cap runs all 100,000",
     ),

@@ -45,7 +45,7 @@ def test_quick_run_reports_every_workload(tmp_path: Path) -> None:
             assert row["xp"] is not None, row
             assert row["xp"] > 0 or (row["unit"] == "n" and row["xp"] == 0), row  # 0 lost
             assert row["peer_value"] is None  # --peers none
-    assert "W4 per log_metric call" in proc.stdout
+    assert "W4 per point, whole run" in proc.stdout
     assert list((tmp_path / "tmp").iterdir()) == []  # every workdir was removed
 
 

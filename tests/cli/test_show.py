@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,140 @@ def render_cells(text: str) -> int:
     from xp.cli.render import cells
 
     return cells(text)
+
+
+def commit_runs(repo: Path, runs: list[dict[str, object]]) -> None:
+    """Runs written as xp writes them, with values the API would refuse (text metrics)."""
+    from xp import format as fmt
+    from xp.gitstore.repo import find_repo
+    from xp.record.model import RunRecord
+    from xp.tracking.run import commit_record
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    for i, spec in enumerate(runs):
+        start = 1_700_000_000 + 4000 * i
+        meta = {
+            "start_time": f"2023-11-14T{10 + i:02d}:13:20.000Z",
+            "end_time": f"2023-11-14T{10 + i:02d}:14:50.000Z",
+            "duration": [0.5, 61.0, 7300.0, 90000.0, None][i % 5],
+            "baseline": head,
+            "branch": "main" if i % 2 else None,
+        }
+        record = RunRecord(
+            id=fmt.new_run_id(start),
+            name=str(spec.get("name", f"run-{i}")),
+            status="finished",
+            meta=meta,
+            params=spec.get("params", {}),  # type: ignore[arg-type]
+            metrics=spec.get("metrics", {}),  # type: ignore[arg-type]
+            tags=spec.get("tags", {}),  # type: ignore[arg-type]
+        )
+        commit_record(find_repo(repo), record, tree, head, start, start + 90)
+
+
+ODD_RUNS: list[dict[str, object]] = [
+    {"params": {"lr": 0.1, "opt": "adam", "n": 3}, "metrics": {"acc": 0.91, "loss": 1e-07}},
+    {"params": {"lr": 1e-05, "opt": "0.5", "big": 10**30}, "metrics": {"acc": float("nan")}},
+    {"params": {"lr": float("inf"), "flag": True, "none": None}, "metrics": {"acc": float("-inf")}},
+    {"params": {"lr": -0.25, "l": [1, 2], "opt": "x" * 40}, "metrics": {"acc": "high", "n": 7}},
+    {"name": "tab\tand\nnewline", "params": {"lr": 12345.678}, "tags": {"team": "vision"}},
+    {"params": {"n": 123456789012345}, "metrics": {"loss": -3.5e300, "acc": 0.5}},
+]
+
+
+def test_streamed_output_is_the_in_memory_output(repo: Path) -> None:
+    """--all streams rows and lays the table out from SQL aggregates; -n holds the rows and
+    lays it out from the cells. Both must print the same bytes."""
+    commit_runs(repo, ODD_RUNS)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "update-ref", "refs/xp/runs/0000000000000z", head)  # a run that cannot be read
+    for extra in (
+        (),
+        ("-p", "3"),
+        ("-p", "17"),
+        ("--only-changed",),
+        ("-c", "lr,metrics.*,experiment,user,branch,commit,end_time"),
+        ("-w", "metrics.acc > 0"),
+        ("-s", "-metrics.acc"),
+        ("--status", "invalid"),
+        ("-w", "params.lr > 100"),
+    ):
+        for fmt_args in ((), ("-f", "md"), ("-f", "csv"), ("-f", "tsv"), ("-f", "json")):
+            for width in (60, 100, 250):
+                args = ("show", *extra, *fmt_args)
+                streamed = cli(*args, "--all", width=width)
+                held = cli(*args, "-n", "1000", width=width)
+                assert streamed.exit_code == held.exit_code == 0, streamed.output
+                assert streamed.stdout == held.stdout, (args, width)
+                assert streamed.stderr == held.stderr, (args, width)
+
+
+def fast_import_runs(repo: Path, n: int) -> None:
+    """``n`` runs written with git fast-import: the record files xp writes, one ref each."""
+    from xp import format as fmt
+    from xp.record.build import commit_message
+    from xp.record.model import RunRecord
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    parts = []
+    for i in range(n):
+        start = 1_700_000_000 + 60 * i
+        record = RunRecord(
+            id=fmt.new_run_id(start),
+            name=f"run-{i}",
+            status="finished",
+            meta={"start_time": "2023-11-14T22:13:20.000Z", "duration": 30.0, "baseline": head},
+            params={"lr": 0.001 * (i % 7), "seed": i, "opt": ["adam", "sgd"][i % 2]},
+            metrics={"acc": (i % 1000) / 1000, "loss": 1 / (i + 1)},
+            tags={"team": "vision"},
+        )
+        message = commit_message(record).encode()
+        parts.append(
+            f"commit {fmt.run_ref(record.id)}\ncommitter A <a@b> {start} +0000\n".encode()
+            + b"data %d\n%s\nfrom %s\n" % (len(message), message, head.encode())
+        )
+        for rel, data in sorted(record.to_files().items()):
+            path = f"{fmt.RECORD_DIR}/{rel}".encode()
+            parts.append(b"M 100644 inline %s\ndata %d\n%s\n" % (path, len(data), data))
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=b"".join(parts), check=True)
+
+
+def peak_rss_mb(repo: Path, *args: str) -> float:
+    """Peak resident memory of ``python -m xp ARGS`` in a child of a fresh interpreter."""
+    probe = (
+        "import resource, subprocess, sys;"
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, sys.executable, "-m", "xp", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(out.strip()) / 1024
+
+
+@pytest.mark.slow
+def test_show_all_streams_in_bounded_memory(tmp_path: Path) -> None:
+    """30 times the runs, about the same memory: rows are printed as they are read."""
+    peaks = []
+    for n in (1_000, 30_000):
+        root = tmp_path / f"runs-{n}"
+        root.mkdir()
+        git(root, "init", "-q")
+        (root / "a.txt").write_text("a\n")
+        git(root, "add", ".")
+        git(root, "commit", "-qm", "init")
+        fast_import_runs(root, n)
+        subprocess.run(
+            [sys.executable, "-m", "xp", "show"], cwd=root, check=True, capture_output=True
+        )
+        for fmt_args in ((), ("-f", "json")):
+            peaks.append((n, fmt_args, peak_rss_mb(root, "show", "--all", *fmt_args)))
+    small = {f: mb for n, f, mb in peaks if n == 1_000}
+    for _n, fmt_args, mb in peaks:
+        # holding 29,000 more rows would take 50+ MB more; streaming takes a few
+        assert mb - small[fmt_args] < 25, peaks

@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import xp
+import xp.cli
 from tests.helpers import git, spawned
+from xp.gitstore.refs import list_refs
 from xp.gitstore.repo import find_repo
 from xp.query.index import INDEX_FILE, Index, open_index
 from xp.query.search import select_runs
@@ -192,7 +195,8 @@ def test_a_damaged_row_is_read_again_from_its_record(repo: Path) -> None:
     assert shown() == {run_id: "a"}
     db = sqlite3.connect(repo / ".git" / "xp" / INDEX_FILE)
     with db:
-        db.execute("UPDATE runs SET data = replace(data, '0.5', '0.9'), name = 'b'")
+        # (schema 3: what a row shows is ``doc``, its values' JSON array)
+        db.execute("UPDATE runs SET doc = replace(doc, '0.5', '0.9'), name = 'b'")
     db.close()
     (row,) = select_runs(find_repo(), limit=None).rows
     assert (row.name, row.values["metrics.acc"]) == ("a", 0.5)
@@ -208,12 +212,12 @@ def test_show_verify_rebuilds_rows_that_disagree_with_their_records(repo: Path) 
     shown()
     db = sqlite3.connect(repo / ".git" / "xp" / INDEX_FILE)
     commit, name, status, start, data, error = db.execute(
-        "SELECT commit_sha, name, status, start, data, error FROM runs WHERE id = ?", (run_id,)
+        "SELECT commit_sha, name, status, start, doc, error FROM runs WHERE id = ?", (run_id,)
     ).fetchone()
     data = data.replace("0.5", "0.9")
     with db:
         db.execute(
-            "UPDATE runs SET data = ?, crc = ? WHERE commit_sha = ?",
+            "UPDATE runs SET doc = ?, crc = ? WHERE commit_sha = ?",
             (data, _checksum(commit, name, status, start, data, error), commit),
         )
     db.close()
@@ -233,3 +237,133 @@ def test_show_verify_rebuilds_rows_that_disagree_with_their_records(repo: Path) 
         [sys.executable, "-m", "xp", "show", "--verify"], cwd=repo, capture_output=True, text=True
     )
     assert "disagreed" not in again.stderr
+
+
+def cli_output(*args: str) -> str:
+    result = CliRunner().invoke(xp.cli.cli, list(args), env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+VIEWS = [("show",), ("show", "-a"), ("show", "-a", "-f", "json"), ("show", "-f", "csv")]
+
+
+def all_views() -> list[str]:
+    return [cli_output(*args) for args in VIEWS]
+
+
+def unpack(repo: Path) -> None:
+    """Every run ref loose again, as `git fetch` leaves them (packed-refs keeps the rest)."""
+    common = repo / ".git"
+    for ref, sha in list_refs(common, "refs/xp/").items():
+        path = common / ref
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(sha + "\n")
+    lines = (common / "packed-refs").read_text().splitlines(keepends=True)
+    kept, skip = [], False
+    for line in lines:
+        if line.startswith("^"):
+            if not skip:
+                kept.append(line)
+            continue
+        skip = " refs/xp/" in line
+        if not skip:
+            kept.append(line)
+    (common / "packed-refs").write_text("".join(kept))
+
+
+def test_loose_packed_and_mixed_refs_show_the_same(repo: Path, tmp_path: Path) -> None:
+    ids = [make_run(f"r{i}", acc=i / 10) for i in range(6)]
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    os.chdir(other)
+    theirs = make_run("theirs")
+    os.chdir(repo)
+    git(repo, "fetch", "-q", str(other), "+refs/xp/runs/*:refs/xp/remotes/other/runs/*")
+    loose = all_views()
+    assert all(run_id in loose[1] for run_id in [*ids, theirs])
+    git(repo, "pack-refs", "--all")
+    assert not list((repo / ".git" / "refs" / "xp").rglob("*[0-9a-z]"))  # all packed
+    assert all_views() == loose
+    (repo / ".git" / "xp" / INDEX_FILE).unlink()  # cold, from packed refs
+    assert all_views() == loose
+    unpack(repo)
+    first = git(repo, "rev-parse", f"refs/xp/runs/{ids[0]}").strip()
+    git(repo, "update-ref", "-d", f"refs/xp/runs/{ids[0]}")  # a deletion while loose
+    git(repo, "pack-refs", "--all")
+    git(repo, "update-ref", f"refs/xp/runs/{ids[0]}", first)
+    mixed = all_views()  # packed, plus one loose ref written back
+    assert mixed == loose
+    unpack(repo)
+    assert all_views() == loose
+
+
+def test_many_loose_run_refs_are_packed(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xp.query.index import store
+
+    monkeypatch.setattr(store, "PACK_AT", 3)
+    ids = [make_run(f"r{i}") for i in range(4)]
+    runs_dir = repo / ".git" / "refs" / "xp" / "runs"
+    git(repo, "config", "xp.packRefs", "false")
+    assert set(shown()) == set(ids)
+    assert len(list(runs_dir.iterdir())) == 4  # turned off: left loose
+    git(repo, "config", "--unset", "xp.packRefs")
+    make_run("r4")
+    before = shown()
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())  # packed by that look
+    assert set(from_refs(repo)) == set(before)
+    assert shown() == before  # and the index followed without reading anything again
+    with Index(find_repo()) as index:
+        assert index.sync() == 0
+
+
+def test_a_run_made_or_deleted_after_a_look_is_seen_at_the_next(repo: Path) -> None:
+    first = make_run("first")
+    assert set(shown()) == {first}
+    second = make_run("second")  # the folder's stamp moved
+    assert set(shown()) == {first, second}
+    git(repo, "update-ref", "-d", f"refs/xp/runs/{first}")
+    assert set(shown()) == {second}
+    git(repo, "pack-refs", "--all")
+    assert set(shown()) == {second}
+    third = make_run("third")  # loose beside packed
+    assert set(shown()) == {second, third} == from_refs(repo)
+
+
+def test_a_big_build_reads_half_in_a_second_process(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xp.query.index import store
+
+    ids = {make_run(f"r{i}", acc=i / 10) for i in range(8)}
+    one_process = all_views()
+    (find_repo().xp_dir / INDEX_FILE).unlink()
+    monkeypatch.setattr(store, "PARALLEL_AT", 4)  # 8 records: 4 here, 4 in the helper
+    assert all_views() == one_process
+    with Index(find_repo()) as index:
+        assert index.count() == len(ids)
+        assert index.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = index.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        assert rows == len(ids)  # each commit stored once
+
+
+def test_rows_a_killed_sync_stored_are_dropped_by_the_next(repo: Path) -> None:
+    # A sync stores records in batches before it applies the refs; killed in between, it
+    # leaves rows no ref shows. The next sync that changes a ref drops them.
+    make_run("kept")
+    with Index(find_repo()) as index:
+        index.sync()
+    gone = make_run("gone")
+    gone_commit = git(repo, "rev-parse", f"refs/xp/runs/{gone}")
+    git(repo, "update-ref", "-d", f"refs/xp/runs/{gone}")
+    from xp.query.index.rows import iter_rows
+
+    with Index(find_repo()) as index:
+        index.store(iter_rows(find_repo(), {gone_commit: gone}))  # stored, no ref applied
+        assert index.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+        make_run("new")
+        assert index.sync() == 1
+        commits = {r[0] for r in index.conn.execute("SELECT commit_sha FROM runs")}
+    assert gone_commit not in commits
+    assert len(commits) == 2
+    assert sorted(shown().values()) == ["kept", "new"]

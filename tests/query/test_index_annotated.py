@@ -68,13 +68,13 @@ def test_only_runs_whose_notes_changed_are_read_again(
     ids = make_runs(5)
     assert len(where("tags.stage = 'dev'")) == 5
     read: list[str] = []
-    real = store.read_rows
+    real = store.iter_rows
 
     def counting(repo_: object, wanted: dict[str, str]) -> object:
         read.extend(wanted.values())
         return real(repo_, wanted)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "read_rows", counting)
+    monkeypatch.setattr(store, "iter_rows", counting)
     xp.set_tag("reviewed", "yes", run=ids[3])
     assert where("tags.reviewed = 'yes'") == {ids[3]}
     assert read == [ids[3]]

@@ -310,7 +310,13 @@ def test_escape_sequences_in_records_never_reach_the_terminal(repo: Path, evil: 
         {".xp/run/tags.yaml": yaml.safe_dump({"t": f"v{osc}"}).encode()},
     )
     fetch(repo, evil)
-    for args in (["show"], ["show", "--format", "md"], ["diff", "1n0hvstxe0sc00", "HEAD"]):
+    streamed = (["show", "-a"], ["show", "-a", "--format", "md"])  # xp show -a streams rows
+    for args in (
+        ["show"],
+        ["show", "--format", "md"],
+        *streamed,
+        ["diff", "1n0hvstxe0sc00", "HEAD"],
+    ):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code in (0, 1), result.output
         for ch in "\x1b\x07\x9b\u202e":
@@ -320,8 +326,11 @@ def test_escape_sequences_in_records_never_reach_the_terminal(repo: Path, evil: 
     as_json = CliRunner().invoke(cli, ["show", "--format", "json"])
     assert "\x1b" not in as_json.stdout
     assert json.loads(as_json.stdout)[0]["name"] == f"n{osc}"  # exact once parsed
+    assert CliRunner().invoke(cli, ["show", "-a", "--format", "json"]).stdout == as_json.stdout
+    assert "n\\x1b]0;owned\\x07" in CliRunner().invoke(cli, ["show", "-a"]).stdout
     as_csv = CliRunner().invoke(cli, ["show", "--format", "csv"])
     assert f"n{osc}" in as_csv.stdout  # exact when piped; escaped only on a terminal
+    assert CliRunner().invoke(cli, ["show", "-a", "--format", "csv"]).stdout == as_csv.stdout
     untrusted = CliRunner().invoke(cli, ["reproduce", "1n0hvstxe0sc00"])
     assert "\x1b" not in untrusted.output
 

@@ -165,11 +165,45 @@ class ArtifactStore:
     # -- what the remote is known to hold ------------------------------------------------
     # Objects are immutable and xp never deletes them from a remote, so "this object was
     # there" stays true: remembering it lets a push with nothing new skip the store entirely.
-    def _known_path(self) -> Path | None:
-        if self.state_dir is None or self.local_root is not None:
+    def _state_path(self, suffix: str) -> Path | None:
+        """``<state dir>/<key>.<suffix>``, key = sha256 of the URL and endpoint."""
+        if self.state_dir is None:
             return None
         key = f"{self.spec.url}\n{self.spec.endpoint_url or ''}".encode()
-        return self.state_dir / f"{hashlib.sha256(key).hexdigest()[:16]}.known"
+        return self.state_dir / f"{hashlib.sha256(key).hexdigest()[:16]}.{suffix}"
+
+    def _known_path(self) -> Path | None:
+        return None if self.local_root is not None else self._state_path("known")
+
+    # The same file names the commits whose every object was on the remote after a push,
+    # with those objects ("run <commit> <sha256>..." lines): a push of runs that are all
+    # there reads none of their manifests, so a push with nothing new costs a ref listing.
+    # Deleting the file forgets both. (For a folder remote, asking it is cheap, so the file
+    # holds only these lines.)
+    def done_commits(self) -> dict[str, list[str]]:
+        """commit -> the sha256s of its objects, for every commit a push completed."""
+        path = self._state_path("known")
+        try:
+            data = path.read_bytes() if path else b""
+        except OSError:
+            return {}
+        out: dict[str, list[str]] = {}
+        for line in data.decode("ascii", "replace").split("\n"):
+            kind, _, rest = line.partition(" ")
+            commit, *shas = rest.split(" ")
+            if kind == "run" and len(commit) >= 40 and all(cache.is_sha256(s) for s in shas):
+                out[commit] = shas
+        return out
+
+    def remember_commits(self, commits: dict[str, list[str]]) -> None:
+        path = self._state_path("known")
+        lines = "".join(" ".join(["run", c, *shas]) + "\n" for c, shas in commits.items())
+        if path is None or not lines:
+            return
+        with contextlib.suppress(OSError):  # only an optimisation: never fail a push on it
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as fh:
+                fh.write(lines)
 
     def known(self) -> set[str]:
         path = self._known_path()
@@ -192,8 +226,9 @@ class ArtifactStore:
                 fh.write(lines)
 
     def forget(self) -> None:
-        """Drop what earlier pushes saw (the store lost objects behind xp's back)."""
-        path = self._known_path()
+        """Drop what earlier pushes saw, objects and completed commits alike (the store lost
+        objects behind xp's back)."""
+        path = self._state_path("known")
         if path is not None:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -208,15 +243,21 @@ class ArtifactStore:
         wanted = set(shas)
         fresh = wanted & set(recheck)
         trusted = (wanted & self.known()) - fresh
-        if trusted and fresh:
-            sample = random.sample(sorted(trusted), min(SAMPLE, len(trusted)))
-            if self.missing(sample):
-                self.forget()
-                trusted = set()
+        if trusted and fresh and not self.still_there(trusted):
+            trusted = set()
         unknown = wanted - trusted
         missing = self.missing(unknown)
         self.remember(sorted(unknown - missing))
         return missing
+
+    def still_there(self, known: set[str]) -> bool:
+        """Whether a sample of ``known`` objects (earlier pushes saw them) is on the store;
+        when not, what earlier pushes saw is forgotten."""
+        sample = random.sample(sorted(known), min(SAMPLE, len(known)))
+        if self.missing(sample):
+            self.forget()
+            return False
+        return True
 
     def missing(self, shas: Iterable[str]) -> set[str]:
         """The objects among ``shas`` the remote lacks, without one request per object."""

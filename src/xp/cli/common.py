@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from xp.cli import render
@@ -18,7 +19,6 @@ def open_repo() -> GitRepo:
     from xp.config import load_config
     from xp.execution.cleanup import clean
     from xp.hooks.clone_setup import set_up_clone
-    from xp.tracking.recover import recover_all
 
     repo = find_repo()
     changes = set_up_clone(repo)
@@ -30,7 +30,15 @@ def open_repo() -> GitRepo:
         )
     for problem in load_config(repo).warnings:  # a newer format or a wrong type raises
         render.echo(f"xp: warning: {problem}", err=True)
-    report_recovery(recover_all(repo))
+    try:
+        with os.scandir(repo.xp_dir / "journal") as entries:
+            journals = any(True for _ in entries)
+    except OSError:  # no journal folder: no run ever logged here, none to recover
+        journals = False
+    if journals:  # only then load what recovering takes (most commands never need it)
+        from xp.tracking.recover import recover_all
+
+        report_recovery(recover_all(repo))
     for path in clean(repo).orphans:
         render.echo(
             f"xp: warning: a process logged into run {path.name.split('-')[0]} after it was"

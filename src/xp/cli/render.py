@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,25 @@ def echo(message: str = "", *, err: bool = False, nl: bool = True, exact: bool =
     if not exact or _is_terminal(sys.stderr if err else sys.stdout):
         message = visible(message)
     click.echo(message, err=err, nl=nl, color=True)  # color: click would cut CSI sequences
+
+
+def write(pieces: Iterable[str], *, end: str = "\n", exact: bool = False) -> None:
+    """``echo`` for output streamed in pieces (``xp show -a``): each piece followed by
+    ``end``, written to stdout in large writes, control characters made visible as ``echo``
+    does (with ``exact``, only on a terminal)."""
+    out = sys.stdout
+    safe = not exact or _is_terminal(out)
+    buffer: list[str] = []
+    for piece in pieces:
+        buffer.append(piece)
+        if len(buffer) >= 2000:
+            text = end.join(buffer) + end
+            out.write(visible(text) if safe else text)
+            buffer = []
+    if buffer:
+        text = end.join(buffer) + end
+        out.write(visible(text) if safe else text)
+    out.flush()
 
 
 def number(value: Any, precision: int | None) -> str:
@@ -170,6 +189,30 @@ class Fitted:
     hidden: list[str]  # headers of dropped columns, in their original order
 
 
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    """Each column's width in terminal cells (``cells``)."""
+    return [
+        max([cells(h)] + [cells(r[i]) for r in rows]) if rows else cells(h)
+        for i, h in enumerate(headers)
+    ]
+
+
+def fit_widths(widths: Sequence[int], width: int, drop_order: Sequence[int]) -> list[int]:
+    """The indexes of the columns kept when columns (indexes in ``drop_order`` first to
+    last) are dropped until the table fits in ``width``."""
+    keep = [True] * len(widths)
+    total = sum(widths) + len(GAP) * max(0, len(widths) - 1)  # kept up to date: linear
+    count = len(widths)
+    for i in drop_order:
+        if total <= width:
+            break
+        if keep[i]:
+            keep[i] = False
+            count -= 1
+            total -= widths[i] + (len(GAP) if count else 0)
+    return [i for i, k in enumerate(keep) if k]
+
+
 def fit(
     headers: Sequence[str],
     rows: Sequence[Sequence[str]],
@@ -177,34 +220,45 @@ def fit(
     drop_order: Sequence[int],
 ) -> Fitted:
     """Drop columns (indexes in ``drop_order`` first to last) until the table fits."""
-    widths = [
-        max([cells(h)] + [cells(r[i]) for r in rows]) if rows else cells(h)
-        for i, h in enumerate(headers)
-    ]
-    keep = [True] * len(headers)
-
-    def total() -> int:
-        kept = [w for w, k in zip(widths, keep, strict=True) if k]
-        return sum(kept) + len(GAP) * max(0, len(kept) - 1)
-
-    for i in drop_order:
-        if total() <= width:
-            break
-        keep[i] = False
-    idx = [i for i, k in enumerate(keep) if k]
+    idx = fit_widths(column_widths(headers, rows), width, drop_order)
+    kept = set(idx)
     return Fitted(
         [headers[i] for i in idx],
         [[r[i] for i in idx] for r in rows],
-        [headers[i] for i, k in enumerate(keep) if not k],
+        [h for i, h in enumerate(headers) if i not in kept],
     )
 
 
-def _is_numeric(text: str) -> bool:
+def is_numeric(text: str) -> bool:
+    """Whether a cell reads as a number (right-aligned): a float, or -, nan, inf."""
     try:
         float(text)
     except ValueError:
         return text in ("-", "nan", "inf", "-inf")
     return True
+
+
+def aligned(widths: Sequence[int], numeric: Sequence[bool]) -> Callable[[Sequence[str]], str]:
+    """The function that lays out one row of a table with these columns: one format
+    string, numbers to the right, a cell wider than its column cut to it. A row with
+    non-ASCII text is laid out by terminal cells (wide characters take two)."""
+    template = GAP.join(
+        "{:" + (">" if num else "<") + f"{w}.{w}" + "}"
+        for w, num in zip(widths, numeric, strict=True)
+    )
+    fill = template.format
+    columns = list(zip(widths, numeric, strict=True))
+
+    def line(texts: Sequence[str]) -> str:
+        if all(text.isascii() for text in texts):
+            return fill(*texts).rstrip()
+        parts = [
+            pad(text if cells(text) <= w else _head(text, w), w, right=num)
+            for text, (w, num) in zip(texts, columns, strict=True)
+        ]
+        return GAP.join(parts).rstrip()
+
+    return line
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -213,30 +267,38 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         return ""
     headers = [visible(h) for h in headers]
     rows = [[visible(c) for c in r] for r in rows]
-    widths = [
-        max([cells(h)] + [cells(r[i]) for r in rows]) if rows else cells(h)
-        for i, h in enumerate(headers)
-    ]
+    widths = column_widths(headers, rows)
     numeric = [
-        bool(rows) and all(_is_numeric(r[i]) for r in rows) and any(r[i] != "-" for r in rows)
+        bool(rows) and all(is_numeric(r[i]) for r in rows) and any(r[i] != "-" for r in rows)
         for i in range(len(headers))
     ]
-
-    def line(texts: Sequence[str]) -> str:
-        parts = [pad(c, w, right=num) for c, w, num in zip(texts, widths, numeric, strict=True)]
-        return GAP.join(parts).rstrip()
-
+    line = aligned(widths, numeric)
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
 
-def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def esc(text: str) -> str:
-        return visible(text.replace("|", "\\|").replace("\n", " "))
+def _esc(text: str) -> str:
+    return visible(text.replace("|", "\\|").replace("\n", " "))
 
-    out = ["| " + " | ".join(esc(h) for h in headers) + " |"]
-    out.append("|" + "|".join("---" for _ in headers) + "|")
-    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+
+def markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_esc(c) for c in cells) + " |"
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = [markdown_row(headers), "|" + "|".join("---" for _ in headers) + "|"]
+    out += [markdown_row(r) for r in rows]
     return "\n".join(out)
+
+
+def json_array(items: Iterable[Any]) -> Iterator[str]:
+    """``to_json(list(items))`` in pieces, one item at a time (the same text)."""
+    first = True
+    for item in items:
+        text = json.dumps(json_safe(item), indent=2, ensure_ascii=False, allow_nan=False)
+        text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        yield ("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  ")
+        first = False
+    yield "[]" if first else "\n]"
 
 
 def delimited(headers: Sequence[str], rows: Sequence[Sequence[str]], sep: str) -> str:

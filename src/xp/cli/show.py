@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import fnmatch
+import io
+import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import click
 
@@ -12,10 +16,11 @@ from xp.cli import render
 from xp.cli.common import open_repo
 from xp.errors import QueryError
 from xp.query.filters import ATTRIBUTES, resolve_column
-from xp.query.index import RunRow
-from xp.query.search import Selection, run_document, select_runs
+from xp.query.index import AttributeFacts, RunRow, ValueFacts
+from xp.query.search import RunStream, Selection, run_document, select_runs, stream_runs
 
 FIXED = ("run_id", "name", "status", "created", "duration", "baseline")
+STREAM_AT = 1000  # more runs than this are streamed, never held in memory
 _HEADER = {"run_id": "id"}
 
 
@@ -44,11 +49,27 @@ def choose_columns(
     present: dict[str, None] = {}
     for row in rows:
         present.update(dict.fromkeys(row.values))
+    return pick_columns(
+        selection.keys, present, columns, only_changed, len(rows), lambda k: _changed(rows, k)
+    )
+
+
+def pick_columns(
+    keys: Iterable[str],
+    present: Iterable[str],
+    columns: str | None,
+    only_changed: bool,
+    count: int,
+    changed: Callable[[str], bool],
+) -> tuple[list[str], list[str]]:
+    """(attribute columns, value columns): ``present`` are the value columns the runs
+    shown have, ``changed(key)`` whether a column differs between them."""
+    present = list(present)
     attrs: list[str] = list(FIXED)
     if columns:
         attrs = ["run_id"]
         chosen: list[str] = []
-        known = sorted(set(selection.keys) | set(present))
+        known = sorted(set(keys) | set(present))
         for pattern in (p.strip() for p in columns.split(",")):
             if not pattern:
                 continue
@@ -74,8 +95,8 @@ def choose_columns(
             (k for k in present if not k.startswith("tags.")),
             key=lambda k: (rank.get(k.partition(".")[0], 2), k),
         )
-    if only_changed and len(rows) > 1:
-        value_cols = [k for k in value_cols if len({repr(r.values.get(k)) for r in rows}) > 1]
+    if only_changed and count > 1:
+        value_cols = [k for k in value_cols if changed(k)]
     return attrs, value_cols
 
 
@@ -87,7 +108,8 @@ def _labels(value_cols: Sequence[str]) -> list[str]:
 
 
 def _changed(rows: Sequence[RunRow], key: str) -> bool:
-    return len({repr(r.values.get(key)) for r in rows}) > 1
+    """Whether two rows differ in ``key`` (a missing value is a value of its own)."""
+    return len({repr(r.values.get(key, _ABSENT)) for r in rows}) > 1
 
 
 def build_table(
@@ -190,30 +212,64 @@ def show(
     """
     repo = open_repo()
     statuses = [s.strip() for item in status for s in item.split(",") if s.strip()]
-    selection = select_runs(
-        repo,
-        where=where,
-        sort=sort,
-        limit=None if show_all else limit,
-        experiment=list(experiment) or None,
-        branch=branch,
-        status=statuses,
-        rebuild=rebuild,
-        verify=verify,
+    if precision is None and out_format in ("table", "md"):
+        precision = 5
+    conditions: dict[str, Any] = {
+        "where": where,
+        "sort": sort,
+        "limit": None if show_all else limit,
+        "experiment": list(experiment) or None,
+        "branch": branch,
+        "status": statuses,
+        "rebuild": rebuild,
+    }
+    filtered = bool(where or experiment or branch or statuses)
+    if verify or (not show_all and limit <= STREAM_AT):
+        # --verify reads every shown run's record from git anyway: rows held in memory
+        selection = select_runs(repo, **conditions, verify=verify)
+        if verify:
+            render.echo(
+                f"xp: verified {len(selection.rows)} rows against their records"
+                + (
+                    f"; {selection.repaired} disagreed and were rebuilt"
+                    if selection.repaired
+                    else ""
+                ),
+                err=True,
+            )
+        _show_selection(selection, columns, only_changed, out_format, precision, filtered)
+        return
+    with stream_runs(repo, **conditions) as runs:
+        if not runs.running:
+            _show_stream(runs, columns, only_changed, out_format, precision, filtered)
+            return
+    # runs still logging are not in the index: listed with the rest, held in memory
+    selection = select_runs(repo, **{**conditions, "rebuild": False}, running=runs.running)
+    _show_selection(selection, columns, only_changed, out_format, precision, filtered)
+
+
+def _none_message(filtered: bool) -> str:
+    return (
+        "no runs match the filters."
+        if filtered
+        else "no runs yet: record one with `xp commit` or `xp.start_run()` in Python."
     )
-    if verify:
-        render.echo(
-            f"xp: verified {len(selection.rows)} rows against their records"
-            + (f"; {selection.repaired} disagreed and were rebuilt" if selection.repaired else ""),
-            err=True,
-        )
+
+
+def _show_selection(
+    selection: Selection,
+    columns: str | None,
+    only_changed: bool,
+    out_format: str,
+    precision: int | None,
+    filtered: bool,
+) -> None:
+    """A few runs (``-n``): held in memory, laid out from their cells."""
     attrs, value_cols = choose_columns(selection, columns, only_changed)
     if out_format == "json":
         docs = [run_document(r, value_cols if columns else None) for r in selection.rows]
         render.echo(render.to_json(docs), exact=True)
         return
-    if precision is None and out_format in ("table", "md"):
-        precision = 5
     if out_format in ("table", "md") and not columns:
         value_cols = differing_first(selection.rows, value_cols)
     headers, rows = build_table(selection, attrs, value_cols, precision)
@@ -223,16 +279,10 @@ def show(
         )
         return
     if not selection.rows:
-        filtered = where or experiment or branch or statuses
         if selection.total:
             render.echo(f"0 of {selection.total:,} runs shown; --all or -n N for more.", err=True)
             return
-        render.echo(
-            "no runs match the filters."
-            if filtered
-            else "no runs yet: record one with `xp commit` or `xp.start_run()` in Python.",
-            err=True,
-        )
+        render.echo(_none_message(filtered), err=True)
         return
     if out_format == "md":
         render.echo(render.markdown(headers, rows))
@@ -241,6 +291,269 @@ def show(
     shown, total = len(selection.rows), selection.total
     if shown < total:
         render.echo(f"{shown} of {total:,} runs shown; --all or -n N for more.", err=True)
+
+
+def differing_first(rows: Sequence[RunRow], value_cols: list[str]) -> list[str]:
+    """What differs between the runs shown comes first: that is what a comparison is for."""
+    if len(rows) < 2:
+        return value_cols
+    return sorted(value_cols, key=lambda k: not _changed(rows, k))  # stable: kind, then name
+
+
+def _show_stream(
+    runs: RunStream,
+    columns: str | None,
+    only_changed: bool,
+    out_format: str,
+    precision: int | None,
+    filtered: bool,
+) -> None:
+    """Any number of runs (``--all``): streamed, one row in memory at a time. A table's
+    column widths and alignment come from SQL aggregates over the runs, so they are those
+    ``_show_selection`` would compute from the cells."""
+    number_format = f"%.{precision}g" if precision is not None and precision <= 15 else None
+    facts = runs.value_facts(runs.keys, number_format) if runs.count else {}
+    present = [k for k, f in facts.items() if f.present]
+    attrs, value_cols = pick_columns(
+        runs.keys, present, columns, only_changed, runs.count, lambda k: facts[k].changed
+    )
+    if out_format == "json":
+        wanted = value_cols if columns else None
+        docs = (run_document(r, wanted) for r in runs.rows())
+        render.write(itertools.chain(render.json_array(docs), ["\n"]), end="", exact=True)
+        return
+    if out_format in ("table", "md") and not columns and runs.count > 1:
+        value_cols = sorted(value_cols, key=lambda k: not facts[k].changed)  # differing_first
+    headers = [_HEADER.get(a, a) for a in attrs] + _labels(value_cols)
+
+    def cells(row: RunRow) -> list[str]:
+        return [_attr(row, a, precision) for a in attrs] + [
+            _cell(row, k, precision) for k in value_cols
+        ]
+
+    if out_format in ("csv", "tsv"):
+        sep = "," if out_format == "csv" else "\t"
+        render.write(_delimited(headers, (cells(r) for r in runs.rows()), sep), end="", exact=True)
+        return
+    if not runs.count:
+        render.echo(_none_message(filtered), err=True)
+        return
+    if out_format == "md":
+        lines = [render.markdown_row(headers), "|" + "|".join("---" for _ in headers) + "|"]
+        render.write(lines)
+        render.write(render.markdown_row(cells(r)) for r in runs.rows())
+    else:
+        _stream_table(runs, attrs, value_cols, headers, facts, precision)
+    if runs.count < runs.total:
+        render.echo(f"{runs.count} of {runs.total:,} runs shown; --all or -n N for more.", err=True)
+
+
+def _delimited(headers: list[str], rows: Iterable[list[str]], sep: str) -> Iterator[str]:
+    """CSV/TSV text of ``headers`` then ``rows``, in pieces of 2,000 rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=sep, lineterminator="\n")
+    writer.writerow(headers)
+    for i, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if i % 2000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _stream_table(
+    runs: RunStream,
+    attrs: list[str],
+    value_cols: list[str],
+    headers: list[str],
+    facts: dict[str, ValueFacts],
+    precision: int | None,
+) -> None:
+    """The terminal table of ``_print_table``, laid out from facts, then streamed."""
+    attr_facts = runs.attribute_facts()
+    n = attr_facts.rows
+    widths: list[int] = []
+    numeric: list[bool] = []
+    for attr, header in zip(attrs, headers, strict=False):
+        width, num = _attribute_layout(runs, attr_facts, attr)
+        widths.append(max(render.cells(header), width))
+        numeric.append(num)
+    headers = list(headers)
+    for i, key in enumerate(value_cols, len(attrs)):
+        width, num = _value_layout(runs, facts[key], key, n, precision)
+        # a long name over short values: shortened in the middle, as ``_print_table`` does
+        headers[i] = render.clip_middle(headers[i], min(render.MAX_CELL, max(12, width)))
+        widths.append(max(render.cells(headers[i]), width))
+        numeric.append(num)
+    one = n < 2  # with one row nothing differs, and everything is worth showing
+    changed = [one or facts[k].changed for k in value_cols]
+    drop = _drop_order(attrs, value_cols, changed)
+    kept = render.fit_widths(widths, render.terminal_width(), drop)
+    kept_widths = [widths[i] for i in kept]
+    line = render.aligned(kept_widths, [numeric[i] for i in kept])
+    getters: list[Callable[[RunRow], str]] = []
+    texts: list[tuple[int, int]] = []  # (position, width) of text cells: cleaned and cut
+    for pos, i in enumerate(kept):
+        if i < len(attrs):
+            getters.append(_attr_getter(attrs[i]))
+            if attrs[i] not in ("created", "end_time", "duration"):
+                texts.append((pos, widths[i]))
+        else:
+            key = value_cols[i - len(attrs)]
+            value_facts = facts[key]
+            whole = value_facts.present == n and not value_facts.nan
+            floats = whole and not value_facts.text_width and key.startswith("metrics.")
+            getters.append(_value_getter(key, precision, floats))
+            if not numeric[i]:
+                texts.append((pos, widths[i]))
+    clip = render.clip
+
+    def row_line(row: RunRow) -> str:
+        cells = [get(row) for get in getters]
+        for pos, width in texts:
+            cells[pos] = clip(cells[pos], width)
+        return line(cells)
+
+    render.write([line([headers[i] for i in kept])])
+    render.write(row_line(r) for r in runs.rows())
+    _hidden_note([h for i, h in enumerate(headers) if i not in kept])
+
+
+def _attr_getter(key: str) -> Callable[[RunRow], str]:
+    """``_attr`` for one column, with times and durations formatted once per value."""
+    if key not in ("created", "end_time", "duration"):
+        return lambda row: _attr(row, key, None)
+    field = {"created": "start", "end_time": "end", "duration": "duration"}[key]
+    fmt: Callable[[float | None], str] = render.duration if key == "duration" else render.local_time
+    seen: dict[float | None, str] = {}
+
+    def cached(row: RunRow) -> str:
+        value = getattr(row, field)
+        text = seen.get(value)
+        if text is None:
+            if len(seen) > 100_000:
+                seen.clear()
+            text = seen[value] = fmt(value)
+        return text
+
+    return cached
+
+
+def _value_getter(key: str, precision: int | None, floats: bool) -> Callable[[RunRow], str]:
+    """``_cell`` for one column; a column of floats in every row (``floats``) formats them
+    without the general path."""
+    missing = "nan" if key.startswith("metrics.") else "null"
+    spec = f".{precision}g" if precision is not None else None
+    if floats and spec is not None:
+        return lambda row: format(row.values[key], spec)
+
+    def get(row: RunRow) -> str:
+        value = row.values.get(key, _ABSENT)
+        if spec is not None and type(value) is float and value - value == 0:
+            return format(value, spec)
+        if value is None:
+            return missing
+        if value is _ABSENT:
+            return "-"
+        return render.number(value, precision)
+
+    return get
+
+
+_ABSENT = object()
+
+
+def _attribute_layout(runs: RunStream, facts: AttributeFacts, attr: str) -> tuple[int, bool]:
+    """(width, right-aligned) of an attribute column over every run shown."""
+    missing = facts.missing.get(attr, 0)
+    if attr in ("created", "end_time"):
+        width = 16 if facts.missing[attr] < facts.rows else 0  # "YYYY-MM-DD HH:MM"
+        return max(width, 1 if missing else 0), False
+    if attr == "duration":
+        width = len(render.duration(facts.longest)) if facts.longest is not None else 0
+        return max(width, 1 if missing else 0), False
+    width = {
+        "run_id": facts.run_id,
+        "name": facts.name,
+        "status": facts.status,
+        "experiment": facts.experiment,
+        "baseline": facts.baseline,
+        "branch": facts.branch,
+        "user": facts.user,
+        "commit": 12,
+    }[attr]
+    width = max(min(width, render.MAX_CELL), 1 if missing else 0)
+    texts = (render.clip(t) for t in runs.attribute_texts(attr))
+    return width, _numeric_column(texts)
+
+
+def _value_layout(
+    runs: RunStream, facts: ValueFacts, key: str, rows: int, precision: int | None
+) -> tuple[int, bool]:
+    """(width, right-aligned) of a value column over every run shown."""
+    number = facts.number_width
+    if precision is not None and precision > 15:  # beyond what SQLite's printf matches
+        number = max((len(render.number(v, precision)) for v in runs.value_numbers(key)), default=0)
+    width = max(
+        number,
+        min(facts.text_width, render.MAX_CELL),
+        3 if facts.nan else 0,
+        1 if facts.present < rows else 0,
+    )
+    numeric = (
+        facts.present > 0
+        and facts.text_width <= render.MAX_CELL
+        and _all_numeric(runs.value_texts(key))
+    )
+    return width, numeric
+
+
+def _all_numeric(texts: Iterable[str]) -> bool:
+    return all(render.is_numeric(t) for t in texts)
+
+
+def _numeric_column(texts: Iterable[str]) -> bool:
+    """``render.table``'s rule: every cell reads as a number, and not every cell is "-"."""
+    shown = False
+    for text in texts:
+        if not render.is_numeric(text):
+            return False
+        shown = shown or text != "-"
+    return shown
+
+
+def _drop_order(attrs: list[str], value_cols: list[str], changed: list[bool]) -> list[int]:
+    """Columns to drop first to last when the table is too wide (docs/show-diff.md):
+    unchanged params and metrics from the right, then baseline, duration and created, then
+    changed params from the right, then changed metrics from the right; id, name and status
+    stay. What differs between runs is what a comparison is for."""
+    n_attr = len(attrs)
+    values_idx = range(n_attr, n_attr + len(value_cols))
+    unchanged = [i for i, c in zip(values_idx, changed, strict=True) if not c][::-1]
+    changed_params = [
+        i
+        for i, c, k in zip(values_idx, changed, value_cols, strict=True)
+        if c and not k.startswith("metrics.")
+    ][::-1]
+    changed_metrics = [
+        i
+        for i, c, k in zip(values_idx, changed, value_cols, strict=True)
+        if c and k.startswith("metrics.")
+    ][::-1]
+    fixed = [attrs.index(a) for a in ("baseline", "duration", "created") if a in attrs]
+    return unchanged + fixed + changed_params + changed_metrics
+
+
+def _hidden_note(hidden: list[str]) -> None:
+    if hidden:
+        n = len(hidden)
+        names = ", ".join(hidden[:5]) + (", ..." if n > 5 else "")
+        render.echo(
+            f"+{n} column{'s' if n > 1 else ''} hidden to fit the terminal ({names}):"
+            " pick with --columns, or see all with --format md.",
+            err=True,
+        )
 
 
 def _fit(
@@ -269,13 +582,6 @@ def _fit(
     )
 
 
-def differing_first(rows: Sequence[RunRow], value_cols: list[str]) -> list[str]:
-    """What differs between the runs shown comes first: that is what a comparison is for."""
-    if len(rows) < 2:
-        return value_cols
-    return sorted(value_cols, key=lambda k: not _changed(rows, k))  # stable: kind, then name
-
-
 def _print_table(
     selection: Selection,
     headers: list[str],
@@ -298,31 +604,7 @@ def _print_table(
     # With one row nothing differs, and everything is worth showing.
     one = len(selection.rows) < 2
     changed = [one or _changed(selection.rows, k) for k in value_cols]
-    values_idx = list(range(n_attr, len(headers)))
-    # The drop order (docs/show-diff.md): unchanged params and metrics from the right, then
-    # baseline, duration and created, then changed params from the right, then changed
-    # metrics from the right; id, name and status stay.
-    unchanged = [i for i, c in zip(values_idx, changed, strict=True) if not c][::-1]
-    changed_params = [
-        i
-        for i, c, k in zip(values_idx, changed, value_cols, strict=True)
-        if c and not k.startswith("metrics.")
-    ][::-1]
-    changed_metrics = [
-        i
-        for i, c, k in zip(values_idx, changed, value_cols, strict=True)
-        if c and k.startswith("metrics.")
-    ][::-1]
-    fixed = [attrs.index(a) for a in ("baseline", "duration", "created") if a in attrs]
-    fitted = _fit(
-        headers, rows, render.terminal_width(), unchanged + fixed + changed_params + changed_metrics
-    )
+    drop = _drop_order(attrs, value_cols, changed)
+    fitted = _fit(headers, rows, render.terminal_width(), drop)
     render.echo(render.table(fitted.headers, fitted.rows))
-    if fitted.hidden:
-        n = len(fitted.hidden)
-        names = ", ".join(fitted.hidden[:5]) + (", ..." if n > 5 else "")
-        render.echo(
-            f"+{n} column{'s' if n > 1 else ''} hidden to fit the terminal ({names}):"
-            " pick with --columns, or see all with --format md.",
-            err=True,
-        )
+    _hidden_note(fitted.hidden)

@@ -2,44 +2,109 @@
 
 Reading 10,000 run records object by object through dulwich costs seconds; one cat-file
 process answers the same questions from packs and loose objects in a fraction of that,
-and the index only ever needs a handful of small objects per run.
+and the index only ever needs a handful of small objects per run. The requests are written
+by a thread and the answers parsed as they arrive, so git reads objects on one core while
+Python parses the previous ones on the other, and memory holds one chunk, not the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import contextlib
+import fcntl
+import os
+import subprocess
+import tempfile
+import threading
+from collections.abc import Generator, Iterable
+from typing import IO
 
-from xp.gitstore.repo import GitRepo
+from xp.errors import GitError
+from xp.gitstore.repo import GitRepo, spawn_git
 
-_CHUNK = 5000  # requests per cat-file process: bounds memory on 100k-run rebuilds
-
-
-def read_objects(repo: GitRepo, names: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
-    """(name, content) for each object name (sha or ``rev:path``); content None if missing."""
-    batch: list[str] = []
-    for name in names:
-        batch.append(name)
-        if len(batch) >= _CHUNK:
-            yield from _read_batch(repo, batch)
-            batch = []
-    if batch:
-        yield from _read_batch(repo, batch)
+_CHUNK = 1 << 20  # bytes read from git at a time
+_PIPE_SIZE = 1 << 20  # a bigger pipe lets git run further ahead of the parser
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
-def _read_batch(repo: GitRepo, names: list[str]) -> Iterator[tuple[str, bytes | None]]:
-    request = "".join(f"{n}\n" for n in names).encode()
-    out = repo.git("cat-file", "--batch", input=request).stdout
-    pos = 0
-    for name in names:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split(b" ")
-        pos = end + 1
-        if len(header) != 3 or not header[2].isdigit():  # "<name> missing" / "ambiguous"
-            yield name, None
-            continue
-        size = int(header[2])
-        yield name, out[pos : pos + size]
-        pos += size + 1
+def _feed(stdin: IO[bytes], names: list[str]) -> None:
+    try:
+        for i in range(0, len(names), 4096):
+            stdin.write("".join(f"{n}\n" for n in names[i : i + 4096]).encode())
+        stdin.close()
+    except (BrokenPipeError, ValueError, OSError):
+        pass  # git died or the reader stopped early: the reader reports it
+
+
+def read_objects(
+    repo: GitRepo, names: Iterable[str]
+) -> Generator[tuple[str, bytes | None], None, None]:
+    """(name, content) for each object name (sha or ``rev:path``), in order, as git answers;
+    content None if missing."""
+    wanted = list(names)
+    if not wanted:
+        return
+    with tempfile.TemporaryFile() as errors:
+        proc = spawn_git(["cat-file", "--batch"], repo.worktree, stderr=errors)
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+        feeder = threading.Thread(target=_feed, args=(proc.stdin, wanted), daemon=True)
+        feeder.start()
+        buf = b""
+        pos = 0
+        served = 0
+        try:
+            for name in wanted:
+                while (end := buf.find(b"\n", pos)) < 0:
+                    buf, pos = _more(fd, buf, pos, proc, errors)
+                header = buf[pos:end].split(b" ")
+                pos = end + 1
+                served += 1
+                if len(header) != 3 or not header[2].isdigit():  # "<name> missing"/"ambiguous"
+                    yield name, None
+                    continue
+                size = int(header[2])
+                while len(buf) - pos < size + 1:
+                    buf, pos = _more(fd, buf, pos, proc, errors, size + 1)
+                yield name, buf[pos : pos + size]
+                pos += size + 1
+        finally:
+            if served < len(wanted) and proc.poll() is None:
+                proc.kill()  # the reader stopped early: git would wait to write the rest
+            proc.wait()
+            proc.stdout.close()
+            feeder.join()
+
+
+def _more(
+    fd: int,
+    buf: bytes,
+    pos: int,
+    proc: subprocess.Popen[bytes],
+    errors: IO[bytes],
+    need: int = 0,
+) -> tuple[bytes, int]:
+    """The unread part of ``buf`` plus what git wrote since (at least ``need`` bytes)."""
+    rest = buf[pos:]
+    parts = [rest]
+    have = len(rest)
+    while True:
+        chunk = os.read(fd, max(_CHUNK, need - have))
+        if not chunk:
+            proc.wait()
+            errors.seek(0)
+            detail = errors.read().decode(errors="replace").strip().splitlines()
+            raise GitError(
+                "git cat-file stopped answering"
+                + (f": {detail[-1]}" if detail else f" (exit code {proc.returncode})")
+                + "; check the repository with `git fsck`"
+            )
+        parts.append(chunk)
+        have += len(chunk)
+        if have >= need:
+            return b"".join(parts), 0
 
 
 def parse_tree(data: bytes) -> dict[str, tuple[int, str]]:
@@ -84,6 +149,22 @@ def blob_ids(repo: GitRepo, names: list[str]) -> set[str]:
         parts[0]
         for line in proc.stdout.decode().splitlines()
         if len(parts := line.split()) == 2 and parts[1] == "blob"
+    }
+
+
+def object_types(repo: GitRepo, shas: list[str]) -> dict[str, str]:
+    """sha -> object type (commit, tree, blob, tag) of each sha that exists."""
+    if not shas:
+        return {}
+    proc = repo.git(
+        "cat-file",
+        "--batch-check=%(objectname) %(objecttype)",
+        input="".join(f"{s}\n" for s in shas).encode(),
+    )
+    return {
+        parts[0]: parts[1]
+        for line in proc.stdout.decode().splitlines()
+        if len(parts := line.split()) == 2
     }
 
 

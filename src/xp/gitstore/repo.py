@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import IO
 
 from xp.errors import (
     GitError,
@@ -78,6 +79,23 @@ def run_git(
     if check and proc.returncode != 0:
         raise git_failure(args, proc)
     return proc
+
+
+def spawn_git(
+    args: list[str], cwd: Path | str, stderr: int | IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """A long-lived git process with pipes on stdin and stdout (``git cat-file --batch``)."""
+    try:
+        return subprocess.Popen(
+            [_git_exe(), *args],
+            cwd=cwd,
+            env=git_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    except OSError as exc:
+        raise GitError(f"could not run git: {exc.strerror}; check that git is installed") from None
 
 
 # What git prints when the remote end is the problem (URL, network, access).

@@ -46,10 +46,10 @@ def _stale_record(repo: GitRepo) -> str | None:
         meta = yamlio.load(data, fmt.META_FILE) or {}
     except ConfigError as exc:
         return str(exc)
-    from xp.query.resolve import runs_by_id
+    from xp.query.resolve import find
 
     run_id = str(meta.get("id", "")) if isinstance(meta, dict) else ""
-    entry = runs_by_id(repo).get(run_id)
+    entry = find(repo, run_id)
     if entry is None:
         return None  # the run is not here to compare with: nothing to say
     if staged.differs_from(repo, entry.commit, exclude=fmt.RECORD_DIR, index_file=index_file):

@@ -543,7 +543,9 @@ def _equal(col: Column, op: str, value: Any, cell: Any) -> bool:
         return isinstance(cell, str) and _compare(cell, op, values.text(value))
     if col.kind == "params":
         if is_num and not math.isnan(value):
-            numeric = values.is_number(cell) and _compare(cell, op, value)
+            # an infinite param is shown as its text, and compares as the number it is
+            number = float(cell) if cell in ("inf", "-inf") else cell
+            numeric = values.is_number(number) and _compare(number, op, value)
             if op != "=":
                 return numeric
             return numeric or values.text(cell) == values.text(value)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 from xp import format as fmt
 from xp.errors import AmbiguousRunError, RunNotFoundError
 from xp.format import RunRef
-from xp.gitstore.refs import list_refs, read_ref
+from xp.gitstore.refs import find_run, list_refs, read_ref
 from xp.gitstore.repo import GitRepo
 from xp.gitstore.trees import read_folder, rev_parse_commit
 from xp.record.annotations import Annotations, Event
@@ -34,16 +34,27 @@ class RunEntry:
         return str(self.run_ref)
 
 
-def runs_by_id(repo: GitRepo) -> dict[str, RunEntry]:
-    """Run id -> its ref; a local run (refs/xp/runs/) wins over fetched copies of it."""
+def _best(refs: dict[str, str]) -> dict[str, RunEntry]:
+    """Run id -> its ref among ``refs``; a local run (refs/xp/runs/) wins over fetched copies."""
     found: dict[str, RunEntry] = {}
-    for name, sha in list_refs(repo.common_dir, "refs/xp/").items():
+    for name, sha in refs.items():
         ref = RunRef.parse(name)
         if ref is None:
             continue
         have = found.get(ref.id)
         if have is None or (ref.is_local, str(ref)) > (have.run_ref.is_local, have.ref):
             found[ref.id] = RunEntry(ref, sha)
+    return found
+
+
+def runs_by_id(repo: GitRepo) -> dict[str, RunEntry]:
+    """Run id -> its ref, for every run (this lists every ref: to find one run, ``find``)."""
+    return _best(list_refs(repo.common_dir, "refs/xp/"))
+
+
+def find(repo: GitRepo, run_id: str) -> RunEntry | None:
+    """The ref of run ``run_id`` (local over fetched), in a few lookups whatever the count."""
+    found = _best(find_run(repo.common_dir, run_id)).get(run_id)
     return found
 
 
@@ -167,26 +178,29 @@ def resolve_spec(repo: GitRepo, spec: str, *, allow_workspace: bool = False) -> 
         if sha is None:
             raise RunNotFoundError(f"no ref {spec!r}; list runs with `xp show`")
         return Resolved(spec, spec, sha)
-    runs = runs_by_id(repo)
     low = spec.lower()
-    if low in runs:
-        return _of(spec, runs[low])
-    prefix = (
-        [r for r in runs.values() if r.id.startswith(low)]
-        if set(low) <= _B32_CHARS and not spec.startswith("refs/")
-        else []
-    )
-    if len(prefix) == 1:
-        return _of(spec, prefix[0])
-    named = _runs_named(repo, spec) if runs else []
+    entry = find(repo, low)  # an id (any name a run ref may have)
+    if entry is not None:
+        return _of(spec, entry)
+    from xp.query.index import open_index
+
+    with open_index(repo) as index:
+        prefix: list[RunEntry] = []
+        matches = 0
+        if set(low) <= _B32_CHARS:
+            found, matches = index.runs_with_prefix(low, 5)
+            prefix = [RunEntry(ref, commit) for ref, commit in found]
+        if matches == 1:
+            return _of(spec, prefix[0])
+        named = [RunEntry(ref, commit) for ref, commit in index.runs_named(spec)]
     if named:
         newest, older = named[0], named[1:]
         return _of(spec, newest, tuple(r.id for r in older))
-    if len(prefix) > 1:
-        listed = ", ".join(sorted((m.id for m in prefix), reverse=True)[:5])
-        more = f" and {len(prefix) - 5} more" if len(prefix) > 5 else ""
+    if matches > 1:
+        listed = ", ".join(m.id for m in prefix)
+        more = f" and {matches - 5} more" if matches > 5 else ""
         raise AmbiguousRunError(
-            f"{spec!r} is the start of {len(prefix)} run ids ({listed}{more});"
+            f"{spec!r} is the start of {matches} run ids ({listed}{more});"
             " type more characters, or list runs with `xp show`"
         )
     sha = rev_parse_commit(repo, spec)
@@ -214,14 +228,6 @@ def resolve(repo: GitRepo, spec: str) -> tuple[str, str]:
     found = resolve_spec(repo, spec)
     assert found.commit is not None
     return found.ref, found.commit
-
-
-def _runs_named(repo: GitRepo, name: str) -> list[RunEntry]:
-    """The runs named ``name``, newest first."""
-    from xp.query.index import open_index
-
-    with open_index(repo) as index:
-        return [RunEntry(ref, commit) for ref, commit in index.runs_named(name)]
 
 
 def _suggest(repo: GitRepo, spec: str) -> str:

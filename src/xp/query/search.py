@@ -13,7 +13,8 @@ MLflow and W&B list running runs with the rest; so does every listing here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,7 +30,7 @@ from xp.query.filters import (
     parse_filter,
     parse_sort,
 )
-from xp.query.index import Index, RunRow, open_index
+from xp.query.index import AttributeFacts, Index, Query, RunRow, Table, ValueFacts, open_index
 from xp.query.live import live_rows
 from xp.record import values as record_values
 from xp.record.build import iso_time
@@ -117,12 +118,13 @@ def select_runs(
     with open_index(repo, sync=not rebuild) as index:
         if rebuild:
             index.rebuild()
-        keys = index.keys()
+        keys, known = index.keys(), index.known_keys()
         if running:
             keys = sorted(set(keys).union(*(r.values for r in running)))
-        node = parse_filter(where, keys) if where and where.strip() else None
+            known = sorted(set(known).union(keys))
+        node = parse_filter(where, known) if where and where.strip() else None
         experiments, statuses = _experiments(experiment), _statuses(status)
-        sort_keys = _sort_keys(sort, keys)
+        sort_keys = _sort_keys(sort, known)
         running = [
             r
             for r in _unindexed(index, running)
@@ -146,8 +148,9 @@ def select_runs(
         repaired = index.verify(rows) if verify else 0
         if repaired:  # rebuilt rows may hold other columns and match otherwise: ask again
             keys = sorted(set(index.keys()).union(*(r.values for r in running)))
-            node = parse_filter(where, keys) if where and where.strip() else None
-            sort_keys = _sort_keys(sort, keys)
+            known = sorted(set(index.known_keys()).union(keys))
+            node = parse_filter(where, known) if where and where.strip() else None
+            sort_keys = _sort_keys(sort, known)
             rows, total = query()
     if not running:
         return Selection(rows, total, keys, repaired)
@@ -216,37 +219,144 @@ def sort_rows(rows: list[RunRow], keys: Sequence[SortKey]) -> list[RunRow]:
     return out
 
 
+_INF_CELLS = {
+    record_values.metric_cell(math.inf): math.inf,
+    record_values.metric_cell(-math.inf): -math.inf,
+}
+
+
+def _cell(kind: str, value: Any) -> tuple[Any, str | None]:
+    """(number, text) of a shown value as the index's ``vals`` holds it (``rows.stored``):
+    what a sort compares. (None, None) sorts with the missing values."""
+    if value is None:  # a NaN metric; a null param is the text "null"
+        return (None, "null") if kind == "params" else (None, None)
+    if isinstance(value, str):
+        if kind == "metrics" and value in _INF_CELLS:
+            return _INF_CELLS[value], None
+        if kind == "params" and value in ("inf", "-inf"):  # an infinite float param's text
+            return float(value), value
+        return None, value
+    if record_values.is_number(value):
+        num = value if isinstance(value, float) or -(2**63) <= value < 2**63 else float(value)
+        if kind == "metrics":
+            return (None, None) if num != num else (num, None)
+        return num, repr(value)
+    return None, record_values.text(value)  # bools, lists
+
+
 def _sorted_by(rows: list[RunRow], key: SortKey) -> list[RunRow]:
     col, desc = key.column, key.descending
-    numbers: list[tuple[Any, RunRow]] = []
-    others: list[tuple[Any, RunRow]] = []
-    absent: list[RunRow] = []
-    null: list[RunRow] = []  # NaN metrics, null params: after the absent ones, as in SQLite
-    for row in rows:
-        if col.kind == "attr":
+    if col.kind == "attr":
+        numbers: list[tuple[Any, RunRow]] = []
+        absent: list[RunRow] = []
+        for row in rows:
             value = row_values(row)[col.key]
+            (absent.append(row) if value is None else numbers.append((value, row)))
+        numbers.sort(key=lambda t: t[0], reverse=desc)
+        return [r for _, r in numbers] + absent
+    nums: list[tuple[Any, RunRow]] = []
+    texts: list[tuple[str, RunRow]] = []
+    missing: list[RunRow] = []  # absent, NaN metrics: after the rest, as in the SQL
+    for row in rows:
+        value = row.values.get(col.name, _ABSENT)
+        num, text = (None, None) if value is _ABSENT else _cell(col.kind, value)
+        if num is not None:
+            nums.append(((num, text is not None, text or ""), row))  # NULL text first
+        elif text is not None:
+            texts.append((text, row))
         else:
-            value = row.values.get(col.name, _ABSENT)
-        if value is _ABSENT:
-            absent.append(row)
-        elif value is None:
-            (absent if col.kind == "attr" else null).append(row)
-        elif col.kind == "attr" or record_values.is_number(value):
-            numbers.append((value, row))
-        elif isinstance(value, bool):  # SQLite reads JSON true/false as 1/0: before text
-            others.append(((0, int(value), ""), row))
-        else:
-            text = value if isinstance(value, str) else _json_text(value)
-            others.append(((1, 0, text), row))
-    numbers.sort(key=lambda t: t[0], reverse=desc)
-    others.sort(key=lambda t: t[0], reverse=desc)
-    return [r for _, r in numbers] + [r for _, r in others] + absent + null
+            missing.append(row)
+    nums.sort(key=lambda t: t[0], reverse=desc)
+    texts.sort(key=lambda t: t[0], reverse=desc)
+    return [r for _, r in nums] + [r for _, r in texts] + missing
 
 
 def _json_text(value: Any) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class RunStream:
+    """The runs a query selects, read from the index while they are printed: ``rows()``
+    yields them one at a time (each call runs the query again), and the facts methods
+    answer from SQL aggregates what a table layout needs to know about all of them."""
+
+    def __init__(
+        self, index: Index, query: Query, keys: list[str], running: list[RunRow] | None = None
+    ) -> None:
+        self.index = index
+        self.query = query
+        self.keys = keys  # every params./metrics./tags. column any run has
+        # runs still logging that the query selects: not in the index, so not streamed;
+        # a caller lists them with ``select_runs(..., running=...)`` (they are few)
+        self.running = running or []
+        self.total = index.matching(query)  # runs that match, before the limit
+        self.count = self.total if query.limit is None else min(self.total, query.limit)
+
+    def rows(self) -> Iterator[RunRow]:
+        return self.index.stream(self.query)
+
+    def value_facts(self, keys: Sequence[str], number_format: str | None) -> dict[str, ValueFacts]:
+        return self.index.value_facts(self.query, keys, number_format)
+
+    def value_texts(self, key: str) -> Iterator[str]:
+        return self.index.value_texts(self.query, key)
+
+    def value_numbers(self, key: str) -> Iterator[float]:
+        return self.index.value_numbers(self.query, key)
+
+    def attribute_facts(self) -> AttributeFacts:
+        return self.index.attribute_facts(self.query)
+
+    def attribute_texts(self, attribute: str) -> Iterator[str]:
+        return self.index.attribute_texts(self.query, attribute)
+
+
+@contextlib.contextmanager
+def stream_runs(
+    repo: GitRepo,
+    *,
+    where: str | None = None,
+    sort: Sequence[str] | str | None = (),
+    limit: int | None = None,
+    experiment: str | Sequence[str] | None = None,
+    branch: str | None = None,
+    status: Sequence[str] = (),
+    rebuild: bool = False,
+    live: bool = True,
+) -> Iterator[RunStream]:
+    """``select_runs`` for any number of runs: memory holds one row at a time (the runs
+    still logging, few, are in ``running``)."""
+    if limit is not None and limit < 0:
+        raise InvalidValueError(f"limit must be 0 or more, got {limit}")
+    with open_index(repo, sync=not rebuild) as index:
+        if rebuild:
+            index.rebuild()
+        keys, known = index.keys(), index.known_keys()
+        running = live_rows(repo) if live else []
+        if running:
+            known = sorted(set(known).union(*(r.values for r in running)))
+        query = Query(
+            where=parse_filter(where, known) if where and where.strip() else None,
+            experiments=_experiments(experiment),
+            branch=branch,
+            statuses=_statuses(status),
+            sort=_sort_keys(sort, known),
+            limit=limit,
+        )
+        running = [
+            r
+            for r in _unindexed(index, running)
+            if _matches(
+                r,
+                query.where,
+                experiments=list(query.experiments),
+                branch=branch,
+                statuses=list(query.statuses),
+            )
+        ]
+        yield RunStream(index, query, keys, running)
 
 
 def _sort_keys(sort: Iterable[str] | str | None, keys: list[str]) -> list[SortKey]:
@@ -274,38 +384,81 @@ def search_runs(
     """
     if max_results is not None and max_results < 0:
         raise InvalidValueError(f"max_results must be 0 or more, got {max_results}")
-    selection = select_runs(
+    with stream_runs(
         repo, where=filter_string, sort=order_by, limit=max_results, experiment=experiment
+    ) as runs:
+        if not runs.running:  # the index alone: read column by column
+            return _frame(runs.index.table(runs.query))
+    selection = select_runs(
+        repo,
+        where=filter_string,
+        sort=order_by,
+        limit=max_results,
+        experiment=experiment,
+        running=runs.running,
     )
-    return _frame(selection.rows)
+    return _frame(_table_of(selection.rows))
 
 
-def _frame(rows: list[RunRow]) -> pd.DataFrame:
+def _table_of(rows: list[RunRow]) -> Table:
+    """``rows`` (some of them running runs, without a commit) as the index's ``Table``."""
+    out = Table()
+    sids: dict[tuple[str, ...], int] = {}
+    for r in rows:
+        keys = tuple(r.values)
+        sid = sids.setdefault(keys, len(sids))
+        out.keys[sid] = keys
+        out.run_id.append(r.run_id)
+        out.experiment.append(r.experiment)
+        out.status.append(r.status)
+        out.start.append(r.start)
+        out.end.append(r.end)
+        out.name.append(r.name)
+        out.commit.append(r.commit or None)  # type: ignore[arg-type]
+        out.sid.append(sid)
+        out.values.append(list(r.values.values()))
+    return out
+
+
+def _frame(table: Table) -> pd.DataFrame:
+    """The DataFrame of ``table``: built column by column, one block per key set, so 100,000
+    runs cost a few vectorised calls rather than a dict per run."""
     import pandas as pd
 
     frame = pd.DataFrame(
         {
-            "run_id": [r.run_id for r in rows],
-            "experiment": [r.experiment for r in rows],
-            "status": [r.status for r in rows],
-            "start_time": [r.start for r in rows],
-            "end_time": [r.end for r in rows],
-            "run_name": [r.name for r in rows],
-            "commit": [r.commit or None for r in rows],
+            "run_id": table.run_id,
+            "experiment": table.experiment,
+            "status": table.status,
+            "start_time": pd.array(table.start, dtype="float64"),
+            "end_time": pd.array(table.end, dtype="float64"),
+            "run_name": table.name,
+            "commit": table.commit,
         }
     )
     for col in ("start_time", "end_time"):
         millis = (frame[col].astype("float64") * 1000).round()
         frame[col] = pd.to_datetime(millis, unit="ms", utc=True)
-    data = [r.values for r in rows]
-    seen: dict[str, None] = {}
-    for d in data:
-        seen.update(dict.fromkeys(d))
-    if not seen:
+    groups: dict[int, list[int]] = {}
+    for i, sid in enumerate(table.sid):
+        groups.setdefault(sid, []).append(i)
+    parts = []
+    for sid, rows in groups.items():
+        columns = list(table.keys[sid])
+        if not columns:
+            continue
+        if len(rows) == len(table.sid):
+            parts.append(pd.DataFrame(table.values, columns=columns))
+        else:
+            data = [table.values[i] for i in rows]
+            parts.append(pd.DataFrame(data, columns=columns, index=rows))
+    if not parts:
         return cast("pd.DataFrame", frame)
+    values = parts[0] if len(parts) == 1 else pd.concat(parts, sort=False)
+    values = values.reindex(index=range(len(frame)))
     rank = {"metrics.": 0, "params.": 1}
-    keys = sorted(seen, key=lambda k: (rank.get(k[:8], rank.get(k[:7], 2)), k))
-    values = pd.DataFrame.from_records(data, columns=keys)
+    keys = sorted(values.columns, key=lambda k: (rank.get(k[:8], rank.get(k[:7], 2)), k))
+    values = values[keys]
     for key in keys:
         column = values[key]
         if key.startswith("metrics."):

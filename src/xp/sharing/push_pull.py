@@ -121,6 +121,7 @@ def upload_missing(
     jobs: int | None = None,
     progress: Progress | None = None,
     publishing: Iterable[str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> UploadResult:
     """Upload the artifacts (and cached inputs) of ``commits`` the artifact remote lacks.
 
@@ -129,22 +130,56 @@ def upload_missing(
     checked on the store itself, never taken from what earlier pushes remembered.
     Raises RemoteError naming run, path and hash when an artifact is on no store at all;
     nothing is uploaded then. Commits without a run record need nothing and are fine.
+    Commits whose objects an earlier push saw all on the remote are not looked at again;
+    ``labels`` (commit -> run id) saves listing the refs when the caller has them.
     """
     commits = list(commits)
-    labels = run_labels(repo, commits)
-    cache_dir = cache.cache_dir(repo)
-    items, _unknown_dirs = expand_dirs(manifests.needed(repo, labels), cache_dir)
-    result = UploadResult()
-    if not items:
-        return result
-    target = open_store(repo, store)
-    result.store = target.spec.name
-    wanted = _unique(items)
     fresh = set(commits if publishing is None else publishing)
+    try:
+        target: ArtifactStore | None = open_store(repo, store)
+    except RemoteError:
+        target = None  # no artifact remote: fine as long as nothing needs one
+    result = UploadResult()
+    seen: set[str] = set()  # objects of commits a push completed before: on the remote
+    if target is not None:
+        # a run about to be published is checked on the store itself, whatever was done;
+        # and then a sample of what earlier pushes saw, as ``missing_for_upload`` does
+        done = {c: shas for c, shas in target.done_commits().items() if c not in fresh}
+        seen = {sha for c in commits if c in done for sha in done[c]}
+        if seen and fresh.intersection(commits) and not target.still_there(seen):
+            done, seen = {}, set()  # the store lost objects: every run is looked at again
+        commits = [c for c in commits if c not in done]
+        if seen:
+            result.store, result.present = target.spec.name, len(seen)
+    if not commits:
+        return result
+    if labels is None:
+        labels = run_labels(repo, commits)
+    else:
+        labels = {c: labels.get(c, c[:12]) for c in commits}
+    cache_dir = cache.cache_dir(repo)
+    items, unknown_dirs = expand_dirs(manifests.needed(repo, labels), cache_dir)
+    unsure = {item.run for item in unknown_dirs}  # a folder input whose files are not known
+    by_label: dict[str, list[str]] = {}
+    for item in items:
+        by_label.setdefault(item.run, []).append(item.sha256)
+    objects = {
+        c: sorted(set(by_label.get(labels[c], []))) for c in commits if labels[c] not in unsure
+    }
+    if not items:
+        if target is not None:
+            target.remember_commits(objects)
+        return result
+    if target is None:
+        target = open_store(repo, store)  # raises: no artifact remote, and how to add one
+    result.store = target.spec.name
     fresh_runs = {labels[c] for c in fresh if c in labels}
     recheck = {i.sha256 for i in items if i.run in fresh_runs}
+    wanted = {
+        sha: item for sha, item in _unique(items).items() if sha not in seen or sha in recheck
+    }
     missing = target.missing_for_upload(wanted, recheck)
-    result.present = len(wanted) - len(missing)
+    result.present = len(seen - wanted.keys()) + len(wanted) - len(missing)
     send: list[tuple[str, int]] = []
     for sha in sorted(missing):
         item = wanted[sha]
@@ -161,8 +196,10 @@ def upload_missing(
         target.remember([sha])
         return size
 
-    done = transfer(send, upload, jobs or target.spec.jobs, progress)
-    result.objects, result.bytes = done.objects, done.bytes
+    done_now = transfer(send, upload, jobs or target.spec.jobs, progress)
+    result.objects, result.bytes = done_now.objects, done_now.bytes
+    unsent = {item.run for item in result.not_cached}  # inputs logged without cache=True
+    target.remember_commits({c: objs for c, objs in objects.items() if labels[c] not in unsent})
     return result
 
 
@@ -271,10 +308,11 @@ def pick_git_remote(repo: GitRepo, name: str | None) -> str:
 
 def _select_runs(repo: GitRepo, specs: list[str] | None) -> dict[RunRef, str]:
     """run ref -> commit: the named runs (local or fetched), or every local run."""
-    from xp.query.resolve import resolve_run, runs_by_id
+    from xp.query.resolve import resolve_run
 
     if not specs:
-        return {e.run_ref: e.commit for e in runs_by_id(repo).values() if e.run_ref.is_local}
+        local = list_refs(repo.common_dir, RunRef.prefix()).items()
+        return {ref: sha for name, sha in local if (ref := RunRef.parse(name)) is not None}
     out: dict[RunRef, str] = {}
     for spec in specs:
         entry = resolve_run(repo, spec)
@@ -355,6 +393,7 @@ def push(
         return result
     if artifacts:
         commits = sorted(set(selected.values()))
+        labels = {commit: ref.id for ref, commit in selected.items()}
         result.upload = upload_missing(
             repo,
             commits=commits,
@@ -362,6 +401,7 @@ def push(
             jobs=jobs,
             progress=progress,
             publishing=_unpublished(repo, name, selected),
+            labels=labels,
         )
     if runs:
         refspecs = [f"{ref}:{ref.local}" for ref in sorted(selected)]

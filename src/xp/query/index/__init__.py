@@ -7,6 +7,23 @@ records into ``RunRow``, ``compile`` turns parsed filters and sort keys into SQL
 from __future__ import annotations
 
 from xp.query.index.rows import RunRow
-from xp.query.index.store import INDEX_FILE, Index, open_index
+from xp.query.index.store import (
+    INDEX_FILE,
+    AttributeFacts,
+    Index,
+    Query,
+    Table,
+    ValueFacts,
+    open_index,
+)
 
-__all__ = ["INDEX_FILE", "Index", "RunRow", "open_index"]
+__all__ = [
+    "INDEX_FILE",
+    "AttributeFacts",
+    "Index",
+    "Query",
+    "RunRow",
+    "Table",
+    "ValueFacts",
+    "open_index",
+]

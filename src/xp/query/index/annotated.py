@@ -11,13 +11,13 @@ was garbage-collected) the caller reads every row again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from xp.errors import GitError
 from xp.gitstore import notes
 from xp.gitstore.repo import GitRepo
 from xp.query.annotations import for_commits
-from xp.query.index.rows import RunRow
+from xp.query.index.rows import Stored, retagged
 from xp.record.annotations import Annotations
 
 
@@ -77,20 +77,18 @@ def changed(repo: GitRepo, before: NotesState | None, after: NotesState) -> set[
     return out
 
 
-def apply(repo: GitRepo, rows: list[RunRow], current: NotesState | None) -> list[RunRow]:
-    """``rows`` (read from records) with the annotations of ``current`` applied. Lines that
+def apply(repo: GitRepo, items: list[Stored], current: NotesState | None) -> list[Stored]:
+    """``items`` (read from records) with the annotations of ``current`` applied. Lines that
     do not parse are skipped here; ``xp log RUN`` and ``get_run`` name them."""
     valid = current.valid() if current is not None else {}
-    if not valid or not rows:
-        return rows
-    found = for_commits(repo, [r.commit for r in rows], valid).runs
-    return [annotated(r, found.get(r.commit)) for r in rows]
+    if not valid or not items:
+        return items
+    found = for_commits(repo, [r.commit for r in items], valid).runs
+    return [annotated(r, found.get(r.commit)) for r in items]
 
 
-def annotated(row: RunRow, ann: Annotations | None) -> RunRow:
+def annotated(item: Stored, ann: Annotations | None) -> Stored:
     if ann is None or not ann.events:
-        return row
-    recorded = {k[5:]: str(v) for k, v in row.values.items() if k.startswith("tags.")}
-    data = {k: v for k, v in row.values.items() if not k.startswith("tags.")}
-    data.update({f"tags.{k}": v for k, v in ann.apply_tags(recorded).items()})
-    return replace(row, experiment=ann.experiment or row.experiment, values=data)
+        return item
+    recorded = {k[5:]: str(txt) for k, _num, txt in item.cells if k.startswith("tags.")}
+    return retagged(item, ann.apply_tags(recorded), ann.experiment or item.experiment)

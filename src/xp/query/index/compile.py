@@ -1,13 +1,18 @@
 """Filters and sort keys (parsed by ``xp.query.filters``) -> SQL over the index tables.
 
-Every comparison compiles to an expression that is 1 or 0, never NULL, so ``not`` and ``!=``
-keep the rules of docs/runs.md: a comparison with a missing value is false, NaN equals only
-``nan``. Values are bound parameters, never spliced into the text.
+A param, metric or tag lives in ``vals`` as typed columns (``rows.cells``): ``num``, the
+number a numeric comparison sees, and ``txt``, the text a text comparison sees, keyed by
+(key id, run). A comparison on a value becomes ``c.rid IN (SELECT rid FROM vals WHERE
+kid = ? AND <predicate on num/txt>)``: one range scan of that key, nothing parsed per row.
+Every predicate is 1 or 0, never NULL, so ``not`` and ``!=`` keep the rules of docs/runs.md:
+a comparison with a missing value is false, NaN equals only ``nan``. Values are bound
+parameters, never spliced into the text.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from xp.query.filters import ATTRIBUTES, Cmp, Column, Node, SortKey, parse_time
@@ -25,17 +30,14 @@ ATTRIBUTE_SQL = {
     "baseline": "r.baseline",
     "branch": "r.branch",
     "user": "r.user",
-    "commit": "c.commit_sha",
+    "commit": "r.commit_sha",
 }
+_INT64 = 2**63
 
 
-_NUMERIC = "('integer','real')"
-
-
-def _bindable(value: Any) -> Any:
-    """SQLite integers are 64-bit: a bigger int literal (``10**30``) is bound as the float
-    SQLite itself reads such a number as."""
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+def _number(value: Any) -> Any:
+    """A bound number SQLite can take: integers beyond 64 bits compare as floats."""
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
         return float(value)
     return value
 
@@ -44,112 +46,106 @@ def _sql_literal_time(value: Any) -> float:
     return float(value) / 1000.0 if values.is_number(value) else parse_time(str(value))
 
 
-def _compile_cmp(cmp: Cmp, args: list[Any]) -> str:
-    col = cmp.column
-    if cmp.op == "isnull":
-        if col.kind == "attr":
-            expr = f"{ATTRIBUTE_SQL[col.key]} IS NULL"
-        else:
-            args.append(col.path)
-            expr = "json_type(r.data, ?) IS NULL"
-        return f"NOT ({expr})" if cmp.negate else expr
-    if cmp.op not in ("in", "like", "ilike", "!="):
-        return _compile_eq(col, cmp.op, cmp.value, args)
-    body_args: list[Any] = []
-    if cmp.op == "in":
-        body = "(" + " OR ".join(_compile_eq(col, "=", v, body_args) for v in cmp.value) + ")"
-    elif cmp.op in ("like", "ilike"):
-        text_sql, body_args = _text_of(col)
-        lower = "lower" if cmp.op == "ilike" else ""
-        body = f"ifnull({lower}({text_sql}) LIKE {lower}(?), 0)"
-        body_args.append(cmp.value)
+def _attr_cmp(col: Column, op: str, value: Any, args: list[Any]) -> str:
+    expr, kind = ATTRIBUTE_SQL[col.key], ATTRIBUTES[col.key]
+    if kind == "time":
+        args.append(_sql_literal_time(value))
+    elif kind == "number":
+        args.append(float(value))
     else:
-        body = _compile_eq(col, "=", cmp.value, body_args)
-    if cmp.negate or cmp.op == "!=":
-        exists, exists_args = _exists(col)
-        args.extend(exists_args + body_args)
-        return f"({exists} AND NOT {body})"
-    args.extend(body_args)
-    return body
+        args.append(value if isinstance(value, str) else values.text(value))
+    return f"ifnull({expr} {op} ?, 0)"
 
 
-def _exists(col: Column) -> tuple[str, list[Any]]:
-    if col.kind == "attr":
-        return f"({ATTRIBUTE_SQL[col.key]} IS NOT NULL)", []
-    return "(json_type(r.data, ?) IS NOT NULL)", [col.path]
-
-
-def _text_of(col: Column) -> tuple[str, list[Any]]:
-    if col.kind == "attr":
-        return ATTRIBUTE_SQL[col.key], []
-    if col.kind == "params":
-        return "json_extract(r.ptext, ?)", [f'$."{col.key}"']
-    return "json_extract(r.data, ?)", [col.path]
-
-
-def _compile_eq(col: Column, op: str, value: Any, args: list[Any]) -> str:
-    """One comparison that is 1 or 0, never NULL (so `not` and `!=` behave)."""
-    sql_op = "=" if op == "=" else op
-    if col.kind == "attr":
-        expr, kind = ATTRIBUTE_SQL[col.key], ATTRIBUTES[col.key]
-        if kind == "time":
-            args.append(_sql_literal_time(value))
-        elif kind == "number":
-            args.append(float(value))
-        else:
-            args.append(value if isinstance(value, str) else values.text(value))
-        return f"ifnull({expr} {sql_op} ?, 0)"
+def _value_cmp(col: Column, op: str, value: Any, args: list[Any]) -> str:
+    """A 0/1 predicate on one ``vals`` row ``v`` (its ``num`` and ``txt``)."""
     is_num = values.is_number(value)
+    nan = is_num and math.isnan(value)
     if col.kind == "metrics":
-        if is_num and math.isnan(value):
-            args.append(col.path)
-            return "ifnull(json_type(r.data, ?) = 'null', 0)"
+        if nan:
+            return "(v.num IS NULL AND v.txt IS NULL)"
         if is_num:
-            args.extend([col.path, col.path, _bindable(value)])
-            return (
-                f"ifnull(json_type(r.data, ?) IN {_NUMERIC}"
-                f" AND json_extract(r.data, ?) {sql_op} ?, 0)"
-            )
-        args.extend([col.path, col.path, values.text(value)])
-        return f"ifnull(json_type(r.data, ?) = 'text' AND json_extract(r.data, ?) {sql_op} ?, 0)"
-    text_sql, text_args = _text_of(col)
-    if col.kind == "params" and is_num and not math.isnan(value):
-        args.extend([col.path, col.path, _bindable(value)])
-        numeric = f"(json_type(r.data, ?) IN {_NUMERIC} AND json_extract(r.data, ?) {sql_op} ?)"
-        if op != "=":
-            return f"ifnull({numeric}, 0)"
-        args.extend(text_args)
+            args.append(_number(value))
+            return f"ifnull(v.num {op} ?, 0)"
         args.append(values.text(value))
-        return f"ifnull({numeric} OR {text_sql} = ?, 0)"
-    args.extend(text_args)
+        return f"ifnull(v.txt {op} ?, 0)"
+    if col.kind == "params" and is_num and not nan:
+        args.append(_number(value))
+        if op != "=":
+            return f"ifnull(v.num {op} ?, 0)"
+        args.append(values.text(value))  # `= 0.001` also matches the text '0.001'
+        return "ifnull(v.num = ? OR v.txt = ?, 0)"
     args.append(value if isinstance(value, str) else values.text(value))
-    return f"ifnull({text_sql} {sql_op} ?, 0)"
+    return f"ifnull(v.txt {op} ?, 0)"
 
 
-def where_sql(node: Node, args: list[Any]) -> str:
-    """SQL for ``node`` over ``current c JOIN runs r``; bound values appended to ``args``."""
+_Compare = Callable[[Column, str, Any, list[Any]], str]
+
+
+def _body(cmp: Cmp, args: list[Any], value_cmp: _Compare) -> str:
+    """The comparison without negation: ``in`` is a disjunction, ``!=`` is ``=``."""
+    col = cmp.column
+    if cmp.op == "in":
+        return "(" + " OR ".join(value_cmp(col, "=", v, args) for v in cmp.value) + ")"
+    if cmp.op in ("like", "ilike"):
+        text = ATTRIBUTE_SQL[col.key] if col.kind == "attr" else "v.txt"
+        args.append(cmp.value)
+        if cmp.op == "ilike":
+            return f"ifnull(lower({text}) LIKE lower(?), 0)"
+        return f"ifnull({text} LIKE ?, 0)"
+    return value_cmp(col, "=" if cmp.op == "!=" else cmp.op, cmp.value, args)
+
+
+def _compile_cmp(cmp: Cmp, args: list[Any], kids: Mapping[str, int]) -> str:
+    col = cmp.column
+    negated = cmp.negate or cmp.op == "!="
+    if col.kind == "attr":
+        expr = ATTRIBUTE_SQL[col.key]
+        if cmp.op == "isnull":
+            return f"{expr} IS NOT NULL" if cmp.negate else f"{expr} IS NULL"
+        body = _body(cmp, args, _attr_cmp)
+        return f"({expr} IS NOT NULL AND NOT {body})" if negated else body
+    args.append(kids.get(col.name, -1))  # -1: a key no indexed run has (only live runs)
+    if cmp.op == "isnull":
+        presence = "c.rid IN (SELECT rid FROM vals WHERE kid = ?)"
+        return presence if cmp.negate else f"NOT {presence}"
+    body = _body(cmp, args, _value_cmp)
+    if negated:  # present, and the comparison is false
+        body = f"NOT {body}"
+    return f"c.rid IN (SELECT v.rid FROM vals v WHERE v.kid = ? AND {body})"
+
+
+def where_sql(node: Node, args: list[Any], kids: Mapping[str, int]) -> str:
+    """SQL for ``node`` over ``current c JOIN runs r``; bound values appended to ``args``.
+    ``kids`` maps each value column (``params.lr``) to its key id in ``keys``."""
     if isinstance(node, Cmp):
-        return _compile_cmp(node, args)
+        return _compile_cmp(node, args, kids)
     if node.op == "not":
-        return f"(NOT {where_sql(node.args[0], args)})"
+        return f"(NOT {where_sql(node.args[0], args, kids)})"
     joiner = " AND " if node.op == "and" else " OR "
-    return "(" + joiner.join(where_sql(a, args) for a in node.args) + ")"
+    return "(" + joiner.join(where_sql(a, args, kids) for a in node.args) + ")"
 
 
-def sort_sql(keys: list[SortKey], args: list[Any]) -> str:
-    """ORDER BY terms: missing and NaN last in both directions, then newest first."""
+def sort_sql(keys: list[SortKey], kids: Mapping[str, int]) -> tuple[str, list[Any], str]:
+    """(LEFT JOINs, their bound values, ORDER BY terms): missing and NaN last in both
+    directions, numbers before text, then newest first."""
+    joins: list[str] = []
+    join_args: list[Any] = []
     terms: list[str] = []
-    for key in keys:
+    for i, key in enumerate(keys):
         col, direction = key.column, "DESC" if key.descending else "ASC"
         if col.kind == "attr":
             expr = ATTRIBUTE_SQL[col.key]
             terms += [f"({expr} IS NULL)", f"{expr} {direction}"]
             continue
-        args.extend([col.path, col.path, col.path])
+        alias = f"s{i}"
+        joins.append(f" LEFT JOIN vals {alias} ON {alias}.kid = ? AND {alias}.rid = c.rid")
+        join_args.append(kids.get(col.name, -1))
         terms += [
-            "(json_extract(r.data, ?) IS NULL)",
-            f"(json_type(r.data, ?) NOT IN {_NUMERIC})",
-            f"json_extract(r.data, ?) {direction}",
+            f"({alias}.rid IS NULL OR ({alias}.num IS NULL AND {alias}.txt IS NULL))",
+            f"({alias}.num IS NULL)",
+            f"{alias}.num {direction}",
+            f"{alias}.txt {direction}",
         ]
     terms.append("c.run_id DESC")
-    return ", ".join(terms)
+    return "".join(joins), join_args, ", ".join(terms)

@@ -1,19 +1,24 @@
 """Index rows: one run as the index stores and returns it, read in bulk from git.
 
-``RunRow`` is the one row type: ``read_rows`` builds it from records fetched through one
+``RunRow`` is the one row type: ``iter_rows`` builds it from records streamed through
 ``git cat-file --batch`` and the index returns it to every caller (``xp show``, search,
-the UI), so a field is added in one place.
+the UI), so a field is added in one place. ``cells`` is how each param, metric and tag is
+stored for filtering and sorting: a number and a text, so SQL compares typed columns and
+never parses anything per row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from xp import format as fmt
-from xp.errors import ConfigError
+from xp.errors import ConfigError, GitError
 from xp.gitstore.catfile import parse_tree, read_objects
 from xp.gitstore.repo import GitRepo
 from xp.record import values, yamlio
@@ -22,6 +27,10 @@ from xp.record.model import RunRecord
 
 INVALID = "invalid"  # status of a run whose record cannot be read
 _RECORD_FILES = (fmt.META_FILE, fmt.PARAMS_FILE, fmt.METRICS_FILE, fmt.TAGS_FILE)
+_INT64 = 2**63
+_INFINITIES = (math.inf, -math.inf)
+_INF_JSON = json.dumps(values.metric_cell(math.inf))
+_NEG_INF_JSON = json.dumps(values.metric_cell(-math.inf))
 
 
 def _epoch(value: Any) -> float | None:
@@ -83,6 +92,174 @@ class RunRow:
     source: str | None = None  # the program that logged it: its command's first word
 
 
+# A value as the index's ``vals`` table holds it: (key, num, txt). ``num`` is the number a
+# numeric comparison sees (None for text, bools, null, lists and NaN), ``txt`` the text a
+# text comparison sees (a param's text form, a tag, a non-numeric metric). A NaN metric is
+# (None, None): it matches only ``= nan`` and sorts last.
+Cell = tuple[str, Any, "str | None"]
+
+
+def _sql_number(value: float | int) -> float | int:
+    """SQLite holds 64-bit integers; a bigger one compares as the float it is closest to."""
+    return value if isinstance(value, float) or -_INT64 <= value < _INT64 else float(value)
+
+
+def cells(record: RunRecord) -> list[Cell]:
+    """Every param, metric and tag of ``record`` as the index stores it for filters/sorts."""
+    return stored(record.id, "", record).cells
+
+
+class Stored(NamedTuple):
+    """One run as the index stores it: attributes, the display values as a JSON array in
+    ``keys`` order, and the cells of ``vals``."""
+
+    commit: str
+    run_id: str
+    name: str
+    experiment: str
+    status: str
+    start: float | None
+    end: float | None
+    duration: float | None
+    baseline: str | None
+    branch: str | None
+    user: str | None
+    error: str | None
+    keys: tuple[str, ...]
+    doc: str
+    cells: list[Cell]
+    parent: str | None = None  # the enclosing run's id (nested runs)
+    message: str | None = None  # the run's description
+    source: str | None = None  # the program that logged it: its command's first word
+
+
+def stored(run_id: str, commit: str, record: RunRecord) -> Stored:
+    """``record`` as the index stores it: what ``row_from_record`` shows, plus its cells."""
+    meta = record.meta
+    shown: list[Any] = []
+    keys: list[str] = []
+    out: list[Cell] = []
+    is_number, text = values.is_number, values.text
+    for k, v in record.params.items():
+        key = "params." + k
+        keys.append(key)
+        kind = type(v)
+        if kind is str:
+            shown.append(v)
+            out.append((key, None, v))
+        elif kind is float and v - v == 0:  # finite: the text is its repr
+            shown.append(v)
+            out.append((key, v, repr(v)))
+        elif kind is int:
+            shown.append(v)
+            out.append((key, v if -_INT64 <= v < _INT64 else float(v), repr(v)))
+        elif is_number(v):  # NaN and infinities: shown as text; an infinity compares
+            shown.append(text(v))
+            out.append((key, None if v != v else v, text(v)))
+        else:  # bools, null, lists: text only
+            shown.append(values.param_cell(v))
+            out.append((key, None, text(v)))
+    for k, v in record.metrics.items():
+        key = "metrics." + k
+        keys.append(key)
+        if type(v) is float and v - v == 0:
+            shown.append(v)
+            out.append((key, v, None))
+        elif not is_number(v):
+            shown.append(text(v))
+            out.append((key, None, text(v)))
+        elif v != v:  # NaN: shown as null, matches only `= nan`
+            shown.append(None)
+            out.append((key, None, None))
+        else:
+            shown.append(values.metric_cell(v) if v in _INFINITIES else v)
+            out.append((key, v if -_INT64 <= v < _INT64 else float(v), None))
+    for k, v in record.tags.items():
+        key = "tags." + k
+        keys.append(key)
+        shown.append(v)
+        out.append((key, None, v))
+    doc = _doc(shown)
+    start = _epoch(meta.get("start_time"))
+    if start is None and fmt.ID_RE.match(run_id):
+        start = float(fmt.id_time(run_id))
+    baseline = meta.get("baseline")
+    branch = meta.get("branch")
+    user = meta.get("user")
+    return Stored(
+        commit,
+        run_id,
+        record.name,
+        record.experiment,
+        record.status,
+        start,
+        _epoch(meta.get("end_time")),
+        _number(meta.get("duration")),
+        str(baseline) if baseline else None,
+        str(branch) if branch else None,
+        str(user) if user else None,
+        None,
+        tuple(keys),
+        doc,
+        out,
+        _text(meta.get("parent")),
+        _text(meta.get("message")),
+        _source(meta.get("command")),
+    )
+
+
+def _source(command: Any) -> str | None:
+    """The program that logged a run: the first word of its recorded command."""
+    return _text(command[0]) if isinstance(command, list) and command else None
+
+
+def _doc(shown: list[Any]) -> str:
+    """The display values as the JSON array ``Stored.doc`` holds."""
+    doc = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
+    if "xp-" in doc:  # JSON has no infinities; 1e999 reads back as one everywhere
+        doc = doc.replace(_INF_JSON, "1e999").replace(_NEG_INF_JSON, "-1e999")
+    return doc
+
+
+def retagged(item: Stored, tags: dict[str, str], experiment: str) -> Stored:
+    """``item`` with other tags and experiment (annotations made after the run): its display
+    values and its cells alike, so filters and sorts see what ``xp show`` prints."""
+    keys: list[str] = []
+    shown: list[Any] = []
+    for key, value in zip(item.keys, json.loads(item.doc), strict=True):
+        if not key.startswith("tags."):
+            keys.append(key)
+            is_inf = type(value) is float and value in _INFINITIES  # 1e999 read back
+            shown.append(values.metric_cell(value) if is_inf else value)
+    out = [cell for cell in item.cells if not cell[0].startswith("tags.")]
+    for k, v in tags.items():
+        keys.append("tags." + k)
+        shown.append(v)
+        out.append(("tags." + k, None, v))
+    return item._replace(experiment=experiment, keys=tuple(keys), doc=_doc(shown), cells=out)
+
+
+def stored_error(run_id: str, commit: str, error: str) -> Stored:
+    row = error_row(run_id, commit, error)
+    return Stored(
+        commit,
+        run_id,
+        "",
+        "",
+        INVALID,
+        row.start,
+        None,
+        None,
+        None,
+        None,
+        None,
+        error,
+        (),
+        "[]",
+        [],
+    )
+
+
 def row_from_record(run_id: str, commit: str, record: RunRecord) -> RunRow:
     meta = record.meta
     data: dict[str, Any] = {}
@@ -130,6 +307,8 @@ def _record(read: Any, source: str, parsed: dict[bytes, Any]) -> RunRecord:
 
     def load_yaml(data: bytes, where: str) -> Any:
         if data not in parsed:
+            if len(parsed) > 20_000:
+                parsed.clear()
             yamlio.check_size(data, where)
             value = load_flat(data)
             parsed[data] = yamlio.load_record(data, where) if value is None else value
@@ -138,38 +317,90 @@ def _record(read: Any, source: str, parsed: dict[bytes, Any]) -> RunRecord:
     return RunRecord.from_files(read, [], source, load_yaml=load_yaml)
 
 
-def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[RunRow]:
-    """Rows for {commit: run id}, read in bulk; an unreadable record becomes an error row."""
-    trees: dict[str, dict[str, tuple[int, str]]] = {}
-    names = [f"{c}:{fmt.RECORD_DIR}" for c in wanted]
-    for name, data in read_objects(repo, names):
+def iter_rows(repo: GitRepo, wanted: dict[str, str]) -> Iterator[Stored]:
+    """The stored form of each run {commit: run id}, streamed from git; an unreadable record
+    becomes an error row. Two cat-file passes: the record folders, then their files."""
+    trees: dict[str, dict[str, str]] = {}
+    for name, data in read_objects(repo, [f"{c}:{fmt.RECORD_DIR}" for c in wanted]):
         if data is not None:
             with contextlib.suppress(ValueError, IndexError):
-                trees[name.split(":", 1)[0]] = parse_tree(data)
-    blobs: dict[str, bytes] = {}
-    needed = {
-        entry[1]
-        for tree in trees.values()
-        for fname in _RECORD_FILES
-        if (entry := tree.get(fname)) is not None
-    }
-    for sha, data in read_objects(repo, sorted(needed)):
-        if data is not None:
-            blobs[sha] = data
-    rows = []
+                tree = parse_tree(data)
+                trees[name.split(":", 1)[0]] = {
+                    f: entry[1] for f in _RECORD_FILES if (entry := tree.get(f)) is not None
+                }
+    requests: list[str] = []
+    seen: set[str] = set()
+    for commit in wanted:
+        for sha in trees.get(commit, {}).values():
+            if sha not in seen:
+                seen.add(sha)
+                requests.append(sha)
+    del seen
+    blobs = read_objects(repo, requests)
+    have: dict[str, bytes | None] = {}
     parsed: dict[bytes, Any] = {}  # identical files (tags, params of a sweep) parse once
-    for commit, run_id in wanted.items():
-        tree = trees.get(commit)
-        if tree is None:
-            rows.append(error_row(run_id, commit, f"commit {commit[:12]} has no run record"))
-            continue
+    uses: dict[str, int] = {}
+    for record_files in trees.values():
+        for sha in record_files.values():
+            uses[sha] = uses.get(sha, 0) + 1
+    try:
+        for commit, run_id in wanted.items():
+            files = trees.get(commit)
+            if files is None:
+                yield stored_error(run_id, commit, f"commit {commit[:12]} has no run record")
+                continue
+            for sha in files.values():
+                while sha not in have:  # blobs arrive in the order the runs need them
+                    got, data = next(blobs)
+                    have[got] = data
+            content = {f: have[sha] for f, sha in files.items()}
+            for sha in files.values():
+                uses[sha] -= 1
+                if not uses[sha]:
+                    del have[sha]
+            try:  # a record from anyone: whatever fails to read or to index is an error row
+                item = stored(run_id, commit, _record(content.get, run_id, parsed))
+            except (
+                ConfigError,
+                KeyError,
+                TypeError,
+                ValueError,
+                AttributeError,
+                OverflowError,
+            ) as exc:
+                message = str(exc).splitlines()[0] if str(exc) else ""
+                yield stored_error(run_id, commit, message)
+                continue
+            yield item
+    except StopIteration:
+        raise GitError("git cat-file answered fewer objects than asked; run `git fsck`") from None
+    finally:
+        blobs.close()
 
-        def read(name: str, tree: dict[str, tuple[int, str]] = tree) -> bytes | None:
-            entry = tree.get(name)
-            return None if entry is None else blobs.get(entry[1])
 
-        try:
-            rows.append(row_from_record(run_id, commit, _record(read, run_id, parsed)))
-        except (ConfigError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            rows.append(error_row(run_id, commit, str(exc).splitlines()[0] if str(exc) else ""))
-    return rows
+def as_row(item: Stored, ref: str = "") -> RunRow:
+    """The row a stored run reads back as."""
+    return RunRow(
+        run_id=item.run_id,
+        commit=item.commit,
+        name=item.name,
+        experiment=item.experiment,
+        status=item.status,
+        start=item.start,
+        end=item.end,
+        duration=item.duration,
+        baseline=item.baseline,
+        branch=item.branch,
+        user=item.user,
+        values=dict(zip(item.keys, json.loads(item.doc), strict=True)),
+        error=item.error,
+        ref=ref,
+        parent=item.parent,
+        message=item.message,
+        source=item.source,
+    )
+
+
+def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[RunRow]:
+    """Rows for {commit: run id}, read in bulk; an unreadable record becomes an error row."""
+    return [as_row(item) for item in iter_rows(repo, wanted)]

@@ -2,74 +2,115 @@
 
 Refs are the truth; the index is derived and can be deleted at any time. A row of ``runs`` is
 keyed by commit sha, and commits never change, so a row never goes stale: only the mapping
-ref -> commit moves. Every call compares that mapping with the refs on disk (stat of
-``packed-refs`` plus a walk of the loose refs under ``refs/xp/``) and applies the difference
-before it answers, so after ``git fetch``, ``xp rm``, ``git pack-refs`` or ``git gc`` the
-answer is exactly what the refs say. Records of new commits are read in bulk with
-``git cat-file --batch`` outside any lock; writes take SQLite's write lock briefly (WAL mode,
-so readers never wait for them and run writers never touch the index at all).
+ref -> commit moves. Before it answers, every call checks that mapping against the refs on
+disk at the cost of a few ``stat`` calls: the stamp of ``packed-refs`` (git replaces it by
+rename, so each version has a new inode) and the stamp (inode, mtime) of each folder that
+holds loose refs under ``refs/xp/`` (adding, removing or replacing a ref renames a file in
+it). Only a folder whose stamp moved is listed again, and only files whose inode, mtime or
+size moved are read; a folder stamped within the last seconds is listed again next time, as
+its mtime could miss a change within the same clock tick. So after ``git fetch``, ``xp rm``,
+``git pack-refs`` or ``git gc`` the answer is exactly what the refs say, and when nothing
+moved the answer costs nothing but the query.
+
+Records of new commits are streamed from ``git cat-file --batch`` and stored in batches, each
+its own short write transaction (rows keyed by commit are facts whatever the refs say); the
+refs are applied in one more. SQLite's WAL mode lets readers go on meanwhile, and run writers
+never touch the index at all.
+
+Params, metrics and tags are rows of ``vals`` (key id, run, number, text), so filters and
+sorts run on typed, indexed columns (``compile``); each run also keeps its values as one JSON
+array in its key set's order (``schemas``), which is only read to show them.
 
 Rows show the runs as annotated now (``annotated``): the tips of the notes refs are kept in
-``meta`` too, and when one moves only the rows of runs whose notes changed are read again.
+``meta`` too, and when one moves only the rows of runs whose notes changed are read again
+(their ``vals`` with them, so filters see annotation tags).
 
-What the index shows can be checked against the records: every row carries a CRC-32 of what
-it shows, checked whenever the row is read (a damaged row is read again from git), and
-``verify`` (``xp show --verify``) re-reads the records of the rows shown and replaces every
-row that disagrees.
+When 1,000 or more run refs are loose, the index packs them into packed-refs
+(``gitstore.refs.pack_refs``: git's own lock protocol) so git's commands stay fast too;
+``git config xp.packRefs false`` turns that off.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import sqlite3
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xp.errors import StorageError
 from xp.format import RunRef
-from xp.gitstore.refs import loose_refs, packed_refs
+from xp.gitstore import gitconfig
+from xp.gitstore.refs import (
+    FolderScan,
+    PackedRefs,
+    folder_stamp,
+    pack_refs,
+    packed_stamp,
+    scan_folder,
+)
 from xp.gitstore.repo import GitRepo
 from xp.query.filters import Node, SortKey
 from xp.query.index import annotated
 from xp.query.index.compile import sort_sql, where_sql
-from xp.query.index.rows import RunRow, read_rows
-from xp.record import values
+from xp.query.index.rows import RunRow, Stored, as_row, iter_rows
 
-# 2: a CRC-32 per row (issue 10); 3: each run's parent, message and source, which the MLflow
-# view reads (issue 12). An index of another schema is deleted and rebuilt when opened.
-SCHEMA = "3"
+# 1: JSON rows; 2: JSON rows with a CRC-32 (#10); 3: typed vals rows, CRC kept (#18);
+# 4: each run's parent, message and source, which the MLflow view reads (#12)
+SCHEMA = "4"
 INDEX_FILE = "index.sqlite"
+ROOT = "refs/xp"  # every loose run ref is in a folder at or below this one
+PACK_AT = 1000  # loose run refs that make the index pack them
+PARALLEL_AT = 20_000  # records to read that are worth a second reading process
+_BATCH = 2000  # runs stored per write transaction while reading records
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs(
-    commit_sha TEXT PRIMARY KEY,
+    rid INTEGER PRIMARY KEY,
+    commit_sha TEXT NOT NULL UNIQUE,
     id TEXT, name TEXT, experiment TEXT, status TEXT,
     start REAL, end REAL, duration REAL,
-    baseline TEXT, branch TEXT, user TEXT,
-    data TEXT NOT NULL,
-    ptext TEXT NOT NULL,
-    error TEXT,
+    baseline TEXT, branch TEXT, user TEXT, error TEXT,
+    sid INTEGER NOT NULL,
+    doc TEXT NOT NULL,
     crc INTEGER NOT NULL,
     parent TEXT, message TEXT, source TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_name ON runs(name);
 CREATE INDEX IF NOT EXISTS runs_baseline ON runs(baseline);
+CREATE TABLE IF NOT EXISTS keys(kid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS schemas(sid INTEGER PRIMARY KEY, keys TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS vals(
+    kid INTEGER NOT NULL, rid INTEGER NOT NULL, num, txt TEXT, PRIMARY KEY (kid, rid)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS refs(
-    ref TEXT PRIMARY KEY, run_id TEXT NOT NULL, packed TEXT, loose TEXT
+    ref TEXT PRIMARY KEY, run_id TEXT NOT NULL,
+    packed TEXT, loose TEXT, file TEXT, folder TEXT
 );
 CREATE INDEX IF NOT EXISTS refs_run ON refs(run_id);
-CREATE INDEX IF NOT EXISTS refs_loose ON refs(ref) WHERE loose IS NOT NULL;
+CREATE INDEX IF NOT EXISTS refs_folder ON refs(folder) WHERE folder IS NOT NULL;
 CREATE TABLE IF NOT EXISTS current(
-    run_id TEXT PRIMARY KEY, ref TEXT NOT NULL, commit_sha TEXT NOT NULL
+    run_id TEXT PRIMARY KEY, ref TEXT NOT NULL, rid INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS current_commit ON current(commit_sha);
-CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY);
+CREATE INDEX IF NOT EXISTS current_rid ON current(rid);
+CREATE TABLE IF NOT EXISTS folders(path TEXT PRIMARY KEY, stamp TEXT);
+CREATE TABLE IF NOT EXISTS facts(
+    fmt TEXT NOT NULL, kid INTEGER NOT NULL, agg TEXT NOT NULL, PRIMARY KEY (fmt, kid)
+);
 """
+
+
+_KEY_RUN = operator.itemgetter(0, 1)
+_PACKED_REFS = "SELECT ref, packed FROM refs WHERE packed IS NOT NULL"
+NO_REF = ("", "")  # (file id, sha) of a ref the index does not know
 
 
 def run_id_of(ref: str) -> str | None:
@@ -78,25 +119,82 @@ def run_id_of(ref: str) -> str | None:
     return parsed.id if parsed else None
 
 
-def _loose_refs(common_dir: Path) -> dict[str, str]:
-    return {k: v for k, v in loose_refs(common_dir, "refs/xp/").items() if run_id_of(k)}
+@dataclass
+class Table:
+    """Selected runs column by column, for DataFrames: attributes as lists, values as one
+    list per run in the order of its key set (``keys[sid]``)."""
+
+    run_id: list[str] = field(default_factory=list)
+    experiment: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    start: list[float | None] = field(default_factory=list)
+    end: list[float | None] = field(default_factory=list)
+    name: list[str] = field(default_factory=list)
+    commit: list[str] = field(default_factory=list)
+    sid: list[int] = field(default_factory=list)
+    values: list[list[Any]] = field(default_factory=list)
+    keys: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
-def _packed_run_refs(common_dir: Path) -> dict[str, str]:
-    return {
-        k: v
-        for k, v in packed_refs(common_dir).items()
-        if k.startswith("refs/xp/") and run_id_of(k)
-    }
+@dataclass(frozen=True)
+class Query:
+    """Which runs a question is about, in which order, how many."""
+
+    where: Node | None = None
+    experiments: Sequence[str] = ()
+    branch: str | None = None
+    statuses: Sequence[str] = ()
+    sort: Sequence[SortKey] = ()
+    limit: int | None = None
+    offset: int = 0  # runs skipped before the first one returned
+
+    @property
+    def trivial(self) -> bool:
+        """Every run, whatever the order."""
+        return (
+            self.where is None
+            and not self.experiments
+            and not self.branch
+            and not self.statuses
+            and self.limit is None
+            and not self.offset
+        )
 
 
-def _packed_stat(common_dir: Path) -> str:
-    try:
-        st = os.stat(common_dir / "packed-refs")
-    except FileNotFoundError:
-        return ""
-    # git rewrites packed-refs by lock file + rename, so each version has a new inode.
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+@dataclass(frozen=True)
+class ValueFacts:
+    """One value column over a selection (see ``Index.value_facts``)."""
+
+    present: int  # runs with the key (NaN included)
+    changed: bool  # two runs differ (a missing value is one value, NaN another)
+    text_width: int  # longest text form of a non-float value (text, integer, bool...)
+    number_width: int  # longest float, printed with the caller's printf format
+    nan: bool  # some run has NaN
+
+
+@dataclass(frozen=True)
+class AttributeFacts:
+    """The attribute columns over a selection: text widths, longest duration, missing."""
+
+    rows: int
+    run_id: int
+    name: int  # the name, or "! <error>" for a run whose record cannot be read
+    status: int
+    experiment: int
+    baseline: int  # the branch, else the baseline's first 7 characters, else "-"
+    branch: int
+    user: int
+    longest: float | None  # the longest duration
+    missing: dict[str, int]  # attribute -> runs without it
+
+
+@dataclass
+class _Changes:
+    """What sync saw on disk, before applying it."""
+
+    pstamp: str
+    packed: dict[str, str] | None  # run refs in packed-refs, when it changed
+    scans: dict[str, FolderScan]  # folders listed again
 
 
 class Index:
@@ -105,7 +203,10 @@ class Index:
     def __init__(self, repo: GitRepo, path: Path | None = None) -> None:
         self.repo = repo
         self.path = path if path is not None else repo.xp_dir / INDEX_FILE
+        self.memory = False  # the index lives in memory for this call (read-only repository)
         self.conn = self._open()
+        self._schemas: dict[int, tuple[str, ...]] = {}
+        self._selection: Query | None = None  # the query temp.sel holds the runs of
         self._notes: annotated.NotesState | None = None  # the notes the rows show
 
     # -- connection -------------------------------------------------------------------------
@@ -116,12 +217,14 @@ class Index:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA case_sensitive_like = ON")
+        row = None
+        with contextlib.suppress(sqlite3.OperationalError):  # a new file has no meta yet
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is not None and row[0] != SCHEMA:
+            raise sqlite3.DatabaseError(f"index schema {row[0]}, want {SCHEMA}")
         conn.executescript(_DDL)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-        elif row[0] != SCHEMA:
-            raise sqlite3.DatabaseError(f"index schema {row[0]}, want {SCHEMA}")
         return conn
 
     def _open(self) -> sqlite3.Connection:
@@ -129,7 +232,7 @@ class Index:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return self._connect(str(self.path))
         except sqlite3.DatabaseError:
-            # A corrupt file or an older schema: it is only a cache, so start again.
+            # A corrupt file or another schema: it is only a cache, so start again.
             self._remove_files()
             try:
                 return self._connect(str(self.path))
@@ -137,6 +240,7 @@ class Index:
                 pass
         except (sqlite3.Error, OSError):
             pass
+        self.memory = True
         return self._connect(":memory:")  # read-only repo: index in memory for this call
 
     def _remove_files(self) -> None:
@@ -170,60 +274,173 @@ class Index:
         self.conn.execute("COMMIT")
 
     # -- sync -------------------------------------------------------------------------------
-    def _stored_packed_stat(self) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'packed'").fetchone()
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def _stored_loose(self) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT ref, loose FROM refs WHERE loose IS NOT NULL"))
+    def _folders(self) -> dict[str, str | None]:
+        return dict(self.conn.execute("SELECT path, stamp FROM folders"))
+
+    def _look(self) -> _Changes | None:
+        """What moved on disk since the index last looked; None when nothing did."""
+        common = self.repo.common_dir
+        pstamp = packed_stamp(common)
+        folders = self._folders() or {ROOT: None}
+        changed = [f for f, st in folders.items() if st is None or folder_stamp(common, f) != st]
+        if pstamp == self._meta("packed") and not changed:
+            return None
+        packed = None
+        if pstamp != self._meta("packed"):
+            with PackedRefs(common) as view:
+                packed = {k: v for k, v in view.under(ROOT + "/").items() if run_id_of(k)}
+        scans: dict[str, FolderScan] = {}
+        queue = sorted(changed)
+        while queue:
+            folder = queue.pop()
+            if folder in scans:
+                continue
+            scan = scan_folder(common, folder, self._loose_in(folder))
+            scans[folder] = scan
+            queue += [sub for sub in scan.folders if sub not in folders and sub not in scans]
+        return _Changes(pstamp, packed, scans)
+
+    def _loose_in(self, folder: str) -> dict[str, tuple[str, str]]:
+        return {
+            ref: (file, sha)
+            for ref, file, sha in self.conn.execute(
+                "SELECT ref, file, loose FROM refs WHERE folder = ?", (folder,)
+            )
+        }
 
     def sync(self) -> int:
         """Apply the refs (and notes) on disk to the index; returns how many run ids' refs
         changed."""
         self._sync_notes()
-        common = self.repo.common_dir
-        pstat = _packed_stat(common)
-        loose = _loose_refs(common)
-        stored_pstat = self._stored_packed_stat()
-        if pstat == stored_pstat and loose == self._stored_loose():
+        changes = self._look()
+        if changes is None:
             return 0
-        packed = None if pstat == stored_pstat else _packed_run_refs(common)
-        # Read the records of commits not indexed yet before taking the write lock.
-        wanted = self._missing(self._candidates(packed, loose))
-        raw = read_rows(self.repo, wanted) if wanted else []
-        rows = annotated.apply(self.repo, raw, self._notes)
+        # Read the records of commits not indexed yet, outside the refs transaction.
+        wanted = self._missing(self._candidates(changes))
+        inserted = self._read(wanted) if wanted else set()
         with self.write() as conn:
-            stored_notes = self._stored_notes()
-            if stored_notes != (self._notes.encode() if self._notes else None):
-                # Another process applied newer notes since we looked: annotate as it did.
-                self._notes = annotated.NotesState.decode(stored_notes)
-                rows = annotated.apply(self.repo, raw, self._notes)
-            touched = self._apply(conn, pstat, packed, loose)
-            self._insert(conn, rows)
-            # Another process may have moved refs between our look and our lock.
-            ids = list(touched)
-            extra: dict[str, str] = {}
-            for i in range(0, len(ids), 500):
-                part = ids[i : i + 500]
-                extra.update(
-                    conn.execute(
-                        "SELECT c.commit_sha, c.run_id FROM current c LEFT JOIN runs r"
-                        " ON r.commit_sha = c.commit_sha WHERE r.commit_sha IS NULL"
-                        f" AND c.run_id IN ({','.join('?' * len(part))})",
-                        part,
-                    ).fetchall()
-                )
-            if extra:
-                self._insert(conn, self._read(extra))
+            touched = self._apply(conn, changes)
+            self._drop_commits(conn, [c for c in inserted if not self._referenced(conn, c)])
+            # Rows of commits no ref shows (a sync killed half-way): drop them. Each current
+            # run id holds its own row, so there are none when the counts match (two b-tree
+            # counts, where the sweep itself reads every row: ~45 ms at 100k runs).
+            if touched and self._more_rows_than_runs(conn):
+                orphans = conn.execute(
+                    "SELECT commit_sha FROM runs WHERE rid NOT IN (SELECT rid FROM current)"
+                ).fetchall()
+                self._drop_commits(conn, [str(r[0]) for r in orphans])
+        self._maybe_pack()
         return len(touched)
 
-    def _read(self, wanted: dict[str, str]) -> list[RunRow]:
-        """Rows of {commit: run id} as annotated in the notes state the index holds."""
-        return annotated.apply(self.repo, read_rows(self.repo, wanted), self._notes)
+    @staticmethod
+    def _more_rows_than_runs(conn: sqlite3.Connection) -> bool:
+        rows = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        return bool(rows > conn.execute("SELECT count(*) FROM current").fetchone()[0])
+
+    def _candidates(self, changes: _Changes) -> dict[str, str]:
+        """commit -> run id of refs whose value the index does not know yet."""
+        out: dict[str, str] = {}
+        if changes.packed is not None:
+            stored = dict(self.conn.execute(_PACKED_REFS))
+            for ref, sha in changes.packed.items():
+                if stored.get(ref) != sha:
+                    out[sha] = run_id_of(ref) or ""
+        for folder, scan in changes.scans.items():
+            stored_loose = self._loose_in(folder)
+            for ref, (_file, sha) in scan.refs.items():
+                run_id = run_id_of(ref)
+                if run_id and stored_loose.get(ref, NO_REF)[1] != sha:
+                    out[sha] = run_id
+        return out
+
+    def _missing(self, commits: dict[str, str]) -> dict[str, str]:
+        have = {sha for sha, _rid in self._rids(self.conn, list(commits))}
+        return {c: i for c, i in commits.items() if c not in have}
+
+    def _read(self, wanted: dict[str, str]) -> set[str]:
+        """Read and store the records of ``wanted`` (commit -> run id); the commits stored.
+        Many of them (a fresh clone): half in a second process (``build``), both cores busy."""
+        if len(wanted) < PARALLEL_AT or (os.cpu_count() or 1) < 2 or self.memory:
+            return self.store(iter_rows(self.repo, wanted))
+        items = list(wanted.items())
+        mine, theirs = dict(items[: len(items) // 2]), dict(items[len(items) // 2 :])
+        repo = self.repo
+        args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
+        try:
+            helper = subprocess.Popen(
+                [sys.executable, "-m", "xp.query.index.build", *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return self.store(iter_rows(self.repo, wanted))
+        assert helper.stdin is not None
+        try:
+            helper.stdin.write("".join(f"{c} {r}\n" for c, r in theirs.items()).encode())
+            helper.stdin.close()
+        except OSError:
+            pass  # it died: what it did not store is read below
+        try:
+            done = self.store(iter_rows(self.repo, mine))
+        except BaseException:
+            helper.kill()
+            helper.wait()
+            raise
+        helper.wait()
+        left = self._missing(theirs)  # anything the helper did not store (it failed)
+        if left:
+            done |= self.store(iter_rows(self.repo, left))
+        return done | set(theirs)
+
+    def store(self, rows: Iterable[Stored]) -> set[str]:
+        """Store rows in batches, each its own write transaction; the commits stored."""
+        done: set[str] = set()
+        batch: list[Stored] = []
+        # A big page cache while writing many rows (SQLite's default of 2 MB otherwise:
+        # a reader that scans the index keeps its memory bounded).
+        self.conn.execute("PRAGMA cache_size = -32000")
+        try:
+            return self._store_batches(rows, done, batch)
+        finally:
+            self.conn.execute("PRAGMA cache_size = -2000")
+
+    def _store_batches(
+        self, rows: Iterable[Stored], done: set[str], batch: list[Stored]
+    ) -> set[str]:
+        for item in rows:
+            batch.append(item)
+            if len(batch) >= _BATCH:
+                done |= self._store_batch(batch)
+                batch = []
+        if batch:
+            done |= self._store_batch(batch)
+        return done
+
+    def _store_batch(self, raw: list[Stored]) -> set[str]:
+        """Annotate ``raw`` as the notes state the index holds (read outside the lock), and
+        store it; the commits stored."""
+        if self._notes is None:
+            self._notes = annotated.NotesState.decode(self._stored_notes())
+        items = annotated.apply(self.repo, raw, self._notes)
+        with self.write() as conn:
+            return self._insert(conn, self._annotated_locked(raw, items))
+
+    def _annotated_locked(self, raw: list[Stored], items: list[Stored] | None) -> list[Stored]:
+        """Under the write lock: ``items`` (``raw`` annotated as ``self._notes`` says), unless
+        another process applied newer notes since we looked: then annotated as it did."""
+        stored = self._stored_notes()
+        if items is not None and stored == (self._notes.encode() if self._notes else None):
+            return items
+        self._notes = annotated.NotesState.decode(stored)
+        return annotated.apply(self.repo, raw, self._notes)
 
     def _stored_notes(self) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'notes'").fetchone()
-        return None if row is None else str(row[0])
+        return self._meta("notes")
 
     def _sync_notes(self) -> None:
         """Bring the rows of runs whose notes changed in line with the notes refs."""
@@ -236,19 +453,20 @@ class Index:
                 return
             now = annotated.state(self.repo, tips, before)
             commits = annotated.changed(self.repo, before, now)
-            rows, indexed = [], {}
+            rows: list[Stored] = []
+            indexed: dict[str, str] = {}
             if commits:
                 indexed = self._indexed(commits)
-                rows = annotated.apply(self.repo, read_rows(self.repo, indexed), now)
+                rows = annotated.apply(self.repo, list(iter_rows(self.repo, indexed)), now)
             with self.write() as conn:
                 if self._stored_notes() != stored:
                     continue  # another process moved it meanwhile: look again
                 if commits:  # rows another process added since we looked
                     late = {c: r for c, r in self._indexed(commits).items() if c not in indexed}
                     if late:
-                        rows += annotated.apply(self.repo, read_rows(self.repo, late), now)
+                        rows += annotated.apply(self.repo, list(iter_rows(self.repo, late)), now)
                 if commits is None:  # git cannot tell what changed: read every row again
-                    for table in ("runs", "refs", "current"):
+                    for table in ("vals", "runs", "refs", "current", "folders", "facts"):
                         conn.execute(f"DELETE FROM {table}")
                     conn.execute("DELETE FROM meta WHERE key = 'packed'")
                 self._insert(conn, rows, replace=True)
@@ -268,219 +486,736 @@ class Index:
             out.update((str(c), str(r)) for c, r in self.conn.execute(sql, part))
         return out
 
-    def _candidates(self, packed: dict[str, str] | None, loose: dict[str, str]) -> dict[str, str]:
-        """commit -> run id of refs that may be new to the index."""
-        out: dict[str, str] = {}
-        stored_loose = self._stored_loose()
-        for ref, sha in loose.items():
-            if stored_loose.get(ref) != sha:
-                out[sha] = run_id_of(ref) or ""
-        if packed is not None:
-            stored = dict(
-                self.conn.execute("SELECT ref, packed FROM refs WHERE packed IS NOT NULL")
-            )
-            for ref, sha in packed.items():
-                if stored.get(ref) != sha:
-                    out[sha] = run_id_of(ref) or ""
-        return out
-
-    def _missing(self, commits: dict[str, str]) -> dict[str, str]:
-        if not commits:
-            return {}
-        have: set[str] = set()
-        shas = list(commits)
-        for i in range(0, len(shas), 500):
-            part = shas[i : i + 500]
-            marks = ",".join("?" * len(part))
-            have.update(
-                r[0]
-                for r in self.conn.execute(
-                    f"SELECT commit_sha FROM runs WHERE commit_sha IN ({marks})", part
-                )
-            )
-        return {c: i for c, i in commits.items() if c not in have}
-
-    def _apply(
-        self,
-        conn: sqlite3.Connection,
-        pstat: str,
-        packed: dict[str, str] | None,
-        loose: dict[str, str],
+    def _insert(
+        self, conn: sqlite3.Connection, items: list[Stored], replace: bool = False
     ) -> set[str]:
-        """Make the refs table equal to the disk; recompute ``current`` for touched run ids."""
+        """Insert rows for commits the index lacks (inside a write transaction); the commits
+        inserted. With ``replace``, rows it has are written again (annotations changed):
+        their ``vals`` are deleted first, their rid kept."""
+        present: dict[str, int] = dict(self._rids(conn, [item.commit for item in items]))
+        if replace and present:
+            self._replace_rows(conn, items, present)
+        rid = int(conn.execute("SELECT ifnull(max(rid), 0) FROM runs").fetchone()[0])
+        kids: dict[str, int] = dict(conn.execute("SELECT name, kid FROM keys"))
+        sids: dict[tuple[str, ...], int] = {
+            tuple(json.loads(keys)): sid
+            for keys, sid in conn.execute("SELECT keys, sid FROM schemas")
+        }
+        next_kid = max(kids.values(), default=0)
+        next_sid = max(sids.values(), default=0)
+        new_keys: list[tuple[int, str]] = []
+        new_schemas: list[tuple[int, str]] = []
+        run_rows: list[tuple[Any, ...]] = []
+        val_rows: list[tuple[int, int, Any, str | None]] = []
+        for item in items:
+            if item.commit in present:
+                continue
+            rid += 1
+            present[item.commit] = rid
+            sid = sids.get(item.keys)
+            if sid is None:
+                next_sid += 1
+                sid = sids[item.keys] = next_sid
+                new_schemas.append((sid, json.dumps(item.keys, ensure_ascii=False)))
+            run_rows.append((rid, *item[:12], sid, item.doc, _stored_crc(item), *item[15:18]))
+            for key, num, txt in item.cells:
+                kid = kids.get(key)
+                if kid is None:
+                    next_kid += 1
+                    kid = kids[key] = next_kid
+                    new_keys.append((kid, key))
+                val_rows.append((kid, rid, num, txt))
+        val_rows.sort(key=_KEY_RUN)  # key by key, runs in order: appends to the b-tree
+        conn.executemany("INSERT INTO keys VALUES (?, ?)", new_keys)
+        conn.executemany("INSERT INTO schemas VALUES (?, ?)", new_schemas)
+        conn.executemany(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows
+        )
+        conn.executemany("INSERT OR IGNORE INTO vals VALUES (?, ?, ?, ?)", val_rows)
+        return {r[1] for r in run_rows}
+
+    def _replace_rows(
+        self, conn: sqlite3.Connection, items: list[Stored], present: dict[str, int]
+    ) -> None:
+        """Write the rows of ``items`` the index has again, in place (same rid, so
+        ``current`` holds)."""
+        rids = {present[item.commit]: item for item in items if item.commit in present}
+        kids: dict[str, int] = dict(conn.execute("SELECT name, kid FROM keys"))
+        sids: dict[tuple[str, ...], int] = {
+            tuple(json.loads(keys)): sid
+            for keys, sid in conn.execute("SELECT keys, sid FROM schemas")
+        }
+        old: list[tuple[int, int]] = []
+        for i in range(0, len(rids), 500):
+            part = list(rids)[i : i + 500]
+            sql = f"SELECT rid, sid FROM runs WHERE rid IN ({','.join('?' * len(part))})"
+            old += conn.execute(sql, part).fetchall()
+        conn.executemany(
+            "DELETE FROM vals WHERE kid = ? AND rid = ?",
+            [(kids[key], rid) for rid, sid in old for key in self._schema(sid) if key in kids],
+        )
+        run_rows: list[tuple[Any, ...]] = []
+        val_rows: list[tuple[int, int, Any, str | None]] = []
+        for rid, item in rids.items():
+            sid = sids.get(item.keys)
+            if sid is None:
+                sid = sids[item.keys] = max(sids.values(), default=0) + 1
+                conn.execute(
+                    "INSERT INTO schemas VALUES (?, ?)",
+                    (sid, json.dumps(item.keys, ensure_ascii=False)),
+                )
+            run_rows.append((rid, *item[:12], sid, item.doc, _stored_crc(item), *item[15:18]))
+            for key, num, txt in item.cells:
+                kid = kids.get(key)
+                if kid is None:
+                    kid = kids[key] = max(kids.values(), default=0) + 1
+                    conn.execute("INSERT INTO keys VALUES (?, ?)", (kid, key))
+                val_rows.append((kid, rid, num, txt))
+        conn.executemany(
+            "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows
+        )
+        conn.executemany("INSERT OR REPLACE INTO vals VALUES (?, ?, ?, ?)", val_rows)
+        if rids:
+            conn.execute("DELETE FROM facts")  # tags and experiments changed under them
+
+    def _referenced(self, conn: sqlite3.Connection, commit: str) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM current c JOIN runs r ON r.rid = c.rid WHERE r.commit_sha = ?",
+            (commit,),
+        ).fetchone()
+        return row is not None
+
+    def _drop_commits(self, conn: sqlite3.Connection, commits: Sequence[str]) -> None:
+        """Delete the rows (and values) of commits no ref shows any more: keep the file small."""
+        found: list[tuple[int, int]] = []
+        for i in range(0, len(commits), 500):
+            part = list(commits[i : i + 500])
+            found += conn.execute(
+                f"SELECT rid, sid FROM runs WHERE commit_sha IN ({','.join('?' * len(part))})"
+                " AND rid NOT IN (SELECT rid FROM current)",
+                part,
+            ).fetchall()
+        if not found:
+            return
+        kids = dict(conn.execute("SELECT name, kid FROM keys"))
+        pairs = [(kids[key], rid) for rid, sid in found for key in self._schema(sid) if key in kids]
+        conn.executemany("DELETE FROM vals WHERE kid = ? AND rid = ?", pairs)
+        conn.executemany("DELETE FROM runs WHERE rid = ?", [(rid,) for rid, _ in found])
+
+    def _apply(self, conn: sqlite3.Connection, changes: _Changes) -> set[str]:
+        """Make the refs table say what the disk said; recompute ``current`` for touched ids."""
         touched: set[str] = set()
-        if packed is not None or pstat != self._stored_packed_stat():
-            if packed is None:
-                packed = _packed_run_refs(self.repo.common_dir)
-            stored_packed = dict(
-                conn.execute("SELECT ref, packed FROM refs WHERE packed IS NOT NULL")
+        dropped: list[str] = []  # refs that lost a value: deleted below if they have neither
+        if changes.packed is not None and self._meta("packed") != changes.pstamp:
+            stored = dict(conn.execute(_PACKED_REFS))
+            gone = [ref for ref in stored if ref not in changes.packed]
+            moved = [(r, s) for r, s in changes.packed.items() if stored.get(r) != s]
+            conn.executemany("UPDATE refs SET packed = NULL WHERE ref = ?", [(r,) for r in gone])
+            conn.executemany(
+                "INSERT INTO refs(ref, run_id, packed) VALUES (?, ?, ?)"
+                " ON CONFLICT(ref) DO UPDATE SET packed = excluded.packed",
+                [(r, run_id_of(r), s) for r, s in moved],
             )
-            self._set_column(conn, "packed", stored_packed, packed, touched)
-        self._set_column(conn, "loose", self._stored_loose(), loose, touched)
-        conn.execute("DELETE FROM refs WHERE packed IS NULL AND loose IS NULL")
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('packed', ?)", (pstat,))
-        stale: list[str] = []
-        for run_id in touched:
-            old = conn.execute(
-                "SELECT commit_sha FROM current WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            best = conn.execute(
-                "SELECT ref, coalesce(loose, packed) FROM refs WHERE run_id = ?"
-                " ORDER BY ref DESC LIMIT 1",
-                (run_id,),
-            ).fetchone()
-            if best is None:
-                conn.execute("DELETE FROM current WHERE run_id = ?", (run_id,))
+            dropped += gone
+            touched.update(run_id_of(r) or "" for r in gone)
+            touched.update(run_id_of(r) or "" for r, _ in moved)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('packed', ?)", (changes.pstamp,))
+        stored_folders = dict(conn.execute("SELECT path, stamp FROM folders"))
+        for folder, scan in changes.scans.items():
+            if scan.stamp is not None and stored_folders.get(folder) == scan.stamp:
+                continue  # another process applied this very listing
+            stored_loose = self._loose_in(folder)
+            now = {r: v for r, v in scan.refs.items() if run_id_of(r)}
+            removed = [ref for ref in stored_loose if ref not in now]
+            updated = [(r, v) for r, v in now.items() if stored_loose.get(r) != v]
+            conn.executemany(
+                "UPDATE refs SET loose = NULL, file = NULL, folder = NULL WHERE ref = ?",
+                [(r,) for r in removed],
+            )
+            conn.executemany(
+                "INSERT INTO refs(ref, run_id, loose, file, folder) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(ref) DO UPDATE SET loose = excluded.loose, file = excluded.file,"
+                " folder = excluded.folder",
+                [(r, run_id_of(r), sha, file, folder) for r, (file, sha) in updated],
+            )
+            dropped += removed
+            touched.update(run_id_of(r) or "" for r in removed)
+            for ref, (_file, sha) in updated:
+                if stored_loose.get(ref, NO_REF)[1] != sha:
+                    touched.add(run_id_of(ref) or "")
+            if scan.stamp is None:
+                conn.execute("DELETE FROM folders WHERE path = ?", (folder,))
             else:
-                conn.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?)", (run_id, *best))
-            if old is not None and (best is None or best[1] != old[0]):
-                stale.append(old[0])
-        for commit in stale:  # rows no ref shows any more: keep the file small
-            conn.execute(
-                "DELETE FROM runs WHERE commit_sha = ?"
-                " AND NOT EXISTS (SELECT 1 FROM current WHERE commit_sha = ?)",
-                (commit, commit),
-            )
+                conn.execute(
+                    "INSERT OR REPLACE INTO folders VALUES (?, ?)",
+                    (folder, None if scan.racy else scan.stamp),
+                )
+        if not stored_folders:
+            conn.execute("INSERT OR IGNORE INTO folders VALUES (?, NULL)", (ROOT,))
+        # by key: a scan of every ref would cost ~60 ms at 100k runs on each update
+        conn.executemany(
+            "DELETE FROM refs WHERE ref = ? AND packed IS NULL AND loose IS NULL",
+            [(r,) for r in dropped],
+        )
+        self._recompute(conn, touched)
         return touched
 
-    @staticmethod
-    def _set_column(
-        conn: sqlite3.Connection,
-        column: str,
-        stored: dict[str, str],
-        now: dict[str, str],
-        touched: set[str],
-    ) -> None:
-        gone = [ref for ref in stored if ref not in now]
-        changed = [(ref, sha) for ref, sha in now.items() if stored.get(ref) != sha]
-        conn.executemany(f"UPDATE refs SET {column} = NULL WHERE ref = ?", [(r,) for r in gone])
-        conn.executemany(
-            f"INSERT INTO refs(ref, run_id, {column}) VALUES (?, ?, ?)"
-            f" ON CONFLICT(ref) DO UPDATE SET {column} = excluded.{column}",
-            [(ref, run_id_of(ref), sha) for ref, sha in changed],
+    def _recompute(self, conn: sqlite3.Connection, touched: set[str]) -> None:
+        """Point each touched run id at its best ref (local over fetched), reading any record
+        the index lacks; drop rows no ref shows any more. Set-based: a fresh clone touches
+        every run at once."""
+        if not touched:
+            return
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched(run_id TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM temp.touched")
+        conn.executemany("INSERT INTO temp.touched VALUES (?)", [(t,) for t in touched])
+        best: dict[str, tuple[str, str]] = {}
+        for run_id, ref, sha in conn.execute(
+            "SELECT f.run_id, f.ref, coalesce(f.loose, f.packed) FROM temp.touched t"
+            " CROSS JOIN refs f ON f.run_id = t.run_id"  # CROSS: the few touched ids lead
+        ):
+            if run_id not in best or ref > best[run_id][0]:  # refs/xp/runs/ > refs/xp/remotes/
+                best[run_id] = (ref, sha)
+        was = dict(
+            conn.execute(
+                "SELECT c.run_id, r.commit_sha FROM temp.touched t CROSS JOIN current c"
+                " ON c.run_id = t.run_id JOIN runs r ON r.rid = c.rid"
+            )
         )
-        touched.update(run_id_of(r) or "" for r in gone)
-        touched.update(run_id_of(r) or "" for r, _ in changed)
+        commits = {sha: run_id for run_id, (_ref, sha) in best.items()}
+        missing = self._missing(commits)
+        if missing:  # refs moved again between our look and our lock: rare
+            self._insert(conn, self._annotated_locked(list(iter_rows(self.repo, missing)), None))
+        rids = dict(self._rids(conn, list(commits)))
+        conn.executemany(
+            "DELETE FROM current WHERE run_id = ?", [(t,) for t in touched if t not in best]
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO current VALUES (?, ?, ?)",
+            [(run_id, ref, rids[sha]) for run_id, (ref, sha) in best.items()],
+        )
+        old = [c for run_id, c in was.items() if run_id not in best or best[run_id][1] != c]
+        self._drop_commits(conn, old)
+        added = {rids[sha] for run_id, (_ref, sha) in best.items() if run_id not in was}
+        self._merge_facts(conn, added, bool(old))
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, rows: Iterable[RunRow], replace: bool = False) -> None:
-        rows = list(rows)
-        conn.executemany(
-            f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO runs"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [_as_tuple(r) for r in rows],
-        )
-        keys = {k for r in rows for k in r.values}
-        conn.executemany("INSERT OR IGNORE INTO keys VALUES (?)", [(k,) for k in keys])
+    def _rids(conn: sqlite3.Connection, commits: list[str]) -> Iterator[tuple[str, int]]:
+        """(commit, rid) of the commits the index has rows for."""
+        for i in range(0, len(commits), 500):
+            part = commits[i : i + 500]
+            marks = ",".join("?" * len(part))
+            yield from conn.execute(
+                f"SELECT commit_sha, rid FROM runs WHERE commit_sha IN ({marks})", part
+            )
+
+    def _maybe_pack(self) -> None:
+        """Pack the loose run refs when there are PACK_AT of them (see the module docstring)."""
+        row = self.conn.execute("SELECT count(*) FROM refs WHERE folder IS NOT NULL").fetchone()
+        if int(row[0]) < PACK_AT:
+            return
+        setting = (gitconfig.get(self.repo, "xp.packRefs") or "true").strip().lower()
+        if setting in ("false", "no", "off", "0"):
+            return
+        loose = dict(self.conn.execute("SELECT ref, loose FROM refs WHERE folder IS NOT NULL"))
+        done = pack_refs(self.repo, sorted(loose))
+        if done is None:
+            return
+        with self.write() as conn:
+            if self._meta("packed") == done.before:  # packed-refs is what the index knew
+                conn.executemany(
+                    "UPDATE refs SET packed = ? WHERE ref = ?",
+                    [(sha, ref) for ref, sha in done.moved.items()],
+                )
+                conn.executemany(
+                    "UPDATE refs SET loose = NULL, file = NULL, folder = NULL WHERE ref = ?",
+                    [(ref,) for ref in done.pruned],
+                )
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('packed', ?)", (done.after,))
+            # the folders lost files: list them again next time (they are small now)
+            folders = {ref.rpartition("/")[0] for ref in done.pruned}
+            conn.executemany(
+                "UPDATE folders SET stamp = NULL WHERE path = ?", [(f,) for f in folders]
+            )
 
     def rebuild(self) -> int:
         """Forget everything and read every run again (``xp show --rebuild``)."""
         with self.write() as conn:
-            for table in ("runs", "refs", "current", "keys"):
+            for table in ("vals", "runs", "keys", "schemas", "refs", "current", "folders", "facts"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM meta WHERE key IN ('packed', 'notes')")
+        self._schemas.clear()
+        self._notes = None
         self.sync()
-        return int(self.conn.execute("SELECT count(*) FROM current").fetchone()[0])
+        return self.count()
 
     # -- questions --------------------------------------------------------------------------
     def keys(self) -> list[str]:
         """Every params./metrics./tags. column any indexed run has."""
-        return [r[0] for r in self.conn.execute("SELECT key FROM keys ORDER BY key")]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM keys k WHERE EXISTS (SELECT 1 FROM vals v WHERE v.kid = k.kid)"
+                " ORDER BY name"
+            )
+        ]
+
+    def known_keys(self) -> list[str]:
+        """Every column any run indexed since the last rebuild had, values or not now: what
+        a filter or sort may name (a tag an annotation removed matches nothing, no error)."""
+        return sorted(str(r[0]) for r in self.conn.execute("SELECT name FROM keys"))
+
+    def _kids(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT name, kid FROM keys"))
+
+    def _schema(self, sid: int) -> tuple[str, ...]:
+        keys = self._schemas.get(sid)
+        if keys is None:
+            for s, text in self.conn.execute("SELECT sid, keys FROM schemas"):
+                self._schemas[int(s)] = tuple(json.loads(text))
+            keys = self._schemas.get(sid, ())
+        return keys
 
     def count(self) -> int:
         """How many runs the refs show."""
         return int(self.conn.execute("SELECT count(*) FROM current").fetchone()[0])
 
-    def select(
-        self,
-        *,
-        where: Node | None = None,
-        experiments: Sequence[str] = (),
-        branch: str | None = None,
-        statuses: Sequence[str] = (),
-        sort: Sequence[SortKey] = (),
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> tuple[list[RunRow], int]:
-        """Runs matching every condition, in ``sort`` order (newest first to break ties),
-        at most ``limit`` after skipping ``offset``; and how many match in all."""
+    def _where(self, query: Query, kids: dict[str, int]) -> tuple[str, list[Any]]:
         args: list[Any] = []
         clauses: list[str] = []
-        if where is not None:
-            clauses.append(where_sql(where, args))
-        if experiments:
-            clauses.append(f"r.experiment IN ({','.join('?' * len(experiments))})")
-            args.extend(experiments)
-        if branch:
+        if query.where is not None:
+            clauses.append(where_sql(query.where, args, kids))
+        if query.experiments:
+            clauses.append(f"r.experiment IN ({','.join('?' * len(query.experiments))})")
+            args.extend(query.experiments)
+        if query.branch:
             clauses.append("r.branch = ?")
-            args.append(branch)
-        if statuses:
-            clauses.append(f"r.status IN ({','.join('?' * len(statuses))})")
-            args.extend(statuses)
-        filtered = " WHERE " + " AND ".join(clauses) if clauses else ""
-        where_args = list(args)
-        order = sort_sql(list(sort), args)
-        # With a filter, count the matches in the same pass (a window over the filtered rows)
-        # instead of evaluating the filter twice; without one the count is the index's.
-        window = ", count(*) OVER ()" if filtered else ""
-        sql = f"{_COLUMNS}{window}{_FROM}{filtered} ORDER BY {order}"
-        if limit is not None or offset:
+            args.append(query.branch)
+        if query.statuses:
+            clauses.append(f"r.status IN ({','.join('?' * len(query.statuses))})")
+            args.extend(query.statuses)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def _select_sql(self, columns: str, query: Query) -> tuple[str, list[Any]]:
+        kids = self._kids()
+        filtered, where_args = self._where(query, kids)
+        joins, join_args, order = sort_sql(list(query.sort), kids)
+        sql = f"SELECT {columns}{_FROM}{joins}{filtered} ORDER BY {order}"
+        args = join_args + where_args
+        if query.limit is not None or query.offset:
             sql += " LIMIT ?"
-            args.append(-1 if limit is None else limit)
-        if offset:
+            args.append(-1 if query.limit is None else query.limit)
+        if query.offset:
             sql += " OFFSET ?"
-            args.append(offset)
-        fetched = self.conn.execute(sql, args).fetchall()
-        damaged = {t[2]: t[0] for t in fetched if _crc(t) != t[14]}
-        if damaged:  # read those runs from git again, then ask once more
-            self.replace(damaged)
-            fetched = self.conn.execute(sql, args).fetchall()
-        rows = [_row(t) for t in fetched]
+            args.append(query.offset)
+        return sql, args
+
+    def matching(self, query: Query | None = None, **conditions: Any) -> int:
+        """How many runs match the conditions (before any limit)."""
+        query = query or Query(**conditions)
+        filtered, args = self._where(query, self._kids())
         if not filtered:
-            return rows, self.count()
-        if fetched:
-            return rows, int(fetched[0][-1])
-        if limit == 0 or offset:
-            sql = "SELECT count(*)" + _FROM + filtered
-            return rows, int(self.conn.execute(sql, where_args).fetchone()[0])
-        return rows, 0
+            return self.count()
+        return int(self.conn.execute(f"SELECT count(*){_FROM}{filtered}", args).fetchone()[0])
+
+    def stream(self, query: Query | None = None, **conditions: Any) -> Iterator[RunRow]:
+        """Runs matching every condition, in ``sort`` order (newest first to break ties),
+        at most ``limit``, one at a time: memory holds one row, whatever the count.
+        Conditions: ``where`` (a parsed filter), ``experiments``, ``branch``, ``statuses``,
+        ``sort``, ``limit``."""
+        sql, args = self._select_sql(_COLUMNS, query or Query(**conditions))
+        keys: dict[int, tuple[str, ...]] = {}
+        loads = _SCAN  # json.loads without its checks: the index wrote these arrays
+        damaged: dict[str, str] = {}
+        for t in self.conn.execute(sql, args):
+            if _checksum(t[1], t[2], t[4], t[5], t[12], t[13]) != t[15]:
+                # a damaged row: shown as its record says, and rebuilt once the read is over
+                damaged[t[1]] = t[0]
+                yield from (as_row(i, t[14]) for i in self._fresh({t[1]: t[0]}))
+                continue
+            sid = t[11]
+            schema = keys.get(sid) or keys.setdefault(sid, self._schema(sid))
+            yield RunRow(
+                run_id=t[0],
+                commit=t[1],
+                name=t[2],
+                experiment=t[3],
+                status=t[4],
+                start=t[5],
+                end=t[6],
+                duration=t[7],
+                baseline=t[8],
+                branch=t[9],
+                user=t[10],
+                values=dict(zip(schema, loads(t[12], 0)[0], strict=False)),
+                error=t[13],
+                ref=t[14],
+                parent=t[16],
+                message=t[17],
+                source=t[18],
+            )
+        if damaged:
+            self.replace(damaged)
+
+    def _fresh(self, commits: dict[str, str]) -> list[Stored]:
+        """The rows of {commit: run id} read from git, annotated as the index shows them."""
+        raw = list(iter_rows(self.repo, commits))
+        return annotated.apply(self.repo, raw, self._notes)
 
     def replace(self, commits: dict[str, str]) -> None:
         """Read these runs' records ({commit: run id}) from git and replace their rows."""
-        rows = annotated.apply(self.repo, read_rows(self.repo, commits), self._notes)
+        raw = list(iter_rows(self.repo, commits))
+        items = annotated.apply(self.repo, raw, self._notes)
         with self.write() as conn:
-            conn.executemany("DELETE FROM runs WHERE commit_sha = ?", [(c,) for c in commits])
-            self._insert(conn, rows)
+            self._insert(conn, self._annotated_locked(raw, items), replace=True)
 
     def verify(self, rows: Sequence[RunRow]) -> int:
-        """Check ``rows`` against their records in git; rows that disagree are replaced.
-        Returns how many disagreed."""
-        wanted = {r.commit: r.run_id for r in rows}
+        """Check ``rows`` against their records in git (the row, its key set and its typed
+        values); rows that disagree are replaced. Returns how many disagreed."""
+        wanted = {r.commit: r.run_id for r in rows if r.commit}
         if not wanted:
             return 0
         stored: dict[str, tuple[Any, ...]] = {}
         shas = list(wanted)
         for i in range(0, len(shas), 500):
             part = shas[i : i + 500]
-            sql = f"SELECT * FROM runs WHERE commit_sha IN ({','.join('?' * len(part))})"
-            stored.update((t[0], tuple(t)) for t in self.conn.execute(sql, part))
-        fresh = annotated.apply(self.repo, read_rows(self.repo, wanted), self._notes)
-        bad = {r.commit: r.run_id for r in fresh if _as_tuple(r) != stored.get(r.commit)}
+            sql = (
+                "SELECT commit_sha, id, name, experiment, status, start, end, duration,"
+                " baseline, branch, user, error, sid, doc, crc, rid FROM runs"
+                f" WHERE commit_sha IN ({','.join('?' * len(part))})"
+            )
+            stored.update((str(t[0]), tuple(t)) for t in self.conn.execute(sql, part))
+        bad: dict[str, str] = {}
+        for item in self._fresh(wanted):
+            have = stored.get(item.commit)
+            if have is None or not self._agrees(item, have):
+                bad[item.commit] = item.run_id
         if bad:
             self.replace(bad)
         return len(bad)
+
+    def _agrees(self, item: Stored, have: tuple[Any, ...]) -> bool:
+        if tuple(have[:12]) != tuple(item[:12]) or have[13] != item.doc:
+            return False
+        if self._schema(int(have[12])) != item.keys or have[14] != _stored_crc(item):
+            return False
+        cells = self.conn.execute(
+            "SELECT k.name, v.num, v.txt FROM vals v JOIN keys k ON k.kid = v.kid WHERE v.rid = ?",
+            (have[15],),
+        ).fetchall()
+        return sorted(map(tuple, cells), key=repr) == sorted(item.cells, key=repr)
+
+    def select(self, query: Query | None = None, **conditions: Any) -> tuple[list[RunRow], int]:
+        """Runs matching every condition, in ``sort`` order (newest first to break ties),
+        at most ``limit`` after skipping ``offset``; and how many match in all."""
+        query = query or Query(**conditions)
+        rows = list(self.stream(query))
+        if not query.offset and (query.limit is None or len(rows) < query.limit):
+            return rows, len(rows)
+        return rows, self.matching(query)
+
+    def table(self, query: Query | None = None, **conditions: Any) -> Table:
+        """The selected runs column by column (what a DataFrame is built from)."""
+        sql, args = self._select_sql(
+            "c.run_id, r.experiment, r.status, r.start, r.end, r.name, r.commit_sha, r.sid, r.doc,"
+            " r.error, r.crc",
+            query or Query(**conditions),
+        )
+        rows = self.conn.execute(sql, args).fetchall()
+        damaged = {
+            t[6]: t[0] for t in rows if _checksum(t[6], t[5], t[2], t[3], t[8], t[9]) != t[10]
+        }
+        if damaged:  # read those runs from git again, then ask once more
+            self.replace(damaged)
+            rows = self.conn.execute(sql, args).fetchall()
+        rows = [t[:9] for t in rows]
+        out = Table()
+        if not rows:
+            return out
+        columns = list(zip(*rows, strict=True))
+        out.run_id, out.experiment, out.status, out.start, out.end = map(list, columns[:5])
+        out.name, out.commit, out.sid = list(columns[5]), list(columns[6]), list(columns[7])
+        out.values = json.loads("[" + ",".join(columns[8]) + "]")
+        out.keys = {sid: self._schema(sid) for sid in set(out.sid)}
+        return out
+
+    # -- facts about a selection, for laying out a table that is streamed ------------------
+    def _selected(self, query: Query) -> str:
+        """A condition on ``c.rid`` / ``v.rid`` that keeps the query's runs ("" for all)."""
+        if query.trivial:
+            return ""
+        if self._selection is not query:  # fill temp.sel once per query
+            sql, args = self._select_sql("c.rid", query)
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS sel(rid INTEGER PRIMARY KEY)")
+            self.conn.execute("DELETE FROM temp.sel")
+            self.conn.execute(f"INSERT OR IGNORE INTO temp.sel {sql}", args)
+            self._selection = query
+        return " AND {}.rid IN temp.sel"
+
+    def _value_aggregates(
+        self, kid: int, kind: str, number_format: str | None, cond: str, args: Sequence[Any] = ()
+    ) -> list[Any]:
+        """[count, valued, min/max typeof(num), min/max num, longest printed float, min/max
+        txt, count txt, longest text] of one key over the rows ``cond`` keeps: mergeable."""
+        if kind == "tags":  # text only
+            numbers, is_float = "NULL, NULL, NULL, NULL, NULL", "0"
+        else:  # a param's float has a float's text; a huge integer's text is digits
+            is_float = "typeof(v.num) = 'real'"
+            if kind == "params":
+                is_float += " AND v.txt GLOB '*[.ein]*'"
+            numbers = (
+                "min(typeof(v.num)), max(typeof(v.num)), min(v.num), max(v.num),"
+                f" max(CASE WHEN {is_float} THEN length(printf(?, v.num)) END)"
+            )
+        row = self.conn.execute(
+            f"SELECT count(*), count(coalesce(v.num, v.txt)), {numbers},"
+            " min(v.txt), max(v.txt), count(v.txt),"
+            f" max(CASE WHEN NOT ({is_float}) THEN"
+            "   length(coalesce(v.txt, CAST(v.num AS TEXT))) END)"
+            f" FROM vals v WHERE v.kid = ?{cond}",
+            ((kid,) if kind == "tags" else (number_format or "%s", kid)) + tuple(args),
+        ).fetchone()
+        return list(row)
+
+    def value_facts(
+        self, query: Query, keys: Sequence[str], number_format: str | None
+    ) -> dict[str, ValueFacts]:
+        """For each value column, what its cells are like over the query's runs, from SQL
+        aggregates (no row is read into Python): how many runs have it, whether two runs
+        differ (a missing value is one value, NaN another), the longest text form (texts,
+        integers), the longest number printed with the printf ``number_format``.
+
+        Over all runs the aggregates are kept in ``facts`` for each format asked, merged
+        with those of new runs as they arrive and dropped when a run goes."""
+        kids = self._kids()
+        if query.trivial:
+            total = self.count()
+            aggregates = self._cached_aggregates(number_format or "", kids)
+        else:
+            cond = self._selected(query).format("v")
+            total = int(self.conn.execute("SELECT count(*) FROM temp.sel").fetchone()[0])
+            aggregates = {
+                kid: self._value_aggregates(kid, name.partition(".")[0], number_format, cond)
+                for name, kid in kids.items()
+            }
+        out: dict[str, ValueFacts] = {}
+        for key in keys:
+            agg = aggregates.get(kids.get(key, -1))
+            if agg is None:
+                continue
+            present, valued = int(agg[0]), int(agg[1])
+            if present == 0:
+                changed = False
+            elif present < total:
+                changed = True  # missing somewhere, present elsewhere
+            else:  # present everywhere: do two runs hold different values? (NaN is one)
+                types, numbers, texts = (agg[2], agg[3]), (agg[4], agg[5]), (agg[7], agg[8])
+                mixed_texts = int(agg[9]) not in (0, present)
+                changed = len({*types}) > 1 or len({*numbers}) > 1 or len({*texts}) > 1
+                changed = changed or mixed_texts
+            out[key] = ValueFacts(
+                present=present,
+                changed=changed,
+                text_width=int(agg[10] or 0),
+                number_width=int(agg[6] or 0),
+                nan=present > valued,
+            )
+        return out
+
+    def _cached_aggregates(self, number_format: str, kids: dict[str, int]) -> dict[int, list[Any]]:
+        """Every key's aggregates over all runs for ``number_format``, from ``facts`` or
+        computed (under the write lock, so no sync lands between computing and keeping)."""
+        rows = self.conn.execute(
+            "SELECT kid, agg FROM facts WHERE fmt = ?", (number_format,)
+        ).fetchall()
+        if rows:
+            return {int(kid): json.loads(agg) for kid, agg in rows if kid}
+        try:
+            with self.write() as conn:
+                out = {
+                    kid: self._value_aggregates(kid, name.partition(".")[0], number_format, "")
+                    for name, kid in kids.items()
+                }
+                conn.executemany(
+                    "INSERT OR REPLACE INTO facts VALUES (?, ?, ?)",
+                    [(number_format, 0, "[]")]
+                    + [(number_format, kid, json.dumps(agg)) for kid, agg in out.items()],
+                )
+        except StorageError:  # busy: answer without keeping
+            out = {
+                kid: self._value_aggregates(kid, name.partition(".")[0], number_format, "")
+                for name, kid in kids.items()
+            }
+        return out
+
+    def _merge_facts(self, conn: sqlite3.Connection, added: set[int], removed: bool) -> None:
+        """Keep ``facts`` true after a sync: merge the aggregates of the runs ``added``, or
+        forget them all when a run was ``removed`` (or too many came to merge)."""
+        if not added and not removed:
+            return
+        formats = [str(r[0]) for r in conn.execute("SELECT DISTINCT fmt FROM facts")]
+        if not formats:
+            return
+        if removed or len(added) > 1000:
+            conn.execute("DELETE FROM facts")
+            return
+        marks = ",".join("?" * len(added))
+        cond, args = f" AND v.rid IN ({marks})", sorted(added)
+        kids = dict(conn.execute("SELECT name, kid FROM keys"))
+        for fmt in formats:
+            old = {
+                int(kid): json.loads(agg)
+                for kid, agg in conn.execute("SELECT kid, agg FROM facts WHERE fmt = ?", (fmt,))
+            }
+            if fmt == _ATTRIBUTES:
+                new = self._attribute_aggregates(f" WHERE c.rid IN ({marks})", args)
+                merged = _merge_attributes(old.get(0), new)
+                conn.execute(
+                    "INSERT OR REPLACE INTO facts VALUES (?, 0, ?)", (fmt, json.dumps(merged))
+                )
+                continue
+            rows = []
+            for name, kid in kids.items():
+                agg = self._value_aggregates(kid, name.partition(".")[0], fmt or None, cond, args)
+                if int(agg[0]):
+                    rows.append((fmt, kid, json.dumps(_merge_values(old.get(kid), agg))))
+            conn.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)", rows)
+
+    def value_texts(self, query: Query, key: str) -> Iterator[str]:
+        """The distinct texts of a column's non-numeric values (tags, text params...)."""
+        kid = self._kids().get(key)
+        if kid is None:
+            return
+        cond = self._selected(query).format("v")
+        yield from (
+            str(r[0])
+            for r in self.conn.execute(
+                f"SELECT DISTINCT v.txt FROM vals v WHERE v.kid = ?{cond}"
+                " AND v.num IS NULL AND v.txt IS NOT NULL",
+                (kid,),
+            )
+        )
+
+    def value_numbers(self, query: Query, key: str) -> Iterator[float]:
+        """The distinct floats of a column (when a printf format cannot stand in for
+        Python's formatting)."""
+        kid = self._kids().get(key)
+        if kid is None:
+            return
+        cond = self._selected(query).format("v")
+        yield from (
+            float(r[0])
+            for r in self.conn.execute(
+                f"SELECT DISTINCT v.num FROM vals v WHERE v.kid = ?{cond}"
+                " AND typeof(v.num) = 'real'",
+                (kid,),
+            )
+        )
+
+    def _attribute_aggregates(self, cond: str, args: Sequence[Any] = ()) -> list[Any]:
+        """[rows, text widths (id, name, status, experiment, baseline, branch, user), the
+        longest duration, rows with created, end_time, duration, branch, user]: mergeable."""
+        row = self.conn.execute(
+            "SELECT count(*), max(length(c.run_id)),"
+            f" max(length({_SHOWN_NAME})),"
+            " max(length(r.status)), max(length(r.experiment)),"
+            f" max(length({_SHOWN_BASELINE})),"
+            " max(length(r.branch)), max(length(r.user)), max(r.duration),"
+            " count(r.start), count(r.end), count(r.duration), count(r.branch), count(r.user)"
+            f"{_FROM}{cond}",
+            tuple(args),
+        ).fetchone()
+        return list(row)
+
+    def attribute_facts(self, query: Query) -> AttributeFacts:
+        """Widths of the attribute columns' texts over the query's runs (SQL aggregates;
+        over all runs, kept in ``facts`` like the values')."""
+        if not query.trivial:
+            agg = self._attribute_aggregates(
+                self._selected(query).format("c").replace(" AND", " WHERE", 1)
+            )
+        else:
+            row = self.conn.execute(
+                "SELECT agg FROM facts WHERE fmt = ? AND kid = 0", (_ATTRIBUTES,)
+            ).fetchone()
+            if row is not None:
+                agg = json.loads(row[0])
+            else:
+                try:
+                    with self.write() as conn:
+                        agg = self._attribute_aggregates("")
+                        conn.execute(
+                            "INSERT OR REPLACE INTO facts VALUES (?, 0, ?)",
+                            (_ATTRIBUTES, json.dumps(agg)),
+                        )
+                except StorageError:
+                    agg = self._attribute_aggregates("")
+        n = int(agg[0])
+        return AttributeFacts(
+            rows=n,
+            run_id=int(agg[1] or 0),
+            name=int(agg[2] or 0),
+            status=int(agg[3] or 0),
+            experiment=int(agg[4] or 0),
+            baseline=int(agg[5] or 0),
+            branch=int(agg[6] or 0),
+            user=int(agg[7] or 0),
+            longest=agg[8],
+            missing={
+                "created": n - int(agg[9]),
+                "end_time": n - int(agg[10]),
+                "duration": n - int(agg[11]),
+                "branch": n - int(agg[12]),
+                "user": n - int(agg[13]),
+            },
+        )
+
+    def attribute_texts(self, query: Query, attribute: str) -> Iterator[str]:
+        """The distinct texts of a text attribute column (name, status...), as shown."""
+        expr = {
+            "run_id": "c.run_id",
+            "name": _SHOWN_NAME,
+            "status": "r.status",
+            "experiment": "r.experiment",
+            "baseline": _SHOWN_BASELINE,
+            "branch": "r.branch",
+            "user": "r.user",
+            "commit": "substr(r.commit_sha, 1, 12)",
+        }[attribute]
+        cond = self._selected(query).format("c").replace(" AND", " WHERE", 1)
+        for (text,) in self.conn.execute(f"SELECT DISTINCT {expr}{_FROM}{cond}"):
+            yield "-" if text is None else str(text)
 
     def runs_named(self, name: str) -> list[tuple[RunRef, str]]:
         """(ref, commit) of the runs named ``name``, newest first."""
         out = []
         for ref, commit in self.conn.execute(
-            "SELECT c.ref, c.commit_sha" + _FROM + " WHERE r.name = ? ORDER BY c.run_id DESC",
+            "SELECT c.ref, r.commit_sha" + _FROM + " WHERE r.name = ? ORDER BY c.run_id DESC",
             (name,),
         ):
             parsed = RunRef.parse(str(ref))
             if parsed is not None:
                 out.append((parsed, str(commit)))
         return out
+
+    def runs_with_prefix(self, prefix: str, limit: int) -> tuple[list[tuple[RunRef, str]], int]:
+        """(ref, commit) of at most ``limit`` runs whose id starts with ``prefix`` (newest
+        first), and how many there are."""
+        if not prefix:
+            return [], 0
+        bounds = (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        cond = " WHERE c.run_id >= ? AND c.run_id < ?"
+        count = self.conn.execute("SELECT count(*) FROM current c" + cond, bounds).fetchone()
+        total = int(count[0])
+        out = []
+        for ref, commit in self.conn.execute(
+            "SELECT c.ref, r.commit_sha" + _FROM + cond + " ORDER BY c.run_id DESC LIMIT ?",
+            (*bounds, limit),
+        ):
+            parsed = RunRef.parse(str(ref))
+            if parsed is not None:
+                out.append((parsed, str(commit)))
+        return out, total
 
     def recent_names(self, limit: int) -> list[str]:
         """Distinct run names, newest runs first (for did-you-mean suggestions)."""
@@ -507,73 +1242,65 @@ class Index:
         return out
 
 
+# RunRow's fields in order; the key set and values between ``user`` and ``error``
 _COLUMNS = (
-    "SELECT c.run_id, c.ref, c.commit_sha, r.name, r.experiment, r.status, r.start, r.end,"
-    " r.duration, r.baseline, r.branch, r.user, r.data, r.error, r.crc,"
+    "c.run_id, r.commit_sha, r.name, r.experiment, r.status, r.start, r.end,"
+    " r.duration, r.baseline, r.branch, r.user, r.sid, r.doc, r.error, c.ref, r.crc,"
     " r.parent, r.message, r.source"
 )
-_FROM = " FROM current c JOIN runs r ON r.commit_sha = c.commit_sha"
-
-
-def _row(t: tuple[Any, ...]) -> RunRow:
-    run_id, ref, commit, name, experiment, status, start, end, duration, baseline = t[:10]
-    return RunRow(
-        run_id=run_id,
-        commit=commit,
-        name=name,
-        experiment=experiment,
-        status=status,
-        start=start,
-        end=end,
-        duration=duration,
-        baseline=baseline,
-        branch=t[10],
-        user=t[11],
-        values=json.loads(t[12]),
-        error=t[13],
-        ref=ref,
-        parent=t[15],
-        message=t[16],
-        source=t[17],
-    )
-
-
-def _as_tuple(row: RunRow) -> tuple[Any, ...]:
-    """A row in the column order of the ``runs`` table."""
-    data = values.dumps(row.values)
-    return (
-        row.commit,
-        row.run_id,
-        row.name,
-        row.experiment,
-        row.status,
-        row.start,
-        row.end,
-        row.duration,
-        row.baseline,
-        row.branch,
-        row.user,
-        data,
-        values.dumps(row.param_text),
-        row.error,
-        _checksum(row.commit, row.name, row.status, row.start, data, row.error),
-        row.parent,
-        row.message,
-        row.source,
-    )
 
 
 def _checksum(
-    commit: str, name: str, status: str, start: float | None, data: str, error: str | None
+    commit: str, name: str, status: str, start: float | None, doc: str, error: str | None
 ) -> int:
     """CRC-32 of what a row shows (a damaged SQLite page must not show another value)."""
-    text = f"{commit}\x1f{name}\x1f{status}\x1f{start!r}\x1f{data}\x1f{error}"
+    text = f"{commit}\x1f{name}\x1f{status}\x1f{start!r}\x1f{doc}\x1f{error}"
     return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
-def _crc(t: tuple[Any, ...]) -> int:
-    """The checksum a fetched ``_COLUMNS`` tuple should carry."""
-    return _checksum(str(t[2]), str(t[3]), str(t[5]), t[6], str(t[12]), t[13])
+def _stored_crc(item: Stored) -> int:
+    return _checksum(item.commit, item.name, item.status, item.start, item.doc, item.error)
+
+
+_FROM = " FROM current c JOIN runs r ON r.rid = c.rid"
+# what xp show prints in the name and baseline columns (cli/show.py: ``_attr``)
+_SHOWN_NAME = "CASE WHEN ifnull(r.error, '') != '' THEN '! ' || r.error ELSE r.name END"
+_SHOWN_BASELINE = (
+    "coalesce(nullif(r.branch, ''), substr(coalesce(nullif(r.baseline, ''), '-'), 1, 7))"
+)
+
+
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_ATTRIBUTES = "attributes"  # the fmt under which ``facts`` keeps the attribute aggregates
+
+
+def _merge_values(old: list[Any] | None, new: list[Any]) -> list[Any]:
+    """``Index._value_aggregates`` of two sets of runs -> of their union."""
+    if old is None or not int(old[0]):
+        return new
+    add = [0, 1, 9]
+    low = [2, 4, 7]
+    high = [3, 5, 8, 6, 10]
+    out = list(old)
+    for i in add:
+        out[i] = int(old[i]) + int(new[i])
+    for i in low:
+        out[i] = min((v for v in (old[i], new[i]) if v is not None), default=None)
+    for i in high:
+        out[i] = max((v for v in (old[i], new[i]) if v is not None), default=None)
+    return out
+
+
+def _merge_attributes(old: list[Any] | None, new: list[Any]) -> list[Any]:
+    """``Index._attribute_aggregates`` of two sets of runs -> of their union."""
+    if old is None:
+        return new
+    out = list(old)
+    for i in (0, 9, 10, 11, 12, 13):
+        out[i] = int(old[i]) + int(new[i])
+    for i in range(1, 9):
+        out[i] = max((v for v in (old[i], new[i]) if v is not None), default=None)
+    return out
 
 
 def open_index(repo: GitRepo, sync: bool = True) -> Index:
