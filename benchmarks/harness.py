@@ -45,8 +45,8 @@ class Metric:
     key: str
     label: str
     unit: str = "s"  # s, ms or us: seconds as shown; % a fraction (0.05); n a count;
-    # MB: the figure is megabytes
-    target: float | None = None  # seconds (MB); xp passes when its median is <= target
+    # MB: the figure is megabytes; x: a ratio, not a time
+    target: float | None = None  # seconds (MB, a ratio for x); xp passes when its median is <=
     peer_label: str | None = None  # when the peer's figure measures something named otherwise
     peer: str | None = None  # whose figure the row shows: the workload's peer when None, else
     # the name of one of its ``extra_peers``

@@ -198,6 +198,8 @@ def show(value: float | None, unit: str) -> str:
         return f"{value * 100:.4g} %"
     if unit == "MB":  # a size, not a time: the one unit that is not seconds
         return f"{value:.2f} MB"
+    if unit == "x":  # a ratio, not a time
+        return f"{value:.2f}x"
     return f"{value:.3f} s"
 
 

@@ -44,7 +44,9 @@ raises is defined here, named for what failed, so callers can catch as narrowly 
     ├── BisectError                      a metric bisection cannot start or decide
     ├── VerificationError                a link of a provenance chain does not hold
     ├── BundleError                      an offline bundle cannot be written or imported
-    └── MissingDependencyError           an optional extra is not installed
+    ├── MissingDependencyError           an optional extra is not installed
+    └── MlflowException                  an MLflow-API call refused (xp.mlflow, the MLflow
+                                         plugin, xp import/export mlflow), with MLflow's code
 """
 
 from __future__ import annotations
@@ -270,3 +272,69 @@ def missing_extra(module: str, extra: str, what: str) -> MissingDependencyError:
         f"{what} needs {module}, which is not installed; install it with"
         f' pip install "git-xp[{extra}]"'
     )
+
+
+# -- the MLflow-compatible API ------------------------------------------------------------------
+# MLflow's error codes (its ``databricks_pb2.ErrorCode``) and the HTTP status each maps to.
+MLFLOW_ERROR_CODES: dict[str, int] = {
+    "OK": 0,
+    "INTERNAL_ERROR": 1,
+    "TEMPORARILY_UNAVAILABLE": 2,
+    "IO_ERROR": 3,
+    "BAD_REQUEST": 4,
+    "INVALID_PARAMETER_VALUE": 1000,
+    "ENDPOINT_NOT_FOUND": 1001,
+    "MALFORMED_REQUEST": 1002,
+    "INVALID_STATE": 1003,
+    "PERMISSION_DENIED": 1004,
+    "FEATURE_DISABLED": 1005,
+    "CUSTOMER_UNAUTHORIZED": 1006,
+    "REQUEST_LIMIT_EXCEEDED": 1007,
+    "NOT_IMPLEMENTED": 1010,
+    "RESOURCE_ALREADY_EXISTS": 3001,
+    "RESOURCE_DOES_NOT_EXIST": 3002,
+}
+_MLFLOW_HTTP_STATUS = {
+    "INTERNAL_ERROR": 500,
+    "TEMPORARILY_UNAVAILABLE": 503,
+    "IO_ERROR": 500,
+    "BAD_REQUEST": 400,
+    "INVALID_PARAMETER_VALUE": 400,
+    "ENDPOINT_NOT_FOUND": 404,
+    "MALFORMED_REQUEST": 400,
+    "INVALID_STATE": 500,
+    "PERMISSION_DENIED": 403,
+    "FEATURE_DISABLED": 403,
+    "CUSTOMER_UNAUTHORIZED": 401,
+    "REQUEST_LIMIT_EXCEEDED": 429,
+    "NOT_IMPLEMENTED": 501,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+}
+
+
+class MlflowException(XPError):
+    """MLflow's exception, so code written for MLflow catches and inspects it unchanged:
+    ``.message``, ``.error_code`` (the code's name, e.g. ``"INVALID_PARAMETER_VALUE"``),
+    ``get_http_status_code()``. Raised by ``xp.mlflow`` with MLflow's messages."""
+
+    def __init__(self, message: object, error_code: int | str = "INTERNAL_ERROR", **kw: object):
+        if isinstance(error_code, int):
+            names = {v: k for k, v in MLFLOW_ERROR_CODES.items()}
+            error_code = names.get(error_code, "INTERNAL_ERROR")
+        self.message = str(message)
+        self.error_code = error_code
+        self.json_kwargs = kw
+        super().__init__(self.message)
+
+    def get_http_status_code(self) -> int:
+        return _MLFLOW_HTTP_STATUS.get(self.error_code, 500)
+
+    def serialize_as_json(self) -> str:
+        import json
+
+        return json.dumps({"error_code": self.error_code, "message": self.message})
+
+    @classmethod
+    def invalid_parameter_value(cls, message: object, **kw: object) -> MlflowException:
+        return cls(message, "INVALID_PARAMETER_VALUE", **kw)

@@ -19,6 +19,9 @@ RUNS_PREFIX = "refs/xp/runs/"
 REMOTES_PREFIX = "refs/xp/remotes/"
 MONITORING_PREFIX = "refs/xp/monitoring/"  # + writer id: one append-only chain per clone
 NOTES_REF = "refs/notes/xp"  # annotations: tags, notes and moves made after the fact
+DELETED_PREFIX = "refs/xp/deleted/runs/"  # runs deleted through MLflow's API, restorable
+EXPERIMENTS_REF = "refs/xp/experiments"  # experiments made through MLflow's API
+EXPERIMENTS_FILE = "experiments.yaml"
 RECORD_DIR = ".xp/run"
 CONFIG_PATH = ".xp/config.yaml"
 
@@ -32,6 +35,8 @@ PACKAGES_FILE = "packages.txt"
 MEDIA_FILE = "media.yaml"  # the index of logged images, figures, tables, histograms, texts
 MEDIA_DIR = "media"  # artifact folder of keyed media: media/<key>/<step>.<ext>
 MEDIA_KINDS = ("image", "figure", "table", "histogram", "text")
+DATASETS_FILE = "datasets.yaml"  # MLflow datasets (log_input of an mlflow.data dataset)
+MODELS_FILE = "models.yaml"  # MLflow logged models, whose files are artifacts of the run
 SERIES_DIR = "series"
 SERIES_HEADER = "step\tvalue\ttimestamp\n"
 
@@ -105,6 +110,16 @@ def new_run_id(now: float | None = None) -> str:
         ms = _last_ms = max(ms, _last_ms + 1)
     rand = int.from_bytes(os.urandom(4), "big") >> 7
     return _b32(ms, ID_TIME_CHARS) + _b32(rand, ID_RAND_CHARS)
+
+
+def derived_run_id(ms: int, seed: str) -> str:
+    """The id of a run that copies a run of another tracker (an imported MLflow run): its
+    start time, then 25 bits of the sha256 of ``seed`` (the other tracker's id), so the same
+    run always gets the same id, in every clone (docs/format.md, section 14)."""
+    import hashlib
+
+    rand = int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:4], "big") >> 7
+    return _b32(max(0, ms), ID_TIME_CHARS) + _b32(rand, ID_RAND_CHARS)
 
 
 def id_time(run_id: str) -> float:

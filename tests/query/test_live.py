@@ -200,3 +200,36 @@ def test_what_a_child_logs_under_xp_run_is_live_too(repo: Path) -> None:
         p.communicate(timeout=60)
         assert p.returncode == 0
     assert live_rows(find_repo()) == []
+
+
+def test_a_resumed_run_shows_its_earlier_sessions_while_live(repo: Path) -> None:
+    """A continued run's journal holds the new session only; the live view reads what the
+    earlier sessions recorded from the run's previous commit."""
+    with xp.start_run(name="long", params={"lr": 0.1}) as run:
+        xp.log_metric("loss", 1.0)
+    script = repo / "again.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import time, xp
+            xp.start_run(resume={run.id!r})
+            xp.log_metric("loss", 0.5)
+            xp.log_metric("loss", 0.25)
+            time.sleep(120)
+            """
+        )
+    )
+    journal = repo / ".git" / "xp" / "journal" / f"{run.id}.journal"
+    with spawned([sys.executable, str(script)]) as proc:
+        wait_for(lambda: _flushed(journal, 2), "the session's points")
+        live = LiveRuns(find_repo())
+        live.refresh()
+        found = live.runs[run.id]
+        assert list(found.series["loss"].values) == [1.0, 0.5, 0.25]
+        assert list(found.series["loss"].steps) == [0, 1, 2]
+        assert found.params == {"lr": 0.1}
+        row = found.row()
+        assert row is not None
+        assert row.values["metrics.loss"] == 0.25
+        proc.kill()
+        proc.wait()

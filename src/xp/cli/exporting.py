@@ -1,4 +1,5 @@
-"""``xp export tensorboard RUN... -o DIR``: runs as another tool's files."""
+"""``xp export tensorboard RUN... -o DIR`` / ``xp export mlflow [URI]``: runs as another
+tool's files, or into its store."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import click
 
 from xp.cli import render
 from xp.cli.common import open_repo
+from xp.cli.progress import progress_bar
 
 
 @click.group("export")
 def export() -> None:
-    """Write runs as other tools' files (TensorBoard event files)."""
+    """Write runs as other tools' files or into their stores (TensorBoard, MLflow)."""
 
 
 @export.command()
@@ -42,3 +44,40 @@ def tensorboard(runs: tuple[str, ...], out_dir: str, float32: bool) -> None:
     if rounded:
         render.echo(f"xp: {rounded} values changed when written as float32", err=True)
     render.echo(f"tensorboard --logdir {result.out_dir}")
+
+
+@export.command("mlflow")
+@click.argument("uri", required=False)
+@click.option(
+    "-r", "--run", "runs", multiple=True, metavar="RUN", help="Only this run (repeat for more)."
+)
+@click.option(
+    "-e",
+    "--experiment",
+    "experiments",
+    multiple=True,
+    metavar="NAME",
+    help="Only the runs of this experiment (repeat for more).",
+)
+def mlflow(uri: str | None, runs: tuple[str, ...], experiments: tuple[str, ...]) -> None:
+    """Copy runs into an MLflow store: URI is sqlite:///mlflow.db, ./mlruns or a tracking
+    server (http://host:5000); default MLFLOW_TRACKING_URI, else ./mlflow.db.
+
+    Needs MLflow (pip install "git-xp[mlflow]"). Each MLflow run is tagged xp.run-id and
+    xp.commit: exporting again skips runs that did not change and updates continued ones.
+    """
+    from xp.interop.mlflow_export import export_mlflow
+
+    repo = open_repo()
+    with progress_bar("exporting", unit="runs") as bar:
+        result = export_mlflow(repo, uri=uri, runs=runs, experiments=experiments, progress=bar)
+    render.echo(
+        f"{result.target}: {result.runs} runs: {result.exported} exported, {result.updated}"
+        f" updated, {result.unchanged} unchanged; {result.artifacts} artifact files"
+    )
+    for problem in result.problems:
+        render.echo(f"xp: warning: {problem}", err=True)
+    failed = result.runs - result.exported - result.updated - result.unchanged
+    if failed:
+        render.echo(f"xp: error: {failed} runs could not be exported (see above)", err=True)
+        raise click.exceptions.Exit(1)

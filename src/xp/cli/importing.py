@@ -1,4 +1,5 @@
-"""``xp import tensorboard LOGDIR``: runs from another tool's files."""
+"""``xp import tensorboard LOGDIR`` / ``xp import mlflow [URI]``: runs from another tool's
+files or store."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import click
 
 from xp.cli import render
 from xp.cli.common import open_repo
+from xp.cli.progress import progress_bar
+from xp.config import human_size
 
 
 @click.group("import")
 def import_() -> None:
-    """Make runs from other tools' files (TensorBoard event files)."""
+    """Make runs from other tools' files or stores (TensorBoard event files, MLflow)."""
 
 
 @import_.command()
@@ -42,3 +45,39 @@ def tensorboard(logdir: str, experiment: str | None) -> None:
     render.echo(render.table(["folder", "run", "scalars", "params", "media", "status"], rows))
     done = len(result.imported)
     render.echo(f"{done} run{'s' if done != 1 else ''} imported from {result.logdir}")
+
+
+@import_.command("mlflow")
+@click.argument("uri", required=False)
+@click.option(
+    "-e",
+    "--experiment",
+    "experiments",
+    multiple=True,
+    metavar="NAME",
+    help="Only this MLflow experiment (repeat for more).",
+)
+def mlflow(uri: str | None, experiments: tuple[str, ...]) -> None:
+    """Copy the runs of an MLflow store: URI is ./mlruns, sqlite:///mlflow.db or a tracking
+    server (http://host:5000); default MLFLOW_TRACKING_URI, ./mlflow.db or ./mlruns.
+
+    Params, every metric point, tags, statuses, times, parent links, datasets, logged models
+    and artifacts are kept. Importing again adds nothing; a run that changed in MLflow since
+    (it was running) is brought up to date. The MLflow store is only read.
+    """
+    from xp.interop.mlflow_import import import_mlflow
+
+    repo = open_repo()
+    with progress_bar("importing", unit="runs") as bar:
+        result = import_mlflow(repo, uri=uri, experiments=experiments, progress=bar)
+    render.echo(
+        f"{result.source}: {result.runs} runs in {len(result.experiments)} experiments:"
+        f" {result.imported} imported, {result.updated} updated, {result.unchanged} unchanged;"
+        f" {result.artifacts} artifact files ({human_size(result.artifact_bytes)})"
+    )
+    for problem in result.problems:
+        render.echo(f"xp: warning: {problem}", err=True)
+    failed = result.runs - result.imported - result.updated - result.unchanged
+    if failed:
+        render.echo(f"xp: error: {failed} runs could not be imported (see above)", err=True)
+        raise click.exceptions.Exit(1)

@@ -13,8 +13,11 @@ from xp.config import human_size
 
 
 class Bar:
-    def __init__(self, label: str) -> None:
+    """Bytes by default; with ``unit`` (``"runs"``) a count of things."""
+
+    def __init__(self, label: str, unit: str | None = None) -> None:
         self.label = label
+        self.unit = unit
         self.start = time.monotonic()
         self.last = 0.0
         self.lock = threading.Lock()
@@ -32,9 +35,12 @@ class Bar:
             pct = 100 * done / total if total else 100.0
             width = 24
             fill = int(width * pct / 100)
+            if self.unit:
+                amount = f"{done}/{total} {self.unit} {rate:.0f}/s"
+            else:
+                amount = f"{human_size(done)}/{human_size(total)} {human_size(rate)}/s"
             line = (
-                f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {pct:5.1f}%"
-                f" {human_size(done)}/{human_size(total)} {human_size(rate)}/s"
+                f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {pct:5.1f}% {amount}"
                 f" ETA {int(eta) // 60}:{int(eta) % 60:02d} "
             )
             sys.stderr.write(line)
@@ -48,14 +54,16 @@ class Bar:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool | None = None) -> Iterator[Progress | None]:
+def progress_bar(
+    label: str, enabled: bool | None = None, unit: str | None = None
+) -> Iterator[Progress | None]:
     """A progress callback when stderr is a terminal (or ``enabled``), else None."""
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled:
         yield None
         return
-    bar = Bar(label)
+    bar = Bar(label, unit)
     try:
         yield bar
     finally:

@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 
 from xp.errors import GitError, ObjectMissingError, RecordPathError
-from xp.gitstore.objects import ObjectWriter
-from xp.gitstore.refs import create_ref, read_ref
+from xp.gitstore.objects import ObjectWriter, PackWriter, object_store
+from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def identity(worktree: str) -> bytes:
     return f"{user} <{user}@{socket.gethostname()}>".encode()
 
 
-def _tree_from_files(writer: ObjectWriter, files: dict[str, bytes]) -> bytes:
+def _tree_from_files(writer: ObjectWriter | PackWriter, files: dict[str, bytes]) -> bytes:
     """Nested trees from {'a/b.tsv': bytes}; returns the root tree id."""
     dirs: dict[str, dict[str, bytes]] = {}
     for path, data in files.items():
@@ -97,7 +98,7 @@ def _tree_from_files(writer: ObjectWriter, files: dict[str, bytes]) -> bytes:
 
 def compose_tree(
     repo: GitRepo,
-    writer: ObjectWriter,
+    writer: ObjectWriter | PackWriter,
     workspace_tree: str,
     record_dir: str,
     files: dict[str, bytes],
@@ -157,20 +158,40 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
             (name.encode("utf-8", "surrogateescape"), mode, ObjectID(sha.encode()))
             for name, (mode, sha) in parse_tree(body).items()
         )
-    from dulwich.object_store import DiskObjectStore
 
-    store = DiskObjectStore(objects_dir)
     try:
-        old = store[ObjectID(tree_id)]
+        old = object_store(objects_dir)[ObjectID(tree_id)]
     except KeyError:
         raise ObjectMissingError(
             f"tree {tree_id.decode()[:12]} is gone (git gc --prune=now?)"
         ) from None
-    finally:
-        store.close()
     if not isinstance(old, Tree):
         raise ObjectMissingError(f"{tree_id.decode()[:12]} is not a tree")
     return tuple((item.path, item.mode, item.sha) for item in old.items())
+
+
+def is_commit(repo: GitRepo, sha: str) -> bool:
+    """Whether ``sha`` (full hex) names a commit this repository has."""
+
+    if len(sha) != 40:
+        return False
+    try:
+        obj = object_store(repo.objects_dir)[ObjectID(sha.encode())]
+    except (KeyError, ValueError):
+        return False
+    return isinstance(obj, Commit)
+
+
+def first_parent(repo: GitRepo, commit: str) -> str | None:
+    """The first parent of ``commit`` (None for a root commit or a missing object)."""
+
+    try:
+        obj = object_store(repo.objects_dir)[ObjectID(commit.encode())]
+    except KeyError:
+        return None
+    if not isinstance(obj, Commit) or not obj.parents:
+        return None
+    return bytes(obj.parents[0]).decode()
 
 
 def tree_of(repo: GitRepo, commit: str) -> str:
@@ -192,15 +213,11 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
     body = _loose(objects_dir, commit)
     if body is not None and body.startswith(b"tree "):
         return body[5:45].decode()
-    from dulwich.object_store import DiskObjectStore
 
-    store = DiskObjectStore(objects_dir)
     try:
-        obj = store[ObjectID(commit.encode())]
+        obj = object_store(objects_dir)[ObjectID(commit.encode())]
     except KeyError:
         raise ObjectMissingError(f"commit {commit[:12]} is gone") from None
-    finally:
-        store.close()
     assert isinstance(obj, Commit)
     return bytes(obj.tree).decode()
 
@@ -208,7 +225,8 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
 def build_commit(
     repo: GitRepo, tree: bytes, parent: str | None, message: str, start: float, end: float
 ) -> Commit:
-    """The run commit object (not written)."""
+    """The run commit object (not written: the caller's writer does it, a pack for an
+    import): author date the start, committer date the end, the identity git would use."""
     ident = identity(str(repo.worktree))
     tz = time.localtime(end).tm_gmtoff
     commit = Commit()
@@ -232,7 +250,16 @@ def write_run_commit(
     start: float,
     end: float,
     writer: ObjectWriter,
+    *,
+    move: bool = False,
+    expected: str | None = None,
+    before_ref: Callable[[str], None] | None = None,
 ) -> str:
+    """The commit, then the ref: created (RefExistsError if it exists), or with ``move`` (a
+    run continued after it ended, ``parent`` being its previous commit) moved by
+    compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since.
+    ``before_ref(sha)`` runs between the two (a continued run's annotations are copied
+    there, so the ref never shows the new commit without them)."""
     commit = build_commit(repo, tree, parent, message, start, end)
     from xp.gitstore import signing
 
@@ -251,8 +278,36 @@ def write_run_commit(
         writer.add(commit)
         sha = commit.id.decode()
     note_recorded(repo, sha)
-    create_ref(repo.common_dir, ref, sha)
+    if before_ref is not None:
+        before_ref(sha)
+    if move:
+        update_ref(repo.common_dir, ref, sha, expected)
+    else:
+        create_ref(repo.common_dir, ref, sha)
     return sha
+
+
+def write_files_commit(
+    repo: GitRepo, ref: str, files: dict[str, bytes], message: str, expected: str | None
+) -> str:
+    """A commit whose tree is just ``files``, on top of ``expected`` (the ref's current
+    commit, or None), and the ref moved to it by compare-and-swap: small shared documents
+    such as the experiment list keep their history in git and never lose a concurrent
+    update (RefChangedError: read again and retry)."""
+    writer = ObjectWriter(repo.objects_dir)
+    tree = _tree_from_files(writer, files)
+    now = time.time()
+    commit = Commit()
+    commit.tree = ObjectID(tree)
+    commit.parents = [ObjectID(expected.encode())] if expected else []
+    commit.author = commit.committer = identity(str(repo.worktree))
+    commit.author_time = commit.commit_time = int(now)
+    commit.author_timezone = commit.commit_timezone = time.localtime(now).tm_gmtoff
+    commit.encoding = None
+    commit.message = message.encode("utf-8")
+    writer.add(commit)
+    update_ref(repo.common_dir, ref, commit.id.decode(), expected)
+    return commit.id.decode()
 
 
 def author_of(repo: GitRepo, commit: str) -> str:

@@ -10,14 +10,20 @@ answer see ``xp.gitstore.protect``). Its temp files (``tmp_obj_*``) go too: writ
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dulwich.objects import ShaFile
 
 from xp.errors import StorageError
+
+if TYPE_CHECKING:
+    from dulwich.object_store import DiskObjectStore
 
 _made_dirs: dict[str, set[str]] = {}  # objects/xx folders known to exist, per repository
 
@@ -95,3 +101,72 @@ class ObjectWriter:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
         return True
+
+
+_local = threading.local()  # each thread its own stores: pack reads seek shared files
+_opened: list[DiskObjectStore] = []
+_opened_lock = threading.Lock()
+
+
+def object_store(objects_dir: Path | str) -> DiskObjectStore:
+    """A dulwich object store per repository, thread and process, for reads: its pack
+    indexes load once, it sees packs added later (it rescans on a miss), and it is closed at
+    exit rather than left for the garbage collector to complain about."""
+    from dulwich.object_store import DiskObjectStore
+
+    stores: dict[str, DiskObjectStore] | None = getattr(_local, "stores", None)
+    if stores is None:
+        stores = _local.stores = {}
+    key = str(objects_dir)
+    store = stores.get(key)
+    if store is None:
+        store = stores[key] = DiskObjectStore(key)
+        with _opened_lock:
+            if not _opened:
+                atexit.register(_close_stores)
+            _opened.append(store)
+    return store
+
+
+def _close_stores() -> None:
+    with _opened_lock:
+        while _opened:
+            _opened.pop().close()
+
+
+class PackWriter:
+    """Collects objects in memory and writes them as one pack on ``flush``: for writes in
+    bulk (``xp import``), where a file per object costs more than the objects. Refs to these
+    objects may be written only after ``flush``."""
+
+    def __init__(self, objects_dir: Path) -> None:
+        self.objects_dir = objects_dir
+        self._pending: dict[bytes, ShaFile] = {}
+
+    def add(self, obj: ShaFile) -> bytes:
+        sha = obj.id
+        self._pending.setdefault(sha, obj)
+        return sha
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        from dulwich.object_store import DiskObjectStore
+
+        # level 1, as loose objects here: most of the time is compression otherwise
+        store = DiskObjectStore(str(self.objects_dir), pack_compression_level=1)
+        try:
+            pack = store.add_objects([(obj, None) for obj in self._pending.values()])
+            if pack is not None:
+                pack.close()
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write a git pack in {self.objects_dir}: {exc.strerror};"
+                " free disk space or fix permissions and retry"
+            ) from None
+        finally:
+            store.close()
+        self._pending.clear()

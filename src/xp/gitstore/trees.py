@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from dulwich.objects import ObjectID
 
+from xp.gitstore.objects import object_store
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
@@ -140,6 +141,30 @@ def read_folder(repo: GitRepo, commit: str, folder: str) -> FolderReader | None:
         return _walk(get, sha) if sha is not None else []
 
     return FolderReader(read, files, store.close)
+
+
+def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
+    """The bytes of the file at ``path`` in ``commit``'s tree, or None when there is none;
+    from the object store this thread keeps open for the repository (``objects.object_store``,
+    closed at exit): an import reads one small file per run, thousands of times."""
+    from dulwich.objects import Commit
+
+    store = object_store(repo.objects_dir)
+
+    def get(sha: bytes) -> ShaFile:
+        return store[ObjectID(sha)]
+
+    try:
+        obj = get(commit.encode())
+        if not isinstance(obj, Commit):
+            return None
+        sha = _lookup(get, obj.tree, path)
+        if sha is None:
+            return None
+        blob = get(sha)
+    except KeyError:
+        return None
+    return None if blob.type_name != b"blob" else blob.as_raw_string()
 
 
 def _lookup(get: Callable[[bytes], ShaFile], tree_id: bytes, path: str) -> bytes | None:

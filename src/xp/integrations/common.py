@@ -123,6 +123,25 @@ def is_finite(value: float | int) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
+_active_sources: list[Callable[[], Any]] = []
+
+
+def add_active_source(source: Callable[[], Any]) -> None:
+    """Another API's active run as a live ``Run`` (or None): ``xp.mlflow`` registers its
+    ``mlflow.start_run`` stack, so ``mlflow.autolog()`` logs a framework's training into the
+    MLflow run the script started, as MLflow's autolog does."""
+    if source not in _active_sources:
+        _active_sources.append(source)
+
+
+def _from_sources() -> Any:
+    for source in _active_sources:
+        run = source()
+        if run is not None:
+            return run
+    return None
+
+
 class Session:
     """The run one integration logs into, and whether it must end it.
 
@@ -163,7 +182,7 @@ class Session:
     def _start(self) -> Any:
         import xp
 
-        current = xp.active_run()
+        current = xp.active_run() or _from_sources()
         if current is not None and not self.nested:
             return current
         active = xp.start_run(name=self.name, nested=self.nested)

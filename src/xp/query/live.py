@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xp.errors import XPError
 from xp.gitstore.repo import GitRepo
 from xp.query.index import RunRow
 from xp.record import values
@@ -94,9 +95,11 @@ class LiveRun:
     """One live run: its journal plus the parts of its child processes, merged as the owner
     merges them when it commits (params first come, name from a part when auto-named)."""
 
-    def __init__(self, run_id: str, journal: Path) -> None:
+    def __init__(self, run_id: str, journal: Path, repo: GitRepo | None = None) -> None:
         self.run_id = run_id
         self.journal = _Tail(journal)
+        self.repo = repo  # to read a continued run's earlier sessions
+        self._based = False
         self.parts: dict[str, _Tail] = {}
         self.params: dict[str, Any] = {}
         self.tags: dict[str, str] = {}
@@ -161,6 +164,9 @@ class LiveRun:
         lines = self.journal.read()
         if lines is None:
             return False, grown, True
+        if not self._based and self.journal.state is not None:
+            self._based = True
+            self._seed(grown)
         changed = self._feed(self.journal, lines, grown)
         for path in part_paths:
             tail = self.parts.setdefault(path.name, _Tail(path))
@@ -168,6 +174,31 @@ class LiveRun:
             if part_lines:
                 changed = self._feed(tail, part_lines, grown) or changed
         return True, grown, changed
+
+    def _seed(self, grown: set[str]) -> None:
+        """A continued run (``xp.start_run(resume=ID)``): its journal holds this session
+        only, so what the earlier sessions recorded comes from its previous commit."""
+        state = self.journal.state
+        previous = state.header.previous if state is not None else None
+        if previous is None or self.repo is None or state is None:
+            return
+        from xp.query.resolve import read_record
+        from xp.record.build import state_of_record
+
+        try:
+            record = read_record(self.repo, previous)
+            if record is None:
+                return
+            base = state_of_record(record, state.header)
+        except (XPError, ValueError, KeyError, TypeError):
+            return  # shown as this session alone; the commit will hold everything
+        for key, value, step, seconds in base.points:
+            self.series.setdefault(key, LiveSeries()).add(value, step, seconds)
+            grown.add(key)
+        self.params.update(base.params)
+        self.tags.update(base.tags)
+        self.artifacts.update(base.artifacts)
+        self.inputs.update(base.inputs)
 
     def row(self, now: float | None = None) -> RunRow | None:
         """The run as a table row, values as the index would hold them; None before the
@@ -238,6 +269,7 @@ class LiveRuns:
     """Every live run of a repository, brought up to date by ``refresh()``."""
 
     def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
         self.dir = repo.xp_dir / "journal"
         self.runs: dict[str, LiveRun] = {}
         self._host = socket.gethostname()
@@ -263,7 +295,7 @@ class LiveRuns:
             run = self.runs.get(run_id)
             fresh = run is None
             if run is None:
-                run = self.runs[run_id] = LiveRun(run_id, path)
+                run = self.runs[run_id] = LiveRun(run_id, path, self.repo)
             had_header = run.header is not None
             there, metrics, other = run.refresh(parts.get(run_id, []))
             if not there:

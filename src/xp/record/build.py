@@ -10,13 +10,67 @@ import math
 import time
 from typing import Any
 
+from xp.record.header import RunHeader
 from xp.record.journal import RunState
 from xp.record.model import Point, RunRecord, final_value, format_number
 
 
+def to_ms(ts: float) -> int:
+    """Milliseconds since the epoch of a time in seconds, cut as MLflow cuts ``time.time()``
+    (so a run's end is never before a point logged in its last millisecond); the epsilon
+    brings a time that was given in ms (``ms / 1000``) back to exactly that ms."""
+    return math.floor(ts * 1000 + 0.001)
+
+
 def iso_time(ts: float) -> str:
-    """UTC ISO 8601 to the millisecond, as meta.yaml stores times."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    """UTC ISO 8601 to the millisecond, as meta.yaml stores times (``to_ms``)."""
+    ms = to_ms(ts)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def parse_time(value: Any) -> float | None:
+    """Seconds since the epoch from a meta.yaml time (ISO 8601 text, or a datetime)."""
+    from datetime import datetime, timezone
+
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str) and value:
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def state_of_record(record: RunRecord, header: RunHeader) -> RunState:
+    """What a committed run had logged, as live state a continued session builds on.
+
+    A metric with a single point at step 0 has no series file, so no timestamp of its own:
+    it gets the run's end time (then, being a series of one, it keeps that from now on).
+    """
+    end = parse_time(record.meta.get("end_time")) or header.start_time
+    points: list[tuple[str, float, int, float]] = []
+    for key in sorted(record.metrics):
+        series = record.series.get(key)
+        if series:
+            points += [(key, value, step, ts / 1000) for step, value, ts in series]
+        else:
+            points.append((key, record.metrics[key], 0, end))
+    return RunState(
+        header=header,
+        params=dict(record.params),
+        tags=dict(record.tags),
+        points=points,
+        artifacts={a.path: a for a in record.artifacts},
+        inputs={i.path: i for i in record.inputs},
+        media={m.path: m for m in record.media},
+        datasets=list(record.datasets),
+        models={str(m.get("id")): dict(m) for m in record.models},
+    )
 
 
 def build_record(
@@ -26,9 +80,9 @@ def build_record(
     h = state.header
     grouped: dict[str, list[Point]] = {}
     for key, value, step, ts in state.points:
-        grouped.setdefault(key, []).append((step, value, int(ts * 1000)))
+        grouped.setdefault(key, []).append((step, value, to_ms(ts)))
     metrics = {k: final_value(v) for k, v in grouped.items()}
-    series = {k: v for k, v in grouped.items() if len(v) > 1 or v[0][0] != 0}
+    series = {k: v for k, v in grouped.items() if h.all_series or len(v) > 1 or v[0][0] != 0}
     start = float(h.start_time)
     meta: dict[str, Any] = {
         "experiment": h.experiment or "default",
@@ -45,6 +99,8 @@ def build_record(
     meta.update(h.context)
     optional: dict[str, Any] = {"parent": h.parent, "message": h.message, "exit_code": h.exit_code}
     meta.update({k: v for k, v in optional.items() if v is not None})
+    if h.resumed:
+        meta["resumed"] = list(h.resumed)
     warnings = list(h.warnings)
     warnings += [
         f"{path} ({size} bytes) is over the size limit and was not snapshotted;"
@@ -66,6 +122,8 @@ def build_record(
         inputs=tuple(state.inputs.values()),
         packages=packages,
         media=tuple(state.media.values()),
+        datasets=tuple(state.datasets),
+        models=tuple(state.models[k] for k in sorted(state.models)),
     )
 
 

@@ -38,6 +38,14 @@ class RunHeader:
     # set while or after the run goes
     warnings: list[str] = field(default_factory=list)
     exit_code: int | None = None
+    # a series file for every metric, so a single point keeps its timestamp (MLflow's runs)
+    all_series: bool = False
+    # a run continued after it ended: the commit it continues (the new commit's parent), the
+    # value its ref must still have when the new commit lands (None: no local ref yet, as
+    # for a fetched run), and when it was continued (ISO times, every session's)
+    previous: str | None = None
+    ref_expected: str | None = None
+    resumed: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -51,6 +59,7 @@ class RunHeader:
         values = {k: v for k, v in data.items() if k in known}
         values["skipped"] = [(str(p), int(s)) for p, s in values.get("skipped") or []]
         values["warnings"] = [str(w) for w in values.get("warnings") or []]
+        values["resumed"] = [str(w) for w in values.get("resumed") or []]
         return cls(**values)
 
     def apply(self, changes: dict[str, Any]) -> None:

@@ -11,9 +11,12 @@ the line as 8 hex digits; docs/format.md section 7):
   M <key> <value> <step> <time>   metric point; time in seconds since the epoch
   P <json [key, value]>           param
   T <json [key, value]>           tag
+  R <json key>                    tag removed (MLflow's delete_tag)
   A <json artifact entry>         artifact file
   I <json input entry>            data input
   G <json media entry>            an image, figure, table, histogram or text (record/media.py)
+  D <json dataset entry>          an MLflow dataset the run used (log_input)
+  O <json logged model entry>     an MLflow logged model, replaced by id when it changes
   K <sha256>                      a cache object the run is about to use (for `xp gc`)
   E <json {status, end_time}>     the run ended; the commit may still have failed
   X <json {reason, time}>         why the journal could not be committed (a `.failed` file)
@@ -62,6 +65,8 @@ class RunState:
     points: list[tuple[str, float, int, float]] = field(default_factory=list)
     artifacts: dict[str, FileEntry] = field(default_factory=dict)
     inputs: dict[str, FileEntry] = field(default_factory=dict)
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
     end: dict[str, Any] | None = None
     media: dict[str, MediaEntry] = field(default_factory=dict)  # by artifact path
     damaged: int = 0  # lines dropped because their checksum did not match
@@ -84,18 +89,29 @@ class RunState:
             artifacts=dict(self.artifacts),
             inputs=dict(self.inputs),
             media=dict(self.media),
+            datasets=list(self.datasets),
+            models=dict(self.models),
             end=None if self.end is None else dict(self.end),
             damaged=self.damaged,
         )
+
+    def add_dataset(self, entry: dict[str, Any]) -> bool:
+        """Record an MLflow dataset input once (by name, digest and tags); True when new."""
+        if entry in self.datasets:
+            return False
+        self.datasets.append(entry)
+        return True
 
 
 class Journal:
     """Created under a temp name, locked and headed, then renamed: a reader never sees a
     journal that has no header or no owner."""
 
-    def __init__(self, path: Path, header: bytes) -> None:
+    def __init__(self, path: Path, header: bytes, exclusive: bool = False) -> None:
+        """With ``exclusive``, FileExistsError when a journal is there already: a run being
+        continued claims its id this way, so two processes can never both continue it."""
         self.path = path
-        tmp = path.with_suffix(".new")
+        tmp = path.with_suffix(f".new-{os.getpid()}" if exclusive else ".new")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -107,7 +123,11 @@ class Journal:
         self.size = 0
         try:
             self.write(header)
-            os.replace(tmp, path)
+            if exclusive:
+                os.link(tmp, path)  # fails when the name exists: create-if-absent
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
         except (OSError, StorageError):
             os.close(self.fd)
             os.unlink(tmp)
@@ -204,12 +224,23 @@ def read_header(first: bytes) -> tuple[RunState, bool]:
     return RunState(header=header), sealed
 
 
-def replay(data: bytes) -> RunState:
-    """The state a journal (or part) holds; damaged lines are dropped and counted."""
+def replay(data: bytes, base: RunState | None = None) -> RunState:
+    """The state a journal (or part) holds; damaged lines are dropped and counted. With
+    ``base`` (what a continued run had before this session, read from its previous commit)
+    the journal's lines apply on top of it."""
     raw_lines = data.split(b"\n")[:-1]  # the part after the last newline is incomplete
     if not raw_lines:
         raise ValueError("journal has no header")
     state, sealed = read_header(raw_lines[0])
+    if base is not None:
+        state.params = dict(base.params)
+        state.tags = dict(base.tags)
+        state.points = list(base.points)
+        state.artifacts = dict(base.artifacts)
+        state.inputs = dict(base.inputs)
+        state.media = dict(base.media)
+        state.datasets = list(base.datasets)
+        state.models = dict(base.models)
     for raw in raw_lines[1:]:
         apply_line(state, raw, sealed=sealed)
     return state
@@ -236,6 +267,8 @@ def apply_line(state: RunState, raw: bytes, *, sealed: bool) -> None:
         elif kind == "T":
             k, v = json.loads(rest)
             state.tags[k] = v
+        elif kind == "R":
+            state.tags.pop(json.loads(rest), None)
         elif kind == "A":
             entry = FileEntry.from_dict(json.loads(rest))
             state.artifacts[entry.path] = entry
@@ -245,6 +278,14 @@ def apply_line(state: RunState, raw: bytes, *, sealed: bool) -> None:
         elif kind == "G":
             media = MediaEntry.from_dict(json.loads(rest), "journal")
             state.media[media.path] = media
+        elif kind == "D":
+            dataset = json.loads(rest)
+            if isinstance(dataset, dict):
+                state.add_dataset(dataset)
+        elif kind == "O":
+            model = json.loads(rest)
+            if isinstance(model, dict) and isinstance(model.get("id"), str):
+                state.models[model["id"]] = model
         elif kind == "U":
             changes = json.loads(rest)
             if isinstance(changes, dict):
@@ -370,6 +411,9 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
         state.artifacts.update(part.artifacts)
         state.inputs.update(part.inputs)
         state.media.update(part.media)
+        for dataset in part.datasets:
+            state.add_dataset(dataset)
+        state.models.update(part.models)
         if state.header.auto_name and not part.header.auto_name:
             state.header.name = part.header.name
             state.header.auto_name = False
@@ -409,6 +453,11 @@ class Flusher:
     def unregister(self, run: Flushable) -> None:
         with self._lock:
             self._runs.discard(run)
+
+    def is_live(self, run_id: str) -> bool:
+        """Whether this process is logging run ``run_id`` (as its owner, not as a part)."""
+        with self._lock:
+            return any(r.id == run_id and not getattr(r, "attached", False) for r in self._runs)
 
     def _loop(self) -> None:
         while True:

@@ -66,6 +66,8 @@ class RunRecord:
     inputs: tuple[FileEntry, ...] = ()
     packages: tuple[str, ...] = ()
     media: tuple[MediaEntry, ...] = ()
+    datasets: tuple[dict[str, Any], ...] = ()  # MLflow datasets, in logging order
+    models: tuple[dict[str, Any], ...] = ()  # MLflow logged models, by id
 
     @property
     def experiment(self) -> str:
@@ -94,6 +96,10 @@ class RunRecord:
             files[fmt.MEDIA_FILE] = yamlio.dump(dump_entries(list(self.media)))
         if self.packages:
             files[fmt.PACKAGES_FILE] = ("\n".join(sorted(self.packages)) + "\n").encode()
+        if self.datasets:
+            files[fmt.DATASETS_FILE] = yamlio.dump(list(self.datasets))
+        if self.models:
+            files[fmt.MODELS_FILE] = yamlio.dump(sorted(self.models, key=lambda m: m["id"]))
         for key, points in self.series.items():
             files[f"{fmt.SERIES_DIR}/{key}.tsv"] = series_bytes(points)
         return files
@@ -158,6 +164,8 @@ class RunRecord:
             inputs=_entries(load(fmt.INPUTS_FILE, []), source, fmt.INPUTS_FILE),
             packages=tuple(packages.decode("utf-8", "replace").split()) if packages else (),
             media=load_entries(load(fmt.MEDIA_FILE, None), f"{source}:{fmt.MEDIA_FILE}"),
+            datasets=_mappings(load(fmt.DATASETS_FILE, []), source, fmt.DATASETS_FILE),
+            models=_mappings(load(fmt.MODELS_FILE, []), source, fmt.MODELS_FILE),
         )
 
 
@@ -167,6 +175,17 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _mappings(value: Any, source: str, name: str) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{source}: {fmt.RECORD_DIR}/{name} must be a list of mappings")
+    if len(value) > fmt.MAX_ENTRIES:
+        raise ConfigError(
+            f"{source}: {fmt.RECORD_DIR}/{name} has {len(value):,} entries, over the"
+            f" {fmt.MAX_ENTRIES:,} a record may hold; the run was not written by xp"
+        )
+    return tuple({str(k): v for k, v in item.items()} for item in value)
 
 
 def _mapping(value: Any, source: str, name: str) -> dict[str, Any]:
@@ -211,9 +230,13 @@ def format_number(value: float | int) -> str:
 
 
 def series_bytes(points: list[Point]) -> bytes:
-    lines = [fmt.SERIES_HEADER]
-    lines.extend(f"{s}\t{format_number(v)}\t{t}\n" for s, v, t in points)
-    return "".join(lines).encode()
+    # repr of a Python float or int is already the format (nan, inf, -inf included); other
+    # number types (a numpy scalar from a hand-made record) go through format_number
+    if all(type(v) is float or type(v) is int for _s, v, _t in points):
+        lines = [f"{s}\t{v!r}\t{t}\n" for s, v, t in points]
+    else:
+        lines = [f"{s}\t{format_number(v)}\t{t}\n" for s, v, t in points]
+    return (fmt.SERIES_HEADER + "".join(lines)).encode()
 
 
 def parse_series(data: bytes, source: str) -> list[Point]:

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -21,6 +22,7 @@ _stack: list[Any] = []  # list[xp.tracking.run.Run]; typed loosely to keep `impo
 _unrecorded: list[Any] = []  # runs whose end_run could not commit, newest last: retried
 _exit_status = "finished"
 _hooks_installed = False
+_exit_callbacks: list[Callable[[str], None]] = []
 
 
 class ActiveRun:
@@ -85,6 +87,14 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def at_exit(callback: Callable[[str], None]) -> None:
+    """Also call ``callback(status)`` when the process ends (``finished``, ``failed`` after
+    an uncaught exception, ``killed`` by SIGINT/SIGTERM): the MLflow API ends its runs so."""
+    _install_hooks()
+    if callback not in _exit_callbacks:
+        _exit_callbacks.append(callback)
+
+
 def _end_all(status: str) -> None:
     while _stack:
         run = _stack[-1]
@@ -93,6 +103,11 @@ def _end_all(status: str) -> None:
         except Exception as exc:
             _stack.remove(run) if run in _stack else None
             sys.stderr.write(f"xp: could not record run {run.id}: {exc}\n")
+    for callback in list(_exit_callbacks):
+        try:
+            callback(status)
+        except Exception as exc:
+            sys.stderr.write(f"xp: could not record a run: {exc}\n")
 
 
 def _at_exit() -> None:
@@ -116,12 +131,17 @@ def start_run(
     description: str | None = None,
     path: str | os.PathLike[str] | None = None,
     system_metrics: bool | None = None,
+    resume: str | None = None,
 ) -> ActiveRun:
     """Start a run (snapshotting the workspace now: the code that runs is the code recorded).
 
     ``system_metrics=True`` samples CPU, memory, disk, network and GPUs into ``system/...``
     while the run goes (default: ``XP_SYSTEM_METRICS``, then ``system_metrics`` in the
     project config).
+
+    ``resume=ID`` (or ``XP_RESUME=ID`` in the environment, for a preempted job that
+    restarts) continues run ID instead: its series go on, and its ref moves forward to the
+    new commit when the run ends again (docs/runs.md).
     """
     from xp.gitstore.repo import find_repo
     from xp.tracking.run import Run
@@ -138,18 +158,27 @@ def start_run(
             experiment = _stack[-1].state.header.experiment
         elif attach and os.environ.get("XP_RUN_EXPERIMENT") not in (None, "", "default"):
             experiment = os.environ["XP_RUN_EXPERIMENT"]
+    if resume is None and not _stack and not attach:
+        resume = os.environ.pop("XP_RESUME", None) or None  # used once, as MLFLOW_RUN_ID is
     repo = find_repo(path)
     if not attach:
         _recover_quietly(repo)
-    run = Run(
-        repo,
-        name=name,
-        experiment=experiment,
-        parent=parent,
-        message=description,
-        attach=attach,
-        system_metrics=system_metrics,
-    )
+    if resume is not None:
+        from xp.tracking.resume import resume as resume_run
+
+        run = resume_run(
+            repo, resume, name=name, message=description, system_metrics=system_metrics
+        )
+    else:
+        run = Run(
+            repo,
+            name=name,
+            experiment=experiment,
+            parent=parent,
+            message=description,
+            attach=attach,
+            system_metrics=system_metrics,
+        )
     _install_hooks()
     _stack.append(run)
     try:

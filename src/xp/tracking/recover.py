@@ -17,13 +17,19 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xp import format as fmt
 from xp.artifacts import cache
-from xp.errors import StorageError, XPError
+from xp.errors import RefChangedError, StorageError, XPError
 from xp.gitstore import protect
 from xp.gitstore.refs import read_ref, update_ref
 from xp.gitstore.repo import GitRepo
+
+if TYPE_CHECKING:
+    from xp.record.header import RunHeader
+    from xp.record.journal import RunState
+    from xp.record.model import RunRecord
 
 
 @dataclass
@@ -68,7 +74,8 @@ def _recover_one(repo: GitRepo, path: Path, fd: int, run_id: str, result: Recove
 
     try:
         with open(fd, "rb", closefd=False) as fh:
-            state = replay(fh.read())
+            data = fh.read()
+        state = replay(data, base=_base(repo, data))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         result.set_aside.append((run_id, _set_aside(path, CORRUPT, exc), _reason(exc)))
         return
@@ -93,7 +100,10 @@ def _recover_one(repo: GitRepo, path: Path, fd: int, run_id: str, result: Recove
             raise ValueError("the journal has no workspace snapshot")
         ref = fmt.run_ref(record.id)
         existing = read_ref(repo.common_dir, ref)
-        if existing is None:
+        if h.previous is not None:  # a continued run: its ref moves forward
+            if _continue(repo, record, h, end_time):
+                result.recovered.append((record.id, status))
+        elif existing is None:
             commit_record(repo, record, h.tree, h.baseline, h.start_time, end_time, check=True)
             result.recovered.append((record.id, status))
         elif protect.missing_objects(repo, existing):
@@ -164,3 +174,42 @@ def release_orphans(repo: GitRepo) -> list[str]:
             keep.unlink(missing_ok=True)
             gone.append(run_id)
     return gone
+
+
+def _base(repo: GitRepo, data: bytes) -> RunState | None:
+    """What a continued run had before its last session: its previous commit's record."""
+    from xp.record.build import state_of_record
+    from xp.record.journal import replay
+    from xp.tracking.run import read_record
+
+    header = replay(data[: data.find(b"\n") + 1]).header if b"\n" in data else None
+    if header is None or header.previous is None:
+        return None
+    record = read_record(repo, header.previous)
+    if record is None:
+        raise ValueError(f"the run's previous commit {header.previous[:12]} has no record")
+    return state_of_record(record, header)
+
+
+def _continue(repo: GitRepo, record: RunRecord, h: RunHeader, end_time: float) -> bool:
+    """Commit a continued run's session; False when it had landed before the crash."""
+    from xp.gitstore.commit import first_parent
+    from xp.tracking.run import commit_record
+
+    assert h.tree is not None
+    current = read_ref(repo.common_dir, fmt.run_ref(record.id))
+    if (
+        current != h.ref_expected
+        and current is not None
+        and first_parent(repo, current) == (h.previous)
+    ):
+        return False  # committed already; only the journal was left
+    try:
+        commit_record(
+            repo, record, h.tree, h.baseline, h.start_time, end_time, check=True, header=h
+        )
+    except RefChangedError:
+        raise ValueError(
+            f"run {record.id} was moved by another process while this session ran"
+        ) from None
+    return True

@@ -16,7 +16,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,9 @@ from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo, find_repo
 from xp.gitstore.snapshot import snapshot
+from xp.gitstore.trees import read_folder
 from xp.record import values
-from xp.record.build import build_record, commit_message
+from xp.record.build import build_record, commit_message, iso_time, parse_time, state_of_record
 from xp.record.context import command_line, installed_packages, static_context
 from xp.record.header import RunHeader
 from xp.record.journal import (
@@ -113,6 +115,10 @@ class _Logged:
     files: list[FileEntry]
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _end_time(value: Any) -> float:
     """An ``end_time`` given by an importer: seconds since the epoch, years 1-9999."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -125,6 +131,18 @@ def _end_time(value: Any) -> float:
 def _relative_cwd(top: Path) -> str:
     here = os.getcwd()
     return os.path.relpath(here, top).replace(os.sep, "/") if here.startswith(str(top)) else "."
+
+
+def read_record(repo: GitRepo, commit: str) -> RunRecord | None:
+    """The run record in ``commit``'s tree, or None when it carries none."""
+    folder = read_folder(repo, commit, fmt.RECORD_DIR)
+    if folder is None:
+        return None
+    try:
+        keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
+        return RunRecord.from_files(folder.read, keys, commit[:12])
+    finally:
+        folder.close()  # the object store's open packs
 
 
 def _message(message: str | None) -> str | None:
@@ -182,8 +200,11 @@ def commit_record(
     check: bool = False,
     protected: bool = False,
     ref: str | None = "",
+    header: RunHeader | None = None,
 ) -> str:
     """Write the run commit and its ref (``ref=None``: the commit only); returns its sha.
+    A continued run (``header.previous``) gets a commit whose parent is its previous one,
+    and its ref moves there by compare-and-swap: a fast-forward.
 
     Nothing is written while a ``git gc`` runs (it could prune the new objects, and an
     unkept snapshot, before the ref reaches them): the commit waits for that gc to end.
@@ -215,18 +236,30 @@ def commit_record(
         record, tree = _lost_snapshot(record, tree), _fallback_tree(repo, writer, baseline)
         files = record.to_files()
         root = gitcommit.compose_tree(repo, writer, tree, fmt.RECORD_DIR, files)
+    previous = header.previous if header is not None else None
+    parent = previous or baseline
     if ref is None:
-        commit = gitcommit.build_commit(repo, root, baseline, commit_message(record), start, end)
+        commit = gitcommit.build_commit(repo, root, parent, commit_message(record), start, end)
         return writer.add(commit).decode()
     sha = gitcommit.write_run_commit(
-        repo, ref, root, baseline, commit_message(record), start, end, writer
+        repo,
+        ref,
+        root,
+        parent,
+        commit_message(record),
+        start,
+        end,
+        writer,
+        move=previous is not None,
+        expected=header.ref_expected if header is not None else None,
+        before_ref=None if previous is None else _carry_annotations(repo, record.id, previous),
     )
     # A gc running now may still prune what it decided was unreachable before the ref; one
     # that started after the check above and has ended already left its mark: objects of
     # this commit that are no longer loose (pruned, or packed). Either way, settle.
     gc_pid = protect.gc_running(repo.common_dir)
     if gc_pid is not None or writer.not_loose():
-        sha = _settle(repo, writer, record, sha, tree, baseline, start, end, gc_pid)
+        sha = _settle(repo, writer, record, sha, tree, parent, start, end, gc_pid)
     return sha
 
 
@@ -259,6 +292,53 @@ def _settle(
     return new
 
 
+def _carry_annotations(repo: GitRepo, run_id: str, previous: str) -> Callable[[str], None]:
+    """Annotations are git notes on a commit (docs/format.md, section 12): a continued run's
+    new commit gets every event line of its previous commit, from every notes ref this clone
+    reads (once each, in order), so tags, notes and moves made after it ended stay with it.
+    Copying never stops the run's commit: if git fails here, the lines are still on the
+    previous commit (``git log --notes=xp`` shows them) and the run lands without them."""
+
+    def carry(new: str) -> None:
+        with contextlib.suppress(XPError):
+            _copy_notes(repo, run_id, previous, new)
+
+    return carry
+
+
+def _copy_notes(repo: GitRepo, run_id: str, previous: str, new: str) -> None:
+    from xp.gitstore import notes
+    from xp.record import annotations
+
+    lines: set[str] = set()
+    for _ref, tip in sorted(notes.tips(repo).items()):
+        if not notes.is_commit(repo, tip):
+            continue  # not a notes commit: readers ignore it too
+        data = notes.read(repo, tip, [previous], annotations.MAX_NOTE_BYTES).get(previous)
+        if data:
+            lines.update(ln for ln in annotations.lines_of(data) if ln.strip())
+    if lines:
+        notes.append(
+            repo,
+            commit=new,
+            lines=sorted(lines),
+            message=f"xp: annotations carried to run {run_id}'s new commit\n\nxp-run: {run_id}\n",
+            max_bytes=annotations.MAX_NOTE_BYTES,
+        )
+
+
+@dataclass(frozen=True)
+class Continued:
+    """A run to continue after it ended: its id, the commit its ref is at, the value the
+    local ref must still have when the session commits (None: there is no local ref yet,
+    e.g. a fetched run), and the record at that commit."""
+
+    run_id: str
+    commit: str
+    expected: str | None
+    record: RunRecord
+
+
 class Run:
     """One run being logged. Log calls append to lists; ``flush`` journals; ``finish`` commits."""
 
@@ -276,8 +356,12 @@ class Run:
         command: list[str] | None = None,
         cwd: str | None = None,
         system_metrics: bool | None = None,
+        start_time: float | None = None,
+        all_series: bool = False,
+        continues: Continued | None = None,
     ) -> None:
-        """A new run, or with ``attach`` a part of run ``attach`` that another process owns.
+        """A new run, or with ``attach`` a part of run ``attach`` that another process owns,
+        or with ``continues`` a new session of a run that ended (see ``tracking.resume``).
 
         An attached part (a script started by ``xp run``) logs into its own journal part; the
         owner merges the parts into its run when it commits. See ``child_env``.
@@ -292,9 +376,17 @@ class Run:
         message = _message(message)
         self.repo = repo or find_repo()
         self.config = config or load_config(self.repo)
-        start = time.time()
+        start = time.time() if start_time is None else start_time
         self.attached = attach is not None
         self.id = attach or fmt.new_run_id(start)
+        if continues is not None:
+            old = continues.record
+            self.id = continues.run_id
+            start = parse_time(old.meta.get("start_time")) or start
+            name = name or old.name
+            experiment = experiment or old.experiment
+            parent = parent if parent is not None else _text(old.meta.get("parent"))
+            message = message if message is not None else _text(old.meta.get("message"))
         self.name = name or auto_name(self.id)
         from xp import __version__
 
@@ -312,6 +404,7 @@ class Run:
             message=message,
             xp_version=__version__,
             pid=os.getpid(),
+            all_series=all_series,
         )
         if header.command != [str(a) for a in argv]:
             header.warnings.append(
@@ -346,8 +439,21 @@ class Run:
         self._metrics = 0
         self._budget = {"param": 0, "tag": 0, "metric": 0}
         self._next_step: dict[str, int] = {}
+        if continues is not None:
+            old = continues.record
+            header.previous = continues.commit
+            header.ref_expected = continues.expected
+            header.resumed = [str(t) for t in old.meta.get("resumed") or []]
+            header.resumed.append(iso_time(time.time()))
+            header.all_series = all_series or any(
+                len(points) == 1 and points[0][0] == 0 for points in old.series.values()
+            )
+            self.state = state_of_record(old, header)
+            for key, _value, step, _ts in self.state.points:
+                self._keys.add(key)
+                self._next_step[key] = step + 1
         self._events: list[tuple[str, Any]] = []  # (kind, payload): serialized when flushed
-        self._flushed_points = 0
+        self._flushed_points = len(self.state.points)
         self._flushed_events = 0
         self._io_lock = threading.Lock()
         self.status = "running"
@@ -364,6 +470,18 @@ class Run:
         self._log_step = 0  # the step counter of xp.log (one for all keys, as W&B's)
         self._media_steps: dict[str, int] = {}
         self._sampler: Any = None
+        if continues is not None:
+            # xp.log's counter and each media series go on after the last step logged, so a
+            # new session never replaces an earlier session's picture or point.
+            self._log_step = max(self._next_step.values(), default=0)
+            for entry in self.state.media.values():
+                if entry.step is not None:
+                    self._media_steps[entry.key] = max(
+                        self._media_steps.get(entry.key, 0), entry.step + 1
+                    )
+            # Claimed now, not at the first flush: the journal is what tells a second process
+            # that this run is being continued (FileExistsError if it is there already).
+            self.journal = Journal(journal_path, header_line(header), exclusive=True)
         flusher.register(self)
         if not self.attached and _wants_system_metrics(system_metrics, self.config):
             self.start_system_metrics()
@@ -562,6 +680,13 @@ class Run:
         for key, value in tags.items():
             self.set_tag(key, value)
 
+    def delete_tag(self, key: str) -> None:
+        """Remove tag ``key`` (MLflow's ``delete_tag``); journaled, so recovery agrees."""
+        self._check_live()
+        if key in self.state.tags:
+            del self.state.tags[key]
+            self._events.append(("R", key))
+
     # -- files: hashed into the cache now, recorded by content ----------------------------
     def _source(self, path: str | os.PathLike[str], what: str, inside: bool = True) -> Path:
         src = Path(path)
@@ -640,6 +765,25 @@ class Run:
             os.unlink(fh.name)
         self._add_files(entries, "artifact")
         return entries
+
+    def add_artifacts(self, entries: list[FileEntry]) -> None:
+        """Record files already in the cache as artifacts (a later one replaces a path)."""
+        self._check_live()
+        for entry in entries:
+            self.state.artifacts[entry.path] = entry
+            self._events.append(("A", entry.to_dict()))
+
+    def log_dataset(self, entry: dict[str, Any]) -> None:
+        """Record an MLflow dataset input (name, digest, source, schema, profile, tags)."""
+        self._check_live()
+        if self.state.add_dataset(entry):
+            self._events.append(("D", entry))
+
+    def set_model(self, entry: dict[str, Any]) -> None:
+        """Record or update an MLflow logged model of this run (``entry["id"]`` names it)."""
+        self._check_live()
+        self.state.models[str(entry["id"])] = entry
+        self._events.append(("O", entry))
 
     def log_text(
         self,
@@ -973,6 +1117,7 @@ class Run:
             self._end,
             check=self._gc_seen,
             protected=self._protected,
+            header=self.state.header,
         )
         return commit, parts
 

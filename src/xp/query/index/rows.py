@@ -53,6 +53,10 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _number(value: Any) -> float | None:
     try:
         return float(value) if values.is_number(value) else None
@@ -83,6 +87,9 @@ class RunRow:
     error: str | None = None
     ref: str = ""
     param_text: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    parent: str | None = None  # the enclosing run's id (nested runs)
+    message: str | None = None  # the run's description
+    source: str | None = None  # the program that logged it: its command's first word
 
 
 # A value as the index's ``vals`` table holds it: (key, num, txt). ``num`` is the number a
@@ -127,6 +134,9 @@ class Stored(NamedTuple):
     keys: tuple[str, ...]
     doc: str
     cells: list[Cell]
+    parent: str | None = None  # the enclosing run's id (nested runs)
+    message: str | None = None  # the run's description
+    source: str | None = None  # the program that logged it: its command's first word
 
 
 def stored(run_id: str, commit: str, record: RunRecord) -> Stored:
@@ -198,7 +208,15 @@ def stored(run_id: str, commit: str, record: RunRecord) -> Stored:
         tuple(keys),
         doc,
         out,
+        _text(meta.get("parent")),
+        _text(meta.get("message")),
+        _source(meta.get("command")),
     )
+
+
+def _source(command: Any) -> str | None:
+    """The program that logged a run: the first word of its recorded command."""
+    return _text(command[0]) if isinstance(command, list) and command else None
 
 
 def _doc(shown: list[Any]) -> str:
@@ -277,6 +295,11 @@ def row_from_record(run_id: str, commit: str, record: RunRecord) -> RunRow:
         user=str(user) if user else None,
         values=data,
         param_text={k: values.text(v) for k, v in record.params.items()},
+        parent=_text(meta.get("parent")),
+        message=_text(meta.get("message")),
+        source=_text(command[0])
+        if isinstance(command := meta.get("command"), list) and command
+        else None,
     )
 
 
@@ -378,6 +401,9 @@ def as_row(item: Stored, ref: str = "") -> RunRow:
         values=dict(zip(item.keys, json.loads(item.doc), strict=True)),
         error=item.error,
         ref=ref,
+        parent=item.parent,
+        message=item.message,
+        source=item.source,
     )
 
 

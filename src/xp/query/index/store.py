@@ -62,7 +62,9 @@ from xp.query.index import annotated
 from xp.query.index.compile import sort_sql, where_sql
 from xp.query.index.rows import RunRow, Stored, as_row, iter_rows
 
-SCHEMA = "3"  # 1: JSON rows; 2: JSON rows with a CRC-32 (#10); 3: typed vals rows, CRC kept
+# 1: JSON rows; 2: JSON rows with a CRC-32 (#10); 3: typed vals rows, CRC kept (#18);
+# 4: each run's parent, message and source, which the MLflow view reads (#12)
+SCHEMA = "4"
 INDEX_FILE = "index.sqlite"
 ROOT = "refs/xp"  # every loose run ref is in a folder at or below this one
 PACK_AT = 1000  # loose run refs that make the index pack them
@@ -79,7 +81,8 @@ CREATE TABLE IF NOT EXISTS runs(
     baseline TEXT, branch TEXT, user TEXT, error TEXT,
     sid INTEGER NOT NULL,
     doc TEXT NOT NULL,
-    crc INTEGER NOT NULL
+    crc INTEGER NOT NULL,
+    parent TEXT, message TEXT, source TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_name ON runs(name);
 CREATE INDEX IF NOT EXISTS runs_baseline ON runs(baseline);
@@ -514,7 +517,7 @@ class Index:
                 next_sid += 1
                 sid = sids[item.keys] = next_sid
                 new_schemas.append((sid, json.dumps(item.keys, ensure_ascii=False)))
-            run_rows.append((rid, *item[:12], sid, item.doc, _stored_crc(item)))
+            run_rows.append((rid, *item[:12], sid, item.doc, _stored_crc(item), *item[15:18]))
             for key, num, txt in item.cells:
                 kid = kids.get(key)
                 if kid is None:
@@ -525,7 +528,9 @@ class Index:
         val_rows.sort(key=_KEY_RUN)  # key by key, runs in order: appends to the b-tree
         conn.executemany("INSERT INTO keys VALUES (?, ?)", new_keys)
         conn.executemany("INSERT INTO schemas VALUES (?, ?)", new_schemas)
-        conn.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows)
+        conn.executemany(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows
+        )
         conn.executemany("INSERT OR IGNORE INTO vals VALUES (?, ?, ?, ?)", val_rows)
         return {r[1] for r in run_rows}
 
@@ -559,7 +564,7 @@ class Index:
                     "INSERT INTO schemas VALUES (?, ?)",
                     (sid, json.dumps(item.keys, ensure_ascii=False)),
                 )
-            run_rows.append((rid, *item[:12], sid, item.doc, _stored_crc(item)))
+            run_rows.append((rid, *item[:12], sid, item.doc, _stored_crc(item), *item[15:18]))
             for key, num, txt in item.cells:
                 kid = kids.get(key)
                 if kid is None:
@@ -567,7 +572,7 @@ class Index:
                     conn.execute("INSERT INTO keys VALUES (?, ?)", (kid, key))
                 val_rows.append((kid, rid, num, txt))
         conn.executemany(
-            "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows
+            "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows
         )
         conn.executemany("INSERT OR REPLACE INTO vals VALUES (?, ?, ?, ?)", val_rows)
         if rids:
@@ -845,6 +850,9 @@ class Index:
                 values=dict(zip(schema, loads(t[12], 0)[0], strict=False)),
                 error=t[13],
                 ref=t[14],
+                parent=t[16],
+                message=t[17],
+                source=t[18],
             )
         if damaged:
             self.replace(damaged)
@@ -1214,6 +1222,15 @@ class Index:
         sql = "SELECT DISTINCT r.name" + _FROM + " ORDER BY c.run_id DESC LIMIT ?"
         return [str(r[0]) for r in self.conn.execute(sql, (limit,))]
 
+    def experiments(self) -> list[tuple[str, int, float | None, float | None]]:
+        """(experiment, runs, first start, last start or end) of every experiment runs name."""
+        sql = (
+            "SELECT r.experiment, count(*), min(r.start), max(coalesce(r.end, r.start))"
+            + _FROM
+            + " WHERE r.experiment IS NOT NULL AND r.experiment != '' GROUP BY r.experiment"
+        )
+        return [(str(e), int(n), a, b) for e, n, a, b in self.conn.execute(sql)]
+
     def runs_on(self, commits: Sequence[str]) -> list[tuple[str, str]]:
         """(run id, baseline) of the runs whose baseline is one of ``commits``."""
         out: list[tuple[str, str]] = []
@@ -1228,7 +1245,8 @@ class Index:
 # RunRow's fields in order; the key set and values between ``user`` and ``error``
 _COLUMNS = (
     "c.run_id, r.commit_sha, r.name, r.experiment, r.status, r.start, r.end,"
-    " r.duration, r.baseline, r.branch, r.user, r.sid, r.doc, r.error, c.ref, r.crc"
+    " r.duration, r.baseline, r.branch, r.user, r.sid, r.doc, r.error, c.ref, r.crc,"
+    " r.parent, r.message, r.source"
 )
 
 

@@ -1,0 +1,53 @@
+"""``mlflow.entities``: the classes MLflow's API returns and scripts name in type hints."""
+
+from __future__ import annotations
+
+from xp.interop.mlflow_entities import (
+    Dataset,
+    DatasetInput,
+    Experiment,
+    ExperimentTag,
+    FileInfo,
+    InputTag,
+    LifecycleStage,
+    LoggedModel,
+    LoggedModelInput,
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunInputs,
+    RunOutputs,
+    RunStatus,
+    RunTag,
+    SourceType,
+    ViewType,
+)
+
+__all__ = [
+    "Dataset",
+    "DatasetInput",
+    "Experiment",
+    "ExperimentTag",
+    "FileInfo",
+    "InputTag",
+    "LifecycleStage",
+    "LoggedModel",
+    "LoggedModelInput",
+    "LoggedModelOutput",
+    "LoggedModelStatus",
+    "Metric",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunInputs",
+    "RunOutputs",
+    "RunStatus",
+    "RunTag",
+    "SourceType",
+    "ViewType",
+]

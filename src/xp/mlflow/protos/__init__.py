@@ -1,0 +1,1 @@
+"""``mlflow.protos``: only the error codes scripts and tests compare with."""

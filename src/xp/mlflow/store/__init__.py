@@ -1,0 +1,1 @@
+"""``mlflow.store``: only ``mlflow.store.entities.PagedList``."""

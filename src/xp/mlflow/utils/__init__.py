@@ -1,0 +1,1 @@
+"""``mlflow.utils``: only the tag names scripts use."""

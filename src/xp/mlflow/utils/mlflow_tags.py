@@ -1,0 +1,23 @@
+"""``mlflow.utils.mlflow_tags``: the system tag names."""
+
+from __future__ import annotations
+
+MLFLOW_RUN_NAME = "mlflow.runName"
+MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
+MLFLOW_USER = "mlflow.user"
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+MLFLOW_GIT_BRANCH = "mlflow.source.git.branch"
+MLFLOW_GIT_REPO_URL = "mlflow.source.git.repoURL"
+MLFLOW_RUN_NOTE = "mlflow.note.content"
+MLFLOW_DATASET_CONTEXT = "mlflow.data.context"
+MLFLOW_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"
+MLFLOW_LOGGED_IMAGES = "mlflow.loggedImages"
+MLFLOW_LOGGED_MODELS = "mlflow.log-model.history"
+MLFLOW_AUTOLOGGING = "mlflow.autologging"
+MLFLOW_ARTIFACT_LOCATION = "mlflow.artifactLocation"
+MLFLOW_EXPERIMENT_SOURCE_ID = "mlflow.experiment.sourceId"
+MLFLOW_EXPERIMENT_SOURCE_TYPE = "mlflow.experiment.sourceType"
+MLFLOW_DOCKER_IMAGE_URI = "mlflow.docker.image.uri"
+MLFLOW_PROJECT_ENTRY_POINT = "mlflow.project.entryPoint"
