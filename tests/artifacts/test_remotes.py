@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.helpers import (
     moto_process,
     moto_server,
     one_line_error,
+    spawned,
     wait_for,
     xp_main,
     xp_subprocess,
@@ -358,9 +360,15 @@ def test_s3_server_dying_mid_upload_is_one_line_without_tracebacks(
 ) -> None:
     s3, server = own_s3
     use_s3(team, s3)
-    for i in range(4):  # four runs: their uploads are in flight together
-        log_run(team.a, {f"m{i}.bin": os.urandom(20 << 20)})
-    with xp_subprocess("push", cwd=team.a) as proc:
+    # A small object arrives first while three big ones are still in flight (equal sizes
+    # arrive together, and the push could finish before the server died); the push runs at
+    # nice 19 so this process, which watches it, is not starved on a loaded machine.
+    for i, size in enumerate((1 << 20, 40 << 20, 40 << 20, 40 << 20)):
+        log_run(team.a, {f"m{i}.bin": os.urandom(size)})
+    cmd = ["nice", "-n", "19", sys.executable, "-m", "xp", "push"]
+    with spawned(
+        cmd, cwd=team.a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
         wait_for(lambda: _arrived(s3), "the first object to arrive", interval=0.05)
         server.kill()
         _out, err = proc.communicate(timeout=120)
