@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
-from xp.integrations.common import Session, metric_key, number, status_of
+from xp.integrations.common import (
+    Patches,
+    Session,
+    forget_hooks,
+    metric_key,
+    number,
+    status_of,
+    when_imported,
+)
 
 _local = threading.local()  # .session: the run of an autologged sklearn-API fit on this thread
 
@@ -103,3 +112,32 @@ def log_model_file(session: Session, save: Callable[[str], Any], name: str) -> N
             session.run.log_artifact(path, name, external=True)
 
     session.call("the model", write)
+
+
+def switch_autolog(
+    library: str,
+    settings: dict[str, Any],
+    patches: Patches,
+    install: Callable[[ModuleType], None],
+    *,
+    log_models: bool,
+    disable: bool,
+) -> None:
+    """The one on/off switch of a boosting library's autolog: its patches go in when the
+    library is imported (at once if it already is) and all come out on ``disable``."""
+    if disable:
+        settings["enabled"] = False
+        forget_hooks(library)
+        patches.undo()
+        return
+    settings.update(enabled=True, log_models=log_models)
+    when_imported(library, install)
+
+
+def patch_fits(
+    patches: Patches, module: ModuleType, base: type, wrap_fit: Callable[[Any], Any]
+) -> None:
+    """Wrap ``fit`` of every class in ``module`` that derives from ``base`` and defines it."""
+    for cls in vars(module).values():
+        if isinstance(cls, type) and issubclass(cls, base) and "fit" in cls.__dict__:
+            patches.replace(cls, "fit", wrap_fit(cls.__dict__["fit"]))

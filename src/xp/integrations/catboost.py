@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from xp.integrations import boosting
-from xp.integrations.common import Patches, Session, forget_hooks, params_of, when_imported
+from xp.integrations.common import Patches, Session, params_of
 
 _patches = Patches()
 _settings = {"log_models": True, "enabled": False}
@@ -66,13 +66,9 @@ class XPCallback:
 
 def autolog(*, log_models: bool = True, disable: bool = False) -> None:
     """Log every CatBoost ``fit``; ``disable=True`` undoes it."""
-    if disable:
-        _settings["enabled"] = False
-        forget_hooks("catboost")
-        _patches.undo()
-        return
-    _settings.update(enabled=True, log_models=log_models)
-    when_imported("catboost", _install)
+    boosting.switch_autolog(
+        "catboost", _settings, _patches, _install, log_models=log_models, disable=disable
+    )
 
 
 def _install(module: ModuleType) -> None:
@@ -81,9 +77,7 @@ def _install(module: ModuleType) -> None:
     base = catboost.core.CatBoost
     if getattr(base.__dict__.get("fit"), "_xp_patched", False):
         return
-    for cls in vars(catboost.core).values():
-        if isinstance(cls, type) and issubclass(cls, base) and "fit" in cls.__dict__:
-            _patches.replace(cls, "fit", _wrap_fit(cls.__dict__["fit"]))
+    boosting.patch_fits(_patches, catboost.core, base, _wrap_fit)
 
 
 def _wrap_fit(original: Any) -> Any:

@@ -23,11 +23,9 @@ from xp.integrations import boosting
 from xp.integrations.common import (
     Patches,
     Session,
-    forget_hooks,
     metric_key,
     number,
     params_of,
-    when_imported,
 )
 
 _NOT_PARAMS = {
@@ -131,13 +129,9 @@ def _importance(booster: Any, kind: str) -> dict[str, float | int]:
 
 def autolog(*, log_models: bool = True, disable: bool = False) -> None:
     """Log every ``lightgbm.train`` and scikit-learn-API ``fit``; ``disable=True`` undoes it."""
-    if disable:
-        _settings["enabled"] = False
-        forget_hooks("lightgbm")
-        _patches.undo()
-        return
-    _settings.update(enabled=True, log_models=log_models)
-    when_imported("lightgbm", _install)
+    boosting.switch_autolog(
+        "lightgbm", _settings, _patches, _install, log_models=log_models, disable=disable
+    )
 
 
 def _install(module: ModuleType) -> None:
@@ -150,13 +144,7 @@ def _install(module: ModuleType) -> None:
     for owner in (lightgbm, lightgbm.engine, lightgbm.sklearn):
         if getattr(owner, "train", None) is not None:
             _patches.replace(owner, "train", train)
-    for cls in vars(lightgbm.sklearn).values():
-        if (
-            isinstance(cls, type)
-            and issubclass(cls, lightgbm.sklearn.LGBMModel)
-            and "fit" in cls.__dict__
-        ):
-            _patches.replace(cls, "fit", _wrap_fit(cls.__dict__["fit"]))
+    boosting.patch_fits(_patches, lightgbm.sklearn, lightgbm.sklearn.LGBMModel, _wrap_fit)
 
 
 def _wrap_train(original: Any) -> Any:

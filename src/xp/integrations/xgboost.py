@@ -23,9 +23,7 @@ from xp.integrations import boosting
 from xp.integrations.common import (
     Patches,
     Session,
-    forget_hooks,
     params_of,
-    when_imported,
 )
 
 # train() arguments that are data or code, not settings (MLflow leaves out the same).
@@ -149,13 +147,9 @@ def _callback_class() -> type:
 
 def autolog(*, log_models: bool = True, disable: bool = False) -> None:
     """Log every ``xgboost.train`` and scikit-learn-API ``fit``; ``disable=True`` undoes it."""
-    if disable:
-        _settings["enabled"] = False
-        forget_hooks("xgboost")
-        _patches.undo()
-        return
-    _settings.update(enabled=True, log_models=log_models)
-    when_imported("xgboost", _install)
+    boosting.switch_autolog(
+        "xgboost", _settings, _patches, _install, log_models=log_models, disable=disable
+    )
 
 
 def _install(module: ModuleType) -> None:
@@ -168,13 +162,7 @@ def _install(module: ModuleType) -> None:
     for owner in (xgboost, xgboost.training, xgboost.sklearn):
         if getattr(owner, "train", None) is not None:
             _patches.replace(owner, "train", train)
-    for cls in vars(xgboost.sklearn).values():
-        if (
-            isinstance(cls, type)
-            and issubclass(cls, xgboost.sklearn.XGBModel)
-            and "fit" in cls.__dict__
-        ):
-            _patches.replace(cls, "fit", _wrap_fit(cls.__dict__["fit"]))
+    boosting.patch_fits(_patches, xgboost.sklearn, xgboost.sklearn.XGBModel, _wrap_fit)
 
 
 def _wrap_train(original: Any) -> Any:
