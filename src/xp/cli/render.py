@@ -29,8 +29,6 @@ from typing import Any
 
 import click
 
-from xp.record import values
-
 MAX_CELL = 24  # characters of one cell in a terminal table
 GAP = "  "
 
@@ -92,7 +90,9 @@ def number(value: Any, precision: int | None) -> str:
         return "-"
     if isinstance(value, float) and math.isfinite(value) and precision is not None:
         return f"{value:.{precision}g}"
-    return values.text(value)
+    from xp.record.values import text
+
+    return text(value)
 
 
 def local_time(epoch: float | None) -> str:
@@ -116,7 +116,12 @@ def duration(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
-json_safe = values.json_safe  # strict JSON, shared with the UI's documents
+def json_safe(data: Any) -> Any:
+    """Strict JSON, shared with the UI's documents (``record.values``, imported when used:
+    commands that print no value, such as ``xp tag``, start faster without it)."""
+    from xp.record.values import json_safe as safe
+
+    return safe(data)
 
 
 def to_json(data: Any) -> str:

@@ -5,13 +5,16 @@ so a fetched annotation shows before anything is merged, and reading never write
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from xp.errors import GitError
 from xp.gitstore import notes
 from xp.gitstore.repo import GitRepo
 from xp.record.annotations import MAX_NOTE_BYTES, Annotations, lines_of
 from xp.record.annotations import replay as replay_lines
-from xp.record.model import RunRecord
+
+if TYPE_CHECKING:
+    from xp.record.model import RunRecord
 
 
 @dataclass(frozen=True)

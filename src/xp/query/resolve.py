@@ -12,10 +12,11 @@ from xp.gitstore.refs import find_run, list_refs, read_ref
 from xp.gitstore.repo import GitRepo
 from xp.gitstore.trees import read_folder, rev_parse_commit
 from xp.record.annotations import Annotations, Event
-from xp.record.model import Point, RunRecord
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from xp.record.model import Point, RunRecord
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def find(repo: GitRepo, run_id: str) -> RunEntry | None:
 
 def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRecord | None:
     """The run record in ``commit``'s tree, or None when the commit carries none."""
+    from xp.record.model import RunRecord  # YAML and the record model: only when a record is read
+
     folder = read_folder(repo, commit, fmt.RECORD_DIR)
     if folder is None:
         return None
