@@ -61,3 +61,26 @@ def test_under_xp_run_the_script_s_reads_are_hinted(repo: Path) -> None:
         check=True,
     )
     assert "this run read data/train.csv" in proc.stderr
+
+
+TWO_RUNS = """
+import xp
+for i in range(2):
+    with xp.start_run():
+        if i == 0:
+            with open("out/model.bin", "wb") as fh:
+                fh.write(b"weights")
+            xp.log_artifact("out/model.bin")  # xp reads it to hash it: recorded by run 0
+"""
+
+
+def test_a_file_recorded_by_an_earlier_run_in_the_process_is_not_charged_to_the_next(
+    repo: Path,
+) -> None:
+    (repo / "train.py").write_text(TWO_RUNS)
+    (repo / ".gitignore").write_text("out/\n")
+    (repo / "out").mkdir()
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "project")
+    said = run_script(repo)
+    assert "hint" not in said, said

@@ -41,15 +41,19 @@ def unwatch(worktree: Path) -> set[str]:
     root = str(worktree)
     with _lock:
         left = _roots.get(root, 0) - 1
+        prefix = root.rstrip(os.sep) + os.sep
+        mine = {p for p in _seen if p.startswith(prefix)}
         if left > 0:
-            _roots[root] = left
+            _roots[root] = left  # runs still live there share what was read
         else:
             _roots.pop(root, None)
-        prefix = root.rstrip(os.sep) + os.sep
-        return {p[len(prefix) :] for p in _seen if p.startswith(prefix)}
+            _seen.difference_update(mine)  # the next run there starts with nothing read
+        return {p[len(prefix) :] for p in mine}
 
 
-def _hook(event: str, args: tuple[Any, ...]) -> None:
+# CPython runs audit hooks with tracing off (unless a hook sets ``__cantrace__``), so coverage
+# cannot see this function run; tests/tracking/test_reads.py checks what it notes.
+def _hook(event: str, args: tuple[Any, ...]) -> None:  # pragma: no cover
     if event != "open" or not _roots or len(_seen) >= _MAX:
         return
     path, mode = args[0], args[1]
