@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -91,6 +90,8 @@ _TYPE_NAMES = {int: "a number", str: "text", list: "a list", dict: "a mapping"}
 
 def did_you_mean(word: str, choices: list[str]) -> str:
     """`` (did you mean 'params'?)`` for a near miss, else empty."""
+    import difflib  # only for a misspelt key
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xp import fsutil
-from xp.gitstore import worktree
 from xp.gitstore.repo import GitRepo
-from xp.record.journal import PART, SUFFIX
 
 ORPHAN = ".orphan"
 
@@ -42,6 +40,8 @@ def clean(repo: GitRepo) -> Cleanup:
             stale.close()
         result.removed.append(stale.folder)
     if result.removed:
+        from xp.gitstore import worktree
+
         worktree.prune(repo)  # the admin entries of worktrees whose folders just went
     result.orphans = _orphan_parts(repo.xp_dir / "journal")
     return result
@@ -52,6 +52,10 @@ def _orphan_parts(journal_dir: Path) -> list[Path]:
         names = os.listdir(journal_dir)
     except (FileNotFoundError, NotADirectoryError):
         return []
+    if not names:
+        return []
+    from xp.record.journal import PART, SUFFIX  # every command comes here; most find nothing
+
     journals = {n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX)}
     out = []
     for name in sorted(names):

@@ -14,15 +14,17 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xp import format as fmt
 from xp.errors import XPError
-from xp.gitstore import remote as git_remote
-from xp.gitstore import worktree
 from xp.gitstore.repo import GitRepo
-from xp.hooks import install as githooks
-from xp.hooks.settings import settings
-from xp.sharing.project_setup import InitResult, init_project, missing_specs
+
+if TYPE_CHECKING:
+    from xp.sharing.project_setup import InitResult
+
+# Every command calls ``set_up_clone``; what setting up takes (git config, hooks, the project
+# setup) is imported only when there is something to set up or check.
 
 CARRIER = "pre-push"  # the hook that sends runs with `git push`
 
@@ -33,6 +35,8 @@ def _marker(repo: GitRepo) -> Path:
 
 def wanted_hooks(repo: GitRepo) -> tuple[str, ...]:
     """The pre-push hook, and the hooks the project's config lists under ``hooks.install``."""
+    from xp.hooks.settings import settings
+
     return tuple(dict.fromkeys((CARRIER, *settings(repo).install)))
 
 
@@ -50,6 +54,9 @@ def init_clone(
     sign: bool = False,
 ) -> InitResult:
     """``xp init``: the config file, the fetch refspecs and the hooks."""
+    from xp.hooks import install as githooks
+    from xp.sharing.project_setup import init_project
+
     result = init_project(repo, remotes=remotes, git_config=git_config, sign=sign)
     if git_config:
         result.changes += githooks.install(repo, names=wanted_hooks(repo), fallback=_fallback())
@@ -71,6 +78,9 @@ def set_up_clone(repo: GitRepo) -> list[str]:
     """
     if _marker(repo).exists() or not (repo.worktree / fmt.CONFIG_PATH).is_file():
         return []
+    from xp.gitstore import remote as git_remote
+    from xp.gitstore import worktree
+
     if not worktree.is_tracked(repo, fmt.CONFIG_PATH) or not git_remote.names(repo):
         return []  # not a project yet, or nothing to share with (a remote added later counts)
     try:
@@ -92,6 +102,8 @@ def doctor(repo: GitRepo) -> list[Finding]:
     if not (repo.worktree / fmt.CONFIG_PATH).is_file():
         found.append(Finding(f"no {fmt.CONFIG_PATH}: this is not an xp project yet", "xp init"))
     from xp.config import load_config, validate
+    from xp.hooks import install as githooks
+    from xp.sharing.project_setup import missing_specs
 
     found += [Finding(problem, f"edit {fmt.CONFIG_PATH}") for problem in validate(repo)]
     try:
