@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,22 @@ def test_bundles_carry_annotations(team: Team, tmp_path: Path) -> None:
         git(other, "rev-parse", "refs/notes/xp").strip()
         == git(a, "rev-parse", "refs/notes/xp").strip()
     )
+
+
+def test_xp_tag_loads_only_what_annotating_takes(repo: Path) -> None:
+    """`xp tag`/`xp note` are typed by hand after a run (issue 15: <= 100 ms): opening the
+    repository must not load recovery, clone setup, the record model or suggestions."""
+    with xp.start_run(name="rf") as run:
+        xp.log_metric("acc", 0.9)
+    code = (
+        "import sys\n"
+        "from xp.cli import main\n"
+        f"assert main(['tag', {str(run.id)!r}, 'k=v']) == 0\n"
+        "heavy = ('pandas', 'difflib', 'xp.tracking.recover', 'xp.record.journal',"
+        " 'xp.sharing.project_setup', 'xp.hooks.install', 'xp.record.model')\n"
+        "print('loaded:', [m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "loaded: []", out.stdout
