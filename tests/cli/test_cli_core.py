@@ -94,6 +94,12 @@ def test_commit_uses_configured_files(repo: Path) -> None:
             "metrics.json line 1: invalid JSON",
         ),
         (lambda r: (r / "metrics.json").write_text('{"m": "x"}'), [], "not a number"),
+        (
+            lambda r: (r / "params.yaml").write_text("- 1\n- 2\n"),
+            [],
+            "params.yaml must hold a mapping of params, got list",
+        ),
+        (lambda r: (r / "metrics.json").mkdir(), [], "cannot read metric file"),
         (lambda r: None, ["--metric", "acc=high"], "not a number"),
         (lambda r: None, ["--param", "noequals"], "KEY=VALUE"),
         (lambda r: None, ["--param", "bad*key=1"], "rename it"),
@@ -120,6 +126,15 @@ def test_commit_user_errors(repo: Path, setup, args: list[str], expect: str) -> 
     assert expect in line
     assert git(repo, "for-each-ref") == before  # no half-written run
     assert not list((repo / ".git" / "xp" / "journal").glob("*.journal"))
+
+
+def test_empty_params_and_metrics_files_are_no_values(repo: Path) -> None:
+    (repo / "params.yaml").write_text("")
+    (repo / "metrics.json").write_text("")
+    result = invoke("commit")
+    assert result.exit_code == 0, result.output
+    got = xp.get_run(result.stdout.split()[0])
+    assert (got.params, got.metrics) == ({}, {})
 
 
 def test_not_a_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

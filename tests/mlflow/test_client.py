@@ -338,3 +338,98 @@ def test_log_input_dataset(mlflow: ModuleType, tmp_path: Path) -> None:
     assert {t.key: t.value for t in logged.tags} == {"foo": "baz", "mlflow.data.context": "train"}
     found = mlflow.search_runs(filter_string="datasets.context = 'train'", output_format="list")
     assert [r.info.run_id for r in found] == [run.info.run_id]
+
+
+def test_experiment_rename_delete_restore(mlflow: ModuleType) -> None:
+    client = mlflow.MlflowClient()
+    exp_id = client.create_experiment("before")
+    client.rename_experiment(exp_id, "after")
+    assert client.get_experiment(exp_id).name == "after"
+    assert client.get_experiment_by_name("before") is None
+    assert client.get_experiment_by_name("after").experiment_id == exp_id
+    with pytest.raises(mlflow.exceptions.MlflowException) as e:
+        client.rename_experiment(exp_id, "Default")
+    assert e.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    client.set_experiment_tag(exp_id, "owner", "me")
+    client.delete_experiment_tag(exp_id, "owner")
+    assert client.get_experiment(exp_id).tags == {}
+    client.delete_experiment(exp_id)
+    assert client.get_experiment(exp_id).lifecycle_stage == "deleted"
+    active = {e.name for e in client.search_experiments()}
+    deleted = {
+        e.name for e in client.search_experiments(view_type=mlflow.entities.ViewType.DELETED_ONLY)
+    }
+    assert "after" not in active
+    assert "after" in deleted
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.create_run(exp_id)  # MLflow: no runs in a deleted experiment
+    client.restore_experiment(exp_id)
+    assert client.get_experiment(exp_id).lifecycle_stage == "active"
+    run = client.create_run(exp_id)
+    assert run.info.experiment_id == exp_id
+
+
+def test_logged_model_lifecycle(mlflow: ModuleType) -> None:
+    client = mlflow.MlflowClient()
+    exp_id = client.create_experiment("models")
+    run = client.create_run(exp_id)
+    model = client.create_logged_model(
+        exp_id,
+        name="clf",
+        source_run_id=run.info.run_id,
+        tags={"stage": "dev"},
+        params={"depth": "3"},
+        model_type="sklearn",
+    )
+    assert model.model_id.startswith("m-")
+    assert (model.name, model.source_run_id, model.tags, model.params) == (
+        "clf",
+        run.info.run_id,
+        {"stage": "dev"},
+        {"depth": "3"},
+    )
+    client.set_logged_model_tags(model.model_id, {"owner": "me", "stage": "prod"})
+    client.delete_logged_model_tag(model.model_id, "owner")
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.delete_logged_model_tag(model.model_id, "owner")
+    client.finalize_logged_model(model.model_id, "READY")
+    got = client.get_logged_model(model.model_id)
+    assert got.status != model.status  # PENDING, then READY
+    assert got.tags == {"stage": "prod"}
+    found = client.search_logged_models([exp_id])
+    assert [m.model_id for m in found] == [model.model_id]
+    client.delete_logged_model(model.model_id)
+    assert list(client.search_logged_models([exp_id])) == []
+
+
+def test_image_values(mlflow: ModuleType, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from_list = mlflow.Image([[[0, 0, 0], [255, 255, 255]]])  # 1 x 2 RGB
+    assert from_list.size == (2, 1)
+    assert from_list.to_array().tolist() == [[[0, 0, 0], [255, 255, 255]]]
+    from_array = mlflow.Image(np.full((3, 4, 3), 7, dtype=np.uint8))
+    assert from_array.size == (4, 3)
+    assert isinstance(from_array.to_pil(), PILImage.Image)
+    bigger = from_array.resize((8, 6))
+    assert bigger.size == (8, 6)
+    assert int(bigger.to_array()[0, 0, 0]) == 7
+    from_pil = mlflow.Image(PILImage.new("RGB", (5, 2), (1, 2, 3)))
+    from_pil.save(str(tmp_path / "x.png"))
+    with PILImage.open(tmp_path / "x.png") as saved:
+        assert saved.size == (5, 2)
+    with mlflow.start_run() as run:
+        mlflow.log_image(from_pil, "img/pil.png")
+        mlflow.log_table({"img": [from_array, from_list], "n": [1, 2]}, "tables/imgs.json")
+    client = mlflow.MlflowClient()
+    loaded = mlflow.artifacts.load_image(f"runs:/{run.info.run_id}/img/pil.png")
+    assert loaded.size == (5, 2)
+    assert loaded.getpixel((0, 0)) == (1, 2, 3)
+    table = mlflow.load_table("tables/imgs.json", run_ids=[run.info.run_id])
+    cells = table["img"].tolist()
+    assert [c["type"] for c in cells] == ["image", "image"]
+    stored = {f.path for f in client.list_artifacts(run.info.run_id, "table_images/tables/imgs")}
+    assert {f"{c['filepath']}" for c in cells} <= stored
+    with pytest.raises(ValueError, match="mix of images and non-images"), mlflow.start_run():
+        mlflow.log_table({"img": [from_array, 3]}, "tables/mixed.json")

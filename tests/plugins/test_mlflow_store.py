@@ -171,3 +171,49 @@ def test_mlflow_ui_serves_xp_runs(repo: Path, tmp_path: Path) -> None:
         text = _get(base, f"get-artifact?path=notes/hello.txt&run_uuid={run.info.run_id}")
         assert text == b"hello"
         _post(base, "logged-models/search", {"experiment_ids": [exp_id]})
+
+
+def test_what_mlflow_s_server_asks_the_store(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calls MLflow's UI server and model logging make besides the client's: datasets per
+    experiment, active experiment ids, traces (none), model outputs of a run."""
+    import mlflow
+    import pandas as pd
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = f"xp:{repo}"
+    mlflow.set_tracking_uri(uri)
+    try:
+        exp_id = mlflow.create_experiment("data")
+        gone = mlflow.create_experiment("gone")
+        mlflow.delete_experiment(gone)
+        df = pd.DataFrame({"x": [1, 2], "y": [0, 1]})
+        dataset = mlflow.data.from_pandas(df, source="data/train.csv", name="train")
+        with mlflow.start_run(experiment_id=exp_id) as run:
+            mlflow.log_input(dataset, context="training")
+            model = mlflow.initialize_logged_model(name="m", experiment_id=exp_id)
+        with mlflow.start_run(experiment_id=exp_id):
+            mlflow.log_input(dataset, context="training")  # the same dataset: one summary
+        store = _get_store(uri)
+        (summary,) = store._search_datasets([exp_id])
+        assert (summary.name, summary.digest, summary.context) == (
+            "train",
+            dataset.digest,
+            "training",
+        )
+        assert store.filter_active_experiment_ids([exp_id, gone, "424242"]) == [exp_id]
+        assert store.search_traces(experiment_ids=[exp_id]) == ([], None)
+        assert store.link_traces_to_run(["tr-1"], run.info.run_id) is None
+        store.log_outputs(run.info.run_id, [LoggedModelOutput(model.model_id, 7)])
+        assert store.get_logged_model(model.model_id).model_id == model.model_id
+        client = mlflow.MlflowClient()
+        client.set_logged_model_tags(model.model_id, {"a": "1", "b": "2"})
+        client.delete_logged_model_tag(model.model_id, "a")
+        tags = client.get_logged_model(model.model_id).tags
+        assert tags["b"] == "2"
+        assert "a" not in tags
+        client.delete_logged_model(model.model_id)
+        assert list(client.search_logged_models(experiment_ids=[exp_id])) == []
+    finally:
+        mlflow.set_tracking_uri(None)

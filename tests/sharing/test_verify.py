@@ -159,3 +159,30 @@ def test_a_clone_verifies_what_it_fetched(team: Team) -> None:
     code, out, err = xp_main("verify", "churn@production", cwd=team.b)
     assert code == 0, err
     assert out.count("signed by alice@example.com") == 3
+
+
+def test_data_inputs_are_checked_when_cached(repo: Path, tmp_path: Path) -> None:
+    """A run's data inputs are links too: bytes in the cache are re-hashed; an input recorded
+    by hash alone is reported as not checked, not as broken."""
+    alice = keypair(tmp_path, "alice")
+    use_key(repo, alice)
+    assert xp_main("init", "--sign", cwd=repo)[0] == 0
+    trust(repo, tmp_path, alice)
+    (repo / "train.csv").write_text("a,b\n1,2\n")
+    (repo / "test.csv").write_text("a,b\n3,4\n")
+    with xp.start_run(path=repo) as run:
+        xp.log_input(repo / "train.csv", cache=True)
+        xp.log_input(repo / "test.csv")  # hashed, bytes not kept
+    code, out, err = xp_main("verify", str(run.id), cwd=repo)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any("train.csv" in line and "cached bytes match" in line for line in lines)
+    assert any("test.csv" in line and "bytes not checked" in line for line in lines)
+    entry = next(e for e in xp.get_run(str(run.id), path=repo).inputs if e.path == "train.csv")
+    obj = cache.object_path(cache.cache_dir(find_repo(repo)), entry.sha256)
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"a,b\n6,6\n")
+    code, out, err = xp_main("verify", str(run.id), cwd=repo)
+    assert code == 1
+    assert "data input train.csv" in one_line_error(code, err)
+    assert "cached bytes do not match the sha256" in out + err

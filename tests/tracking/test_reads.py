@@ -84,3 +84,45 @@ def test_a_file_recorded_by_an_earlier_run_in_the_process_is_not_charged_to_the_
     git(repo, "commit", "-qm", "project")
     said = run_script(repo)
     assert "hint" not in said, said
+
+
+def test_the_hook_notes_only_data_reads_under_live_runs(tmp_path: Path) -> None:
+    """The filter itself, event by event. CPython runs audit hooks untraced, so the scripts
+    above exercise it where coverage cannot see; here it is called as the interpreter does."""
+    import os
+
+    from xp.tracking import reads
+
+    root = tmp_path / "work"
+    other = tmp_path / "elsewhere"
+    for folder in (root / "data", root / ".venv", root / "lib" / "site-packages", other):
+        folder.mkdir(parents=True)
+    data = str(root / "data" / "train.csv")
+    reads.watch(root)
+    try:
+        reads._hook("open", (data, "r", 0))  # open() for reading
+        reads._hook("open", (str(root / "data" / "os.bin"), None, os.O_RDONLY))  # os.open
+        reads._hook("open", (str(root / "data" / "out.csv"), "w", 0))  # writes are not reads
+        reads._hook("open", (str(root / "data" / "log.txt"), "a+", 0))
+        reads._hook("open", (str(root / "data" / "new.bin"), None, os.O_WRONLY | os.O_CREAT))
+        reads._hook("open", (str(root / "data" / "rw.bin"), None, os.O_RDWR))
+        reads._hook("open", (str(root / "train.py"), "r", 0))  # code is not data
+        reads._hook("open", (str(root / ".venv" / "x.csv"), "r", 0))  # hidden folders
+        reads._hook("open", (str(root / "lib" / "site-packages" / "y.csv"), "r", 0))
+        reads._hook("open", (str(other / "z.csv"), "r", 0))  # outside the work tree
+        reads._hook("open", (3, "r", 0))  # a file descriptor, no path
+        reads._hook("exec", (data,))  # other events
+        reads.watch(root)  # a second run in the same work tree
+        assert reads.unwatch(root) >= {os.path.join("data", "train.csv")}
+        with open(data, "w") as fh:  # the real hook (untraced) ignores this write
+            fh.write("x\n")
+        noted = reads.unwatch(root)
+    finally:
+        reads._roots.pop(str(root), None)
+    assert {p for p in noted if p.startswith("data")} == {
+        os.path.join("data", "train.csv"),
+        os.path.join("data", "os.bin"),
+    }
+    before = set(reads._seen)
+    reads._hook("open", (data.replace("train", "later"), "r", 0))  # no live run: nothing
+    assert reads._seen == before

@@ -221,3 +221,29 @@ def test_a_resumed_run_keeps_its_media_and_steps_go_on(repo: Path) -> None:
     ]
     assert xp.read_artifact(got, "media/notes/0.txt") == b"one"
     assert list(got.series("loss")["step"]) == [0, 1, 2]
+
+
+def test_resume_refusals_name_the_way_out(repo: Path) -> None:
+    from xp.errors import AmbiguousRunError, RunStateError
+
+    with pytest.raises(RunNotFoundError, match="no run to resume given"):
+        xp.start_run(resume="  ")
+    ids = []
+    for _ in range(2):
+        with xp.start_run() as run:
+            pass
+        ids.append(str(run.id))
+    common = ids[0][:2]  # ids start with their time: the same here
+    assert ids[1].startswith(common)
+    with pytest.raises(AmbiguousRunError, match="type more characters"):
+        xp.start_run(resume=common)
+    # a deleted run (MLflow's delete_run moves its ref) is not resumed behind the user's back
+    sha = git(repo, "rev-parse", _ref(ids[0])).strip()
+    git(repo, "update-ref", f"refs/xp/deleted/runs/{ids[0]}", sha)
+    git(repo, "update-ref", "-d", _ref(ids[0]))
+    with pytest.raises(RunStateError, match=r"was deleted .* restore it"):
+        xp.start_run(resume=ids[0])
+    git(repo, "update-ref", _ref(ids[0]), sha)
+    git(repo, "update-ref", "-d", f"refs/xp/deleted/runs/{ids[0]}")
+    with xp.start_run(resume=ids[0].upper()) as again:  # ids are case-insensitive
+        assert str(again.id) == ids[0]

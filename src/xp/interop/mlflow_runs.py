@@ -1007,7 +1007,12 @@ class Backend:
         for i, t in enumerate(tags):
             V.check_name(t.key, V.join_path(at("tags", i), "key"), "tag")
             tlist.append(
-                (t.key, V.truncate(f"tags[{i}].value", str(t.value), V.MAX_TAG_VALUE_LENGTH))
+                (
+                    t.key,
+                    V.truncate(
+                        V.join_path(at("tags", i), "value"), str(t.value), V.MAX_TAG_VALUE_LENGTH
+                    ),
+                )
             )
         run, ended = self.writable(run_id)
         try:
@@ -1054,7 +1059,7 @@ class Backend:
         header = run.header
         ctx = header.context or {}
         for key, raw in tags.items():
-            value = V.truncate(f"Tag {key}", str(raw), V.MAX_TAG_VALUE_LENGTH)
+            value = V.truncate("value", str(raw), V.MAX_TAG_VALUE_LENGTH)  # MLflow's name
             if key == RUN_NAME:
                 self._rename(run, value)
             elif key == PARENT:

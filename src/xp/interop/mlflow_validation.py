@@ -23,9 +23,6 @@ MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20000
 MAX_EXPERIMENT_NAME_LENGTH = 500
-MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_TAGS_PER_BATCH = 100
-MAX_ENTITIES_PER_BATCH = 1000
 RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 EXPERIMENT_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
 _NAME_RE = re.compile(r"^[/\w.\- :]*$")
@@ -192,17 +189,3 @@ def check_unique_params(keys: list[str]) -> None:
             f"Duplicate parameter keys have been submitted: {dupes}. Please ensure the request"
             " contains only one param value per param key."
         )
-
-
-def check_batch_limits(metrics: int, params: int, tags: int) -> None:
-    for what, limit, n in (
-        ("metrics", MAX_METRICS_PER_BATCH, metrics),
-        ("params", MAX_PARAMS_TAGS_PER_BATCH, params),
-        ("tags", MAX_PARAMS_TAGS_PER_BATCH, tags),
-        ("metrics, params, and tags", MAX_ENTITIES_PER_BATCH, metrics + params + tags),
-    ):
-        if n > limit:
-            raise _bad(
-                f"A batch logging request can contain at most {limit} {what}. Got {n} {what}."
-                f" Please split up {what} across multiple requests and try again."
-            )

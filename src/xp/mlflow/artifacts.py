@@ -6,7 +6,6 @@ URIs understood: ``runs:/<run id>/<path>``, ``models:/<model id>`` (a model logg
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -60,6 +59,20 @@ def locate(uri: str, tracking_uri: str | None = None) -> tuple[Backend, str, str
     )
 
 
+def _check_arguments(artifact_uri: str | None, run_id: str | None, path: str | None) -> None:
+    """MLflow's refusals, in its words: one of the two, and a path only with a run."""
+    if (artifact_uri is None) == (run_id is None):
+        raise MlflowException(
+            "Exactly one of `run_id` or `artifact_uri` must be specified",
+            "INVALID_PARAMETER_VALUE",
+        )
+    if artifact_uri is not None and path is not None:
+        raise MlflowException(
+            "`artifact_path` cannot be specified if `artifact_uri` is specified",
+            "INVALID_PARAMETER_VALUE",
+        )
+
+
 def download_artifacts(
     artifact_uri: str | None = None,
     run_id: str | None = None,
@@ -69,18 +82,9 @@ def download_artifacts(
 ) -> str:
     """The local path of the artifact (file or folder) asked for, copied below
     ``dst_path`` (a new temporary folder by default)."""
-    if (artifact_uri is None) == (run_id is None):
-        raise MlflowException(
-            "Exactly one of `artifact_uri` or `run_id` must be specified",
-            "INVALID_PARAMETER_VALUE",
-        )
-    if artifact_uri is not None and artifact_path is not None:
-        raise MlflowException(
-            "`artifact_path` cannot be specified if `artifact_uri` is specified",
-            "INVALID_PARAMETER_VALUE",
-        )
+    _check_arguments(artifact_uri, run_id, artifact_path)
     if run_id is not None:
-        return _uri.backend(tracking_uri).download_artifacts(run_id, artifact_path, dst_path)
+        return _download_leaf(_uri.backend(tracking_uri), run_id, artifact_path or "", dst_path)
     assert artifact_uri is not None
     found = locate(artifact_uri, tracking_uri)
     if isinstance(found, Path):
@@ -94,7 +98,26 @@ def download_artifacts(
             shutil.copyfile(found, dst)
         return str(dst)
     backend, rid, path = found
-    return backend.download_artifacts(rid, path or None, dst_path)
+    return _download_leaf(backend, rid, path, dst_path)
+
+
+def _download_leaf(backend: Backend, run_id: str, path: str, dst_path: str | None) -> str:
+    """MLflow's placement: ``runs:/<id>/a/b.txt`` lands at ``<dst>/b.txt``, not ``a/b.txt``."""
+    folder, _, _leaf = path.strip("/").rpartition("/")
+    if not folder:
+        return backend.download_artifacts(run_id, path or None, dst_path)
+    staging = tempfile.mkdtemp(prefix="xp-mlflow-download-")
+    try:
+        got = Path(backend.download_artifacts(run_id, path, staging))
+        dst = Path(dst_path or tempfile.mkdtemp(prefix="xp-mlflow-")) / got.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if got.is_dir():
+            shutil.copytree(got, dst, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(got, dst)
+        return str(dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def list_artifacts(
@@ -103,13 +126,10 @@ def list_artifacts(
     artifact_path: str | None = None,
     tracking_uri: str | None = None,
 ) -> list[FileInfo]:
+    _check_arguments(artifact_uri, run_id, artifact_path)
     if run_id is not None:
         return _uri.backend(tracking_uri).list_artifacts(run_id, artifact_path)
-    if artifact_uri is None:
-        raise MlflowException(
-            "Exactly one of `artifact_uri` or `run_id` must be specified",
-            "INVALID_PARAMETER_VALUE",
-        )
+    assert artifact_uri is not None
     found = locate(artifact_uri, tracking_uri)
     if isinstance(found, Path):
         if not found.is_dir():
@@ -131,7 +151,15 @@ def _read(artifact_uri: str) -> bytes:
 
 
 def load_text(artifact_uri: str) -> str:
-    return _read(artifact_uri).decode("utf-8")
+    try:
+        return _read(artifact_uri).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MlflowException(  # MLflow's words
+            f"Artifact {artifact_uri!r} is not valid UTF-8. To read a file in another encoding,"
+            " download it with `mlflow.artifacts.download_artifacts` and open it with the"
+            " correct `encoding`.",
+            "BAD_REQUEST",
+        ) from None
 
 
 def load_dict(artifact_uri: str) -> Any:
@@ -143,7 +171,12 @@ def load_dict(artifact_uri: str) -> Any:
     except ValueError:
         import yaml
 
-        return yaml.safe_load(text)
+        try:  # log_dict writes YAML for a .yaml/.yml path: read that too
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise MlflowException(
+                "Unable to form a JSON object from file content", "BAD_REQUEST"
+            ) from None
 
 
 def load_image(artifact_uri: str) -> Any:
@@ -164,10 +197,6 @@ def local_copy(uri: str, dst_path: str | None = None) -> str:
     backend, rid, path = found
     dst = dst_path or tempfile.mkdtemp(prefix="xp-mlflow-model-")
     return backend.download_artifacts(rid, path or None, dst)
-
-
-def _exists(path: str | os.PathLike[str]) -> bool:
-    return os.path.exists(path)
 
 
 __all__ = ["download_artifacts", "list_artifacts", "load_dict", "load_image", "load_text"]

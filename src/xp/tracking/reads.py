@@ -52,8 +52,8 @@ def unwatch(worktree: Path) -> set[str]:
 
 
 # CPython runs audit hooks with tracing off (unless a hook sets ``__cantrace__``), so coverage
-# cannot see this function run; tests/tracking/test_reads.py checks what it notes.
-def _hook(event: str, args: tuple[Any, ...]) -> None:  # pragma: no cover
+# sees this function only where tests/tracking/test_reads.py calls it directly.
+def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event != "open" or not _roots or len(_seen) >= _MAX:
         return
     path, mode = args[0], args[1]

@@ -306,9 +306,10 @@ class NumpyDataset(Dataset):
         return out
 
     def _schema_json(self) -> str:
-        spec = {"features": tensorspec(self._features)}
-        if self._targets is not None:
-            spec["targets"] = tensorspec(self._targets)
+        spec = {  # MLflow writes "targets": null when there are none
+            "features": tensorspec(self._features),
+            "targets": None if self._targets is None else tensorspec(self._targets),
+        }
         return json.dumps({"mlflow_tensorspec": spec})
 
 

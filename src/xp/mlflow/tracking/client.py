@@ -472,6 +472,9 @@ class MlflowClient:
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         self._backend.delete_logged_model_tag(model_id, key)
 
+    def delete_logged_model(self, model_id: str) -> None:
+        self._backend.delete_logged_model(model_id)
+
 
 def _frame(data: Any) -> Any:
     import pandas as pd
