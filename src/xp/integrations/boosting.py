@@ -80,22 +80,80 @@ def eval_metrics(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float | 
     return out
 
 
+class EvalHistory:
+    """Each round's metrics out of a history the framework keeps itself, ``{data: {metric:
+    [one value per round]}}`` (XGBoost's ``evals_log``, CatBoost's ``info.metrics``): a round
+    logs the last value of each list, its key made once per name; the history is read again
+    only at the end (the best round's values), never copied round by round."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.rounds = 0  # rounds seen by this training
+        self._log: Mapping[str, Mapping[str, Any]] = {}
+        self._keys: dict[tuple[str, str], str] = {}  # names whose values are plain floats
+
+    def log_round(self, evals_log: Mapping[str, Mapping[str, Any]], step: int) -> None:
+        """Log the round just done at ``step`` (the per-round path: no dict built per round)."""
+        self._log = evals_log
+        self.rounds += 1
+        keys = self._keys
+        log_metric = None
+        for data, metrics in evals_log.items():
+            for metric, values in metrics.items():
+                if not values:
+                    continue
+                value = values[-1]
+                key = keys.get((data, metric))
+                if key is None or type(value) is not float:
+                    self._log_other(data, metric, value, step)
+                    continue
+                if log_metric is None:
+                    log_metric = self.session.run.log_metric
+                try:
+                    log_metric(key, value, step)
+                except Exception as exc:
+                    self.session.warn(f"metric {key!r}", exc)
+
+    def _log_other(self, data: str, metric: str, value: Any, step: int) -> None:
+        """A name not seen yet, or a value that is not a plain float (``xgb.cv``'s pairs)."""
+        metrics = eval_metrics({data: {metric: value}})
+        if type(value) is float:
+            (self._keys[(data, metric)],) = metrics
+        if metrics:
+            self.session.log_metrics(metrics, step)
+
+    def at(self, index: int) -> dict[str, float | int] | None:
+        """Round ``index``'s values (0: this training's first round), as they were logged;
+        None when this training did not run that round."""
+        if not 0 <= index < self.rounds:
+            return None
+        rows: dict[str, dict[str, Any]] = {}
+        for data, metrics in self._log.items():
+            row = rows[data] = {}
+            for metric, values in metrics.items():
+                i = index - self.rounds + len(values)  # a list's last value is the last round's
+                if i >= 0:
+                    row[metric] = values[i]
+        return eval_metrics(rows)
+
+
 def log_early_stopping(
     session: Session,
-    history: list[dict[str, float | int]],
+    best: Mapping[str, float | int] | None,
     *,
-    best_index: int,
+    rounds: int,
     best_iteration: int,
     stopped_iteration: int,
 ) -> None:
     """MLflow's extras: ``stopped_iteration``, ``best_iteration`` (each framework's own
-    numbering) and the values of ``history[best_index]`` logged again one step after the
-    last, so each metric's final value is the best one."""
+    numbering) and ``best``, the best round's values (None when that round is not among
+    the ``rounds`` this training ran), logged again one step after the last, so each
+    metric's final value is the best one."""
     session.log_metrics(
         {"stopped_iteration": stopped_iteration, "best_iteration": best_iteration}, 0
     )
-    if 0 <= best_index < len(history):
-        session.log_metrics(history[best_index], len(history))
+    if best is not None:
+        session.log_metrics(best, rounds)
 
 
 def log_json(session: Session, data: Any, name: str) -> None:

@@ -34,14 +34,11 @@ class XPCallback:
         self.session = _session or Session("catboost", run=run, name="catboost")
         self._ends_run = _session is None
         self.log_model = log_model
-        self.history: list[dict[str, float | int]] = []
+        self.history = boosting.EvalHistory(self.session)
 
     def after_iteration(self, info: Any) -> bool:
-        current = {d: {m: v[-1] for m, v in ms.items() if v} for d, ms in info.metrics.items()}
-        metrics = boosting.eval_metrics(current)
-        self.history.append(metrics)
-        if metrics:
-            self.session.log_metrics(metrics, int(info.iteration) - 1)
+        # info.metrics holds every iteration so far: the current value is the last of each
+        self.history.log_round(info.metrics, int(info.iteration) - 1)
         return True  # CatBoost: True goes on, False stops
 
     def finish(self, model: Any) -> None:
@@ -50,13 +47,14 @@ class XPCallback:
         if params:
             session.log_params(params_of(params))
         best = getattr(model, "best_iteration_", None)
-        if best is not None and self.history:
+        rounds = self.history.rounds
+        if best is not None and rounds:
             boosting.log_early_stopping(
                 session,
-                self.history,
-                best_index=int(best),
+                self.history.at(int(best)),
+                rounds=rounds,
                 best_iteration=int(best),
-                stopped_iteration=len(self.history) - 1,
+                stopped_iteration=rounds - 1,
             )
         if self.log_model and hasattr(model, "save_model"):
             boosting.log_model_file(session, model.save_model, "model.cbm")

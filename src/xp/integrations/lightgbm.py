@@ -87,15 +87,50 @@ class XPCallback:
         self._ends_run = _session is None
         self.log_model = log_model
         self.log_params = log_params and _session is None
-        self.history: list[dict[str, float | int]] = []
+        # each iteration's evaluation_result_list as LightGBM gave it: made into metrics
+        # only for the best iteration, at the end
+        self.history: list[Any] = []
+        self._keys: dict[tuple[Any, Any], str] = {}  # names of items logged as they are
 
     def __call__(self, env: Any) -> None:
         if self.log_params and env.iteration == env.begin_iteration:
             self.session.log_params(params_of(dict(env.params or {})))
-        metrics = _results(env.evaluation_result_list)
-        self.history.append(metrics)
+        items = env.evaluation_result_list
+        self.history.append(items)
+        if not items:
+            return
+        step = env.iteration
+        keys = self._keys
+        log_metric = None
+        for item in items:  # the per-iteration path: no dict built, keys made once
+            try:
+                key = keys.get((item[0], item[1]))
+            except (TypeError, IndexError):  # not a tuple: _results knows what it is
+                key = None
+            if key is None or (len(item) > 4 and item[4] is not None):
+                self._log_other(item, step)
+                continue
+            value = item[2]
+            if type(value) is not float:  # LightGBM's numpy.float64: a float subclass
+                value = float(value) if isinstance(value, float) else number(value)
+                if value is None:
+                    continue
+            if log_metric is None:
+                log_metric = self.session.run.log_metric
+            try:
+                log_metric(key, value, step)
+            except Exception as exc:
+                self.session.warn(f"metric {key!r}", exc)
+
+    def _log_other(self, item: Any, step: int) -> None:
+        """An item whose name is new, or with a standard deviation (``lgb.cv``)."""
+        metrics = _results((item,))
+        if isinstance(item, tuple) and (
+            len(item) < 5 or (hasattr(item, "dataset_name") and item[4] is None)
+        ):
+            self._keys[(item[0], item[1])] = metric_key(f"{item[0]}-{item[1]}")
         if metrics:
-            self.session.log_metrics(metrics, env.iteration)
+            self.session.log_metrics(metrics, step)
 
     def finish(self, booster: Any = None) -> None:
         """Log what is known once training is over (with the ``Booster`` from
@@ -103,12 +138,14 @@ class XPCallback:
         session = self.session
         best = number(getattr(booster, "best_iteration", 0)) or 0
         if best > 0:
+            rounds = len(self.history)
+            index = int(best) - 1  # LightGBM counts from 1
             boosting.log_early_stopping(
                 session,
-                self.history,
-                best_index=int(best) - 1,  # LightGBM counts from 1
+                _results(self.history[index]) if 0 <= index < rounds else None,
+                rounds=rounds,
                 best_iteration=int(best),
-                stopped_iteration=len(self.history),
+                stopped_iteration=rounds,
             )
         if booster is not None and callable(getattr(booster, "feature_name", None)):
             for kind in ("split", "gain"):

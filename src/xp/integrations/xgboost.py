@@ -101,7 +101,7 @@ def _callback_class() -> type:
             self.log_model = log_model
             self.importance_types = importance_types
             self.log_params = log_params and _session is None
-            self.history: list[dict[str, float | int]] = []
+            self.history = boosting.EvalHistory(self.session)
 
         def before_training(self, model: Any) -> Any:
             if self.log_params and isinstance(model, xgboost.Booster):
@@ -111,11 +111,7 @@ def _callback_class() -> type:
 
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
             # evals_log holds every round so far: the current value is the last of each list
-            current = {d: {m: v[-1] for m, v in ms.items() if v} for d, ms in evals_log.items()}
-            metrics = boosting.eval_metrics(current)
-            self.history.append(metrics)
-            if metrics:
-                self.session.log_metrics(metrics, epoch)
+            self.history.log_round(evals_log, epoch)
             return False
 
         def after_training(self, model: Any) -> Any:
@@ -123,12 +119,13 @@ def _callback_class() -> type:
             if isinstance(model, xgboost.Booster):  # not the packed boosters of xgb.cv
                 best = session.call("best iteration", model.attr, "best_iteration")
                 if best is not None:
+                    rounds = self.history.rounds
                     boosting.log_early_stopping(
                         session,
-                        self.history,
-                        best_index=int(best),
+                        self.history.at(int(best)),
+                        rounds=rounds,
                         best_iteration=int(best),
-                        stopped_iteration=len(self.history) - 1,
+                        stopped_iteration=rounds - 1,
                     )
                 for kind in self.importance_types:
                     scores = session.call(

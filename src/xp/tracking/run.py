@@ -13,7 +13,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
-from xp import fsutil
 from xp.artifacts import cache
 from xp.config import ProjectConfig, human_size, load_config
 from xp.errors import (
@@ -750,19 +748,9 @@ class Run:
         self._check_live()
         name = cache.clean_name(artifact_file)
         fmt.check_text(name, "artifact name")
-        try:
-            tmp_dir = fsutil.private_tmp(self.repo.xp_dir)  # cleaned if the process is killed
-            with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False) as fh:
-                fh.write(data)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot write {artifact_file!r} to {self.repo.xp_dir}/tmp: {exc.strerror};"
-                " free disk space"
-            ) from None
-        try:
-            entries = cache.add_path(self.cache_dir, Path(fh.name), name, self._announce)
-        finally:
-            os.unlink(fh.name)
+        # hashed in memory and written once, into the cache (already there: not at all)
+        sha = cache.add_bytes(self.cache_dir, data, self._announce)
+        entries = [FileEntry(path=name, sha256=sha, size=len(data))]
         self._add_files(entries, "artifact")
         return entries
 
