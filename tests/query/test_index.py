@@ -414,3 +414,25 @@ def test_bulk_reads_leave_garbage_collection_as_they_found_it(repo: Path) -> Non
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_streamed_rows_are_ordinary_frozen_run_rows(repo: Path) -> None:
+    """Rows the index streams (made without the dataclass's __init__) equal, print, replace
+    and refuse assignment exactly as rows made the ordinary way."""
+    import dataclasses
+
+    from xp.query.index.rows import RunRow, indexed_row
+
+    make_run("streamed")
+    with open_index(find_repo(repo)) as index:
+        rows, _ = index.select()
+    assert rows
+    for row in rows:
+        ordinary = RunRow(**vars(row))
+        assert row == ordinary
+        assert repr(row) == repr(ordinary)
+        assert dataclasses.replace(row, name="other").name == "other"
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            row.name = "changed"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="every field"):
+        indexed_row(run_id="x")

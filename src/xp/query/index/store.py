@@ -61,7 +61,7 @@ from xp.gitstore.repo import GitRepo
 from xp.query.filters import Node, SortKey
 from xp.query.index import annotated
 from xp.query.index.compile import sort_sql, where_sql
-from xp.query.index.rows import RunRow, Stored, as_row, iter_rows
+from xp.query.index.rows import RunRow, Stored, as_row, indexed_row, iter_rows
 
 # 1: JSON rows; 2: JSON rows with a CRC-32 (#10); 3: typed vals rows, CRC kept (#18);
 # 4: each run's parent, message and source, which the MLflow view reads (#12)
@@ -837,7 +837,7 @@ class Index:
                 continue
             sid = t[11]
             schema = keys.get(sid) or keys.setdefault(sid, self._schema(sid))
-            yield RunRow(
+            yield indexed_row(
                 run_id=t[0],
                 commit=t[1],
                 name=t[2],
@@ -852,6 +852,7 @@ class Index:
                 values=dict(zip(schema, loads(t[12], 0)[0], strict=False)),
                 error=t[13],
                 ref=t[14],
+                param_text={},
                 parent=t[16],
                 message=t[17],
                 source=t[18],
