@@ -294,6 +294,16 @@ def peers_wanted(spec: str) -> set[str] | None:
     return {p.strip() for p in spec.split(",") if p.strip() and p.strip() != "none"}
 
 
+def compile_xp() -> None:
+    """xp's bytecode, written before anything is timed, as ``pip install`` writes it: a
+    source checkout (``pip install -e``) otherwise compiles on the first timed start."""
+    import compileall
+
+    import xp
+
+    compileall.compile_dir(str(Path(xp.__file__).parent), quiet=2)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         child_main(*argv[1:4])
@@ -305,6 +315,7 @@ def main(argv: list[str]) -> int:
             print(f"{key:10} {wl.title}  [{module}; peer: {wl.peer or '-'}]")
         return 0
     ctx = Context(workdir=Path(), quick=args.quick, no_cap=args.no_cap)
+    compile_xp()
     wanted = peers_wanted(args.peers)
     report: dict[str, Any] = {
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

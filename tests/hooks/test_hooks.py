@@ -282,3 +282,40 @@ def test_post_checkout_rehashes_what_it_places(team: Team) -> None:
     assert "out/model.bin not written: its cached copy was corrupt" in result.stderr
     assert not (team.a / "out" / "model.bin").exists()
     git(team.a, "checkout", "-q", "main")
+
+
+def test_xps_own_pushes_of_runs_do_not_start_the_hook_in_python(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`xp push` and the hook's own push of runs mark their `git push` so the pre-push shim
+    exits in the shell (no Python start); a hook kept as pre-push.legacy still runs."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    assert runner.invoke(cli, ["remote", "add", "store", str(tmp_path / "store")]).exit_code == 0
+    legacy_log, xp_log = tmp_path / "legacy.log", tmp_path / "xp.log"
+    hooks = repo / ".git" / "hooks"
+    (hooks / "pre-push").write_text(f'#!/bin/sh\ncat >/dev/null\necho legacy >> "{legacy_log}"\n')
+    (hooks / "pre-push").chmod(0o755)
+    assert runner.invoke(cli, ["hooks", "install"]).exit_code == 0
+    assert (hooks / "pre-push.legacy").exists()
+    bin_dir = tmp_path / "bin"  # `git-xp` comes first on the shim's lookup: it logs, then runs xp
+    bin_dir.mkdir()
+    xp_exe = Path(sys.executable).parent / "xp"
+    (bin_dir / "git-xp").write_text(f'#!/bin/sh\necho "$*" >> "{xp_log}"\nexec "{xp_exe}" "$@"\n')
+    (bin_dir / "git-xp").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    git(repo, "add", ".xp/config.yaml")
+    git(repo, "commit", "-qm", "xp setup")
+    git(repo, "push", "-q", "origin", "main")  # a branch push: the hook runs in Python
+    assert xp_log.read_text().count("hook pre-push") == 1
+    with xp.start_run(name="one"):
+        xp.log_metric("loss", 0.5)
+    pushed = runner.invoke(cli, ["push"])
+    assert pushed.exit_code == 0, pushed.output
+    assert xp_log.read_text().count("hook pre-push") == 1  # xp push: the shim exited early
+    assert legacy_log.read_text().count("legacy") == 2  # the legacy hook ran both times
+    refs = git(remote, "for-each-ref", "--format=%(refname)", "refs/xp/runs/")
+    assert len(refs.split()) == 1

@@ -382,3 +382,57 @@ def test_integers_beyond_the_float_range_are_held_and_compared(repo: Path) -> No
     assert [r.name for r in found.rows] == ["huge"]
     assert xp.get_run("huge").params["big"] == 10**400
     assert {r.status for r in select_runs(find_repo()).rows} == {"finished"}
+
+
+def test_bulk_reads_leave_garbage_collection_as_they_found_it(repo: Path) -> None:
+    """Builds and table reads pause the cyclic collector and always turn it back on (also
+    when the read fails); a collector the caller had turned off stays off."""
+    import gc
+
+    from xp.query.index import gc_paused
+
+    ids = [make_run(f"g{i}") for i in range(3)]
+    assert gc.isenabled()
+    frame = xp.search_runs()
+    assert set(frame["run_id"]) == set(ids)
+    assert gc.isenabled()
+    seen: list[bool] = []
+
+    def failing_read() -> None:
+        with gc_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("read failed")
+
+    with pytest.raises(RuntimeError):
+        failing_read()
+    assert seen == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_streamed_rows_are_ordinary_frozen_run_rows(repo: Path) -> None:
+    """Rows the index streams (made without the dataclass's __init__) equal, print, replace
+    and refuse assignment exactly as rows made the ordinary way."""
+    import dataclasses
+
+    from xp.query.index.rows import RunRow, indexed_row
+
+    make_run("streamed")
+    with open_index(find_repo(repo)) as index:
+        rows, _ = index.select()
+    assert rows
+    for row in rows:
+        ordinary = RunRow(**vars(row))
+        assert row == ordinary
+        assert repr(row) == repr(ordinary)
+        assert dataclasses.replace(row, name="other").name == "other"
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            row.name = "changed"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="every field"):
+        indexed_row(run_id="x")

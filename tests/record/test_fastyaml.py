@@ -1,6 +1,7 @@
 """The fast reader of flat YAML is exact or silent: ``load_flat`` gives PyYAML's answer, or None
 (then the caller asks PyYAML). Differential tests against ``yaml.load(..., CSafeLoader)`` on
-what ``yamlio.dump`` writes and on arbitrary lines."""
+what ``yamlio.dump`` writes and on arbitrary lines; the fast writer ``dump_flat`` likewise
+against ``yaml.dump(..., CSafeDumper)``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xp.record import yamlio
-from xp.record.fastyaml import load_flat
+from xp.record.fastyaml import dump_flat, load_flat
 
 LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Texts YAML 1.1 reads as something else, or that need quoting, next to arbitrary ones.
 TRICKY = [
@@ -114,3 +116,54 @@ def test_typical_records_take_the_fast_path(record: dict[str, Any]) -> None:
     fast = load_flat(data)
     assert fast is not None, data
     assert canon(fast) == canon(yaml.load(data, Loader=LOADER))
+
+
+def assert_dumps_as_pyyaml(record: dict[Any, Any]) -> None:
+    fast = dump_flat(record)
+    slow = yaml.dump(
+        record,
+        Dumper=DUMPER,
+        sort_keys=True,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1 << 30,
+    ).encode("utf-8")
+    assert fast is None or fast == slow, f"{record!r}: dump_flat {fast!r}, PyYAML {slow!r}"
+
+
+@settings(deadline=None)
+@given(records)
+def test_dump_flat_writes_what_pyyaml_writes(record: dict[str, Any]) -> None:
+    """The fast writer gives PyYAML's bytes or declines (None), on tricky and random text."""
+    assert_dumps_as_pyyaml(record)
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_dump_flat_quotes_tricky_text_as_pyyaml_does(text: str) -> None:
+    assert_dumps_as_pyyaml({"k": text, "items": [text, text]})
+    assert_dumps_as_pyyaml({text: 1})
+
+
+@settings(deadline=None)
+@given(
+    st.dictionaries(
+        # names YAML 1.1 reads as strings (`on`, `yes`, `null` as keys: PyYAML's then)
+        st.from_regex(r"[a-z][a-z0-9_./-]{0,15}", fullmatch=True).filter(
+            lambda k: yaml.load(k, Loader=LOADER) == k
+        ),
+        st.integers(-(10**30), 10**30)
+        | st.floats()
+        | st.booleans()
+        | st.none()
+        | st.from_regex(r"[a-z]{1,8}", fullmatch=True)
+        | st.lists(st.from_regex(r"[a-z0-9 ]{0,8}", fullmatch=True), max_size=3),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_typical_records_are_written_without_pyyaml(record: dict[str, Any]) -> None:
+    """Names, numbers, words and commands, as runs record them, take the fast writer."""
+    fast = dump_flat(record)
+    assert fast is not None, record
+    assert_dumps_as_pyyaml(record)
+    assert yamlio.dump(record) == fast

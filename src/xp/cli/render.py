@@ -165,6 +165,8 @@ def _head(text: str, width: int) -> str:
 
 def clip(text: str, width: int = MAX_CELL) -> str:
     """Cut at the end to ``width`` cells with an ellipsis (values: the start says most)."""
+    if len(text) <= width and text.isascii() and text.isprintable():
+        return text  # nothing to show as an escape, one cell a character, and it fits
     text = visible(text.replace("\n", " ").replace("\t", " "))
     return text if cells(text) <= width else _head(text, width - 1) + "…"
 
@@ -255,7 +257,7 @@ def aligned(widths: Sequence[int], numeric: Sequence[bool]) -> Callable[[Sequenc
     columns = list(zip(widths, numeric, strict=True))
 
     def line(texts: Sequence[str]) -> str:
-        if all(text.isascii() for text in texts):
+        if "".join(texts).isascii():
             return fill(*texts).rstrip()
         parts = [
             pad(text if cells(text) <= w else _head(text, w), w, right=num)

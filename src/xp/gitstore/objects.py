@@ -33,6 +33,7 @@ class ObjectWriter:
 
     def __init__(self, objects_dir: Path) -> None:
         self.objects_dir = objects_dir
+        self._root = str(objects_dir)  # paths as strings: a run writes ~8 objects, 16 joins
         self._made_dirs = _made_dirs.setdefault(str(objects_dir), set())
         self.objects: dict[str, ShaFile] = {}  # everything added, to write again if pruned
 
@@ -57,14 +58,14 @@ class ObjectWriter:
 
     def _write(self, obj: ShaFile, hexsha: str, check: bool) -> bytes:
         sha = hexsha.encode("ascii")
-        subdir = self.objects_dir / hexsha[:2]
-        path = subdir / hexsha[2:]
+        subdir = f"{self._root}/{hexsha[:2]}"
+        path = f"{subdir}/{hexsha[2:]}"
         if check and os.path.exists(path):
             return sha
         try:
             for attempt in range(10):
                 if attempt or hexsha[:2] not in self._made_dirs:
-                    subdir.mkdir(exist_ok=True)  # `git prune` removes emptied objects/xx
+                    Path(subdir).mkdir(exist_ok=True)  # `git prune` removes emptied objects/xx
                     self._made_dirs.add(hexsha[:2])
                 if self._write_once(obj, subdir, path):
                     break
@@ -78,7 +79,7 @@ class ObjectWriter:
         return sha
 
     @staticmethod
-    def _write_once(obj: ShaFile, subdir: Path, path: Path) -> bool:
+    def _write_once(obj: ShaFile, subdir: str, path: str) -> bool:
         """Write one object via a temp file; False when a concurrent ``git prune`` took the
         temp file or the folder away (it deletes every ``tmp_*`` file: the caller retries)."""
         try:
@@ -141,6 +142,7 @@ class PackWriter:
 
     def __init__(self, objects_dir: Path) -> None:
         self.objects_dir = objects_dir
+        self._root = str(objects_dir)  # paths as strings: a run writes ~8 objects, 16 joins
         self._pending: dict[bytes, ShaFile] = {}
 
     def add(self, obj: ShaFile) -> bytes:

@@ -18,6 +18,7 @@ from xp import format as fmt
 from xp.errors import HookError, XPError
 from xp.gitstore import catfile, history, tags
 from xp.gitstore.repo import GitRepo
+from xp.sharing.push_pull import NESTED_PUSH_ENV
 from xp.sharing.push_pull import PUSHING_RUNS_ENV as NESTED
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def send_runs(
     if not refspecs:
         return
     stop: list[str] = []
-    for row in git_remote.push(repo, remote, refspecs, env={NESTED: "1"}):
+    for row in git_remote.push(repo, remote, refspecs, env=NESTED_PUSH_ENV):
         if row.up_to_date:
             continue
         if row.rejected:

@@ -30,7 +30,16 @@ from xp.query.filters import (
     parse_filter,
     parse_sort,
 )
-from xp.query.index import AttributeFacts, Index, Query, RunRow, Table, ValueFacts, open_index
+from xp.query.index import (
+    AttributeFacts,
+    Index,
+    Query,
+    RunRow,
+    Table,
+    ValueFacts,
+    gc_paused,
+    open_index,
+)
 from xp.query.live import live_rows
 from xp.record import values as record_values
 from xp.record.build import iso_time
@@ -388,7 +397,9 @@ def search_runs(
         repo, where=filter_string, sort=order_by, limit=max_results, experiment=experiment
     ) as runs:
         if not runs.running:  # the index alone: read column by column
-            return _frame(runs.index.table(runs.query))
+            table = runs.index.table(runs.query)
+            with gc_paused():
+                return _frame(table)
     selection = select_runs(
         repo,
         where=filter_string,

@@ -14,6 +14,7 @@ import yaml
 
 from xp import format as fmt
 from xp.errors import ConfigError
+from xp.record.fastyaml import dump_flat
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -22,6 +23,10 @@ _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def dump(data: Any) -> bytes:
     """Block style, sorted keys, no line folding, UTF-8."""
+    if type(data) is dict:
+        fast = dump_flat(data)
+        if fast is not None:
+            return fast
     text = yaml.dump(
         data,
         Dumper=_Dumper,

@@ -14,6 +14,7 @@ from xp.query.index.store import (
     Query,
     Table,
     ValueFacts,
+    gc_paused,
     open_index,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "RunRow",
     "Table",
     "ValueFacts",
+    "gc_paused",
     "open_index",
 ]
