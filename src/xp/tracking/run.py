@@ -1076,11 +1076,11 @@ class Run:
         except BaseException as exc:
             self._not_recorded(exc)
         self.commit, self.error = commit, None
+        for part in parts:  # before the journal: a part without it is an orphan to recover
+            part.unlink(missing_ok=True)
         self._close_journal(remove=True)
         if self._protected:
             protect.release(self.repo, self.id)
-        for part in parts:
-            part.unlink(missing_ok=True)
         return commit
 
     def _record(self) -> tuple[str, list[Path]]:
