@@ -49,6 +49,17 @@ def _sink(kind: str, data: bytes) -> None:
     is_flag=True,
     help="Run in a temporary checkout of the workspace: your files are never modified.",
 )
+@click.option(
+    "--point",
+    type=click.IntRange(min=0),
+    help="Sweep: run grid point I alone (0-based, e.g. $SLURM_ARRAY_TASK_ID), in a temporary"
+    " checkout: one task of a sweep that another engine schedules.",
+)
+@click.option(
+    "--sweep-id",
+    help="Sweep: the id its points share (every task of one distributed sweep passes the same,"
+    " e.g. $SLURM_ARRAY_JOB_ID); default: a new one.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 def run(
     name: str | None,
@@ -59,6 +70,8 @@ def run(
     seed: int | None,
     jobs: int,
     temp: bool,
+    point: int | None,
+    sweep_id: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a run: xp run [-p KEY=VALUE ...] -- python train.py ...
@@ -73,9 +86,23 @@ def run(
 
     repo = open_repo()
     parsed = ov.parse(list(params))
-    if random_k is not None or temp or any(len(o.values) > 1 for o in parsed):
-        single = random_k is None and all(len(o.values) == 1 for o in parsed)
-        _sweep(repo, list(command), name, experiment, message, params, random_k, seed, jobs, single)
+    sweeping = random_k is not None or point is not None or sweep_id is not None
+    if sweeping or temp or any(len(o.values) > 1 for o in parsed):
+        single = point is not None or (random_k is None and all(len(o.values) == 1 for o in parsed))
+        _sweep(
+            repo,
+            list(command),
+            name,
+            experiment,
+            message,
+            params,
+            random_k,
+            seed,
+            jobs,
+            single,
+            point=point,
+            sweep_id=sweep_id,
+        )
         return
     from xp.execution.run_command import launch
 
@@ -114,6 +141,9 @@ def _sweep(
     seed: int | None,
     jobs: int,
     single: bool = False,
+    *,
+    point: int | None = None,
+    sweep_id: str | None = None,
 ) -> None:
     from xp.execution.sweep import sweep
 
@@ -131,11 +161,13 @@ def _sweep(
         seed=seed,
         jobs=jobs,
         progress=progress,
+        point=point,
+        sweep_id=sweep_id,
     )
     render.echo(_sweep_table(result))
-    for point in result.points:
-        if point.status != "finished":
-            _say_failure(point)
+    for done in result.points:
+        if done.status != "finished":
+            _say_failure(done)
     if single and result.points and result.points[0].result is not None:
         r = result.points[0].result  # --temp: the command's own code, as a plain xp run
         if r.exit_code != 0 or r.status != "finished":
