@@ -224,3 +224,43 @@ def test_plain_git_push_of_a_branch_behind_sends_runs_and_git_decides_the_exit(
     assert "sent 1 run to origin" in proc.stderr
     assert "xp: error" not in proc.stderr
     assert len(_runs_on(daemon)) == 1
+
+
+def test_xp_rm_on_the_remote_after_xp_init_deletes_there_and_here(
+    tmp_path: Path, daemon: str
+) -> None:
+    # After `xp init` the fetch refspec maps the remote's runs to refs/xp/remotes/origin/, so
+    # git itself drops that copy when the push deletes the run: rm must not then fail on it.
+    a = _setup_a(tmp_path, daemon, [str(tmp_path / "store")])
+    for i in range(3):
+        sh(a, sys.executable, "train.py", str(i))
+    sh(a, "git", "push", "-q", "origin", "HEAD:refs/heads/main")
+    sh(a, "git", "fetch", "-q", "origin")
+    sh(a, "git", "pack-refs", "--all")  # packed copies too, as a long-lived clone has them
+    b = _job_clone(tmp_path, daemon, "b")
+    xp_(b, "init")
+    sh(b, "git", "fetch", "-q", "origin")
+    ids = sorted(_runs_on(daemon))
+    assert len(ids) == 3
+    first, second = (ref.rsplit("/", 1)[1] for ref in ids[:2])
+    proc = subprocess.run(
+        [sys.executable, "-m", "xp", "rm", first, "--remote", "origin"],
+        cwd=a,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "1 deleted on 'origin'" in proc.stdout
+    assert first not in sh(a, "git", "for-each-ref", "refs/xp/")  # local ref and copy gone
+    # a clone holding only the fetched copy deletes on the server and here as well
+    proc = subprocess.run(
+        [sys.executable, "-m", "xp", "rm", second, "--remote", "origin"],
+        cwd=b,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert second not in sh(b, "git", "for-each-ref", "refs/xp/")
+    assert len(_runs_on(daemon)) == 1
