@@ -60,6 +60,16 @@ def _sink(kind: str, data: bytes) -> None:
     help="Sweep: the id its points share (every task of one distributed sweep passes the same,"
     " e.g. $SLURM_ARRAY_JOB_ID); default: a new one.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "slurm"]),
+    default="local",
+    show_default=True,
+    help="Sweep: where points run; slurm submits one job array (sbatch), each task one point.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="With --executor slurm: print the job script, submit nothing."
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 def run(
     name: str | None,
@@ -72,6 +82,8 @@ def run(
     temp: bool,
     point: int | None,
     sweep_id: str | None,
+    executor: str,
+    dry_run: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a run: xp run [-p KEY=VALUE ...] -- python train.py ...
@@ -85,6 +97,9 @@ def run(
     from xp.execution import overrides as ov
 
     repo = open_repo()
+    if executor == "slurm" or dry_run:
+        _slurm(repo, list(command), params, sweep_id, dry_run, point, executor)
+        return
     parsed = ov.parse(list(params))
     sweeping = random_k is not None or point is not None or sweep_id is not None
     if sweeping or temp or any(len(o.values) > 1 for o in parsed):
@@ -128,6 +143,35 @@ def run(
         render.echo(f"xp: warning: {warning}", err=True)
     if result.exit_code != 0 or result.status != "finished":
         sys.exit(result.shell_code if result.status != "killed" or result.exit_code else 130)
+
+
+def _slurm(
+    repo: GitRepo,
+    command: list[str],
+    params: tuple[str, ...],
+    sweep_id: str | None,
+    dry_run: bool,
+    point: int | None,
+    executor: str,
+) -> None:
+    from xp.errors import InvalidValueError
+    from xp.execution import slurm
+
+    if executor != "slurm":
+        raise InvalidValueError("--dry-run prints a Slurm job script: add --executor slurm")
+    if point is not None:
+        raise InvalidValueError("--point runs one point here: drop it with --executor slurm")
+    job = slurm.plan(repo, command=command, params=params, sweep_id=sweep_id)
+    if dry_run:
+        render.echo(job.script, nl=False, exact=True)
+        return
+    job = slurm.submit(repo, job, folder=repo.xp_dir / "slurm")
+    render.echo(
+        f"xp: sweep {job.sweep_id}: {job.points} point(s) submitted as Slurm job {job.job_id};"
+        f" each task pushes its run to {job.remote}. Follow them: git fetch {job.remote} &&"
+        f" xp show -w \"tags.xp.sweep = '{job.sweep_id}'\"",
+        err=True,
+    )
 
 
 def _sweep(
