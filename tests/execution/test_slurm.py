@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import one_line_error, xp_main
 from tests.sharing.test_e2e import _env, daemon, sh, xp_
 
@@ -39,10 +41,7 @@ def _project(tmp_path: Path, url: str) -> Path:
     return a
 
 
-def test_dry_run_prints_a_job_array_whose_tasks_record_one_sweep(
-    tmp_path: Path, daemon: str
-) -> None:
-    a = _project(tmp_path, daemon)
+def _dry_run(a: Path, daemon: str) -> str:
     args = ["run", "--executor", "slurm", "--dry-run", "--sweep-id", "s1"]
     args += ["-p", "lr=0.1,0.2", "-p", "depth=1,2", "--", "python", "train.py"]
     script = xp_(a, *args)
@@ -52,7 +51,20 @@ def test_dry_run_prints_a_job_array_whose_tasks_record_one_sweep(
     assert "git fetch --quiet origin refs/xp/sweeps/s1\n" in script
     assert '--point "$SLURM_ARRAY_TASK_ID" --sweep-id s1 -p lr=0.1,0.2 -p depth=1,2' in script
     assert "-- python train.py" in script
+    assert '"$xp" push origin\nexit "$status"\n' in script  # the run goes even if CMD failed
     assert not subprocess.run(["git", "ls-remote", daemon, "refs/xp/*"], capture_output=True).stdout
+    return script
+
+
+def test_dry_run_prints_the_job_array_script(tmp_path: Path, daemon: str) -> None:
+    _dry_run(_project(tmp_path, daemon), daemon)
+
+
+@pytest.mark.slow
+def test_the_dry_run_scripts_tasks_record_one_sweep(tmp_path: Path, daemon: str) -> None:
+    a = _project(tmp_path, daemon)
+    script = _dry_run(a, daemon)
+    commit = sh(a, "git", "rev-parse", "HEAD").strip()
     # What a submission pushes first (dry-run pushes nothing): the sweep's commit.
     sh(a, "git", "push", "-q", "origin", f"{commit}:refs/xp/sweeps/s1")
     path = tmp_path / "job.sbatch"
@@ -108,3 +120,59 @@ def test_submitting_needs_sbatch_and_a_committed_work_tree(tmp_path: Path, daemo
     assert "the work tree has changes the commit lacks" in msg
     msg = one_line_error(*xp_main("run", "--dry-run", "--", "python", "x.py", cwd=a)[::2])
     assert "add --executor slurm" in msg
+
+
+# Slurm cannot run here: this stands in for sbatch (mock only what cannot run), running the
+# array's tasks one after the other, each as Slurm would: bash, its SLURM_* variables.
+SBATCH = """#!/bin/bash
+set -eu
+[ "$1" = --parsable ] || exit 2
+script=$2
+range=$(sed -n 's/^#SBATCH --array=//p' "$script")
+for task in $(seq "${range%-*}" "${range#*-}"); do
+  SLURM_JOB_ID=$((700 + task)) SLURM_ARRAY_JOB_ID=700 SLURM_ARRAY_TASK_ID=$task \\
+    SLURM_NTASKS=1 bash "$script" > "$SBATCH_LOG_DIR/task-$task.out" 2>&1
+done
+echo "700;cluster"
+"""
+
+
+@pytest.mark.slow
+def test_submit_pushes_the_code_and_hands_the_script_to_sbatch(tmp_path: Path, daemon: str) -> None:
+    a = _project(tmp_path, daemon)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(SBATCH)
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**_env(), "SBATCH_LOG_DIR": str(tmp_path), "TMPDIR": str(tmp_path)}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xp",
+            "run",
+            "--executor",
+            "slurm",
+            "--sweep-id",
+            "s2",
+            "-p",
+            "lr=0.1,0.2",
+            "--",
+            "python",
+            "train.py",
+        ],
+        cwd=a,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep s2: 2 point(s) submitted as Slurm job 700" in proc.stderr
+    assert (a / ".git" / "xp" / "slurm" / "xp-s2.sbatch").is_file()
+    commit = sh(a, "git", "rev-parse", "HEAD").strip()
+    refs = subprocess.run(["git", "ls-remote", daemon], capture_output=True, text=True).stdout
+    assert f"{commit}\trefs/xp/sweeps/s2" in refs
+    assert refs.count("refs/xp/runs/") == 2, [
+        (p.name, p.read_text()) for p in tmp_path.glob("task-*.out")
+    ]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import xp
@@ -315,3 +316,19 @@ def test_engine_context_from_the_environment() -> None:
         "job_id": "train",
         "task_id": "3",
     }
+
+
+@pytest.mark.framework
+def test_engine_context_inside_a_dask_task() -> None:
+    distributed = pytest.importorskip("distributed")
+    from xp.record.context import engine_context
+
+    assert engine_context({}) == {}  # dask imported, but this is no task
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        got = client.submit(engine_context, {}, key="point-3").result(timeout=60)
+        assert got == {"engine": "dask", "job_id": cluster.scheduler_address, "task_id": "point-3"}
