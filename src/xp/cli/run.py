@@ -62,10 +62,11 @@ def _sink(kind: str, data: bytes) -> None:
 )
 @click.option(
     "--executor",
-    type=click.Choice(["local", "slurm"]),
     default="local",
     show_default=True,
-    help="Sweep: where points run; slurm submits one job array (sbatch), each task one point.",
+    metavar="local|slurm|dask://HOST:PORT",
+    help="Sweep: where points run. slurm submits one job array (sbatch); dask://HOST:PORT runs"
+    " each point as a task on that Dask scheduler. Either way each point pushes its run.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="With --executor slurm: print the job script, submit nothing."
@@ -97,6 +98,9 @@ def run(
     from xp.execution import overrides as ov
 
     repo = open_repo()
+    if executor not in ("local", "slurm"):
+        _dask(repo, executor, list(command), params, sweep_id, point, dry_run)
+        return
     if executor == "slurm" or dry_run:
         _slurm(repo, list(command), params, sweep_id, dry_run, point, executor)
         return
@@ -143,6 +147,41 @@ def run(
         render.echo(f"xp: warning: {warning}", err=True)
     if result.exit_code != 0 or result.status != "finished":
         sys.exit(result.shell_code if result.status != "killed" or result.exit_code else 130)
+
+
+def _dask(
+    repo: GitRepo,
+    address: str,
+    command: list[str],
+    params: tuple[str, ...],
+    sweep_id: str | None,
+    point: int | None,
+    dry_run: bool,
+) -> None:
+    from xp.errors import InvalidValueError
+    from xp.execution.dask_cluster import run_on_dask
+
+    if point is not None or dry_run:
+        raise InvalidValueError("--point and --dry-run do not go with --executor dask://")
+
+    def progress(line: str) -> None:
+        render.echo(line, err=True)
+
+    result = run_on_dask(
+        repo, address=address, command=command, params=params, sweep_id=sweep_id, progress=progress
+    )
+    for index, tail in sorted(result.output.items()):
+        render.echo(f"xp: point {index} failed; its task's last lines:", err=True)
+        for line in tail.splitlines():
+            render.echo(f"    {line}", err=True)
+    ok = sum(code == 0 for code in result.status.values())
+    render.echo(
+        f"sweep {result.job.sweep_id}: {ok}/{result.job.points} finished on Dask; the runs are on"
+        f" {result.job.remote}: git fetch {result.job.remote} &&"
+        f" xp show -w \"tags.xp.sweep = '{result.job.sweep_id}'\""
+    )
+    if ok != result.job.points:
+        sys.exit(1)
 
 
 def _slurm(

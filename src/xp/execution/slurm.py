@@ -57,8 +57,10 @@ def plan(
     cwd: str | os.PathLike[str] | None = None,
     sweep_id: str | None = None,
     remote: str | None = None,
+    engine: str = "slurm",
 ) -> SlurmJob:
-    """The job array for a sweep of ``params`` over ``command``; nothing is pushed or run."""
+    """The job array for a sweep of ``params`` over ``command``; nothing is pushed or run.
+    ``engine="dask"``: the same task script, its point in ``XP_POINT`` (dask_cluster.py)."""
     from xp.config import load_config
     from xp.gitstore.commit import head, tree_of
     from xp.gitstore.snapshot import snapshot
@@ -81,7 +83,7 @@ def plan(
     here = Path(cwd if cwd is not None else os.getcwd()).resolve()
     rel = os.path.relpath(here, repo.worktree.resolve()).replace(os.sep, "/")
     rel = "." if rel.startswith("..") else rel
-    script = _script(sweep_id, len(grid), commit, url, rel, params, command, name)
+    script = _script(sweep_id, len(grid), commit, url, rel, params, command, name, engine)
     return SlurmJob(sweep_id, len(grid), commit, name, url, script)
 
 
@@ -94,24 +96,30 @@ def _script(
     params: list[str] | tuple[str, ...],
     command: list[str],
     remote: str,
+    engine: str,
 ) -> str:
     q = shlex.quote
     ref = SWEEP_REF_PREFIX + sweep_id
     args = " ".join(f"-p {q(p)}" for p in params)
     from xp import __version__
 
+    head = (
+        f"#SBATCH --job-name=xp-{sweep_id}\n#SBATCH --array=0-{points - 1}\n"
+        f"#SBATCH --output=xp-{sweep_id}-%a.out\n"
+        if engine == "slurm"
+        else ""
+    )
+    task = "SLURM_ARRAY_TASK_ID" if engine == "slurm" else "XP_POINT"
     return f"""#!/bin/bash
-#SBATCH --job-name=xp-{sweep_id}
-#SBATCH --array=0-{points - 1}
-#SBATCH --output=xp-{sweep_id}-%a.out
-# Written by xp {__version__}: sweep {sweep_id}, {points} point(s), one per array task.
+{head}# Written by xp {__version__}: sweep {sweep_id}, {points} point(s), one per {engine} task.
 # Each task clones {url}, checks out {commit}
 # (pushed to {remote} as {ref}), runs its grid point and sends the run with xp push.
 set -euo pipefail
 xp=${{XP:-xp}}
+point=${task}
 url={q(url)}
 commit={commit}
-work=$(mktemp -d "${{TMPDIR:-/tmp}}/xp-{sweep_id}-${{SLURM_ARRAY_TASK_ID}}.XXXXXX")
+work=$(mktemp -d "${{TMPDIR:-/tmp}}/xp-{sweep_id}-$point.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 git clone --quiet --no-checkout "$url" "$work/repo"
 cd "$work/repo"
@@ -119,11 +127,24 @@ git fetch --quiet origin {q(ref)}
 git checkout --quiet --detach "$commit"
 cd {q(rel)}
 status=0
-"$xp" run --point "$SLURM_ARRAY_TASK_ID" --sweep-id {q(sweep_id)} {args} -- {shlex.join(command)} \\
+"$xp" run --point "$point" --sweep-id {q(sweep_id)} {args} -- {shlex.join(command)} \\
   || status=$?
 "$xp" push origin
 exit "$status"
 """
+
+
+def push_code(repo: GitRepo, job: SlurmJob) -> None:
+    """Push the sweep's commit as ``refs/xp/sweeps/<id>``, where every task fetches it."""
+    # the code only: the pre-push hook is told to stand aside (no runs to send with it)
+    rows = git_remote.push(
+        repo, job.remote, [f"{job.commit}:{job.ref}"], env={PUSHING_RUNS_ENV: "1"}
+    )
+    for row in rows:
+        if row.rejected:
+            raise ExecutionError(
+                f"{job.remote} refused {job.ref} ({row.reason}); the tasks could not get the code"
+            )
 
 
 def submit(repo: GitRepo, job: SlurmJob, *, folder: Path) -> SlurmJob:
@@ -134,15 +155,7 @@ def submit(repo: GitRepo, job: SlurmJob, *, folder: Path) -> SlurmJob:
             "sbatch is not on PATH (no Slurm here); `xp run --executor slurm --dry-run` prints"
             " the job script to submit where Slurm is"
         )
-    # the code only: the pre-push hook is told to stand aside (no runs to send with it)
-    rows = git_remote.push(
-        repo, job.remote, [f"{job.commit}:{job.ref}"], env={PUSHING_RUNS_ENV: "1"}
-    )
-    for row in rows:
-        if row.rejected:
-            raise ExecutionError(
-                f"{job.remote} refused {job.ref} ({row.reason}); the tasks could not get the code"
-            )
+    push_code(repo, job)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"xp-{job.sweep_id}.sbatch"
     path.write_text(job.script)
