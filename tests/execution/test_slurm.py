@@ -49,7 +49,8 @@ def _dry_run(a: Path, daemon: str) -> str:
     assert script.startswith("#!/bin/bash\n#SBATCH --job-name=xp-s1\n#SBATCH --array=0-3\n")
     assert f"commit={commit}\n" in script
     assert "git fetch --quiet origin refs/xp/sweeps/s1\n" in script
-    assert '--point "$SLURM_ARRAY_TASK_ID" --sweep-id s1 -p lr=0.1,0.2 -p depth=1,2' in script
+    assert "\npoint=$SLURM_ARRAY_TASK_ID\n" in script
+    assert '--point "$point" --sweep-id s1 -p lr=0.1,0.2 -p depth=1,2' in script
     assert "-- python train.py" in script
     assert '"$xp" push origin\nexit "$status"\n' in script  # the run goes even if CMD failed
     assert not subprocess.run(["git", "ls-remote", daemon, "refs/xp/*"], capture_output=True).stdout
