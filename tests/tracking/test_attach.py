@@ -178,3 +178,31 @@ def test_parts_of_a_run_this_clone_lacks_are_reported_not_lost(repo: Path) -> No
     assert f"1 part(s) logged into run {run.id} are not merged" in result.stderr
     assert parts[0].exists()
     parts[0].unlink()
+
+
+MLFLOW_CHILD = """
+import xp.mlflow as mlflow
+with mlflow.start_run() as r:
+    mlflow.log_param("lr", 0.5)
+print(r.info.run_id)
+"""
+
+
+def test_the_mlflow_api_starts_its_own_run_too_when_the_owner_is_elsewhere(
+    repo: Path, tmp_path: Path
+) -> None:
+    (repo / "child.py").write_text(MLFLOW_CHILD)
+    env = {"XP_RUN_ID": "0abcdefghjkm", "XP_JOURNAL_DIR": str(tmp_path / "elsewhere")}
+    proc = subprocess.run(
+        [sys.executable, "child.py"],
+        cwd=repo,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "XP_RUN_ID=0abcdefghjkm was inherited" in proc.stderr
+    got = xp.get_run(proc.stdout.strip())
+    assert got.params == {"lr": 0.5}
+    assert got.meta["parent"] == "0abcdefghjkm"
