@@ -254,6 +254,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "aiobotocore": ("s3", "an s3:// artifact remote"),
     "pyarrow": ("parquet", "reading Parquet"),
     "sklearn": ("demo", "the demo project"),
+    "distributed": ("dask", "--executor dask://"),
 }
 
 

@@ -449,3 +449,86 @@ def test_start_run_experiment_description_and_nested_runs_under_xp_run(repo: Pat
     assert result.exit_code == 0, result.stderr
     latest = [xp.get_run(r.id) for r in xp.list_runs()][:2]
     assert {r.experiment for r in latest} == {"cli-exp"}
+
+
+WAITING = """
+import pathlib, sys, time, yaml, xp
+p = yaml.safe_load(open("params.yaml"))  # read at start, as a training script does
+pathlib.Path(sys.argv[1], f"started-{p['lr']}").write_text("")
+while not pathlib.Path(sys.argv[1], "go").exists():
+    time.sleep(0.02)
+p2 = yaml.safe_load(open("params.yaml"))  # and again later (a config reloaded per epoch)
+with xp.start_run():
+    xp.log_metric("lr_seen_first", p["lr"])
+    xp.log_metric("lr_seen_last", p2["lr"])
+"""
+
+
+def test_concurrent_in_place_runs_in_one_clone_are_isolated(repo: Path, tmp_path: Path) -> None:
+    # The issue's case: several `xp run -p` in one shared clone edited the same params file
+    # under each other's commands (wrong params recorded, points failing).
+    (repo / "wait.py").write_text(WAITING)
+    git(repo, "add", "wait.py")
+    git(repo, "commit", "-qm", "wait")
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    lrs = ["0.5", "0.25", "0.125"]
+    procs = []
+    try:
+        for lr in lrs:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "xp",
+                        "run",
+                        "-p",
+                        f"lr={lr}",
+                        "--",
+                        sys.executable,
+                        "wait.py",
+                        str(signals),
+                    ],
+                    cwd=repo,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            wait_for(lambda lr=lr: (signals / f"started-{lr}").exists(), f"point lr={lr}")
+        (signals / "go").write_text("")
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    isolated = [err for _out, err in outputs if "another `xp run` was using this work tree" in err]
+    assert len(isolated) == 2  # the first ran in place, the two others beside it
+    runs = [xp.get_run(r.id, path=repo) for r in xp.list_runs(repo)]
+    assert len(runs) == 3
+    for run in runs:
+        lr = run.params["lr"]
+        assert run.metrics["lr_seen_first"] == lr
+        assert run.metrics["lr_seen_last"] == lr  # nobody changed its file under it
+    assert sorted(r.params["lr"] for r in runs) == [0.125, 0.25, 0.5]
+    assert "lr: 0.5" in (repo / "params.yaml").read_text()  # the in-place run's -p stays
+    fsck(repo)
+
+
+def test_a_plain_run_beside_an_editing_one_is_isolated_too(repo: Path, tmp_path: Path) -> None:
+    from xp.execution.run_command import claim_workspace
+    from xp.gitstore.repo import find_repo
+
+    holder = claim_workspace(find_repo(repo), edits=True)  # an `xp run -p` in flight
+    assert holder is not None
+    try:
+        (repo / "train.py").write_text(TRAIN)
+        proc = xp_cli("run", "--", sys.executable, "train.py", cwd=repo)
+        assert proc.returncode == 0, proc.stderr
+        assert "ran in a temporary checkout" in proc.stderr
+        assert only_run(repo).params["lr"] == 0.1
+    finally:
+        holder.close()
+    assert claim_workspace(find_repo(repo), edits=False) is not None  # released

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import xp
@@ -223,3 +227,108 @@ def test_a_failed_point_and_temp_show_the_output_tail_and_the_log(repo: Path) ->
     assert "    Traceback: lr 0.2 diverged" in result.stderr
     result = CliRunner().invoke(cli, ["run", "--temp", "-p", "lr=0.1", *command])
     assert result.exit_code == 0
+
+
+def _task(repo: Path, index: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """One task of a Slurm-style array: its own process, the array's environment."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xp",
+            "run",
+            "--point",
+            str(index),
+            "--sweep-id",
+            "4242",
+            "-p",
+            "lr=0.1,0.3,0.4",
+            "-p",
+            "model.depth=1,2",
+            "--",
+            sys.executable,
+            "train.py",
+        ],
+        cwd=repo,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_point_runs_one_grid_point_of_a_sweep_another_engine_schedules(repo: Path) -> None:
+    setup(repo)
+    before = files(repo)
+    slurm = {"SLURM_JOB_ID": "4250", "SLURM_ARRAY_JOB_ID": "4242", "SLURM_NTASKS": "1"}
+    tasks = [_task(repo, i, {**slurm, "SLURM_ARRAY_TASK_ID": str(i)}) for i in (0, 3, 5)]
+    outputs = [t.communicate(timeout=120) for t in tasks]
+    assert [t.returncode for t in tasks] == [0, 0, 0], outputs
+    assert files(repo) == before  # each point ran in a checkout of its own
+    got = sorted((xp.get_run(r.id) for r in xp.list_runs()), key=lambda r: r.tags["xp.sweep.point"])
+    assert [r.tags["xp.sweep.point"] for r in got] == ["1/6", "4/6", "6/6"]
+    assert {r.tags["xp.sweep"] for r in got} == {"4242"}  # one sweep, whatever ran it
+    assert [(r.params["lr"], r.params["model.depth"]) for r in got] == [
+        (0.1, 1),
+        (0.3, 2),
+        (0.4, 2),
+    ]
+    for run, index in zip(got, ("0", "3", "5"), strict=True):
+        assert run.meta["engine"] == "slurm"
+        assert run.meta["job_id"] == "4242"
+        assert run.meta["task_id"] == index
+        assert run.meta["host"]
+    shown = CliRunner().invoke(cli, ["show", "-w", "tags.xp.sweep = '4242'", "--format", "json"])
+    assert shown.exit_code == 0, shown.stderr
+    assert len(json.loads(shown.stdout)) == 3
+
+
+def test_point_and_sweep_id_are_checked_before_any_run(repo: Path) -> None:
+    setup(repo)
+    for args, message in (
+        (["--point", "6"], "--point 6 is outside the grid: its 6 point(s) are 0 to 5"),
+        (["--point", "1", "--random", "2"], "--point picks one grid point; drop --random"),
+        (["--point", "1", "--sweep-id", "a b"], "--sweep-id 'a b': use 1 to 64 letters"),
+    ):
+        argv = ["run", *args, "-p", "lr=0.1,0.3,0.4", "-p", "model.depth=1,2"]
+        result = CliRunner().invoke(cli, [*argv, "--", sys.executable, "train.py"])
+        assert result.exit_code == 1, result.output
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert xp.list_runs() == []
+
+
+def test_engine_context_from_the_environment() -> None:
+    from xp.record.context import engine_context
+
+    assert engine_context({}) == {}
+    assert engine_context({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}) == {
+        "engine": "slurm",
+        "job_id": "7",
+    }
+    assert engine_context({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_PROCID": "2"}) == {
+        "engine": "slurm",
+        "job_id": "7",
+        "task_id": "2",
+    }
+    assert engine_context({"XP_ENGINE": "k8s", "XP_JOB_ID": "train", "XP_TASK_ID": "3"}) == {
+        "engine": "k8s",
+        "job_id": "train",
+        "task_id": "3",
+    }
+
+
+@pytest.mark.framework
+def test_engine_context_inside_a_dask_task() -> None:
+    distributed = pytest.importorskip("distributed")
+    from xp.record.context import engine_context
+
+    assert engine_context({}) == {}  # dask imported, but this is no task
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        got = client.submit(engine_context, {}, key="point-3").result(timeout=60)
+        assert got == {"engine": "dask", "job_id": cluster.scheduler_address, "task_id": "point-3"}

@@ -169,3 +169,98 @@ def test_eight_clones_push_in_parallel(tmp_path: Path, daemon: str) -> None:
     xp_(fresh, "pull", "--artifacts")
     objects = [p for p in store.rglob("*") if p.is_file()]
     assert len(objects) == 200
+
+
+def _job_clone(tmp_path: Path, url: str, name: str) -> Path:
+    """A cluster job's clone of the project: fresh, on the commit it was given."""
+    job = tmp_path / name
+    sh(tmp_path, "git", "clone", "-q", url, str(job))
+    return job
+
+
+def _runs_on(url: str) -> list[str]:
+    out = subprocess.run(["git", "ls-remote", url, "refs/xp/runs/*"], capture_output=True)
+    return out.stdout.decode().split()[1::2]
+
+
+def test_plain_git_push_on_a_detached_head_sends_the_runs(tmp_path: Path, daemon: str) -> None:
+    a = _setup_a(tmp_path, daemon, [str(tmp_path / "store")])
+    sh(a, "git", "push", "-q", "origin", "HEAD:refs/heads/main")
+    job = _job_clone(tmp_path, daemon, "job")
+    sh(job, "git", "checkout", "-q", "--detach", "HEAD")  # as Slurm/CI jobs check out a commit
+    out = xp_(job, "run", "--", sys.executable, "train.py", "7")  # sets the clone up, once
+    assert "set up this clone of an xp project" in out
+    proc = subprocess.run(["git", "push"], cwd=job, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "sent 1 run to origin" in proc.stderr
+    assert len(_runs_on(daemon)) == 1
+    # on a branch, git's own choice of branches is back (push.default simple, the default)
+    sh(job, "git", "checkout", "-q", "-b", "topic")
+    assert sh(job, "git", "config", "push.default").strip() == "simple"
+    refused = subprocess.run(["git", "push"], cwd=job, env=_env(), capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "has no upstream branch" in refused.stderr  # simple's own message, not matching's
+    sh(job, "git", "checkout", "-q", "--detach")
+    assert sh(job, "git", "config", "push.default").strip() == "matching"
+    xp_(job, "init", "--undo")
+    assert subprocess.run(["git", "config", "push.default"], cwd=job).returncode == 1
+    assert not (job / ".git" / "xp" / "push-on-branch.config").exists()
+
+
+def test_plain_git_push_of_a_branch_behind_sends_runs_and_git_decides_the_exit(
+    tmp_path: Path, daemon: str
+) -> None:
+    a = _setup_a(tmp_path, daemon, [str(tmp_path / "store")])
+    sh(a, "git", "push", "-q", "-u", "origin", "HEAD:refs/heads/main")
+    job = _job_clone(tmp_path, daemon, "job")
+    xp_(job, "run", "--", sys.executable, "train.py", "3")
+    (a / "more.txt").write_text("more\n")
+    sh(a, "git", "add", "more.txt")
+    sh(a, "git", "commit", "-qm", "more")
+    sh(a, "git", "push", "-q", "origin", "HEAD:refs/heads/main")  # the job's main is behind now
+    proc = subprocess.run(["git", "push"], cwd=job, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 1  # what git says of main (rejected), and only that
+    assert "main -> main (non-fast-forward)" in proc.stderr or "rejected" in proc.stderr
+    assert "sent 1 run to origin" in proc.stderr
+    assert "xp: error" not in proc.stderr
+    assert len(_runs_on(daemon)) == 1
+
+
+def test_xp_rm_on_the_remote_after_xp_init_deletes_there_and_here(
+    tmp_path: Path, daemon: str
+) -> None:
+    # After `xp init` the fetch refspec maps the remote's runs to refs/xp/remotes/origin/, so
+    # git itself drops that copy when the push deletes the run: rm must not then fail on it.
+    a = _setup_a(tmp_path, daemon, [str(tmp_path / "store")])
+    for i in range(3):
+        sh(a, sys.executable, "train.py", str(i))
+    sh(a, "git", "push", "-q", "origin", "HEAD:refs/heads/main")
+    sh(a, "git", "fetch", "-q", "origin")
+    sh(a, "git", "pack-refs", "--all")  # packed copies too, as a long-lived clone has them
+    b = _job_clone(tmp_path, daemon, "b")
+    xp_(b, "init")
+    sh(b, "git", "fetch", "-q", "origin")
+    ids = sorted(_runs_on(daemon))
+    assert len(ids) == 3
+    first, second = (ref.rsplit("/", 1)[1] for ref in ids[:2])
+    proc = subprocess.run(
+        [sys.executable, "-m", "xp", "rm", first, "--remote", "origin"],
+        cwd=a,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "1 deleted on 'origin'" in proc.stdout
+    assert first not in sh(a, "git", "for-each-ref", "refs/xp/")  # local ref and copy gone
+    # a clone holding only the fetched copy deletes on the server and here as well
+    proc = subprocess.run(
+        [sys.executable, "-m", "xp", "rm", second, "--remote", "origin"],
+        cwd=b,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert second not in sh(b, "git", "for-each-ref", "refs/xp/")
+    assert len(_runs_on(daemon)) == 1

@@ -65,6 +65,18 @@ def report_recovery(result: Recovery, recovered: bool = True) -> None:
             f" {path} (`xp recover --retry-failed` tries again)",
             err=True,
         )
+    for run_id, count in result.merged:
+        render.echo(
+            f"xp: added {count} part(s) a child process logged after run {run_id} was recorded"
+            " to that run",
+            err=True,
+        )
+    for run_id, count, reason in result.orphaned:
+        render.echo(
+            f"xp: warning: {count} part(s) logged into run {run_id} are not merged ({reason});"
+            " they are kept in .git/xp/journal (delete them to drop them)",
+            err=True,
+        )
     for run_id, reason in result.pending:
         render.echo(
             f"xp: warning: run {run_id} of a process that ended is not recorded yet ({reason});"

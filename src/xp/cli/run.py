@@ -49,6 +49,28 @@ def _sink(kind: str, data: bytes) -> None:
     is_flag=True,
     help="Run in a temporary checkout of the workspace: your files are never modified.",
 )
+@click.option(
+    "--point",
+    type=click.IntRange(min=0),
+    help="Sweep: run grid point I alone (0-based, e.g. $SLURM_ARRAY_TASK_ID), in a temporary"
+    " checkout: one task of a sweep that another engine schedules.",
+)
+@click.option(
+    "--sweep-id",
+    help="Sweep: the id its points share (every task of one distributed sweep passes the same,"
+    " e.g. $SLURM_ARRAY_JOB_ID); default: a new one.",
+)
+@click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    metavar="local|slurm|dask://HOST:PORT",
+    help="Sweep: where points run. slurm submits one job array (sbatch); dask://HOST:PORT runs"
+    " each point as a task on that Dask scheduler. Either way each point pushes its run.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="With --executor slurm: print the job script, submit nothing."
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 def run(
     name: str | None,
@@ -59,6 +81,10 @@ def run(
     seed: int | None,
     jobs: int,
     temp: bool,
+    point: int | None,
+    sweep_id: str | None,
+    executor: str,
+    dry_run: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a run: xp run [-p KEY=VALUE ...] -- python train.py ...
@@ -72,10 +98,30 @@ def run(
     from xp.execution import overrides as ov
 
     repo = open_repo()
+    if executor not in ("local", "slurm"):
+        _dask(repo, executor, list(command), params, sweep_id, point, dry_run)
+        return
+    if executor == "slurm" or dry_run:
+        _slurm(repo, list(command), params, sweep_id, dry_run, point, executor)
+        return
     parsed = ov.parse(list(params))
-    if random_k is not None or temp or any(len(o.values) > 1 for o in parsed):
-        single = random_k is None and all(len(o.values) == 1 for o in parsed)
-        _sweep(repo, list(command), name, experiment, message, params, random_k, seed, jobs, single)
+    sweeping = random_k is not None or point is not None or sweep_id is not None
+    if sweeping or temp or any(len(o.values) > 1 for o in parsed):
+        single = point is not None or (random_k is None and all(len(o.values) == 1 for o in parsed))
+        _sweep(
+            repo,
+            list(command),
+            name,
+            experiment,
+            message,
+            params,
+            random_k,
+            seed,
+            jobs,
+            single,
+            point=point,
+            sweep_id=sweep_id,
+        )
         return
     from xp.execution.run_command import launch
 
@@ -103,6 +149,70 @@ def run(
         sys.exit(result.shell_code if result.status != "killed" or result.exit_code else 130)
 
 
+def _dask(
+    repo: GitRepo,
+    address: str,
+    command: list[str],
+    params: tuple[str, ...],
+    sweep_id: str | None,
+    point: int | None,
+    dry_run: bool,
+) -> None:
+    from xp.errors import InvalidValueError
+    from xp.execution.dask_cluster import run_on_dask
+
+    if point is not None or dry_run:
+        raise InvalidValueError("--point and --dry-run do not go with --executor dask://")
+
+    def progress(line: str) -> None:
+        render.echo(line, err=True)
+
+    result = run_on_dask(
+        repo, address=address, command=command, params=params, sweep_id=sweep_id, progress=progress
+    )
+    for index, tail in sorted(result.output.items()):
+        render.echo(f"xp: point {index} failed; its task's last lines:", err=True)
+        for line in tail.splitlines():
+            render.echo(f"    {line}", err=True)
+    ok = sum(code == 0 for code in result.status.values())
+    render.echo(
+        f"sweep {result.job.sweep_id}: {ok}/{result.job.points} finished on Dask; the runs are on"
+        f" {result.job.remote}: git fetch {result.job.remote} &&"
+        f" xp show -w \"tags.xp.sweep = '{result.job.sweep_id}'\""
+    )
+    if ok != result.job.points:
+        sys.exit(1)
+
+
+def _slurm(
+    repo: GitRepo,
+    command: list[str],
+    params: tuple[str, ...],
+    sweep_id: str | None,
+    dry_run: bool,
+    point: int | None,
+    executor: str,
+) -> None:
+    from xp.errors import InvalidValueError
+    from xp.execution import slurm
+
+    if executor != "slurm":
+        raise InvalidValueError("--dry-run prints a Slurm job script: add --executor slurm")
+    if point is not None:
+        raise InvalidValueError("--point runs one point here: drop it with --executor slurm")
+    job = slurm.plan(repo, command=command, params=params, sweep_id=sweep_id)
+    if dry_run:
+        render.echo(job.script, nl=False, exact=True)
+        return
+    job = slurm.submit(repo, job, folder=repo.xp_dir / "slurm")
+    render.echo(
+        f"xp: sweep {job.sweep_id}: {job.points} point(s) submitted as Slurm job {job.job_id};"
+        f" each task pushes its run to {job.remote}. Follow them: git fetch {job.remote} &&"
+        f" xp show -w \"tags.xp.sweep = '{job.sweep_id}'\"",
+        err=True,
+    )
+
+
 def _sweep(
     repo: GitRepo,
     command: list[str],
@@ -114,6 +224,9 @@ def _sweep(
     seed: int | None,
     jobs: int,
     single: bool = False,
+    *,
+    point: int | None = None,
+    sweep_id: str | None = None,
 ) -> None:
     from xp.execution.sweep import sweep
 
@@ -131,11 +244,13 @@ def _sweep(
         seed=seed,
         jobs=jobs,
         progress=progress,
+        point=point,
+        sweep_id=sweep_id,
     )
     render.echo(_sweep_table(result))
-    for point in result.points:
-        if point.status != "finished":
-            _say_failure(point)
+    for done in result.points:
+        if done.status != "finished":
+            _say_failure(done)
     if single and result.points and result.points[0].result is not None:
         r = result.points[0].result  # --temp: the command's own code, as a plain xp run
         if r.exit_code != 0 or r.status != "finished":

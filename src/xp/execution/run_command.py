@@ -38,7 +38,7 @@ from typing import Any
 
 from xp import format as fmt
 from xp import fsutil
-from xp.errors import InvalidValueError, XPError
+from xp.errors import ExecutionError, InvalidValueError, XPError
 from xp.execution import overrides as ov
 from xp.gitstore.repo import GitRepo
 from xp.tracking.run import Run
@@ -436,6 +436,26 @@ def launch(
     overrides = ov.parse(list(params))
     if any(len(o.values) > 1 for o in overrides):
         raise InvalidValueError("-p with several values is a sweep; run it with xp.sweep.sweep")
+    claim = claim_workspace(repo, edits=bool(overrides))
+    if claim is None:
+        return _isolated(repo, command, name, experiment, message, params, here)
+    with contextlib.closing(claim):
+        return _in_place(
+            repo, command, name, experiment, message, overrides, here, sink, interactive
+        )
+
+
+def _in_place(
+    repo: GitRepo,
+    command: list[str],
+    name: str | None,
+    experiment: str | None,
+    message: str | None,
+    overrides: list[ov.Override],
+    here: Path,
+    sink: Sink | None,
+    interactive: bool,
+) -> LaunchResult:
     from xp.config import load_config
 
     config = load_config(repo)
@@ -452,6 +472,73 @@ def launch(
         message=message,
     )
     return run_to_end(run, command, here, repo.worktree, started, changes, sink, None, interactive)
+
+
+class _Claim:
+    """A lock on the work tree held while an ``xp run`` uses it in place (closed: released)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def claim_workspace(repo: GitRepo, *, edits: bool) -> _Claim | None:
+    """Claim the work tree for an in-place ``xp run``, or None when another one holds it.
+
+    A run with ``-p`` edits the params files and needs the work tree alone (an exclusive
+    lock); one without only needs nobody to edit them under its command (a shared lock). The
+    lock file is per work tree (in its own git dir) and released by the kernel when the
+    process ends, however it ends; the command's processes do not inherit it.
+    """
+    import fcntl
+
+    fd = os.open(repo.git_dir / WORKSPACE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if edits else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return _Claim(fd)
+
+
+WORKSPACE_LOCK = "xp-run.lock"
+ISOLATED = (
+    "another `xp run` was using this work tree, so this one ran in a temporary checkout of"
+    " it (your files are unchanged; the -p values are in the run, not in your params file)"
+)
+
+
+def _isolated(
+    repo: GitRepo,
+    command: list[str],
+    name: str | None,
+    experiment: str | None,
+    message: str | None,
+    params: list[str] | tuple[str, ...],
+    here: Path,
+) -> LaunchResult:
+    """Run as ``xp run --temp`` does: concurrent in-place runs would edit the same params
+    file under each other's command (wrong params recorded, points failing)."""
+    from xp.execution.sweep import sweep
+
+    result = sweep(
+        repo,
+        command=command,
+        params=params,
+        name=name,
+        experiment=experiment,
+        message=message,
+        cwd=here,
+        tags=False,
+    )
+    point = result.points[0]
+    if point.result is None:
+        raise ExecutionError(point.error or "the run could not start")
+    point.result.changes = []
+    point.result.warnings.insert(0, ISOLATED)
+    return point.result
 
 
 def run_to_end(

@@ -64,6 +64,18 @@ class SweepResult:
     duration: float = 0.0
 
 
+def check_sweep_id(text: str) -> str:
+    """A sweep id given by the user (``--sweep-id``): what every task of one sweep shares,
+    e.g. ``$SLURM_ARRAY_JOB_ID``; a tag value, so one short line of letters, digits, ``._-``."""
+    value = text.strip()
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "._-" for c in value):
+        raise InvalidValueError(
+            f"--sweep-id {text!r}: use 1 to 64 letters, digits, '.', '_' or '-'"
+            " (e.g. the job id of the array)"
+        )
+    return value
+
+
 def choose(
     grid: list[dict[str, Any]], k: int | None, seed: int | None
 ) -> tuple[list[int], int | None]:
@@ -88,8 +100,17 @@ def sweep(
     jobs: int = 1,
     progress: Progress | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    sweep_id: str | None = None,
+    point: int | None = None,
+    tags: bool = True,
 ) -> SweepResult:
-    """Run every point (or ``random_k`` of them), ``jobs`` at a time; never raises for a point."""
+    """Run every point (or ``random_k`` of them), ``jobs`` at a time; never raises for a point.
+
+    ``point=I`` runs grid point I alone (0-based, the grid's order), as one task of a sweep
+    an engine xp does not drive schedules (a Slurm array, a Kubernetes indexed job): every
+    task passes the same ``sweep_id``, so the points are one sweep. ``tags=False``: a single
+    run that is no sweep's point (an ``xp run`` isolated from another one).
+    """
     from xp.config import load_config
     from xp.gitstore.commit import head
     from xp.gitstore.snapshot import snapshot
@@ -101,7 +122,17 @@ def sweep(
         raise InvalidValueError("-j must be at least 1")
     overrides = ov.parse(list(params))
     grid = ov.points(overrides)
-    indexes, seed = choose(grid, random_k, seed)
+    if point is not None:
+        if random_k is not None:
+            raise InvalidValueError("--point picks one grid point; drop --random")
+        if not 0 <= point < len(grid):
+            raise InvalidValueError(
+                f"--point {point} is outside the grid: its {len(grid)} point(s) are 0 to"
+                f" {len(grid) - 1}"
+            )
+    if sweep_id is not None:
+        sweep_id = check_sweep_id(sweep_id)
+    indexes, seed = ([point], None) if point is not None else choose(grid, random_k, seed)
     config = load_config(repo)
     baseline = head(repo).commit
     if baseline is None:
@@ -114,9 +145,9 @@ def sweep(
     tree = snapshot(repo, config.max_file_size).tree
     rel = os.path.relpath(here, repo.worktree.resolve()).replace(os.sep, "/")
     rel = "." if rel.startswith("..") else rel
-    result = SweepResult(fmt.new_run_id(), [o.key for o in overrides], seed=seed)
+    result = SweepResult(sweep_id or fmt.new_run_id(), [o.key for o in overrides], seed=seed)
     result.points = [Point(i, grid[i]) for i in indexes]
-    total = len(result.points)
+    total = len(result.points) if point is None else len(grid)
     shown = f" (random {total} of {len(grid)}, seed {seed})" if random_k is not None else ""
     say(f"xp: sweep {result.sweep_id}: {total} point(s){shown}, {min(jobs, total)} at a time")
     started = time.time()
@@ -141,7 +172,7 @@ def sweep(
                         config.data,
                         overrides,
                         point,
-                        result.sweep_id,
+                        result.sweep_id if tags else None,
                         total,
                         name,
                         experiment,
@@ -227,22 +258,24 @@ def _start_point(
     data: tuple[str, ...],
     overrides: list[ov.Override],
     point: Point,
-    sweep_id: str,
+    sweep_id: str | None,
     total: int,
     name: str | None,
     experiment: str | None,
     message: str | None,
 ) -> _Begun:
-    """The point's temporary checkout (closed with ``stack``), its overrides and its run."""
+    """The point's temporary checkout (closed with ``stack``), its overrides and its run;
+    ``sweep_id`` None: a lone run, not tagged as a sweep's point."""
     from xp.execution.temp_checkout import temp_checkout
 
-    label = f"sweep-{sweep_id}-{point.index}"
+    safe = "".join(c if c.isalnum() else "-" for c in sweep_id or "")[:40]
+    label = f"sweep-{safe}-{point.index}" if sweep_id else "run"
     wt = stack.enter_context(temp_checkout(repo, baseline, tree, label, link=data))
     changes = ov.apply(wt.worktree, params_files, overrides, point.values)
     here = wt.worktree / rel
     started = time.time()
     run_name = f"{name}-{point.index + 1}" if name and total > 1 else name
-    tags = {SWEEP_TAG: sweep_id, POINT_TAG: f"{point.index + 1}/{total}"}
+    tags = {SWEEP_TAG: sweep_id, POINT_TAG: f"{point.index + 1}/{total}"} if sweep_id else {}
     run = start(
         wt,
         command=command,

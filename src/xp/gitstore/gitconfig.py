@@ -12,6 +12,13 @@ def get(repo: GitRepo, key: str, *, path: bool = False) -> str | None:
     return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
 
+def get_in(repo: GitRepo, key: str, scope: str) -> str | None:
+    """The value of ``key`` in one file (``scope``: local, global or system), includes not
+    followed: what the user set there, not what an include overrides it with."""
+    proc = repo.git("config", f"--{scope}", "--get", key, check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
 def get_all(repo: GitRepo, key: str) -> list[str]:
     proc = repo.git("config", "--get-all", key, check=False)
     return proc.stdout.decode().splitlines() if proc.returncode == 0 else []

@@ -56,6 +56,65 @@ def static_context() -> dict[str, Any]:
     }
 
 
+def engine_context(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The engine that scheduled this process (per run, not cached: one Dask or Ray worker
+    process runs many tasks), its job and its task (meta.yaml's ``engine``,
+    ``job_id``, ``task_id``): which worker ran which point of a distributed sweep, to find its
+    logs in the engine's own tools. ``host`` already says where.
+
+    Slurm from its ``SLURM_*`` variables (an array task: the array's job id and the task
+    index); Ray and Dask from their runtime, only when the process has imported them (xp
+    never imports them); any other engine by setting ``XP_ENGINE``, ``XP_JOB_ID``,
+    ``XP_TASK_ID``, which win.
+    """
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    if env.get("SLURM_JOB_ID"):
+        found["engine"] = "slurm"
+        found["job_id"] = env.get("SLURM_ARRAY_JOB_ID") or env["SLURM_JOB_ID"]
+        task = env.get("SLURM_ARRAY_TASK_ID")
+        if task is None and env.get("SLURM_NTASKS", "1") != "1":
+            task = env.get("SLURM_PROCID")  # one of the job's srun tasks
+        if task is not None:
+            found["task_id"] = task
+    else:
+        found.update(_ray() or _dask())
+    for key, var in (("engine", "XP_ENGINE"), ("job_id", "XP_JOB_ID"), ("task_id", "XP_TASK_ID")):
+        if env.get(var):
+            found[key] = env[var]
+    return {k: v[:200] for k, v in found.items()}
+
+
+def _ray() -> dict[str, str]:
+    ray = sys.modules.get("ray")
+    try:
+        if ray is None or not ray.is_initialized():
+            return {}
+        ctx = ray.get_runtime_context()
+        found = {"engine": "ray", "job_id": str(ctx.get_job_id())}
+        task = ctx.get_task_id()  # None in the driver
+        if task:
+            found["task_id"] = str(task)
+        return found
+    except Exception:  # an engine's API that changed must never stop a run
+        return {}
+
+
+def _dask() -> dict[str, str]:
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return {}
+    try:
+        worker = distributed.get_worker()  # ValueError outside a task
+        found = {"engine": "dask", "job_id": str(worker.scheduler.address)}
+        task = worker.get_current_task()
+        if task is not None:
+            found["task_id"] = str(task)
+        return found
+    except Exception:  # not in a worker, or an API that changed
+        return {}
+
+
 def command_line() -> list[str]:
     return [str(a) for a in sys.argv] if sys.argv and sys.argv != [""] else []
 

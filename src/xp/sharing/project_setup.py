@@ -159,7 +159,68 @@ def init_project(
             gitconfig.add(repo, key, spec)
             result.changes.append(f"{what}: {key} {spec}")
         result.changes += _remove_old_push_specs(repo, remote)
+    if result.remotes:
+        result.changes += detached_push(repo)
     return result
+
+
+# A plain `git push` on a detached HEAD (cluster and CI jobs check out a commit, not a branch):
+# git's push.default modes simple, current and upstream stop with "You are not currently on a
+# branch" before any hook runs, so the runs stay behind. Only `matching` pushes there (the
+# branches both sides have, up to date in a fresh job clone: "Everything up-to-date", exit 0),
+# and the pre-push hook then sends the runs. git config can only be made conditional on being
+# *on* a branch (includeIf "onbranch:"), so the clone's push.default is `matching` and an
+# include restores the user's own value whenever a branch is checked out.
+ON_BRANCH_FILE = "xp/push-on-branch.config"  # relative to .git/, as git resolves include paths
+ON_BRANCH_KEY = "includeIf.onbranch:**.path"
+DETACHED_PUSH_DEFAULT = "matching"
+_WAS_LOCAL = "# push.default was set in .git/config; xp init --undo puts it back there"
+
+
+def detached_push(repo: GitRepo) -> list[str]:
+    """Make plain ``git push`` send runs from a detached HEAD; the changes made."""
+    if ON_BRANCH_FILE in gitconfig.get_all(repo, ON_BRANCH_KEY):
+        return []
+    local = gitconfig.get_in(repo, "push.default", "local")
+    user = (
+        local
+        or gitconfig.get_in(repo, "push.default", "global")
+        or gitconfig.get_in(repo, "push.default", "system")
+        or "simple"  # git's default
+    )
+    lines = [
+        "# Written by xp init: your push.default, used whenever a branch is checked out",
+        "# (.git/config says `matching` for a detached HEAD, so `git push` sends runs there).",
+        *([_WAS_LOCAL] if local else []),
+        "[push]",
+        f"\tdefault = {user}",
+    ]
+    fsutil.atomic_write(repo.common_dir / ON_BRANCH_FILE, "\n".join(lines) + "\n")
+    gitconfig.set_value(repo, "push.default", DETACHED_PUSH_DEFAULT)
+    gitconfig.add(repo, ON_BRANCH_KEY, ON_BRANCH_FILE)
+    return [
+        "git push on a detached HEAD now sends runs: push.default matching there, your"
+        f" {user} on any branch ({ON_BRANCH_KEY} {ON_BRANCH_FILE})"
+    ]
+
+
+def _undo_detached_push(repo: GitRepo) -> list[str]:
+    if ON_BRANCH_FILE not in gitconfig.get_all(repo, ON_BRANCH_KEY):
+        return []
+    path = repo.common_dir / ON_BRANCH_FILE
+    try:
+        text = path.read_text()
+    except OSError:
+        text = ""
+    gitconfig.unset(repo, ON_BRANCH_KEY, ON_BRANCH_FILE)
+    if gitconfig.get_in(repo, "push.default", "local") == DETACHED_PUSH_DEFAULT:
+        value = text.rsplit("default = ", 1)[-1].strip() if "default = " in text else ""
+        if _WAS_LOCAL in text and value:
+            gitconfig.set_value(repo, "push.default", value)
+        else:
+            gitconfig.unset_all(repo, "push.default")
+    path.unlink(missing_ok=True)
+    return [f"removed push.default {DETACHED_PUSH_DEFAULT} and {ON_BRANCH_KEY}"]
 
 
 def _remove_old_push_specs(repo: GitRepo, remote: str) -> list[str]:
@@ -195,4 +256,6 @@ def undo_project(repo: GitRepo, *, remotes: list[str] | None = None) -> InitResu
                 gitconfig.unset(repo, key, spec)
                 result.changes.append(f"removed {key} {spec}")
         result.changes += _remove_old_push_specs(repo, remote)
+    if remotes is None:
+        result.changes += _undo_detached_push(repo)
     return result

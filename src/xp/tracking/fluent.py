@@ -151,12 +151,23 @@ def start_run(
             f"run {_stack[-1].id} is already active; end it with xp.end_run() or pass nested=True"
         )
     parent = _stack[-1].id if _stack else None
-    # Under `xp run`, the script's run is the one xp run started: log into it as a part.
-    attach = os.environ.get("XP_RUN_ID") if not _stack else None
+    # Under `xp run`, the script's run is the one xp run started: log into it as a part,
+    # when that run's owner is there to merge the part (tracking/attach.py).
+    attach = None
+    inherit = None
+    if not _stack and os.environ.get("XP_RUN_ID"):
+        from xp.tracking.attach import inherited
+
+        inherit = inherited()
+        attach, parent = inherit.attach, inherit.parent
     if experiment is None:  # a nested run belongs where its parent does (MLflow's rule)
         if _stack:
             experiment = _stack[-1].state.header.experiment
-        elif attach and os.environ.get("XP_RUN_EXPERIMENT") not in (None, "", "default"):
+        elif inherit is not None and os.environ.get("XP_RUN_EXPERIMENT") not in (
+            None,
+            "",
+            "default",
+        ):
             experiment = os.environ["XP_RUN_EXPERIMENT"]
     if resume is None and not _stack and not attach:
         resume = os.environ.pop("XP_RESUME", None) or None  # used once, as MLFLOW_RUN_ID is
@@ -179,6 +190,10 @@ def start_run(
             attach=attach,
             system_metrics=system_metrics,
         )
+    if inherit is not None and inherit.why is not None and inherit.parent is not None:
+        from xp.tracking.attach import say_own_run
+
+        say_own_run(inherit.parent, inherit.why, run.id)
     _install_hooks()
     _stack.append(run)
     try:

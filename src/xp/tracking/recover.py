@@ -40,6 +40,9 @@ class Recovery:
     set_aside: list[tuple[str, Path, str]] = field(default_factory=list)  # (id, file, reason)
     pending: list[tuple[str, str]] = field(default_factory=list)  # (id, reason): retried later
     damaged: list[tuple[str, int]] = field(default_factory=list)  # (id, lines dropped)
+    # parts a child logged after the run's owner had committed it (a child that outlived it)
+    merged: list[tuple[str, int]] = field(default_factory=list)  # (id, parts) added to the run
+    orphaned: list[tuple[str, int, str]] = field(default_factory=list)  # (id, parts, why kept)
 
 
 def recover(repo: GitRepo) -> list[tuple[str, str]]:
@@ -64,7 +67,84 @@ def recover_all(repo: GitRepo) -> Recovery:
             _recover_one(repo, path, fd, run_id, result)
         finally:
             os.close(fd)
+    _merge_orphans(repo, result)
     return result
+
+
+def _merge_orphans(repo: GitRepo, result: Recovery) -> None:
+    """Add the parts whose run has no journal any more (its owner committed it while a child
+    still logged) to that run, in a new commit on its ref (a fast-forward, as a resumed run's
+    session); parts of a run this clone does not have are kept and reported."""
+    from xp.record.journal import CORRUPT, FAILED, PART, SUFFIX
+
+    journal_dir = repo.xp_dir / "journal"
+    try:
+        names = os.listdir(journal_dir)
+    except OSError:
+        return
+    owners = {n.split(".")[0] for n in names if n.endswith((SUFFIX, FAILED, CORRUPT))}
+    for run_id in sorted({n.split("-")[0] for n in names if n.endswith(PART)} - owners):
+        try:
+            _merge_orphan(repo, journal_dir, run_id, result)
+        except StorageError as exc:
+            result.pending.append((run_id, _reason(exc)))
+        except (XPError, ValueError, KeyError, TypeError, OverflowError, UnicodeError) as exc:
+            count = sum(1 for n in names if n.startswith(f"{run_id}-") and n.endswith(PART))
+            result.orphaned.append((run_id, count, _reason(exc)))
+
+
+def _merge_orphan(repo: GitRepo, journal_dir: Path, run_id: str, result: Recovery) -> None:
+    import dataclasses
+
+    from xp.gitstore.commit import tree_of
+    from xp.record.build import build_record, parse_time, state_of_record
+    from xp.record.header import RunHeader
+    from xp.record.journal import merge_parts
+    from xp.tracking.run import commit_record, read_record
+
+    ref = fmt.run_ref(run_id)
+    sha = read_ref(repo.common_dir, ref)
+    if sha is None:
+        raise ValueError(f"run {run_id} is not in this clone; fetch it, then `xp recover`")
+    record = read_record(repo, sha)
+    if record is None:
+        raise ValueError(f"run {run_id}'s commit {sha[:12]} has no readable record")
+    start = parse_time(record.meta.get("start_time")) or 0.0
+    end = parse_time(record.meta.get("end_time")) or start
+    header = RunHeader(id=run_id, name=record.name, start_time=start)
+    state = state_of_record(record, header)
+    parts = merge_parts(state, journal_dir)
+    if not parts:
+        return  # every part is still being written
+    merged = build_record(state, record.status, end, ())
+    warnings = [*record.meta.get("warnings", []), *header.warnings]
+    warnings.append(
+        f"{len(parts)} part(s) logged after the run was recorded were added by xp recover"
+    )
+    new = dataclasses.replace(
+        record,
+        params=merged.params,
+        metrics=merged.metrics,
+        series={**record.series, **merged.series},
+        tags=merged.tags,
+        artifacts=merged.artifacts,
+        inputs=merged.inputs,
+        media=merged.media,
+        datasets=merged.datasets,
+        models=merged.models,
+        meta={**record.meta, "warnings": warnings},
+    )
+    session = RunHeader(
+        id=run_id, name=record.name, start_time=start, previous=sha, ref_expected=sha
+    )
+    tree = tree_of(repo, sha)
+    try:
+        commit_record(repo, new, tree, None, start, end, check=True, header=session)
+    except RefChangedError:
+        return  # another process merged them (or moved the run) first: its turn wins
+    for part in parts:
+        part.unlink(missing_ok=True)
+    result.merged.append((run_id, len(parts)))
 
 
 def _recover_one(repo: GitRepo, path: Path, fd: int, run_id: str, result: Recovery) -> None:
@@ -119,10 +199,10 @@ def _recover_one(repo: GitRepo, path: Path, fd: int, run_id: str, result: Recove
     except (XPError, ValueError, KeyError, TypeError, OverflowError, UnicodeError) as exc:
         result.set_aside.append((run_id, _set_aside(path, FAILED, exc), _reason(exc)))
         return
+    for part in parts:  # before the journal: a part without it is an orphan to recover
+        part.unlink(missing_ok=True)
     os.unlink(path)
     spool.unlink(missing_ok=True)
-    for part in parts:
-        part.unlink(missing_ok=True)
     protect.release(repo, run_id)
 
 

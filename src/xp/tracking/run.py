@@ -41,7 +41,12 @@ from xp.gitstore.snapshot import snapshot
 from xp.gitstore.trees import read_folder
 from xp.record import values
 from xp.record.build import build_record, commit_message, iso_time, parse_time, state_of_record
-from xp.record.context import command_line, installed_packages, static_context
+from xp.record.context import (
+    command_line,
+    engine_context,
+    installed_packages,
+    static_context,
+)
 from xp.record.header import RunHeader
 from xp.record.journal import (
     PART,
@@ -397,7 +402,10 @@ class Run:
             experiment=experiment or "default",
             command=[fmt.escape_text(str(a)) for a in argv],
             cwd=fmt.escape_text(cwd if cwd is not None else _relative_cwd(self.repo.worktree)),
-            context={k: fmt.escape_text(str(v)) for k, v in static_context().items()},
+            context={
+                k: fmt.escape_text(str(v))
+                for k, v in {**static_context(), **engine_context()}.items()
+            },
             parent=parent,
             message=message,
             xp_version=__version__,
@@ -1076,11 +1084,11 @@ class Run:
         except BaseException as exc:
             self._not_recorded(exc)
         self.commit, self.error = commit, None
+        for part in parts:  # before the journal: a part without it is an orphan to recover
+            part.unlink(missing_ok=True)
         self._close_journal(remove=True)
         if self._protected:
             protect.release(self.repo, self.id)
-        for part in parts:
-            part.unlink(missing_ok=True)
         return commit
 
     def _record(self) -> tuple[str, list[Path]]:

@@ -284,11 +284,22 @@ def start_run(
                 )
         elif stack:
             parent_run_id = stack[-1].info.run_id
+        attach = None  # under `xp run`: log into its run while its owner can merge the part
+        inherit = None
+        if not stack and os.environ.get("XP_RUN_ID"):
+            from xp.tracking.attach import inherited
+
+            inherit = inherited()
+            attach = inherit.attach
+            parent_run_id = parent_run_id or inherit.parent
         if parent_run_id:
             user_tags[PARENT] = parent_run_id
         exp_id = experiment_id if experiment_id is not None else _get_experiment_id()
-        attach = os.environ.get("XP_RUN_ID") if not stack else None  # under `xp run`
         live = backend.create_run(exp_id, tags=user_tags, run_name=run_name, attach=attach)
+        if inherit is not None and inherit.why is not None and inherit.parent is not None:
+            from xp.tracking.attach import say_own_run
+
+            say_own_run(inherit.parent, inherit.why, live.id)
         active = ActiveRun(backend.get_run(live.id), live)
     stack.append(active)
     return active

@@ -1,0 +1,84 @@
+"""`xp run --executor dask://`: a 2x2 sweep on a real Dask LocalCluster (process workers)
+against a real git server; it ends with the four runs on the shared remote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.execution.test_slurm import _project
+from tests.helpers import one_line_error, xp_main
+from tests.sharing.test_e2e import _env, daemon, sh, xp_
+
+__all__ = ["daemon"]
+
+
+@pytest.mark.framework
+def test_a_sweep_on_a_dask_cluster_ends_with_its_runs_on_the_remote(
+    tmp_path: Path, daemon: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    a = _project(tmp_path, daemon)
+    # the workers inherit this process's environment: xp on PATH, scratch space in tmp_path
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address.replace("tcp://", "dask://")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xp",
+                "run",
+                "--executor",
+                address,
+                "--sweep-id",
+                "d1",
+                "-p",
+                "lr=0.1,0.2",
+                "-p",
+                "depth=1,2",
+                "--",
+                "python",
+                "train.py",
+            ],
+            cwd=a,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep d1: 4/4 finished on Dask" in proc.stdout
+    assert proc.stderr.count(": finished") == 4  # progress as points finished
+    b = tmp_path / "b"
+    sh(tmp_path, "git", "clone", "-q", daemon, str(b))
+    xp_(b, "init")
+    sh(b, "git", "fetch", "-q", "origin")
+    shown = json.loads(xp_(b, "show", "--all", "-w", "tags.xp.sweep = 'd1'", "--format", "json"))
+    import xp
+
+    runs = [xp.get_run(r["run_id"], path=b) for r in shown]
+    assert sorted((r.params["lr"], r.params["depth"]) for r in runs) == [
+        (0.1, 1),
+        (0.1, 2),
+        (0.2, 1),
+        (0.2, 2),
+    ]
+    assert {r.meta["engine"] for r in runs} == {"dask"}
+    assert sorted(r.meta["task_id"] for r in runs) == [f"xp-d1-{i}" for i in range(4)]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("xp-d1-")]
+
+
+def test_a_dask_executor_needs_a_scheduler_address(tmp_path: Path, daemon: str) -> None:
+    a = _project(tmp_path, daemon)
+    argv = ["run", "-p", "lr=0.1,0.2", "--", "python", "train.py"]
+    msg = one_line_error(*xp_main(argv[0], "--executor", "dask:/x", *argv[1:], cwd=a)[::2])
+    assert "give the scheduler as dask://HOST:PORT" in msg
