@@ -7,9 +7,9 @@ the same data always gives the same bytes (and so the same blob ids).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from xp import format as fmt
 from xp.errors import ConfigError
@@ -52,6 +52,16 @@ class FileEntry:
         )
 
 
+class StreamedFile(Protocol):
+    """A record file too big to hold in memory: ``size`` bytes, read by ``chunks()``
+    (a big metric series, record/spill.py); written as a blob by streaming."""
+
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
 @dataclass(frozen=True)
 class RunRecord:
     id: str
@@ -68,16 +78,19 @@ class RunRecord:
     media: tuple[MediaEntry, ...] = ()
     datasets: tuple[dict[str, Any], ...] = ()  # MLflow datasets, in logging order
     models: tuple[dict[str, Any], ...] = ()  # MLflow logged models, by id
+    # series files of a run being committed, streamed from its spill (not read back)
+    streamed: dict[str, StreamedFile] = field(default_factory=dict)
 
     @property
     def experiment(self) -> str:
         return str(self.meta.get("experiment") or "default")
 
-    def to_files(self) -> dict[str, bytes]:
-        """Relative path inside the record folder -> bytes. Empty parts get no file."""
+    def to_files(self) -> dict[str, bytes | StreamedFile]:
+        """Relative path inside the record folder -> bytes (or a stream of them, for a big
+        series). Empty parts get no file."""
         meta = dict(self.meta)
         meta.update(format=fmt.FORMAT_VERSION, id=self.id, name=self.name, status=self.status)
-        files = {fmt.META_FILE: yamlio.dump(meta)}
+        files: dict[str, bytes | StreamedFile] = {fmt.META_FILE: yamlio.dump(meta)}
         if self.params:
             files[fmt.PARAMS_FILE] = yamlio.dump(self.params)
         if self.metrics:
@@ -102,6 +115,8 @@ class RunRecord:
             files[fmt.MODELS_FILE] = yamlio.dump(sorted(self.models, key=lambda m: m["id"]))
         for key, points in self.series.items():
             files[f"{fmt.SERIES_DIR}/{key}.tsv"] = series_bytes(points)
+        for key, stream in self.streamed.items():
+            files[f"{fmt.SERIES_DIR}/{key}.tsv"] = stream
         return files
 
     @classmethod

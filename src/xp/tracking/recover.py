@@ -148,17 +148,33 @@ def _merge_orphan(repo: GitRepo, journal_dir: Path, run_id: str, result: Recover
 
 
 def _recover_one(repo: GitRepo, path: Path, fd: int, run_id: str, result: Recovery) -> None:
+    from xp import fsutil
+    from xp.record.journal import CORRUPT, replay
+    from xp.record.spill import SeriesSpill
+
+    # points go to a spill as the journal is read: a big run recovers in bounded memory
+    spill = SeriesSpill(lambda: fsutil.private_tmp(repo.xp_dir))
+    try:
+        try:
+            with open(fd, "rb", closefd=False) as fh:
+                first = fh.readline()
+                fh.seek(0)
+                state = replay(fh, base=_base(repo, first), spill=spill)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            result.set_aside.append((run_id, _set_aside(path, CORRUPT, exc), _reason(exc)))
+            return
+        _commit_state(repo, path, fd, run_id, state, result)
+    finally:
+        spill.close()
+
+
+def _commit_state(
+    repo: GitRepo, path: Path, fd: int, run_id: str, state: RunState, result: Recovery
+) -> None:
     from xp.record.build import build_record
-    from xp.record.journal import CORRUPT, FAILED, merge_parts, replay
+    from xp.record.journal import FAILED, merge_parts
     from xp.tracking.run import commit_record
 
-    try:
-        with open(fd, "rb", closefd=False) as fh:
-            data = fh.read()
-        state = replay(data, base=_base(repo, data))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        result.set_aside.append((run_id, _set_aside(path, CORRUPT, exc), _reason(exc)))
-        return
     try:
         end = state.end or {}
         status = str(end.get("status", "crashed"))

@@ -40,7 +40,14 @@ from xp.gitstore.repo import GitRepo, find_repo
 from xp.gitstore.snapshot import snapshot
 from xp.gitstore.trees import read_folder
 from xp.record import values
-from xp.record.build import build_record, commit_message, iso_time, parse_time, state_of_record
+from xp.record.build import (
+    build_record,
+    commit_message,
+    iso_time,
+    parse_time,
+    state_of_record,
+    to_ms,
+)
 from xp.record.context import (
     command_line,
     engine_context,
@@ -61,11 +68,15 @@ from xp.record.journal import (
     seal_many,
 )
 from xp.record.media import MediaEntry, media_path
-from xp.record.model import FileEntry, RunRecord, format_number
+from xp.record.model import FileEntry, RunRecord
 from xp.record.names import auto_name
+from xp.record.spill import SeriesSpill
 from xp.tracking import media, reads
 
 _WRITE_BUDGET = fmt.MAX_RECORD_FILE * 3 // 4  # of one record file, estimated at each call
+# Points held in memory before a log call flushes them itself: a loop that logs faster than
+# the flusher thread journals (it shares the GIL) would otherwise grow without bound.
+_MAX_HELD = 100_000
 
 
 def _cost(key: str, text: str) -> int:
@@ -439,7 +450,10 @@ class Run:
             )
             journal_path = journal_dir / f"{self.id}{SUFFIX}"
         self.journal_dir = journal_dir
-        self.state = RunState(header=header)
+        # journaled points leave memory for the spill: a run's RAM does not grow with its
+        # point count (issue 18); nothing touches the disk until the lines pass 8 MB
+        spill = SeriesSpill(lambda: fsutil.private_tmp(self.repo.xp_dir))
+        self.state = RunState(header=header, spill=spill)
         reads.watch(self.repo.worktree)
         self._keys: set[str] = set()  # metric names seen while running (emptied at the end)
         self._metrics = 0
@@ -458,8 +472,9 @@ class Run:
             for key, _value, step, _ts in self.state.points:
                 self._keys.add(key)
                 self._next_step[key] = step + 1
+            self.state.spill = spill
+            self.state.drain()  # in the previous commit already: not journaled again
         self._events: list[tuple[str, Any]] = []  # (kind, payload): serialized when flushed
-        self._flushed_points = len(self.state.points)
         self._flushed_events = 0
         self._io_lock = threading.Lock()
         self.status = "running"
@@ -598,7 +613,10 @@ class Run:
             step = values.step_value(key, step)
         self._next_step[key] = step + 1
         ts = time.time() if timestamp is None else values.timestamp_value(key, timestamp)
-        self.state.points.append((key, value, step, ts))
+        points = self.state.points
+        points.append((key, value, step, ts))
+        if len(points) > _MAX_HELD:  # the flusher thread is behind: the logger helps
+            self.flush()
 
     def log_metrics(
         self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
@@ -963,19 +981,28 @@ class Run:
         with self._io_lock:
             if self._closed:
                 return
-            points = self.state.points
-            n = len(points)
-            data = seal_many(
-                [
-                    f"M\t{k}\t{format_number(v)}\t{s}\t{t!r}"
-                    for k, v, s, t in points[self._flushed_points : n]
-                ]
-            )
+            points = self.state.points  # log calls append to it meanwhile, never replace it
+            batch = points[: len(points)]
+            # log_metric keeps floats and ints only: repr is format_number's spelling
+            data = seal_many([f"M\t{k}\t{v!r}\t{s}\t{t!r}" for k, v, s, t in batch])
             m = len(self._events)
             events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
             if data or events or self.journal is None:
                 self._write(data + events)
-            self._flushed_points, self._flushed_events = n, m
+            self._flushed_events = m
+            if batch:  # journaled: from now on in the spill, not in memory
+                del points[: len(batch)]
+                assert self.state.spill is not None
+                self.state.spill.add(batch)
+
+    def history(self, key: str) -> list[tuple[int, float | int, int]]:
+        """The points of metric ``key`` logged so far, as ``(step, value, ms)``: for readers of
+        a live run (MLflow's ``get_metric_history``, W&B's summary)."""
+        with self._io_lock:
+            spill = self.state.spill
+            out = list(spill.points(key)) if spill is not None and key in spill else []
+            out += [(s, v, to_ms(t)) for k, v, s, t in list(self.state.points) if k == key]
+        return out
 
     def _close_journal(self, remove: bool) -> None:
         with self._io_lock:
@@ -1025,6 +1052,7 @@ class Run:
             self.status = "aborted"
             flusher.unregister(self)
             self._close_journal(remove=True)
+            self._drop_spill()
             if self._protected:
                 protect.release(self.repo, self.id)
 
@@ -1087,15 +1115,31 @@ class Run:
         for part in parts:  # before the journal: a part without it is an orphan to recover
             part.unlink(missing_ok=True)
         self._close_journal(remove=True)
+        self._drop_spill()
         if self._protected:
             protect.release(self.repo, self.id)
         return commit
+
+    def _drop_spill(self) -> None:
+        with self._io_lock:
+            if self.state.spill is not None:
+                self.state.spill.close()
 
     def _record(self) -> tuple[str, list[Path]]:
         assert self._end is not None
         if self.journal is not None:
             with contextlib.suppress(StorageError):  # the commit may still fit
                 self.flush()  # a crash while committing then loses nothing
+        assert self.state.spill is not None
+        mark = self.state.spill.mark()
+        try:
+            return self._commit_copy()
+        except BaseException:
+            self.state.spill.rollback(mark)  # a retry adds the unjournaled points again
+            raise
+
+    def _commit_copy(self) -> tuple[str, list[Path]]:
+        assert self._end is not None
         state = self.state.copy()  # parts are merged into a copy: a retry merges them again
         parts = merge_parts(state, self.journal_dir)
         if state.damaged:
