@@ -70,7 +70,7 @@ class RunRecord:
     meta: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-    series: dict[str, list[Point]] = field(default_factory=dict)
+    series: Mapping[str, list[Point]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: tuple[FileEntry, ...] = ()
     inputs: tuple[FileEntry, ...] = ()
@@ -126,8 +126,12 @@ class RunRecord:
         series_keys: list[str],
         source: str = "run",
         load_yaml: Callable[[bytes, str], Any] = yamlio.load_record,
+        read_series: Callable[[str], bytes | None] | None = None,
     ) -> RunRecord:
         """Parse a record folder; ``read`` returns a file's bytes or None when it is absent.
+        With ``read_series`` (reads a series file later, by its path in the folder), series
+        are read and parsed one at a time when first asked for (``LazySeries``): a run with a
+        1M-point metric loads without it (issue 18).
 
         A record may come from anyone: whatever breaks the rules of docs/format.md (sizes,
         counts, shapes, encodings) is a ``ConfigError`` naming the file, never another error.
@@ -155,13 +159,18 @@ class RunRecord:
                 f"{source}: {len(series_keys):,} series files, over the {fmt.MAX_ENTRIES:,} a"
                 " record may hold; the run was not written by xp"
             )
-        series = {}
+        series: Mapping[str, list[Point]] = {}
         for key in series_keys:
             if not key.isascii() and not _utf8(key):
                 raise ConfigError(f"{source}: a series file name is not UTF-8; the run is damaged")
-            data = read(f"{fmt.SERIES_DIR}/{key}.tsv")
-            if data is not None:
-                series[key] = parse_series(data, f"{source}:{fmt.SERIES_DIR}/{key}.tsv")
+        if read_series is not None:
+            series = LazySeries(series_keys, read_series, source)
+        else:
+            series = {}
+            for key in series_keys:
+                data = read(f"{fmt.SERIES_DIR}/{key}.tsv")
+                if data is not None:
+                    series[key] = parse_series(data, f"{source}:{fmt.SERIES_DIR}/{key}.tsv")
         packages = read(fmt.PACKAGES_FILE)
         return cls(
             id=str(meta["id"]),
@@ -182,6 +191,48 @@ class RunRecord:
             datasets=_mappings(load(fmt.DATASETS_FILE, []), source, fmt.DATASETS_FILE),
             models=_mappings(load(fmt.MODELS_FILE, []), source, fmt.MODELS_FILE),
         )
+
+
+class LazySeries(Mapping[str, list[Point]]):
+    """A record's series, each read and parsed when first asked for, then kept. A damaged
+    file raises ``ConfigError`` naming it then, not when the run is loaded."""
+
+    def __init__(self, keys: list[str], read: Callable[[str], bytes | None], source: str) -> None:
+        self._keys = list(keys)
+        self._read = read
+        self._source = source
+        self._loaded: dict[str, list[Point]] = {}
+
+    def path(self, key: str) -> str:
+        return f"{fmt.SERIES_DIR}/{key}.tsv"
+
+    def raw(self, key: str) -> bytes | None:
+        """The bytes of one series file (None when absent), unparsed and not kept."""
+        return self._read(self.path(key)) if key in self._keys else None
+
+    def __getitem__(self, key: str) -> list[Point]:
+        hit = self._loaded.get(key)
+        if hit is not None:
+            return hit
+        data = self.raw(key)
+        if data is None:
+            raise KeyError(key)
+        points = self._loaded[key] = parse_series(data, f"{self._source}:{self.path(key)}")
+        return points
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _utf8(text: str) -> bool:
