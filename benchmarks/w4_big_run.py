@@ -24,7 +24,8 @@ def points(ctx: Context) -> int:
 def calls(api: ModuleType, n: int) -> dict[str, float]:
     keys = [f"metric{i}" for i in range(METRICS)]
     steps = max(1, n // METRICS)
-    api.start_run()
+    run = api.start_run()
+    run_id = run.info.run_id if hasattr(run, "info") else run.id
     c0, t0 = time.process_time(), time.perf_counter()
     for step in range(steps):
         for key in keys:
@@ -33,14 +34,31 @@ def calls(api: ModuleType, n: int) -> dict[str, float]:
     api.end_run()
     t2 = time.perf_counter()
     calls_made = steps * METRICS
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import pandas  # noqa: F401 - loaded by xp's first DataFrame: not the read's cost
+
+    t3 = time.perf_counter()
+    read = read_series(api, run_id, keys[0])
+    t4 = time.perf_counter()
+    assert read == steps, (read, steps)
     return {
+        "read_series": t4 - t3,
+        "read_per_point": (t4 - t3) / steps,
         "per_point": (t2 - t0) / calls_made,
         "per_call": (t1 - t0) / calls_made,
         "per_call_cpu": (c1 - c0) / calls_made,
         "end_run": t2 - t1,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss": peak,
         "calls": calls_made,
     }
+
+
+def read_series(api: ModuleType, run_id: str, key: str) -> int:
+    """One metric's whole history back, as each tool's users read it: xp's DataFrame,
+    MLflow's list of Metric entities. Returns the point count."""
+    if hasattr(api, "get_series"):
+        return len(api.get_series(run_id, key))
+    return len(api.MlflowClient().get_metric_history(run_id, key))
 
 
 def xp_side(ctx: Context) -> dict[str, float]:
@@ -72,6 +90,8 @@ WORKLOAD = Workload(
         Metric("per_call_cpu", "  the loop's CPU time per call (flusher included)", "us", 1e-6),
         Metric("end_run", "  end_run (series blobs streamed from the spill)", "s", 5.0),
         Metric("peak_rss", "peak RSS of the logging process", "MB", 200),
+        Metric("read_series", "reading one metric back (get_series / get_metric_history)", "s"),
+        Metric("read_per_point", "  per point read (issue 18: a 1M-point metric <= 1 s)", "us"),
     ),
     xp=xp_side,
     peer="mlflow",
@@ -80,7 +100,8 @@ WORKLOAD = Workload(
     peer_repeat=1,
     order=41,
     notes=(
-        "targets from issue 18: <= 1 us a call, end_run <= 5 s, RSS <= 200 MB at any count",
+        "targets from issue 18: <= 1 us a call, end_run <= 5 s, RSS <= 200 MB at any count;"
+        " reading a 1M-point metric <= 1 s (1 us a point)",
         f"MLflow makes {MLFLOW_CAP:,} of the calls; --no-cap runs them all",
     ),
     quick_notes=("quick: 100,000 points (MLflow 500)",),
