@@ -476,6 +476,7 @@ class Run:
             self.state.drain()  # in the previous commit already: not journaled again
         self._events: list[tuple[str, Any]] = []  # (kind, payload): serialized when flushed
         self._flushed_events = 0
+        self._held_limit = _MAX_HELD
         self._io_lock = threading.Lock()
         self.status = "running"
         self.commit: str | None = None
@@ -615,8 +616,8 @@ class Run:
         ts = time.time() if timestamp is None else values.timestamp_value(key, timestamp)
         points = self.state.points
         points.append((key, value, step, ts))
-        if len(points) > _MAX_HELD:  # the flusher thread is behind: the logger helps
-            self.flush()
+        if len(points) > self._held_limit:  # the flusher thread is behind: the logger helps
+            self._help_flush()
 
     def log_metrics(
         self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
@@ -994,6 +995,18 @@ class Run:
                 del points[: len(batch)]
                 assert self.state.spill is not None
                 self.state.spill.add(batch)
+
+    def _help_flush(self) -> None:
+        """Flush from a log call. A journal that cannot be written (a full disk) never fails
+        the call: it is said once, as the flusher says it, and the points stay in memory
+        until the next try, another ``_MAX_HELD`` points later."""
+        try:
+            self.flush()
+        except Exception as exc:
+            flusher.report(self, exc)
+            self._held_limit = len(self.state.points) + _MAX_HELD
+        else:
+            self._held_limit = _MAX_HELD
 
     def history(self, key: str) -> list[tuple[int, float | int, int]]:
         """The points of metric ``key`` logged so far, as ``(step, value, ms)``: for readers of
