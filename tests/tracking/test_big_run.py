@@ -85,3 +85,35 @@ def test_a_killed_big_run_recovers_every_journaled_point(
     assert run.metrics["a"] == 49_999 * 0.25
     assert not list((repo / ".git" / "xp" / "tmp").glob("*/series-*"))
     assert os.listdir(repo / ".git" / "xp" / "journal") == []
+
+
+def test_a_continued_big_run_goes_through_the_spill(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous commit's points are read one series at a time into the spill (not all
+    into memory), and the record is what the points in memory would give."""
+    from xp.record import spill
+
+    monkeypatch.setattr(spill, "SPILL_BYTES", 1 << 12)
+    with xp.start_run() as first:
+        for step in range(5_000):
+            first.log_metric("a", step * 0.25, step, timestamp=1_795_000_000_000 + step)
+            first.log_metric("b", step * 0.25 + 2**60, step, timestamp=1_795_000_000_000 + step)
+        first.log_metric("single", 3.0)
+    with xp.start_run(resume=first.id) as again:
+        assert again.state.points == []
+        assert again.state.spill is not None
+        assert len(again.state.spill) == 10_001
+        for step in range(5_000, 6_000):
+            again.log_metric("b", step * 0.25 + 2**60, timestamp=1_795_000_000_000 + step)
+    blob = subprocess.run(
+        ["git", "cat-file", "blob", f"refs/xp/runs/{first.id}:.xp/run/series/b.tsv"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert blob == _expected("b", 6_000)
+    got = xp.get_run(first.id)
+    assert got.metrics["a"] == 4_999 * 0.25
+    assert got.metrics["single"] == 3.0
+    assert "single" not in got.record.series

@@ -12,8 +12,15 @@ from typing import Any
 
 from xp.record.header import RunHeader
 from xp.record.journal import RunState
-from xp.record.model import Point, RunRecord, StreamedFile, final_value, format_number
-from xp.record.spill import SpilledSeries, to_ms
+from xp.record.model import (
+    Point,
+    RunRecord,
+    StreamedFile,
+    final_value,
+    format_number,
+    series_points,
+)
+from xp.record.spill import SeriesSpill, SpilledSeries, to_ms
 
 __all__ = ["build_record", "commit_message", "iso_time", "parse_time", "to_ms"]
 
@@ -42,8 +49,15 @@ def parse_time(value: Any) -> float | None:
     return dt.timestamp()
 
 
-def state_of_record(record: RunRecord, header: RunHeader) -> RunState:
-    """What a committed run had logged, as live state a continued session builds on.
+def state_of_record(
+    record: RunRecord,
+    header: RunHeader,
+    spill: SeriesSpill | None = None,
+    last_steps: dict[str, int] | None = None,
+) -> RunState:
+    """What a committed run had logged, as live state a continued session builds on. With a
+    ``spill`` the points go there, one series at a time (a run of 10M points continues in
+    bounded memory); ``last_steps`` gets each metric's last logged step.
 
     A metric with a single point at step 0 has no series file, so no timestamp of its own:
     it gets the run's end time (then, being a series of one, it keeps that from now on).
@@ -51,12 +65,20 @@ def state_of_record(record: RunRecord, header: RunHeader) -> RunState:
     end = parse_time(record.meta.get("end_time")) or header.start_time
     points: list[tuple[str, float, int, float]] = []
     for key in sorted(record.metrics):
-        series = record.series.get(key)
+        series = series_points(record.series, key)
         if series:
-            points += [(key, value, step, ts / 1000) for step, value, ts in series]
+            batch = [(key, value, step, ts / 1000) for step, value, ts in series]
         else:
-            points.append((key, record.metrics[key], 0, end))
+            batch = [(key, record.metrics[key], 0, end)]
+        del series
+        if last_steps is not None:
+            last_steps[key] = batch[-1][2]
+        if spill is not None:
+            spill.add(batch)
+        else:
+            points += batch
     return RunState(
+        spill=spill,
         header=header,
         params=dict(record.params),
         tags=dict(record.tags),

@@ -200,7 +200,7 @@ class LazySeries(Mapping[str, list[Point]]):
     def __init__(self, keys: list[str], read: Callable[[str], bytes | None], source: str) -> None:
         self._keys = list(keys)
         self._read = read
-        self._source = source
+        self.source = source
         self._loaded: dict[str, list[Point]] = {}
 
     def path(self, key: str) -> str:
@@ -217,7 +217,7 @@ class LazySeries(Mapping[str, list[Point]]):
         data = self.raw(key)
         if data is None:
             raise KeyError(key)
-        points = self._loaded[key] = parse_series(data, f"{self._source}:{self.path(key)}")
+        points = self._loaded[key] = parse_series(data, f"{self.source}:{self.path(key)}")
         return points
 
     def __contains__(self, key: object) -> bool:
@@ -233,6 +233,28 @@ class LazySeries(Mapping[str, list[Point]]):
         return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def series_points(series: Mapping[str, list[Point]], key: str) -> list[Point]:
+    """One series' points, parsed for this caller alone (a ``LazySeries`` does not keep
+    them): for passes over every series of a big run, one at a time."""
+    if isinstance(series, LazySeries):
+        data = series.raw(key)
+        return [] if data is None else parse_series(data, f"{series.source}:{series.path(key)}")
+    return series.get(key) or []
+
+
+def single_at_zero(series: Mapping[str, list[Point]], key: str) -> bool:
+    """Whether series ``key`` holds one point, at step 0 (a file only MLflow-style runs
+    write), without parsing a long one."""
+    if isinstance(series, LazySeries):
+        data = series.raw(key) or b""
+        if len(data) > 4096:  # more than one line (or a file padded with blank lines)
+            return False
+        points = parse_series(data, f"{series.source}:{series.path(key)}")
+    else:
+        points = series.get(key) or []
+    return len(points) == 1 and points[0][0] == 0
 
 
 def _utf8(text: str) -> bool:

@@ -38,7 +38,7 @@ from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo, find_repo
 from xp.gitstore.snapshot import snapshot
-from xp.gitstore.trees import read_folder
+from xp.gitstore.trees import read_file, read_folder
 from xp.record import values
 from xp.record.build import (
     build_record,
@@ -68,7 +68,7 @@ from xp.record.journal import (
     seal_many,
 )
 from xp.record.media import MediaEntry, media_path
-from xp.record.model import FileEntry, RunRecord
+from xp.record.model import FileEntry, RunRecord, single_at_zero
 from xp.record.names import auto_name
 from xp.record.spill import SeriesSpill
 from xp.tracking import media, reads
@@ -154,7 +154,11 @@ def read_record(repo: GitRepo, commit: str) -> RunRecord | None:
         return None
     try:
         keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
-        return RunRecord.from_files(folder.read, keys, commit[:12])
+
+        def read_series(name: str) -> bytes | None:  # one at a time, when asked (issue 18)
+            return read_file(repo, commit, f"{fmt.RECORD_DIR}/{name}")
+
+        return RunRecord.from_files(folder.read, keys, commit[:12], read_series=read_series)
     finally:
         folder.close()  # the object store's open packs
 
@@ -466,14 +470,15 @@ class Run:
             header.resumed = [str(t) for t in old.meta.get("resumed") or []]
             header.resumed.append(iso_time(time.time()))
             header.all_series = all_series or any(
-                len(points) == 1 and points[0][0] == 0 for points in old.series.values()
+                single_at_zero(old.series, key) for key in old.series
             )
-            self.state = state_of_record(old, header)
-            for key, _value, step, _ts in self.state.points:
+            # the previous commit's points go to the spill, one series at a time; they are
+            # in that commit already, so they are not journaled again
+            last: dict[str, int] = {}
+            self.state = state_of_record(old, header, spill=spill, last_steps=last)
+            for key, step in last.items():
                 self._keys.add(key)
                 self._next_step[key] = step + 1
-            self.state.spill = spill
-            self.state.drain()  # in the previous commit already: not journaled again
         self._events: list[tuple[str, Any]] = []  # (kind, payload): serialized when flushed
         self._flushed_events = 0
         self._held_limit = _MAX_HELD
