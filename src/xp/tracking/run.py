@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
+from xp import fsutil
 from xp.artifacts import cache
 from xp.config import ProjectConfig, human_size, load_config
 from xp.errors import (
