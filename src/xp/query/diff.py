@@ -326,6 +326,20 @@ def _summarize_file(key: str, data: bytes) -> SeriesSummary | None:
         return SeriesSummary(n, last, nan, nan, nan, int(steps[0]), goal)
     lo_i = int(np.nanargmin(vals)) if finite is not None else int(np.argmin(vals))
     hi_i = int(np.nanargmax(vals)) if finite is not None else int(np.argmax(vals))
+
+    def exact(i: int, larger: bool) -> int:
+        """Doubles this large tie where the logged integers differ (2**53 and 2**53 + 1):
+        the first of the exact extremes among the tied, as Python's min and max pick."""
+        if vals.dtype.kind != "f" or not abs(vals[i]) >= 2**53 or math.isinf(vals[i]):
+            return i
+        best_j, best_v = i, value_at(i)
+        for j in np.flatnonzero(vals == vals[i]).tolist():
+            v = value_at(j)
+            if (v > best_v) if larger else (v < best_v):
+                best_j, best_v = j, v
+        return best_j
+
+    lo_i, hi_i = exact(lo_i, larger=False), exact(hi_i, larger=True)
     best_i = lo_i if goal == "min" else hi_i
     lo, hi = value_at(lo_i), value_at(hi_i)
     return SeriesSummary(n, last, lo, hi, lo if goal == "min" else hi, int(steps[best_i]), goal)
