@@ -495,8 +495,11 @@ def test_a_fetched_corpus_of_crafted_runs_is_shown_never_fatal(repo: Path, tmp_p
         _read_all(run_id)
     assert xp.get_run("1nhost11e0000c").series("loss")["timestamp"].isna().tolist() == [True, False]
     assert xp.get_run("1nhost11e00009").name == "['a', 'b']"
+    # series files are read when asked for (issue 18): the damaged one fails its reader
     with pytest.raises(XPError, match="not UTF-8"):
-        xp.get_run("1nhost11e0000a")
+        xp.get_run("1nhost11e0000a").series("loss")
+    with pytest.raises(XPError, match="not UTF-8"):
+        xp.get_series("1nhost11e0000a", "loss")
     with pytest.raises(XPError, match="entry 1 is not"):
         xp.get_run("1nhost11e0000b")
     with pytest.raises(XPError, match="12,000 series files"):

@@ -105,3 +105,22 @@ def test_journal_writes_cut_by_a_full_disk_are_never_replayed_twice(
     assert f"recovered {run.id}" in out, err
     steps = list(xp.get_run(run.id).series("loss")["step"])
     assert steps == list(range(20_000))
+
+
+def test_log_calls_that_flush_never_fail_on_a_full_disk(
+    small_disk_repo: SmallDisk, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A log call flushes when the flusher thread falls behind (issue 18); on a full disk
+    that flush fails, is said once, and the points wait in memory, as the thread's do."""
+    from xp.tracking import run as run_module
+
+    monkeypatch.setattr(run_module, "_MAX_HELD", 1_000)
+    run = xp.start_run(name="full-helper")
+    run.flush()
+    small_disk_repo.fill()
+    for i in range(30_000):
+        xp.log_metric("loss", float(i), step=i)
+    assert "cannot write its journal" in capfd.readouterr().err
+    small_disk_repo.free()
+    xp.end_run()
+    assert list(xp.get_run(run.id).series("loss")["step"]) == list(range(30_000))

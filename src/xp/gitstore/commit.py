@@ -13,7 +13,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 
 from xp.errors import GitError, ObjectMissingError, RecordPathError
-from xp.gitstore.objects import ObjectWriter, PackWriter, object_store
+from xp.gitstore.objects import ObjectWriter, PackWriter, Streamed, object_store
 from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 
@@ -63,14 +63,40 @@ def identity(worktree: str) -> bytes:
     return f"{user} <{user}@{socket.gethostname()}>".encode()
 
 
-def _tree_from_files(writer: ObjectWriter | PackWriter, files: dict[str, bytes]) -> bytes:
-    """Nested trees from {'a/b.tsv': bytes}; returns the root tree id."""
+def _write_streams(
+    writer: ObjectWriter | PackWriter, files: Mapping[str, bytes | Streamed]
+) -> dict[str, bytes]:
+    """The blob ids of the streamed files, written on as many threads as there are cores
+    (zlib and SHA-1 let go of the GIL): most of a big run's ``end_run`` is compressing."""
+    streamed = {p: d for p, d in files.items() if not isinstance(d, bytes)}
+    if not isinstance(writer, ObjectWriter):  # a pack writer holds its objects in memory
+        return {p: writer.add(Blob.from_string(b"".join(d.chunks()))) for p, d in streamed.items()}
+    big = sum(d.size for d in streamed.values()) > (16 << 20)
+    if len(streamed) < 2 or not big:
+        return {p: writer.add_stream(d) for p, d in streamed.items()}
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = min(len(streamed), len(os.sched_getaffinity(0)), 8)
+    with ThreadPoolExecutor(workers, thread_name_prefix="xp-blob") as pool:
+        shas = pool.map(writer.add_stream, streamed.values())
+        return dict(zip(streamed, shas, strict=True))
+
+
+def _tree_from_files(
+    writer: ObjectWriter | PackWriter, files: Mapping[str, bytes | Streamed]
+) -> bytes:
+    """Nested trees from {'a/b.tsv': bytes}; returns the root tree id. A streamed file (a
+    big series) is written as it is read, by a loose-object writer."""
     dirs: dict[str, dict[str, bytes]] = {}
+    streams = _write_streams(writer, files)
     for path, data in files.items():
-        blob = Blob.from_string(data)
-        writer.add(blob)
+        if isinstance(data, bytes):
+            blob = Blob.from_string(data)
+            sha: bytes = writer.add(blob)
+        else:
+            sha = streams[path]
         head_, _, name = path.rpartition("/")
-        dirs.setdefault(head_, {})[name] = blob.id
+        dirs.setdefault(head_, {})[name] = sha
     subdirs: dict[str, set[str]] = {}
     for d in list(dirs):
         while d:
@@ -101,7 +127,7 @@ def compose_tree(
     writer: ObjectWriter | PackWriter,
     workspace_tree: str,
     record_dir: str,
-    files: dict[str, bytes],
+    files: Mapping[str, bytes | Streamed],
 ) -> bytes:
     """The workspace tree with ``record_dir`` replaced by the record files."""
     objects_dir = str(repo.objects_dir)

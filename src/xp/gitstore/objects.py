@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
 import tempfile
 import threading
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from dulwich.objects import ShaFile
 
@@ -28,6 +31,15 @@ if TYPE_CHECKING:
 _made_dirs: dict[str, set[str]] = {}  # objects/xx folders known to exist, per repository
 
 
+class Streamed(Protocol):
+    """Content too big to hold in memory: ``size`` bytes, read (again) by ``chunks()``."""
+
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
 class ObjectWriter:
     """Adds objects to ``<common_dir>/objects``; an object that exists is never rewritten."""
 
@@ -36,6 +48,8 @@ class ObjectWriter:
         self._root = str(objects_dir)  # paths as strings: a run writes ~8 objects, 16 joins
         self._made_dirs = _made_dirs.setdefault(str(objects_dir), set())
         self.objects: dict[str, ShaFile] = {}  # everything added, to write again if pruned
+        self.streams: dict[str, Streamed] = {}  # blobs written from a stream, likewise
+        self._lock = threading.Lock()  # add_stream runs on several threads
 
     def add(self, obj: ShaFile) -> bytes:
         sha = obj.id
@@ -43,11 +57,78 @@ class ObjectWriter:
         self.objects[hexsha] = obj
         return self._write(obj, hexsha, check=True)
 
+    def add_stream(self, content: Streamed) -> bytes:
+        """A blob of ``content.size`` bytes, hashed and compressed as it is read: git's
+        loose format puts the size first, so a big series never has to be in memory."""
+        for _attempt in range(10):
+            done = self._write_stream(content)
+            if done is not None:
+                with self._lock:
+                    self.streams[done.decode("ascii")] = content
+                return done
+        raise StorageError(
+            f"cannot write git object in {self.objects_dir}: a concurrent `git prune` kept"
+            " removing it; retry"
+        )
+
+    def _write_stream(self, content: Streamed) -> bytes | None:
+        """One try: the compressed object in a temp file, renamed once its id is known; None
+        when a concurrent ``git prune`` took the temp file away."""
+        head = b"blob %d\x00" % content.size
+        sha = hashlib.sha1(head)
+        pack = zlib.compressobj(1)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix="tmp_obj_", dir=self.objects_dir)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._failed(exc) from None
+        try:
+            os.fchmod(fd, 0o444)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pack.compress(head))
+                size = 0
+                for chunk in content.chunks():
+                    size += len(chunk)
+                    sha.update(chunk)
+                    fh.write(pack.compress(chunk))
+                fh.write(pack.flush())
+            if size != content.size:
+                raise StorageError(
+                    f"a streamed object was {size} bytes, not the {content.size} announced;"
+                    " report this xp bug"
+                )
+            hexsha = sha.hexdigest()
+            subdir = self.objects_dir / hexsha[:2]
+            subdir.mkdir(exist_ok=True)
+            self._made_dirs.add(hexsha[:2])
+            os.replace(tmp, subdir / hexsha[2:])
+            tmp = ""
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._failed(exc) from None
+        finally:
+            if tmp:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return hexsha.encode("ascii")
+
+    def _failed(self, exc: OSError) -> StorageError:
+        return StorageError(
+            f"cannot write git object in {self.objects_dir}: {exc.strerror};"
+            " free disk space or fix permissions and retry"
+        )
+
     def not_loose(self) -> list[str]:
         """The objects added here that are no longer loose files: a ``git gc`` that ran (and
         may have ended) since they were written pruned them, or packed them (a stat each)."""
         root = str(self.objects_dir)
-        return [h for h in self.objects if not os.path.exists(os.path.join(root, h[:2], h[2:]))]
+        return [
+            h
+            for h in [*self.objects, *self.streams]
+            if not os.path.exists(os.path.join(root, h[:2], h[2:]))
+        ]
 
     def rewrite(self, hexshas: list[str]) -> None:
         """Write these objects (added before) again: a concurrent prune took them."""
@@ -55,6 +136,8 @@ class ObjectWriter:
             obj = self.objects.get(hexsha)
             if obj is not None:
                 self._write(obj, hexsha, check=False)
+            elif hexsha in self.streams:
+                self.add_stream(self.streams[hexsha])
 
     def _write(self, obj: ShaFile, hexsha: str, check: bool) -> bytes:
         sha = hexsha.encode("ascii")

@@ -566,7 +566,7 @@ class Run:
     def _write_summary(self) -> None:
         out: dict[str, Any] = {k: _jsonable(v) for k, v in self.summary.set.items()}
         for key, kind in self._defined.items():
-            values = [v for k, v, _s, _t in self._xp.state.points if k == key]
+            values = [v for _s, v, _t in self._xp.history(key)]
             if values and kind in ("min", "max", "mean"):
                 agg = (
                     min(values)

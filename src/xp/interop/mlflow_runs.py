@@ -1105,11 +1105,7 @@ class Backend:
     def get_metric_history(self, run_id: str, key: str) -> list[E.Metric]:
         run = live_run(self.repo, run_id)
         if run is not None:
-            return [
-                E.Metric(k, float(v), to_ms(ts), s, run_id=run_id)
-                for k, v, s, ts in list(run.state.points)
-                if k == key
-            ]
+            return [E.Metric(key, float(v), ms, s, run_id=run_id) for s, v, ms in run.history(key)]
         f = self.facts(run_id)
         if f.status == "running":
             state = self._journal_state(run_id)

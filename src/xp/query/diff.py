@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -281,6 +282,69 @@ def compare_values(
     return out
 
 
+def summarize_series(key: str, series: Mapping[str, list[Point]]) -> SeriesSummary | None:
+    """The summary of one series of a record; a committed one is summarised from its file
+    in one vectorised pass, never turned into a million Python tuples (issue 18)."""
+    from xp.record.model import LazySeries
+
+    if isinstance(series, LazySeries) and key in series:
+        data = series.raw(key)
+        fast = None if data is None else _summarize_file(key, data)
+        if fast is not None:
+            return fast
+    return summarize(key, series.get(key, []))
+
+
+def _summarize_file(key: str, data: bytes) -> SeriesSummary | None:
+    """``summarize`` of a series file parsed by pandas' C reader; None when the file is not
+    the plain form xp writes (the caller parses it line by line). The values shown are read
+    from their own lines, so an integer stays an integer, exactly."""
+    import numpy as np
+
+    from xp.query.resolve import series_frame
+
+    frame = series_frame(data, times=False)
+    if frame is None or not len(frame) or data.count(b"\n") != len(frame) + 1:
+        return None  # blank lines or a cut last line: row numbers would not be line numbers
+    steps = frame["step"].to_numpy()
+    vals = frame["value"].to_numpy()
+    n = len(steps)
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+
+    def value_at(i: int) -> float:
+        if vals.dtype.kind == "i":
+            return int(vals[i])
+        line = data[ends[i] + 1 : ends[i + 1]].decode("ascii", "replace")
+        text = line.split("\t")[1]
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+
+    last = value_at(n - 1 - int(np.argmax(steps[::-1] == steps.max())))
+    goal = "min" if _LOWER_IS_BETTER.search(key) else "max"
+    finite = ~np.isnan(vals) if vals.dtype.kind == "f" else None
+    if finite is not None and not finite.any():
+        nan = math.nan
+        return SeriesSummary(n, last, nan, nan, nan, int(steps[0]), goal)
+    lo_i = int(np.nanargmin(vals)) if finite is not None else int(np.argmin(vals))
+    hi_i = int(np.nanargmax(vals)) if finite is not None else int(np.argmax(vals))
+
+    def exact(i: int, larger: bool) -> int:
+        """Doubles this large tie where the logged integers differ (2**53 and 2**53 + 1):
+        the first of the exact extremes among the tied, as Python's min and max pick."""
+        if vals.dtype.kind != "f" or not abs(vals[i]) >= 2**53 or math.isinf(vals[i]):
+            return i
+        best_j, best_v = i, value_at(i)
+        for j in np.flatnonzero(vals == vals[i]).tolist():
+            v = value_at(j)
+            if (v > best_v) if larger else (v < best_v):
+                best_j, best_v = j, v
+        return best_j
+
+    lo_i, hi_i = exact(lo_i, larger=False), exact(hi_i, larger=True)
+    best_i = lo_i if goal == "min" else hi_i
+    lo, hi = value_at(lo_i), value_at(hi_i)
+    return SeriesSummary(n, last, lo, hi, lo if goal == "min" else hi, int(steps[best_i]), goal)
+
+
 def summarize(key: str, points: list[Point]) -> SeriesSummary | None:
     if not points:
         return None
@@ -327,8 +391,8 @@ def compare(repo: GitRepo, a: Side, b: Side) -> RunDiff:
     series: list[SeriesChange] = []
     if ra is not None and rb is not None:
         for key in sorted(set(ra.series) | set(rb.series)):
-            sa = summarize(key, ra.series.get(key, []))
-            sb = summarize(key, rb.series.get(key, []))
+            sa = summarize_series(key, ra.series)
+            sb = summarize_series(key, rb.series)
             series.append(SeriesChange(key, sa, sb, not _series_same(sa, sb)))
     return RunDiff(
         a=a,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -68,9 +69,62 @@ def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRec
         return None
     try:
         keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
-        return RunRecord.from_files(folder.read, keys, source or commit[:12])
+        return RunRecord.from_files(
+            folder.read, keys, source or commit[:12], read_series=_series_reader(repo, commit)
+        )
     finally:
         folder.close()
+
+
+def series_frame(data: bytes, times: bool = True) -> pd.DataFrame | None:
+    """A series file as a step / value / timestamp frame by pandas' C parser (a 1M-point
+    series in a fraction of a second, issue 18), or None when the file is not what xp
+    writes; the caller then parses it line by line for an exact error."""
+    import io
+
+    import pandas as pd
+
+    if not data.startswith(fmt.SERIES_HEADER.encode()):
+        return None
+    # exact round trips of doubles: pandas 3's default, an option before it
+    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+    read_csv: Any = pd.read_csv  # typed per pandas version; the options above vary with it
+    try:
+        frame: pd.DataFrame = read_csv(
+            io.BytesIO(data),
+            sep="\t",
+            engine="c",
+            dtype={"step": "int64", "timestamp": "int64"},
+            keep_default_na=False,
+            na_values=["nan"],
+            **exact,
+        )
+    except (ValueError, OverflowError, TypeError, pd.errors.ParserError):
+        return None
+    if list(frame.columns) != ["step", "value", "timestamp"] or frame["value"].dtype.kind not in (
+        "if"
+    ):
+        return None
+    if times:
+        stamps = frame["timestamp"]
+        frame["timestamp"] = pd.to_datetime(stamps, unit="ms", utc=True, errors="coerce")
+    return frame
+
+
+def _series_reader(repo: GitRepo, commit: str) -> Callable[[str], bytes | None]:
+    """Reads one file of ``commit``'s record when a series is first asked for: only the
+    series a caller uses are read (issue 18)."""
+
+    def read(name: str) -> bytes | None:
+        folder = read_folder(repo, commit, fmt.RECORD_DIR)
+        if folder is None:
+            return None
+        try:
+            return folder.read(name)
+        finally:
+            folder.close()
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -105,7 +159,15 @@ class RunView:
         """step / value / timestamp of one metric; a single logged value is a one-row frame."""
         import pandas as pd
 
-        points: list[Point] = self.record.series.get(key) or []
+        from xp.record.model import LazySeries
+
+        series = self.record.series
+        if isinstance(series, LazySeries) and key in series:  # one file, parsed in C
+            data = series.raw(key)
+            frame = None if data is None else series_frame(data)
+            if frame is not None:
+                return frame
+        points: list[Point] = series.get(key) or []
         if not points and key in self.record.metrics:
             points = [(0, self.record.metrics[key], None)]  # type: ignore[list-item]
         if not points:

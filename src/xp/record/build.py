@@ -12,14 +12,17 @@ from typing import Any
 
 from xp.record.header import RunHeader
 from xp.record.journal import RunState
-from xp.record.model import Point, RunRecord, final_value, format_number
+from xp.record.model import (
+    Point,
+    RunRecord,
+    StreamedFile,
+    final_value,
+    format_number,
+    series_points,
+)
+from xp.record.spill import SeriesSpill, SpilledSeries, to_ms
 
-
-def to_ms(ts: float) -> int:
-    """Milliseconds since the epoch of a time in seconds, cut as MLflow cuts ``time.time()``
-    (so a run's end is never before a point logged in its last millisecond); the epsilon
-    brings a time that was given in ms (``ms / 1000``) back to exactly that ms."""
-    return math.floor(ts * 1000 + 0.001)
+__all__ = ["build_record", "commit_message", "iso_time", "parse_time", "to_ms"]
 
 
 def iso_time(ts: float) -> str:
@@ -46,8 +49,15 @@ def parse_time(value: Any) -> float | None:
     return dt.timestamp()
 
 
-def state_of_record(record: RunRecord, header: RunHeader) -> RunState:
-    """What a committed run had logged, as live state a continued session builds on.
+def state_of_record(
+    record: RunRecord,
+    header: RunHeader,
+    spill: SeriesSpill | None = None,
+    last_steps: dict[str, int] | None = None,
+) -> RunState:
+    """What a committed run had logged, as live state a continued session builds on. With a
+    ``spill`` the points go there, one series at a time (a run of 10M points continues in
+    bounded memory); ``last_steps`` gets each metric's last logged step.
 
     A metric with a single point at step 0 has no series file, so no timestamp of its own:
     it gets the run's end time (then, being a series of one, it keeps that from now on).
@@ -55,12 +65,20 @@ def state_of_record(record: RunRecord, header: RunHeader) -> RunState:
     end = parse_time(record.meta.get("end_time")) or header.start_time
     points: list[tuple[str, float, int, float]] = []
     for key in sorted(record.metrics):
-        series = record.series.get(key)
+        series = series_points(record.series, key)
         if series:
-            points += [(key, value, step, ts / 1000) for step, value, ts in series]
+            batch = [(key, value, step, ts / 1000) for step, value, ts in series]
         else:
-            points.append((key, record.metrics[key], 0, end))
+            batch = [(key, record.metrics[key], 0, end)]
+        del series
+        if last_steps is not None:
+            last_steps[key] = batch[-1][2]
+        if spill is not None:
+            spill.add(batch)
+        else:
+            points += batch
     return RunState(
+        spill=spill,
         header=header,
         params=dict(record.params),
         tags=dict(record.tags),
@@ -78,11 +96,24 @@ def build_record(
 ) -> RunRecord:
     """The record a run's state turns into; shared by end_run and crash recovery."""
     h = state.header
-    grouped: dict[str, list[Point]] = {}
-    for key, value, step, ts in state.points:
-        grouped.setdefault(key, []).append((step, value, to_ms(ts)))
-    metrics = {k: final_value(v) for k, v in grouped.items()}
-    series = {k: v for k, v in grouped.items() if h.all_series or len(v) > 1 or v[0][0] != 0}
+    spill = state.spill
+    streamed: dict[str, StreamedFile] = {}
+    series: dict[str, list[Point]] = {}
+    if spill is not None:  # a live run's points, or a big journal's: streamed (issue 18)
+        spill.add(state.points)
+        state.points = []
+        metrics = {k: spill.final(k) for k in spill.names()}
+        streamed = {
+            k: SpilledSeries(spill, k)
+            for k in spill.names()
+            if h.all_series or spill.count(k) > 1 or spill.first_step(k) != 0
+        }
+    else:
+        grouped: dict[str, list[Point]] = {}
+        for key, value, step, ts in state.points:
+            grouped.setdefault(key, []).append((step, value, to_ms(ts)))
+        metrics = {k: final_value(v) for k, v in grouped.items()}
+        series = {k: v for k, v in grouped.items() if h.all_series or len(v) > 1 or v[0][0] != 0}
     start = float(h.start_time)
     meta: dict[str, Any] = {
         "experiment": h.experiment or "default",
@@ -117,6 +148,7 @@ def build_record(
         params=dict(state.params),
         metrics=metrics,
         series=series,
+        streamed=streamed,
         tags=dict(state.tags),
         artifacts=tuple(state.artifacts.values()),
         inputs=tuple(state.inputs.values()),

@@ -36,15 +36,16 @@ import sys
 import threading
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from xp.errors import ConfigError, StorageError
 from xp.record.header import RunHeader
 from xp.record.media import MediaEntry
 from xp.record.model import FileEntry
+from xp.record.spill import SeriesSpill
 
 FLUSH_INTERVAL = 0.5  # seconds; the contract is "at least every second"
 SUFFIX = ".journal"
@@ -53,6 +54,7 @@ FAILED = ".failed"  # a journal that could not be committed, set aside with its 
 CORRUPT = ".corrupt"  # a journal without a readable header
 VERSION = 2  # 2: every line ends with its CRC-32 (1: no checksums, read as before)
 _CRC_RE = re.compile(rb"\t([0-9a-f]{8})\Z")
+_DRAIN = 1 << 16  # points replayed into memory before they go to the spill
 
 
 @dataclass
@@ -70,6 +72,9 @@ class RunState:
     end: dict[str, Any] | None = None
     media: dict[str, MediaEntry] = field(default_factory=dict)  # by artifact path
     damaged: int = 0  # lines dropped because their checksum did not match
+    # where points go once journaled (record/spill.py): ``points`` holds only newer ones.
+    # Shared by copies: a caller that adds to it and fails rolls it back (``mark``).
+    spill: SeriesSpill | None = None
 
     def copy(self) -> RunState:
         """A copy whose containers can be changed (merging parts) without touching this one."""
@@ -93,7 +98,14 @@ class RunState:
             models=dict(self.models),
             end=None if self.end is None else dict(self.end),
             damaged=self.damaged,
+            spill=self.spill,
         )
+
+    def drain(self) -> None:
+        """Move the points held in memory to the spill (when there is one)."""
+        if self.spill is not None and self.points:
+            self.spill.add(self.points)
+            self.points = []
 
     def add_dataset(self, entry: dict[str, Any]) -> bool:
         """Record an MLflow dataset input once (by name, digest and tags); True when new."""
@@ -224,14 +236,28 @@ def read_header(first: bytes) -> tuple[RunState, bool]:
     return RunState(header=header), sealed
 
 
-def replay(data: bytes, base: RunState | None = None) -> RunState:
+def replay(
+    data: bytes | IO[bytes], base: RunState | None = None, spill: SeriesSpill | None = None
+) -> RunState:
     """The state a journal (or part) holds; damaged lines are dropped and counted. With
     ``base`` (what a continued run had before this session, read from its previous commit)
-    the journal's lines apply on top of it."""
-    raw_lines = data.split(b"\n")[:-1]  # the part after the last newline is incomplete
-    if not raw_lines:
-        raise ValueError("journal has no header")
-    state, sealed = read_header(raw_lines[0])
+    the journal's lines apply on top of it. Given a file and a ``spill``, the journal is read
+    line by line and its points go to the spill as they come: memory stays bounded
+    whatever the journal's size (issue 18)."""
+    body: Iterable[bytes]
+    if isinstance(data, bytes):
+        raw_lines = data.split(b"\n")[:-1]  # the part after the last newline is incomplete
+        if not raw_lines:
+            raise ValueError("journal has no header")
+        first, body = raw_lines[0], raw_lines[1:]
+    else:
+        first = data.readline()
+        if not first.endswith(b"\n"):
+            raise ValueError("journal has no header")
+        first = first[:-1]
+        body = (raw[:-1] for raw in data if raw.endswith(b"\n"))
+    state, sealed = read_header(first)
+    state.spill = spill
     if base is not None:
         state.params = dict(base.params)
         state.tags = dict(base.tags)
@@ -241,8 +267,13 @@ def replay(data: bytes, base: RunState | None = None) -> RunState:
         state.media = dict(base.media)
         state.datasets = list(base.datasets)
         state.models = dict(base.models)
-    for raw in raw_lines[1:]:
+    points = state.points
+    for raw in body:
         apply_line(state, raw, sealed=sealed)
+        if spill is not None and len(points) >= _DRAIN:
+            spill.add(points)
+            points.clear()
+    state.drain()
     return state
 
 
@@ -392,10 +423,14 @@ def merge_parts(state: RunState, journal_dir: Path) -> list[Path]:
         fd = _lock_if_unowned(path, fcntl.LOCK_SH)
         if fd is None:
             continue
+        state.drain()  # the run's own points come first
+        mark = state.spill.mark() if state.spill is not None else None
         try:
             with open(fd, "rb", closefd=False) as fh:
-                part = replay(fh.read())
+                part = replay(fh, spill=state.spill)
         except (OSError, ValueError):
+            if mark is not None and state.spill is not None:
+                state.spill.rollback(mark)
             continue
         finally:
             os.close(fd)

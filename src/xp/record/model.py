@@ -7,9 +7,9 @@ the same data always gives the same bytes (and so the same blob ids).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from xp import format as fmt
 from xp.errors import ConfigError
@@ -52,6 +52,16 @@ class FileEntry:
         )
 
 
+class StreamedFile(Protocol):
+    """A record file too big to hold in memory: ``size`` bytes, read by ``chunks()``
+    (a big metric series, record/spill.py); written as a blob by streaming."""
+
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
 @dataclass(frozen=True)
 class RunRecord:
     id: str
@@ -60,7 +70,7 @@ class RunRecord:
     meta: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-    series: dict[str, list[Point]] = field(default_factory=dict)
+    series: Mapping[str, list[Point]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: tuple[FileEntry, ...] = ()
     inputs: tuple[FileEntry, ...] = ()
@@ -68,16 +78,19 @@ class RunRecord:
     media: tuple[MediaEntry, ...] = ()
     datasets: tuple[dict[str, Any], ...] = ()  # MLflow datasets, in logging order
     models: tuple[dict[str, Any], ...] = ()  # MLflow logged models, by id
+    # series files of a run being committed, streamed from its spill (not read back)
+    streamed: dict[str, StreamedFile] = field(default_factory=dict)
 
     @property
     def experiment(self) -> str:
         return str(self.meta.get("experiment") or "default")
 
-    def to_files(self) -> dict[str, bytes]:
-        """Relative path inside the record folder -> bytes. Empty parts get no file."""
+    def to_files(self) -> dict[str, bytes | StreamedFile]:
+        """Relative path inside the record folder -> bytes (or a stream of them, for a big
+        series). Empty parts get no file."""
         meta = dict(self.meta)
         meta.update(format=fmt.FORMAT_VERSION, id=self.id, name=self.name, status=self.status)
-        files = {fmt.META_FILE: yamlio.dump(meta)}
+        files: dict[str, bytes | StreamedFile] = {fmt.META_FILE: yamlio.dump(meta)}
         if self.params:
             files[fmt.PARAMS_FILE] = yamlio.dump(self.params)
         if self.metrics:
@@ -102,6 +115,8 @@ class RunRecord:
             files[fmt.MODELS_FILE] = yamlio.dump(sorted(self.models, key=lambda m: m["id"]))
         for key, points in self.series.items():
             files[f"{fmt.SERIES_DIR}/{key}.tsv"] = series_bytes(points)
+        for key, stream in self.streamed.items():
+            files[f"{fmt.SERIES_DIR}/{key}.tsv"] = stream
         return files
 
     @classmethod
@@ -111,8 +126,12 @@ class RunRecord:
         series_keys: list[str],
         source: str = "run",
         load_yaml: Callable[[bytes, str], Any] = yamlio.load_record,
+        read_series: Callable[[str], bytes | None] | None = None,
     ) -> RunRecord:
         """Parse a record folder; ``read`` returns a file's bytes or None when it is absent.
+        With ``read_series`` (reads a series file later, by its path in the folder), series
+        are read and parsed one at a time when first asked for (``LazySeries``): a run with a
+        1M-point metric loads without it (issue 18).
 
         A record may come from anyone: whatever breaks the rules of docs/format.md (sizes,
         counts, shapes, encodings) is a ``ConfigError`` naming the file, never another error.
@@ -140,13 +159,18 @@ class RunRecord:
                 f"{source}: {len(series_keys):,} series files, over the {fmt.MAX_ENTRIES:,} a"
                 " record may hold; the run was not written by xp"
             )
-        series = {}
+        series: Mapping[str, list[Point]] = {}
         for key in series_keys:
             if not key.isascii() and not _utf8(key):
                 raise ConfigError(f"{source}: a series file name is not UTF-8; the run is damaged")
-            data = read(f"{fmt.SERIES_DIR}/{key}.tsv")
-            if data is not None:
-                series[key] = parse_series(data, f"{source}:{fmt.SERIES_DIR}/{key}.tsv")
+        if read_series is not None:
+            series = LazySeries(series_keys, read_series, source)
+        else:
+            series = {}
+            for key in series_keys:
+                data = read(f"{fmt.SERIES_DIR}/{key}.tsv")
+                if data is not None:
+                    series[key] = parse_series(data, f"{source}:{fmt.SERIES_DIR}/{key}.tsv")
         packages = read(fmt.PACKAGES_FILE)
         return cls(
             id=str(meta["id"]),
@@ -167,6 +191,70 @@ class RunRecord:
             datasets=_mappings(load(fmt.DATASETS_FILE, []), source, fmt.DATASETS_FILE),
             models=_mappings(load(fmt.MODELS_FILE, []), source, fmt.MODELS_FILE),
         )
+
+
+class LazySeries(Mapping[str, list[Point]]):
+    """A record's series, each read and parsed when first asked for, then kept. A damaged
+    file raises ``ConfigError`` naming it then, not when the run is loaded."""
+
+    def __init__(self, keys: list[str], read: Callable[[str], bytes | None], source: str) -> None:
+        self._keys = list(keys)
+        self._read = read
+        self.source = source
+        self._loaded: dict[str, list[Point]] = {}
+
+    def path(self, key: str) -> str:
+        return f"{fmt.SERIES_DIR}/{key}.tsv"
+
+    def raw(self, key: str) -> bytes | None:
+        """The bytes of one series file (None when absent), unparsed and not kept."""
+        return self._read(self.path(key)) if key in self._keys else None
+
+    def __getitem__(self, key: str) -> list[Point]:
+        hit = self._loaded.get(key)
+        if hit is not None:
+            return hit
+        data = self.raw(key)
+        if data is None:
+            raise KeyError(key)
+        points = self._loaded[key] = parse_series(data, f"{self.source}:{self.path(key)}")
+        return points
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def series_points(series: Mapping[str, list[Point]], key: str) -> list[Point]:
+    """One series' points, parsed for this caller alone (a ``LazySeries`` does not keep
+    them): for passes over every series of a big run, one at a time."""
+    if isinstance(series, LazySeries):
+        data = series.raw(key)
+        return [] if data is None else parse_series(data, f"{series.source}:{series.path(key)}")
+    return series.get(key) or []
+
+
+def single_at_zero(series: Mapping[str, list[Point]], key: str) -> bool:
+    """Whether series ``key`` holds one point, at step 0 (a file only MLflow-style runs
+    write), without parsing a long one."""
+    if isinstance(series, LazySeries):
+        data = series.raw(key) or b""
+        if len(data) > 4096:  # more than one line (or a file padded with blank lines)
+            return False
+        points = parse_series(data, f"{series.source}:{series.path(key)}")
+    else:
+        points = series.get(key) or []
+    return len(points) == 1 and points[0][0] == 0
 
 
 def _utf8(text: str) -> bool:

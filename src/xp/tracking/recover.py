@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from xp.record.header import RunHeader
     from xp.record.journal import RunState
     from xp.record.model import RunRecord
+    from xp.record.spill import SeriesSpill
 
 
 @dataclass
@@ -148,17 +149,33 @@ def _merge_orphan(repo: GitRepo, journal_dir: Path, run_id: str, result: Recover
 
 
 def _recover_one(repo: GitRepo, path: Path, fd: int, run_id: str, result: Recovery) -> None:
+    from xp import fsutil
+    from xp.record.journal import CORRUPT, replay
+    from xp.record.spill import SeriesSpill
+
+    # points go to a spill as the journal is read: a big run recovers in bounded memory
+    spill = SeriesSpill(lambda: fsutil.private_tmp(repo.xp_dir))
+    try:
+        try:
+            with open(fd, "rb", closefd=False) as fh:
+                first = fh.readline()
+                fh.seek(0)
+                state = replay(fh, base=_base(repo, first, spill), spill=spill)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            result.set_aside.append((run_id, _set_aside(path, CORRUPT, exc), _reason(exc)))
+            return
+        _commit_state(repo, path, fd, run_id, state, result)
+    finally:
+        spill.close()
+
+
+def _commit_state(
+    repo: GitRepo, path: Path, fd: int, run_id: str, state: RunState, result: Recovery
+) -> None:
     from xp.record.build import build_record
-    from xp.record.journal import CORRUPT, FAILED, merge_parts, replay
+    from xp.record.journal import FAILED, merge_parts
     from xp.tracking.run import commit_record
 
-    try:
-        with open(fd, "rb", closefd=False) as fh:
-            data = fh.read()
-        state = replay(data, base=_base(repo, data))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        result.set_aside.append((run_id, _set_aside(path, CORRUPT, exc), _reason(exc)))
-        return
     try:
         end = state.end or {}
         status = str(end.get("status", "crashed"))
@@ -256,7 +273,7 @@ def release_orphans(repo: GitRepo) -> list[str]:
     return gone
 
 
-def _base(repo: GitRepo, data: bytes) -> RunState | None:
+def _base(repo: GitRepo, data: bytes, spill: SeriesSpill | None = None) -> RunState | None:
     """What a continued run had before its last session: its previous commit's record."""
     from xp.record.build import state_of_record
     from xp.record.journal import replay
@@ -268,7 +285,7 @@ def _base(repo: GitRepo, data: bytes) -> RunState | None:
     record = read_record(repo, header.previous)
     if record is None:
         raise ValueError(f"the run's previous commit {header.previous[:12]} has no record")
-    return state_of_record(record, header)
+    return state_of_record(record, header, spill=spill)
 
 
 def _continue(repo: GitRepo, record: RunRecord, h: RunHeader, end_time: float) -> bool:

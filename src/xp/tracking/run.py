@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
+from xp import fsutil
 from xp.artifacts import cache
 from xp.config import ProjectConfig, human_size, load_config
 from xp.errors import (
@@ -38,9 +39,16 @@ from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo, find_repo
 from xp.gitstore.snapshot import snapshot
-from xp.gitstore.trees import read_folder
+from xp.gitstore.trees import read_file, read_folder
 from xp.record import values
-from xp.record.build import build_record, commit_message, iso_time, parse_time, state_of_record
+from xp.record.build import (
+    build_record,
+    commit_message,
+    iso_time,
+    parse_time,
+    state_of_record,
+    to_ms,
+)
 from xp.record.context import (
     command_line,
     engine_context,
@@ -61,11 +69,15 @@ from xp.record.journal import (
     seal_many,
 )
 from xp.record.media import MediaEntry, media_path
-from xp.record.model import FileEntry, RunRecord, format_number
+from xp.record.model import FileEntry, RunRecord, single_at_zero
 from xp.record.names import auto_name
+from xp.record.spill import SeriesSpill
 from xp.tracking import media, reads
 
 _WRITE_BUDGET = fmt.MAX_RECORD_FILE * 3 // 4  # of one record file, estimated at each call
+# Points held in memory before a log call flushes them itself: a loop that logs faster than
+# the flusher thread journals (it shares the GIL) would otherwise grow without bound.
+_MAX_HELD = 100_000
 
 
 def _cost(key: str, text: str) -> int:
@@ -143,7 +155,11 @@ def read_record(repo: GitRepo, commit: str) -> RunRecord | None:
         return None
     try:
         keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
-        return RunRecord.from_files(folder.read, keys, commit[:12])
+
+        def read_series(name: str) -> bytes | None:  # one at a time, when asked (issue 18)
+            return read_file(repo, commit, f"{fmt.RECORD_DIR}/{name}")
+
+        return RunRecord.from_files(folder.read, keys, commit[:12], read_series=read_series)
     finally:
         folder.close()  # the object store's open packs
 
@@ -439,7 +455,10 @@ class Run:
             )
             journal_path = journal_dir / f"{self.id}{SUFFIX}"
         self.journal_dir = journal_dir
-        self.state = RunState(header=header)
+        # journaled points leave memory for the spill: a run's RAM does not grow with its
+        # point count (issue 18); nothing touches the disk until the lines pass 8 MB
+        spill = SeriesSpill(lambda: fsutil.private_tmp(self.repo.xp_dir))
+        self.state = RunState(header=header, spill=spill)
         reads.watch(self.repo.worktree)
         self._keys: set[str] = set()  # metric names seen while running (emptied at the end)
         self._metrics = 0
@@ -452,15 +471,18 @@ class Run:
             header.resumed = [str(t) for t in old.meta.get("resumed") or []]
             header.resumed.append(iso_time(time.time()))
             header.all_series = all_series or any(
-                len(points) == 1 and points[0][0] == 0 for points in old.series.values()
+                single_at_zero(old.series, key) for key in old.series
             )
-            self.state = state_of_record(old, header)
-            for key, _value, step, _ts in self.state.points:
+            # the previous commit's points go to the spill, one series at a time; they are
+            # in that commit already, so they are not journaled again
+            last: dict[str, int] = {}
+            self.state = state_of_record(old, header, spill=spill, last_steps=last)
+            for key, step in last.items():
                 self._keys.add(key)
                 self._next_step[key] = step + 1
         self._events: list[tuple[str, Any]] = []  # (kind, payload): serialized when flushed
-        self._flushed_points = len(self.state.points)
         self._flushed_events = 0
+        self._held_limit = _MAX_HELD
         self._io_lock = threading.Lock()
         self.status = "running"
         self.commit: str | None = None
@@ -598,7 +620,10 @@ class Run:
             step = values.step_value(key, step)
         self._next_step[key] = step + 1
         ts = time.time() if timestamp is None else values.timestamp_value(key, timestamp)
-        self.state.points.append((key, value, step, ts))
+        points = self.state.points
+        points.append((key, value, step, ts))
+        if len(points) > self._held_limit:  # the flusher thread is behind: the logger helps
+            self._help_flush()
 
     def log_metrics(
         self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
@@ -963,19 +988,40 @@ class Run:
         with self._io_lock:
             if self._closed:
                 return
-            points = self.state.points
-            n = len(points)
-            data = seal_many(
-                [
-                    f"M\t{k}\t{format_number(v)}\t{s}\t{t!r}"
-                    for k, v, s, t in points[self._flushed_points : n]
-                ]
-            )
+            points = self.state.points  # log calls append to it meanwhile, never replace it
+            batch = points[: len(points)]
+            # log_metric keeps floats and ints only: repr is format_number's spelling
+            data = seal_many([f"M\t{k}\t{v!r}\t{s}\t{t!r}" for k, v, s, t in batch])
             m = len(self._events)
             events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
             if data or events or self.journal is None:
                 self._write(data + events)
-            self._flushed_points, self._flushed_events = n, m
+            self._flushed_events = m
+            if batch:  # journaled: from now on in the spill, not in memory
+                del points[: len(batch)]
+                assert self.state.spill is not None
+                self.state.spill.add(batch)
+
+    def _help_flush(self) -> None:
+        """Flush from a log call. A journal that cannot be written (a full disk) never fails
+        the call: it is said once, as the flusher says it, and the points stay in memory
+        until the next try, another ``_MAX_HELD`` points later."""
+        try:
+            self.flush()
+        except Exception as exc:
+            flusher.report(self, exc)
+            self._held_limit = len(self.state.points) + _MAX_HELD
+        else:
+            self._held_limit = _MAX_HELD
+
+    def history(self, key: str) -> list[tuple[int, float | int, int]]:
+        """The points of metric ``key`` logged so far, as ``(step, value, ms)``: for readers of
+        a live run (MLflow's ``get_metric_history``, W&B's summary)."""
+        with self._io_lock:
+            spill = self.state.spill
+            out = list(spill.points(key)) if spill is not None and key in spill else []
+            out += [(s, v, to_ms(t)) for k, v, s, t in list(self.state.points) if k == key]
+        return out
 
     def _close_journal(self, remove: bool) -> None:
         with self._io_lock:
@@ -1025,6 +1071,7 @@ class Run:
             self.status = "aborted"
             flusher.unregister(self)
             self._close_journal(remove=True)
+            self._drop_spill()
             if self._protected:
                 protect.release(self.repo, self.id)
 
@@ -1087,15 +1134,31 @@ class Run:
         for part in parts:  # before the journal: a part without it is an orphan to recover
             part.unlink(missing_ok=True)
         self._close_journal(remove=True)
+        self._drop_spill()
         if self._protected:
             protect.release(self.repo, self.id)
         return commit
+
+    def _drop_spill(self) -> None:
+        with self._io_lock:
+            if self.state.spill is not None:
+                self.state.spill.close()
 
     def _record(self) -> tuple[str, list[Path]]:
         assert self._end is not None
         if self.journal is not None:
             with contextlib.suppress(StorageError):  # the commit may still fit
                 self.flush()  # a crash while committing then loses nothing
+        assert self.state.spill is not None
+        mark = self.state.spill.mark()
+        try:
+            return self._commit_copy()
+        except BaseException:
+            self.state.spill.rollback(mark)  # a retry adds the unjournaled points again
+            raise
+
+    def _commit_copy(self) -> tuple[str, list[Path]]:
+        assert self._end is not None
         state = self.state.copy()  # parts are merged into a copy: a retry merges them again
         parts = merge_parts(state, self.journal_dir)
         if state.damaged:

@@ -1,0 +1,257 @@
+"""A run's metric points on their way to series files, in bounded memory (issue 18).
+
+Points leave memory as they are journaled: each is turned at once into its line of
+``series/<key>.tsv`` (docs/format.md; logging order, exactly ``series_bytes``'s bytes) and
+kept per metric, in memory while the run is small and in a temporary file per metric once
+the lines pass ``SPILL_BYTES``. Each metric's final value (MLflow's rule, ``final_value``),
+point count and first step are kept as they come, so ``build_record`` needs no pass over
+the points, and a series blob is written by streaming a file of known size.
+
+The files live in the process's own temporary folder (``fsutil.private_tmp``): a killed
+process's are removed by the next command; the journal, not this, is what survives a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xp import format as fmt
+from xp.errors import StorageError
+
+SPILL_BYTES = 8 << 20  # series text held in memory before it goes to the files
+_READ = 1 << 20
+_HEADER = fmt.SERIES_HEADER.encode()
+
+
+def to_ms(ts: float) -> int:
+    """Milliseconds since the epoch of a time in seconds, cut as MLflow cuts ``time.time()``
+    (so a run's end is never before a point logged in its last millisecond); the epsilon
+    brings a time that was given in ms (``ms / 1000``) back to exactly that ms."""
+    return math.floor(ts * 1000 + 0.001)
+
+
+def _number(value: Any) -> str:
+    # the spelling of model.format_number, for values that are not a plain float or int
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+class _Series:
+    __slots__ = ("best_step", "best_value", "count", "first_step", "lines", "name", "on_disk")
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # file name in the spill folder (keys may hold '/' or be long)
+        self.lines: list[str] = []  # not yet written to the file
+        self.on_disk = 0  # bytes in the file
+        self.count = 0
+        self.first_step = 0
+        self.best_step = -(1 << 64)
+        self.best_value: Any = None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What the spill held at one moment, to go back to (a commit that failed)."""
+
+    sizes: dict[str, tuple[int, int, int, int, Any]]
+
+
+class SpilledSeries:
+    """One metric's series file, streamed: ``size`` bytes from ``chunks()``."""
+
+    def __init__(self, spill: SeriesSpill, key: str) -> None:
+        self._spill, self.key = spill, key
+        self.size = spill.size(key)
+
+    def chunks(self) -> Iterator[bytes]:
+        return self._spill.chunks(self.key)
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks())
+
+
+class SeriesSpill:
+    """Per-metric series lines and summaries; ``folder`` makes the temporary folder."""
+
+    def __init__(self, folder: Callable[[], Path]) -> None:
+        self._folder_of = folder
+        self._folder: Path | None = None
+        self._series: dict[str, _Series] = {}
+        self._pending = 0  # characters (= bytes: the lines are ASCII) not yet in files
+
+    # -- writing ---------------------------------------------------------------------------
+    def add(self, points: Iterable[tuple[str, Any, int, float]]) -> None:
+        """Append points ``(key, value, step, seconds)`` in logging order."""
+        series = self._series
+        floor = math.floor
+        pending = 0
+        for key, value, step, ts in points:
+            s = series.get(key)
+            if s is None:
+                s = series[key] = _Series(str(len(series)))
+            if not s.count:
+                s.first_step = step
+            t = type(value)
+            text = (
+                f"{step}\t{value!r}\t{floor(ts * 1000 + 0.001)}\n"
+                if t is float or t is int
+                else f"{step}\t{_number(value)}\t{floor(ts * 1000 + 0.001)}\n"
+            )
+            s.lines.append(text)
+            pending += len(text)
+            s.count += 1
+            if step >= s.best_step:
+                s.best_step, s.best_value = step, value
+        self._pending += pending
+        if self._pending > SPILL_BYTES:
+            with contextlib.suppress(StorageError):  # a full disk: the lines stay in memory,
+                self.spill()  # and the next add tries again
+
+    def spill(self) -> None:
+        """Write every line held in memory to its metric's file (all or, per metric,
+        nothing: a write cut short is truncated away)."""
+        if not self._pending:
+            return
+        folder = self._dir()
+        for s in self._series.values():
+            if not s.lines:
+                continue
+            data = "".join(s.lines).encode("ascii")
+            try:
+                with open(folder / s.name, "ab") as fh:
+                    try:
+                        fh.write(data)
+                        fh.flush()
+                    except OSError:
+                        fh.truncate(s.on_disk)
+                        raise
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot write metric series to {folder}: {exc.strerror}; free disk space"
+                ) from None
+            s.on_disk += len(data)
+            self._pending -= sum(map(len, s.lines))
+            s.lines = []
+        self._pending = 0
+
+    def _dir(self) -> Path:
+        if self._folder is None:
+            try:
+                self._folder = Path(tempfile.mkdtemp(prefix="series-", dir=self._folder_of()))
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot make a folder for metric series: {exc.strerror}; free disk space"
+                ) from None
+        return self._folder
+
+    def mark(self) -> Mark:
+        return Mark(
+            {
+                k: (
+                    s.on_disk + sum(map(len, s.lines)),
+                    s.count,
+                    s.first_step,
+                    s.best_step,
+                    s.best_value,
+                )
+                for k, s in self._series.items()
+            }
+        )
+
+    def rollback(self, mark: Mark) -> None:
+        """Forget what was added since ``mark`` (a commit that failed adds it again); the
+        newer lines are the last ones, in memory or at the end of the file."""
+        for key in [k for k in self._series if k not in mark.sizes]:
+            s = self._series.pop(key)
+            self._pending -= sum(map(len, s.lines))
+            if self._folder is not None:
+                (self._folder / s.name).unlink(missing_ok=True)
+        for key, (size, count, first, best_step, best_value) in mark.sizes.items():
+            s = self._series[key]
+            held = sum(map(len, s.lines))
+            while s.lines and s.on_disk + held > size:
+                held -= len(s.lines[-1])
+                self._pending -= len(s.lines.pop())
+            if s.on_disk > size:
+                assert self._folder is not None
+                os.truncate(self._folder / s.name, size)
+                s.on_disk = size
+            s.count, s.first_step, s.best_step, s.best_value = count, first, best_step, best_value
+
+    def close(self) -> None:
+        """Remove the files (the run is committed, or dropped)."""
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        self._series.clear()
+        self._pending = 0
+
+    # -- reading ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return sum(s.count for s in self._series.values())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._series
+
+    def names(self) -> list[str]:
+        """The metrics, in the order of their first point."""
+        return list(self._series)
+
+    def count(self, key: str) -> int:
+        return self._series[key].count
+
+    def first_step(self, key: str) -> int:
+        return self._series[key].first_step
+
+    def final(self, key: str) -> Any:
+        """The value at the highest step, the last logged among equal steps."""
+        return self._series[key].best_value
+
+    def size(self, key: str) -> int:
+        s = self._series[key]
+        return len(_HEADER) + s.on_disk + sum(map(len, s.lines))
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        """The bytes of ``series/<key>.tsv``: header, then the lines in logging order."""
+        s = self._series[key]
+        yield _HEADER
+        if s.on_disk:
+            assert self._folder is not None
+            with open(self._folder / s.name, "rb") as fh:
+                left = s.on_disk
+                while left > 0:
+                    block = fh.read(min(_READ, left))
+                    if not block:
+                        raise StorageError(f"the metric series of {key!r} lost data on disk")
+                    left -= len(block)
+                    yield block
+        if s.lines:
+            yield "".join(s.lines).encode("ascii")
+
+    def points(self, key: str) -> Iterator[tuple[int, float | int, int]]:
+        """The points of one metric as ``(step, value, ms)``, read back from the lines."""
+        rest = b""
+        first = True
+        for block in self.chunks(key):
+            if first:
+                first = False
+                continue
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            for raw in lines:
+                step, value, ms = raw.split(b"\t")
+                text = value.decode()
+                num: float | int = int(text) if text.lstrip("-").isdigit() else float(text)
+                yield int(step), num, int(ms)
