@@ -83,7 +83,7 @@ WORKLOAD = Workload(
     key="commit",
     title="`xp commit` on a repo of 10,000 tracked files, 3 edited (subprocess, best of 5)",
     metrics=(
-        Metric("commit", "xp commit", "ms", 0.150, peer_label="dvc exp save"),
+        Metric("commit", "xp commit", "ms", 0.100, peer_label="dvc exp save"),
         Metric("git_status", "git status (floor)", "ms"),
     ),
     xp=xp_side,
