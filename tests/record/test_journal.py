@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import xp
 from tests.helpers import wait_for
@@ -138,3 +140,34 @@ def test_a_journal_of_format_1_without_checksums_still_replays() -> None:
     assert state.header.name == "old"
     assert [(k, v) for k, v, _s, _t in state.points] == [("loss", 0.5)]
     assert state.params == {"lr": 0.1}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["loss", "train-l2", "é/x"]),
+            st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(2**63), 2**63 - 1),
+            st.integers(-(2**63), 2**63 - 1),
+            st.floats(min_value=0, max_value=4e9) | st.integers(0, 4_000_000_000),
+            st.booleans(),
+        ),
+        max_size=30,
+    )
+)
+def test_metric_lines_are_the_format_s_lines(
+    drawn: list[tuple[str, float | int, int, float | int, bool]],
+) -> None:
+    """The flusher's lines for many points at once (a time shared by the points of one
+    log_metrics call spelled once) are byte for byte docs/format.md's M lines, one by one."""
+    from xp.record.journal import metric_bodies, seal, seal_many
+    from xp.record.model import format_number
+
+    points: list[tuple[str, float | int, int, float | int]] = []
+    for key, value, step, ts, same_time in drawn:
+        if same_time and points:
+            ts = points[-1][3]  # the very object: as one log_metrics call holds it
+        points.append((key, value, step, ts))
+    bodies, texts = metric_bodies(points)
+    assert texts == [format_number(v) for _k, v, _s, _t in points]
+    expected = b"".join(seal(f"M\t{k}\t{format_number(v)}\t{s}\t{t!r}") for k, v, s, t in points)
+    assert seal_many(bodies) == expected

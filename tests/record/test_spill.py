@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from xp.record import spill as spill_module
 from xp.record.build import build_record
 from xp.record.header import RunHeader
-from xp.record.journal import RunState
+from xp.record.journal import RunState, metric_bodies
 from xp.record.model import series_bytes
 from xp.record.spill import SeriesSpill
 
@@ -49,10 +49,19 @@ def _files(state: RunState) -> dict[str, bytes]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(points=points, all_series=st.booleans(), spill_at=st.sampled_from([0, 40, 1 << 30]))
+@given(
+    points=points,
+    all_series=st.booleans(),
+    spill_at=st.sampled_from([0, 40, 1 << 30]),
+    with_texts=st.booleans(),
+)
 def test_streamed_record_is_byte_identical_to_the_in_memory_one(
-    points: list[tuple[str, float, int, float]], all_series: bool, spill_at: int
+    points: list[tuple[str, float, int, float]],
+    all_series: bool,
+    spill_at: int,
+    with_texts: bool,
 ) -> None:
+    """With the values' spellings given (the flusher's path, ``metric_bodies``) or not."""
     memory = _files(RunState(header=_header(all_series), points=list(points)))
     old = spill_module.SPILL_BYTES
     spill_module.SPILL_BYTES = spill_at  # 0: every add goes to the files
@@ -60,7 +69,8 @@ def test_streamed_record_is_byte_identical_to_the_in_memory_one(
         spill = SeriesSpill(lambda: Path(tmp))
         try:
             for n in range(0, len(points), 7):  # as flushes come: in batches
-                spill.add(points[n : n + 7])
+                batch = points[n : n + 7]
+                spill.add(batch, metric_bodies(batch)[1] if with_texts else None)
             streamed = _files(RunState(header=_header(all_series), spill=spill))
         finally:
             spill.close()

@@ -371,3 +371,38 @@ def test_rename_update_param_external_artifact_and_end_time(repo: Path, tmp_path
         "2023-11-14T22:14:20.500Z",
     )
     assert got.meta["duration"] == 60.5
+
+
+def test_log_metrics_at_a_step_is_all_or_none_and_shares_its_time(repo: Path) -> None:
+    """A bad value in ``log_metrics(dict, step)`` logs none of the dict (an integration then
+    logs each on its own); the points of one call share one time, as MLflow's do."""
+    with xp.start_run() as run:
+        with pytest.raises(InvalidValueError, match="'b'"):
+            run.run.log_metrics({"a": 1.0, "b": "x", "c": 3}, 4)
+        assert run.run.state.points == []
+        run.run.log_metrics({"a": 0.5, "c": 2**62, "d": float("nan")}, 4)
+        run.run.log_metrics({"a": 0.25}, 5)
+        points = list(run.run.state.points)
+        run.run.log_metric("c", 7)  # the next step after the batch's
+    assert [(k, v, s) for k, v, s, _t in points[:2]] == [("a", 0.5, 4), ("c", 2**62, 4)]
+    assert points[0][3] is points[1][3] is points[2][3]
+    got = xp.get_run(run.id)
+    assert list(got.series("a")["step"]) == [4, 5]
+    assert list(got.series("a")["value"]) == [0.5, 0.25]
+    assert list(got.series("c")["step"]) == [4, 5]
+    assert list(got.series("c")["value"]) == [2**62, 7]
+    assert math.isnan(got.metrics["d"])
+
+
+def test_log_files_stores_each_as_log_bytes_does(repo: Path) -> None:
+    with xp.start_run() as run:
+        one = run.run.log_bytes(b"{}\n", "one.json")
+        both = run.run.log_files({"a/b.json": b'{"x": 1}\n', "c.json": b"{}\n"})
+        with pytest.raises(InvalidValueError, match="relative path"):
+            run.run.log_files({"ok.json": b"1", "../out.json": b"2"})
+    assert [e.path for e in both] == ["a/b.json", "c.json"]
+    assert both[1].sha256 == one[0].sha256
+    got = xp.get_run(run.id)
+    paths = {e.path for e in got.artifacts}
+    assert {"one.json", "a/b.json", "c.json"} <= paths
+    assert "ok.json" not in paths

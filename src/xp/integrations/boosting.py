@@ -160,6 +160,18 @@ def log_json(session: Session, data: Any, name: str) -> None:
     session.call(name, session.run.log_dict, data, name)
 
 
+def log_jsons(session: Session, files: dict[str, Any]) -> None:
+    """JSON artifacts ``{name: data}`` (``log_dict``'s bytes) stored in one go; if that
+    fails, each on its own, so only the one that cannot be stored is missing (and said)."""
+    from xp.tracking.run import json_bytes
+
+    try:
+        session.run.log_files({name: json_bytes(data) for name, data in files.items()})
+    except Exception:
+        for name, data in files.items():
+            log_json(session, data, name)
+
+
 def log_model_file(session: Session, save: Callable[[str], Any], name: str) -> None:
     """``save(path)`` into a scratch folder, then the file as artifact ``name``."""
 

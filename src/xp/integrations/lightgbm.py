@@ -101,36 +101,49 @@ class XPCallback:
             return
         step = env.iteration
         keys = self._keys
-        log_metric = None
-        for item in items:  # the per-iteration path: no dict built, keys made once
+        metrics: dict[str, float | int] = {}  # one log_metrics call: one step, one clock read
+        for item in items:  # keys made once per name
             try:
                 key = keys.get((item[0], item[1]))
             except (TypeError, IndexError):  # not a tuple: _results knows what it is
                 key = None
             if key is None or (len(item) > 4 and item[4] is not None):
-                self._log_other(item, step)
+                for other, num in self._other(item).items():
+                    if other in metrics:
+                        metrics = self._log(metrics, step)
+                    metrics[other] = num
                 continue
             value = item[2]
             if type(value) is not float:  # LightGBM's numpy.float64: a float subclass
                 value = float(value) if isinstance(value, float) else number(value)
                 if value is None:
                     continue
-            if log_metric is None:
-                log_metric = self.session.run.log_metric
-            try:
-                log_metric(key, value, step)
-            except Exception as exc:
-                self.session.warn(f"metric {key!r}", exc)
+            if key in metrics:  # two results of one name: both points are kept
+                metrics = self._log(metrics, step)
+            metrics[key] = value
+        if metrics:
+            try:  # _log inlined: the per-iteration path
+                self.session.run.log_metrics(metrics, step)
+            except Exception:
+                self.session.log_metrics(metrics, step)
 
-    def _log_other(self, item: Any, step: int) -> None:
+    def _log(self, metrics: dict[str, float | int], step: int) -> dict[str, float | int]:
+        """Log ``metrics`` at ``step`` in one call; if one cannot be logged (the run logs
+        none of them then), each on its own, so only that one is missing (and said)."""
+        try:
+            self.session.run.log_metrics(metrics, step)
+        except Exception:
+            self.session.log_metrics(metrics, step)
+        return {}
+
+    def _other(self, item: Any) -> dict[str, float | int]:
         """An item whose name is new, or with a standard deviation (``lgb.cv``)."""
         metrics = _results((item,))
         if isinstance(item, tuple) and (
             len(item) < 5 or (hasattr(item, "dataset_name") and item[4] is None)
         ):
             self._keys[(item[0], item[1])] = metric_key(f"{item[0]}-{item[1]}")
-        if metrics:
-            self.session.log_metrics(metrics, step)
+        return metrics
 
     def finish(self, booster: Any = None) -> None:
         """Log what is known once training is over (with the ``Booster`` from
@@ -148,18 +161,21 @@ class XPCallback:
                 stopped_iteration=rounds,
             )
         if booster is not None and callable(getattr(booster, "feature_name", None)):
-            for kind in ("split", "gain"):
-                data = session.call(f"{kind} importance", _importance, booster, kind)
+            names = session.call("feature names", booster.feature_name)
+            files = {}
+            for kind in ("split", "gain") if names is not None else ():
+                data = session.call(f"{kind} importance", _importance, booster, names, kind)
                 if data is not None:
-                    boosting.log_json(session, data, f"feature_importance_{kind}.json")
+                    files[f"feature_importance_{kind}.json"] = data
+            if files:
+                boosting.log_jsons(session, files)
             if self.log_model:
                 boosting.log_model_file(session, booster.save_model, "model.txt")
         if self._ends_run:
             session.end("finished")
 
 
-def _importance(booster: Any, kind: str) -> dict[str, float | int]:
-    names = booster.feature_name()
+def _importance(booster: Any, names: list[Any], kind: str) -> dict[str, float | int]:
     values = booster.feature_importance(importance_type=kind)
     return {str(n): number(v) or 0 for n, v in zip(names, values, strict=True)}
 

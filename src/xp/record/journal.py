@@ -192,6 +192,24 @@ def seal_many(bodies: list[str]) -> bytes:
     return b"".join([b"%b\t%08x\n" % (b, crc32(b)) for b in lines])
 
 
+def metric_bodies(points: list[tuple[str, Any, int, float]]) -> tuple[list[str], list[str]]:
+    """The ``M`` line bodies of points holding floats and ints (what ``log_metric`` keeps:
+    their repr is ``format_number``'s spelling), and each value's spelling, which the spill
+    reuses. The points of one ``log_metrics`` call share one time object: spelled once."""
+    bodies: list[str] = []
+    texts: list[str] = []
+    add_body, add_text = bodies.append, texts.append
+    last: Any = None
+    when = ""
+    for key, value, step, ts in points:
+        if ts is not last:
+            last, when = ts, repr(ts)
+        text = repr(value)
+        add_text(text)
+        add_body(f"M\t{key}\t{text}\t{step}\t{when}")
+    return bodies, texts
+
+
 def line(kind: str, payload: Any) -> bytes:
     """A sealed line of ``kind`` with a JSON payload."""
     return seal(f"{kind}\t{json.dumps(payload, ensure_ascii=False, sort_keys=True)}")

@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,23 +92,33 @@ class SeriesSpill:
         self._pending = 0  # characters (= bytes: the lines are ASCII) not yet in files
 
     # -- writing ---------------------------------------------------------------------------
-    def add(self, points: Iterable[tuple[str, Any, int, float]]) -> None:
-        """Append points ``(key, value, step, seconds)`` in logging order."""
+    def add(
+        self, points: Iterable[tuple[str, Any, int, float]], texts: Sequence[str] | None = None
+    ) -> None:
+        """Append points ``(key, value, step, seconds)`` in logging order; ``texts``, when
+        given, are their values' spellings already made (the journal's, ``metric_bodies``)."""
         series = self._series
         floor = math.floor
         pending = 0
-        for key, value, step, ts in points:
+        last: Any = None  # the points of one log_metrics call share one time object
+        ms = 0
+        for i, (key, value, step, ts) in enumerate(points):
             s = series.get(key)
             if s is None:
                 s = series[key] = _Series(str(len(series)))
             if not s.count:
                 s.first_step = step
-            t = type(value)
-            text = (
-                f"{step}\t{value!r}\t{floor(ts * 1000 + 0.001)}\n"
-                if t is float or t is int
-                else f"{step}\t{_number(value)}\t{floor(ts * 1000 + 0.001)}\n"
-            )
+            if ts is not last:
+                last, ms = ts, floor(ts * 1000 + 0.001)
+            if texts is not None:
+                text = f"{step}\t{texts[i]}\t{ms}\n"
+            else:
+                t = type(value)
+                text = (
+                    f"{step}\t{value!r}\t{ms}\n"
+                    if t is float or t is int
+                    else f"{step}\t{_number(value)}\t{ms}\n"
+                )
             s.lines.append(text)
             pending += len(text)
             s.count += 1

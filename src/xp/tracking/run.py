@@ -65,6 +65,7 @@ from xp.record.journal import (
     header_line,
     line,
     merge_parts,
+    metric_bodies,
     seal,
     seal_many,
 )
@@ -86,6 +87,11 @@ def _cost(key: str, text: str) -> int:
     if not text.isprintable():
         size += 5 * sum(not c.isprintable() for c in text)
     return len(key) + size + 8
+
+
+def json_bytes(data: Any) -> bytes:
+    """A ``.json`` artifact's bytes as ``log_dict`` writes them."""
+    return json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
 
 
 def _slash_flatten(values: Any, prefix: str = "") -> dict[str, Any]:
@@ -628,8 +634,35 @@ class Run:
     def log_metrics(
         self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
     ) -> None:
+        """Several metrics at one step and one time (MLflow's ``log_metrics``): what
+        ``log_metric`` does for each, with the step checked and the clock read once. With an
+        explicit step, all or none: a bad value logs none of them (per-step callbacks, which
+        then log each on its own)."""
+        if (
+            timestamp is not None
+            or type(step) is not int
+            or not -9223372036854775808 <= step <= 9223372036854775807
+        ):
+            for key, value in metrics.items():
+                self.log_metric(key, value, step, timestamp)
+            return
+        keys = self._keys
+        ts = time.time()
+        batch = []
         for key, value in metrics.items():
-            self.log_metric(key, value, step, timestamp)
+            if key not in keys:
+                self._new_metric(key)
+            if type(value) is not float:
+                value = values.metric_value(key, value)
+            batch.append((key, value, step, ts))
+        after = step + 1
+        next_step = self._next_step
+        for key in metrics:
+            next_step[key] = after
+        points = self.state.points
+        points.extend(batch)  # one call: the flusher thread sees all of them or none
+        if len(points) > self._held_limit:
+            self._help_flush()
 
     def log(self, values: dict[str, Any], step: int | None = None) -> None:
         """Several metrics at one step; nested dicts become ``a/b`` keys (W&B's ``log``).
@@ -784,6 +817,23 @@ class Run:
         # hashed in memory and written once, into the cache (already there: not at all)
         sha = cache.add_bytes(self.cache_dir, data, self._announce)
         entries = [FileEntry(path=name, sha256=sha, size=len(data))]
+        self._add_files(entries, "artifact")
+        return entries
+
+    def log_files(self, files: dict[str, bytes]) -> list[FileEntry]:
+        """``log_bytes`` for several artifacts at once (an integration's end of training):
+        the cache is looked up once; a file that cannot be stored records none of them."""
+        self._check_live()
+        names = {cache.clean_name(name): data for name, data in files.items()}
+        for name in names:
+            fmt.check_text(name, "artifact name")
+        where = self.cache_dir
+        entries = [
+            FileEntry(
+                path=name, sha256=cache.add_bytes(where, data, self._announce), size=len(data)
+            )
+            for name, data in names.items()
+        ]
         self._add_files(entries, "artifact")
         return entries
 
@@ -961,9 +1011,7 @@ class Run:
             from xp.record import yamlio
 
             return self.log_bytes(yamlio.dump(data), artifact_file)
-        return self.log_bytes(
-            json.dumps(data, indent=2, sort_keys=True).encode() + b"\n", artifact_file
-        )
+        return self.log_bytes(json_bytes(data), artifact_file)
 
     def log_input(
         self, path: str | os.PathLike[str], name: str | None = None, cache_content: bool = False
@@ -990,8 +1038,8 @@ class Run:
                 return
             points = self.state.points  # log calls append to it meanwhile, never replace it
             batch = points[: len(points)]
-            # log_metric keeps floats and ints only: repr is format_number's spelling
-            data = seal_many([f"M\t{k}\t{v!r}\t{s}\t{t!r}" for k, v, s, t in batch])
+            bodies, texts = metric_bodies(batch)
+            data = seal_many(bodies)
             m = len(self._events)
             events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
             if data or events or self.journal is None:
@@ -1000,7 +1048,7 @@ class Run:
             if batch:  # journaled: from now on in the spill, not in memory
                 del points[: len(batch)]
                 assert self.state.spill is not None
-                self.state.spill.add(batch)
+                self.state.spill.add(batch, texts)
 
     def _help_flush(self) -> None:
         """Flush from a log call. A journal that cannot be written (a full disk) never fails
