@@ -24,7 +24,6 @@ import errno
 import fcntl
 import hashlib
 import os
-import secrets
 import shutil
 import stat
 import sys
@@ -42,7 +41,7 @@ _MAX_LINKS = 40  # symlinks followed on one walk, as the kernel's own limit
 
 def _temp(name: str) -> str:
     """``.<name>.xp-<pid>-<random>.tmp``: the pid says whose it is (``_drop_stale_temps``)."""
-    return f".{name[:200]}.xp-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    return f".{name[:200]}.xp-{os.getpid()}-{os.urandom(4).hex()}.tmp"
 
 
 def temp_name(path: Path) -> Path:
@@ -423,7 +422,7 @@ def private_tmp(xp_dir: Path) -> Path:
     if hit is not None and hit[0].is_dir():
         return hit[0]
     root = xp_dir / "tmp"
-    name = f"{os.getpid()}-{secrets.token_hex(4)}"
+    name = f"{os.getpid()}-{os.urandom(4).hex()}"  # secrets' source, not its import
     try:
         root.mkdir(parents=True, exist_ok=True)
         pending = root / f".{name}{OWNER_SUFFIX}.new"

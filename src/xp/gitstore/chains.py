@@ -55,6 +55,20 @@ def _raw(repo: GitRepo, sha: str) -> bytes | None:
     return body
 
 
+def loose_type(repo: GitRepo, sha: str) -> bytes | None:
+    """The type of ``sha`` (b"commit", b"tree"...) read from its loose object's header with
+    no subprocess; None when it is not loose (packed, missing, or not a hex object name)."""
+    if len(sha) not in (40, 64) or sha.strip("0123456789abcdef"):
+        return None
+    try:
+        with open(f"{repo.common_dir}/objects/{sha[:2]}/{sha[2:]}", "rb") as fh:
+            head = zlib.decompressobj().decompress(fh.read(64), 32)
+    except (OSError, zlib.error):
+        return None
+    kind, space, _ = head.partition(b" ")
+    return kind if space else None
+
+
 def read_blob(repo: GitRepo, sha: str) -> bytes:
     data = _raw(repo, sha)
     return b"" if data is None else data

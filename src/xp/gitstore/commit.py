@@ -8,9 +8,7 @@ collects them); a crash after leaves a whole run.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
-import socket
 import stat
 import time
 from collections.abc import Callable, Mapping
@@ -59,6 +57,9 @@ def identity(worktree: str) -> bytes:
         ident = proc.stdout.strip().rsplit(b" ", 2)[0]
         if ident:
             return ident
+    import getpass  # socket and getpass only here: not every command's import
+    import socket
+
     user = getpass.getuser()
     return f"{user} <{user}@{socket.gethostname()}>".encode()
 
