@@ -22,7 +22,6 @@ import atexit
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import shutil
 import stat
@@ -277,6 +276,8 @@ def _clonefile(src: Path | str, dst: Path | str) -> bool:  # pragma: no cover - 
 
 
 def _hash_fd(fd: int) -> str:
+    import hashlib  # OpenSSL's load is 2-3 ms of a command that hashes nothing
+
     h = hashlib.sha256()
     os.lseek(fd, 0, os.SEEK_SET)
     while chunk := os.read(fd, _CHUNK):
@@ -285,6 +286,8 @@ def _hash_fd(fd: int) -> str:
 
 
 def _copy_fd(src_fd: int, dst_fd: int, hashing: bool) -> str | None:
+    import hashlib
+
     h = hashlib.sha256() if hashing else None
     while chunk := os.read(src_fd, _CHUNK):
         if h is not None:

@@ -235,7 +235,8 @@ def test_xp_tag_loads_only_what_annotating_takes(repo: Path) -> None:
         f"assert main(['tag', {str(run.id)!r}, 'k=v']) == 0\n"
         "heavy = ('pandas', 'difflib', 'xp.tracking.recover', 'xp.record.journal',"
         " 'xp.sharing.project_setup', 'xp.hooks.install', 'xp.record.model', 'yaml',"
-        " 'xp.record.yamlio', 'xp.gitstore.trees', 'socket', 'secrets')\n"
+        " 'xp.record.yamlio', 'xp.gitstore.trees', 'socket', 'secrets', 'dulwich.objects',"
+        " 'hashlib')\n"
         "print('loaded:', [m for m in heavy if m in sys.modules])\n"
     )
     out = subprocess.run(

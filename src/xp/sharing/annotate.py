@@ -19,7 +19,7 @@ from xp import format as fmt
 from xp import fsutil
 from xp.errors import GitError, InvalidValueError
 from xp.gitstore import notes
-from xp.gitstore.commit import identity
+from xp.gitstore.identity import identity
 from xp.gitstore.repo import GitRepo
 from xp.query.annotations import for_commits
 from xp.query.resolve import RunEntry, read_record, resolve_run
