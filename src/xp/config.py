@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from xp import format as fmt
-from xp.errors import ConfigError
+from xp.errors import ConfigError, StorageError
 from xp.gitstore.repo import GitRepo
-from xp.record import yamlio
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1000 * 1000  # 10MB: decimal, as the template writes it
 
@@ -174,7 +175,7 @@ def _load_config(repo: GitRepo) -> ProjectConfig:
         return ProjectConfig()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    raw = yamlio.load(data, fmt.CONFIG_PATH) or {}
+    raw = _parsed(repo, data)
     if not isinstance(raw, dict):
         raise ConfigError(f"{fmt.CONFIG_PATH} must be a mapping of settings; see docs/config.md")
     version = raw.get("format", fmt.FORMAT_VERSION)
@@ -204,6 +205,54 @@ def _load_config(repo: GitRepo) -> ProjectConfig:
         raw=raw,
         warnings=problems,
     )
+
+
+_PARSED = "config-parsed.json"  # <git common dir>/xp/: {"source": text, "raw": parsed}
+
+
+def _parsed(repo: GitRepo, data: bytes) -> Any:
+    """``data`` parsed as YAML, through a derived cache of the last file parsed: its exact
+    text and the result, kept when JSON holds that result exactly, so a command whose config
+    did not change never imports PyYAML (8-10 ms of every command) to read it."""
+    import json
+
+    cache = repo.xp_dir / _PARSED
+    try:
+        text: str | None = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        try:
+            hit = json.loads(cache.read_bytes())
+        except (OSError, ValueError):
+            hit = None
+        if isinstance(hit, dict) and hit.get("source") == text and "raw" in hit:
+            return hit["raw"]
+    from xp.record import yamlio
+
+    raw = yamlio.load(data, fmt.CONFIG_PATH) or {}
+    if text is not None and _json_exact(raw, 0):
+        from xp import fsutil
+
+        with contextlib.suppress(OSError, StorageError):  # derived: at worst parsed again
+            os.makedirs(repo.xp_dir, exist_ok=True)
+            fsutil.atomic_write(cache, json.dumps({"source": text, "raw": raw}))
+    return raw
+
+
+def _json_exact(value: Any, depth: int) -> bool:
+    """Whether JSON gives ``value`` back as it is (type included)."""
+    if depth > 50:
+        return False
+    if value is None or type(value) in (str, bool, int):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(_json_exact(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _json_exact(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _is_top(line: str) -> bool:
@@ -238,6 +287,8 @@ def carry_sections(into: str, source: str, keys: tuple[str, ...]) -> str | None:
     """``into`` with its top-level sections ``keys`` as ``source`` has them (comments and
     layout of both kept); None when they agree already. Raises ConfigError when either
     does not parse."""
+    from xp.record import yamlio
+
     old = yamlio.load(source, fmt.CONFIG_PATH) or {}
     new = yamlio.load(into, fmt.CONFIG_PATH) or {}
     if not isinstance(old, dict) or not isinstance(new, dict):

@@ -22,9 +22,7 @@ import atexit
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
-import secrets
 import shutil
 import stat
 import sys
@@ -42,7 +40,7 @@ _MAX_LINKS = 40  # symlinks followed on one walk, as the kernel's own limit
 
 def _temp(name: str) -> str:
     """``.<name>.xp-<pid>-<random>.tmp``: the pid says whose it is (``_drop_stale_temps``)."""
-    return f".{name[:200]}.xp-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    return f".{name[:200]}.xp-{os.getpid()}-{os.urandom(4).hex()}.tmp"
 
 
 def temp_name(path: Path) -> Path:
@@ -278,6 +276,8 @@ def _clonefile(src: Path | str, dst: Path | str) -> bool:  # pragma: no cover - 
 
 
 def _hash_fd(fd: int) -> str:
+    import hashlib  # OpenSSL's load is 2-3 ms of a command that hashes nothing
+
     h = hashlib.sha256()
     os.lseek(fd, 0, os.SEEK_SET)
     while chunk := os.read(fd, _CHUNK):
@@ -286,6 +286,8 @@ def _hash_fd(fd: int) -> str:
 
 
 def _copy_fd(src_fd: int, dst_fd: int, hashing: bool) -> str | None:
+    import hashlib
+
     h = hashlib.sha256() if hashing else None
     while chunk := os.read(src_fd, _CHUNK):
         if h is not None:
@@ -423,7 +425,7 @@ def private_tmp(xp_dir: Path) -> Path:
     if hit is not None and hit[0].is_dir():
         return hit[0]
     root = xp_dir / "tmp"
-    name = f"{os.getpid()}-{secrets.token_hex(4)}"
+    name = f"{os.getpid()}-{os.urandom(4).hex()}"  # secrets' source, not its import
     try:
         root.mkdir(parents=True, exist_ok=True)
         pending = root / f".{name}{OWNER_SUFFIX}.new"

@@ -167,3 +167,14 @@ def test_typical_records_are_written_without_pyyaml(record: dict[str, Any]) -> N
     assert fast is not None, record
     assert_dumps_as_pyyaml(record)
     assert yamlio.dump(record) == fast
+
+
+def test_the_written_out_resolver_table_is_pyyamls_own() -> None:
+    """fastyaml carries PyYAML's implicit-resolver table so reading a record does not import
+    PyYAML (issue 15); a PyYAML that changed it would fail here, not answer differently."""
+    from xp.record.fastyaml import resolvers
+
+    def shape(table: Any) -> dict[Any, list[tuple[str, str, int]]]:
+        return {k: [(tag, r.pattern, r.flags) for tag, r in v] for k, v in table.items()}
+
+    assert shape(resolvers()) == shape(LOADER.yaml_implicit_resolvers)

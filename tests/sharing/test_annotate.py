@@ -225,7 +225,8 @@ def test_bundles_carry_annotations(team: Team, tmp_path: Path) -> None:
 
 def test_xp_tag_loads_only_what_annotating_takes(repo: Path) -> None:
     """`xp tag`/`xp note` are typed by hand after a run (issue 15: <= 100 ms): opening the
-    repository must not load recovery, clone setup, the record model or suggestions."""
+    repository must not load recovery, clone setup, the record model or suggestions, nor
+    PyYAML (the config's parse is cached, the run's tags read by fastyaml)."""
     with xp.start_run(name="rf") as run:
         xp.log_metric("acc", 0.9)
     code = (
@@ -233,7 +234,9 @@ def test_xp_tag_loads_only_what_annotating_takes(repo: Path) -> None:
         "from xp.cli import main\n"
         f"assert main(['tag', {str(run.id)!r}, 'k=v']) == 0\n"
         "heavy = ('pandas', 'difflib', 'xp.tracking.recover', 'xp.record.journal',"
-        " 'xp.sharing.project_setup', 'xp.hooks.install', 'xp.record.model')\n"
+        " 'xp.sharing.project_setup', 'xp.hooks.install', 'xp.record.model', 'yaml',"
+        " 'xp.record.yamlio', 'xp.gitstore.trees', 'socket', 'secrets', 'dulwich.objects',"
+        " 'hashlib')\n"
         "print('loaded:', [m for m in heavy if m in sys.modules])\n"
     )
     out = subprocess.run(

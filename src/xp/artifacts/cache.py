@@ -16,9 +16,7 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -204,6 +202,8 @@ def copy_hashing(
             if on_bytes is not None:
                 on_bytes(len(chunk))
             return h.hexdigest(), size
+        from concurrent.futures import Future, ThreadPoolExecutor  # big files only
+
         with ThreadPoolExecutor(1, thread_name_prefix="xp-hash") as pool:
             pending: Future[None] | None = None
             while chunk:
@@ -223,7 +223,7 @@ def copy_hashing(
 def tmp_path(cache_dir: Path) -> Path:
     tmp_dir = cache_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    return tmp_dir / f"{secrets.token_hex(8)}.tmp"
+    return tmp_dir / f"{os.urandom(8).hex()}.tmp"
 
 
 def _freshen(path: Path) -> bool:

@@ -15,11 +15,9 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from dulwich.objects import Blob, Commit, ObjectID, Tree
-
 from xp.gitstore import catfile
-from xp.gitstore.commit import identity
-from xp.gitstore.objects import ObjectWriter
+from xp.gitstore.identity import identity
+from xp.gitstore.objects import ObjectWriter, RawObject
 from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo
 
@@ -53,6 +51,20 @@ def _raw(repo: GitRepo, sha: str) -> bytes | None:
         _bodies.clear()
     _bodies[sha] = body
     return body
+
+
+def loose_type(repo: GitRepo, sha: str) -> bytes | None:
+    """The type of ``sha`` (b"commit", b"tree"...) read from its loose object's header with
+    no subprocess; None when it is not loose (packed, missing, or not a hex object name)."""
+    if len(sha) not in (40, 64) or sha.strip("0123456789abcdef"):
+        return None
+    try:
+        with open(f"{repo.common_dir}/objects/{sha[:2]}/{sha[2:]}", "rb") as fh:
+            head = zlib.decompressobj().decompress(fh.read(64), 32)
+    except (OSError, zlib.error):
+        return None
+    kind, space, _ = head.partition(b" ")
+    return kind if space else None
 
 
 def read_blob(repo: GitRepo, sha: str) -> bytes:
@@ -105,45 +117,54 @@ def write(
     base = commit_tree(repo, parent) if parent else None
     changes: dict[str, dict[str, bytes | None]] = {}  # folder -> {name: blob id}
     for path, data in files.items():
-        blob = Blob.from_string(data)
-        writer.add(blob)
+        blob = writer.add(RawObject(b"blob", data))
         folder, _, name = path.rpartition("/")
-        changes.setdefault(folder, {})[name] = blob.id
+        changes.setdefault(folder, {})[name] = blob
         while folder:  # make sure every parent folder is rebuilt
             up, _, sub = folder.rpartition("/")
             changes.setdefault(up, {}).setdefault(sub, None)
             folder = up
 
     def build(folder: str, old: str | None) -> bytes:
-        tree = Tree()
+        entries: dict[bytes, tuple[int, bytes]] = {}
         for name, (mode, sha) in (_entries(repo, old) if old else {}).items():
-            tree.add(name.encode("utf-8", "surrogateescape"), mode, ObjectID(sha.encode()))
+            entries[name.encode("utf-8", "surrogateescape")] = (mode, sha.encode())
         for name, blob in changes.get(folder, {}).items():
             if blob is not None:
-                tree.add(name.encode(), 0o100644, ObjectID(blob))
+                entries[name.encode()] = (0o100644, blob)
                 continue
             sub = f"{folder}/{name}" if folder else name
             current = _entries(repo, old).get(name) if old else None
             below = current[1] if current is not None and stat.S_ISDIR(current[0]) else None
-            tree.add(name.encode(), stat.S_IFDIR, ObjectID(build(sub, below)))
-        writer.add(tree)
-        return tree.id
+            entries[name.encode()] = (stat.S_IFDIR, build(sub, below))
+        return writer.add(RawObject(b"tree", tree_body(entries)))
 
     tree_id = build("", base)
     when = time.time() if now is None else now
-    commit = Commit()
-    commit.tree = ObjectID(tree_id)
-    commit.parents = [ObjectID(parent.encode())] if parent else []
-    commit.author = commit.committer = identity(str(repo.worktree))
-    commit.author_time = commit.commit_time = int(when)
-    commit.author_timezone = commit.commit_timezone = time.localtime(when).tm_gmtoff
-    commit.encoding = None
-    commit.message = message.encode("utf-8")
-    writer.add(commit)
-    sha = commit.id.decode()
+    ident = identity(str(repo.worktree))
+    stamp = b"%s %d %s" % (ident, int(when), _zone(time.localtime(when).tm_gmtoff))
+    body = b"tree %s\n" % tree_id
+    body += b"parent %s\n" % parent.encode() if parent else b""
+    body += b"author %s\ncommitter %s\n\n%s" % (stamp, stamp, message.encode("utf-8"))
+    sha = writer.add(RawObject(b"commit", body)).decode()
     update_ref(repo.common_dir, ref, sha, expected)
-    _log(repo, ref, expected, sha, commit.committer, when, message.partition("\n")[0])
+    _log(repo, ref, expected, sha, ident, when, message.partition("\n")[0])
     return Written(sha, tree_id.decode())
+
+
+def tree_body(entries: dict[bytes, tuple[int, bytes]]) -> bytes:
+    """A tree object's body from {name: (mode, hex id)}, in git's order (a folder sorts as
+    if its name ended in "/")."""
+    order = sorted(entries, key=lambda n: n + b"/" if stat.S_ISDIR(entries[n][0]) else n)
+    return b"".join(
+        b"%o %s\x00%s" % (entries[n][0], n, bytes.fromhex(entries[n][1].decode())) for n in order
+    )
+
+
+def _zone(offset: int) -> bytes:
+    """``+hhmm`` / ``-hhmm`` from seconds east of UTC, as git writes it."""
+    sign, offset = (b"-", -offset) if offset < 0 else (b"+", offset)
+    return b"%s%02d%02d" % (sign, offset // 3600, offset % 3600 // 60)
 
 
 def _log(

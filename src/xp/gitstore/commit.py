@@ -8,9 +8,7 @@ collects them); a crash after leaves a whole run.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
-import socket
 import stat
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 
 from xp.errors import GitError, ObjectMissingError, RecordPathError
+from xp.gitstore.identity import identity
 from xp.gitstore.objects import ObjectWriter, PackWriter, Streamed, object_store
 from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
@@ -47,20 +46,6 @@ def head(repo: GitRepo) -> Head:
         branch = ref.removeprefix("refs/heads/")
         return Head(commit=read_ref(repo.common_dir, ref), branch=branch)
     return Head(commit=content, branch=None)
-
-
-@lru_cache(maxsize=8)
-def identity(worktree: str) -> bytes:
-    """The committer git would use; runs still record when no identity is configured."""
-    from xp.gitstore.repo import run_git
-
-    proc = run_git(["var", "GIT_COMMITTER_IDENT"], cwd=worktree, check=False)
-    if proc.returncode == 0:
-        ident = proc.stdout.strip().rsplit(b" ", 2)[0]
-        if ident:
-            return ident
-    user = getpass.getuser()
-    return f"{user} <{user}@{socket.gethostname()}>".encode()
 
 
 def _write_streams(

@@ -14,7 +14,6 @@ it out (``ab/cdef...``, ``ab/cd/ef...``) as it grows, so readers accept any fan-
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +203,9 @@ def is_ancestor(repo: GitRepo, ancestor: str, commit: str) -> bool:
 
 
 def is_commit(repo: GitRepo, sha: str) -> bool:
+    kind = chains.loose_type(repo, sha)  # every `xp tag` asks of the notes tip: no process
+    if kind is not None:
+        return kind == b"commit"
     proc = repo.git("cat-file", "-t", sha, check=False)
     return proc.returncode == 0 and proc.stdout.strip() == b"commit"
 
@@ -233,7 +235,7 @@ def merge(repo: GitRepo, theirs: str) -> str:
 
 def _merge_commit(repo: GitRepo, ours: str, theirs: str) -> str:
     """git's own notes merge, on a throwaway notes ref that starts at ``ours``."""
-    tmp = f"refs/notes/tmp-xp-merge-{secrets.token_hex(6)}"  # outside the push glob xp*
+    tmp = f"refs/notes/tmp-xp-merge-{os.urandom(6).hex()}"  # outside the push glob xp*
     update_ref(repo.common_dir, tmp, ours, None)
     try:
         args = ("notes", f"--ref={tmp}", "merge", "-q", "-s", "cat_sort_uniq", theirs)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import os
 import tempfile
 import threading
@@ -21,12 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from dulwich.objects import ShaFile
-
 from xp.errors import StorageError
 
 if TYPE_CHECKING:
     from dulwich.object_store import DiskObjectStore
+    from dulwich.objects import ShaFile
 
 _made_dirs: dict[str, set[str]] = {}  # objects/xx folders known to exist, per repository
 
@@ -40,6 +38,33 @@ class Streamed(Protocol):
     def chunks(self) -> Iterator[bytes]: ...
 
 
+try:  # CPython's own SHA-1: a few small objects need not load OpenSSL (2-3 ms, `xp tag`)
+    from _sha1 import sha1 as _sha1  # type: ignore[import-not-found]
+except ImportError:  # a Python built without it
+    from hashlib import sha1 as _sha1
+
+
+class GitObject(Protocol):
+    """What the writer needs of an object: a dulwich ``ShaFile`` or a ``RawObject``."""
+
+    @property
+    def id(self) -> bytes: ...
+
+    def as_legacy_object_chunks(self, compression_level: int = -1) -> Iterator[bytes]: ...
+
+
+class RawObject:
+    """An object from its type and body, serialised by the caller: the few small objects of
+    a notes commit (``chains.write``) need no dulwich (its import is 4 ms of an ``xp tag``)."""
+
+    def __init__(self, kind: bytes, body: bytes) -> None:
+        self._data = b"%s %d\x00%s" % (kind, len(body), body)
+        self.id = _sha1(self._data).hexdigest().encode("ascii")
+
+    def as_legacy_object_chunks(self, compression_level: int = -1) -> Iterator[bytes]:
+        yield zlib.compress(self._data, compression_level)
+
+
 class ObjectWriter:
     """Adds objects to ``<common_dir>/objects``; an object that exists is never rewritten."""
 
@@ -47,11 +72,11 @@ class ObjectWriter:
         self.objects_dir = objects_dir
         self._root = str(objects_dir)  # paths as strings: a run writes ~8 objects, 16 joins
         self._made_dirs = _made_dirs.setdefault(str(objects_dir), set())
-        self.objects: dict[str, ShaFile] = {}  # everything added, to write again if pruned
+        self.objects: dict[str, GitObject] = {}  # everything added, to write again if pruned
         self.streams: dict[str, Streamed] = {}  # blobs written from a stream, likewise
         self._lock = threading.Lock()  # add_stream runs on several threads
 
-    def add(self, obj: ShaFile) -> bytes:
+    def add(self, obj: GitObject) -> bytes:
         sha = obj.id
         hexsha = sha.decode("ascii")
         self.objects[hexsha] = obj
@@ -75,6 +100,8 @@ class ObjectWriter:
         """One try: the compressed object in a temp file, renamed once its id is known; None
         when a concurrent ``git prune`` took the temp file away."""
         head = b"blob %d\x00" % content.size
+        import hashlib  # OpenSSL's SHA-1: the fast one for big blobs
+
         sha = hashlib.sha1(head)
         pack = zlib.compressobj(1)
         try:
@@ -139,7 +166,7 @@ class ObjectWriter:
             elif hexsha in self.streams:
                 self.add_stream(self.streams[hexsha])
 
-    def _write(self, obj: ShaFile, hexsha: str, check: bool) -> bytes:
+    def _write(self, obj: GitObject, hexsha: str, check: bool) -> bytes:
         sha = hexsha.encode("ascii")
         subdir = f"{self._root}/{hexsha[:2]}"
         path = f"{subdir}/{hexsha[2:]}"
@@ -162,7 +189,7 @@ class ObjectWriter:
         return sha
 
     @staticmethod
-    def _write_once(obj: ShaFile, subdir: str, path: str) -> bool:
+    def _write_once(obj: GitObject, subdir: str, path: str) -> bool:
         """Write one object via a temp file; False when a concurrent ``git prune`` took the
         temp file or the folder away (it deletes every ``tmp_*`` file: the caller retries)."""
         try:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -51,6 +50,8 @@ def gc_running(common_dir: Path) -> int | None:
     if not pid_text.isdigit():
         return None
     pid = int(pid_text)
+    import socket  # only when git gc is running
+
     if host and host != socket.gethostname():
         return None
     try:

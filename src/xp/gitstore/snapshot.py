@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import shutil
 import stat
 import time
@@ -147,7 +146,7 @@ def _snapshot(
     tmp_dir = repo.xp_dir / "tmp"
     try:
         tmp_dir = fsutil.private_tmp(repo.xp_dir)  # a killed process's copy is cleaned later
-        tmp_index = tmp_dir / f"index-{secrets.token_hex(4)}"
+        tmp_index = tmp_dir / f"index-{os.urandom(4).hex()}"
         _base_index(repo, tmp_index)
     except OSError as exc:
         raise StorageError(f"cannot write {tmp_dir}: {exc.strerror}; free disk space") from None

@@ -81,7 +81,7 @@ def set_up_clone(repo: GitRepo) -> list[str]:
     from xp.gitstore import remote as git_remote
     from xp.gitstore import worktree
 
-    if not worktree.is_tracked(repo, fmt.CONFIG_PATH) or not git_remote.names(repo):
+    if not git_remote.names(repo) or not worktree.is_tracked(repo, fmt.CONFIG_PATH):
         return []  # not a project yet, or nothing to share with (a remote added later counts)
     try:
         changes = init_clone(repo).changes

@@ -11,7 +11,6 @@ from xp.errors import AmbiguousRunError, RunNotFoundError
 from xp.format import RunRef
 from xp.gitstore.refs import find_run, list_refs, read_ref
 from xp.gitstore.repo import GitRepo
-from xp.gitstore.trees import read_folder, rev_parse_commit
 from xp.record.annotations import Annotations, Event
 
 if TYPE_CHECKING:
@@ -62,6 +61,7 @@ def find(repo: GitRepo, run_id: str) -> RunEntry | None:
 
 def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRecord | None:
     """The run record in ``commit``'s tree, or None when the commit carries none."""
+    from xp.gitstore.trees import read_folder  # not loaded by `xp tag` (issue 15)
     from xp.record.model import RunRecord  # YAML and the record model: only when a record is read
 
     folder = read_folder(repo, commit, fmt.RECORD_DIR)
@@ -116,6 +116,8 @@ def _series_reader(repo: GitRepo, commit: str) -> Callable[[str], bytes | None]:
     series a caller uses are read (issue 18)."""
 
     def read(name: str) -> bytes | None:
+        from xp.gitstore.trees import read_folder
+
         folder = read_folder(repo, commit, fmt.RECORD_DIR)
         if folder is None:
             return None
@@ -239,6 +241,8 @@ def resolve_spec(repo: GitRepo, spec: str, *, allow_workspace: bool = False) -> 
         sha = read_ref(repo.common_dir, spec)
         if sha is not None:
             return Resolved(spec, spec, sha, RunRef.parse(spec))
+        from xp.gitstore.trees import rev_parse_commit
+
         sha = rev_parse_commit(repo, spec)  # refs/xp/runs/<id>~1 and the like
         if sha is None:
             raise RunNotFoundError(f"no ref {spec!r}; list runs with `xp show`")
@@ -268,6 +272,8 @@ def resolve_spec(repo: GitRepo, spec: str, *, allow_workspace: bool = False) -> 
             f"{spec!r} is the start of {matches} run ids ({listed}{more});"
             " type more characters, or list runs with `xp show`"
         )
+    from xp.gitstore.trees import rev_parse_commit
+
     sha = rev_parse_commit(repo, spec)
     if sha is not None:
         return Resolved(spec, spec, sha)

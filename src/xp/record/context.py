@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import os
 import platform
-import socket
 import sys
 from functools import lru_cache
 from typing import Any
@@ -124,4 +123,4 @@ def host_user() -> tuple[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    return user, socket.gethostname()
+    return user, os.uname().nodename  # what socket.gethostname() gives, without socket

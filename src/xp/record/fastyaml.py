@@ -14,16 +14,73 @@ import math
 import re
 from typing import Any
 
-import yaml
-
-_RESOLVERS: dict[Any, list[tuple[str, re.Pattern[str]]]] = getattr(
-    yaml, "CSafeLoader", yaml.SafeLoader
-).yaml_implicit_resolvers
+# PyYAML's implicit-resolver table (its SafeLoader's, YAML 1.1): tag, the first characters
+# it keys on, pattern. Written out so reading a record file does not import PyYAML (8-10 ms of
+# an `xp tag`); tests/record/test_fastyaml.py checks it is PyYAML's own, entry for entry.
+_TABLE: tuple[tuple[str, str, str], ...] = (
+    (
+        "tag:yaml.org,2002:bool",
+        "yYnNtTfFoO",
+        "^(?:yes|Yes|YES|no|No|NO\n"
+        "                    |true|True|TRUE|false|False|FALSE\n"
+        "                    |on|On|ON|off|Off|OFF)$",
+    ),
+    (
+        "tag:yaml.org,2002:null",
+        "nN~",
+        "^(?: ~\n                    |null|Null|NULL\n                    | )$",
+    ),
+    (
+        "tag:yaml.org,2002:float",
+        "-+0123456789.",
+        "^(?:[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?\n"
+        "                    |\\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?\n"
+        "                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*\n"
+        "                    |[-+]?\\.(?:inf|Inf|INF)\n"
+        "                    |\\.(?:nan|NaN|NAN))$",
+    ),
+    (
+        "tag:yaml.org,2002:int",
+        "-+0123456789",
+        "^(?:[-+]?0b[0-1_]+\n"
+        "                    |[-+]?0[0-7_]+\n"
+        "                    |[-+]?(?:0|[1-9][0-9_]*)\n"
+        "                    |[-+]?0x[0-9a-fA-F_]+\n"
+        "                    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
+    ),
+    (
+        "tag:yaml.org,2002:timestamp",
+        "0123456789",
+        "^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]\n"
+        "                    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?\n"
+        "                     (?:[Tt]|[ \\t]+)[0-9][0-9]?\n"
+        "                     :[0-9][0-9] :[0-9][0-9] (?:\\.[0-9]*)?\n"
+        "                     (?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$",
+    ),
+    (
+        "tag:yaml.org,2002:merge",
+        "<",
+        "^(?:<<)$",
+    ),
+    (
+        "tag:yaml.org,2002:value",
+        "=",
+        "^(?:=)$",
+    ),
+    (
+        "tag:yaml.org,2002:yaml",
+        "!&*",
+        "^(?:!|&|\\*)$",
+    ),
+)
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_VALUE = "tag:yaml.org,2002:value"
+_YAML = "tag:yaml.org,2002:yaml"
 _BOOLS = {"yes": True, "true": True, "on": True, "no": False, "false": False, "off": False}
 _SIMPLE_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
 _SIMPLE_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?\Z")
@@ -38,9 +95,29 @@ class _Unsure(Exception):
     pass
 
 
+def _build() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+    table: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    for tag, first, pattern in _TABLE:
+        flags = re.X if tag not in (_MERGE, _VALUE, _YAML) else 0
+        compiled = re.compile(pattern, flags)
+        for ch in first + ("" if tag != _NULL else "\0"):
+            table.setdefault(ch.strip("\0"), []).append((tag, compiled))
+    return table
+
+
+_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] | None = None
+
+
+def resolvers() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+    """The table by first character (compiled on first use)."""
+    global _RESOLVERS
+    if _RESOLVERS is None:
+        _RESOLVERS = _build()
+    return _RESOLVERS
+
+
 def _tag(value: str) -> str:
-    resolvers = _RESOLVERS.get(value[0] if value else "", []) + _RESOLVERS.get(None, [])
-    for tag, regexp in resolvers:
+    for tag, regexp in resolvers().get(value[0] if value else "", []):
         if regexp.match(value):
             return tag
     return _STR

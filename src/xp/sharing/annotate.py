@@ -19,12 +19,11 @@ from xp import format as fmt
 from xp import fsutil
 from xp.errors import GitError, InvalidValueError
 from xp.gitstore import notes
-from xp.gitstore.commit import identity
+from xp.gitstore.identity import identity
 from xp.gitstore.repo import GitRepo
 from xp.query.annotations import for_commits
 from xp.query.resolve import RunEntry, read_record, resolve_run
 from xp.record import annotations as ann
-from xp.record import yamlio
 from xp.record.annotations import Event
 
 
@@ -106,7 +105,11 @@ def _recorded(repo: GitRepo, commit: str) -> tuple[dict[str, str], str]:
         data = blobs.get(name)
         if data is not None:
             value = load_flat(data)
-            parsed[key] = value if value is not None else yamlio.load(data, name)
+            if value is None:
+                from xp.record import yamlio  # PyYAML only for what fastyaml is unsure of
+
+                value = yamlio.load(data, name)
+            parsed[key] = value
     tags = parsed.get(fmt.TAGS_FILE) or {}
     meta = parsed.get(fmt.META_FILE) or {}
     return (
