@@ -436,3 +436,20 @@ def test_streamed_rows_are_ordinary_frozen_run_rows(repo: Path) -> None:
             row.name = "changed"  # type: ignore[misc]
     with pytest.raises(TypeError, match="every field"):
         indexed_row(run_id="x")
+
+
+def test_a_run_of_many_metrics_reads_the_key_table_once_per_sync(repo: Path) -> None:
+    """`xp show` lays out each column and asks the index per column: a run of 10,000 metrics
+    (or a crafted one) read the whole key table per column, 54 s for one `xp show --all`."""
+    from xp.query.search import Query
+
+    with xp.start_run():
+        xp.log_metrics({f"m{i}": i for i in range(300)})
+    statements: list[str] = []
+    with open_index(find_repo()) as index:
+        index.sync()
+        index.conn.set_trace_callback(statements.append)
+        for i in range(300):
+            assert list(index.value_texts(Query(), f"metrics.m{i}")) == []
+        index.conn.set_trace_callback(None)
+    assert sum("FROM keys" in s for s in statements) <= 1, statements[:3]

@@ -207,6 +207,7 @@ class Index:
         self.memory = False  # the index lives in memory for this call (read-only repository)
         self.conn = self._open()
         self._schemas: dict[int, tuple[str, ...]] = {}
+        self._kid_map: dict[str, int] | None = None  # keys -> kid, read once per sync
         self._selection: Query | None = None  # the query temp.sel holds the runs of
         self._notes: annotated.NotesState | None = None  # the notes the rows show
 
@@ -316,6 +317,7 @@ class Index:
     def sync(self) -> int:
         """Apply the refs (and notes) on disk to the index; returns how many run ids' refs
         changed."""
+        self._kid_map = None
         self._sync_notes()
         changes = self._look()
         if changes is None:
@@ -529,6 +531,7 @@ class Index:
                 val_rows.append((kid, rid, num, txt))
         val_rows.sort(key=_KEY_RUN)  # key by key, runs in order: appends to the b-tree
         conn.executemany("INSERT INTO keys VALUES (?, ?)", new_keys)
+        self._kid_map = None
         conn.executemany("INSERT INTO schemas VALUES (?, ?)", new_schemas)
         conn.executemany(
             "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows
@@ -572,6 +575,7 @@ class Index:
                 if kid is None:
                     kid = kids[key] = max(kids.values(), default=0) + 1
                     conn.execute("INSERT INTO keys VALUES (?, ?)", (kid, key))
+                    self._kid_map = None
                 val_rows.append((kid, rid, num, txt))
         conn.executemany(
             "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows
@@ -768,7 +772,11 @@ class Index:
         return sorted(str(r[0]) for r in self.conn.execute("SELECT name FROM keys"))
 
     def _kids(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT name, kid FROM keys"))
+        """Column name -> key id, read once per sync: `xp show` asks per column, and a run
+        with 10,000 metrics (or a crafted one) made that 10,000 reads of 10,000 rows."""
+        if self._kid_map is None:
+            self._kid_map = dict(self.conn.execute("SELECT name, kid FROM keys"))
+        return self._kid_map
 
     def _schema(self, sid: int) -> tuple[str, ...]:
         keys = self._schemas.get(sid)
