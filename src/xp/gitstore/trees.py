@@ -167,6 +167,40 @@ def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
     return None if blob.type_name != b"blob" else blob.as_raw_string()
 
 
+def folder_file_reader(repo: GitRepo, commit: str, folder: str) -> Callable[[str], bytes | None]:
+    """``read(name)`` -> the bytes of ``folder/name`` in ``commit``'s tree, or None; for a
+    record read lazily, one series at a time, possibly from several threads. The trees are
+    parsed once for every read (a record of 10,000 series is one tree, not 10,000 parses of
+    it), and blobs come from the reading thread's kept object store (``objects.object_store``),
+    so nothing is left open between reads."""
+    from dulwich.objects import Commit
+
+    trees: dict[bytes, ShaFile] = {}
+
+    def get(sha: bytes) -> ShaFile:
+        obj = trees.get(sha)
+        if obj is None:
+            obj = object_store(repo.objects_dir)[ObjectID(sha)]
+            if obj.type_name in (b"tree", b"commit"):
+                trees[sha] = obj
+        return obj
+
+    def read(name: str) -> bytes | None:
+        try:
+            top = get(commit.encode())
+            if not isinstance(top, Commit):
+                return None
+            sha = _lookup(get, top.tree, f"{folder}/{name}")
+            if sha is None:
+                return None
+            blob = object_store(repo.objects_dir)[ObjectID(sha)]
+        except KeyError:
+            return None
+        return None if blob.type_name != b"blob" else blob.as_raw_string()
+
+    return read
+
+
 def _lookup(get: Callable[[bytes], ShaFile], tree_id: bytes, path: str) -> bytes | None:
     """The id of the object at ``path`` below ``tree_id``, or None."""
     from dulwich.objects import Tree

@@ -285,13 +285,18 @@ def compare_values(
 def summarize_series(key: str, series: Mapping[str, list[Point]]) -> SeriesSummary | None:
     """The summary of one series of a record; a committed one is summarised from its file
     in one vectorised pass, never turned into a million Python tuples (issue 18)."""
-    from xp.record.model import LazySeries
+    from xp.query.resolve import C_READER_MIN
+    from xp.record.model import LazySeries, parse_series
 
-    if isinstance(series, LazySeries) and key in series:
+    if isinstance(series, LazySeries):
         data = series.raw(key)
-        fast = None if data is None else _summarize_file(key, data)
-        if fast is not None:
-            return fast
+        if data is None:
+            return None
+        if len(data) >= C_READER_MIN:
+            fast = _summarize_file(key, data)
+            if fast is not None:
+                return fast
+        return summarize(key, parse_series(data, f"{series.source}:{series.path(key)}"))
     return summarize(key, series.get(key, []))
 
 

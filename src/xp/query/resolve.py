@@ -76,6 +76,12 @@ def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRec
         folder.close()
 
 
+# Below this size a series file is parsed line by line: pandas' C reader costs ~1 ms a call
+# whatever the size, so a run of 2,000 short series (or a crafted one of 100,000) would pay
+# seconds for what the line parser does in milliseconds.
+C_READER_MIN = 64 << 10
+
+
 def series_frame(data: bytes, times: bool = True) -> pd.DataFrame | None:
     """A series file as a step / value / timestamp frame by pandas' C parser (a 1M-point
     series in a fraction of a second, issue 18), or None when the file is not what xp
@@ -113,20 +119,10 @@ def series_frame(data: bytes, times: bool = True) -> pd.DataFrame | None:
 
 def _series_reader(repo: GitRepo, commit: str) -> Callable[[str], bytes | None]:
     """Reads one file of ``commit``'s record when a series is first asked for: only the
-    series a caller uses are read (issue 18)."""
+    series a caller uses are read (issue 18), and the record's trees are parsed once."""
+    from xp.gitstore.trees import folder_file_reader
 
-    def read(name: str) -> bytes | None:
-        from xp.gitstore.trees import read_folder
-
-        folder = read_folder(repo, commit, fmt.RECORD_DIR)
-        if folder is None:
-            return None
-        try:
-            return folder.read(name)
-        finally:
-            folder.close()
-
-    return read
+    return folder_file_reader(repo, commit, fmt.RECORD_DIR)
 
 
 @dataclass(frozen=True)
@@ -161,15 +157,20 @@ class RunView:
         """step / value / timestamp of one metric; a single logged value is a one-row frame."""
         import pandas as pd
 
-        from xp.record.model import LazySeries
+        from xp.record.model import LazySeries, parse_series
 
         series = self.record.series
-        if isinstance(series, LazySeries) and key in series:  # one file, parsed in C
+        points: list[Point] = []
+        if isinstance(series, LazySeries) and key in series:
             data = series.raw(key)
-            frame = None if data is None else series_frame(data)
-            if frame is not None:
-                return frame
-        points: list[Point] = series.get(key) or []
+            if data is not None and len(data) >= C_READER_MIN:  # a long series: parsed in C
+                frame = series_frame(data)
+                if frame is not None:
+                    return frame
+            if data is not None:
+                points = parse_series(data, f"{series.source}:{series.path(key)}")
+        else:
+            points = series.get(key) or []
         if not points and key in self.record.metrics:
             points = [(0, self.record.metrics[key], None)]  # type: ignore[list-item]
         if not points:
