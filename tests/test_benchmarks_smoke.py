@@ -27,7 +27,7 @@ def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,  # a hang guard, not a timing test: every workload at quick size
     )
 
 
