@@ -4,6 +4,7 @@ from two clones editing the same run, carried by plain git push/fetch, hostile n
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -239,7 +240,9 @@ def test_xp_tag_loads_only_what_annotating_takes(repo: Path) -> None:
         " 'hashlib')\n"
         "print('loaded:', [m for m in heavy if m in sys.modules])\n"
     )
+    # coverage.py, which CI starts in every process, imports socket and hashlib itself
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "loaded: []", out.stdout

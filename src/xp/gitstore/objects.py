@@ -133,6 +133,8 @@ class ObjectWriter:
             tmp = ""
         except FileNotFoundError:
             return None
+        except StorageError:
+            raise  # says what failed itself (a streamed source that changed size)
         except OSError as exc:
             raise self._failed(exc) from None
         finally:

@@ -501,6 +501,7 @@ class Run:
         self.journal: Journal | None = None
         self._journal_path = journal_path
         self._closed = False
+        self._committing = False  # _record holds the points; flushes wait for the outcome
         self._log_step = 0  # the step counter of xp.log (one for all keys, as W&B's)
         self._media_steps: dict[str, int] = {}
         self._sampler: Any = None
@@ -1034,21 +1035,25 @@ class Run:
     def flush(self) -> None:
         """Append what is new since the last flush to the journal (called every 0.5 s)."""
         with self._io_lock:
-            if self._closed:
-                return
-            points = self.state.points  # log calls append to it meanwhile, never replace it
-            batch = points[: len(points)]
-            bodies, texts = metric_bodies(batch)
-            data = seal_many(bodies)
-            m = len(self._events)
-            events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
-            if data or events or self.journal is None:
-                self._write(data + events)
-            self._flushed_events = m
-            if batch:  # journaled: from now on in the spill, not in memory
-                del points[: len(batch)]
-                assert self.state.spill is not None
-                self.state.spill.add(batch, texts)
+            if self._closed or self._committing:
+                return  # a commit in progress holds the points it records (see _record)
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        """The body of ``flush``; the caller holds ``_io_lock``."""
+        points = self.state.points  # log calls append to it meanwhile, never replace it
+        batch = points[: len(points)]
+        bodies, texts = metric_bodies(batch)
+        data = seal_many(bodies)
+        m = len(self._events)
+        events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
+        if data or events or self.journal is None:
+            self._write(data + events)
+        self._flushed_events = m
+        if batch:  # journaled: from now on in the spill, not in memory
+            del points[: len(batch)]
+            assert self.state.spill is not None
+            self.state.spill.add(batch, texts)
 
     def _help_flush(self) -> None:
         """Flush from a log call. A journal that cannot be written (a full disk) never fails
@@ -1193,17 +1198,24 @@ class Run:
                 self.state.spill.close()
 
     def _record(self) -> tuple[str, list[Path]]:
+        """Commit under the journal lock: the flusher thread may have taken this run before
+        ``finish`` unregistered it, and a flush while the record is built would move points
+        the record's copy holds into the spill a second time (a streamed series then changes
+        size under the writer). Once committed, the flusher leaves the run alone."""
         assert self._end is not None
-        if self.journal is not None:
-            with contextlib.suppress(StorageError):  # the commit may still fit
-                self.flush()  # a crash while committing then loses nothing
-        assert self.state.spill is not None
-        mark = self.state.spill.mark()
-        try:
-            return self._commit_copy()
-        except BaseException:
-            self.state.spill.rollback(mark)  # a retry adds the unjournaled points again
-            raise
+        with self._io_lock:
+            self._committing = True
+            if self.journal is not None:
+                with contextlib.suppress(StorageError):  # the commit may still fit
+                    self._flush_locked()  # a crash while committing then loses nothing
+            assert self.state.spill is not None
+            mark = self.state.spill.mark()
+            try:
+                return self._commit_copy()
+            except BaseException:
+                self.state.spill.rollback(mark)  # a retry adds the unjournaled points again
+                self._committing = False  # the journal is written out for a retry
+                raise
 
     def _commit_copy(self) -> tuple[str, list[Path]]:
         assert self._end is not None
