@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -26,7 +27,6 @@ from tests.helpers import (
     spawned,
     wait_for,
     xp_main,
-    xp_subprocess,
 )
 from xp.artifacts import cache
 from xp.artifacts.artifact_store import PER_OBJECT_CHECK, open_store
@@ -328,7 +328,12 @@ def test_s3_a_stall_in_the_middle_of_an_upload_is_given_up(
     s3, server = own_s3
     impatient_s3(team, s3)
     log_run(team.a, {"big.bin": os.urandom(64 << 20)})
-    with xp_subprocess("push", cwd=team.a) as proc:
+    _multipart_started(s3)  # boto3 imported and a client made before the push starts
+    # at nice 19, so that on a loaded machine the upload is not over before this process looks
+    cmd = ["nice", "-n", "19", sys.executable, "-m", "xp", "push"]
+    with spawned(
+        cmd, cwd=team.a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
         wait_for(lambda: _multipart_started(s3), "the multipart upload to start", interval=0.05)
         os.kill(server.pid, signal.SIGSTOP)
         try:
@@ -340,10 +345,15 @@ def test_s3_a_stall_in_the_middle_of_an_upload_is_given_up(
     assert "refs/xp/" not in git(team.bare, "for-each-ref")
 
 
+_clients: dict[str, Any] = {}
+
+
 def _multipart_started(s3: S3Server) -> bool:
     import boto3
 
-    client = boto3.client("s3", endpoint_url=s3.endpoint)
+    client = _clients.get(s3.endpoint)
+    if client is None:
+        client = _clients[s3.endpoint] = boto3.client("s3", endpoint_url=s3.endpoint)
     return bool(client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads"))
 
 
