@@ -99,3 +99,42 @@ def test_cv_and_the_sklearn_api(repo: Path) -> None:
     assert run.name == "LGBMRegressor"
     assert run.params["num_leaves"] == 5
     assert len(run.record.series["valid-l2"]) == 3
+
+
+def test_held_back_iterations_reach_the_run_when_training_fails_and_read_live(
+    repo: Path,
+) -> None:
+    """The callback keeps each iteration's results and logs them in bulk at the run's
+    flushes: a training that raises mid-way still has every iteration before the error in
+    the run, each at its own step and in the order of its time; a live read sees them."""
+    from xp.integrations.lightgbm import XPCallback
+
+    train, valid = _data()
+
+    def stop_at(env: Any) -> None:
+        if env.iteration == 5:
+            raise KeyboardInterrupt  # the user's Ctrl-C, between iterations
+
+    with xp.start_run() as active:
+        run = active.run
+        cb = XPCallback(log_model=False)
+        with pytest.raises(KeyboardInterrupt):
+            lgb.train(PARAMS, train, 20, valid_sets=[valid], valid_names=["valid"],
+                      callbacks=[cb, stop_at])  # fmt: skip
+        live = run.history("valid-l2")  # a live read drains what the callback held
+        assert [s for s, _v, _t in live] == [0, 1, 2, 3, 4, 5]
+    points = _run().record.series["valid-l2"]
+    assert [s for s, _v, _t in points] == [0, 1, 2, 3, 4, 5]
+    times = [t for _s, _v, t in points]
+    assert times == sorted(times)
+
+
+def test_the_run_ending_first_logs_what_the_callback_held(repo: Path) -> None:
+    from xp.integrations.lightgbm import XPCallback
+
+    train, valid = _data()
+    with xp.start_run():
+        cb = XPCallback(log_model=False)
+        lgb.train(PARAMS, train, 3, valid_sets=[valid], valid_names=["valid"], callbacks=[cb])
+    # no cb.finish(): the run's end drained the held iterations
+    assert [s for s, _v, _t in _run().record.series["valid-l2"]] == [0, 1, 2]

@@ -234,7 +234,8 @@ def test_xp_tag_loads_only_what_annotating_takes(repo: Path) -> None:
         "import sys\n"
         "from xp.cli import main\n"
         f"assert main(['tag', {str(run.id)!r}, 'k=v']) == 0\n"
-        "heavy = ('pandas', 'difflib', 'xp.tracking.recover', 'xp.record.journal',"
+        f"assert main(['note', {str(run.id)!r}, 'fine']) == 0\n"
+        "heavy = ('click', 'xp.cli.render', 'pandas', 'difflib', 'xp.tracking.recover', 'xp.record.journal',"
         " 'xp.sharing.project_setup', 'xp.hooks.install', 'xp.record.model', 'yaml',"
         " 'xp.record.yamlio', 'xp.gitstore.trees', 'socket', 'secrets', 'dulwich.objects',"
         " 'hashlib')\n"
@@ -246,3 +247,29 @@ def test_xp_tag_loads_only_what_annotating_takes(repo: Path) -> None:
         [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "loaded: []", out.stdout
+
+
+def test_plain_annotation_commands_end_as_click_commands_do(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plain forms (answered before click loads) and the click forms give the same
+    output, errors and exit codes; anything with an option goes to click."""
+    from xp.cli import main
+
+    with xp.start_run(name="rf") as run:
+        xp.log_metric("acc", 0.9)
+    rid = str(run.id)
+    assert main(["tag", rid, "k=v", "w=1"]) == 0
+    assert capsys.readouterr().out == f"run {rid}: k=v w=1\n"
+    assert main(["tag", rid, "--rm", "w"]) == 0  # click's form
+    assert capsys.readouterr().out == f"run {rid}: k=v\n"
+    assert main(["tag", rid, "novalue"]) == 1
+    err = capsys.readouterr().err
+    assert err == "xp: error: 'novalue' is not KEY=VALUE; e.g. xp tag RUN reviewed=yes\n"
+    assert main(["tag", "nosuchrun", "k=v"]) == 1
+    assert capsys.readouterr().err.startswith("xp: error: ")
+    assert main(["note", rid, "x\x1b]0;pwned\x07"]) == 0
+    assert main(["note", rid]) == 0
+    assert "x\\x1b]0;pwned\\x07" in capsys.readouterr().out  # shown, never obeyed
+    assert main(["tag", rid]) == 1  # through click: the library says what is missing
+    assert "nothing to change" in capsys.readouterr().err

@@ -394,6 +394,39 @@ def test_log_metrics_at_a_step_is_all_or_none_and_shares_its_time(repo: Path) ->
     assert math.isnan(got.metrics["d"])
 
 
+def test_deferred_metrics_are_logged_at_flushes_reads_and_the_end_with_their_time(
+    repo: Path,
+) -> None:
+    """``Run.defer``: a callback holding raw iterations has them logged before every flush,
+    live read and the run's end, each at the time it kept (``log_metrics_at``)."""
+    held: list[tuple[int, float]] = []
+    calls: list[int] = []
+    with xp.start_run() as active:
+        run = active.run
+
+        def drain() -> None:
+            calls.append(len(held))
+            while held:
+                step, when = held.pop(0)
+                run.log_metrics_at({"loss": 1.0 / (step + 1)}, step, when)
+
+        run.defer(drain)
+        held.append((0, 1_700_000_000.25))
+        run.flush()  # the flusher thread's call
+        assert calls == [1]
+        held.append((1, 1_700_000_001.5))
+        assert [s for s, _v, _t in run.history("loss")] == [0, 1]
+        held.append((2, 1_700_000_002.0))
+        with pytest.raises(InvalidValueError):
+            run.log_metrics_at({"loss": 1.0}, "x", 1.0)  # type: ignore[arg-type]
+    assert len(calls) >= 3  # flush, read, end
+    got = xp.get_run(active.id)
+    assert list(got.series("loss")["step"]) == [0, 1, 2]
+    stamps = [t for _s, _v, t in got.record.series["loss"]]
+    assert stamps == [1_700_000_000_250, 1_700_000_001_500, 1_700_000_002_000]
+    run.undefer(drain)  # once ended: nothing registered, nothing raised
+
+
 def test_log_files_stores_each_as_log_bytes_does(repo: Path) -> None:
     with xp.start_run() as run:
         one = run.run.log_bytes(b"{}\n", "one.json")

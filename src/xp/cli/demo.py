@@ -5,7 +5,8 @@ from typing import Any
 
 import click
 
-from xp.cli import COMMANDS, render
+from xp.cli import render
+from xp.cli.app import COMMANDS
 
 # columns of the summary table: (header, param key)
 _PARAM_COLUMNS = (("depth", "max_depth"), ("trees", "n_estimators"), ("lr", "learning_rate"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from xp.cli import COMMANDS, cli
+from xp.cli.app import COMMANDS, cli
 
 
 def _help(args: list[str]) -> str:

@@ -4,12 +4,9 @@ The library returns data; these functions only lay it out. A terminal table neve
 long cells are cut with an ellipsis and columns that do not fit are dropped by priority,
 and the caller says which were dropped, so 50 params stay readable in 100 columns.
 
-``echo`` is the CLI's one way out: run names, tags, paths and messages come from records
-other people wrote, and a terminal obeys escape sequences (an OSC can set the window title,
-write the clipboard, hide text or make a fake link). So every control character (C0 but
-newline and tab, DEL, C1, bidirectional overrides, lone surrogates) is shown as a visible
-escape such as ``\\x1b``. JSON escapes them the JSON way (exact once parsed); CSV/TSV stay
-byte-exact when piped and are escaped only on a terminal.
+``echo`` (from ``output``) is the CLI's one way out: every control character in what it
+prints is shown as a visible escape such as ``\\x1b``. JSON escapes them the JSON way (exact
+once parsed); CSV/TSV stay byte-exact when piped and are escaped only on a terminal.
 """
 
 from __future__ import annotations
@@ -27,42 +24,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import click
+from xp.cli.output import BIDI, visible
+from xp.cli.output import echo as echo  # the CLI's one way out, as render.echo
+from xp.cli.output import is_terminal as _is_terminal
 
 MAX_CELL = 24  # characters of one cell in a terminal table
 GAP = "  "
 
-# What a terminal may act on: C0 controls but newline and tab, DEL and C1 (an 8-bit CSI/OSC
-# opens a sequence on some terminals), bidirectional overrides (text that reads other than
-# it is), and lone surrogates (not encodable: they would end the command with a traceback).
-_BIDI = r"\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
-_JSON_UNSAFE = re.compile(rf"[\x7f-\x9f{_BIDI}\ud800-\udfff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def visible(text: str) -> str:
-    """``text`` with every control character shown as an escape (``\\x1b``), never obeyed."""
-    return _CONTROL.sub(_escape, text)
-
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def echo(message: str = "", *, err: bool = False, nl: bool = True, exact: bool = False) -> None:
-    """Print for the CLI (click.echo), control characters made visible; with ``exact``
-    (CSV/TSV, already-safe JSON) only when the stream is a terminal."""
-    if not exact or _is_terminal(sys.stderr if err else sys.stdout):
-        message = visible(message)
-    click.echo(message, err=err, nl=nl, color=True)  # color: click would cut CSI sequences
+_JSON_UNSAFE = re.compile(rf"[\x7f-\x9f{BIDI}\ud800-\udfff]")
 
 
 def write(pieces: Iterable[str], *, end: str = "\n", exact: bool = False) -> None:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import click
 
-from xp.cli import render
-from xp.cli.common import open_repo
-from xp.errors import InvalidValueError
-
 
 @click.command()
 @click.argument("run")
@@ -20,14 +16,6 @@ def tag(run: str, pairs: tuple[str, ...], remove: tuple[str, ...]) -> None:
     rewritten, `xp log RUN` lists who changed what and when, and xp show, xp diff and
     search_runs see the tags at once (--where "tags.reviewed = 'yes'").
     """
-    from xp.sharing.annotate import tag as do_tag
+    from xp.cli import annotate
 
-    tags = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidValueError(f"{pair!r} is not KEY=VALUE; e.g. xp tag RUN reviewed=yes")
-        tags[key] = value
-    result = do_tag(open_repo(), run=run, tags=tags, remove=remove)
-    shown = " ".join(f"{k}={v}" for k, v in result.tags.items()) or "no tags"
-    render.echo(f"run {result.run_id}: {shown}")
+    annotate.tag(run, pairs, remove)

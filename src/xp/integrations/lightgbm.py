@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
+from time import time
 from types import ModuleType
 from typing import Any
 
@@ -91,17 +93,43 @@ class XPCallback:
         # only for the best iteration, at the end
         self.history: list[Any] = []
         self._keys: dict[tuple[Any, Any], str] = {}  # names of items logged as they are
+        # (results, iteration, time) of each iteration, logged from _drained on by _drain
+        self._held: list[tuple[Any, int, float]] = []
+        self._drained = 0
+        self._draining = threading.RLock()
+        self._deferred = False
 
     def __call__(self, env: Any) -> None:
         if self.log_params and env.iteration == env.begin_iteration:
             self.session.log_params(params_of(dict(env.params or {})))
         items = env.evaluation_result_list
         self.history.append(items)
-        if not items:
-            return
-        step = env.iteration
+        if items:  # made into points in bulk, by the run's flush (Run.defer): not in the loop
+            self._held.append((items, env.iteration, time()))
+            if not self._deferred:
+                self._deferred = True
+                run = self.session.run
+                try:
+                    run.defer(self._drain)
+                except Exception:  # not an xp Run, or ended: log now
+                    self._deferred = False
+                    self._drain()
+
+    def _drain(self) -> None:
+        """Log the iterations held since the last drain, each at its own step and time.
+        Drains from the flusher thread and the training thread take turns (the run's end
+        waits for a flush under way); one re-entered from a log call goes on where the outer
+        one is, so no iteration is logged twice."""
+        with self._draining:
+            held, end = self._held, len(self._held)
+            while self._drained < end:
+                i = self._drained
+                self._drained = i + 1
+                self._log_items(*held[i])
+
+    def _log_items(self, items: Any, step: int, when: float) -> None:
         keys = self._keys
-        metrics: dict[str, float | int] = {}  # one log_metrics call: one step, one clock read
+        metrics: dict[str, float | int] = {}  # one call: one step, one time
         for item in items:  # keys made once per name
             try:
                 key = keys.get((item[0], item[1]))
@@ -110,7 +138,7 @@ class XPCallback:
             if key is None or (len(item) > 4 and item[4] is not None):
                 for other, num in self._other(item).items():
                     if other in metrics:
-                        metrics = self._log(metrics, step)
+                        metrics = self._log(metrics, step, when)
                     metrics[other] = num
                 continue
             value = item[2]
@@ -119,19 +147,19 @@ class XPCallback:
                 if value is None:
                     continue
             if key in metrics:  # two results of one name: both points are kept
-                metrics = self._log(metrics, step)
+                metrics = self._log(metrics, step, when)
             metrics[key] = value
         if metrics:
-            try:  # _log inlined: the per-iteration path
-                self.session.run.log_metrics(metrics, step)
-            except Exception:
-                self.session.log_metrics(metrics, step)
+            self._log(metrics, step, when)
 
-    def _log(self, metrics: dict[str, float | int], step: int) -> dict[str, float | int]:
+    def _log(
+        self, metrics: dict[str, float | int], step: int, when: float
+    ) -> dict[str, float | int]:
         """Log ``metrics`` at ``step`` in one call; if one cannot be logged (the run logs
         none of them then), each on its own, so only that one is missing (and said)."""
+        run = self.session.run
         try:
-            self.session.run.log_metrics(metrics, step)
+            run.log_metrics_at(metrics, step, when)
         except Exception:
             self.session.log_metrics(metrics, step)
         return {}
@@ -149,6 +177,11 @@ class XPCallback:
         """Log what is known once training is over (with the ``Booster`` from
         ``lgb.train``; none after ``lgb.cv``), and end the run if this callback started it."""
         session = self.session
+        if self._deferred:
+            self._deferred = False
+            run = session.run
+            run.undefer(self._drain)
+        self._drain()
         best = number(getattr(booster, "best_iteration", 0)) or 0
         if best > 0:
             rounds = len(self.history)

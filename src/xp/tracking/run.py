@@ -489,6 +489,8 @@ class Run:
         self._events: list[tuple[str, Any]] = []  # (kind, payload): serialized when flushed
         self._flushed_events = 0
         self._held_limit = _MAX_HELD
+        self._cache: Path | None = None
+        self._deferred: list[Callable[[], None]] = []  # see defer()
         self._io_lock = threading.Lock()
         self.status = "running"
         self.commit: str | None = None
@@ -647,8 +649,20 @@ class Run:
             for key, value in metrics.items():
                 self.log_metric(key, value, step, timestamp)
             return
+        self._log_batch(metrics, step, time.time())
+
+    def log_metrics_at(self, metrics: dict[str, float], step: int, seconds: float) -> None:
+        """``log_metrics`` at an explicit step and a time already read (seconds since the
+        epoch, as ``time.time()`` gives it): a callback that logs a framework's iterations
+        after the fact keeps each iteration's own time. All or none, as ``log_metrics``."""
+        if type(step) is not int or not -9223372036854775808 <= step <= 9223372036854775807:
+            step = values.step_value(next(iter(metrics), "metric"), step)
+        if type(seconds) is not float:
+            seconds = float(values.metric_value("time", seconds))
+        self._log_batch(metrics, step, seconds)
+
+    def _log_batch(self, metrics: dict[str, float], step: int, ts: float) -> None:
         keys = self._keys
-        ts = time.time()
         batch = []
         for key, value in metrics.items():
             if key not in keys:
@@ -769,7 +783,12 @@ class Run:
 
     @property
     def cache_dir(self) -> Path:
-        return cache.cache_dir(self.repo)
+        """The clone's cache, looked up once per run: the lookup stats three config files and
+        reads the project config, half a millisecond that an integration's end of training
+        (importances, model) paid per file."""
+        if self._cache is None:
+            self._cache = cache.cache_dir(self.repo)
+        return self._cache
 
     def _announce(self, sha: str) -> None:
         """Journal a cache object's hash before it is installed, so ``xp gc`` keeps it."""
@@ -1032,8 +1051,33 @@ class Run:
         return entry
 
     # -- journal and end -------------------------------------------------------------------
+    def defer(self, drain: Callable[[], None]) -> None:
+        """Have ``drain`` log what a framework callback held back: such a callback keeps each
+        iteration's raw results and their time (a few hundred nanoseconds inside the
+        training loop) and turns them into points in bulk when ``drain`` is called: before
+        every flush (the flusher thread's, every 0.5 s), before the run ends and before a
+        live read. So what the framework handed over is journaled as if logged at once."""
+        self._check_live()
+        self._deferred.append(drain)
+
+    def undefer(self, drain: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._deferred.remove(drain)
+
+    def _drain(self) -> None:
+        for drain in list(self._deferred):
+            try:
+                drain()
+            except Exception as exc:  # a drain says its own problems: this is a bug's
+                sys.stderr.write(
+                    f"xp: warning: run {self.id}: a framework callback's metrics were not"
+                    f" logged ({type(exc).__name__}: {exc})\n"
+                )
+
     def flush(self) -> None:
         """Append what is new since the last flush to the journal (called every 0.5 s)."""
+        if self._deferred:
+            self._drain()
         with self._io_lock:
             if self._closed or self._committing:
                 return  # a commit in progress holds the points it records (see _record)
@@ -1070,6 +1114,8 @@ class Run:
     def history(self, key: str) -> list[tuple[int, float | int, int]]:
         """The points of metric ``key`` logged so far, as ``(step, value, ms)``: for readers of
         a live run (MLflow's ``get_metric_history``, W&B's summary)."""
+        if self._deferred:
+            self._drain()
         with self._io_lock:
             spill = self.state.spill
             out = list(spill.points(key)) if spill is not None and key in spill else []
@@ -1164,6 +1210,9 @@ class Run:
             raise RunEndedError(f"run {self.id} was dropped; start a new run")
         if self.status == "running":
             end = time.time() if end_time is None else _end_time(end_time)
+            if self._deferred:  # while the run still takes points
+                self._drain()
+                self._deferred = []
             self.stop_system_metrics()  # its last sample lands in this run
             self.status = status
             self._hint_reads()

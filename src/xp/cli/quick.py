@@ -1,0 +1,36 @@
+"""The plain forms of the annotation verbs, answered before click is imported.
+
+``xp tag RUN KEY=VALUE...`` and ``xp note RUN [TEXT]`` with no option anywhere are parsed
+here (positional arguments only: nothing for click to add) and run the same bodies as the
+click commands (``annotate``), with the same error boundary (``output.ending``). Anything
+else (an option, ``--help``, a missing argument) returns None: click parses it and says
+what is wrong.
+"""
+
+from __future__ import annotations
+
+from xp.cli.output import echo, ending
+
+
+def main(args: list[str]) -> int | None:
+    """The exit code of a plain annotation command, or None when click must run it."""
+    if len(args) < 2 or args[0] not in ("tag", "note"):
+        return None
+    if any(a.startswith("-") for a in args[1:]):
+        return None
+    verb = args[0]
+    if (verb == "tag" and len(args) < 3) or (verb == "note" and len(args) > 3):
+        return None
+    from xp.cli import annotate
+
+    try:
+        if verb == "tag":
+            annotate.tag(args[1], tuple(args[2:]), ())
+        else:
+            annotate.note(args[1], args[2] if len(args) == 3 else None)
+    except (Exception, KeyboardInterrupt) as exc:
+        message, code = ending(exc)
+        if message:
+            echo(message, err=True)
+        return code
+    return 0
