@@ -674,7 +674,9 @@ class Index:
             return
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched(run_id TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM temp.touched")
-        conn.executemany("INSERT INTO temp.touched VALUES (?)", [(t,) for t in touched])
+        # in order: appends to the b-tree, and the join below reads refs_run in order (a
+        # fresh clone touches 100,000 ids: 0.9 s -> 0.5 s)
+        conn.executemany("INSERT INTO temp.touched VALUES (?)", [(t,) for t in sorted(touched)])
         best: dict[str, tuple[str, str]] = {}
         for run_id, ref, sha in conn.execute(
             "SELECT f.run_id, f.ref, coalesce(f.loose, f.packed) FROM temp.touched t"
@@ -689,10 +691,11 @@ class Index:
             )
         )
         commits = {sha: run_id for run_id, (_ref, sha) in best.items()}
-        missing = self._missing(commits)
+        rids = dict(self._rids(conn, list(commits)))  # one look-up per commit (100k at a clone)
+        missing = {c: i for c, i in commits.items() if c not in rids}
         if missing:  # refs moved again between our look and our lock: rare
             self._insert(conn, self._annotated_locked(list(iter_rows(self.repo, missing)), None))
-        rids = dict(self._rids(conn, list(commits)))
+            rids.update(self._rids(conn, list(missing)))
         conn.executemany(
             "DELETE FROM current WHERE run_id = ?", [(t,) for t in touched if t not in best]
         )
