@@ -259,6 +259,8 @@ def aligned_columns(
     ).format
 
     def lines(columns: Sequence[Sequence[str]]) -> list[str]:
+        if not columns:
+            return []  # no column kept: the caller knows how many (empty) rows
         rows = zip(*columns, strict=True)
         if all("".join(column).isascii() for column in columns):
             return [fill(*cells).rstrip() for cells in rows]

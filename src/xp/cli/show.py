@@ -414,9 +414,9 @@ def _stream_table(
         cells = [column(rows) for column in columns]
         for pos, width in texts:
             cells[pos] = clip(cells[pos], width)
-        return lines(cells)
+        return lines(cells) if cells else [""] * len(rows)
 
-    render.write([lines([[headers[i]] for i in kept])[0]])
+    render.write([lines([[headers[i]] for i in kept])[0] if kept else ""])
     render.write(itertools.chain.from_iterable(map(block, _batched(runs.rows(), 1000))))
     _hidden_note([h for i, h in enumerate(headers) if i not in kept])
 
