@@ -37,3 +37,37 @@ def test_a_row_lines_up_by_terminal_cells_whatever_its_text(row: list[str]) -> N
         assert out == expected
     else:
         assert render.cells(out) <= 8 + 5 + 6 + 2 * render.cells(render.GAP)
+
+
+_CELL = st.one_of(
+    st.text(alphabet=st.characters(codec="ascii"), max_size=30),
+    st.text(max_size=30),  # wide characters, combining marks, controls, surrogates
+    st.sampled_from(["", "-", "nan", "学习率", "🚀", "a\tb", "x" * 40]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 30), st.booleans()), min_size=1, max_size=6).flatmap(
+        lambda cols: st.tuples(
+            st.just(cols),
+            st.lists(st.lists(_CELL, min_size=len(cols), max_size=len(cols)), max_size=8),
+        )
+    )
+)
+def test_column_layout_is_the_row_layout(
+    case: tuple[list[tuple[int, bool]], list[list[str]]],
+) -> None:
+    """``xp show -a`` lays rows out column by column (clip_column, aligned_columns): the
+    same text as clip and aligned make of each row."""
+    cols, rows = case
+    widths = [w for w, _ in cols]
+    numeric = [num for _, num in cols]
+    line = render.aligned(widths, numeric)
+    columns = [[row[i] for row in rows] for i in range(len(cols))]
+    clipped = [render.clip_column(column, w) for column, w in zip(columns, widths, strict=True)]
+    assert clipped == [
+        [render.clip(t, w) for t in column] for column, w in zip(columns, widths, strict=True)
+    ]
+    expected = [line([render.clip(t, w) for t, w in zip(row, widths, strict=True)]) for row in rows]
+    assert render.aligned_columns(widths, numeric)(clipped) == expected

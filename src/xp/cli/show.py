@@ -391,12 +391,12 @@ def _stream_table(
     drop = _drop_order(attrs, value_cols, changed)
     kept = render.fit_widths(widths, render.terminal_width(), drop)
     kept_widths = [widths[i] for i in kept]
-    line = render.aligned(kept_widths, [numeric[i] for i in kept])
-    getters: list[Callable[[RunRow], str]] = []
+    lines = render.aligned_columns(kept_widths, [numeric[i] for i in kept])
+    columns: list[Callable[[list[RunRow]], list[str]]] = []
     texts: list[tuple[int, int]] = []  # (position, width) of text cells: cleaned and cut
     for pos, i in enumerate(kept):
         if i < len(attrs):
-            getters.append(_attr_getter(attrs[i]))
+            columns.append(_attr_column(attrs[i]))
             if attrs[i] not in ("created", "end_time", "duration"):
                 texts.append((pos, widths[i]))
         else:
@@ -404,40 +404,64 @@ def _stream_table(
             value_facts = facts[key]
             whole = value_facts.present == n and not value_facts.nan
             floats = whole and not value_facts.text_width and key.startswith("metrics.")
-            getters.append(_value_getter(key, precision, floats))
+            columns.append(_value_column(key, precision, floats))
             if not numeric[i]:
                 texts.append((pos, widths[i]))
-    clip = render.clip
+    clip = render.clip_column
 
-    def row_line(row: RunRow) -> str:
-        cells = [get(row) for get in getters]
+    def block(rows: list[RunRow]) -> list[str]:
+        """The lines of some rows, laid out column by column."""
+        cells = [column(rows) for column in columns]
         for pos, width in texts:
             cells[pos] = clip(cells[pos], width)
-        return line(cells)
+        return lines(cells) if cells else [""] * len(rows)
 
-    render.write([line([headers[i] for i in kept])])
-    render.write(row_line(r) for r in runs.rows())
+    render.write([lines([[headers[i]] for i in kept])[0] if kept else ""])
+    render.write(itertools.chain.from_iterable(map(block, _batched(runs.rows(), 1000))))
     _hidden_note([h for i, h in enumerate(headers) if i not in kept])
 
 
-def _attr_getter(key: str) -> Callable[[RunRow], str]:
-    """``_attr`` for one column, with times and durations formatted once per value."""
+def _batched(rows: Iterable[RunRow], n: int) -> Iterator[list[RunRow]]:
+    """``rows`` in lists of ``n``: a streamed table holds one list at a time."""
+    it = iter(rows)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
+def _attr_column(key: str) -> Callable[[list[RunRow]], list[str]]:
+    """``_attr`` of one column over many rows, times and durations formatted once per value."""
+    if key == "run_id":
+        return lambda rows: [row.run_id for row in rows]
+    if key == "name":
+        return lambda rows: [f"! {row.error}" if row.error else row.name for row in rows]
     if key not in ("created", "end_time", "duration"):
-        return lambda row: _attr(row, key, None)
+        return lambda rows: [_attr(row, key, None) for row in rows]
     field = {"created": "start", "end_time": "end", "duration": "duration"}[key]
     fmt: Callable[[float | None], str] = render.duration if key == "duration" else render.local_time
     seen: dict[float | None, str] = {}
 
-    def cached(row: RunRow) -> str:
-        value = getattr(row, field)
-        text = seen.get(value)
-        if text is None:
-            if len(seen) > 100_000:
-                seen.clear()
-            text = seen[value] = fmt(value)
-        return text
+    def text(value: float | None) -> str:
+        if len(seen) > 100_000:
+            seen.clear()
+        out = seen[value] = fmt(value)
+        return out
 
-    return cached
+    def column(rows: list[RunRow]) -> list[str]:
+        return [seen.get(v) or text(v) for v in [getattr(row, field) for row in rows]]
+
+    return column
+
+
+def _value_column(
+    key: str, precision: int | None, floats: bool
+) -> Callable[[list[RunRow]], list[str]]:
+    """``_cell`` of one column over many rows; a column of floats in every row (``floats``)
+    formats them without the general path."""
+    spec = f".{precision}g" if precision is not None else None
+    if floats and spec is not None:
+        return lambda rows: [format(row.values[key], spec) for row in rows]
+    get = _value_getter(key, precision, False)
+    return lambda rows: [get(row) for row in rows]
 
 
 def _value_getter(key: str, precision: int | None, floats: bool) -> Callable[[RunRow], str]:

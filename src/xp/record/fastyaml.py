@@ -194,7 +194,9 @@ def load_flat(data: bytes) -> dict[Any, Any] | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if _UNUSUAL.search(text):
+    # printable ASCII but newlines (what xp writes) holds nothing _UNUSUAL matches: two C
+    # scans, half the regex's cost on each of the 400,000 files of a 100k-run index build
+    if not (text.isascii() and text.replace("\n", "").isprintable()) and _UNUSUAL.search(text):
         return None
     lines = text.split("\n")
     if lines and lines[-1] == "":

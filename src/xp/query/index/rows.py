@@ -92,20 +92,6 @@ class RunRow:
     source: str | None = None  # the program that logged it: its command's first word
 
 
-_ROW_FIELDS = frozenset(RunRow.__dataclass_fields__)
-
-
-def indexed_row(**fields: Any) -> RunRow:
-    """A ``RunRow`` of every field (none left to its default), made without the frozen
-    dataclass's ``__init__``, which sets each field through ``object.__setattr__`` (4x the
-    cost; ``xp show -a`` makes 100,000 rows). Equal to ``RunRow(**fields)``."""
-    if fields.keys() != _ROW_FIELDS:
-        raise TypeError(f"indexed_row needs every field of RunRow, got {sorted(fields)}")
-    row = object.__new__(RunRow)
-    row.__dict__.update(fields)
-    return row
-
-
 # A value as the index's ``vals`` table holds it: (key, num, txt). ``num`` is the number a
 # numeric comparison sees (None for text, bools, null, lists and NaN), ``txt`` the text a
 # text comparison sees (a param's text form, a tag, a non-numeric metric). A NaN metric is

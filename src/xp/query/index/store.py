@@ -61,7 +61,7 @@ from xp.gitstore.repo import GitRepo
 from xp.query.filters import Node, SortKey
 from xp.query.index import annotated
 from xp.query.index.compile import sort_sql, where_sql
-from xp.query.index.rows import RunRow, Stored, as_row, indexed_row, iter_rows
+from xp.query.index.rows import RunRow, Stored, as_row, iter_rows
 
 # 1: JSON rows; 2: JSON rows with a CRC-32 (#10); 3: typed vals rows, CRC kept (#18);
 # 4: each run's parent, message and source, which the MLflow view reads (#12)
@@ -674,7 +674,9 @@ class Index:
             return
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched(run_id TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM temp.touched")
-        conn.executemany("INSERT INTO temp.touched VALUES (?)", [(t,) for t in touched])
+        # in order: appends to the b-tree, and the join below reads refs_run in order (a
+        # fresh clone touches 100,000 ids: 0.9 s -> 0.5 s)
+        conn.executemany("INSERT INTO temp.touched VALUES (?)", [(t,) for t in sorted(touched)])
         best: dict[str, tuple[str, str]] = {}
         for run_id, ref, sha in conn.execute(
             "SELECT f.run_id, f.ref, coalesce(f.loose, f.packed) FROM temp.touched t"
@@ -689,10 +691,11 @@ class Index:
             )
         )
         commits = {sha: run_id for run_id, (_ref, sha) in best.items()}
-        missing = self._missing(commits)
+        rids = dict(self._rids(conn, list(commits)))  # one look-up per commit (100k at a clone)
+        missing = {c: i for c, i in commits.items() if c not in rids}
         if missing:  # refs moved again between our look and our lock: rare
             self._insert(conn, self._annotated_locked(list(iter_rows(self.repo, missing)), None))
-        rids = dict(self._rids(conn, list(commits)))
+            rids.update(self._rids(conn, list(missing)))
         conn.executemany(
             "DELETE FROM current WHERE run_id = ?", [(t,) for t in touched if t not in best]
         )
@@ -837,34 +840,44 @@ class Index:
         keys: dict[int, tuple[str, ...]] = {}
         loads = _SCAN  # json.loads without its checks: the index wrote these arrays
         damaged: dict[str, str] = {}
+        new, crc = object.__new__, zlib.crc32
         for t in self.conn.execute(sql, args):
-            if _checksum(t[1], t[2], t[4], t[5], t[12], t[13]) != t[15]:
+            # _checksum inlined (the same text): one call less for each of 100k rows
+            text = f"{t[1]}\x1f{t[2]}\x1f{t[4]}\x1f{t[5]!r}\x1f{t[12]}\x1f{t[13]}"
+            if crc(text.encode(_UTF8, _SURR)) != t[15]:
                 # a damaged row: shown as its record says, and rebuilt once the read is over
                 damaged[t[1]] = t[0]
                 yield from (as_row(i, t[14]) for i in self._fresh({t[1]: t[0]}))
                 continue
             sid = t[11]
             schema = keys.get(sid) or keys.setdefault(sid, self._schema(sid))
-            yield indexed_row(
-                run_id=t[0],
-                commit=t[1],
-                name=t[2],
-                experiment=t[3],
-                status=t[4],
-                start=t[5],
-                end=t[6],
-                duration=t[7],
-                baseline=t[8],
-                branch=t[9],
-                user=t[10],
-                values=dict(zip(schema, loads(t[12], 0)[0], strict=False)),
-                error=t[13],
-                ref=t[14],
-                param_text={},
-                parent=t[16],
-                message=t[17],
-                source=t[18],
+            # Every field set without the frozen dataclass's __init__, which sets each through
+            # object.__setattr__ (4x the cost; ``xp show -a`` makes 100,000 rows). Equal to
+            # RunRow(**fields): tests/query/test_index.py checks every field is here.
+            row = new(RunRow)
+            row.__dict__.update(
+                {
+                    "run_id": t[0],
+                    "commit": t[1],
+                    "name": t[2],
+                    "experiment": t[3],
+                    "status": t[4],
+                    "start": t[5],
+                    "end": t[6],
+                    "duration": t[7],
+                    "baseline": t[8],
+                    "branch": t[9],
+                    "user": t[10],
+                    "values": dict(zip(schema, loads(t[12], 0)[0], strict=False)),
+                    "error": t[13],
+                    "ref": t[14],
+                    "param_text": {},
+                    "parent": t[16],
+                    "message": t[17],
+                    "source": t[18],
+                }
             )
+            yield row
         if damaged:
             self.replace(damaged)
 
@@ -937,13 +950,18 @@ class Index:
 
     def _table(self, sql: str, args: list[Any]) -> Table:
         rows = self.conn.execute(sql, args).fetchall()
+        crc = zlib.crc32  # _checksum inlined: one call less for each of 100k rows
         damaged = {
-            t[6]: t[0] for t in rows if _checksum(t[6], t[5], t[2], t[3], t[8], t[9]) != t[10]
+            t[6]: t[0]
+            for t in rows
+            if crc(
+                f"{t[6]}\x1f{t[5]}\x1f{t[2]}\x1f{t[3]!r}\x1f{t[8]}\x1f{t[9]}".encode(_UTF8, _SURR)
+            )
+            != t[10]
         }
         if damaged:  # read those runs from git again, then ask once more
             self.replace(damaged)
             rows = self.conn.execute(sql, args).fetchall()
-        rows = [t[:9] for t in rows]
         out = Table()
         if not rows:
             return out
@@ -1284,7 +1302,10 @@ def _checksum(
 ) -> int:
     """CRC-32 of what a row shows (a damaged SQLite page must not show another value)."""
     text = f"{commit}\x1f{name}\x1f{status}\x1f{start!r}\x1f{doc}\x1f{error}"
-    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+    return zlib.crc32(text.encode(_UTF8, _SURR))
+
+
+_UTF8, _SURR = "utf-8", "surrogatepass"
 
 
 def _stored_crc(item: Stored) -> int:
