@@ -840,11 +840,9 @@ class Index:
         keys: dict[int, tuple[str, ...]] = {}
         loads = _SCAN  # json.loads without its checks: the index wrote these arrays
         damaged: dict[str, str] = {}
-        new, crc = object.__new__, zlib.crc32
+        new = object.__new__
         for t in self.conn.execute(sql, args):
-            # _checksum inlined (the same text): one call less for each of 100k rows
-            text = f"{t[1]}\x1f{t[2]}\x1f{t[4]}\x1f{t[5]!r}\x1f{t[12]}\x1f{t[13]}"
-            if crc(text.encode(_UTF8, _SURR)) != t[15]:
+            if _checksum(t[1], t[2], t[4], t[5], t[12], t[13]) != t[15]:
                 # a damaged row: shown as its record says, and rebuilt once the read is over
                 damaged[t[1]] = t[0]
                 yield from (as_row(i, t[14]) for i in self._fresh({t[1]: t[0]}))
@@ -950,14 +948,8 @@ class Index:
 
     def _table(self, sql: str, args: list[Any]) -> Table:
         rows = self.conn.execute(sql, args).fetchall()
-        crc = zlib.crc32  # _checksum inlined: one call less for each of 100k rows
         damaged = {
-            t[6]: t[0]
-            for t in rows
-            if crc(
-                f"{t[6]}\x1f{t[5]}\x1f{t[2]}\x1f{t[3]!r}\x1f{t[8]}\x1f{t[9]}".encode(_UTF8, _SURR)
-            )
-            != t[10]
+            t[6]: t[0] for t in rows if _checksum(t[6], t[5], t[2], t[3], t[8], t[9]) != t[10]
         }
         if damaged:  # read those runs from git again, then ask once more
             self.replace(damaged)
