@@ -49,7 +49,7 @@ def test_dry_run_changes_nothing_then_maintenance_prunes_packs_and_repacks(team:
     code, out, err = xp_main("maintenance", cwd=team.b)
     assert code == 0, err
     assert "prune 1 fetched runs deleted on origin" in out
-    assert "pack 2 loose refs under refs/xp/" in out
+    assert "pack 3 loose refs under refs/xp/" in out  # first, then the pruned one goes
     assert "repack objects (incremental)" in out
     assert sorted(_fetched(team.b)) == sorted(ids[1:])
     assert _loose_xp_refs(team.b) == []
@@ -93,6 +93,16 @@ def test_an_unreachable_server_is_a_warning_and_the_rest_still_runs(team: Team) 
     assert "origin: not pruned, the server could not be asked" in err
     assert "pack 2 loose refs" in out
     assert len(_fetched(team.b)) == 2
+
+
+def test_an_empty_cache_is_not_walked_and_a_full_one_expires_by_xp_gc(team: Team) -> None:
+    _setup_b(team, 1)
+    code, out, err = xp_main("maintenance", cwd=team.b)  # b fetched runs, no artifact
+    assert code == 0, err
+    assert "expire" not in out
+    code, out, err = xp_main("maintenance", "--dry-run", cwd=team.a)  # a logged them
+    assert code == 0, err
+    assert "would expire 0 cache objects" in out  # referenced, and younger than an hour
     git(team.b, "remote", "set-url", "origin", str(team.bare))
 
 

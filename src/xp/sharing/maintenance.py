@@ -2,13 +2,14 @@
 
 Four steps, each safe while runs are being recorded and pushed in this clone:
 
-1. **Prune** the fetched copies of runs deleted on the server (``refs/xp/remotes/<r>/runs/``),
+1. **Pack refs** (first: every later step's git commands then read one file, not 100k):
+   loose ``refs/xp/`` files into ``packed-refs`` with ``gitstore.refs.pack_refs`` (the
+   packer the index uses: a busy ``packed-refs``, or a ref changing meanwhile, is skipped,
+   never overwritten).
+2. **Prune** the fetched copies of runs deleted on the server (``refs/xp/remotes/<r>/runs/``),
    as ``git fetch --prune`` would for xp's refspec: one ``git ls-remote`` per remote, then a
    compare-and-swap delete. A server that lists no run at all is left alone (an empty listing
    is more often the wrong URL, or another ref layout, than 100k deleted runs).
-2. **Pack refs**: loose ``refs/xp/`` files into ``packed-refs`` with ``gitstore.refs.pack_refs``
-   (the packer the index uses: a busy ``packed-refs``, or a ref changing meanwhile, is skipped,
-   never overwritten). At 100k runs loose refs cost a file per run to every git command.
 3. **Repack** objects: loose objects into a pack (``git repack -d``, what ``git gc --auto``
    does), and every pack into one when there are more than ``gc.autoPackLimit`` (``-A``:
    unreachable objects become loose again, never dropped). Nothing is pruned: a live run's
@@ -79,6 +80,13 @@ def _cache_size(directory: Path) -> tuple[int, int]:
     return count, size
 
 
+def _holds_files(repo: GitRepo) -> bool:
+    """Whether the cache holds any file at all (objects, objects set aside, temp files)."""
+    from xp.artifacts import cache
+
+    return any(files for _dir, _dirs, files in os.walk(cache.settings(repo).dir))
+
+
 def sizes(repo: GitRepo) -> Sizes:
     from xp.artifacts import cache
 
@@ -137,17 +145,8 @@ def maintenance(
     what each step would do and changes nothing."""
     before = sizes(repo)
     result = MaintenanceResult(before=before, after=before, dry_run=dry_run)
-    if prune:
-        for remote in remotes if remotes is not None else git_remote.names(repo):
-            gone, warning = stale_copies(repo, remote)
-            if warning:
-                result.warnings.append(warning)
-            if not gone:
-                continue
-            if not dry_run:
-                delete_refs(repo.common_dir, gone)
-            prefix = RunRef.prefix(remote)
-            result.pruned[remote] = sorted(name[len(prefix) :] for name in gone)
+    # Refs first: with 100k loose ref files every later git command (ls-remote's compare,
+    # the repack's and gc's walks of all refs) reads each file; packed, one file.
     loose = sorted(loose_refs(repo.common_dir, "refs/xp/"))
     if loose:
         if dry_run:
@@ -160,6 +159,17 @@ def maintenance(
                     "refs not packed: packed-refs is busy (a git command is writing it);"
                     " run `xp maintenance` again"
                 )
+    if prune:
+        for remote in remotes if remotes is not None else git_remote.names(repo):
+            gone, warning = stale_copies(repo, remote)
+            if warning:
+                result.warnings.append(warning)
+            if not gone:
+                continue
+            if not dry_run:
+                delete_refs(repo.common_dir, gone)
+            prefix = RunRef.prefix(remote)
+            result.pruned[remote] = sorted(name[len(prefix) :] for name in gone)
     limit = gitconfig.get(repo, "gc.autoPackLimit")
     many_packs = before.packs > (
         int(limit) if limit and limit.strip().isdigit() else AUTO_PACK_LIMIT
@@ -170,7 +180,7 @@ def maintenance(
         result.repack = "incremental"
     if result.repack and not dry_run:
         git_maintenance.repack(repo, full=result.repack == "full")
-    if cache_gc:
+    if cache_gc and _holds_files(repo):  # an empty cache: nothing to expire, no walk of runs
         from xp.artifacts.gc import gc
 
         result.cache = gc(repo, dry_run=dry_run)
