@@ -72,6 +72,8 @@ class Workload:
     # with a note saying what to install
     needs: tuple[str, ...] = ()
     needs_hint: str = ""
+    # long: left out of a run of everything; it runs when --only names it, or with --long
+    long: bool = False
 
 
 def missing_modules(names: tuple[str, ...]) -> list[str]:

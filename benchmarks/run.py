@@ -270,14 +270,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per side process")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a target is missed")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
+    ap.add_argument(
+        "--long", action="store_true", help="also the long workloads (T3), which --only names"
+    )
     return ap.parse_args(argv)
 
 
 def selected(
-    found: dict[str, tuple[str, Workload]], only: str | None
+    found: dict[str, tuple[str, Workload]], only: str | None, long: bool = False
 ) -> list[tuple[str, Workload]]:
     if not only:
-        return list(found.values())
+        return [entry for entry in found.values() if long or not entry[1].long]
     by_key = {k.lower(): v for k, v in found.items()}
     wanted = [w.strip().lower() for w in only.split(",") if w.strip()]
     unknown = [w for w in wanted if w not in by_key]
@@ -327,7 +330,7 @@ def main(argv: list[str]) -> int:
     rows: list[Row] = []
     notes: list[str] = []
     errors = 0
-    for module, wl in selected(found, args.only):
+    for module, wl in selected(found, args.only, args.long):
         missing = missing_modules(wl.needs)
         if missing:
             notes.append(f"{wl.key}: left out, needs {', '.join(missing)}; {wl.needs_hint}")

@@ -14,7 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import S3Server, SmallDisk, Team, fsck, git, moto_server, xp_main
+from tests.helpers import (
+    LIGHTTPD,
+    HttpRemote,
+    S3Server,
+    SmallDisk,
+    Team,
+    bare_http_repo,
+    fsck,
+    git,
+    http_git_server,
+    moto_server,
+    xp_main,
+)
 from tests.ui.project import Project, XpUi, build_project, xp_ui
 
 pytest_plugins = ["tests.plugin"]  # opt-in markers (slow, browser, framework) and coverage
@@ -155,6 +167,32 @@ def _moto_server() -> Iterator[str]:
     """One moto S3 server for the session (per xdist worker)."""
     with moto_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def _http_git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """One smart-HTTP git server for the session (per xdist worker): (root, base URL)."""
+    from tests.plugin import in_ci
+
+    if not os.access(LIGHTTPD, os.X_OK):
+        message = f"no web server for git http-backend: install lighttpd ({LIGHTTPD})"
+        if in_ci():  # .ci/run installs it: a skip there would hide an untested server
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("http-git") / "srv"
+    root.mkdir()
+    with http_git_server(root) as url:
+        yield root, url
+
+
+@pytest.fixture
+def http_remote(_http_git_server: tuple[Path, str], tmp_path: Path) -> Iterator[HttpRemote]:
+    """A fresh bare repository on the smart-HTTP server, pushes enabled; fsck'd afterwards."""
+    root, url = _http_git_server
+    name = f"{tmp_path.name}.git"
+    bare = bare_http_repo(root, name)
+    yield HttpRemote(f"{url}/{name}", bare)
+    fsck(bare)
 
 
 @pytest.fixture

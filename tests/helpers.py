@@ -402,3 +402,70 @@ def trainer(root: Path, **spec: object) -> Iterator[Trainer]:
         assert run_id, proc.stderr.read() if proc.stderr else ""
         journal = root / ".git" / "xp" / "journal" / f"{run_id}.journal"
         yield Trainer(proc, run_id, journal)
+
+
+LIGHTTPD = "/usr/sbin/lighttpd"
+
+
+def git_http_backend() -> str:
+    """Where this machine's git keeps ``git http-backend`` (git --exec-path)."""
+    exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout
+    return str(Path(exec_path.strip()) / "git-http-backend")
+
+
+@contextlib.contextmanager
+def http_git_server(root: Path) -> Iterator[str]:
+    """A smart-HTTP git server: Debian's lighttpd running ``git http-backend`` (CGI) on
+    127.0.0.1, serving the bare repositories in ``root`` with push enabled; yields the base
+    URL (``<url>/<name>.git``). A repository made under ``root`` later must say
+    ``http.receivepack = true`` to take pushes (``bare_http_repo`` does), as git itself asks
+    of anonymous HTTP pushes."""
+    port = free_port()
+    conf = root.parent / f"lighttpd-{port}.conf"
+    conf.write_text(
+        f'server.document-root = "{root}"\n'
+        'server.bind = "127.0.0.1"\n'
+        f"server.port = {port}\n"
+        'server.modules = ("mod_alias", "mod_setenv", "mod_cgi")\n'
+        f'server.errorlog = "{root.parent / f"lighttpd-{port}.log"}"\n'
+        f'server.upload-dirs = ("{root.parent}")\n'
+        # git's pushes send big packs in one request body: stream them to the CGI
+        "server.stream-request-body = 2\n"
+        f'alias.url = ("/git" => "{git_http_backend()}")\n'
+        '$HTTP["url"] =~ "^/git" {\n'
+        '  cgi.assign = ("" => "")\n'
+        f'  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{root}",'
+        ' "GIT_HTTP_EXPORT_ALL" => "", "GIT_CONFIG_NOSYSTEM" => "1")\n'
+        "}\n"
+    )
+    url = f"http://127.0.0.1:{port}/git"
+    with spawned(
+        [LIGHTTPD, "-D", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as proc:
+
+        def answers() -> bool:
+            assert proc.poll() is None, f"lighttpd exited {proc.returncode}: {conf}"
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(answers, "lighttpd to listen", interval=0.05)
+        yield url
+
+
+@dataclass
+class HttpRemote:
+    """A bare repository served by ``http_git_server``: its URL, and its folder."""
+
+    url: str
+    bare: Path
+
+
+def bare_http_repo(root: Path, name: str) -> Path:
+    """A bare repository under an ``http_git_server`` root that takes anonymous pushes."""
+    bare = root / name
+    git(root, "init", "-q", "--bare", "-b", "main", name)
+    git(bare, "config", "http.receivepack", "true")
+    return bare

@@ -83,3 +83,16 @@ def test_a_workload_whose_modules_are_missing_is_left_out_with_a_note(tmp_path: 
     assert proc.returncode == 0, proc.stderr
     assert "N1: left out, needs no_such_module_xp; install it" in proc.stdout
     assert json.loads((tmp_path / "r.json").read_text())["workloads"] == []
+
+
+@pytest.mark.slow
+def test_many_writers_quick_run_loses_no_run_and_no_push(tmp_path: Path) -> None:
+    # T3 is long, so a run of everything leaves it out; --only names it (issue 14 item 3)
+    out = tmp_path / "results.json"
+    proc = bench(tmp_path, "--quick", "--only", "T3", "--peers", "none", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (workload,) = json.loads(out.read_text())["workloads"]
+    assert workload["xp"]["error"] is None, workload["xp"]["error"]
+    figures = workload["xp"]["median"]
+    assert figures["failed"] == 0  # every push went through; the side checks runs and bytes
+    assert figures["push_p99"] >= figures["push_p50"] > 0

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import ROOT, Team, git, xp_main
+from tests.helpers import ROOT, Team, git, log_run, xp_main
 from xp.cli import cli
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks
@@ -319,3 +319,46 @@ def test_xps_own_pushes_of_runs_do_not_start_the_hook_in_python(
     assert legacy_log.read_text().count("legacy") == 2  # the legacy hook ran both times
     refs = git(remote, "for-each-ref", "--format=%(refname)", "refs/xp/runs/")
     assert len(refs.split()) == 1
+
+
+def test_the_pre_push_hook_loads_only_what_an_upload_takes(team: Team) -> None:
+    """Every `git push` runs the hook (issue 14: <= 0.15 CPU-s): it is dispatched without
+    click, reads the run's manifest without PyYAML, moves one object without a thread pool,
+    and leaves fsspec alone for a folder store."""
+    log_run(team.a, {"model.bin": os.urandom(100_000)})
+    head = git(team.a, "rev-parse", "HEAD").strip()
+    stdin = f"refs/heads/main {head} refs/heads/main {head}\n"
+    code = (
+        "import sys\n"
+        "from xp.cli import main\n"
+        f"code = main(['hook', 'pre-push', 'origin', {str(team.bare)!r}])\n"
+        "heavy = ('click', 'yaml', 'xp.cli.app', 'concurrent.futures', 'fsspec', 'pandas',"
+        " 'xp.sharing.registry', 'dulwich.repo', 'xp.record.model')\n"
+        "print(code, 'loaded:', [m for m in heavy if m in sys.modules])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=team.a,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "0 loaded: []", proc.stdout + proc.stderr
+    assert "xp: uploaded 1 artifact objects (100.0 kB) to store" in proc.stderr
+    assert "xp: sent 1 run to origin with this push" in proc.stderr
+    assert git(team.bare, "for-each-ref", "refs/xp/runs/").count("\n") == 1
+
+
+def test_the_pre_push_hook_outside_a_repository_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "xp", "hook", "pre-push", "origin", "url"],
+        cwd=tmp_path,
+        input="",
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("xp: error: ")

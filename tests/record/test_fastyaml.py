@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xp.record import yamlio
-from xp.record.fastyaml import dump_flat, load_flat
+from xp.record.fastyaml import dump_flat, load_entries, load_flat
 
 LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -178,3 +178,50 @@ def test_the_written_out_resolver_table_is_pyyamls_own() -> None:
         return {k: [(tag, r.pattern, r.flags) for tag, r in v] for k, v in table.items()}
 
     assert shape(resolvers()) == shape(LOADER.yaml_implicit_resolvers)
+
+
+# -- lists of flat mappings (artifacts.yaml, inputs.yaml): load_entries --------------------
+
+
+def assert_entries_agree(data: bytes) -> None:
+    fast = load_entries(data)
+    try:
+        slow = yaml.load(data, Loader=LOADER)
+    except yaml.YAMLError:
+        assert fast is None, f"PyYAML refuses {data!r}, load_entries read {fast!r}"
+        return
+    if fast is not None:
+        assert canon(fast) == canon(slow), f"{data!r}: load_entries {fast!r}, PyYAML {slow!r}"
+
+
+entries = st.lists(st.dictionaries(keys, scalars, min_size=1, max_size=4), max_size=4)
+
+
+@settings(deadline=None)
+@given(entries)
+def test_entry_lists_xp_writes_read_as_pyyaml_reads_them(value: list[dict[str, Any]]) -> None:
+    assert_entries_agree(yamlio.dump(value))
+
+
+entry_lines = (
+    st.sampled_from(["- ", "  ", "   ", "-", " "]).flatmap(
+        lambda p: st.builds("{}{}: {}".format, st.just(p), texts, texts)
+    )
+    | lines
+)
+
+
+@settings(deadline=None)
+@given(st.lists(entry_lines, max_size=8), st.booleans())
+def test_arbitrary_entry_lines_read_as_pyyaml_reads_them(body: list[str], newline: bool) -> None:
+    text = "\n".join(body) + ("\n" if newline else "")
+    assert_entries_agree(text.encode("utf-8", "surrogatepass"))
+
+
+def test_an_artifact_manifest_takes_the_fast_path() -> None:
+    sha = "ab" * 32
+    value = [
+        {"path": "model.bin", "sha256": sha, "size": 100000},
+        {"path": "a b.txt", "sha256": sha, "size": 0},
+    ]
+    assert load_entries(yamlio.dump(value)) == value

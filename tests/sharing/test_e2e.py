@@ -1,5 +1,6 @@
-"""Issue #5 end to end: a real git server (git daemon on 127.0.0.1), clones sharing runs with
-plain `git push` / `git fetch`, artifacts through a directory store or an S3 server."""
+"""Issue #5 end to end: real git servers on 127.0.0.1 (git daemon; smart HTTP, git http-backend
+behind lighttpd, issue #14), clones sharing runs with plain `git push` / `git fetch`, artifacts
+through a directory store or an S3 server."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import S3Server, free_port, fsck, git, spawned, wait_for
+from tests.helpers import HttpRemote, S3Server, free_port, fsck, git, spawned, wait_for
 
 
 def _env() -> dict[str, str]:
@@ -122,6 +123,17 @@ def test_git_daemon_directory_store(tmp_path: Path, daemon: str) -> None:
 
 def test_git_daemon_s3_store(tmp_path: Path, daemon: str, s3: S3Server) -> None:
     _share_and_check(tmp_path, daemon, [f"s3://{s3.bucket}/xp", "--endpoint-url", s3.endpoint])
+
+
+def test_smart_http_directory_store(tmp_path: Path, http_remote: HttpRemote) -> None:
+    _share_and_check(tmp_path, http_remote.url, [str(tmp_path / "store")])
+    runs = git(http_remote.bare, "for-each-ref", "--format=%(refname)", "refs/xp/runs/")
+    assert len(runs.split()) == 5  # the server itself holds the runs (fsck'd by the fixture)
+
+
+def test_smart_http_s3_store(tmp_path: Path, http_remote: HttpRemote, s3: S3Server) -> None:
+    store = [f"s3://{s3.bucket}/xp", "--endpoint-url", s3.endpoint]
+    _share_and_check(tmp_path, http_remote.url, store)
 
 
 @pytest.mark.slow

@@ -17,12 +17,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import random
-import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +28,8 @@ from xp.artifacts.remotes import RemoteSpec, get_remote
 from xp.errors import CorruptObjectError, RemoteError, XPError, missing_module
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from fsspec import AbstractFileSystem  # type: ignore[import-untyped]
 
     from xp.gitstore.repo import GitRepo
@@ -253,6 +252,8 @@ class ArtifactStore:
     def still_there(self, known: set[str]) -> bool:
         """Whether a sample of ``known`` objects (earlier pushes saw them) is on the store;
         when not, what earlier pushes saw is forgotten."""
+        import random
+
         sample = random.sample(sorted(known), min(SAMPLE, len(known)))
         if self.missing(sample):
             self.forget()
@@ -310,6 +311,8 @@ class ArtifactStore:
         return {p.rsplit("/", 1)[-1] for p in paths}
 
     def _pool(self, n: int) -> ThreadPoolExecutor:
+        from concurrent.futures import ThreadPoolExecutor
+
         return ThreadPoolExecutor(max(1, min(self.spec.jobs, n)), thread_name_prefix="xp-io")
 
     # -- transfers -----------------------------------------------------------------------
@@ -326,7 +329,7 @@ class ArtifactStore:
         else:
             _check(cache.hash_file(src)[0], sha, src)
         atomic = self.protocol in ATOMIC_PUT
-        target = final if atomic else f"{self.root}/tmp/{sha}.{secrets.token_hex(6)}"
+        target = final if atomic else f"{self.root}/tmp/{sha}.{os.urandom(6).hex()}"
         with self.errors(f"upload {sha[:12]}"):
             if getattr(fs, "async_impl", False):  # S3 and the like: watched for stalls
                 if size <= SMALL:

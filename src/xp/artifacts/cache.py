@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from xp import fsutil
 from xp.errors import ConfigError, CorruptObjectError, InvalidValueError, StorageError
-from xp.record.model import FileEntry
 
 if TYPE_CHECKING:
     from xp.gitstore.repo import GitRepo
+    from xp.record.model import FileEntry
 
 CHUNK = 1 << 20
 COPY_CHUNK = 4 << 20
@@ -357,6 +357,8 @@ def add_path(
     cache_dir: Path, src: Path, name: str, announce: Announce | None = None
 ) -> list[FileEntry]:
     """Cache a file or every file of a folder; entries are named ``name[/relpath]``."""
+    from xp.record.model import FileEntry  # PyYAML comes with it: not for a push's upload
+
     if src.is_dir():
         return [
             FileEntry(path=f"{name}/{rel}", sha256=sha, size=size)
@@ -373,6 +375,8 @@ def manifest_line(sha: str, size: int, rel: str) -> str:
 
 def parse_manifest(data: bytes, source: str) -> list[FileEntry]:
     """A folder input's manifest (``<sha256>  <size>  <relpath>`` lines) -> entries."""
+    from xp.record.model import FileEntry
+
     entries = []
     for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
         sha, _, rest = line.partition("  ")
@@ -391,6 +395,8 @@ def hash_input(
     With a cache, a folder's manifest is stored too (its name is the folder's hash), so the
     folder can be restored from the record alone.
     """
+    from xp.record.model import FileEntry
+
     if not src.is_dir():
         sha, size = add_file(cache_dir, src, announce) if cache_dir else hash_file(src)
         return FileEntry(path=name, sha256=sha, size=size)

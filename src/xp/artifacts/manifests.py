@@ -14,7 +14,7 @@ from xp import format as fmt
 from xp.artifacts import cache
 from xp.errors import ConfigError, InvalidValueError
 from xp.gitstore.repo import GitRepo
-from xp.record import yamlio
+from xp.record.fastyaml import load_entries
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,11 @@ def cat_files(repo: GitRepo, specs: list[str]) -> dict[str, bytes]:
 
 
 def parse_entries(data: bytes, source: str) -> list[dict[str, object]]:
-    value = yamlio.load(data, source)
+    value: object = load_entries(data)  # what PyYAML reads, without importing it
+    if value is None:
+        from xp.record import yamlio
+
+        value = yamlio.load(data, source)
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(d, dict) for d in value):

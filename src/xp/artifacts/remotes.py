@@ -15,7 +15,6 @@ from xp import format as fmt
 from xp import fsutil
 from xp.config import load_config, strip_keys
 from xp.errors import ConfigError, RemoteError, StorageError, missing_module
-from xp.record import yamlio
 
 if TYPE_CHECKING:
     from xp.gitstore.repo import GitRepo
@@ -206,6 +205,8 @@ _COMMENT = "# Artifact stores for xp push/get, edited by `xp remote`; see docs/a
 
 
 def _write_remotes(repo: GitRepo, remotes: dict[str, RemoteSpec], default: str | None) -> None:
+    from xp.record import yamlio  # only `xp remote` writes: reading remotes needs no PyYAML
+
     path = repo.worktree / fmt.CONFIG_PATH
     try:
         text = path.read_text() if path.exists() else ""

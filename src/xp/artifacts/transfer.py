@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total), called from any thread
@@ -61,6 +60,13 @@ def transfer(
         progress(0, total)
     # Small objects first: an interrupted transfer keeps as many finished objects as it can.
     ordered = sorted(items, key=lambda i: (i[1], i[0]))
+    if len(ordered) <= 1 or jobs <= 1:
+        # one object (a hook's push of one new run): no pool, nor concurrent.futures' import
+        for item in ordered:
+            one(item)
+        return result
+    from concurrent.futures import ThreadPoolExecutor
+
     pool = ThreadPoolExecutor(max(1, min(jobs, len(items) or 1)), "xp-transfer")
     try:
         for future in [pool.submit(one, item) for item in ordered]:

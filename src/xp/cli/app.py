@@ -47,6 +47,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "remote": ("xp.cli.remote", "remote", "Manage artifact remotes (folder, s3://...)."),
     "rm": ("xp.cli.rm", "rm", "Delete runs here (and on a git remote)."),
     "gc": ("xp.cli.gc", "gc", "Delete cached artifacts nothing refers to."),
+    "maintenance": (
+        "xp.cli.maintenance",
+        "maintenance",
+        "Keep a long-lived clone fast: prune, pack refs, repack, expire cache.",
+    ),
     "import": ("xp.cli.importing", "import_", "Make runs from TensorBoard files or MLflow."),
     "export": ("xp.cli.exporting", "export", "Write runs as TensorBoard files or to MLflow."),
     "bisect": ("xp.cli.bisect", "bisect", "Find the first commit on which a metric got worse."),

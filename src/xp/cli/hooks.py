@@ -8,7 +8,6 @@ import click
 
 from xp.cli import render
 from xp.cli.progress import progress_bar
-from xp.config import human_size
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks
 
@@ -69,33 +68,15 @@ def hook(name: str, args: tuple[str, ...]) -> None:
     elif name == "pre-push":
         remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME", "origin")
         stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+        from xp.cli.hook_pre_push import report
         from xp.hooks.pre_push import pre_push
 
         with progress_bar("uploading artifacts") as bar:
             result = pre_push(repo, remote=remote, stdin_text=stdin, progress=bar)
         if result is None:
             return
-        upload = result.upload
-        if upload is not None and upload.objects:
-            render.echo(
-                f"xp: uploaded {upload.objects} artifact objects ({human_size(upload.bytes)})"
-                f" to {upload.store}",
-                err=True,
-            )
-        sent = [
-            f"{n} {what}{'s' if n != 1 else ''}"
-            for n, what in (
-                (result.runs, "run"),
-                (result.tags, "registry tag"),
-                (result.chains, "monitoring chain"),
-                (result.annotations, "annotation ref"),
-            )
-            if n
-        ]
-        if sent:
-            render.echo(f"xp: sent {', '.join(sent)} to {remote} with this push", err=True)
-        for ref, reason in result.rejected:
-            render.echo(f"xp: {remote} refused {ref} ({reason}); see `xp push`", err=True)
+        for line in report(result, remote):
+            render.echo(line, err=True)
     else:
         new_head = args[1] if len(args) > 1 else os.environ.get("PRE_COMMIT_TO_REF", "HEAD")
         flag = args[2] if len(args) > 2 else os.environ.get("PRE_COMMIT_CHECKOUT_TYPE", "1")

@@ -7,9 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from xp.artifacts.transfer import Progress
 from xp.config import human_size
+
+if TYPE_CHECKING:
+    from xp.artifacts.transfer import Progress
 
 
 class Bar:

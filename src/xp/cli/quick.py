@@ -1,4 +1,5 @@
-"""The plain forms of the annotation verbs, answered before click is imported.
+"""The plain forms of the annotation verbs, and ``xp hook pre-push``, answered before click
+is imported.
 
 ``xp tag RUN KEY=VALUE...`` and ``xp note RUN [TEXT]`` with no option anywhere are parsed
 here (positional arguments only: nothing for click to add) and run the same bodies as the
@@ -13,7 +14,12 @@ from xp.cli.output import echo, ending
 
 
 def main(args: list[str]) -> int | None:
-    """The exit code of a plain annotation command, or None when click must run it."""
+    """The exit code of a plain annotation command (or of the pre-push hook: every
+    ``git push`` runs it), or None when click must run it."""
+    if args[:2] == ["hook", "pre-push"]:
+        from xp.cli import hook_pre_push
+
+        return hook_pre_push.main(args[2:])
     if len(args) < 2 or args[0] not in ("tag", "note"):
         return None
     if any(a.startswith("-") for a in args[1:]):

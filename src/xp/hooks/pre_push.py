@@ -109,6 +109,11 @@ def carries_runs(lines: list[PushLine]) -> bool:
 
 
 def _registry_tags(repo: GitRepo) -> list[str]:
+    from xp.gitstore.refs import list_refs
+
+    # Most pushes carry no registry tag: a glance at the refs (files, no git process) first.
+    if not any("@" in name or "#" in name for name in list_refs(repo.common_dir, "refs/tags/")):
+        return []
     from xp.sharing.registry import TAG_RE
 
     return [t.name for t in tags.annotated(repo) if TAG_RE.match(t.name)]

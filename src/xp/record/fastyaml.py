@@ -248,6 +248,45 @@ def load_flat(data: bytes) -> dict[Any, Any] | None:
     return out
 
 
+def load_entries(data: bytes) -> list[dict[Any, Any]] | None:
+    """The list of flat mappings in ``data`` (``artifacts.yaml``, ``inputs.yaml``: ``- key:
+    value`` then ``  key: value`` lines, as xp writes them); None means "ask PyYAML". Read so
+    that a pre-push hook need not import PyYAML to learn which objects a run refers to."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if _UNUSUAL.search(text):
+        return None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return None
+    out: list[dict[Any, Any]] = []
+    try:
+        for line in lines:
+            if line.startswith("- "):
+                entry: dict[Any, Any] = {}
+                out.append(entry)
+                body = line[2:]
+            elif line.startswith("  ") and out:
+                body = line[2:]
+            else:
+                raise _Unsure
+            key_text, sep, value_text = body.partition(": ")
+            if not sep or not key_text or key_text != key_text.strip():
+                raise _Unsure  # `key:` (null or a nested block), an empty key: PyYAML's
+            key = _scalar(key_text)
+            value = _scalar(value_text)
+            if isinstance(key, (list, dict)) or isinstance(value, (list, dict)) or key in entry:
+                raise _Unsure
+            out[-1][key] = value
+    except _Unsure:
+        return None
+    return out
+
+
 # -- writing ---------------------------------------------------------------------------------
 # The mirror image: the flat mappings every run writes (params, metrics, tags, meta) dumped
 # without PyYAML's representer, which costs ~0.15 ms a file (a third of a run's CPU). Only
