@@ -93,7 +93,13 @@ def test_m4_with_every_point_at_one_step() -> None:
     assert len(got) < 100
 
 
-@given(st.lists(values, max_size=60), st.floats(min_value=0, max_value=0.999))
+# Finite values within 1e300 of zero: at the edge of the float range the debiasing division
+# overflows to inf or not depending on one ulp of ``1 - w**n`` (numpy's power and Python's
+# differ there), which says nothing about the smoothing.
+_ema_values = values.filter(lambda v: not math.isfinite(v) or abs(v) <= 1e300)
+
+
+@given(st.lists(_ema_values, max_size=60), st.floats(min_value=0, max_value=0.999))
 def test_ema_is_tensorboards_debiased_average(ys: list[float], weight: float) -> None:
     got = ema(np.array(ys, dtype=np.float64), weight)
     last, n = 0.0, 0
