@@ -138,3 +138,21 @@ def test_the_run_ending_first_logs_what_the_callback_held(repo: Path) -> None:
         lgb.train(PARAMS, train, 3, valid_sets=[valid], valid_names=["valid"], callbacks=[cb])
     # no cb.finish(): the run's end drained the held iterations
     assert [s for s, _v, _t in _run().record.series["valid-l2"]] == [0, 1, 2]
+
+
+def test_a_finished_callback_is_drained_by_the_next_flush_then_forgotten(repo: Path) -> None:
+    """``finish`` leaves what is held to the run's next flush (off the training's path);
+    once drained, the run lets go of the callback (a run training many models holds none)."""
+    from xp.integrations.lightgbm import XPCallback
+
+    train, valid = _data()
+    with xp.start_run() as active:
+        run = active.run
+        for _ in range(2):  # the same callback, two trainings
+            cb = XPCallback(log_model=False)
+            bst = lgb.train(PARAMS, train, 3, valid_sets=[valid], valid_names=["valid"],
+                            callbacks=[cb])  # fmt: skip
+            cb.finish(bst)
+            run.flush()
+            assert run._deferred == []
+        assert [s for s, _v, _t in run.history("valid-l2")] == [0, 1, 2, 0, 1, 2]

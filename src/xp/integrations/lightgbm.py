@@ -97,7 +97,8 @@ class XPCallback:
         self._held: list[tuple[Any, int, float]] = []
         self._drained = 0
         self._draining = threading.RLock()
-        self._deferred = False
+        self._deferred: Any = None  # the run whose flushes drain this callback
+        self._finished = False
 
     def __call__(self, env: Any) -> None:
         if self.log_params and env.iteration == env.begin_iteration:
@@ -106,14 +107,15 @@ class XPCallback:
         self.history.append(items)
         if items:  # made into points in bulk, by the run's flush (Run.defer): not in the loop
             self._held.append((items, env.iteration, time()))
-            if not self._deferred:
-                self._deferred = True
+            run = self._deferred
+            if run is None or run.status != "running":  # first, or that run ended meanwhile
                 run = self.session.run
                 try:
                     run.defer(self._drain)
                 except Exception:  # not an xp Run, or ended: log now
-                    self._deferred = False
                     self._drain()
+                else:
+                    self._deferred = run
 
     def _drain(self) -> None:
         """Log the iterations held since the last drain, each at its own step and time.
@@ -122,12 +124,18 @@ class XPCallback:
         one is, so no iteration is logged twice."""
         with self._draining:
             held, end = self._held, len(self._held)
+            # the run the iterations were held for, even once the session let go of it
+            into = self._deferred if self._deferred is not None else self.session.run
             while self._drained < end:
                 i = self._drained
                 self._drained = i + 1
-                self._log_items(*held[i])
+                self._log_items(into, *held[i])
+            run = self._deferred
+            if self._finished and run is not None and self._drained == len(held):
+                self._deferred = None  # all logged: the run forgets this callback
+                run.undefer(self._drain)
 
-    def _log_items(self, items: Any, step: int, when: float) -> None:
+    def _log_items(self, run: Any, items: Any, step: int, when: float) -> None:
         keys = self._keys
         metrics: dict[str, float | int] = {}  # one call: one step, one time
         for item in items:  # keys made once per name
@@ -138,7 +146,7 @@ class XPCallback:
             if key is None or (len(item) > 4 and item[4] is not None):
                 for other, num in self._other(item).items():
                     if other in metrics:
-                        metrics = self._log(metrics, step, when)
+                        metrics = self._log(run, metrics, step, when)
                     metrics[other] = num
                 continue
             value = item[2]
@@ -147,21 +155,24 @@ class XPCallback:
                 if value is None:
                     continue
             if key in metrics:  # two results of one name: both points are kept
-                metrics = self._log(metrics, step, when)
+                metrics = self._log(run, metrics, step, when)
             metrics[key] = value
         if metrics:
-            self._log(metrics, step, when)
+            self._log(run, metrics, step, when)
 
     def _log(
-        self, metrics: dict[str, float | int], step: int, when: float
+        self, run: Any, metrics: dict[str, float | int], step: int, when: float
     ) -> dict[str, float | int]:
         """Log ``metrics`` at ``step`` in one call; if one cannot be logged (the run logs
         none of them then), each on its own, so only that one is missing (and said)."""
-        run = self.session.run
         try:
             run.log_metrics_at(metrics, step, when)
         except Exception:
-            self.session.log_metrics(metrics, step)
+            for key, value in metrics.items():
+                try:
+                    run.log_metric(key, value, step)
+                except Exception as exc:
+                    self.session.warn(f"metric {key!r}", exc)
         return {}
 
     def _other(self, item: Any) -> dict[str, float | int]:
@@ -177,13 +188,11 @@ class XPCallback:
         """Log what is known once training is over (with the ``Booster`` from
         ``lgb.train``; none after ``lgb.cv``), and end the run if this callback started it."""
         session = self.session
-        if self._deferred:
-            self._deferred = False
-            run = session.run
-            run.undefer(self._drain)
-        self._drain()
+        self._finished = True  # what is held is left to the run's next flush, which is off
+        # the training's path (or to the run's end, when this callback ends it)
         best = number(getattr(booster, "best_iteration", 0)) or 0
         if best > 0:
+            self._drain()  # first: the best round's values go one step after the last
             rounds = len(self.history)
             index = int(best) - 1  # LightGBM counts from 1
             boosting.log_early_stopping(
