@@ -47,11 +47,22 @@ def _porcelain(text: str) -> list[RefUpdate]:
 
 
 def push(
-    repo: GitRepo, remote: str, refspecs: list[str], *, env: dict[str, str] | None = None
+    repo: GitRepo,
+    remote: str,
+    refspecs: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    leases: dict[str, str | None] | None = None,
 ) -> list[RefUpdate]:
     """Push ``refspecs``; every ref's outcome, rejections included. Raises when git failed
-    without telling about any ref (the remote could not be reached or written)."""
-    args = ("push", "--porcelain", remote, *refspecs)
+    without telling about any ref (the remote could not be reached or written).
+
+    ``leases`` (remote ref -> the value it must still have, None: absent) make the push
+    atomic and compare-and-swap: all refs move or none, and a ref someone else moved since
+    is rejected (``stale info``) instead of overwritten."""
+    lease_args = [f"--force-with-lease={ref}:{sha or ''}" for ref, sha in (leases or {}).items()]
+    atomic = ["--atomic"] if leases else []
+    args = ("push", "--porcelain", *atomic, *lease_args, remote, *refspecs)
     proc = repo.git(*args, env=env, check=False)
     rows = _porcelain(proc.stdout.decode(errors="replace"))
     if proc.returncode != 0 and not any(r.rejected for r in rows):
@@ -67,9 +78,10 @@ def fetch(repo: GitRepo, remote: str, refspecs: list[str]) -> None:
         raise git_failure(args, proc, "check the remote's URL and your access", remote)
 
 
-def ls_remote(repo: GitRepo, remote: str, pattern: str) -> dict[str, str]:
-    """Refs the remote has matching ``pattern`` (one round trip): name -> sha."""
-    args = ("ls-remote", "--refs", remote, pattern)
+def ls_remote(repo: GitRepo, remote: str, pattern: str, *more: str) -> dict[str, str]:
+    """Refs the remote has matching ``pattern`` (or any of ``more``; one round trip):
+    name -> sha."""
+    args = ("ls-remote", "--refs", remote, pattern, *more)
     proc = repo.git(*args, check=False)
     if proc.returncode != 0:
         raise git_failure(args, proc, "check the remote's URL and your access", remote)

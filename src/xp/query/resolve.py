@@ -49,14 +49,23 @@ def _best(refs: dict[str, str]) -> dict[str, RunEntry]:
 
 
 def runs_by_id(repo: GitRepo) -> dict[str, RunEntry]:
-    """Run id -> its ref, for every run (this lists every ref: to find one run, ``find``)."""
-    return _best(list_refs(repo.common_dir, "refs/xp/"))
+    """Run id -> its ref, for every run (this lists every ref: to find one run, ``find``).
+    Runs a fetched catalog lists count as fetched copies (and win over a format-1 copy of
+    the same name: after a migration that one is stale)."""
+    from xp.gitstore import catalog
+
+    refs = list_refs(repo.common_dir, "refs/xp/")
+    refs.update(catalog.remote_runs(repo))
+    return _best(refs)
 
 
 def find(repo: GitRepo, run_id: str) -> RunEntry | None:
     """The ref of run ``run_id`` (local over fetched), in a few lookups whatever the count."""
-    found = _best(find_run(repo.common_dir, run_id)).get(run_id)
-    return found
+    from xp.gitstore import catalog
+
+    refs = find_run(repo.common_dir, run_id)
+    refs.update(catalog.find(repo, run_id))
+    return _best(refs).get(run_id)
 
 
 def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRecord | None:
