@@ -480,8 +480,16 @@ def server_runs(where: Path | str) -> dict[str, str]:
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["git", "init", "-q", "--bare", tmp], check=True)
             subprocess.run(
-                ["git", "-C", tmp, "fetch", "-q", where, "+refs/xp/catalog/*:refs/xp/catalog/*",
-                 "+refs/xp/runs/*:refs/xp/runs/*"],
+                [
+                    "git",
+                    "-C",
+                    tmp,
+                    "fetch",
+                    "-q",
+                    where,
+                    "+refs/xp/catalog/*:refs/xp/catalog/*",
+                    "+refs/xp/runs/*:refs/xp/runs/*",
+                ],
                 check=True,
                 capture_output=True,
             )

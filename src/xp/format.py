@@ -17,6 +17,9 @@ from xp.errors import InvalidKeyError, InvalidValueError
 # each (issue 14; docs/format.md, section 1). An xp that reads only 1 refuses a format-2 project.
 FORMAT_VERSION = 2
 CATALOG_FORMAT = 2  # the first project format whose runs a git remote holds in the catalog
+# What a run record's meta.yaml says: records did not change in format 2, so a new xp in a
+# format-1 project still writes runs an older xp reads.
+RECORD_FORMAT = 1
 
 RUNS_PREFIX = "refs/xp/runs/"
 REMOTES_PREFIX = "refs/xp/remotes/"

@@ -95,6 +95,7 @@ def test_push_selected_runs_and_fetched_copies(team: Team, tmp_path: Path) -> No
     code, _out, err = xp_main("push", "mirror", r1, cwd=team.b)
     assert code == 0, err
     assert list(server_runs(other)) == [r1]
+    assert r2 not in server_runs(other)
 
 
 def test_interrupted_push_resumes_without_resending(team: Team) -> None:

@@ -411,6 +411,8 @@ def push(
         push_refs(repo, name, [f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"], result)
     push_annotations(repo, name, result)
     if not selected:
+        if catalog_layout and not runs:  # a format-1 remote is migrated even so
+            result.migrated = publish(repo, remote=name).migrated
         return result
     if artifacts:
         commits = sorted(set(selected.values()))
