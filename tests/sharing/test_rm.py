@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import xp
 from tests.helpers import Team, git, log_run, one_line_error, server_runs, xp_main
 
 
@@ -19,6 +20,10 @@ def test_rm_handles_packed_refs_and_fetched_copies(team: Team) -> None:
     refs = git(team.a, "for-each-ref", "--format=%(refname)", "refs/xp/").split()
     assert [r for r in refs if "/catalog/" not in r] == [f"refs/xp/runs/{r2}"]
     assert r1 in server_runs(team.bare)  # remote untouched
+    # the fetched catalog no longer lists it here either, until the next fetch
+    assert {r.id for r in xp.list_runs(team.a)} == {r2}
+    git(team.a, "fetch", "-q", "origin", "+refs/xp/catalog/*:refs/xp/remotes/origin/catalog/*")
+    assert {r.id for r in xp.list_runs(team.a)} == {r1, r2}
 
 
 def test_rm_on_the_git_remote(team: Team) -> None:

@@ -270,3 +270,35 @@ def listed(repo: GitRepo, remote: str, run_ids: Iterable[str]) -> dict[str, str]
     for read in read_buckets(repo, tips).values() if tips else ():
         out.update({i: s for i, s in read.entries.items() if i in wanted})
     return out
+
+
+def forget(repo: GitRepo, run_ids: Iterable[str]) -> list[str]:
+    """Drop ``run_ids`` from this clone's fetched buckets (``xp rm`` without ``--remote``: as
+    deleting a fetched per-run copy did, until the next fetch brings the remote's bucket back).
+    Each bucket moves by compare-and-swap to a local commit listing the rest (whose parents
+    keep them reachable here); the copy refs forgotten."""
+    from xp.gitstore.refs import delete_refs, update_ref
+
+    wanted = {i for i in run_ids if fmt.is_run_id(i)}
+    buckets = {fmt.bucket_of(i) for i in wanted}
+    tips = {
+        name: sha
+        for name, sha in tracking_buckets(repo.common_dir).items()
+        if split_tracking(name)[1] in buckets
+    }
+    forgotten: list[str] = []
+    for name, read in (read_buckets(repo, tips) if tips else {}).items():
+        gone = sorted(wanted & read.entries.keys())
+        if not gone:
+            continue
+        rest = {i: s for i, s in read.entries.items() if i not in wanted}
+        if rest:
+            parents = sorted(present(repo, rest.values()))
+            message = f"xp catalog {split_tracking(name)[1]}: -{len(gone)} runs (here only)"
+            new = write_bucket(repo, entries=rest, parents=parents, message=message)
+            update_ref(repo.common_dir, name, new, read.tip)
+        else:
+            delete_refs(repo.common_dir, {name: read.tip})
+        remote = split_tracking(name)[0]
+        forgotten += [str(fmt.RunRef(i, remote)) for i in gone]
+    return forgotten

@@ -29,6 +29,7 @@ from xp.gitstore import remote as git_remote
 from xp.gitstore.refs import delete_refs, list_refs, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 
+_NOTHING = "refs/xp/migrating-from-nothing/"  # never holds a ref: pruning from it deletes all
 TRIES = 8  # pushes before a race is reported (each after a jittered, growing wait)
 _RACE_WORDS = (
     "stale info",
@@ -141,13 +142,21 @@ def _attempt(
     refspecs: list[str] = []
     leases: dict[str, str | None] = {}
     new_tips: dict[str, str | None] = {}  # bucket -> its new tip (None: deleted)
+    by_bucket: dict[str, tuple[dict[str, str], dict[str, str], list[str]]] = {
+        b: ({}, {}, []) for b in touched
+    }
+    for run_id, sha in runs.items():
+        by_bucket[fmt.bucket_of(run_id)][0][run_id] = sha
+    for run_id, sha in old.items():
+        by_bucket[fmt.bucket_of(run_id)][1][run_id] = sha
+    for run_id in removing:
+        by_bucket[fmt.bucket_of(run_id)][2].append(run_id)
     for bucket in sorted(touched):
         base = server.get(bucket)
         read = reads.get(catalog.bucket_ref(bucket))
         entries = dict(read.entries) if read is not None else {}
         added: list[str] = []
-        mine = {i: s for i, s in runs.items() if fmt.bucket_of(i) == bucket}
-        theirs = {i: s for i, s in old.items() if fmt.bucket_of(i) == bucket}
+        mine, theirs, dropping = by_bucket[bucket]
         checks = [(entries[i], s) for i, s in {**theirs, **mine}.items() if i in entries]
         checks += [(s, entries[i]) for i, s in mine.items() if i in entries]
         forward = catalog.ancestors(repo, [(a, b) for a, b in checks if a != b])
@@ -171,13 +180,14 @@ def _attempt(
                         "non-fast-forward: the remote's run is not an ancestor of yours",
                     )
                 )
-        gone = [i for i in removing if fmt.bucket_of(i) == bucket and i in entries]
+        gone = [i for i in dropping if i in entries]
         for run_id in gone:
             del entries[run_id]
         result.removed += gone
-        for run_id in theirs:
-            refspecs.append(f":{fmt.RunRef(run_id)}")
-            leases[str(fmt.RunRef(run_id))] = old[run_id]
+        if not migrate:  # a few runs being removed: each deletion leased on what was read
+            for run_id in theirs:
+                refspecs.append(f":{fmt.RunRef(run_id)}")
+                leases[str(fmt.RunRef(run_id))] = old[run_id]
         result.migrated += len(set(theirs) - removing)
         if not added and not gone:
             continue
@@ -198,11 +208,21 @@ def _attempt(
         refspecs.append(f"{tip}:{ref}")
         leases[ref] = base
         new_tips[bucket] = tip
+    prune = migrate and bool(old)
+    if prune:
+        # Every per-run ref goes in the same atomic push, by pruning from a namespace that is
+        # empty here (one refspec per ref would cost git minutes at 100k refs). Each deletion
+        # is checked against the value git's own ref listing showed just before it pushes; a
+        # ref an older xp created after our read is deleted unread, and that xp pushes its
+        # runs again with its next push (it sends every refs/xp/runs/*), to be folded in then.
+        refspecs.append(f"{_NOTHING}*:{fmt.RUNS_PREFIX}*")
     if not refspecs:
         return True
     from xp.sharing.push_pull import NESTED_PUSH_ENV
 
-    rows = git_remote.push(repo, remote, refspecs, env=NESTED_PUSH_ENV, leases=leases)
+    rows = git_remote.push(
+        repo, remote, refspecs, env=NESTED_PUSH_ENV, leases=leases or None, prune=prune
+    )
     refused = [r for r in rows if r.rejected]
     if refused:
         if all(_is_race(r.reason) for r in refused):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from xp.errors import RefRejectedError
 from xp.format import RunRef
+from xp.gitstore import catalog
 from xp.gitstore import remote as git_remote
 from xp.gitstore.refs import delete_refs, list_refs
 from xp.gitstore.repo import GitRepo
@@ -82,4 +83,5 @@ def remove_runs(repo: GitRepo, *, runs: list[str], remote: str | None = None) ->
                 if ref not in now:
                     del expected[ref]
     delete_refs(repo.common_dir, expected)
+    result.refs = sorted({*result.refs, *catalog.forget(repo, ids)})
     return result
