@@ -44,6 +44,14 @@ with xp.start_run(name="seed", params={"lr": 0.01, "depth": 6}):
 """
 
 
+FIVE_RUNS = """
+import xp
+for i in range(5):
+    with xp.start_run(name=f"five-{i}"):
+        xp.log_metric("acc", i / 10)
+"""
+
+
 def env() -> dict[str, str]:
     return {**child_env(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -168,6 +176,11 @@ def user_side(work: Path, url: str, protocol: int, label: str) -> dict[str, floa
     )
     out["show_first"] = xp(clone, "show", "-n", "3")
     out["show_next"] = min(xp(clone, "show", "-n", "3") for _ in range(3))
+    if protocol == 2:  # xp push of 5 new runs from this clone, then with nothing new
+        (clone / "five.py").write_text(FIVE_RUNS)
+        subprocess.run([sys.executable, "five.py"], cwd=clone, env=env(), check=True)
+        out["push5"] = xp(clone, "push")
+        out["push_noop"] = xp(clone, "push")
     shutil.rmtree(clone)
     return out
 
@@ -241,6 +254,8 @@ ROWS = (
     ("no-op git fetch with xp's refspecs", "noop_fetch"),
     ("first `xp show -n 3` after that fetch", "show_first"),
     ("next `xp show -n 3`", "show_next"),
+    ("`xp push` of 5 new runs from that clone (v2)", "push5"),
+    ("`xp push` with nothing new (v2)", "push_noop"),
     ("colleague: plain clone", "plain_clone"),
     ("colleague: no-op fetch", "plain_fetch"),
     ("colleague: push a new branch", "plain_push"),
@@ -258,9 +273,10 @@ def table(results: dict[int, dict[str, float]]) -> str:
             for n in sizes:
                 r = results[n]
                 v0, v2 = r.get(f"{layout}_{key}_v0"), r.get(f"{layout}_{key}_v2")
-                cells.append(" / ".join(f"{v:.2f}" for v in (v0, v2) if v is not None))
+                cells.append(" / ".join(f"{v:.2f}" for v in (v0, v2) if v is not None) or "-")
             name = {"base": "no xp refs", "old": "per-run refs", "new": "catalog"}[layout]
-            lines.append(f"| {label} (v0 / v2, s) | {name} | " + " | ".join(cells) + " |")
+            unit = " (s)" if "(v2)" in label else " (v0 / v2, s)"
+            lines.append(f"| {label}{unit} | {name} | " + " | ".join(cells) + " |")
     for label, key in (("server `git gc` (s)", "gc"),):
         for layout in ("old", "new"):
             name = {"old": "per-run refs", "new": "catalog"}[layout]

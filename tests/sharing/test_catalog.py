@@ -60,6 +60,13 @@ def test_push_lists_runs_in_buckets_of_gitlinks_and_server_gc_keeps_them(team: T
     code, out, err = xp_main("diff", ids[0], ids[1], cwd=team.b)  # resolves by id
     assert code == 0, err
     assert xp.get_run(ids[2], team.b).metrics == {"acc": 0.5}
+    # a bundle names a catalog run by the copy ref it stands for, made only while it bundles
+    bundle = team.b.parent / "runs.tar"
+    code, _out, err = xp_main("bundle", "create", str(bundle), ids[0], cwd=team.b)
+    assert code == 0, err
+    assert "refs/xp/remotes/origin/runs/" not in git(team.b, "for-each-ref")
+    code, _out, err = xp_main("bundle", "import", str(bundle), cwd=team.a)
+    assert code == 0, err
 
 
 def test_again_and_moved_runs_and_a_non_fast_forward_is_refused(team: Team) -> None:

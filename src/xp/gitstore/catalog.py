@@ -65,29 +65,8 @@ def tracking_buckets(common_dir: Path) -> dict[str, str]:
     Found without listing any remote's ``runs`` folder (format 1 copies, maybe 100k files)
     nor reading its slice of packed-refs: one jump over each such slice."""
     out: dict[str, str] = {}
-    base = fmt.REMOTES_PREFIX.encode()
     with PackedRefs(common_dir) as packed:
-        if not packed.sorted:
-            out.update(
-                {k: v for k, v in packed.under(fmt.REMOTES_PREFIX).items() if _is_tracking(k)}
-            )
-        else:
-            pos = packed._lower_bound(base)
-            while pos < len(packed.data):
-                _start, end, name = packed._record_at(pos)
-                if not name.startswith(base):
-                    break
-                text = name.decode("utf-8", "surrogateescape")
-                remote, sep, _rest = text[len(fmt.REMOTES_PREFIX) :].rpartition("/runs/")
-                if sep and remote:  # skip this remote's runs in one jump
-                    folder = (fmt.REMOTES_PREFIX + remote + "/runs/").encode()
-                    pos = max(packed._lower_bound(folder + b"\xff"), end)
-                    continue
-                if _is_tracking(text):
-                    sha = packed.get(text)
-                    if sha is not None:
-                        out[text] = sha
-                pos = end
+        out.update(packed.beside_runs(fmt.REMOTES_PREFIX, _is_tracking))
     stack = [fmt.REMOTES_PREFIX.rstrip("/")]
     while stack:
         path = stack.pop()
