@@ -129,6 +129,9 @@ def fast_import(server: Path, seed: Path, run: str, n: int) -> list[str]:
     )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.decode()[-500:])
+    # A server that has been up is packed, with deltas (git gc / git's auto gc): without that
+    # every clone would pay a fresh delta search over all N runs' objects.
+    git(server, "repack", "-a", "-d", "-q")
     git(server, "pack-refs", "--all")
     return ids
 
@@ -233,6 +236,7 @@ def measure(work: Path, n: int, protocols: tuple[int, ...] = (0, 2)) -> dict[str
         if left:
             raise RuntimeError(f"{left} per-run refs left after the migration")
         shutil.rmtree(mig)
+        git(base / "new.git", "repack", "-a", "-d", "-q")  # as the old one is
         for protocol in protocols:
             for label in ("old", "new"):
                 figures = user_side(work, daemon.url(f"{label}.git"), protocol, label)

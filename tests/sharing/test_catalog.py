@@ -59,6 +59,9 @@ def test_push_lists_runs_in_buckets_of_gitlinks_and_server_gc_keeps_them(team: T
     assert {r.id for r in xp.list_runs(team.b)} == set(ids)
     code, out, err = xp_main("diff", ids[0], ids[1], cwd=team.b)  # resolves by id
     assert code == 0, err
+    copy = f"refs/xp/remotes/origin/runs/{ids[0]}"  # the name a catalog run goes by
+    code, out, err = xp_main("diff", copy, ids[1], cwd=team.b)
+    assert code == 0, err
     assert xp.get_run(ids[2], team.b).metrics == {"acc": 0.5}
     # a bundle names a catalog run by the copy ref it stands for, made only while it bundles
     bundle = team.b.parent / "runs.tar"

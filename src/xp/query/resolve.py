@@ -251,6 +251,13 @@ def resolve_spec(repo: GitRepo, spec: str, *, allow_workspace: bool = False) -> 
         sha = read_ref(repo.common_dir, spec)
         if sha is not None:
             return Resolved(spec, spec, sha, RunRef.parse(spec))
+        copy = RunRef.parse(spec)
+        if copy is not None and not copy.is_local:  # a run a fetched catalog lists
+            from xp.gitstore import catalog
+
+            sha = catalog.find(repo, copy.id).get(spec)
+            if sha is not None:
+                return Resolved(spec, spec, sha, copy)
         from xp.gitstore.trees import rev_parse_commit
 
         sha = rev_parse_commit(repo, spec)  # refs/xp/runs/<id>~1 and the like
