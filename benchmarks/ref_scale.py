@@ -180,6 +180,11 @@ def user_side(work: Path, url: str, protocol: int, label: str) -> dict[str, floa
     out["show_first"] = xp(clone, "show", "-n", "3")
     out["show_next"] = min(xp(clone, "show", "-n", "3") for _ in range(3))
     if protocol == 2:  # xp push of 5 new runs from this clone, then with nothing new
+        if label == "old":  # a format-1 project pushes per-run refs (and does not migrate)
+            config = clone / ".xp" / "config.yaml"
+            text = config.read_text()
+            assert "format: 2\n" in text, text
+            config.write_text(text.replace("format: 2\n", "format: 1\n"))
         (clone / "five.py").write_text(FIVE_RUNS)
         subprocess.run([sys.executable, "five.py"], cwd=clone, env=env(), check=True)
         out["push5"] = xp(clone, "push")

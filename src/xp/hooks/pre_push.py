@@ -81,7 +81,8 @@ def framework_push_lines() -> list[PushLine]:
 
 
 def unpushed_runs(repo: GitRepo, remote: str) -> list[str]:
-    """Commits of local runs the remote is not known to have (no refs/xp/remotes copy)."""
+    """Commits of local runs the remote is not known to have: no fetched copy, and no entry
+    in the remote's fetched catalog buckets, at that commit."""
     from xp.format import RunRef
     from xp.gitstore import catalog
     from xp.gitstore.refs import list_refs
@@ -168,10 +169,11 @@ def send_runs(
     ]
     stop: list[str] = []
     if catalog_layout and runs:
+        sending = set(runs)
         local = {
             ref.id: sha
             for name, sha in list_refs(repo.common_dir, RunRef.prefix()).items()
-            if (ref := RunRef.parse(name)) is not None and sha in set(runs)
+            if (ref := RunRef.parse(name)) is not None and sha in sending
         }
         try:
             published = publish(repo, remote=remote, runs=local)
