@@ -165,7 +165,9 @@ def xp_side(ctx: Context) -> dict[str, float]:
         git(ctx.workdir, "clone", "-q", url, str(fresh))
         xp(fresh, environ, "init")
         git(fresh, "fetch", "-q", "origin")
-        fetched = git(fresh, "for-each-ref", "refs/xp/remotes/origin/runs/").count("\n")
+        import xp as xp_api  # runs fetched as catalog entries or per-run copies alike (#14)
+
+        fetched = len(xp_api.list_runs(fresh))
         xp(fresh, environ, "pull", "--artifacts")
         cache = fresh / ".git" / "xp" / "cache" / "sha256"
         wanted = {sha for r in results for sha in r["shas"]}

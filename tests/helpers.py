@@ -469,3 +469,42 @@ def bare_http_repo(root: Path, name: str) -> Path:
     git(root, "init", "-q", "--bare", "-b", "main", name)
     git(bare, "config", "http.receivepack", "true")
     return bare
+
+
+def server_runs(where: Path | str) -> dict[str, str]:
+    """run id -> tip of every run a git remote holds (a bare repository's path or a URL):
+    its format-2 catalog entries and any format-1 per-run refs (docs/format.md, section 1)."""
+    import tempfile
+
+    if isinstance(where, str) and "://" in where:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["git", "init", "-q", "--bare", tmp], check=True)
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    tmp,
+                    "fetch",
+                    "-q",
+                    where,
+                    "+refs/xp/catalog/*:refs/xp/catalog/*",
+                    "+refs/xp/runs/*:refs/xp/runs/*",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            return server_runs(Path(tmp))
+    bare = Path(where)
+    out: dict[str, str] = {}
+    listing = git(bare, "for-each-ref", "--format=%(objectname) %(refname)", "refs/xp/")
+    for line in listing.splitlines():
+        sha, ref = line.split(" ", 1)
+        if ref.startswith("refs/xp/runs/"):
+            out[ref.rsplit("/", 1)[1]] = sha
+        elif ref.startswith("refs/xp/catalog/"):
+            for entry in git(bare, "ls-tree", ref).splitlines():
+                meta, name = entry.split("\t", 1)
+                mode, _kind, tip = meta.split()
+                assert mode == "160000", entry
+                out[name] = tip
+    return out

@@ -133,6 +133,7 @@ class ProjectConfig:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     system_metrics: bool = False  # sample CPU, memory, disk, network, GPUs into system/
     system_metrics_interval: float = 10.0  # seconds between samples
+    format: int = fmt.FORMAT_VERSION  # 1: runs on git remotes as one ref each; 2: catalog
     raw: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # unknown keys, said once per command
 
@@ -202,6 +203,7 @@ def _load_config(repo: GitRepo) -> ProjectConfig:
         ),
         system_metrics=_flag(raw, "system_metrics"),
         system_metrics_interval=_seconds(raw, "system_metrics_interval", 10.0),
+        format=version,
         raw=raw,
         warnings=problems,
     )

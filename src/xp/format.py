@@ -13,12 +13,20 @@ from pathlib import Path
 
 from xp.errors import InvalidKeyError, InvalidValueError
 
-FORMAT_VERSION = 1
+# 2: runs are published on git remotes in catalog buckets (refs/xp/catalog/<bb>), not one ref
+# each (issue 14; docs/format.md, section 1). An xp that reads only 1 refuses a format-2 project.
+FORMAT_VERSION = 2
+CATALOG_FORMAT = 2  # the first project format whose runs a git remote holds in the catalog
+# What a run record's meta.yaml says: records did not change in format 2, so a new xp in a
+# format-1 project still writes runs an older xp reads.
+RECORD_FORMAT = 1
 
 RUNS_PREFIX = "refs/xp/runs/"
 REMOTES_PREFIX = "refs/xp/remotes/"
 MONITORING_PREFIX = "refs/xp/monitoring/"  # + writer id: one append-only chain per clone
 NOTES_REF = "refs/notes/xp"  # annotations: tags, notes and moves made after the fact
+CATALOG_PREFIX = "refs/xp/catalog/"  # + bucket: the runs a git remote holds (format 2)
+CATALOG_BUCKETS = 256  # bucket = low byte of crc32(run id), 2 hex digits
 DELETED_PREFIX = "refs/xp/deleted/runs/"  # runs deleted through MLflow's API, restorable
 EXPERIMENTS_REF = "refs/xp/experiments"  # experiments made through MLflow's API
 EXPERIMENTS_FILE = "experiments.yaml"
@@ -182,6 +190,25 @@ class RunRef:
 
     def __str__(self) -> str:
         return self.prefix(self.remote) + self.id
+
+
+def bucket_of(run_id: str) -> str:
+    """The catalog bucket a run is listed in: the low byte of the CRC-32 of its id, as 2 hex
+    digits, so writers spread evenly over ``CATALOG_BUCKETS`` refs whatever their ids look
+    like (CRC-32: zlib is loaded anyway, hashlib would cost ``xp tag`` OpenSSL)."""
+    import zlib
+
+    return f"{zlib.crc32(run_id.encode('utf-8', 'surrogateescape')) & 0xFF:02x}"
+
+
+def is_run_id(name: str) -> bool:
+    """A name that can stand for a run in a ref or a catalog entry."""
+    return bool(_REF_ID_RE.match(name))
+
+
+def catalog_prefix(remote: str | None = None) -> str:
+    """``refs/xp/catalog/`` (on a git remote), or where a clone keeps a remote's buckets."""
+    return CATALOG_PREFIX if remote is None else f"{REMOTES_PREFIX}{remote}/catalog/"
 
 
 def monitoring_prefix(remote: str | None = None) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.helpers import git, invoke, user_error
+from tests.helpers import git, invoke, server_runs, user_error
 from xp.cli import main
+from xp.format import bucket_of
 
 
 def test_commit_records_workspace_files(repo: Path) -> None:
@@ -166,6 +167,7 @@ def test_init_is_idempotent_and_undoable(repo: Path, tmp_path: Path) -> None:
     assert git(repo, "config", "--get-all", "remote.origin.fetch").split() == [
         "+refs/heads/*:refs/remotes/origin/*",
         "+refs/xp/runs/*:refs/xp/remotes/origin/runs/*",
+        "+refs/xp/catalog/*:refs/xp/remotes/origin/catalog/*",
         "+refs/xp/monitoring/*:refs/xp/remotes/origin/monitoring/*",
         "+refs/notes/xp*:refs/xp/remotes/origin/notes*",
     ]
@@ -218,11 +220,11 @@ def test_plain_git_push_and_fetch_carry_runs(repo: Path, tmp_path: Path) -> None
     git(repo, "push", "-q", "-u", "origin", "main")
     assert git(remote, "for-each-ref", "--format=%(refname)").split() == [
         "refs/heads/main",
-        f"refs/xp/runs/{run_id}",
+        f"refs/xp/catalog/{bucket_of(run_id)}",  # the run catalog (docs/format.md, section 1)
     ]
     second = invoke("commit", "-n", "second").stdout.split()[0]
     git(repo, "push", "-q")  # plain push, now that main has an upstream
-    assert f"refs/xp/runs/{second}" in git(remote, "for-each-ref", "--format=%(refname)")
+    assert second in server_runs(remote)
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(remote), str(clone))
     git(
@@ -230,7 +232,7 @@ def test_plain_git_push_and_fetch_carry_runs(repo: Path, tmp_path: Path) -> None
         "config",
         "--add",
         "remote.origin.fetch",
-        "+refs/xp/runs/*:refs/xp/remotes/origin/runs/*",
+        "+refs/xp/catalog/*:refs/xp/remotes/origin/catalog/*",
     )
     git(clone, "fetch", "-q", "--prune", "origin")
     assert xp.get_run(run_id, path=clone).name == "shared"

@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers import ROOT, Team, git, one_line_error, xp_main
 from xp.execution.ci import TEMPLATES, template
+from xp.gitstore import catalog
+from xp.gitstore.repo import find_repo
 
 TRAIN = """\
 import os
@@ -70,7 +72,7 @@ def test_ci_reproduces_the_best_branch_run_and_compares(pr: tuple[Path, Path]) -
     assert "A = the best run of origin/main" in comment
     assert re.search(r"\| val_loss \| 0\.3 \| 0\.31 \| \+0\.01 \| \+3\.3% \|", comment)
     # the fetch brought the runs; the reproduction is a new local run tagged xp.reproduces
-    assert git(ci, "for-each-ref", "refs/xp/remotes/origin/runs/").count("\n") == 3
+    assert len(catalog.remote_runs(find_repo(ci))) == 3  # listed by the fetched catalog
     assert len(git(ci, "for-each-ref", "refs/xp/runs/").splitlines()) == 1
 
 

@@ -33,7 +33,7 @@ def test_fresh_clone_sets_itself_up_and_plain_git_carries_everything(team: Team)
     assert "uploaded 1 artifact objects" in proc_err
     assert "sent 1 run, 2 registry tags to origin" in proc_err
     remote_refs = git(team.bare, "for-each-ref", "--format=%(refname)")
-    assert "refs/xp/runs/" in remote_refs
+    assert "refs/xp/catalog/" in remote_refs  # the run, listed in its bucket (format 2)
     assert f"refs/tags/clf@{version}" in remote_refs
     assert "refs/tags/clf#prod" in remote_refs
     # b: the first command sets it up; plain git fetch then brings the run and the tags.

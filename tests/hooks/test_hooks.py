@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import ROOT, Team, git, log_run, xp_main
+from tests.helpers import ROOT, Team, git, log_run, server_runs, xp_main
 from xp.cli import cli
+from xp.format import bucket_of
 from xp.gitstore.repo import find_repo
 from xp.hooks import install as githooks
 
@@ -222,7 +223,9 @@ def test_plain_git_push_uploads_artifacts_and_checkout_materialises(
     _git(clone, "fetch", "-q", "origin")
     assert xp.get_run(run.id).name == "shared"
     assert CliRunner().invoke(cli, ["hooks", "install"]).exit_code == 0
-    proc = _git(clone, "checkout", "-q", "-b", "from-run", f"refs/xp/remotes/origin/runs/{run.id}")
+    # plain git names a catalog entry <bucket ref>:<run id> (docs/format.md, section 1)
+    entry = f"refs/xp/remotes/origin/catalog/{bucket_of(run.id)}:{run.id}"
+    proc = _git(clone, "checkout", "-q", "-b", "from-run", entry)
     assert (clone / "outputs" / "model.bin").read_bytes() == payload
     assert "put 1 artifact files in place" in proc.stderr
     for path in (repo, clone, remote):
@@ -317,8 +320,7 @@ def test_xps_own_pushes_of_runs_do_not_start_the_hook_in_python(
     assert pushed.exit_code == 0, pushed.output
     assert xp_log.read_text().count("hook pre-push") == 1  # xp push: the shim exited early
     assert legacy_log.read_text().count("legacy") == 2  # the legacy hook ran both times
-    refs = git(remote, "for-each-ref", "--format=%(refname)", "refs/xp/runs/")
-    assert len(refs.split()) == 1
+    assert len(server_runs(remote)) == 1
 
 
 def test_the_pre_push_hook_loads_only_what_an_upload_takes(team: Team) -> None:
@@ -348,7 +350,7 @@ def test_the_pre_push_hook_loads_only_what_an_upload_takes(team: Team) -> None:
     assert proc.stdout.strip().splitlines()[-1] == "0 loaded: []", proc.stdout + proc.stderr
     assert "xp: uploaded 1 artifact objects (100.0 kB) to store" in proc.stderr
     assert "xp: sent 1 run to origin with this push" in proc.stderr
-    assert git(team.bare, "for-each-ref", "refs/xp/runs/").count("\n") == 1
+    assert len(server_runs(team.bare)) == 1
 
 
 def test_the_pre_push_hook_outside_a_repository_is_one_line(tmp_path: Path) -> None:

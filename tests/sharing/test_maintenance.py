@@ -12,6 +12,10 @@ from tests.helpers import Team, git, log_run, one_line_error, xp_main
 
 
 def _setup_b(team: Team, runs: int) -> list[str]:
+    # a format-1 project: one ref per run on the server, the copies maintenance prunes (a
+    # format-2 remote's catalog buckets are moved by fetch itself; docs/format.md, section 1)
+    config = team.a / ".xp" / "config.yaml"
+    config.write_text("format: 1\n" + config.read_text())
     ids = [log_run(team.a, {"model.bin": os.urandom(2000 + i)}) for i in range(runs)]
     code, _out, err = xp_main("push", cwd=team.a)
     assert code == 0, err

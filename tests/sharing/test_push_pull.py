@@ -16,6 +16,7 @@ from tests.helpers import (
     git,
     log_run,
     one_line_error,
+    server_runs,
     spawned,
     wait_for,
     xp_main,
@@ -40,15 +41,16 @@ def test_two_clones_exchange_runs_and_20mb_artifact(team: Team) -> None:
     assert code == 0, err
     assert "artifacts: 2 sent" in out  # identical content across runs is stored once
     assert "runs: 2 pushed to 'origin'" in out
-    assert set(git(team.bare, "for-each-ref", "--format=%(refname)", "refs/xp/").split()) == {
-        f"refs/xp/runs/{i}" for i in ids
-    }
+    assert set(server_runs(team.bare)) == set(ids)  # listed in the catalog (format 2)
+    assert "refs/xp/runs/" not in git(team.bare, "for-each-ref")
     code, out, err = xp_main("pull", cwd=team.b)
     assert code == 0, err
     assert "runs: 2 new" in out
-    assert set(git(team.b, "for-each-ref", "--format=%(refname)", "refs/xp/").split()) == {
-        f"refs/xp/remotes/origin/runs/{i}" for i in ids
-    }
+    assert all(
+        r.startswith("refs/xp/remotes/origin/catalog/")
+        for r in git(team.b, "for-each-ref", "--format=%(refname)", "refs/xp/").split()
+    )
+    assert {r.id for r in xp.list_runs(team.b)} == set(ids)
     code, out, err = xp_main("get", ids[0], "-o", "restored", cwd=team.b)
     assert code == 0, err
     assert (team.b / "restored" / "model.bin").read_bytes() == big
@@ -84,9 +86,7 @@ def test_push_selected_runs_and_fetched_copies(team: Team, tmp_path: Path) -> No
     r2 = log_run(team.a, {"2.bin": b"2"})
     code, _out, err = xp_main("push", "origin", r1, cwd=team.a)
     assert code == 0, err
-    assert git(team.bare, "for-each-ref", "--format=%(refname)", "refs/xp/").split() == [
-        f"refs/xp/runs/{r1}"
-    ]
+    assert list(server_runs(team.bare)) == [r1]
     # b re-publishes a fetched run to another remote of its own.
     other = tmp_path / "other.git"
     git(tmp_path, "init", "-q", "--bare", str(other))
@@ -94,8 +94,8 @@ def test_push_selected_runs_and_fetched_copies(team: Team, tmp_path: Path) -> No
     assert xp_main("pull", cwd=team.b)[0] == 0
     code, _out, err = xp_main("push", "mirror", r1, cwd=team.b)
     assert code == 0, err
-    assert f"refs/xp/runs/{r1}" in git(other, "for-each-ref")
-    assert r2 not in git(other, "for-each-ref")
+    assert list(server_runs(other)) == [r1]
+    assert r2 not in server_runs(other)
 
 
 def test_interrupted_push_resumes_without_resending(team: Team) -> None:
@@ -181,7 +181,7 @@ def test_bad_git_remote_is_one_line(team: Team) -> None:
     with xp.start_run():
         pass
     msg = one_line_error(*xp_main("push", cwd=team.a)[::2])
-    assert "git push to 'origin' failed" in msg
+    assert "'origin' failed" in msg  # its ls-remote (format 2) or its push
 
 
 def test_progress_bar_shows_bytes_rate_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,7 +209,7 @@ def _published_runs_are_whole(team: Team) -> int:
     for path in (team.store / "sha256").rglob("*"):
         if path.is_file():
             assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, path
-    refs = git(team.bare, "for-each-ref", "--format=%(refname)", "refs/xp/runs/").split()
+    refs = list(server_runs(team.bare).values())
     for ref in refs:
         entries = yaml.safe_load(git(team.bare, "show", f"{ref}:.xp/run/artifacts.yaml"))
         for entry in entries:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import Team, git, log_run, one_line_error, xp_main
+import xp
+from tests.helpers import Team, git, log_run, one_line_error, server_runs, xp_main
 
 
 def test_rm_handles_packed_refs_and_fetched_copies(team: Team) -> None:
@@ -17,8 +18,12 @@ def test_rm_handles_packed_refs_and_fetched_copies(team: Team) -> None:
     code, _out, err = xp_main("rm", r1, cwd=team.a)
     assert code == 0, err
     refs = git(team.a, "for-each-ref", "--format=%(refname)", "refs/xp/").split()
-    assert refs == [f"refs/xp/remotes/origin/runs/{r2}", f"refs/xp/runs/{r2}"]
-    assert f"refs/xp/runs/{r1}" in git(team.bare, "for-each-ref")  # remote untouched
+    assert [r for r in refs if "/catalog/" not in r] == [f"refs/xp/runs/{r2}"]
+    assert r1 in server_runs(team.bare)  # remote untouched
+    # the fetched catalog no longer lists it here either, until the next fetch
+    assert {r.id for r in xp.list_runs(team.a)} == {r2}
+    git(team.a, "fetch", "-q", "origin", "+refs/xp/catalog/*:refs/xp/remotes/origin/catalog/*")
+    assert {r.id for r in xp.list_runs(team.a)} == {r1, r2}
 
 
 def test_rm_on_the_git_remote(team: Team) -> None:

@@ -14,8 +14,10 @@ from xp.config import human_size
 @click.option("--store", metavar="NAME", help="Artifact remote to download from.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers.")
 def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int | None) -> None:
-    """Fetch a git remote's runs (default: origin) into refs/xp/remotes/<remote>/runs/, and
-    other clones' monitoring points into refs/xp/remotes/<remote>/monitoring/.
+    """Fetch a git remote's runs (default: origin): its run catalog into
+    refs/xp/remotes/<remote>/catalog/ (per-run refs of a format-1 remote into
+    refs/xp/remotes/<remote>/runs/), and other clones' monitoring points into
+    refs/xp/remotes/<remote>/monitoring/.
 
     Local runs are never deleted or changed. Artifacts come later with `xp get`, or now
     with --artifacts.
@@ -31,6 +33,11 @@ def pull(git_remote: str | None, artifacts: bool, store: str | None, jobs: int |
         f"runs: {len(result.new)} new, {len(result.updated)} updated, {result.total} on"
         f" {result.git_remote!r}"
     )
+    for why in result.skipped[:10]:
+        render.echo(f"xp: warning: catalog entry skipped: {why}", err=True)
+    if len(result.skipped) > 10:
+        more = len(result.skipped) - 10
+        render.echo(f"xp: warning: {more} more catalog entries skipped", err=True)
     if result.chains:
         render.echo(f"monitoring points: {result.chains} chain(s) new or updated")
     down = result.download

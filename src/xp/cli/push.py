@@ -55,6 +55,11 @@ def push(
         f"runs: {len(result.pushed)} pushed to {result.git_remote!r}, {result.up_to_date}"
         " up to date"
     )
+    if result.migrated:
+        render.echo(
+            f"{result.migrated} runs moved from per-run refs into the catalog on"
+            f" {result.git_remote!r} (docs/format.md, section 1)"
+        )
     if result.chains:
         render.echo(f"monitoring points: {result.chains} chain(s) pushed")
     for ref, why in result.rejected:

@@ -47,11 +47,26 @@ def _porcelain(text: str) -> list[RefUpdate]:
 
 
 def push(
-    repo: GitRepo, remote: str, refspecs: list[str], *, env: dict[str, str] | None = None
+    repo: GitRepo,
+    remote: str,
+    refspecs: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    leases: dict[str, str | None] | None = None,
+    prune: bool = False,
 ) -> list[RefUpdate]:
     """Push ``refspecs``; every ref's outcome, rejections included. Raises when git failed
-    without telling about any ref (the remote could not be reached or written)."""
-    args = ("push", "--porcelain", remote, *refspecs)
+    without telling about any ref (the remote could not be reached or written).
+
+    ``leases`` (remote ref -> the value it must still have, None: absent) make the push
+    atomic and compare-and-swap: all refs move or none, and a ref someone else moved since
+    is rejected (``stale info``) instead of overwritten. ``prune`` deletes the remote refs a
+    glob refspec maps to that have no source here: one pass, where one refspec per ref costs
+    git time quadratic in the refs (2,000 deletions among 10,000 refs: 12 s)."""
+    lease_args = [f"--force-with-lease={ref}:{sha or ''}" for ref, sha in (leases or {}).items()]
+    atomic = ["--atomic"] if leases else []
+    pruning = ["--prune"] if prune else []
+    args = ("push", "--porcelain", *atomic, *pruning, *lease_args, remote, *refspecs)
     proc = repo.git(*args, env=env, check=False)
     rows = _porcelain(proc.stdout.decode(errors="replace"))
     if proc.returncode != 0 and not any(r.rejected for r in rows):
@@ -67,9 +82,10 @@ def fetch(repo: GitRepo, remote: str, refspecs: list[str]) -> None:
         raise git_failure(args, proc, "check the remote's URL and your access", remote)
 
 
-def ls_remote(repo: GitRepo, remote: str, pattern: str) -> dict[str, str]:
-    """Refs the remote has matching ``pattern`` (one round trip): name -> sha."""
-    args = ("ls-remote", "--refs", remote, pattern)
+def ls_remote(repo: GitRepo, remote: str, pattern: str, *more: str) -> dict[str, str]:
+    """Refs the remote has matching ``pattern`` (or any of ``more``; one round trip):
+    name -> sha."""
+    args = ("ls-remote", "--refs", remote, pattern, *more)
     proc = repo.git(*args, check=False)
     if proc.returncode != 0:
         raise git_failure(args, proc, "check the remote's URL and your access", remote)

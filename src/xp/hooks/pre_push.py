@@ -81,14 +81,23 @@ def framework_push_lines() -> list[PushLine]:
 
 
 def unpushed_runs(repo: GitRepo, remote: str) -> list[str]:
-    """Commits of local runs the remote is not known to have (no refs/xp/remotes copy)."""
+    """Commits of local runs the remote is not known to have: no fetched copy, and no entry
+    in the remote's fetched catalog buckets, at that commit."""
     from xp.format import RunRef
+    from xp.gitstore import catalog
     from xp.gitstore.refs import list_refs
-    from xp.query.resolve import runs_by_id
 
     prefix = RunRef.prefix(remote)
-    there = {name[len(prefix) :] for name in list_refs(repo.common_dir, prefix)}
-    return [e.commit for e in runs_by_id(repo).values() if e.run_ref.is_local and e.id not in there]
+    local = {
+        ref.id: sha
+        for name, sha in list_refs(repo.common_dir, RunRef.prefix()).items()
+        if (ref := RunRef.parse(name)) is not None
+    }
+    there = {name[len(prefix) :]: sha for name, sha in list_refs(repo.common_dir, prefix).items()}
+    if not local:
+        return []
+    there.update(catalog.listed(repo, remote, local))
+    return [sha for run_id, sha in local.items() if there.get(run_id) != sha]
 
 
 @dataclass
@@ -133,9 +142,15 @@ def send_runs(
     from xp.format import RunRef
     from xp.gitstore import remote as git_remote
     from xp.gitstore.refs import list_refs
+    from xp.sharing.catalog import publish, uses_catalog
 
     refspecs: list[str] = []
-    carried = ((RunRef.prefix(), bool(runs)), (fmt.MONITORING_PREFIX, True), (fmt.NOTES_REF, True))
+    catalog_layout = uses_catalog(repo)
+    carried = (
+        (RunRef.prefix(), bool(runs) and not catalog_layout),
+        (fmt.MONITORING_PREFIX, True),
+        (fmt.NOTES_REF, True),
+    )
     for prefix, wanted in carried:
         # list_refs walks folders: refs/notes/xp is a ref, not a folder, so ask its parent
         folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/"
@@ -152,10 +167,24 @@ def send_runs(
         for t in _registry_tags(repo)
         if f"refs/tags/{t}" not in outer
     ]
-    if not refspecs:
-        return
     stop: list[str] = []
-    for row in git_remote.push(repo, remote, refspecs, env=NESTED_PUSH_ENV):
+    if catalog_layout and runs:
+        sending = set(runs)
+        local = {
+            ref.id: sha
+            for name, sha in list_refs(repo.common_dir, RunRef.prefix()).items()
+            if (ref := RunRef.parse(name)) is not None and sha in sending
+        }
+        try:
+            published = publish(repo, remote=remote, runs=local)
+        except XPError as exc:
+            raise HookError(f"push stopped: {exc}") from None
+        result.runs += len(published.pushed)
+        result.rejected += published.rejected
+        stop += [f"{ref} ({why})" for ref, why in published.rejected]
+    if not refspecs and not stop:
+        return
+    for row in git_remote.push(repo, remote, refspecs, env=NESTED_PUSH_ENV) if refspecs else ():
         if row.up_to_date:
             continue
         if row.rejected:

@@ -33,9 +33,13 @@ def version_trust(repo: GitRepo, version: Version) -> Trust:
         return Trust(True, f"run {run} was recorded in this clone")
     if tags.verified(repo, version.tag):
         return Trust(True, f"tag {version.tag} has a signature git verify-tag accepts")
+    from xp.gitstore import catalog
+
+    copies = list_refs(repo.common_dir, fmt.REMOTES_PREFIX)
+    copies.update(catalog.remote_runs(repo))  # runs a fetched catalog lists (format 2)
     fetched = [
         name.removeprefix(fmt.REMOTES_PREFIX).partition("/")[0]
-        for name, sha in list_refs(repo.common_dir, fmt.REMOTES_PREFIX).items()
+        for name, sha in copies.items()
         if sha == version.commit
     ]
     where = f"fetched from {', '.join(sorted(set(fetched)))}" if fetched else "not recorded here"

@@ -49,14 +49,23 @@ def _best(refs: dict[str, str]) -> dict[str, RunEntry]:
 
 
 def runs_by_id(repo: GitRepo) -> dict[str, RunEntry]:
-    """Run id -> its ref, for every run (this lists every ref: to find one run, ``find``)."""
-    return _best(list_refs(repo.common_dir, "refs/xp/"))
+    """Run id -> its ref, for every run (this lists every ref: to find one run, ``find``).
+    Runs a fetched catalog lists count as fetched copies (and win over a format-1 copy of
+    the same name: after a migration that one is stale)."""
+    from xp.gitstore import catalog
+
+    refs = list_refs(repo.common_dir, "refs/xp/")
+    refs.update(catalog.remote_runs(repo))
+    return _best(refs)
 
 
 def find(repo: GitRepo, run_id: str) -> RunEntry | None:
     """The ref of run ``run_id`` (local over fetched), in a few lookups whatever the count."""
-    found = _best(find_run(repo.common_dir, run_id)).get(run_id)
-    return found
+    from xp.gitstore import catalog
+
+    refs = find_run(repo.common_dir, run_id)
+    refs.update(catalog.find(repo, run_id))
+    return _best(refs).get(run_id)
 
 
 def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRecord | None:
@@ -242,6 +251,13 @@ def resolve_spec(repo: GitRepo, spec: str, *, allow_workspace: bool = False) -> 
         sha = read_ref(repo.common_dir, spec)
         if sha is not None:
             return Resolved(spec, spec, sha, RunRef.parse(spec))
+        copy = RunRef.parse(spec)
+        if copy is not None and not copy.is_local:  # a run a fetched catalog lists
+            from xp.gitstore import catalog
+
+            sha = catalog.find(repo, copy.id).get(spec)
+            if sha is not None:
+                return Resolved(spec, spec, sha, copy)
         from xp.gitstore.trees import rev_parse_commit
 
         sha = rev_parse_commit(repo, spec)  # refs/xp/runs/<id>~1 and the like

@@ -28,7 +28,7 @@ class RunHeader:
     message: str | None = None
     xp_version: str | None = None
     pid: int | None = None
-    format: int = fmt.FORMAT_VERSION
+    format: int = fmt.RECORD_FORMAT
     # the workspace snapshot: absent in a part logged by a child process
     tree: str | None = None
     baseline: str | None = None

@@ -89,7 +89,7 @@ class RunRecord:
         """Relative path inside the record folder -> bytes (or a stream of them, for a big
         series). Empty parts get no file."""
         meta = dict(self.meta)
-        meta.update(format=fmt.FORMAT_VERSION, id=self.id, name=self.name, status=self.status)
+        meta.update(format=fmt.RECORD_FORMAT, id=self.id, name=self.name, status=self.status)
         files: dict[str, bytes | StreamedFile] = {fmt.META_FILE: yamlio.dump(meta)}
         if self.params:
             files[fmt.PARAMS_FILE] = yamlio.dump(self.params)

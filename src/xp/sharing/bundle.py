@@ -31,7 +31,7 @@ from xp.artifacts.manifests import Needed
 from xp.errors import BundleError, ConfigError, GitError, InvalidValueError
 from xp.format import RunRef
 from xp.gitstore import bundle as git_bundle
-from xp.gitstore.refs import list_refs, read_ref
+from xp.gitstore.refs import create_ref, delete_refs, list_refs, read_ref
 from xp.gitstore.repo import GitRepo
 from xp.record import yamlio
 
@@ -118,7 +118,18 @@ def create(
     notes = [fmt.NOTES_REF] if read_ref(repo.common_dir, fmt.NOTES_REF) else []
     git_file = fsutil.private_tmp(repo.xp_dir) / f"bundle-{secrets.token_hex(4)}.bundle"
     partial = fsutil.temp_name(target)
+    # A run a fetched catalog lists has no ref of its own (docs/format.md, section 1): the
+    # bundle names it by the copy ref it stands for, made for the while git bundles it.
+    virtual = {
+        str(r): c
+        for r, c in selected.items()
+        if not r.is_local and read_ref(repo.common_dir, str(r)) is None
+    }
+    made: dict[str, str] = {}
     try:
+        for name, commit in virtual.items():
+            create_ref(repo.common_dir, name, commit)
+            made[name] = commit
         git_bundle.create(repo, git_file, refs + notes, list(exclude))
         manifest = {
             "format": fmt.BUNDLE_FORMAT,
@@ -138,6 +149,9 @@ def create(
     except OSError as exc:
         raise BundleError(f"cannot write {target}: {exc.strerror}; free disk space") from None
     finally:
+        if made:
+            with contextlib.suppress(OSError):  # changed meanwhile: not ours to remove
+                delete_refs(repo.common_dir, made)
         git_file.unlink(missing_ok=True)
         partial.unlink(missing_ok=True)
     return result

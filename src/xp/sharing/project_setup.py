@@ -32,6 +32,11 @@ def fetch_spec(remote: str) -> str:
     return f"+refs/xp/runs/*:{fmt.REMOTES_PREFIX}{remote}/runs/*"
 
 
+def catalog_fetch_spec(remote: str) -> str:
+    """The remote's run catalog (format 2): 256 bucket refs, however many runs."""
+    return f"+{fmt.CATALOG_PREFIX}*:{fmt.catalog_prefix(remote)}*"
+
+
 def monitoring_fetch_spec(remote: str) -> str:
     return f"+{fmt.MONITORING_PREFIX}*:{fmt.monitoring_prefix(remote)}*"
 
@@ -68,6 +73,11 @@ def _specs(remote: str) -> list[tuple[str, str, str]]:
 def _base_specs(remote: str) -> list[tuple[str, str, str]]:
     return [
         (f"remote.{remote}.fetch", fetch_spec(remote), f"git fetch {remote} now brings runs"),
+        (
+            f"remote.{remote}.fetch",
+            catalog_fetch_spec(remote),
+            f"git fetch {remote} now brings the run catalog",
+        ),
         (
             f"remote.{remote}.fetch",
             monitoring_fetch_spec(remote),

@@ -51,6 +51,7 @@ class PushResult:
     up_to_date: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (ref, git's reason)
     upload: UploadResult = field(default_factory=UploadResult)
+    migrated: int = 0  # format-1 per-run refs the push folded into the remote's catalog
 
 
 @dataclass
@@ -62,6 +63,7 @@ class PullResult:
     download: DownloadResult | None = None
     chains: int = 0  # other clones' monitoring chains fetched or moved
     annotations: str = ""  # how the remote's annotations merged into ours (empty: it has none)
+    skipped: list[str] = field(default_factory=list)  # catalog entries not taken, and why
 
 
 # -- which commits, which objects -----------------------------------------------------------
@@ -69,8 +71,12 @@ class PullResult:
 
 def run_labels(repo: GitRepo, commits: Iterable[str]) -> dict[str, str]:
     """commit -> run id where a run ref points at it, else the short commit id."""
+    from xp.gitstore import catalog
+
     by_commit: dict[str, str] = {}
-    for name, sha in list_refs(repo.common_dir, "refs/xp/").items():
+    refs = list_refs(repo.common_dir, "refs/xp/")
+    refs.update(catalog.remote_runs(repo))
+    for name, sha in refs.items():
         ref = RunRef.parse(name)
         if ref is not None:
             by_commit.setdefault(sha, ref.id)
@@ -324,9 +330,17 @@ def _select_runs(repo: GitRepo, specs: list[str] | None) -> dict[RunRef, str]:
     return out
 
 
-def _unpublished(repo: GitRepo, remote: str, selected: dict[RunRef, str]) -> list[str]:
-    """Commits of the selected runs that the git remote does not show yet (one ls-remote);
-    all of them when it cannot be asked (the push itself then says what is wrong)."""
+def _unpublished(
+    repo: GitRepo, remote: str, selected: dict[RunRef, str], catalog_layout: bool = False
+) -> list[str]:
+    """Commits of the selected runs that the git remote does not show yet (one ls-remote,
+    or the fetched catalog buckets they fall in); all of them when it cannot be asked (the
+    push itself then says what is wrong)."""
+    if catalog_layout:
+        from xp.gitstore import catalog
+
+        listed = catalog.listed(repo, remote, [r.id for r in selected])
+        return sorted({c for ref, c in selected.items() if listed.get(ref.id) != c})
     try:
         there = git_remote.ls_remote(repo, remote, f"{RunRef.prefix()}*")
     except GitError:
@@ -386,14 +400,19 @@ def push(
 ) -> PushResult:
     """Upload the selected runs' missing objects, then push their refs (all local runs, and
     this clone's monitoring points, when no run is named)."""
+    from xp.sharing.catalog import publish, uses_catalog
+
     name = pick_git_remote(repo, remote)
     selected = _select_runs(repo, runs)
     result = PushResult(name)
+    catalog_layout = uses_catalog(repo)
     chains = [] if runs else list(list_refs(repo.common_dir, fmt.MONITORING_PREFIX))
     if chains and not selected:
         push_refs(repo, name, [f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"], result)
     push_annotations(repo, name, result)
     if not selected:
+        if catalog_layout and not runs:  # a format-1 remote is migrated even so
+            result.migrated = publish(repo, remote=name).migrated
         return result
     if artifacts:
         commits = sorted(set(selected.values()))
@@ -404,9 +423,18 @@ def push(
             store=store,
             jobs=jobs,
             progress=progress,
-            publishing=_unpublished(repo, name, selected),
+            publishing=_unpublished(repo, name, selected, catalog_layout),
             labels=labels,
         )
+    if catalog_layout:
+        if chains:
+            push_refs(repo, name, [f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"], result)
+        published = publish(repo, remote=name, runs={r.id: c for r, c in selected.items()})
+        result.pushed += published.pushed
+        result.up_to_date += published.up_to_date
+        result.rejected += published.rejected
+        result.migrated = published.migrated
+        return result
     if runs:
         refspecs = [f"{ref}:{ref.local}" for ref in sorted(selected)]
     else:
@@ -415,6 +443,22 @@ def push(
             refspecs.append(f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*")
     push_refs(repo, name, refspecs, result)
     return result
+
+
+def _remote_copies(repo: GitRepo, remote: str) -> tuple[dict[str, str], list[str]]:
+    """The runs fetched from ``remote``: its format-1 copies and its catalog's entries (which
+    win: after a migration the per-run copies left here are stale); and what was skipped."""
+    from xp.gitstore import catalog
+
+    copies = list_refs(repo.common_dir, RunRef.prefix(remote))
+    tips = {
+        n: s
+        for n, s in catalog.tracking_buckets(repo.common_dir).items()
+        if catalog.split_tracking(n)[0] == remote
+    }
+    listed, skipped = catalog.listing(repo, tips)
+    copies.update(listed)
+    return copies, skipped
 
 
 def pull(
@@ -431,22 +475,23 @@ def pull(
     name = pick_git_remote(repo, remote)
     prefix = RunRef.prefix(name)
     watched = fmt.monitoring_prefix(name)
-    before = list_refs(repo.common_dir, prefix)
+    before, _skipped = _remote_copies(repo, name)
     chains_before = list_refs(repo.common_dir, watched)
     from xp.sharing.annotate import merge_fetched
-    from xp.sharing.project_setup import notes_fetch_spec
+    from xp.sharing.project_setup import catalog_fetch_spec, notes_fetch_spec
 
     git_remote.fetch(
         repo,
         name,
         [
             f"+{RunRef.prefix()}*:{prefix}*",
+            catalog_fetch_spec(name),
             f"+{fmt.MONITORING_PREFIX}*:{watched}*",
             notes_fetch_spec(name),
         ],
     )
-    after = list_refs(repo.common_dir, prefix)
-    result = PullResult(name, total=len(after))
+    after, skipped = _remote_copies(repo, name)
+    result = PullResult(name, total=len(after), skipped=skipped)
     merged = [m for m in merge_fetched(repo) if m.ref == fmt.notes_ref(name)]
     result.annotations = merged[0].outcome if merged else ""
     chains_after = list_refs(repo.common_dir, watched)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from xp.errors import RefRejectedError
 from xp.format import RunRef
+from xp.gitstore import catalog
 from xp.gitstore import remote as git_remote
 from xp.gitstore.refs import delete_refs, list_refs
 from xp.gitstore.repo import GitRepo
@@ -56,7 +57,16 @@ def remove_runs(repo: GitRepo, *, runs: list[str], remote: str | None = None) ->
         if (parsed := RunRef.parse(ref)) is not None and parsed.id in wanted
     }
     result = RemoveResult(removed=ids, refs=sorted(expected), git_remote=name)
-    if name is not None:
+    from xp.sharing.catalog import publish, uses_catalog
+
+    if name is not None and uses_catalog(repo):
+        published = publish(repo, remote=name, remove=ids, migrate=False)
+        result.remote_removed = [i for i in ids if i in published.removed]
+        result.remote_absent = [i for i in ids if i not in published.removed]
+        now = list_refs(repo.common_dir, RunRef.prefix(name))
+        copy = RunRef.prefix(name)
+        expected = {r: s for r, s in expected.items() if not r.startswith(copy) or r in now}
+    elif name is not None:
         there = _remote_runs(repo, name)
         result.remote_removed = [i for i in ids if i in there]
         result.remote_absent = [i for i in ids if i not in there]
@@ -73,4 +83,5 @@ def remove_runs(repo: GitRepo, *, runs: list[str], remote: str | None = None) ->
                 if ref not in now:
                     del expected[ref]
     delete_refs(repo.common_dir, expected)
+    result.refs = sorted({*result.refs, *catalog.forget(repo, ids)})
     return result

@@ -64,8 +64,9 @@ from xp.query.index.compile import sort_sql, where_sql
 from xp.query.index.rows import RunRow, Stored, as_row, iter_rows
 
 # 1: JSON rows; 2: JSON rows with a CRC-32 (#10); 3: typed vals rows, CRC kept (#18);
-# 4: each run's parent, message and source, which the MLflow view reads (#12)
-SCHEMA = "4"
+# 4: each run's parent, message and source, which the MLflow view reads (#12);
+# 5: runs listed by fetched catalog buckets (refs.cat, buckets; #14)
+SCHEMA = "5"
 INDEX_FILE = "index.sqlite"
 ROOT = "refs/xp"  # every loose run ref is in a folder at or below this one
 PACK_AT = 1000  # loose run refs that make the index pack them
@@ -94,8 +95,10 @@ CREATE TABLE IF NOT EXISTS vals(
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS refs(
     ref TEXT PRIMARY KEY, run_id TEXT NOT NULL,
-    packed TEXT, loose TEXT, file TEXT, folder TEXT
+    packed TEXT, loose TEXT, file TEXT, folder TEXT, cat TEXT, bucket TEXT
 );
+CREATE INDEX IF NOT EXISTS refs_bucket ON refs(bucket) WHERE bucket IS NOT NULL;
+CREATE TABLE IF NOT EXISTS buckets(ref TEXT PRIMARY KEY, tip TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS refs_run ON refs(run_id);
 CREATE INDEX IF NOT EXISTS refs_folder ON refs(folder) WHERE folder IS NOT NULL;
 CREATE TABLE IF NOT EXISTS current(
@@ -196,6 +199,9 @@ class _Changes:
     pstamp: str
     packed: dict[str, str] | None  # run refs in packed-refs, when it changed
     scans: dict[str, FolderScan]  # folders listed again
+    # fetched catalog buckets whose tip moved: bucket ref -> (tip or None when gone,
+    # copy ref -> run tip of every entry it lists)
+    buckets: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
 
 
 class Index:
@@ -306,6 +312,34 @@ class Index:
             queue += [sub for sub in scan.folders if sub not in folders and sub not in scans]
         return _Changes(pstamp, packed, scans)
 
+    def _look_buckets(self) -> dict[str, tuple[str | None, dict[str, str]]]:
+        """The fetched catalog buckets whose tip moved, read (only those: a fetch that moved
+        three buckets reads three small trees, whatever the number of runs)."""
+        from xp.gitstore import catalog
+
+        tips = catalog.tracking_buckets(self.repo.common_dir)
+        stored = dict(self.conn.execute("SELECT ref, tip FROM buckets"))
+        moved = {ref: tip for ref, tip in tips.items() if stored.get(ref) != tip}
+        out: dict[str, tuple[str | None, dict[str, str]]] = {
+            ref: (None, {}) for ref in stored if ref not in tips
+        }
+        if not moved:
+            return out
+        reads = catalog.read_buckets(self.repo, moved)
+        have = catalog.present(self.repo, {s for r in reads.values() for s in r.entries.values()})
+        for ref, read in reads.items():
+            remote = catalog.split_tracking(ref)[0]
+            listed = {
+                str(RunRef(run_id, remote)): sha
+                for run_id, sha in read.entries.items()
+                if sha in have  # a bucket may name commits this clone lacks: not shown
+            }
+            out[ref] = (read.tip, listed)
+        return out
+
+    def _bucket_entries(self, bucket: str) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT ref, cat FROM refs WHERE bucket = ?", (bucket,)))
+
     def _loose_in(self, folder: str) -> dict[str, tuple[str, str]]:
         return {
             ref: (file, sha)
@@ -322,6 +356,7 @@ class Index:
         changes = self._look()
         if changes is None:
             return 0
+        changes.buckets = self._look_buckets()
         # Read the records of commits not indexed yet, outside the refs transaction.
         wanted = self._missing(self._candidates(changes))
         inserted = self._read(wanted) if wanted else set()
@@ -358,6 +393,11 @@ class Index:
                 run_id = run_id_of(ref)
                 if run_id and stored_loose.get(ref, NO_REF)[1] != sha:
                     out[sha] = run_id
+        for bucket, (_tip, listed) in changes.buckets.items():
+            stored_cat = self._bucket_entries(bucket)
+            for ref, sha in listed.items():
+                if stored_cat.get(ref) != sha:
+                    out[sha] = run_id_of(ref) or ""
         return out
 
     def _missing(self, commits: dict[str, str]) -> dict[str, str]:
@@ -658,9 +698,29 @@ class Index:
                 )
         if not stored_folders:
             conn.execute("INSERT OR IGNORE INTO folders VALUES (?, NULL)", (ROOT,))
+        for bucket, (tip, listed) in changes.buckets.items():
+            stored_cat = self._bucket_entries(bucket)
+            cat_removed = [ref for ref in stored_cat if ref not in listed]
+            cat_updated = [(r, sha) for r, sha in listed.items() if stored_cat.get(r) != sha]
+            conn.executemany(
+                "UPDATE refs SET cat = NULL, bucket = NULL WHERE ref = ?",
+                [(r,) for r in cat_removed],
+            )
+            conn.executemany(
+                "INSERT INTO refs(ref, run_id, cat, bucket) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(ref) DO UPDATE SET cat = excluded.cat, bucket = excluded.bucket",
+                [(r, run_id_of(r), sha, bucket) for r, sha in cat_updated],
+            )
+            dropped += cat_removed
+            touched.update(run_id_of(r) or "" for r in cat_removed)
+            touched.update(run_id_of(r) or "" for r, _sha in cat_updated)
+            if tip is None:
+                conn.execute("DELETE FROM buckets WHERE ref = ?", (bucket,))
+            else:
+                conn.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?)", (bucket, tip))
         # by key: a scan of every ref would cost ~60 ms at 100k runs on each update
         conn.executemany(
-            "DELETE FROM refs WHERE ref = ? AND packed IS NULL AND loose IS NULL",
+            "DELETE FROM refs WHERE ref = ? AND packed IS NULL AND loose IS NULL AND cat IS NULL",
             [(r,) for r in dropped],
         )
         self._recompute(conn, touched)
@@ -679,7 +739,7 @@ class Index:
         conn.executemany("INSERT INTO temp.touched VALUES (?)", [(t,) for t in sorted(touched)])
         best: dict[str, tuple[str, str]] = {}
         for run_id, ref, sha in conn.execute(
-            "SELECT f.run_id, f.ref, coalesce(f.loose, f.packed) FROM temp.touched t"
+            "SELECT f.run_id, f.ref, coalesce(f.cat, f.loose, f.packed) FROM temp.touched t"
             " CROSS JOIN refs f ON f.run_id = t.run_id"  # CROSS: the few touched ids lead
         ):
             if run_id not in best or ref > best[run_id][0]:  # refs/xp/runs/ > refs/xp/remotes/
@@ -750,7 +810,17 @@ class Index:
     def rebuild(self) -> int:
         """Forget everything and read every run again (``xp show --rebuild``)."""
         with self.write() as conn:
-            for table in ("vals", "runs", "keys", "schemas", "refs", "current", "folders", "facts"):
+            for table in (
+                "vals",
+                "runs",
+                "keys",
+                "schemas",
+                "refs",
+                "current",
+                "folders",
+                "facts",
+                "buckets",
+            ):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM meta WHERE key IN ('packed', 'notes')")
         self._schemas.clear()

@@ -1,0 +1,359 @@
+"""Runs on a shared git server at scale: one ref per run (format 1) against the run catalog
+(format 2: 256 bucket refs), over git daemon on 127.0.0.1, protocol v0 and v2 (issue 14).
+
+How the N runs are made, quickly and faithfully: one real run is recorded by xp in a small
+project (``SMALL_PROJECT``); `git fast-import` then writes N run commits into the server,
+each the seed run's tree (the project plus its `.xp/run` record) with its own `meta.yaml`
+(its id) and `metrics.yaml` (its own values), on the seed's baseline, under
+`refs/xp/runs/<id>` with distinct, time-ordered ids. The format-1 server is that; its refs
+are packed, as a server's are after `git gc`. The format-2 server is a copy of it that xp
+itself migrated (`xp push` from a clone: every run listed in its bucket, the per-run refs
+deleted in one atomic push); the migration's time is reported too. A third server holds the
+project alone: what a colleague who never uses xp pays is measured against it.
+
+Timed for each layout and protocol version: a fresh clone + `xp init` + `git fetch` of the
+runs; a no-op `git fetch` with xp's refspecs; the first `xp show -n 3` after that fetch and the
+next one; a colleague's plain clone, no-op fetch and push of a new branch; then `git gc` on the
+server.
+
+`python benchmarks/ref_scale.py --sizes 1600,10000,100000` prints the table (100k: ~10 min);
+`python benchmarks/run.py --only R1` times 10,000 runs (--quick: 1,600).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # standalone: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import Context, Metric, Workload, child_env, git, xp_command, xp_project
+
+SEED_RUN = """
+import xp
+with xp.start_run(name="seed", params={"lr": 0.01, "depth": 6}):
+    for step in range(20):
+        xp.log_metric("loss", 1 / (step + 1), step=step)
+    xp.log_metric("acc", 0.9)
+"""
+
+
+FIVE_RUNS = """
+import xp
+for i in range(5):
+    with xp.start_run(name=f"five-{i}"):
+        xp.log_metric("acc", i / 10)
+"""
+
+
+def env() -> dict[str, str]:
+    return {**child_env(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def timed(cmd: list[str], cwd: Path, *, protocol: int | None = None) -> float:
+    if protocol is not None and cmd[0] == "git":
+        cmd = ["git", "-c", f"protocol.version={protocol}", *cmd[1:]]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed in {cwd}: {proc.stderr.strip()[-500:]}")
+    return took
+
+
+def xp(cwd: Path, *args: str) -> float:
+    return timed([*xp_command(), *args], cwd)
+
+
+def seed_project(root: Path) -> tuple[Path, str]:
+    """A small xp project with one real run; (its folder, the run's commit)."""
+    seed = xp_project(root)
+    (seed / "seed.py").write_text(SEED_RUN)
+    git(seed, "add", "seed.py")
+    git(seed, "commit", "-q", "--no-verify", "-m", "seed script")
+    subprocess.run([sys.executable, "seed.py"], cwd=seed, env=env(), check=True)
+    ref = git(seed, "for-each-ref", "--format=%(objectname)", "refs/xp/runs/").split()
+    return seed, ref[0]
+
+
+def fast_import(server: Path, seed: Path, run: str, n: int) -> list[str]:
+    """n run commits like ``run`` into ``server`` (bare) under refs/xp/runs/<id>; the ids."""
+    from xp import format as fmt
+
+    baseline = git(seed, "rev-parse", f"{run}^").strip()
+    xp_tree = git(seed, "rev-parse", f"{run}:.xp").strip()
+    meta = git(seed, "show", f"{run}:.xp/run/meta.yaml")
+    old_id = next(line for line in meta.splitlines() if line.startswith("id:")).split()[1]
+    git(seed, "push", "-q", "--no-verify", str(server), f"{run}:refs/heads/seed-run", "HEAD:main")
+    git(server, "update-ref", "-d", "refs/heads/seed-run")  # objects stay: no gc yet
+    start_ms = 1_700_000_000_000
+    ids = []
+    chunks: list[bytes] = []
+    for i in range(n):
+        run_id = fmt.derived_run_id(start_ms + i * 1000, f"bench-{i}")
+        ids.append(run_id)
+        body = meta.replace(old_id, run_id).encode()
+        metrics = f"acc: {0.5 + (i % 997) / 2000:.6f}\nloss: {1 / (i + 2):.6f}\n".encode()
+        message = f"xp: run-{i} acc={0.5 + (i % 997) / 2000:.3f}".encode()
+        when = (start_ms + i * 1000) // 1000
+        chunks.append(
+            b"commit refs/xp/runs/%s\ncommitter Bench <bench@example.com> %d +0000\n"
+            b"data %d\n%s\nfrom %s\nM 040000 %s .xp\n"
+            b"M 100644 inline .xp/run/meta.yaml\ndata %d\n%s\n"
+            b"M 100644 inline .xp/run/metrics.yaml\ndata %d\n%s\n\n"
+            % (
+                run_id.encode(),
+                when,
+                len(message),
+                message,
+                baseline.encode(),
+                xp_tree.encode(),
+                len(body),
+                body,
+                len(metrics),
+                metrics,
+            )
+        )
+    proc = subprocess.run(
+        ["git", "fast-import", "--quiet"],
+        cwd=server,
+        input=b"".join(chunks),
+        env=env(),
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode()[-500:])
+    # A server that has been up is packed, with deltas (git gc / git's auto gc): without that
+    # every clone would pay a fresh delta search over all N runs' objects.
+    git(server, "repack", "-a", "-d", "-q")
+    git(server, "pack-refs", "--all")
+    return ids
+
+
+class Daemon:
+    def __init__(self, base: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        flags = ["--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"]
+        self.proc = subprocess.Popen(
+            ["git", "daemon", *flags, f"--base-path={base}", f"--port={self.port}", str(base)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def url(self, name: str) -> str:
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def wait(self, name: str) -> None:
+        for _ in range(300):
+            ok = subprocess.run(["git", "ls-remote", self.url(name)], capture_output=True)
+            if ok.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("git daemon did not answer")
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait()
+
+
+def user_side(work: Path, url: str, protocol: int, label: str) -> dict[str, float]:
+    """An xp user: fresh clone + xp init + fetch of the runs, no-op fetch, show cold/warm."""
+    clone = work / f"user-{label}-v{protocol}"
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    timed(["git", "clone", "-q", url, clone.name], work, protocol=protocol)
+    xp(clone, "init")
+    timed(["git", "fetch", "-q", "origin"], clone, protocol=protocol)
+    out["clone_runs"] = time.perf_counter() - start
+    out["noop_fetch"] = min(
+        timed(["git", "fetch", "-q", "origin"], clone, protocol=protocol) for _ in range(3)
+    )
+    out["show_first"] = xp(clone, "show", "-n", "3")
+    out["show_next"] = min(xp(clone, "show", "-n", "3") for _ in range(3))
+    if protocol == 2:  # xp push of 5 new runs from this clone, then with nothing new
+        if label == "old":  # a format-1 project pushes per-run refs (and does not migrate)
+            config = clone / ".xp" / "config.yaml"
+            text = config.read_text()
+            assert "format: 2\n" in text, text
+            config.write_text(text.replace("format: 2\n", "format: 1\n"))
+        (clone / "five.py").write_text(FIVE_RUNS)
+        subprocess.run([sys.executable, "five.py"], cwd=clone, env=env(), check=True)
+        out["push5"] = xp(clone, "push")
+        out["push_noop"] = xp(clone, "push")
+    shutil.rmtree(clone)
+    return out
+
+
+def colleague_side(work: Path, url: str, protocol: int, label: str) -> dict[str, float]:
+    """Someone who never uses xp: plain clone, no-op fetch, push of a new branch."""
+    clone = work / f"plain-{label}-v{protocol}"
+    out = {"plain_clone": timed(["git", "clone", "-q", url, clone.name], work, protocol=protocol)}
+    out["plain_fetch"] = min(
+        timed(["git", "fetch", "-q", "origin"], clone, protocol=protocol) for _ in range(3)
+    )
+    pushes = []
+    for k in range(3):
+        (clone / "note.txt").write_text(f"{label} {protocol} {k}\n")
+        git(clone, "add", "note.txt")
+        git(clone, "commit", "-q", "-m", f"note {k}")
+        pushes.append(
+            timed(
+                ["git", "push", "-q", "origin", f"HEAD:refs/heads/topic-{label}-{protocol}-{k}"],
+                clone,
+                protocol=protocol,
+            )
+        )
+    out["plain_push"] = min(pushes)
+    shutil.rmtree(clone)
+    return out
+
+
+def measure(work: Path, n: int, protocols: tuple[int, ...] = (0, 2)) -> dict[str, float]:
+    """Every figure for ``n`` runs, keyed ``<layout>_<what>_v<protocol>``."""
+    base = work / "srv"
+    base.mkdir(parents=True)
+    seed, run = seed_project(work / "seed")
+    for name in ("old.git", "base.git"):
+        git(base, "init", "-q", "--bare", "-b", "main", name)
+    git(seed, "push", "-q", "--no-verify", str(base / "base.git"), "HEAD:main")
+    out: dict[str, float] = {"runs": float(n)}
+    start = time.perf_counter()
+    fast_import(base / "old.git", seed, run, n)
+    out["build"] = time.perf_counter() - start
+    shutil.copytree(base / "old.git", base / "new.git", symlinks=True)
+    daemon = Daemon(base)
+    try:
+        daemon.wait("old.git")
+        mig = work / "migrator"
+        git(work, "clone", "-q", daemon.url("new.git"), mig.name)
+        xp(mig, "init")
+        out["migrate"] = xp(mig, "push")
+        left = git(base / "new.git", "for-each-ref", "refs/xp/runs/").count("\n")
+        if left:
+            raise RuntimeError(f"{left} per-run refs left after the migration")
+        shutil.rmtree(mig)
+        git(base / "new.git", "repack", "-a", "-d", "-q")  # as the old one is
+        for protocol in protocols:
+            for label in ("old", "new"):
+                figures = user_side(work, daemon.url(f"{label}.git"), protocol, label)
+                out.update({f"{label}_{k}_v{protocol}": v for k, v in figures.items()})
+            for label in ("base", "old", "new"):
+                figures = colleague_side(work, daemon.url(f"{label}.git"), protocol, label)
+                out.update({f"{label}_{k}_v{protocol}": v for k, v in figures.items()})
+    finally:
+        daemon.stop()
+    for label in ("old", "new"):
+        start = time.perf_counter()
+        git(base / f"{label}.git", "gc", "-q")
+        out[f"{label}_gc"] = time.perf_counter() - start
+    return out
+
+
+ROWS = (
+    ("fresh clone + xp init + fetch runs", "clone_runs"),
+    ("no-op git fetch with xp's refspecs", "noop_fetch"),
+    ("first `xp show -n 3` after that fetch", "show_first"),
+    ("next `xp show -n 3`", "show_next"),
+    ("`xp push` of 5 new runs from that clone (v2)", "push5"),
+    ("`xp push` with nothing new (v2)", "push_noop"),
+    ("colleague: plain clone", "plain_clone"),
+    ("colleague: no-op fetch", "plain_fetch"),
+    ("colleague: push a new branch", "plain_push"),
+)
+
+
+def table(results: dict[int, dict[str, float]]) -> str:
+    sizes = sorted(results)
+    head = "| with N runs on the server | layout | " + " | ".join(f"{n:,}" for n in sizes) + " |"
+    lines = [head, "|---|---|" + "---|" * len(sizes)]
+    for label, key in ROWS:
+        layouts = ("base", "old", "new") if key.startswith("plain") else ("old", "new")
+        for layout in layouts:
+            cells = []
+            for n in sizes:
+                r = results[n]
+                v0, v2 = r.get(f"{layout}_{key}_v0"), r.get(f"{layout}_{key}_v2")
+                cells.append(" / ".join(f"{v:.2f}" for v in (v0, v2) if v is not None) or "-")
+            name = {"base": "no xp refs", "old": "per-run refs", "new": "catalog"}[layout]
+            unit = " (s)" if "(v2)" in label else " (v0 / v2, s)"
+            lines.append(f"| {label}{unit} | {name} | " + " | ".join(cells) + " |")
+    for label, key in (("server `git gc` (s)", "gc"),):
+        for layout in ("old", "new"):
+            name = {"old": "per-run refs", "new": "catalog"}[layout]
+            cells = [f"{results[n][f'{layout}_{key}']:.2f}" for n in sizes]
+            lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| xp migrating the server (s) | | "
+        + " | ".join(f"{results[n]['migrate']:.2f}" for n in sizes)
+        + " |"
+    )
+    lines.append(
+        "| building it (fast-import, s) | | "
+        + " | ".join(f"{results[n]['build']:.2f}" for n in sizes)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+def xp_side(ctx: Context) -> dict[str, float]:
+    r = measure(ctx.workdir, ctx.size(10_000, 1_600))
+    return {
+        **r,
+        "noop_fetch": max(r["new_noop_fetch_v0"], r["new_noop_fetch_v2"]),
+        "clone_runs": max(r["new_clone_runs_v0"], r["new_clone_runs_v2"]),
+        "show_first": r["new_show_first_v2"],
+        "show_next": r["new_show_next_v2"],
+        "push_ratio": max(
+            r["new_plain_push_v0"] / r["base_plain_push_v0"],
+            r["new_plain_push_v2"] / r["base_plain_push_v2"],
+        ),
+    }
+
+
+WORKLOAD = Workload(
+    key="R1",
+    title="runs on a shared git server: the run catalog at 10,000 runs (ref_scale.py)",
+    metrics=(
+        Metric("noop_fetch", "no-op git fetch (worse of v0, v2)", target=1.0),
+        Metric("clone_runs", "fresh clone + xp init + fetch runs", target=10.0),
+        Metric("show_first", "first xp show -n 3 after the fetch", target=3.0),
+        Metric("show_next", "next xp show -n 3", target=0.3),
+        Metric("push_ratio", "colleague's push vs a server without runs", unit="x", target=1.1),
+    ),
+    xp=xp_side,
+    repeat=1,
+    order=95,
+    notes=("100k: python benchmarks/ref_scale.py --sizes 100000",),
+)
+
+
+def main() -> None:
+    import argparse
+    import json
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--sizes", default="1600,10000", help="comma-separated run counts")
+    parser.add_argument("--json", help="also write the raw figures here")
+    args = parser.parse_args()
+    results = {}
+    for n in (int(s) for s in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            results[n] = measure(Path(tmp), n)
+        print(f"{n} runs done", file=sys.stderr)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

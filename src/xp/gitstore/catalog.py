@@ -1,0 +1,283 @@
+"""The run catalog: a git remote's runs under a bounded set of refs (format 2).
+
+A remote holds ``refs/xp/catalog/<bb>`` (256 buckets, ``format.bucket_of``), each a commit
+whose tree has one gitlink (mode 160000) per run, named by the run id and pointing at the
+run's tip; its parents are the previous bucket tip plus every run tip it added or moved, so
+the remote keeps every run reachable (``git gc`` keeps them; a fetch of the bucket brings
+them). A clone fetches the buckets to ``refs/xp/remotes/<remote>/catalog/<bb>``. With 100k
+runs the remote advertises 256 refs instead of 100k: that is what makes git's push (which has
+no protocol v2) and protocol-v0 fetches cheap for everyone, xp user or not.
+
+Fetched buckets are untrusted: an entry that is not a gitlink, whose name is not a run id,
+or that sits in the wrong bucket is skipped and said in ``Bucket.skipped``; a bucket tree
+over ``MAX_TREE_BYTES`` is not read at all. Nothing read here is ever written outside the
+object store and refs/xp/.
+
+Runs listed by a fetched bucket are shown to callers as the fetched copies they stand for
+(``RunRef(id, remote)`` = ``refs/xp/remotes/<remote>/runs/<id>``), as the per-run refs of
+format 1 were, so resolution, the index, ``xp get`` and the rest see one kind of remote run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xp import format as fmt
+from xp.gitstore import catfile
+from xp.gitstore.chains import tree_body
+from xp.gitstore.identity import identity
+from xp.gitstore.objects import ObjectWriter, RawObject
+from xp.gitstore.refs import PackedRefs, _read_loose, read_ref
+from xp.gitstore.repo import GitRepo
+
+GITLINK = 0o160000
+# 100k runs over 256 buckets is ~400 entries (~25 kB) a bucket; a tree a thousand times that
+# is not one xp wrote, and is not parsed.
+MAX_TREE_BYTES = 32 << 20
+_MARK = "/catalog/"
+
+
+@dataclass
+class Bucket:
+    """One bucket commit as read: its run entries and what was left out."""
+
+    tip: str
+    tree: str | None = None
+    entries: dict[str, str] = field(default_factory=dict)  # run id -> tip commit
+    skipped: list[str] = field(default_factory=list)  # why entries (or the bucket) were skipped
+
+
+def bucket_ref(bucket: str, remote: str | None = None) -> str:
+    return fmt.catalog_prefix(remote) + bucket
+
+
+def _valid_bucket(name: str) -> bool:
+    return len(name) == 2 and all(c in "0123456789abcdef" for c in name)
+
+
+def tracking_buckets(common_dir: Path) -> dict[str, str]:
+    """Every fetched bucket ref (``refs/xp/remotes/<remote>/catalog/<bb>``): name -> tip.
+
+    Found without listing any remote's ``runs`` folder (format 1 copies, maybe 100k files)
+    nor reading its slice of packed-refs: one jump over each such slice."""
+    out: dict[str, str] = {}
+    with PackedRefs(common_dir) as packed:
+        out.update(packed.beside_runs(fmt.REMOTES_PREFIX, _is_tracking))
+    stack = [fmt.REMOTES_PREFIX.rstrip("/")]
+    while stack:
+        path = stack.pop()
+        try:
+            entries = list(os.scandir(common_dir / path))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            sub = f"{path}/{entry.name}"
+            if entry.name == "catalog":
+                for ref in os.scandir(entry.path):
+                    ref_name = f"{sub}/{ref.name}"
+                    if _is_tracking(ref_name) and ref.is_file(follow_symlinks=False):
+                        sha = _read_loose(ref.path)
+                        if sha is not None:
+                            out[ref_name] = sha
+            elif entry.name != "runs":
+                stack.append(sub)
+    return out
+
+
+def _is_tracking(name: str) -> bool:
+    if not name.startswith(fmt.REMOTES_PREFIX):
+        return False
+    remote, sep, bucket = name[len(fmt.REMOTES_PREFIX) :].rpartition(_MARK)
+    return bool(sep and remote and _valid_bucket(bucket))
+
+
+def split_tracking(name: str) -> tuple[str, str]:
+    """(remote, bucket) of a fetched bucket ref."""
+    remote, _sep, bucket = name[len(fmt.REMOTES_PREFIX) :].rpartition(_MARK)
+    return remote, bucket
+
+
+def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
+    """Read bucket commits ``tips`` (key -> commit): two ``git cat-file --batch`` rounds
+    however many buckets. Keys ending in ``/<bb>`` keep only entries of bucket ``bb``."""
+    out = {key: Bucket(tip) for key, tip in tips.items()}
+    wanted = sorted(set(tips.values()))
+    trees: dict[str, str] = {}
+    sizes = catfile.sizes(repo, wanted)
+    small = [s for s in wanted if sizes.get(s, 1 << 40) < 1 << 24]  # a commit, not a blob
+    for sha, body in catfile.read_objects(repo, small):
+        if body is not None and body.startswith(b"tree ") and len(body) >= 45:
+            trees[sha] = body[5:45].decode("ascii", "replace")
+    tree_ids = sorted(set(trees.values()))
+    tree_sizes = catfile.sizes(repo, tree_ids)
+    readable = [t for t in tree_ids if tree_sizes.get(t, 1 << 40) <= MAX_TREE_BYTES]
+    bodies = dict(catfile.read_objects(repo, readable))
+    for key, bucket in out.items():
+        tree = trees.get(bucket.tip)
+        if tree is None:
+            bucket.skipped.append(f"{key}: {bucket.tip[:12]} is not a commit here")
+            continue
+        bucket.tree = tree
+        body = bodies.get(tree)
+        if body is None:
+            size = tree_sizes.get(tree)
+            why = "missing" if size is None else f"{size} bytes, over {MAX_TREE_BYTES}"
+            bucket.skipped.append(f"{key}: tree {tree[:12]} not read ({why})")
+            continue
+        want = key.rpartition("/")[2]
+        try:
+            entries = catfile.parse_tree(body)
+        except (ValueError, IndexError):
+            bucket.skipped.append(f"{key}: tree {tree[:12]} is damaged")
+            continue
+        for name, (mode, sha) in entries.items():
+            if mode != GITLINK:
+                bucket.skipped.append(f"{key}: {name!r} is not a run entry (mode {mode:o})")
+            elif not fmt.is_run_id(name):
+                bucket.skipped.append(f"{key}: {name!r} is not a run id")
+            elif _valid_bucket(want) and fmt.bucket_of(name) != want:
+                bucket.skipped.append(f"{key}: run {name} belongs in bucket {fmt.bucket_of(name)}")
+            else:
+                bucket.entries[name] = sha
+    return out
+
+
+def present(repo: GitRepo, shas: Iterable[str]) -> set[str]:
+    """The commits among ``shas`` this repository has (a bucket may name what it lacks)."""
+    types = catfile.object_types(repo, sorted(set(shas)))
+    return {sha for sha, kind in types.items() if kind == "commit"}
+
+
+def remote_runs(repo: GitRepo, tips: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every run the fetched buckets list, as the fetched-copy ref it stands for
+    (``refs/xp/remotes/<remote>/runs/<id>``) -> tip; entries whose commit is missing here
+    are left out."""
+    return listing(repo, tips)[0]
+
+
+def listing(
+    repo: GitRepo, tips: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """``remote_runs``, and why entries were skipped (hostile or damaged buckets, commits
+    missing here)."""
+    if tips is None:
+        tips = tracking_buckets(repo.common_dir)
+    if not tips:
+        return {}, []
+    out: dict[str, str] = {}
+    skipped: list[str] = []
+    for key, bucket in read_buckets(repo, tips).items():
+        remote, _b = split_tracking(key)
+        skipped += bucket.skipped
+        for run_id, sha in bucket.entries.items():
+            out[str(fmt.RunRef(run_id, remote))] = sha
+    have = present(repo, out.values())
+    skipped += [
+        f"{ref}: commit {sha[:12]} is not here" for ref, sha in out.items() if sha not in have
+    ]
+    return {ref: sha for ref, sha in out.items() if sha in have}, skipped
+
+
+def find(repo: GitRepo, run_id: str) -> dict[str, str]:
+    """The fetched buckets' entries for ``run_id``: copy ref -> tip (one bucket per remote)."""
+    if not fmt.is_run_id(run_id):
+        return {}
+    bucket = fmt.bucket_of(run_id)
+    tips = {
+        name: sha
+        for name, sha in tracking_buckets(repo.common_dir).items()
+        if split_tracking(name)[1] == bucket
+    }
+    found = {}
+    for key, read in read_buckets(repo, tips).items() if tips else ():
+        sha = read.entries.get(run_id)
+        if sha is not None:
+            found[str(fmt.RunRef(run_id, split_tracking(key)[0]))] = sha
+    have = present(repo, found.values())
+    return {ref: sha for ref, sha in found.items() if sha in have}
+
+
+def write_bucket(
+    repo: GitRepo, *, entries: Mapping[str, str], parents: list[str], message: str
+) -> str:
+    """A bucket commit listing ``entries`` (run id -> tip) with ``parents``; its sha. Raw
+    objects (as chains.write makes them): one tree, one commit, no git process."""
+    writer = ObjectWriter(repo.objects_dir)
+    body = tree_body({name.encode(): (GITLINK, sha.encode()) for name, sha in entries.items()})
+    tree = writer.add(RawObject(b"tree", body))
+    when = int(time.time())
+    offset = time.localtime(when).tm_gmtoff
+    sign, offset = ("-", -offset) if offset < 0 else ("+", offset)
+    zone = f"{sign}{offset // 3600:02d}{offset % 3600 // 60:02d}".encode()
+    stamp = b"%s %d %s" % (identity(str(repo.worktree)), when, zone)
+    text = b"tree %s\n" % tree
+    text += b"".join(b"parent %s\n" % p.encode() for p in dict.fromkeys(parents))
+    text += b"author %s\ncommitter %s\n\n%s\n" % (stamp, stamp, message.encode("utf-8"))
+    return writer.add(RawObject(b"commit", text)).decode()
+
+
+def ancestors(repo: GitRepo, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (old, new) pairs where ``old`` is an ancestor of ``new`` (a run moved forward)."""
+    out = set()
+    for old, new in pairs:
+        proc = repo.git("merge-base", "--is-ancestor", old, new, check=False)
+        if proc.returncode == 0:
+            out.add((old, new))
+    return out
+
+
+def listed(repo: GitRepo, remote: str, run_ids: Iterable[str]) -> dict[str, str]:
+    """run id -> tip of those of ``run_ids`` the fetched buckets of ``remote`` list; reads
+    only the buckets they fall in."""
+    wanted = {i for i in run_ids if fmt.is_run_id(i)}
+    if not wanted:
+        return {}
+    buckets = {fmt.bucket_of(i) for i in wanted}
+    prefix = fmt.catalog_prefix(remote)
+    tips = {}
+    for bucket in buckets:
+        sha = read_ref(repo.common_dir, prefix + bucket)
+        if sha is not None:
+            tips[prefix + bucket] = sha
+    out: dict[str, str] = {}
+    for read in read_buckets(repo, tips).values() if tips else ():
+        out.update({i: s for i, s in read.entries.items() if i in wanted})
+    return out
+
+
+def forget(repo: GitRepo, run_ids: Iterable[str]) -> list[str]:
+    """Drop ``run_ids`` from this clone's fetched buckets (``xp rm`` without ``--remote``: as
+    deleting a fetched per-run copy did, until the next fetch brings the remote's bucket back).
+    Each bucket moves by compare-and-swap to a local commit listing the rest (whose parents
+    keep them reachable here); the copy refs forgotten."""
+    from xp.gitstore.refs import delete_refs, update_ref
+
+    wanted = {i for i in run_ids if fmt.is_run_id(i)}
+    buckets = {fmt.bucket_of(i) for i in wanted}
+    tips = {
+        name: sha
+        for name, sha in tracking_buckets(repo.common_dir).items()
+        if split_tracking(name)[1] in buckets
+    }
+    forgotten: list[str] = []
+    for name, read in (read_buckets(repo, tips) if tips else {}).items():
+        gone = sorted(wanted & read.entries.keys())
+        if not gone:
+            continue
+        rest = {i: s for i, s in read.entries.items() if i not in wanted}
+        if rest:
+            parents = sorted(present(repo, rest.values()))
+            message = f"xp catalog {split_tracking(name)[1]}: -{len(gone)} runs (here only)"
+            new = write_bucket(repo, entries=rest, parents=parents, message=message)
+            update_ref(repo.common_dir, name, new, read.tip)
+        else:
+            delete_refs(repo.common_dir, {name: read.tip})
+        remote = split_tracking(name)[0]
+        forgotten += [str(fmt.RunRef(i, remote)) for i in gone]
+    return forgotten

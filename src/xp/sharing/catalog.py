@@ -1,0 +1,249 @@
+"""Publishing runs in a git remote's catalog (format 2; ``gitstore/catalog`` has the layout).
+
+``publish`` is the one writer: ``xp push``, the pre-push hook and ``xp rm --remote`` call it.
+For each bucket it touches it builds a new bucket commit on top of the remote's tip (the
+remote's entries plus the runs that are new or moved forward, minus the runs removed), then
+pushes every touched bucket in one atomic compare-and-swap push. Another writer racing into
+the same bucket makes that push stale; xp then reads the remote again, rebuilds and retries
+with jittered backoff, so a user never sees a race. A run only moves forward: a catalog entry
+that is not an ancestor of the local tip refuses that run, as git refuses a non-fast-forward.
+
+A remote that still holds format-1 per-run refs (``refs/xp/runs/<id>``) is migrated by the
+same push (``migrate_remote`` is the same thing with no runs of ours): those runs join their
+buckets and the per-run refs are deleted in the same atomic push.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from xp import format as fmt
+from xp.config import load_config
+from xp.errors import RefRejectedError, StorageError
+from xp.gitstore import catalog
+from xp.gitstore import remote as git_remote
+from xp.gitstore.refs import delete_refs, list_refs, read_ref, update_ref
+from xp.gitstore.repo import GitRepo
+
+_NOTHING = "refs/xp/migrating-from-nothing/"  # never holds a ref: pruning from it deletes all
+TRIES = 8  # pushes before a race is reported (each after a jittered, growing wait)
+_RACE_WORDS = (
+    "stale info",
+    "fetch first",
+    "non-fast-forward",
+    "atomic",
+    "failed to update ref",
+    "cannot lock ref",
+    "incorrect old value",
+    "failed to lock",
+)
+
+
+def uses_catalog(repo: GitRepo) -> bool:
+    """Whether this project publishes runs in the catalog (``format: 2`` or later)."""
+    return load_config(repo).format >= fmt.CATALOG_FORMAT
+
+
+@dataclass
+class Published:
+    remote: str
+    pushed: list[str] = field(default_factory=list)  # run ids added or moved on the remote
+    removed: list[str] = field(default_factory=list)  # run ids the remote no longer lists
+    up_to_date: int = 0
+    migrated: int = 0  # format-1 per-run refs folded into the catalog and deleted
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (run ref, why)
+    tries: int = 0  # pushes made (more than 1: another writer raced us)
+
+
+def _fetch_buckets(repo: GitRepo, remote: str, buckets: Iterable[str], old: bool) -> None:
+    specs = [
+        f"+{catalog.bucket_ref(b)}:{catalog.bucket_ref(b, remote)}" for b in sorted(set(buckets))
+    ]
+    if old:  # format-1 runs: their objects, to list them in buckets
+        specs.append(f"+{fmt.RUNS_PREFIX}*:{fmt.RunRef.prefix(remote)}*")
+    if specs:
+        git_remote.fetch(repo, remote, specs)
+
+
+def _is_race(reason: str) -> bool:
+    return any(word in reason for word in _RACE_WORDS)
+
+
+def publish(
+    repo: GitRepo,
+    *,
+    remote: str,
+    runs: Mapping[str, str] | None = None,
+    remove: Iterable[str] = (),
+    migrate: bool = True,
+    tries: int = TRIES,
+) -> Published:
+    """List ``runs`` (run id -> tip) in ``remote``'s catalog and drop ``remove`` from it,
+    folding the remote's format-1 per-run refs in (``migrate``); retried on races."""
+    runs = dict(runs or {})
+    removing = set(remove)
+    result = Published(remote)
+    for attempt in range(tries):
+        result = Published(remote, tries=attempt + 1)
+        if _attempt(repo, remote, runs, removing, migrate, result):
+            return result
+        time.sleep(random.uniform(0.05, 0.1) * 2 ** min(attempt, 5))
+    ref, why = result.rejected[0] if result.rejected else ("the catalog", "kept changing")
+    raise RefRejectedError(
+        f"git remote {remote!r} kept changing {ref} during {tries} tries ({why});"
+        " push again in a moment"
+    )
+
+
+def migrate_remote(repo: GitRepo, *, remote: str) -> Published:
+    """Fold a remote's format-1 per-run refs into its catalog (deleting them, atomically)."""
+    return publish(repo, remote=remote, migrate=True)
+
+
+def _attempt(
+    repo: GitRepo,
+    remote: str,
+    runs: dict[str, str],
+    removing: set[str],
+    migrate: bool,
+    result: Published,
+) -> bool:
+    """One read-build-push round; False when a racing writer made the push stale."""
+    patterns = [f"{fmt.CATALOG_PREFIX}*"] + ([f"{fmt.RUNS_PREFIX}*"] if migrate or removing else [])
+    there = git_remote.ls_remote(repo, remote, *patterns)
+    server = {
+        name[len(fmt.CATALOG_PREFIX) :]: sha
+        for name, sha in there.items()
+        if name.startswith(fmt.CATALOG_PREFIX)
+    }
+    old = {
+        name[len(fmt.RUNS_PREFIX) :]: sha
+        for name, sha in there.items()
+        if name.startswith(fmt.RUNS_PREFIX) and fmt.is_run_id(name[len(fmt.RUNS_PREFIX) :])
+    }
+    if not migrate:  # only the per-run refs of runs being removed
+        old = {i: s for i, s in old.items() if i in removing}
+    touched = {fmt.bucket_of(i) for i in [*runs, *removing, *old]}
+    common = repo.common_dir
+    stale = [
+        b
+        for b in touched
+        if b in server and read_ref(common, catalog.bucket_ref(b, remote)) != server[b]
+    ]
+    if stale or old:
+        _fetch_buckets(repo, remote, stale, bool(old))
+    reads = catalog.read_buckets(
+        repo, {catalog.bucket_ref(b): server[b] for b in touched if b in server}
+    )
+    refspecs: list[str] = []
+    leases: dict[str, str | None] = {}
+    new_tips: dict[str, str | None] = {}  # bucket -> its new tip (None: deleted)
+    by_bucket: dict[str, tuple[dict[str, str], dict[str, str], list[str]]] = {
+        b: ({}, {}, []) for b in touched
+    }
+    for run_id, sha in runs.items():
+        by_bucket[fmt.bucket_of(run_id)][0][run_id] = sha
+    for run_id, sha in old.items():
+        by_bucket[fmt.bucket_of(run_id)][1][run_id] = sha
+    for run_id in removing:
+        by_bucket[fmt.bucket_of(run_id)][2].append(run_id)
+    for bucket in sorted(touched):
+        base = server.get(bucket)
+        read = reads.get(catalog.bucket_ref(bucket))
+        entries = dict(read.entries) if read is not None else {}
+        added: list[str] = []
+        mine, theirs, dropping = by_bucket[bucket]
+        checks = [(entries[i], s) for i, s in {**theirs, **mine}.items() if i in entries]
+        checks += [(s, entries[i]) for i, s in mine.items() if i in entries]
+        forward = catalog.ancestors(repo, [(a, b) for a, b in checks if a != b])
+        for run_id, sha in theirs.items():  # format-1 refs: the newer of the two wins
+            have = entries.get(run_id)
+            if have is None or (have, sha) in forward:
+                entries[run_id] = sha
+                added.append(sha)
+        for run_id, sha in mine.items():
+            have = entries.get(run_id)
+            if have == sha or (have is not None and (sha, have) in forward):
+                result.up_to_date += 1
+            elif have is None or (have, sha) in forward:
+                entries[run_id] = sha
+                added.append(sha)
+                result.pushed.append(run_id)
+            else:
+                result.rejected.append(
+                    (
+                        str(fmt.RunRef(run_id)),
+                        "non-fast-forward: the remote's run is not an ancestor of yours",
+                    )
+                )
+        gone = [i for i in dropping if i in entries]
+        for run_id in gone:
+            del entries[run_id]
+        result.removed += gone
+        if not migrate:  # a few runs being removed: each deletion leased on what was read
+            for run_id in theirs:
+                refspecs.append(f":{fmt.RunRef(run_id)}")
+                leases[str(fmt.RunRef(run_id))] = old[run_id]
+        result.migrated += len(set(theirs) - removing)
+        if not added and not gone:
+            continue
+        ref = catalog.bucket_ref(bucket)
+        if not entries:  # nothing left: the bucket goes (or was never there)
+            if base:
+                refspecs.append(f":{ref}")
+                leases[ref] = base
+                new_tips[bucket] = None
+            continue
+        if gone:  # a new root: the removed runs become unreachable on the remote
+            parents = sorted(catalog.present(repo, entries.values()))
+            message = f"xp catalog {bucket}: -{len(gone)} runs"
+        else:
+            parents = ([base] if base else []) + added
+            message = f"xp catalog {bucket}: +{len(added)} runs"
+        tip = catalog.write_bucket(repo, entries=entries, parents=parents, message=message)
+        refspecs.append(f"{tip}:{ref}")
+        leases[ref] = base
+        new_tips[bucket] = tip
+    prune = migrate and bool(old)
+    if prune:
+        # Every per-run ref goes in the same atomic push, by pruning from a namespace that is
+        # empty here (one refspec per ref would cost git minutes at 100k refs). Each deletion
+        # is checked against the value git's own ref listing showed just before it pushes; a
+        # ref an older xp created after our read is deleted unread, and that xp pushes its
+        # runs again with its next push (it sends every refs/xp/runs/*), to be folded in then.
+        refspecs.append(f"{_NOTHING}*:{fmt.RUNS_PREFIX}*")
+    if not refspecs:
+        return True
+    from xp.sharing.push_pull import NESTED_PUSH_ENV
+
+    rows = git_remote.push(
+        repo, remote, refspecs, env=NESTED_PUSH_ENV, leases=leases or None, prune=prune
+    )
+    refused = [r for r in rows if r.rejected]
+    if refused:
+        if all(_is_race(r.reason) for r in refused):
+            result.rejected = [(r.ref, r.reason) for r in refused]
+            return False
+        real = next(r for r in refused if not _is_race(r.reason))
+        raise RefRejectedError(
+            f"git remote {remote!r} refused {real.ref}: {real.reason}; check the remote's"
+            " rules for refs/xp/ (protected refs, hooks)"
+        )
+    for bucket, new in new_tips.items():
+        name = catalog.bucket_ref(bucket, remote)
+        current = read_ref(common, name)
+        with contextlib.suppress(StorageError):  # a fetch moved it meanwhile: it knows
+            if new is None and current is not None:
+                delete_refs(common, {name: current})
+            elif new is not None and current != new:
+                update_ref(common, name, new, current)
+    copies = list_refs(common, fmt.RunRef.prefix(remote))
+    drop = {n: s for n, s in copies.items() if n.rpartition("/")[2] in old}
+    if drop:
+        with contextlib.suppress(StorageError):  # a fetch changed them: left for the next
+            delete_refs(common, drop)  # the catalog lists them now
+    return True
