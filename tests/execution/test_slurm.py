@@ -84,6 +84,13 @@ def test_the_dry_run_scripts_tasks_record_one_sweep(tmp_path: Path, daemon: str)
             ["bash", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+    # A requeued task whose point is on the remote already records nothing new.
+    proc = subprocess.run(
+        ["bash", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "xp: point 3 is on" in proc.stderr
+    assert "(an earlier attempt pushed it)" in proc.stderr
     # A colleague's clone sees the four points as one sweep, each with its Slurm task.
     b = tmp_path / "b"
     sh(tmp_path, "git", "clone", "-q", daemon, str(b))
