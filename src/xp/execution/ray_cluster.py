@@ -50,8 +50,12 @@ def _connect(ray: Any, address: str) -> str:
         target = os.environ["RAY_ADDRESS"]
         kwargs = {"address": "auto"}
     else:
-        target = "a local runtime"
-        kwargs = {"include_dashboard": False, "object_store_memory": LOCAL_OBJECT_STORE}
+        target = "a local runtime"  # "local": a new one, never a cluster found on this machine
+        kwargs = {
+            "address": "local",
+            "include_dashboard": False,
+            "object_store_memory": LOCAL_OBJECT_STORE,
+        }
     try:
         ray.init(log_to_driver=False, logging_level=logging.WARNING, **kwargs)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
