@@ -146,3 +146,30 @@ def test_a_ray_worker_killed_mid_point_leaves_one_run_per_point(
             _kill_and_check(tmp_path, daemon, shared, proc, "k2")
         finally:
             shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
+
+
+@pytest.mark.framework
+def test_ctrl_c_on_a_ray_sweep_cancels_the_points_still_running(
+    tmp_path: Path, daemon: str, project: tuple[Path, Path]
+) -> None:
+    pytest.importorskip("ray")
+    a, shared = project
+    env = ray_env(tmp_path) | {"XPTEST_SHARED": str(shared)}
+    env.pop("RAY_ADDRESS", None)
+    env["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="xpray-", dir="/tmp")
+    try:
+        with _sweep(a, env, "ray", "c1") as proc:
+            found = wait_for(
+                lambda: _read(shared / "victim") or proc.poll() is not None, "point 0", timeout=300
+            )
+            assert isinstance(found, str), proc.communicate()
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 130, err
+        # the cancelled point's command stopped and pushed no run (Ray SIGKILLs a cancelled
+        # task's processes, so its clone may stay in the worker's TMPDIR: docs/teams.md)
+        wait_for(lambda: not alive(int(found)), "the cancelled point's command to stop")
+        runs = sweep_runs(tmp_path, daemon, "c1")
+        assert 0.1 not in [r.params["lr"] for r in runs]  # type: ignore[attr-defined]
+    finally:
+        shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)

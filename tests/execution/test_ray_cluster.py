@@ -43,6 +43,19 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, str]]:
         ):
             gcs = f"127.0.0.1:{port}"
             wait_for(lambda: _answers(client), "Ray's client server", timeout=180, interval=0.2)
+            # the port opens before the server can start a client's session: ask it for one
+            probe = f"import ray; ray.init('ray://127.0.0.1:{client}'); ray.shutdown()"
+            wait_for(
+                lambda: (
+                    subprocess.run(
+                        [sys.executable, "-c", probe], env=ray_env(tmp_path), capture_output=True
+                    ).returncode
+                    == 0
+                ),
+                "Ray's client server to take a client",
+                timeout=180,
+                interval=1,
+            )
             yield gcs, f"ray://127.0.0.1:{client}"
     finally:
         subprocess.run(["rm", "-rf", temp], check=False)

@@ -114,6 +114,10 @@ def run(
         _slurm(repo, list(command), params, sweep_id, dry_run, point, executor)
         return
     parsed = ov.parse(list(params))
+    if point is not None:
+        from xp.execution.cluster import tether
+
+        tether()
     sweeping = random_k is not None or point is not None or sweep_id is not None
     if sweeping or temp or any(len(o.values) > 1 for o in parsed):
         single = point is not None or (random_k is None and all(len(o.values) == 1 for o in parsed))

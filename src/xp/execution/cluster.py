@@ -24,7 +24,11 @@ from xp.execution.slurm import SlurmJob
 
 # Started by the worker's thread, this process sets its parent-death signal and becomes bash:
 # when the worker dies (killed, out of memory), bash gets SIGTERM and its trap stops the point.
+# A signal ignored on entry cannot be trapped by bash, and Ray's workers ignore SIGTERM: the
+# usual dispositions come back first.
 _DIE_WITH_PARENT = """import ctypes, os, signal, sys
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, signal.SIG_DFL)
 try:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 except Exception:
@@ -34,6 +38,26 @@ if os.getppid() != int(sys.argv[1]):
 os.execvp(sys.argv[2], sys.argv[2:])
 """
 TAIL_LINES = 20
+TETHER_ENV = "XP_TETHER"  # the task script's pid: its `xp run --point` dies with it
+
+
+def tether() -> None:
+    """In ``xp run --point`` started by a task script with ``XP_TETHER=$$``: die (SIGKILL)
+    when that script dies, however it died (an engine may SIGKILL a dead worker's children,
+    leaving no trap to run); xp run's guard then stops the command. Linux only."""
+    import signal as sig
+
+    pid = os.environ.pop(TETHER_ENV, "")
+    if not pid.isdigit():
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the script's trap alone
+        return
+    if os.getppid() != int(pid):  # the script died before prctl
+        os._exit(137)
 
 
 @dataclass

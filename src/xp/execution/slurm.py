@@ -159,8 +159,9 @@ git fetch --quiet origin {q(ref)}
 git checkout --quiet --detach "$commit"
 cd {q(rel)}
 status=0
-"$xp" run --run-id "$run_id" --point "$point" --sweep-id {q(sweep_id)} {args} \\
-  -- {shlex.join(command)} &  # in the background: the TERM trap runs at once
+XP_TETHER=$$ "$xp" run --run-id "$run_id" --point "$point" --sweep-id {q(sweep_id)} {args} \\
+  -- {shlex.join(command)} &  # in the background: the TERM trap runs at once; XP_TETHER: xp
+# run dies with this script, however it dies
 wait $! || status=$?
 "$xp" push origin
 exit "$status"
