@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import one_line_error, xp_main
+from tests.helpers import one_line_error, server_runs, xp_main
 from tests.sharing.test_e2e import _env, daemon, sh, xp_
 
 __all__ = ["daemon"]  # the git server fixture, shared with the end-to-end tests
@@ -84,6 +84,13 @@ def test_the_dry_run_scripts_tasks_record_one_sweep(tmp_path: Path, daemon: str)
             ["bash", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+    # A requeued task whose point is on the remote already records nothing new.
+    proc = subprocess.run(
+        ["bash", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "xp: point 3 is on" in proc.stderr
+    assert "(an earlier attempt pushed it)" in proc.stderr
     # A colleague's clone sees the four points as one sweep, each with its Slurm task.
     b = tmp_path / "b"
     sh(tmp_path, "git", "clone", "-q", daemon, str(b))
@@ -174,6 +181,6 @@ def test_submit_pushes_the_code_and_hands_the_script_to_sbatch(tmp_path: Path, d
     commit = sh(a, "git", "rev-parse", "HEAD").strip()
     refs = subprocess.run(["git", "ls-remote", daemon], capture_output=True, text=True).stdout
     assert f"{commit}\trefs/xp/sweeps/s2" in refs
-    assert refs.count("refs/xp/runs/") == 2, [
+    assert len(server_runs(daemon)) == 2, [
         (p.name, p.read_text()) for p in tmp_path.glob("task-*.out")
     ]

@@ -61,12 +61,20 @@ def _sink(kind: str, data: bytes) -> None:
     " e.g. $SLURM_ARRAY_JOB_ID); default: a new one.",
 )
 @click.option(
+    "--run-id",
+    metavar="ID",
+    help="With --point: the point's run id, chosen by the sweep's driver and the same in every"
+    " attempt of the task, so a re-run task never records the point twice.",
+)
+@click.option(
     "--executor",
     default="local",
     show_default=True,
-    metavar="local|slurm|dask://HOST:PORT",
+    metavar="local|slurm|dask://HOST:PORT|ray|ray://HOST:PORT",
     help="Sweep: where points run. slurm submits one job array (sbatch); dask://HOST:PORT runs"
-    " each point as a task on that Dask scheduler. Either way each point pushes its run.",
+    " each point as a task on that Dask scheduler; ray on a local Ray runtime (the running"
+    " cluster when RAY_ADDRESS is set), ray://HOST:PORT through Ray Client. Each point pushes"
+    " its run.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="With --executor slurm: print the job script, submit nothing."
@@ -83,6 +91,7 @@ def run(
     temp: bool,
     point: int | None,
     sweep_id: str | None,
+    run_id: str | None,
     executor: str,
     dry_run: bool,
     command: tuple[str, ...],
@@ -99,12 +108,16 @@ def run(
 
     repo = open_repo()
     if executor not in ("local", "slurm"):
-        _dask(repo, executor, list(command), params, sweep_id, point, dry_run)
+        _cluster(repo, executor, list(command), params, sweep_id, point, dry_run)
         return
     if executor == "slurm" or dry_run:
         _slurm(repo, list(command), params, sweep_id, dry_run, point, executor)
         return
     parsed = ov.parse(list(params))
+    if point is not None:
+        from xp.execution.cluster import tether
+
+        tether()
     sweeping = random_k is not None or point is not None or sweep_id is not None
     if sweeping or temp or any(len(o.values) > 1 for o in parsed):
         single = point is not None or (random_k is None and all(len(o.values) == 1 for o in parsed))
@@ -121,8 +134,13 @@ def run(
             single,
             point=point,
             sweep_id=sweep_id,
+            run_id=run_id,
         )
         return
+    if run_id is not None:
+        from xp.errors import InvalidValueError
+
+        raise InvalidValueError("--run-id names one point's run: give --point too")
     from xp.execution.run_command import launch
 
     result = launch(
@@ -149,35 +167,54 @@ def run(
         sys.exit(result.shell_code if result.status != "killed" or result.exit_code else 130)
 
 
-def _dask(
+def _cluster(
     repo: GitRepo,
-    address: str,
+    executor: str,
     command: list[str],
     params: tuple[str, ...],
     sweep_id: str | None,
     point: int | None,
     dry_run: bool,
 ) -> None:
+    """Dask or Ray: each point a task of the engine, progress as points finish."""
     from xp.errors import InvalidValueError
-    from xp.execution.dask_cluster import run_on_dask
 
     if point is not None or dry_run:
-        raise InvalidValueError("--point and --dry-run do not go with --executor dask://")
+        raise InvalidValueError(f"--point and --dry-run do not go with --executor {executor}")
 
     def progress(line: str) -> None:
         render.echo(line, err=True)
 
-    result = run_on_dask(
-        repo, address=address, command=command, params=params, sweep_id=sweep_id, progress=progress
-    )
+    if executor == "ray" or executor.startswith("ray://"):
+        from xp.execution.ray_cluster import run_on_ray
+
+        result = run_on_ray(
+            repo,
+            address=executor,
+            command=command,
+            params=params,
+            sweep_id=sweep_id,
+            progress=progress,
+        )
+    else:
+        from xp.execution.dask_cluster import run_on_dask
+
+        result = run_on_dask(
+            repo,
+            address=executor,
+            command=command,
+            params=params,
+            sweep_id=sweep_id,
+            progress=progress,
+        )
     for index, tail in sorted(result.output.items()):
         render.echo(f"xp: point {index} failed; its task's last lines:", err=True)
         for line in tail.splitlines():
             render.echo(f"    {line}", err=True)
     ok = sum(code == 0 for code in result.status.values())
     render.echo(
-        f"sweep {result.job.sweep_id}: {ok}/{result.job.points} finished on Dask; the runs are on"
-        f" {result.job.remote}: git fetch {result.job.remote} &&"
+        f"sweep {result.job.sweep_id}: {ok}/{result.job.points} finished on {result.engine};"
+        f" the runs are on {result.job.remote}: git fetch {result.job.remote} &&"
         f" xp show -w \"tags.xp.sweep = '{result.job.sweep_id}'\""
     )
     if ok != result.job.points:
@@ -227,6 +264,7 @@ def _sweep(
     *,
     point: int | None = None,
     sweep_id: str | None = None,
+    run_id: str | None = None,
 ) -> None:
     from xp.execution.sweep import sweep
 
@@ -246,6 +284,7 @@ def _sweep(
         progress=progress,
         point=point,
         sweep_id=sweep_id,
+        run_id=run_id,
     )
     render.echo(_sweep_table(result))
     for done in result.points:

@@ -3,37 +3,27 @@
 Dask schedules; xp only submits. The sweep's commit is pushed first as
 ``refs/xp/sweeps/<id>`` (as for Slurm, ``slurm.py``), and each task runs the same script a
 Slurm array task runs, its point in ``XP_POINT``: clone, check out that commit,
-``xp run --point``, ``xp push``. The task returns the command's exit status instead of raising
-for it, so Dask never re-runs a point that ran (a duplicate run); a worker that dies is
-Dask's to handle (it re-runs the task elsewhere: the killed attempt's run is lost with its
-temporary clone, never recorded twice). Points are reported as they finish; Ctrl-C cancels
-those not finished. ``distributed`` is the optional extra ``dask``; xp imports it only here.
+``xp run --point``, ``xp push`` (``cluster.py``: what every engine shares). A worker that dies
+is Dask's to handle: it re-runs the task elsewhere, up to
+``distributed.scheduler.allowed-failures`` (3) times, then the point is reported; the killed
+attempt stops with its worker and records nothing, so the point is never recorded twice.
+Points are reported as they finish; Ctrl-C cancels those not finished. ``distributed`` is the
+optional extra ``dask``; xp imports it only here.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from xp.errors import ExecutionError, InvalidValueError, missing_extra
-from xp.execution.slurm import SlurmJob, plan, push_code
+from xp.execution.cluster import ClusterSweep, run_script
+from xp.execution.slurm import plan, push_code
 from xp.gitstore.repo import GitRepo
 
 SCHEMES = ("dask://", "tcp://", "tls://")
-
-
-@dataclass
-class DaskSweep:
-    """What a sweep on a Dask cluster did: each point's exit status (None: not run)."""
-
-    job: SlurmJob
-    address: str
-    status: dict[int, int | None] = field(default_factory=dict)
-    output: dict[int, str] = field(default_factory=dict)  # a failed point's last lines
 
 
 def scheduler_address(spec: str) -> str:
@@ -47,17 +37,13 @@ def scheduler_address(spec: str) -> str:
 
 def run_task(script: str, index: int, env: dict[str, str]) -> tuple[int, int, str]:
     """One point, on a worker: (index, the task's exit status, its last output lines)."""
-    task_env = {**os.environ, **env, "XP_POINT": str(index)}
+    task_env = dict(env)
     try:
         worker = importlib.import_module("distributed").get_worker()
         task_env["XP_TASK_ID"] = str(worker.get_current_task())
     except (ImportError, ValueError):  # pragma: no cover - always inside a Dask task
         pass
-    proc = subprocess.run(
-        ["bash", "-c", script], env=task_env, capture_output=True, text=True, check=False
-    )
-    tail = "\n".join((proc.stdout + proc.stderr).rstrip().splitlines()[-20:])
-    return index, proc.returncode, tail
+    return run_script(script, index, task_env)
 
 
 def run_on_dask(
@@ -69,7 +55,7 @@ def run_on_dask(
     sweep_id: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> DaskSweep:
+) -> ClusterSweep:
     """Run every point of the sweep as a task on the Dask scheduler at ``address``."""
     say = progress or (lambda _line: None)
     target = scheduler_address(address)
@@ -79,7 +65,7 @@ def run_on_dask(
         raise missing_extra("distributed", "dask", "--executor dask://") from None
     job = plan(repo, command=command, params=params, sweep_id=sweep_id, cwd=cwd, engine="dask")
     push_code(repo, job)
-    result = DaskSweep(job, target, dict.fromkeys(range(job.points)))
+    result = ClusterSweep(job, "Dask", target, dict.fromkeys(range(job.points)))
     env = {"XP_ENGINE": "dask", "XP_JOB_ID": job.sweep_id}
     try:
         client = distributed.Client(target, timeout="20s")
@@ -96,12 +82,13 @@ def run_on_dask(
         ]
         try:
             for future in distributed.as_completed(futures):
-                index, code, tail = future.result()
-                result.status[index] = code
-                if code != 0:
-                    result.output[index] = tail
-                state = "finished" if code == 0 else f"failed (exit {code})"
-                say(f"xp: [{index + 1}/{job.points}] point {index}: {state}")
+                try:
+                    index, code, tail = future.result()
+                except Exception as exc:  # KilledWorker: its workers died too often
+                    index = futures.index(future)
+                    result.lost(index, f"{type(exc).__name__}: {exc}", say)
+                else:
+                    result.finished(index, code, tail, say)
         except KeyboardInterrupt:
             client.cancel(futures)
             raise

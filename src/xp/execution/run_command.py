@@ -347,9 +347,18 @@ def start(
     experiment: str | None,
     message: str | None,
     tags: dict[str, str] | None = None,
+    run_id: str | None = None,
 ) -> Run:
     """A Run whose recorded command is ``command`` (not ``xp run ...``) and cwd ``cwd``."""
-    run = Run(repo, name=name, experiment=experiment, message=message, command=command, cwd=cwd)
+    run = Run(
+        repo,
+        name=name,
+        experiment=experiment,
+        message=message,
+        command=command,
+        cwd=cwd,
+        run_id=run_id,
+    )
     try:
         for key, value in (tags or {}).items():
             run.set_tag(key, value)

@@ -6,13 +6,18 @@ task clones the project from the git remote, checks out the sweep's commit (push
 meanwhile), runs its point with ``xp run --point $SLURM_ARRAY_TASK_ID --sweep-id <id>`` (all
 points share the sweep id; each run records engine ``slurm``, the array's job id, the task
 index and the node) and sends the run and its artifacts with ``xp push``, whether the
-point's command succeeded or not; the task's exit status is the command's. Slurm's own
+point's command succeeded or not; the task's exit status is the command's. Each point's run
+id is chosen here, the same for every attempt of its task: a requeued task whose point is on
+the remote already stops at once, and the remote, which creates a ref once, never holds two
+runs of one point. A task sent SIGTERM (scancel, a dying Dask or Ray worker) stops the
+point, removes its clone and pushes nothing. Slurm's own
 options (partition, time, memory) come from sbatch's ``SBATCH_*`` environment variables or an
 edit of the ``--dry-run`` script.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import shutil
@@ -43,6 +48,7 @@ class SlurmJob:
     url: str
     script: str
     job_id: str | None = None  # set once sbatch accepted it
+    run_ids: tuple[str, ...] = ()  # each point's run id, the same in every attempt of its task
 
     @property
     def ref(self) -> str:
@@ -83,13 +89,14 @@ def plan(
     here = Path(cwd if cwd is not None else os.getcwd()).resolve()
     rel = os.path.relpath(here, repo.worktree.resolve()).replace(os.sep, "/")
     rel = "." if rel.startswith("..") else rel
-    script = _script(sweep_id, len(grid), commit, url, rel, params, command, name, engine)
-    return SlurmJob(sweep_id, len(grid), commit, name, url, script)
+    run_ids = tuple(fmt.new_run_id() for _ in grid)  # one process: distinct and in order
+    script = _script(sweep_id, run_ids, commit, url, rel, params, command, name, engine)
+    return SlurmJob(sweep_id, len(grid), commit, name, url, script, run_ids=run_ids)
 
 
 def _script(
     sweep_id: str,
-    points: int,
+    run_ids: tuple[str, ...],
     commit: str,
     url: str,
     rel: str,
@@ -99,6 +106,7 @@ def _script(
     engine: str,
 ) -> str:
     q = shlex.quote
+    points = len(run_ids)
     ref = SWEEP_REF_PREFIX + sweep_id
     args = " ".join(f"-p {q(p)}" for p in params)
     from xp import __version__
@@ -114,21 +122,55 @@ def _script(
 {head}# Written by xp {__version__}: sweep {sweep_id}, {points} point(s), one per {engine} task.
 # Each task clones {url}, checks out {commit}
 # (pushed to {remote} as {ref}), runs its grid point and sends the run with xp push.
+# Every attempt of a point records the run id below: the remote keeps one run per point.
 set -euo pipefail
 xp=${{XP:-xp}}
 point=${task}
 url={q(url)}
 commit={commit}
+ids=({" ".join(run_ids)})
+run_id=${{ids[$point]}}
+buckets=({" ".join(fmt.bucket_of(i) for i in run_ids)})
+bucket=${{buckets[$point]}}
+# a clone an earlier attempt of this point left on this machine (killed with its worker)
+rm -rf "${{TMPDIR:-/tmp}}/xp-{sweep_id}-$point".* 2>/dev/null || true
 work=$(mktemp -d "${{TMPDIR:-/tmp}}/xp-{sweep_id}-$point.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+# SIGTERM (scancel; the Dask or Ray worker running this task died): stop xp run (its guard
+# then stops the command, SIGKILL after 5 s), push nothing, and remove the clone until it
+# stays gone (the dying command may still write there)
+stop() {{
+  trap - EXIT TERM
+  kill -KILL $(jobs -p) 2>/dev/null || true
+  gone=0
+  for _ in $(seq 30); do
+    rm -rf "$work" 2>/dev/null || true
+    sleep 1
+    if [ -e "$work" ]; then gone=0; else gone=$((gone + 1)); [ "$gone" -lt 7 ] || break; fi
+  done
+  kill -KILL 0
+}}
+trap stop TERM
 git clone --quiet --no-checkout "$url" "$work/repo"
 cd "$work/repo"
+# on the remote already: as a per-run ref (format 1) or in its catalog bucket (format 2; the
+# bucket commit and its tree only, fetched shallow into a throwaway repository)
+if git ls-remote --exit-code origin "refs/xp/runs/$run_id" >/dev/null 2>&1 || {{
+  git init --quiet --bare "$work/check" &&
+    git -C "$work/check" fetch --quiet --depth=1 "$url" "refs/xp/catalog/$bucket" 2>/dev/null &&
+    [ -n "$(git -C "$work/check" ls-tree FETCH_HEAD -- "$run_id")" ]
+}}; then
+  echo "xp: point $point is on $url already as run $run_id (an earlier attempt pushed it)" >&2
+  exit 0
+fi
 git fetch --quiet origin {q(ref)}
 git checkout --quiet --detach "$commit"
 cd {q(rel)}
 status=0
-"$xp" run --point "$point" --sweep-id {q(sweep_id)} {args} -- {shlex.join(command)} \\
-  || status=$?
+XP_TETHER=$$ "$xp" run --run-id "$run_id" --point "$point" --sweep-id {q(sweep_id)} {args} \\
+  -- {shlex.join(command)} &  # in the background: the TERM trap runs at once; XP_TETHER: xp
+# run dies with this script, however it dies
+wait $! || status=$?
 "$xp" push origin
 exit "$status"
 """
@@ -166,6 +208,4 @@ def submit(repo: GitRepo, job: SlurmJob, *, folder: Path) -> SlurmJob:
         reason = (proc.stderr.strip().splitlines() or ["no reason given"])[-1]
         raise ExecutionError(f"sbatch refused the job ({reason}); the script is {path}")
     job_id = proc.stdout.strip().split(";")[0]
-    return SlurmJob(
-        job.sweep_id, job.points, job.commit, job.remote, job.url, job.script, job_id or None
-    )
+    return dataclasses.replace(job, job_id=job_id or None)

@@ -103,12 +103,15 @@ def sweep(
     sweep_id: str | None = None,
     point: int | None = None,
     tags: bool = True,
+    run_id: str | None = None,
 ) -> SweepResult:
     """Run every point (or ``random_k`` of them), ``jobs`` at a time; never raises for a point.
 
     ``point=I`` runs grid point I alone (0-based, the grid's order), as one task of a sweep
     an engine xp does not drive schedules (a Slurm array, a Kubernetes indexed job): every
-    task passes the same ``sweep_id``, so the points are one sweep. ``tags=False``: a single
+    task passes the same ``sweep_id``, so the points are one sweep; ``run_id`` (with ``point``)
+    is the id its driver chose for that point, the same in every attempt of the task, so the
+    remote, which creates a ref once, never holds two runs of one point. ``tags=False``: a single
     run that is no sweep's point (an ``xp run`` isolated from another one).
     """
     from xp.config import load_config
@@ -132,6 +135,8 @@ def sweep(
             )
     if sweep_id is not None:
         sweep_id = check_sweep_id(sweep_id)
+    if run_id is not None:
+        _check_point_run_id(repo, run_id, point)
     indexes, seed = ([point], None) if point is not None else choose(grid, random_k, seed)
     config = load_config(repo)
     baseline = head(repo).commit
@@ -177,6 +182,7 @@ def sweep(
                         name,
                         experiment,
                         message,
+                        run_id,
                     )
                 except (XPError, OSError) as exc:  # no run exists yet: safe to try again
                     point.error = str(exc) or type(exc).__name__
@@ -215,6 +221,22 @@ def sweep(
         list(pool.map(one, result.points))
     result.duration = round(time.time() - started, 3)
     return result
+
+
+def _check_point_run_id(repo: GitRepo, run_id: str, point: int | None) -> None:
+    """A point's chosen run id: with ``--point`` only, an xp id, not a run here already."""
+    from xp.gitstore.refs import find_run
+
+    if point is None:
+        raise InvalidValueError("--run-id names one point's run: give --point too")
+    if not fmt.ID_RE.match(run_id):
+        raise InvalidValueError(
+            f"--run-id {run_id!r} is not an xp run id (14 letters and digits); leave it out"
+        )
+    if find_run(repo.common_dir, run_id):
+        raise InvalidValueError(
+            f"run {run_id} exists here already: this point ran; a new attempt needs a fresh clone"
+        )
 
 
 def _check_overrides(
@@ -263,6 +285,7 @@ def _start_point(
     name: str | None,
     experiment: str | None,
     message: str | None,
+    run_id: str | None = None,
 ) -> _Begun:
     """The point's temporary checkout (closed with ``stack``), its overrides and its run;
     ``sweep_id`` None: a lone run, not tagged as a sweep's point."""
@@ -284,6 +307,7 @@ def _start_point(
         experiment=experiment,
         message=message,
         tags=tags,
+        run_id=run_id,
     )
     cwd = here if here.is_dir() else wt.worktree
     return _Begun(run, cwd, wt.worktree, started, changes)

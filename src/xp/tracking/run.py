@@ -384,6 +384,7 @@ class Run:
         start_time: float | None = None,
         all_series: bool = False,
         continues: Continued | None = None,
+        run_id: str | None = None,
     ) -> None:
         """A new run, or with ``attach`` a part of run ``attach`` that another process owns,
         or with ``continues`` a new session of a run that ended (see ``tracking.resume``).
@@ -392,8 +393,11 @@ class Run:
         owner merges the parts into its run when it commits. See ``child_env``.
         ``system_metrics`` (default: ``XP_SYSTEM_METRICS``, then the project config) starts
         the sampler of ``tracking/system_metrics.py``; an attached part never samples, its
-        owner does.
+        owner does. ``run_id``: a new run's id chosen beforehand (a distributed sweep's point:
+        every attempt of the task records the same ref, and the remote keeps the first).
         """
+        if run_id is not None and not fmt.ID_RE.match(run_id):
+            raise InvalidValueError(f"run id {run_id!r} is not an xp run id; leave it out")
         if name is not None:
             fmt.validate_name(name, "run name")
         if experiment is not None:
@@ -403,7 +407,7 @@ class Run:
         self.config = config or load_config(self.repo)
         start = time.time() if start_time is None else start_time
         self.attached = attach is not None
-        self.id = attach or fmt.new_run_id(start)
+        self.id = attach or run_id or fmt.new_run_id(start)
         if continues is not None:
             old = continues.record
             self.id = continues.run_id
