@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -76,10 +75,10 @@ def sweep_runs(tmp_path: Path, url: str, sweep: str) -> list[object]:
     sh(tmp_path, "git", "clone", "-q", url, str(b))
     xp_(b, "init")
     sh(b, "git", "fetch", "-q", "origin")
-    rows = json.loads(
-        xp_(b, "show", "--all", "-w", f"tags.xp.sweep = '{sweep}'", "--format", "json")
-    )
-    return [xp.get_run(r["run_id"], path=b) for r in rows]
+    # every run, then the sweep's: a filter naming a tag no run has is an error (xp show's
+    # typo guard), and a sweep cancelled early may have pushed no run at all
+    runs = [xp.get_run(r.id, path=b) for r in xp.list_runs(path=b)]
+    return [r for r in runs if r.tags.get("xp.sweep") == sweep]
 
 
 def _xp_run(a: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
