@@ -10,7 +10,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from xp.cli.output import echo, ending
+from xp.cli.output import echo, run_guarded
 from xp.config import human_size
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def main(args: list[str]) -> int:
     from xp.gitstore.repo import find_repo
     from xp.hooks.pre_push import pre_push
 
-    try:
+    def body() -> None:
         repo = find_repo()
         remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME", "origin")
         stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
@@ -57,9 +57,5 @@ def main(args: list[str]) -> int:
             result = pre_push(repo, remote=remote, stdin_text=stdin, progress=bar)
         for line in report(result, remote) if result is not None else []:
             echo(line, err=True)
-    except (Exception, KeyboardInterrupt) as exc:
-        message, code = ending(exc)
-        if message:
-            echo(message, err=True)
-        return code
-    return 0
+
+    return run_guarded(body)

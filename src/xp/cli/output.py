@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from xp.errors import XPError, missing_module
@@ -71,3 +72,16 @@ def ending(exc: BaseException) -> tuple[str, int]:
         " traceback, and please report it)",
         INTERNAL,
     )
+
+
+def run_guarded(body: Callable[[], None]) -> int:
+    """Run a click-free command's ``body`` behind the same boundary as click's commands
+    (``ending``): its exit code, 0 when it returns."""
+    try:
+        body()
+    except (Exception, KeyboardInterrupt) as exc:
+        message, code = ending(exc)
+        if message:
+            echo(message, err=True)
+        return code
+    return 0

@@ -10,7 +10,7 @@ what is wrong.
 
 from __future__ import annotations
 
-from xp.cli.output import echo, ending
+from xp.cli.output import run_guarded
 
 
 def main(args: list[str]) -> int | None:
@@ -29,14 +29,6 @@ def main(args: list[str]) -> int | None:
         return None
     from xp.cli import annotate
 
-    try:
-        if verb == "tag":
-            annotate.tag(args[1], tuple(args[2:]), ())
-        else:
-            annotate.note(args[1], args[2] if len(args) == 3 else None)
-    except (Exception, KeyboardInterrupt) as exc:
-        message, code = ending(exc)
-        if message:
-            echo(message, err=True)
-        return code
-    return 0
+    if verb == "tag":
+        return run_guarded(lambda: annotate.tag(args[1], tuple(args[2:]), ()))
+    return run_guarded(lambda: annotate.note(args[1], args[2] if len(args) == 3 else None))

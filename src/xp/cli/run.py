@@ -186,27 +186,13 @@ def _cluster(
         render.echo(line, err=True)
 
     if executor == "ray" or executor.startswith("ray://"):
-        from xp.execution.ray_cluster import run_on_ray
-
-        result = run_on_ray(
-            repo,
-            address=executor,
-            command=command,
-            params=params,
-            sweep_id=sweep_id,
-            progress=progress,
-        )
+        from xp.execution.ray_cluster import run_on_ray as run_on
     else:
-        from xp.execution.dask_cluster import run_on_dask
-
-        result = run_on_dask(
-            repo,
-            address=executor,
-            command=command,
-            params=params,
-            sweep_id=sweep_id,
-            progress=progress,
-        )
+        from xp.execution.dask_cluster import run_on_dask as run_on
+    result = run_on(
+        repo, address=executor, command=command, params=params, sweep_id=sweep_id,
+        progress=progress,
+    )  # fmt: skip
     for index, tail in sorted(result.output.items()):
         render.echo(f"xp: point {index} failed; its task's last lines:", err=True)
         for line in tail.splitlines():
