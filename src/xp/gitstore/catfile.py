@@ -15,7 +15,7 @@ import os
 import subprocess
 import tempfile
 import threading
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from typing import IO
 
 from xp.errors import GitError
@@ -105,6 +105,55 @@ def _more(
         have += len(chunk)
         if have >= need:
             return b"".join(parts), 0
+
+
+@contextlib.contextmanager
+def open_blob(repo: GitRepo, sha: str) -> Iterator[tuple[int, Iterator[bytes]] | None]:
+    """A blob's size and its bytes in pieces of ~1 MB as git reads them, or None when there
+    is no such blob: a 40 MB series file is parsed as it arrives, never held whole (issue 18).
+    Leaving early stops git."""
+    with tempfile.TemporaryFile() as errors:
+        proc = spawn_git(["cat-file", "--batch"], repo.worktree, stderr=errors)
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        done = False
+        try:
+            try:
+                proc.stdin.write(f"{sha}\n".encode())
+                proc.stdin.close()
+            except OSError:
+                pass  # git died: reading says why
+            fd = proc.stdout.fileno()
+            buf, pos = b"", 0
+            while (end := buf.find(b"\n", pos)) < 0:
+                buf, pos = _more(fd, buf, pos, proc, errors)
+            header = buf[pos:end].split(b" ")
+            if len(header) != 3 or header[1] != b"blob" or not header[2].isdigit():
+                done = True
+                yield None
+                return
+            size = int(header[2])
+
+            def pieces(first: bytes) -> Iterator[bytes]:
+                nonlocal done
+                left = size
+                if first:
+                    yield first[:left]
+                    left -= min(left, len(first))
+                while left > 0:
+                    chunk = os.read(fd, min(_CHUNK, left))
+                    if not chunk:
+                        _more(fd, b"", 0, proc, errors, 1)  # raises, with git's reason
+                    left -= len(chunk)
+                    yield chunk
+                done = True
+
+            yield size, pieces(buf[end + 1 :])
+        finally:
+            if not done and proc.poll() is None:
+                proc.kill()  # the reader stopped early: git would wait to write the rest
+            proc.wait()
+            proc.stdout.close()
 
 
 def parse_tree(data: bytes) -> dict[str, tuple[int, str]]:

@@ -167,38 +167,53 @@ def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
     return None if blob.type_name != b"blob" else blob.as_raw_string()
 
 
-def folder_file_reader(repo: GitRepo, commit: str, folder: str) -> Callable[[str], bytes | None]:
-    """``read(name)`` -> the bytes of ``folder/name`` in ``commit``'s tree, or None; for a
-    record read lazily, one series at a time, possibly from several threads. The trees are
-    parsed once for every read (a record of 10,000 series is one tree, not 10,000 parses of
-    it), and blobs come from the reading thread's kept object store (``objects.object_store``),
-    so nothing is left open between reads."""
-    from dulwich.objects import Commit
+class FolderFiles:
+    """The files of ``folder`` in ``commit``'s tree, for a record read lazily, one series at
+    a time, possibly from several threads. The trees are parsed once for every read (a record
+    of 10,000 series is one tree, not 10,000 parses of it), and objects come from the reading
+    thread's kept object store (``objects.object_store``), so nothing is left open between
+    reads."""
 
-    trees: dict[bytes, ShaFile] = {}
+    def __init__(self, repo: GitRepo, commit: str, folder: str) -> None:
+        self._repo, self._commit, self._folder = repo, commit, folder
+        self._trees: dict[bytes, ShaFile] = {}
 
-    def get(sha: bytes) -> ShaFile:
-        obj = trees.get(sha)
+    def _get(self, sha: bytes) -> ShaFile:
+        obj = self._trees.get(sha)
         if obj is None:
-            obj = object_store(repo.objects_dir)[ObjectID(sha)]
+            obj = object_store(self._repo.objects_dir)[ObjectID(sha)]
             if obj.type_name in (b"tree", b"commit"):
-                trees[sha] = obj
+                self._trees[sha] = obj
         return obj
 
-    def read(name: str) -> bytes | None:
+    def locate(self, name: str) -> str | None:
+        """The object id of ``folder/name``, or None: for a big file streamed by git."""
+        from dulwich.objects import Commit
+
         try:
-            top = get(commit.encode())
+            top = self._get(self._commit.encode())
             if not isinstance(top, Commit):
                 return None
-            sha = _lookup(get, top.tree, f"{folder}/{name}")
-            if sha is None:
-                return None
-            blob = object_store(repo.objects_dir)[ObjectID(sha)]
+            sha = _lookup(self._get, top.tree, f"{self._folder}/{name}")
+        except KeyError:
+            return None
+        return None if sha is None else sha.decode()
+
+    def read(self, name: str) -> bytes | None:
+        """The bytes of ``folder/name``, or None."""
+        sha = self.locate(name)
+        if sha is None:
+            return None
+        try:
+            blob = object_store(self._repo.objects_dir)[ObjectID(sha.encode())]
         except KeyError:
             return None
         return None if blob.type_name != b"blob" else blob.as_raw_string()
 
-    return read
+
+def folder_file_reader(repo: GitRepo, commit: str, folder: str) -> Callable[[str], bytes | None]:
+    """``read(name)`` -> the bytes of ``folder/name`` in ``commit``'s tree, or None."""
+    return FolderFiles(repo, commit, folder).read
 
 
 def _lookup(get: Callable[[bytes], ShaFile], tree_id: bytes, path: str) -> bytes | None:

@@ -284,11 +284,18 @@ def compare_values(
 
 def summarize_series(key: str, series: Mapping[str, list[Point]]) -> SeriesSummary | None:
     """The summary of one series of a record; a committed one is summarised from its file
-    in one vectorised pass, never turned into a million Python tuples (issue 18)."""
+    in one vectorised pass, never turned into a million Python tuples, and a big one as git
+    streams it, one piece in memory (issue 18)."""
+    from xp.query import series_read
     from xp.query.resolve import C_READER_MIN
     from xp.record.model import LazySeries, parse_series
 
     if isinstance(series, LazySeries):
+        with series.stream(key) as opened:
+            if opened is not None and opened[0] >= C_READER_MIN:
+                fast = series_read.summarize(key, opened)
+                if fast is not None:
+                    return fast
         data = series.raw(key)
         if data is None:
             return None
@@ -301,34 +308,50 @@ def summarize_series(key: str, series: Mapping[str, list[Point]]) -> SeriesSumma
 
 
 def _summarize_file(key: str, data: bytes) -> SeriesSummary | None:
-    """``summarize`` of a series file parsed by pandas' C reader; None when the file is not
-    the plain form xp writes (the caller parses it line by line). The values shown are read
-    from their own lines, so an integer stays an integer, exactly."""
+    """``summarize`` of a series file in memory, parsed by pandas' C reader; None when the
+    file is not the plain form xp writes (the caller parses it line by line)."""
+    from xp.query import series_read
+
+    return series_read.summarize(key, (len(data), iter([data])))
+
+
+@dataclass(frozen=True)
+class PieceSummary:
+    """What ``summarize`` needs of some consecutive lines of a series file."""
+
+    points: int
+    first_step: int
+    top_step: int  # the largest step here
+    last: Any  # the value at the last point with that step
+    lo: tuple[Any, int] | None  # (exact value, step) of the first smallest non-NaN value
+    hi: tuple[Any, int] | None  # ... of the first largest
+
+
+def piece_summary(text: bytes, frame: Any) -> PieceSummary | None:
+    """``PieceSummary`` of whole lines ``text`` parsed into ``frame`` (a line a row). Values
+    are read from their own lines, so an integer stays an integer, exactly."""
     import numpy as np
 
-    from xp.query.resolve import series_frame
-
-    frame = series_frame(data, times=False)
-    if frame is None or not len(frame) or data.count(b"\n") != len(frame) + 1:
-        return None  # blank lines or a cut last line: row numbers would not be line numbers
     steps = frame["step"].to_numpy()
     vals = frame["value"].to_numpy()
     n = len(steps)
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    if not n:
+        return None
+    ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
 
-    def value_at(i: int) -> float:
+    def value_at(i: int) -> Any:
         if vals.dtype.kind == "i":
             return int(vals[i])
-        line = data[ends[i] + 1 : ends[i + 1]].decode("ascii", "replace")
-        text = line.split("\t")[1]
-        return int(text) if text.lstrip("-").isdigit() else float(text)
+        end = int(ends[i])
+        line = text[text.rfind(b"\n", 0, end) + 1 : end].decode("ascii", "replace")
+        field = line.split("\t")[1]
+        return int(field) if field.lstrip("-").isdigit() else float(field)
 
-    last = value_at(n - 1 - int(np.argmax(steps[::-1] == steps.max())))
-    goal = "min" if _LOWER_IS_BETTER.search(key) else "max"
+    top = int(steps.max())
+    last = value_at(n - 1 - int(np.argmax(steps[::-1] == top)))
     finite = ~np.isnan(vals) if vals.dtype.kind == "f" else None
     if finite is not None and not finite.any():
-        nan = math.nan
-        return SeriesSummary(n, last, nan, nan, nan, int(steps[0]), goal)
+        return PieceSummary(n, int(steps[0]), top, last, None, None)
     lo_i = int(np.nanargmin(vals)) if finite is not None else int(np.argmin(vals))
     hi_i = int(np.nanargmax(vals)) if finite is not None else int(np.argmax(vals))
 
@@ -345,9 +368,14 @@ def _summarize_file(key: str, data: bytes) -> SeriesSummary | None:
         return best_j
 
     lo_i, hi_i = exact(lo_i, larger=False), exact(hi_i, larger=True)
-    best_i = lo_i if goal == "min" else hi_i
-    lo, hi = value_at(lo_i), value_at(hi_i)
-    return SeriesSummary(n, last, lo, hi, lo if goal == "min" else hi, int(steps[best_i]), goal)
+    return PieceSummary(
+        n,
+        int(steps[0]),
+        top,
+        last,
+        (value_at(lo_i), int(steps[lo_i])),
+        (value_at(hi_i), int(steps[hi_i])),
+    )
 
 
 def summarize(key: str, points: list[Point]) -> SeriesSummary | None:

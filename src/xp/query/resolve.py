@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,7 +15,8 @@ from xp.record.annotations import Annotations, Event
 if TYPE_CHECKING:
     import pandas as pd
 
-    from xp.record.model import Point, RunRecord
+    from xp.gitstore.trees import FolderFiles
+    from xp.record.model import Point, RunRecord, SeriesOpener
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,13 @@ def read_record(repo: GitRepo, commit: str, source: str | None = None) -> RunRec
         return None
     try:
         keys = [p[:-4] for p in folder.files(fmt.SERIES_DIR) if p.endswith(".tsv")]
+        files = _series_files(repo, commit)
         return RunRecord.from_files(
-            folder.read, keys, source or commit[:12], read_series=_series_reader(repo, commit)
+            folder.read,
+            keys,
+            source or commit[:12],
+            read_series=files.read,
+            open_series=_series_opener(repo, files),
         )
     finally:
         folder.close()
@@ -92,46 +97,26 @@ C_READER_MIN = 64 << 10
 
 
 def series_frame(data: bytes, times: bool = True) -> pd.DataFrame | None:
-    """A series file as a step / value / timestamp frame by pandas' C parser (a 1M-point
-    series in a fraction of a second, issue 18), or None when the file is not what xp
-    writes; the caller then parses it line by line for an exact error."""
-    import io
+    """A series file in memory as a step / value / timestamp frame by pandas' C parser (a
+    1M-point series in a fraction of a second, issue 18), or None when the file is not what
+    xp writes; the caller then parses it line by line for an exact error."""
+    from xp.query.series_read import read_frame
 
-    import pandas as pd
-
-    if not data.startswith(fmt.SERIES_HEADER.encode()):
-        return None
-    # exact round trips of doubles: pandas 3's default, an option before it
-    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
-    read_csv: Any = pd.read_csv  # typed per pandas version; the options above vary with it
-    try:
-        frame: pd.DataFrame = read_csv(
-            io.BytesIO(data),
-            sep="\t",
-            engine="c",
-            dtype={"step": "int64", "timestamp": "int64"},
-            keep_default_na=False,
-            na_values=["nan"],
-            **exact,
-        )
-    except (ValueError, OverflowError, TypeError, pd.errors.ParserError):
-        return None
-    if list(frame.columns) != ["step", "value", "timestamp"] or frame["value"].dtype.kind not in (
-        "if"
-    ):
-        return None
-    if times:
-        stamps = frame["timestamp"]
-        frame["timestamp"] = pd.to_datetime(stamps, unit="ms", utc=True, errors="coerce")
-    return frame
+    return read_frame((len(data), iter([data])), times)
 
 
-def _series_reader(repo: GitRepo, commit: str) -> Callable[[str], bytes | None]:
+def _series_files(repo: GitRepo, commit: str) -> FolderFiles:
     """Reads one file of ``commit``'s record when a series is first asked for: only the
     series a caller uses are read (issue 18), and the record's trees are parsed once."""
-    from xp.gitstore.trees import folder_file_reader
+    from xp.gitstore.trees import FolderFiles
 
-    return folder_file_reader(repo, commit, fmt.RECORD_DIR)
+    return FolderFiles(repo, commit, fmt.RECORD_DIR)
+
+
+def _series_opener(repo: GitRepo, files: FolderFiles) -> SeriesOpener:
+    from xp.query.series_read import opener
+
+    return opener(repo, files)
 
 
 @dataclass(frozen=True)
@@ -171,6 +156,13 @@ class RunView:
         series = self.record.series
         points: list[Point] = []
         if isinstance(series, LazySeries) and key in series:
+            with series.stream(key) as opened:  # a big file: parsed as git streams it
+                if opened is not None and opened[0] >= C_READER_MIN:
+                    from xp.query.series_read import read_frame
+
+                    frame = read_frame(opened)
+                    if frame is not None:
+                        return frame
             data = series.raw(key)
             if data is not None and len(data) >= C_READER_MIN:  # a long series: parsed in C
                 frame = series_frame(data)

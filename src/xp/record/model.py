@@ -6,8 +6,10 @@ the same data always gives the same bytes (and so the same blob ids).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -127,11 +129,13 @@ class RunRecord:
         source: str = "run",
         load_yaml: Callable[[bytes, str], Any] = yamlio.load_record,
         read_series: Callable[[str], bytes | None] | None = None,
+        open_series: SeriesOpener | None = None,
     ) -> RunRecord:
         """Parse a record folder; ``read`` returns a file's bytes or None when it is absent.
         With ``read_series`` (reads a series file later, by its path in the folder), series
         are read and parsed one at a time when first asked for (``LazySeries``): a run with a
-        1M-point metric loads without it (issue 18).
+        1M-point metric loads without it (issue 18); ``open_series`` (by the same path) streams
+        a big one instead of reading it whole.
 
         A record may come from anyone: whatever breaks the rules of docs/format.md (sizes,
         counts, shapes, encodings) is a ``ConfigError`` naming the file, never another error.
@@ -164,7 +168,7 @@ class RunRecord:
             if not key.isascii() and not _utf8(key):
                 raise ConfigError(f"{source}: a series file name is not UTF-8; the run is damaged")
         if read_series is not None:
-            series = LazySeries(series_keys, read_series, source)
+            series = LazySeries(series_keys, read_series, source, open_series)
         else:
             series = {}
             for key in series_keys:
@@ -193,13 +197,25 @@ class RunRecord:
         )
 
 
+# A series file's size and its bytes in pieces, or None when absent (``open_blob``'s answer)
+SeriesStream = AbstractContextManager["tuple[int, Iterator[bytes]] | None"]
+SeriesOpener = Callable[[str], SeriesStream]
+
+
 class LazySeries(Mapping[str, list[Point]]):
     """A record's series, each read and parsed when first asked for, then kept. A damaged
     file raises ``ConfigError`` naming it then, not when the run is loaded."""
 
-    def __init__(self, keys: list[str], read: Callable[[str], bytes | None], source: str) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        read: Callable[[str], bytes | None],
+        source: str,
+        opener: SeriesOpener | None = None,
+    ) -> None:
         self._keys = list(keys)
         self._read = read
+        self._opener = opener
         self.source = source
         self._loaded: dict[str, list[Point]] = {}
 
@@ -209,6 +225,13 @@ class LazySeries(Mapping[str, list[Point]]):
     def raw(self, key: str) -> bytes | None:
         """The bytes of one series file (None when absent), unparsed and not kept."""
         return self._read(self.path(key)) if key in self._keys else None
+
+    def stream(self, key: str) -> SeriesStream:
+        """One series file's size and bytes in pieces (None when absent or when this record
+        cannot stream): a reader of a 1M-point series that never holds the file (issue 18)."""
+        if self._opener is None or key not in self._keys:
+            return contextlib.nullcontext(None)
+        return self._opener(self.path(key))
 
     def __getitem__(self, key: str) -> list[Point]:
         hit = self._loaded.get(key)
