@@ -128,7 +128,20 @@ def test_many_short_series_are_read_from_one_parsed_tree_without_the_c_reader(
         return Counting()
 
     monkeypatch.setattr(trees, "object_store", counting)
+    import xp.gitstore.catfile as catfile
+    import xp.query.series_read as series_read
+
+    listings: list[int] = []
+    sizes = catfile.sizes
+
+    def counted_sizes(git: Any, shas: list[str]) -> dict[str, int]:
+        listings.append(len(shas))
+        return sizes(git, shas)
+
+    monkeypatch.setattr(catfile, "sizes", counted_sizes)
+    monkeypatch.setattr(series_read, "open_blob", refuse)  # no git process a series
     result = diff_runs(find_repo(repo), a="a", b="b")
+    assert listings == [300, 300]  # one size listing a side
     changed = {s.key: s for s in result.series if s.changed}
     assert len(changed) == 300
     assert changed["m7"].b.last == 8

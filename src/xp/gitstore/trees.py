@@ -199,6 +199,22 @@ class FolderFiles:
             return None
         return None if sha is None else sha.decode()
 
+    def listing(self, sub: str) -> dict[str, str]:
+        """{name: object id} of the entries of ``folder/sub`` ({} when there is none)."""
+        from dulwich.objects import Commit, Tree
+
+        try:
+            top = self._get(self._commit.encode())
+            if not isinstance(top, Commit):
+                return {}
+            sha = _lookup(self._get, top.tree, f"{self._folder}/{sub}")
+            tree = None if sha is None else self._get(sha)
+        except KeyError:
+            return {}
+        if not isinstance(tree, Tree):
+            return {}
+        return {e.path.decode("utf-8", "surrogateescape"): e.sha.decode() for e in tree.items()}
+
     def read(self, name: str) -> bytes | None:
         """The bytes of ``folder/name``, or None."""
         sha = self.locate(name)

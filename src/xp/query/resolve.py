@@ -116,7 +116,7 @@ def _series_files(repo: GitRepo, commit: str) -> FolderFiles:
 def _series_opener(repo: GitRepo, files: FolderFiles) -> SeriesOpener:
     from xp.query.series_read import opener
 
-    return opener(repo, files)
+    return opener(repo, files, C_READER_MIN)
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,26 @@ class NotPlain(Exception):
     """The file is not in the form xp writes: parse it line by line instead."""
 
 
-def opener(repo: GitRepo, files: FolderFiles) -> SeriesOpener:
-    """Streams a file of a record folder through ``git cat-file``."""
+def opener(repo: GitRepo, files: FolderFiles, least: int) -> SeriesOpener:
+    """Streams a file of a record folder through ``git cat-file`` when it has ``least``
+    bytes or more; a smaller one opens as None (its reader reads it whole, cheaper). The
+    sizes of the file's folder come from one ``git cat-file --batch-check``, on first use."""
     import contextlib
+
+    from xp.gitstore.catfile import sizes
+
+    known: dict[str, int] = {}
+    listed: set[str] = set()
 
     def open_file(path: str) -> SeriesStream:
         sha = files.locate(path)
-        return contextlib.nullcontext(None) if sha is None else open_blob(repo, sha)
+        folder = path.rpartition("/")[0]
+        if sha is not None and sha not in known and folder not in listed:
+            listed.add(folder)
+            known.update(sizes(repo, list(files.listing(folder).values())))
+        if sha is None or known.get(sha, 0) < least:
+            return contextlib.nullcontext(None)
+        return open_blob(repo, sha)
 
     return open_file
 
