@@ -61,6 +61,14 @@ def test_dry_run_prints_the_job_array_script(tmp_path: Path, daemon: str) -> Non
     _dry_run(_project(tmp_path, daemon), daemon)
 
 
+def test_a_repeated_sweep_is_an_array_of_every_repeat(tmp_path: Path, daemon: str) -> None:
+    a = _project(tmp_path, daemon)
+    args = ["run", "--executor", "slurm", "--dry-run", "--sweep-id", "s2", "--repeat", "3"]
+    script = xp_(a, *args, "-p", "lr=0.1,0.2", "--", "python", "train.py")
+    assert "#SBATCH --array=0-5\n" in script
+    assert '--point "$point" --sweep-id s2 --repeat 3 -p lr=0.1,0.2 \\\n' in script
+
+
 @pytest.mark.slow
 def test_the_dry_run_scripts_tasks_record_one_sweep(tmp_path: Path, daemon: str) -> None:
     a = _project(tmp_path, daemon)

@@ -332,3 +332,32 @@ def test_engine_context_inside_a_dask_task() -> None:
     ):
         got = client.submit(engine_context, {}, key="point-3").result(timeout=60)
         assert got == {"engine": "dask", "job_id": cluster.scheduler_address, "task_id": "point-3"}
+
+
+def test_repeat_runs_each_point_n_times_and_point_counts_in_the_repeated_grid(
+    repo: Path,
+) -> None:
+    """`--repeat N`: each grid point N runs in a row (N workers of a search that coordinates
+    itself); `--point I` with the same `--repeat` picks from that grid, as a task would."""
+    setup(repo)
+    (repo / "params.yaml").write_text("lr: 0.1\nmodel:\n  depth: 3\n")
+    argv = ["run", "--repeat", "2", "-p", "lr=0.1,0.3", "--", sys.executable, "train.py"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    got = sorted((xp.get_run(r.id) for r in xp.list_runs()), key=lambda r: r.tags["xp.sweep.point"])
+    assert [(r.tags["xp.sweep.point"], r.params["lr"]) for r in got] == [
+        ("1/4", 0.1),
+        ("2/4", 0.1),
+        ("3/4", 0.3),
+        ("4/4", 0.3),
+    ]
+    assert len({r.tags["xp.sweep"] for r in got}) == 1
+    one = ["run", "--repeat", "2", "--point", "2", "--sweep-id", "t1", "-p", "lr=0.1,0.3"]
+    result = CliRunner().invoke(cli, [*one, "--", sys.executable, "train.py"])
+    assert result.exit_code == 0, result.output
+    runs = [xp.get_run(e.id) for e in xp.list_runs()]
+    (task,) = [r for r in runs if r.tags["xp.sweep"] == "t1"]
+    assert (task.tags["xp.sweep.point"], task.params["lr"]) == ("3/4", 0.3)
+    result = CliRunner().invoke(cli, [*one[:4], "4", *one[5:], "--", sys.executable, "train.py"])
+    assert result.exit_code == 1
+    assert "--point 4 is outside the grid: its 4 point(s) are 0 to 3" in result.stderr

@@ -37,6 +37,14 @@ def _sink(kind: str, data: bytes) -> None:
 )
 @click.option("--seed", type=int, help="Seed for --random (default: a fresh one, printed).")
 @click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Sweep: run each point N times, each a run of its own: N workers of a search that"
+    " coordinates itself (Optuna with a shared storage), on any executor.",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
@@ -87,6 +95,7 @@ def run(
     params: tuple[str, ...],
     random_k: int | None,
     seed: int | None,
+    repeat: int,
     jobs: int,
     temp: bool,
     point: int | None,
@@ -108,19 +117,21 @@ def run(
 
     repo = open_repo()
     if executor not in ("local", "slurm"):
-        _cluster(repo, executor, list(command), params, sweep_id, point, dry_run)
+        _cluster(repo, executor, list(command), params, sweep_id, point, dry_run, repeat)
         return
     if executor == "slurm" or dry_run:
-        _slurm(repo, list(command), params, sweep_id, dry_run, point, executor)
+        _slurm(repo, list(command), params, sweep_id, dry_run, point, executor, repeat)
         return
     parsed = ov.parse(list(params))
     if point is not None:
         from xp.execution.cluster import tether
 
         tether()
-    sweeping = random_k is not None or point is not None or sweep_id is not None
+    sweeping = random_k is not None or point is not None or sweep_id is not None or repeat > 1
     if sweeping or temp or any(len(o.values) > 1 for o in parsed):
-        single = point is not None or (random_k is None and all(len(o.values) == 1 for o in parsed))
+        single = point is not None or (
+            random_k is None and repeat == 1 and all(len(o.values) == 1 for o in parsed)
+        )
         _sweep(
             repo,
             list(command),
@@ -135,6 +146,7 @@ def run(
             point=point,
             sweep_id=sweep_id,
             run_id=run_id,
+            repeat=repeat,
         )
         return
     if run_id is not None:
@@ -175,6 +187,7 @@ def _cluster(
     sweep_id: str | None,
     point: int | None,
     dry_run: bool,
+    repeat: int = 1,
 ) -> None:
     """Dask or Ray: each point a task of the engine, progress as points finish."""
     from xp.errors import InvalidValueError
@@ -191,7 +204,7 @@ def _cluster(
         from xp.execution.dask_cluster import run_on_dask as run_on
     result = run_on(
         repo, address=executor, command=command, params=params, sweep_id=sweep_id,
-        progress=progress,
+        progress=progress, repeat=repeat,
     )  # fmt: skip
     for index, tail in sorted(result.output.items()):
         render.echo(f"xp: point {index} failed; its task's last lines:", err=True)
@@ -215,6 +228,7 @@ def _slurm(
     dry_run: bool,
     point: int | None,
     executor: str,
+    repeat: int = 1,
 ) -> None:
     from xp.errors import InvalidValueError
     from xp.execution import slurm
@@ -223,7 +237,7 @@ def _slurm(
         raise InvalidValueError("--dry-run prints a Slurm job script: add --executor slurm")
     if point is not None:
         raise InvalidValueError("--point runs one point here: drop it with --executor slurm")
-    job = slurm.plan(repo, command=command, params=params, sweep_id=sweep_id)
+    job = slurm.plan(repo, command=command, params=params, sweep_id=sweep_id, repeat=repeat)
     if dry_run:
         render.echo(job.script, nl=False, exact=True)
         return
@@ -251,6 +265,7 @@ def _sweep(
     point: int | None = None,
     sweep_id: str | None = None,
     run_id: str | None = None,
+    repeat: int = 1,
 ) -> None:
     from xp.execution.sweep import sweep
 
@@ -271,6 +286,7 @@ def _sweep(
         point=point,
         sweep_id=sweep_id,
         run_id=run_id,
+        repeat=repeat,
     )
     render.echo(_sweep_table(result))
     for done in result.points:

@@ -55,6 +55,7 @@ def run_on_dask(
     sweep_id: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    repeat: int = 1,
 ) -> ClusterSweep:
     """Run every point of the sweep as a task on the Dask scheduler at ``address``."""
     say = progress or (lambda _line: None)
@@ -63,7 +64,15 @@ def run_on_dask(
         distributed: Any = importlib.import_module("distributed")
     except ModuleNotFoundError:
         raise missing_extra("distributed", "dask", "--executor dask://") from None
-    job = plan(repo, command=command, params=params, sweep_id=sweep_id, cwd=cwd, engine="dask")
+    job = plan(
+        repo,
+        command=command,
+        params=params,
+        sweep_id=sweep_id,
+        cwd=cwd,
+        engine="dask",
+        repeat=repeat,
+    )
     push_code(repo, job)
     result = ClusterSweep(job, "Dask", target, dict.fromkeys(range(job.points)))
     env = {"XP_ENGINE": "dask", "XP_JOB_ID": job.sweep_id}

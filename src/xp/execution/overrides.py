@@ -69,12 +69,15 @@ def parse(items: tuple[str, ...] | list[str]) -> list[Override]:
     return list(out.values())
 
 
-def points(overrides: list[Override]) -> list[dict[str, Any]]:
-    """The grid: every combination of the overrides' values, in command-line order."""
+def points(overrides: list[Override], repeat: int = 1) -> list[dict[str, Any]]:
+    """The grid: every combination of the overrides' values, in command-line order, each
+    ``repeat`` times in a row (``xp run --repeat``: N workers of a search that coordinates
+    itself, such as Optuna's with a shared storage)."""
     import itertools
 
     grid = itertools.product(*(o.values for o in overrides))
-    return [{o.key: v for o, v in zip(overrides, combo, strict=True)} for combo in grid]
+    combos = [{o.key: v for o, v in zip(overrides, combo, strict=True)} for combo in grid]
+    return [dict(combo) for combo in combos for _ in range(repeat)]
 
 
 def apply(

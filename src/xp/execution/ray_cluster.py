@@ -82,6 +82,7 @@ def run_on_ray(
     sweep_id: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    repeat: int = 1,
 ) -> ClusterSweep:
     """Run every point of the sweep as a Ray task (``address``: ``ray`` or ``ray://HOST:PORT``)."""
     say = progress or (lambda _line: None)
@@ -94,7 +95,15 @@ def run_on_ray(
         ray: Any = importlib.import_module("ray")
     except ModuleNotFoundError:
         raise missing_extra("ray", "ray", "--executor ray") from None
-    job = plan(repo, command=command, params=params, sweep_id=sweep_id, cwd=cwd, engine="ray")
+    job = plan(
+        repo,
+        command=command,
+        params=params,
+        sweep_id=sweep_id,
+        cwd=cwd,
+        engine="ray",
+        repeat=repeat,
+    )
     push_code(repo, job)
     target = _connect(ray, address)
     result = ClusterSweep(job, "Ray", target, dict.fromkeys(range(job.points)))

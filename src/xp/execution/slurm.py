@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xp import format as fmt
-from xp.errors import ExecutionError, RepositoryError
+from xp.errors import ExecutionError, InvalidValueError, RepositoryError
 from xp.execution import overrides as ov
 from xp.execution.sweep import check_sweep_id
 from xp.gitstore import gitconfig
@@ -64,15 +64,19 @@ def plan(
     sweep_id: str | None = None,
     remote: str | None = None,
     engine: str = "slurm",
+    repeat: int = 1,
 ) -> SlurmJob:
     """The job array for a sweep of ``params`` over ``command``; nothing is pushed or run.
-    ``engine="dask"``: the same task script, its point in ``XP_POINT`` (dask_cluster.py)."""
+    ``engine="dask"``: the same task script, its point in ``XP_POINT`` (dask_cluster.py).
+    ``repeat=N``: each grid point N tasks (``xp run --repeat``)."""
     from xp.config import load_config
     from xp.gitstore.commit import head, tree_of
     from xp.gitstore.snapshot import snapshot
 
+    if repeat < 1:
+        raise InvalidValueError("--repeat must be at least 1")
     overrides = ov.parse(list(params))
-    grid = ov.points(overrides)
+    grid = ov.points(overrides, repeat)
     name = pick_git_remote(repo, remote)
     url = gitconfig.get(repo, f"remote.{name}.url") or ""
     commit = head(repo).commit
@@ -90,7 +94,7 @@ def plan(
     rel = os.path.relpath(here, repo.worktree.resolve()).replace(os.sep, "/")
     rel = "." if rel.startswith("..") else rel
     run_ids = tuple(fmt.new_run_id() for _ in grid)  # one process: distinct and in order
-    script = _script(sweep_id, run_ids, commit, url, rel, params, command, name, engine)
+    script = _script(sweep_id, run_ids, commit, url, rel, params, command, name, engine, repeat)
     return SlurmJob(sweep_id, len(grid), commit, name, url, script, run_ids=run_ids)
 
 
@@ -104,11 +108,14 @@ def _script(
     command: list[str],
     remote: str,
     engine: str,
+    repeat: int = 1,
 ) -> str:
     q = shlex.quote
     points = len(run_ids)
     ref = SWEEP_REF_PREFIX + sweep_id
     args = " ".join(f"-p {q(p)}" for p in params)
+    if repeat > 1:  # each task's --point counts in the repeated grid too
+        args = f"--repeat {repeat} {args}".rstrip()
     from xp import __version__
 
     head = (

@@ -104,6 +104,7 @@ def sweep(
     point: int | None = None,
     tags: bool = True,
     run_id: str | None = None,
+    repeat: int = 1,
 ) -> SweepResult:
     """Run every point (or ``random_k`` of them), ``jobs`` at a time; never raises for a point.
 
@@ -112,7 +113,8 @@ def sweep(
     task passes the same ``sweep_id``, so the points are one sweep; ``run_id`` (with ``point``)
     is the id its driver chose for that point, the same in every attempt of the task, so the
     remote, which creates a ref once, never holds two runs of one point. ``tags=False``: a single
-    run that is no sweep's point (an ``xp run`` isolated from another one).
+    run that is no sweep's point (an ``xp run`` isolated from another one). ``repeat=N`` runs
+    each grid point N times in a row (the grid's points for ``point`` and the tags).
     """
     from xp.config import load_config
     from xp.gitstore.commit import head
@@ -123,8 +125,10 @@ def sweep(
     check_command(command, here)
     if jobs < 1:
         raise InvalidValueError("-j must be at least 1")
+    if repeat < 1:
+        raise InvalidValueError("--repeat must be at least 1")
     overrides = ov.parse(list(params))
-    grid = ov.points(overrides)
+    grid = ov.points(overrides, repeat)
     if point is not None:
         if random_k is not None:
             raise InvalidValueError("--point picks one grid point; drop --random")
