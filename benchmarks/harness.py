@@ -9,15 +9,17 @@ the full contract.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,6 +210,34 @@ SMALL_PROJECT: dict[str, bytes | str] = {
     "train.py": "import xp\n\n" + "".join(f"# line {i}\n" for i in range(200)),
     **{f"src/model/layer{i}.py": f"# layer {i}\n" + "x = 1\n" * 50 for i in range(12)},
 }
+
+
+@contextlib.contextmanager
+def git_daemon(srv: Path) -> Iterator[str]:
+    """A bare ``srv/team.git`` served by ``git daemon`` (pushes allowed) on 127.0.0.1, up
+    until the block ends; yields its URL."""
+    srv.mkdir(parents=True, exist_ok=True)
+    git(srv, "init", "-q", "--bare", "-b", "main", "team.git")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"git://127.0.0.1:{port}/team.git"
+    flags = ["--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"]
+    daemon = subprocess.Popen(
+        ["git", "daemon", *flags, f"--base-path={srv}", f"--port={port}", str(srv)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(300):
+            if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(daemon.pid, 9)
+        daemon.wait()
 
 
 def xp_init(root: Path) -> Path:

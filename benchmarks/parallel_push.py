@@ -10,7 +10,6 @@ Runs with the benchmark runner (`python benchmarks/run.py --only clones`) or alo
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from benchmarks.harness import (
     Workload,
     child_env,
     git,
+    git_daemon,
     standalone,
     xp_command,
     xp_project,
@@ -68,24 +68,7 @@ def work(clone: Path, runs: int) -> None:
 def xp_side(ctx: Context) -> dict[str, float]:
     clones, runs = ctx.size(8, 2), ctx.size(25, 5)
     srv = ctx.workdir / "srv"
-    srv.mkdir()
-    git(srv, "init", "-q", "--bare", "-b", "main", "team.git")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"git://127.0.0.1:{port}/team.git"
-    flags = ["--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"]
-    daemon = subprocess.Popen(
-        ["git", "daemon", *flags, f"--base-path={srv}", f"--port={port}", str(srv)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        for _ in range(300):
-            if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
+    with git_daemon(srv) as url:
         seed = xp_project(ctx.workdir / "seed")
         xp(seed, "remote", "add", "store", str(ctx.workdir / "store"), "--default")
         (seed / "work.py").write_text(WORK)
@@ -105,9 +88,6 @@ def xp_side(ctx: Context) -> dict[str, float]:
         with ThreadPoolExecutor(clones) as pool:
             list(pool.map(lambda c: work(c, runs), paths))
         wall = time.perf_counter() - start
-    finally:
-        os.killpg(daemon.pid, 9)
-        daemon.wait()
     pushed = git(srv / "team.git", "for-each-ref", "refs/xp/runs").count("\n")
     if pushed != clones * runs:
         raise RuntimeError(f"{pushed} runs reached the server, expected {clones * runs}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # standalone: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Context, Metric, Workload, child_env, git, standalone, xp_command
+from benchmarks.harness import (
+    Context,
+    Metric,
+    Workload,
+    child_env,
+    git,
+    git_daemon,
+    standalone,
+    xp_command,
+)
 
 TRAIN = """
 import time, yaml, xp
@@ -74,26 +82,9 @@ def xp_side(ctx: Context) -> dict[str, float]:
     work, tmp = ctx.workdir, ctx.workdir / "tmp"
     tmp.mkdir()
     srv = work / "srv"
-    srv.mkdir()
     bare = srv / "team.git"
-    git(srv, "init", "-q", "--bare", "-b", "main", "team.git")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"git://127.0.0.1:{port}/team.git"
-    flags = ["--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"]
-    daemon = subprocess.Popen(
-        ["git", "daemon", *flags, f"--base-path={srv}", f"--port={port}", str(srv)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     out: dict[str, float] = {}
-    try:
-        for _ in range(300):
-            if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
+    with git_daemon(srv) as url:
         a = work / "a"
         git(work, "clone", "-q", url, str(a))
         (a / "train.py").write_text(TRAIN)
@@ -133,9 +124,6 @@ def xp_side(ctx: Context) -> dict[str, float]:
 
             logging.getLogger("distributed").setLevel(logging.CRITICAL)  # shutdown chatter
             cluster.close()
-    finally:
-        os.killpg(daemon.pid, 9)
-        daemon.wait()
     for sweep in ("local", "dask"):
         # the local sweep reached the server by `xp push`, the Dask one by its workers
         if (got := server_runs(bare, work, tmp, sweep)) != points:

@@ -18,43 +18,35 @@ from tests.sharing.test_e2e import _env, daemon, sh, xp_
 __all__ = ["daemon"]
 
 
-@pytest.mark.framework
-def test_a_sweep_on_a_dask_cluster_ends_with_its_runs_on_the_remote(
-    tmp_path: Path, daemon: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _on_dask(
+    tmp_path: Path, a: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """`xp run --executor dask://... ARGS` in ``a`` against a LocalCluster of two process
+    workers, which inherit this process's environment: xp on PATH, scratch in tmp_path."""
     distributed = pytest.importorskip("distributed")
-    a = _project(tmp_path, daemon)
-    # the workers inherit this process's environment: xp on PATH, scratch space in tmp_path
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         address = cluster.scheduler_address.replace("tcp://", "dask://")
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "xp",
-                "run",
-                "--executor",
-                address,
-                "--sweep-id",
-                "d1",
-                "-p",
-                "lr=0.1,0.2",
-                "-p",
-                "depth=1,2",
-                "--",
-                "python",
-                "train.py",
-            ],
+        return subprocess.run(
+            [sys.executable, "-m", "xp", "run", "--executor", address, *args],
             cwd=a,
             env=_env(),
             capture_output=True,
             text=True,
             timeout=300,
         )
+
+
+@pytest.mark.framework
+def test_a_sweep_on_a_dask_cluster_ends_with_its_runs_on_the_remote(
+    tmp_path: Path, daemon: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _project(tmp_path, daemon)
+    args = ["--sweep-id", "d1", "-p", "lr=0.1,0.2", "-p", "depth=1,2", "--", "python", "train.py"]
+    proc = _on_dask(tmp_path, a, monkeypatch, args)
     assert proc.returncode == 0, proc.stderr
     assert "sweep d1: 4/4 finished on Dask" in proc.stdout
     assert proc.stderr.count(": finished") == 4  # progress as points finished
@@ -84,8 +76,6 @@ def test_a_dask_executor_needs_a_scheduler_address(tmp_path: Path, daemon: str) 
     assert "give the scheduler as dask://HOST:PORT" in msg
 
 
-XP_RUN = [sys.executable, "-m", "xp", "run"]
-SCRIPT = ["python", "search.py"]
 SEARCH = """
 import os, optuna, xp
 from xp.integrations.optuna import XPCallback
@@ -107,7 +97,6 @@ def test_an_optuna_search_runs_as_repeated_workers_on_dask(
     """`xp run --executor dask://... --repeat 2`: two workers of one Optuna study (a shared
     journal storage) on the cluster; each trial is recorded once, as a child run of its
     worker's run, and every run reaches the remote."""
-    distributed = pytest.importorskip("distributed")
     optuna = pytest.importorskip("optuna")
     a = _project(tmp_path, daemon)
     (a / "search.py").write_text(SEARCH)
@@ -115,20 +104,8 @@ def test_an_optuna_search_runs_as_repeated_workers_on_dask(
     sh(a, "git", "commit", "-qm", "search")
     journal = tmp_path / "optuna.log"
     monkeypatch.setenv("OPTUNA_JOURNAL", str(journal))
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        address = cluster.scheduler_address.replace("tcp://", "dask://")
-        proc = subprocess.run(
-            [*XP_RUN, "--executor", address, "--sweep-id", "o1", "--repeat", "2", "--", *SCRIPT],
-            cwd=a,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    args = ["--sweep-id", "o1", "--repeat", "2", "--", "python", "search.py"]
+    proc = _on_dask(tmp_path, a, monkeypatch, args)
     assert proc.returncode == 0, proc.stderr
     assert "sweep o1: 2/2 finished on Dask" in proc.stdout
     backend = optuna.storages.journal.JournalFileBackend(str(journal))
