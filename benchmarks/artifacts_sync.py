@@ -31,6 +31,7 @@ from benchmarks.harness import (
     Metric,
     Workload,
     child_env,
+    children_cpu,
     git,
     settle,
     standalone,
@@ -39,7 +40,11 @@ from benchmarks.harness import (
 from benchmarks.harness import xp_project as make_project
 
 
-def xp(cwd: Path, *args: str, env: dict[str, str] | None = None) -> float:
+def xp(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, cpu: dict[str, float] | None = None
+) -> float:
+    """Wall seconds of ``xp ARGS``; ``cpu[ARGS]`` gets the CPU seconds of its process tree."""
+    used = children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(
         [*xp_command(), *args], cwd=cwd, env=env or child_env(), capture_output=True, check=False
@@ -47,6 +52,8 @@ def xp(cwd: Path, *args: str, env: dict[str, str] | None = None) -> float:
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"xp {' '.join(args)} failed: {proc.stderr.decode()[-400:]}")
+    if cpu is not None:
+        cpu[" ".join(args)] = children_cpu() - used
     return elapsed
 
 
@@ -104,7 +111,11 @@ def xp_side(ctx: Context) -> dict[str, float]:
     git(repo, "push", "-q", "origin", "main")
     many_runs(repo, n)
     settle()
-    out = {"push_dir": xp(repo, "push"), "noop_dir": xp(repo, "push")}
+    cpu: dict[str, float] = {}
+    out = {"push_dir": xp(repo, "push", cpu=cpu)}
+    out["push_dir_cpu"] = cpu["push"]
+    out["noop_dir"] = xp(repo, "push", cpu=cpu)
+    out["noop_dir_cpu"] = cpu["push"]
     clone = ctx.workdir / "b"
     git(ctx.workdir, "clone", "-q", "-b", "main", str(ctx.workdir / "origin.git"), str(clone))
     out["pull_dir"] = xp(clone, "pull", "--artifacts")
@@ -191,7 +202,9 @@ WORKLOAD = Workload(
     title="xp push / pull --artifacts of 1,000 runs with a 1 KB artifact each (subprocess)",
     metrics=(
         Metric("push_dir", "xp push: refs + 1,000 objects to a folder remote", "s", 1.0),
+        Metric("push_dir_cpu", "xp push to a folder remote, CPU of its process tree", "s", 1.0),
         Metric("noop_dir", "xp push again: nothing to send (folder remote)", "s", 0.2),
+        Metric("noop_dir_cpu", "xp push again, CPU of its process tree", "s", 0.2),
         Metric("pull_dir", "xp pull --artifacts from the folder remote", "s"),
         Metric("push_s3", "xp push: refs + 1,000 objects to S3 (moto server)", "s"),
         Metric("noop_s3", "xp push again: nothing to send (S3)", "s", 1.0),

@@ -285,18 +285,23 @@ def best_of(
     cwd: Path,
     warmup: int = 1,
     before: Callable[[int], object] | None = None,
+    cpu: list[float] | None = None,
 ) -> float:
     """The fastest of ``n`` wall times of ``cmd`` as a subprocess, after ``warmup`` untimed
     runs (so the files it reads are in the page cache, as they are for a user). ``before(i)``
-    runs untimed ahead of each run, e.g. to edit files."""
+    runs untimed ahead of each run, e.g. to edit files. ``cpu`` collects each timed run's CPU
+    seconds (``children_cpu``): on a shared machine the figure load moves least."""
     env = child_env()
     times = []
     for i in range(warmup + n):
         if before is not None:
             before(i)
+        used = children_cpu()
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, check=False)
         elapsed = time.perf_counter() - start
+        if cpu is not None and i >= warmup:
+            cpu.append(children_cpu() - used)
         if proc.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}"
@@ -304,6 +309,14 @@ def best_of(
         if i >= warmup:
             times.append(elapsed)
     return min(times)
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (and theirs) so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass

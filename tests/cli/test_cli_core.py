@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import xp
 from tests.helpers import git, invoke, server_runs, user_error
@@ -295,3 +297,68 @@ def test_disk_full_style_write_error(repo: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
     assert "file size limit" in proc.stderr
+
+
+_COMMIT_TOKENS = st.sampled_from(
+    ["-n", "--name", "-m", "--message", "-e", "--experiment", "--param", "--metric",
+     "--artifact", "--data", "--name=a", "--param=x=1", "-m=x", "--help", "-h", "--", "-x",
+     "--nam", "a", "b=2", "-", "", "--message=", "lr=0.1", "-nfoo"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_COMMIT_TOKENS, max_size=7))
+def test_quick_commit_parses_as_click_does(args: list[str]) -> None:
+    """`xp commit`'s options read before click loads (commit_body.parse) are click's own
+    reading of them, or left to click."""
+    from xp.cli.commit import commit
+    from xp.cli.commit_body import parse
+
+    quick = parse(args)
+    if quick is None:
+        return
+    ctx = commit.make_context("commit", list(args))
+    assert quick == ctx.params
+
+
+def test_quick_commit_ends_as_the_click_command_does(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The click-free `xp commit` and click's give the same output, errors and exit codes."""
+    (repo / "metrics.json").write_text(json.dumps({"rmse": 0.123456789, "n": 3}))
+    args = ["-n", "same", "--message=why", "--param", "lr=1e-3", "--metric", "speed=12.5"]
+    assert main(["commit", *args]) == 0
+    quick = capsys.readouterr()
+    clicked = invoke("commit", *args)
+    assert clicked.exit_code == 0
+    quick_id, click_id = quick.out.split()[0], clicked.stdout.split()[0]
+    assert quick.out.replace(quick_id, "ID") == clicked.stdout.replace(click_id, "ID")
+    assert "rmse=0.1235" in quick.out
+    assert quick.err == clicked.stderr
+    for bad in (["--param", "x"], ["--artifact", "nope.bin"]):
+        assert main(["commit", *bad]) == 1
+        err = capsys.readouterr().err
+        assert err == invoke("commit", *bad).stderr
+        assert err.startswith("xp: error: ")
+        assert err.count("\n") == 1
+
+
+def test_xp_commit_loads_neither_click_nor_the_renderer(repo: Path) -> None:
+    """`xp commit` is typed after every training step (issue 18: <= 100 ms): its common
+    forms run before click is imported, and neither the table renderer nor PyYAML (the
+    config's parse is cached; a params file of plain nested mappings is read by fastyaml)
+    load."""
+    (repo / "params.yaml").write_text("lr: 0.01\nmodel:\n  depth: 6\n  name: rf\n")
+    assert invoke("commit").exit_code == 0  # the config's parse is cached from here on
+    code = (
+        "import sys\n"
+        "from xp.cli import main\n"
+        "assert main(['commit', '-m', 'x', '--param', 'a=1']) == 0\n"
+        "heavy = ('click', 'xp.cli.render', 'xp.cli.app', 'yaml', 'pandas', 'fsspec')\n"
+        "print('loaded:', [m for m in heavy if m in sys.modules])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "loaded: []", out.stdout

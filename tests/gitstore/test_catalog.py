@@ -37,3 +37,35 @@ def test_fetched_buckets_are_found_loose_and_packed_beside_per_run_copies(repo: 
         **want,
         "refs/xp/remotes/origin/catalog/0b": head,
     }
+
+
+def test_a_bucket_read_whole_is_not_read_again_and_one_read_in_part_is(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`xp push` reads the same bucket tips twice (which runs are listed, then publish's own
+    read): the second read parses nothing; a bucket whose objects were missing is read again
+    once they are fetched."""
+    r = find_repo(repo)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    run_id = "1m8ns4sczfsjc2"
+    key = f"refs/xp/remotes/origin/catalog/{bucket_of(run_id)}"
+    tip = catalog.write_bucket(r, entries={run_id: head}, parents=[head], message="m")
+    first = catalog.read_buckets(r, {key: tip})[key]
+    assert first.entries == {run_id: head}
+    first.entries.clear()  # callers get their own copy
+    for sha in (tip, first.tree):
+        assert sha is not None
+        (r.objects_dir / sha[:2] / sha[2:]).unlink()  # gone: only the memo can answer now
+    again = catalog.read_buckets(r, {key: tip})[key]
+    assert (again.entries, again.skipped, again.tree) == ({run_id: head}, [], first.tree)
+
+    other = tmp_path / "other"
+    git(tmp_path, "init", "-q", str(other))
+    git(other, "commit", "-q", "--allow-empty", "-m", "base")
+    o = find_repo(other)
+    base = git(other, "rev-parse", "HEAD").strip()
+    far = catalog.write_bucket(o, entries={run_id: base}, parents=[base], message="m")
+    git(other, "update-ref", "refs/heads/bucket", far)
+    assert catalog.read_buckets(r, {key: far})[key].skipped  # not here yet
+    git(repo, "fetch", "-q", str(other), "refs/heads/bucket:refs/xp/test-bucket")
+    assert catalog.read_buckets(r, {key: far})[key].entries == {run_id: base}

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xp.record import yamlio
-from xp.record.fastyaml import dump_flat, load_entries, load_flat
+from xp.record import fastyaml, yamlio
+from xp.record.fastyaml import dump_flat, load_entries, load_flat, load_nested
 
 LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -225,3 +225,70 @@ def test_an_artifact_manifest_takes_the_fast_path() -> None:
         {"path": "a b.txt", "sha256": sha, "size": 0},
     ]
     assert load_entries(yamlio.dump(value)) == value
+
+
+def _same(fast: Any, slow: Any) -> bool:
+    """Equal values of equal types (repr tells 1 from 1.0 and True, and nan equals nan)."""
+    return repr(fast) == repr(slow)
+
+
+nested_values = st.recursive(
+    st.dictionaries(keys, scalars, max_size=4),
+    lambda children: st.dictionaries(keys, children | scalars, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(nested_values, st.sampled_from([2, 4]))
+def test_load_nested_reads_what_pyyaml_writes_as_pyyaml_does(value: Any, indent: int) -> None:
+    text = yaml.dump(value, Dumper=DUMPER, default_flow_style=False, indent=indent)
+    fast = load_nested(text.encode())
+    if fast is not None:
+        assert _same(fast, yaml.load(text, Loader=LOADER))
+
+
+PARAM_LINES = st.sampled_from(
+    ["lr: 0.01", "model:", "  depth: 6", "  name: rf", "    deep: 1e-3", "  # a comment",
+     "# top comment", "", "   ", "epochs: 10", "  - a", "- x", "model: ", "a: b: c", "x:",
+     "  x: 'q'", "  'k': v", "opt: adam # inline", "b: yes", "c: ~", "d: 0x1F", "  e: 1_0",
+     "f: []", "g: {}", " h: 1", "i: [1, 2]", "j: |", "  text", "k: >", "  cont line"]
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(PARAM_LINES | st.text(alphabet=" :-#'\"a1.\n\t\\ey", max_size=12), max_size=8))
+def test_load_nested_is_pyyaml_or_silent_on_hand_written_params(lines: list[str]) -> None:
+    """A params file as people write it (comments, nesting, odd indents): fastyaml's
+    reading is PyYAML's, or None; where PyYAML fails, fastyaml is None too."""
+    text = "\n".join(lines)
+    fast = load_nested(text.encode())
+    try:
+        slow = yaml.load(text, Loader=LOADER)
+    except yaml.YAMLError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert _same(fast, slow)
+
+
+def test_load_nested_reads_a_nested_params_file() -> None:
+    text = b"# training\nlr: 0.01\nmodel:\n  depth: 6   \n  # inner\n  name: 'rf'\nopt:\n"
+    assert load_nested(text) is None  # trailing spaces after a value: PyYAML's business
+    text = b"# training\nlr: 0.01\nmodel:\n  depth: 6\n\n  # inner\n  name: 'rf'\nopt:\n"
+    assert load_nested(text) == {"lr": 0.01, "model": {"depth": 6, "name": "rf"}, "opt": None}
+    assert load_nested(b"# only a comment\n") is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(texts)
+def test_command_line_scalars_read_as_pyyaml_reads_them(text: str) -> None:
+    """`--param k=TEXT` is read by fastyaml where it is sure, else PyYAML: same value."""
+    fast = fastyaml.scalar(text)
+    if fast is fastyaml.UNSURE:
+        return
+    try:
+        slow = yaml.load(text, Loader=LOADER)
+    except yaml.YAMLError:
+        raise AssertionError(f"fastyaml read {text!r}, PyYAML refuses it") from None
+    assert _same(fast, slow)

@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import click
 
-from xp.cli import render
-from xp.cli.common import open_repo
-from xp.tracking.commit_workspace import commit_workspace, parse_assignments
+from xp.cli import commit_body
 
 
 @click.command()
@@ -55,20 +53,4 @@ def commit(
     Your files, index and HEAD are left as they are; the run is a commit held by
     refs/xp/runs/<id>.
     """
-    repo = open_repo()
-    result = commit_workspace(
-        repo,
-        name=name,
-        message=message,
-        experiment=experiment,
-        params=parse_assignments(params, "param"),
-        metrics=parse_assignments(metrics, "metric"),
-        artifacts=artifacts,
-        data=data,
-    )
-    run = result.run
-    shown = " ".join(f"{k}={render.number(v, 4)}" for k, v in sorted(result.metrics.items())[:6])
-    render.echo(f"{run.id}  {run.name}  {len(result.params)} params  {shown}".rstrip())
-    for warning in run.header.warnings:
-        render.echo(f"warning: {warning}", err=True)
-    render.echo(f"ref {run.ref}  (git show {run.ref} --stat)")
+    commit_body.commit(name, message, experiment, params, metrics, artifacts, data)

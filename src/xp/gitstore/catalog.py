@@ -103,9 +103,38 @@ def split_tracking(name: str) -> tuple[str, str]:
     return remote, bucket
 
 
+# (repository, bucket commit, bucket filter) -> its entries, read whole: a commit and its tree
+# never change, so a process that reads the same tips twice (``xp push``: which runs the
+# remote lists, then ``publish``'s own read after its ls-remote) parses them once.
+_clean: dict[tuple[str, str, str], tuple[str | None, dict[str, str]]] = {}
+
+
 def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
     """Read bucket commits ``tips`` (key -> commit): two ``git cat-file --batch`` rounds
-    however many buckets. Keys ending in ``/<bb>`` keep only entries of bucket ``bb``."""
+    however many buckets, none for those this process already read whole. Keys ending in
+    ``/<bb>`` keep only entries of bucket ``bb``."""
+    where = str(repo.common_dir)
+    out: dict[str, Bucket] = {}
+    todo: dict[str, str] = {}
+    for key, tip in tips.items():
+        hit = _clean.get((where, tip, key.rpartition("/")[2]))
+        if hit is None:
+            todo[key] = tip
+        else:
+            out[key] = Bucket(tip, hit[0], dict(hit[1]))
+    for key, bucket in _read_buckets(repo, todo).items() if todo else ():
+        out[key] = bucket
+        if not bucket.skipped:  # a missing object may be fetched later: read it again then
+            if len(_clean) > 4096:
+                _clean.clear()
+            _clean[(where, bucket.tip, key.rpartition("/")[2])] = (
+                bucket.tree,
+                dict(bucket.entries),
+            )
+    return {key: out[key] for key in tips}
+
+
+def _read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
     out = {key: Bucket(tip) for key, tip in tips.items()}
     wanted = sorted(set(tips.values()))
     trees: dict[str, str] = {}

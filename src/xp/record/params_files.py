@@ -8,6 +8,7 @@ from typing import Any
 
 from xp.errors import ConfigError
 from xp.record import yamlio
+from xp.record.fastyaml import load_nested
 from xp.record.model import flatten
 
 
@@ -25,7 +26,9 @@ def read_values(path: Path, what: str) -> dict[str, Any]:
                 f"{path.name} line {exc.lineno}: invalid JSON ({exc.msg}); fix the file"
             ) from None
     else:
-        parsed = yamlio.load(data, path.name)
+        parsed = load_nested(data)  # a plain params file, without importing PyYAML
+        if parsed is None:
+            parsed = yamlio.load(data, path.name)
     if parsed is None:
         return {}
     if not isinstance(parsed, dict):

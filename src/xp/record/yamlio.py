@@ -8,17 +8,29 @@ rules of docs/format.md: at most ``MAX_RECORD_FILE`` bytes, no anchors, aliases 
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import yaml
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from xp import format as fmt
 from xp.errors import ConfigError
+from xp.record import fastyaml
 from xp.record.fastyaml import dump_flat
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    import types
+
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+@cache
+def _yaml() -> tuple[types.ModuleType, Any, Any]:
+    """PyYAML and its (C if built) safe loader and dumper, imported when first needed: the
+    files xp writes and plain params files are read and written by ``fastyaml`` (an `xp
+    commit` need not pay PyYAML's ~10 ms import)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml, loader, getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def dump(data: Any) -> bytes:
@@ -27,9 +39,10 @@ def dump(data: Any) -> bytes:
         fast = dump_flat(data)
         if fast is not None:
             return fast
-    text = yaml.dump(
+    yaml, _, dumper = _yaml()
+    text: str = yaml.dump(
         data,
-        Dumper=_Dumper,
+        Dumper=dumper,
         sort_keys=True,
         default_flow_style=False,
         allow_unicode=True,
@@ -40,8 +53,9 @@ def dump(data: Any) -> bytes:
 
 def load(data: bytes | str, source: str = "YAML") -> Any:
     """Safe load only: records fetched from others never construct Python objects."""
+    yaml, loader, _ = _yaml()
     try:
-        return yaml.load(data, Loader=_Loader)
+        return yaml.load(data, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -53,10 +67,13 @@ def load(data: bytes | str, source: str = "YAML") -> Any:
 
 def scalar(text: str) -> Any:
     """Parse a command-line value the way it would read in a YAML file (`3` -> 3, `a` -> 'a')."""
-    try:
-        value = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return text
+    value = fastyaml.scalar(text)
+    if value is fastyaml.UNSURE:
+        yaml, loader, _ = _yaml()
+        try:
+            value = yaml.load(text, Loader=loader)
+        except yaml.YAMLError:
+            return text
     if isinstance(value, (dict, list)) or (value is None and text.strip() not in ("null", "~")):
         return text
     if isinstance(value, str):
@@ -111,8 +128,9 @@ def load_record(data: bytes, source: str = "record") -> Any:
 def _check_events(data: bytes, source: str) -> None:
     """Refuse anchors, aliases, explicit tags and deep nesting before anything is built."""
     depth = 0
+    yaml, loader, _ = _yaml()
     try:
-        for n, event in enumerate(yaml.parse(data, Loader=_Loader)):
+        for n, event in enumerate(yaml.parse(data, Loader=loader)):
             if n > _MAX_EVENTS:
                 raise ConfigError(f"{source}: too many items for a record file")
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
