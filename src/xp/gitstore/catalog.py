@@ -125,7 +125,7 @@ def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
     for key, bucket in _read_buckets(repo, todo).items() if todo else ():
         out[key] = bucket
         if not bucket.skipped:  # a missing object may be fetched later: read it again then
-            if len(_clean) > 4096:
+            if len(_clean) > 512:  # two catalogs of 256 buckets: bounded in `xp ui`
                 _clean.clear()
             _clean[(where, bucket.tip, key.rpartition("/")[2])] = (
                 bucket.tree,
