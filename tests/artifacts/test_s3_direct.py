@@ -20,7 +20,7 @@ import yaml
 
 from tests.helpers import S3Server, Team, git, log_run, moto_server, server_runs, xp_main
 from xp.artifacts import cache, s3_direct
-from xp.artifacts.artifact_store import open_store
+from xp.artifacts.artifact_store import SMALL, open_store
 from xp.artifacts.remotes import RemoteSpec
 from xp.errors import RemoteError
 from xp.gitstore.repo import find_repo
@@ -352,6 +352,7 @@ def test_what_the_direct_path_cannot_do_goes_through_s3fs(
     repo: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _use_s3(repo, s3)
+    assert s3_direct.MAX_PUT == SMALL
     big = os.urandom(s3_direct.MAX_PUT + 1)  # above one PUT: s3fs's multipart upload
     src, sha = _object(repo, big)
     store = open_store(find_repo(repo))

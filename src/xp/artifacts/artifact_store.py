@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xp.artifacts import cache, s3_direct
+from xp.artifacts import cache
 from xp.artifacts.remotes import RemoteSpec, get_remote
 from xp.errors import CorruptObjectError, RemoteError, XPError, missing_module
 
@@ -82,6 +82,8 @@ class ArtifactStore:
             if not self._direct_resolved:
                 self._direct_resolved = True
                 if self.protocol in ("s3", "s3a"):
+                    from xp.artifacts import s3_direct  # S3 only: a folder store needs none
+
                     with self.errors("open"):
                         self._direct = s3_direct.resolve(self.spec)
             return self._direct
@@ -348,7 +350,7 @@ class ArtifactStore:
         if self.local_root is not None:
             return self._upload_local(src, sha, on_bytes)
         size = src.stat().st_size
-        direct = self.direct() if size <= s3_direct.MAX_PUT else None
+        direct = self.direct() if size <= SMALL else None
         if direct is not None:
             data = src.read_bytes()
             _check(hashlib.sha256(data).hexdigest(), sha, src)
