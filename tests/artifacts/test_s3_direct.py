@@ -440,3 +440,36 @@ def test_the_pre_push_hook_to_s3_imports_neither_botocore_nor_s3fs(
     assert proc.stdout.strip().splitlines()[-1] == "0 loaded: []", proc.stdout + proc.stderr
     assert "xp: uploaded 1 artifact objects (100.0 kB) to s3" in proc.stderr
     assert len(server_runs(team.bare)) == 1
+
+
+class _ChunkedDenied(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1, keep-alive, its error document sent in chunks (as some S3 servers do)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b"<Error><Code>AccessDenied</Code><Message>not yours</Message></Error>"
+        self.send_response(403)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for part in (body[:10], body[10:]):
+            self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_chunked_refusal_is_read_and_named(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    with _serving(_ChunkedDenied) as endpoint:
+        _use_s3(repo, S3Server(endpoint, "denied"))
+        store = open_store(find_repo(repo))
+        src, sha = _object(repo, b"refused")
+        for _ in range(2):  # the second on the same kept-alive connection
+            with pytest.raises(RemoteError) as err:
+                store.upload(src, sha)
+            assert "permission denied" in str(err.value)
+            assert "AccessDenied: not yours" in str(err.value)

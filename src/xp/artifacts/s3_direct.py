@@ -1,5 +1,5 @@
 """S3 without botocore for the common case: a SigV4-signed HEAD (is the object there?) and
-PUT (one request, up to ``MAX_PUT``) over the standard library's ``http.client``.
+PUT (one request, up to ``MAX_PUT``) over a bare socket (``_Connection``).
 
 Every ``git push`` runs the pre-push hook, and importing s3fs alone costs ~0.35 CPU-s
 (botocore's client without s3fs 0.28), more than the whole push may (issue 14: 0.15). This
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 if TYPE_CHECKING:
-    import http.client
+    import socket
 
     from xp.artifacts.remotes import RemoteSpec
 
@@ -133,8 +133,6 @@ class S3Direct:
     ) -> tuple[int, str]:
         """Send one request with retries; (status, S3 error code) of a 2xx or a HEAD's 404.
         Anything else raises what s3fs would."""
-        import http.client
-
         s = self.settings
         region = s.region
         redirected = False
@@ -148,7 +146,7 @@ class S3Direct:
                 self._drop()
                 if attempt >= s.attempts:
                     raise TimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}") from None
-            except (OSError, http.client.HTTPException) as exc:
+            except OSError as exc:
                 self._drop()
                 if attempt >= s.attempts:
                     raise ConnectionError(
@@ -172,33 +170,22 @@ class S3Direct:
         self, method: str, key: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         conn = self._connection()
-        conn.request(method, self._path(key), body=body or None, headers=headers)
-        response = conn.getresponse()
-        answer = response.read()
-        reply = {k.lower(): v for k, v in response.getheaders()}
-        if response.will_close:
+        try:
+            status, reply, answer = conn.exchange(method, self._path(key), headers, body)
+        except BaseException:
             self._drop()
-        return response.status, reply, answer
+            raise
+        if reply.get("connection", "").lower() == "close":
+            self._drop()
+        return status, reply, answer
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        import http.client
-
-        s = self.settings
-        host = self._host()
-        if s.scheme == "https":
-            import ssl
-
-            context = ssl.create_default_context(cafile=s.ca_bundle)
-            conn = http.client.HTTPSConnection(host, timeout=s.connect_timeout, context=context)
-        else:
-            conn = http.client.HTTPConnection(host, timeout=s.connect_timeout)
-        conn.connect()
-        if conn.sock is not None:
-            conn.sock.settimeout(s.read_timeout)  # connected: now each read/send waits this
-        self._local.conn = conn
+    def _connection(self) -> _Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            s = self.settings
+            conn = self._local.conn = _Connection(
+                s.scheme, self._host(), s.connect_timeout, s.read_timeout, s.ca_bundle
+            )
         return conn
 
     def _drop(self) -> None:
@@ -257,6 +244,108 @@ class S3Direct:
             f" SignedHeaders={';'.join(names)}, Signature={signature}"
         )
         return headers
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on a bare socket: what S3's HEAD and PUT need
+    (Content-Length or chunked answers), without ``http.client``, whose import (``email``,
+    ``ssl``) alone costs ~15 ms of every push."""
+
+    def __init__(
+        self, scheme: str, host: str, connect: float, read: float, ca_bundle: str | None
+    ) -> None:
+        import socket
+
+        name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if not name or not port.isdigit():
+            name, port = host, "443" if scheme == "https" else "80"
+        sock = socket.create_connection((name.strip("[]"), int(port)), timeout=connect)
+        sock.settimeout(read)  # connected: now each send and read waits this long
+        if scheme == "https":
+            import ssl
+
+            context = ssl.create_default_context(cafile=ca_bundle)
+            sock = context.wrap_socket(sock, server_hostname=name.strip("[]"))
+        self.sock: socket.socket = sock
+        self.buf = b""
+
+    def close(self) -> None:
+        sock = getattr(self, "sock", None)  # None: the connection never opened
+        if sock is not None:
+            sock.close()
+
+    __del__ = close  # a kept-alive connection ends with its client (thread or store)
+
+    def exchange(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one request; (status, headers lower-cased, body) of its answer."""
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
+        self.sock.sendall(head.encode("latin-1") + b"\r\n" + body)
+        while True:
+            status, reply = self._head()
+            if status >= 200:
+                break  # 1xx (100 Continue): informational, the answer follows
+        if method == "HEAD" or status in (204, 304):
+            return status, reply, b""
+        if "chunked" in reply.get("transfer-encoding", "").lower():
+            return status, reply, self._chunked()
+        length = reply.get("content-length")
+        if length is not None and length.strip().isdigit():
+            return status, reply, self._exactly(int(length))
+        reply["connection"] = "close"  # the body ends with the connection
+        return status, reply, self._rest()
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection mid-answer")
+        self.buf += chunk
+
+    def _line(self) -> bytes:
+        while (end := self.buf.find(b"\r\n")) < 0:
+            if len(self.buf) > 65536:
+                raise ConnectionError("the server's answer has a line over 64 KiB")
+            self._more()
+        line, self.buf = self.buf[:end], self.buf[end + 2 :]
+        return line
+
+    def _head(self) -> tuple[int, dict[str, str]]:
+        parts = self._line().split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise ConnectionError(f"not an HTTP answer: {b' '.join(parts[:2])!r}")
+        reply: dict[str, str] = {}
+        while line := self._line():
+            name, _, value = line.decode("latin-1").partition(":")
+            reply[name.strip().lower()] = value.strip()
+        if parts[0] == b"HTTP/1.0" and reply.get("connection", "").lower() != "keep-alive":
+            reply["connection"] = "close"
+        return int(parts[1]), reply
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._more()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def _chunked(self) -> bytes:
+        out: list[bytes] = []
+        while True:
+            size = int(self._line().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self._line():  # trailers, then the empty line
+                    pass
+                return b"".join(out)
+            out.append(self._exactly(size))
+            self._line()
+
+    def _rest(self) -> bytes:
+        while chunk := self.sock.recv(65536):
+            self.buf += chunk
+        data, self.buf = self.buf, b""
+        return data
 
 
 def _error(answer: bytes) -> tuple[str, str]:
@@ -424,8 +513,6 @@ def _configured_endpoint(env: Any, profile: dict[str, str]) -> str | None:
 def _profile(env: Any, name: str) -> dict[str, str] | None:
     """The profile's settings (credentials file over config file), or None when it hands
     credentials to another provider."""
-    import configparser
-
     merged: dict[str, str] = {}
     home = os.path.expanduser("~")
     files = (
@@ -436,6 +523,10 @@ def _profile(env: Any, name: str) -> dict[str, str] | None:
         ),
     )
     for path, is_config in files:
+        if not os.path.isfile(os.path.expanduser(path)):
+            continue
+        import configparser  # only with a file to read
+
         parser = configparser.RawConfigParser(strict=False, interpolation=None)
         try:
             with open(os.path.expanduser(path), encoding="utf-8") as fh:
