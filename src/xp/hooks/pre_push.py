@@ -222,20 +222,26 @@ def _merge_and_send_notes(
     repo: GitRepo, remote: str, result: PrePushResult, stop: list[tuple[str, str]]
 ) -> None:
     """The remote's annotations moved on: fetch them, merge ours in and send the merge, as
-    ``xp push`` does (once; a refusal then stops the push)."""
-    from xp.sharing.push_pull import PushResult, push_annotations
+    ``xp push`` does (once, marked as xp's own push so its hook rests; a refusal then stops
+    the push)."""
+    from xp.gitstore import remote as git_remote
+    from xp.sharing.annotate import merge_fetched
+    from xp.sharing.project_setup import notes_fetch_spec
 
-    sent = PushResult(remote)
+    spec = f"{fmt.NOTES_REF}:{fmt.NOTES_REF}"
     try:
-        push_annotations(repo, remote, sent)
+        git_remote.fetch(repo, remote, [notes_fetch_spec(remote)])
+        merge_fetched(repo)
+        rows = git_remote.push(repo, remote, [spec], env=NESTED_PUSH_ENV)
     except XPError as exc:
         stop.append((fmt.NOTES_REF, str(exc)))
         return
-    if sent.annotations:
-        result.annotations += 1
-    for ref, why in sent.rejected:
-        result.rejected.append((ref, why))
-        stop.append((ref, why))
+    for row in rows:
+        if row.rejected:
+            result.rejected.append((row.ref, row.reason))
+            stop.append((row.ref, row.reason))
+        elif not row.up_to_date:
+            result.annotations += 1
 
 
 def refusal(remote: str, stop: list[tuple[str, str]]) -> str:
