@@ -364,3 +364,68 @@ def test_the_pre_push_hook_outside_a_repository_is_one_line(tmp_path: Path) -> N
     assert proc.returncode == 1
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("xp: error: ")
+
+
+def test_a_run_the_remote_holds_at_another_commit_stops_the_push_saying_what_to_do(
+    team: Team,
+) -> None:
+    """Format 2: a run is an entry in a catalog bucket, never merged, so `git fetch` and
+    pushing again cannot help; the hook names the run, how to compare the two copies and
+    how to push the branch meanwhile."""
+    run_id = log_run(team.a, {"m.bin": b"model"})
+    git(team.a, "commit", "-q", "--allow-empty", "-m", "work")
+    _git(team.a, "push", "-q", "origin", "main")
+    tip = git(team.a, "rev-parse", f"refs/xp/runs/{run_id}").strip()
+    other = git(team.a, "commit-tree", f"{tip}^{{tree}}", "-m", "rewritten").strip()
+    git(team.a, "update-ref", f"refs/xp/runs/{run_id}", other)  # as if recorded elsewhere
+    git(team.a, "commit", "-q", "--allow-empty", "-m", "more work")
+    proc = _git(team.a, "push", "origin", "main", ok=False)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("xp:")]
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert f"origin holds run {run_id} at a commit yours does not descend from" in line, line
+    assert "xp merges annotations" not in line
+    assert server_runs(team.bare)[run_id] == tip  # the remote's copy untouched
+    assert git(team.a, "rev-parse", f"refs/xp/runs/{run_id}").strip() == other  # ours kept
+    # what the line says to do works: fetch, compare, push the branch alone
+    assert "`git fetch origin`" in line
+    _git(team.a, "fetch", "-q", "origin")
+    compare = f"`xp diff {run_id} refs/xp/remotes/origin/runs/{run_id}`"
+    assert compare in line
+    code, _out, err = xp_main(*compare.strip("`").split()[1:], cwd=team.a)
+    assert code == 0, err
+    assert "`XP_SKIP_PUSH=1 git push`" in line
+    skipped = subprocess.run(
+        ["git", "push", "-q", "origin", "main"],
+        cwd=team.a,
+        env={**_env(), "XP_SKIP_PUSH": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert skipped.returncode == 0, skipped.stderr
+    assert git(team.bare, "rev-parse", "main") == git(team.a, "rev-parse", "main")
+
+
+def test_annotations_another_clone_pushed_first_are_merged_by_the_hook(team: Team) -> None:
+    """Notes from another clone are no fast-forward of ours: the hook fetches and merges
+    them and sends the merge, as `xp push` does, instead of stopping the push."""
+    run_id = log_run(team.a, {"m.bin": b"model"})
+    git(team.a, "commit", "-q", "--allow-empty", "-m", "work")
+    _git(team.a, "push", "-q", "origin", "main")
+    assert xp_main("init", cwd=team.b)[0] == 0
+    _git(team.b, "pull", "-q", "origin", "main")
+    _git(team.b, "fetch", "-q", "origin")
+    assert xp_main("tag", run_id, "by=a", cwd=team.a)[0] == 0
+    git(team.a, "commit", "-q", "--allow-empty", "-m", "a tags")
+    _git(team.a, "push", "-q", "origin", "main")
+    assert xp_main("tag", run_id, "seen=b", cwd=team.b)[0] == 0  # without a's note
+    git(team.b, "commit", "-q", "--allow-empty", "-m", "b tags")
+    proc = _git(team.b, "push", "origin", "HEAD:refs/heads/b-work", ok=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "xp: sent 1 annotation ref to origin with this push" in proc.stderr
+    fresh = team.a.parent / "fresh"
+    git(team.a.parent, "clone", "-q", str(team.bare), fresh.name)
+    assert xp_main("init", cwd=fresh)[0] == 0
+    _git(fresh, "fetch", "-q", "origin")
+    assert xp.get_run(run_id, fresh).tags.items() >= {"by": "a", "seen": "b"}.items()

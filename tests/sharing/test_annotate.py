@@ -117,7 +117,10 @@ def test_two_clones_edit_the_same_run_and_both_edits_survive(team: Team) -> None
     assert xp_main("tag", run_id, "verdict=b-says", cwd=b)[0] == 0  # the later edit
     git(a, "push", "-q")
     proc = subprocess.run(["git", "push", "-q"], cwd=b, capture_output=True, text=True)
-    assert proc.returncode != 0  # b's notes are not a fast-forward of a's: git says fetch first
+    # b's notes are not a fast-forward of a's: the hook fetches a's, merges them
+    # (cat_sort_uniq) and sends the merge, as `xp push` does
+    assert proc.returncode == 0, proc.stderr
+    assert "xp: sent 1 annotation ref to origin with this push" in proc.stderr
     git(b, "fetch", "-q")
     # reading shows the union before any merge
     assert xp.get_run(run_id, path=b).tags == {

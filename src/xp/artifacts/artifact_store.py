@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from fsspec import AbstractFileSystem  # type: ignore[import-untyped]
 
+    from xp.artifacts.s3_direct import S3Direct
     from xp.gitstore.repo import GitRepo
 
 SMALL = 8 << 20  # objects up to this size move in one request
@@ -71,6 +72,21 @@ class ArtifactStore:
         self._fs: AbstractFileSystem | None = None
         self._root = ""
         self._lock = threading.Lock()
+        self._direct: S3Direct | None = None
+        self._direct_resolved = False
+
+    def direct(self) -> S3Direct | None:
+        """The botocore-free S3 client, when this remote's settings allow it (s3_direct):
+        a push of a few objects then never imports s3fs."""
+        with self._lock:
+            if not self._direct_resolved:
+                self._direct_resolved = True
+                if self.protocol in ("s3", "s3a"):
+                    from xp.artifacts import s3_direct  # S3 only: a folder store needs none
+
+                    with self.errors("open"):
+                        self._direct = s3_direct.resolve(self.spec)
+            return self._direct
 
     # fsspec is imported on first use only: plain `xp` commands never pay for it.
     @property
@@ -82,6 +98,9 @@ class ArtifactStore:
 
     @property
     def root(self) -> str:
+        direct = self.direct()
+        if direct is not None:
+            return direct.root
         _ = self.fs
         return self._root
 
@@ -267,6 +286,15 @@ class ArtifactStore:
             return set()
         if self.local_root is not None:
             return {s for s in wanted if not cache.object_path(self.local_root, s).is_file()}
+        direct = self.direct() if len(wanted) <= PER_OBJECT_CHECK else None
+        if direct is not None:
+            order = sorted(wanted)
+            with self.errors("check objects"):
+                if len(order) == 1:  # the hook's usual case: no thread pool to import
+                    return set() if direct.exists(self.object_path(order[0])) else set(order)
+                with self._pool(len(order)) as pool:
+                    found = pool.map(lambda s: direct.exists(self.object_path(s)), order)
+                    return {s for s, ok in zip(order, found, strict=True) if not ok}
         fs = self.fs
         if len(wanted) <= PER_OBJECT_CHECK:
             with self.errors("check objects"), self._pool(len(wanted)) as pool:
@@ -321,8 +349,17 @@ class ArtifactStore:
         ``on_bytes(n)`` as bytes go (by chunk; one call for a small object)."""
         if self.local_root is not None:
             return self._upload_local(src, sha, on_bytes)
-        fs, final = self.fs, self.object_path(sha)
         size = src.stat().st_size
+        direct = self.direct() if size <= SMALL else None
+        if direct is not None:
+            data = src.read_bytes()
+            _check(hashlib.sha256(data).hexdigest(), sha, src)
+            with self.errors(f"upload {sha[:12]}"):
+                direct.put(self.object_path(sha), data, sha)
+            if on_bytes is not None:
+                on_bytes(len(data))
+            return len(data)
+        fs, final = self.fs, self.object_path(sha)
         if size <= SMALL:
             data = src.read_bytes()
             _check(hashlib.sha256(data).hexdigest(), sha, src)

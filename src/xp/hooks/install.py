@@ -22,30 +22,42 @@ SHIM_VERSION = 1
 
 # Hooks whose absence of xp would let something through that must not pass: a push of run refs
 # without their artifacts. Every other hook lets git go on when xp cannot be found.
+# Shell builtins only on the usual way to xp (no `$(dirname)`, `$(cat)`, `$(command -v)`): each
+# fork and exec is milliseconds of every `git push`, twice (the hook's own push runs it too).
+# pre-push hands its stdin (the pushed refs) straight to xp; only a kept legacy hook makes it
+# read them first, to give both the same lines. (git does not mind a hook that reads none.)
 _SHIM = """#!/bin/sh
 {marker} v{version} {name}: installed by `xp hooks install`; `xp hooks uninstall` removes it.
 # A hook that was here before is kept as {name}.legacy and runs first.
 hook={name}
-here=$(dirname "$0")
-{stdin_setup}if [ -x "$here/$hook.legacy" ]; then
-    {legacy_call} || exit $?
+case $0 in */*) here=${{0%/*}} ;; *) here=. ;; esac
+if [ -x "$here/$hook.legacy" ]; then
+{legacy_call}
 fi
 if [ "${{XP_SKIP_HOOKS:-}}" = 1 ]; then exit 0; fi
 {skip_push}
-xp=$(command -v git-xp || command -v xp || true)
-if [ -z "$xp" ] && [ -x "{fallback}" ]; then xp="{fallback}"; fi
-if [ -z "$xp" ]; then
+if command -v git-xp >/dev/null 2>&1; then xp=git-xp
+elif command -v xp >/dev/null 2>&1; then xp=xp
+elif [ -x "{fallback}" ]; then xp="{fallback}"
+else
 {missing}
 fi
-{xp_call}
+exec "$xp" hook "$hook" "$@"
 """
 
+_LEGACY_PUSH = (
+    "    input=$(cat)\n"
+    '    printf "%s\\n" "$input" | "$here/$hook.legacy" "$@" || exit $?\n'
+    "    exec <<XP_PUSHED_REFS\n"
+    "$input\n"
+    "XP_PUSHED_REFS"
+)
 _MISSING_SOFT = (
     '    echo "xp: $hook hook skipped: xp is not on PATH (activate the environment that has it,'
     ' or run: xp hooks uninstall)" >&2\n    exit 0'
 )
 _MISSING_PUSH = (
-    '    if printf "%s" "$input" | grep -q "refs/xp/"; then\n'
+    '    if grep -q "refs/xp/"; then\n'
     '        echo "xp: push stopped: it sends runs but xp is not on PATH to upload their artifacts;'
     ' activate the environment that has xp, or push with XP_SKIP_PUSH=1" >&2\n'
     "        exit 1\n"
@@ -64,20 +76,10 @@ def shim(name: str, fallback: str = "") -> str:
         marker=MARKER,
         version=SHIM_VERSION,
         name=name,
-        stdin_setup="input=$(cat)\n" if reads_stdin else "",
         skip_push='if [ "${XP_SKIP_PUSH:-}" = 1 ]; then exit 0; fi\n' if reads_stdin else "",
-        legacy_call=(
-            'printf "%s\\n" "$input" | "$here/$hook.legacy" "$@"'
-            if reads_stdin
-            else '"$here/$hook.legacy" "$@"'
-        ),
+        legacy_call=_LEGACY_PUSH if reads_stdin else '    "$here/$hook.legacy" "$@" || exit $?',
         fallback=fallback,
         missing=_MISSING_PUSH if reads_stdin else _MISSING_SOFT,
-        xp_call=(
-            'printf "%s\\n" "$input" | exec "$xp" hook "$hook" "$@"'
-            if reads_stdin
-            else 'exec "$xp" hook "$hook" "$@"'
-        ),
     )
 
 

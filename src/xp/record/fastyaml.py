@@ -99,29 +99,52 @@ _NONE = object()  # no pending key
 UNSURE = object()  # ``scalar``'s "ask PyYAML"
 
 
+_PATTERNS: dict[int, re.Pattern[str]] = {}  # row of _TABLE -> its compiled pattern
+_BY_CHAR: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+def _compiled(row: int) -> re.Pattern[str]:
+    pattern = _PATTERNS.get(row)
+    if pattern is None:
+        tag, _first, text = _TABLE[row]
+        flags = re.X if tag not in (_MERGE, _VALUE, _YAML) else 0
+        pattern = _PATTERNS[row] = re.compile(text, flags)
+    return pattern
+
+
+def _starts(tag: str, first: str) -> list[str]:
+    """The first characters a row applies to ("" for the empty value)."""
+    return [ch.strip("\0") for ch in first + ("" if tag != _NULL else "\0")]
+
+
 def _build() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
     table: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
-    for tag, first, pattern in _TABLE:
-        flags = re.X if tag not in (_MERGE, _VALUE, _YAML) else 0
-        compiled = re.compile(pattern, flags)
-        for ch in first + ("" if tag != _NULL else "\0"):
-            table.setdefault(ch.strip("\0"), []).append((tag, compiled))
+    for row, (tag, first, _text) in enumerate(_TABLE):
+        for ch in _starts(tag, first):
+            table.setdefault(ch, []).append((tag, _compiled(row)))
     return table
 
 
-_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] | None = None
-
-
 def resolvers() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
-    """The table by first character (compiled on first use)."""
-    global _RESOLVERS
-    if _RESOLVERS is None:
-        _RESOLVERS = _build()
-    return _RESOLVERS
+    """The whole table by first character."""
+    return _build()
+
+
+def _for(ch: str) -> list[tuple[str, re.Pattern[str]]]:
+    """The rows for values starting with ``ch``, compiled on first use: a file of paths and
+    hashes (artifacts.yaml, read by every push) compiles one or two of them, not all."""
+    rows = _BY_CHAR.get(ch)
+    if rows is None:
+        rows = _BY_CHAR[ch] = [
+            (tag, _compiled(row))
+            for row, (tag, first, _text) in enumerate(_TABLE)
+            if ch in _starts(tag, first)
+        ]
+    return rows
 
 
 def _tag(value: str) -> str:
-    for tag, regexp in resolvers().get(value[0] if value else "", []):
+    for tag, regexp in _for(value[0] if value else ""):
         if regexp.match(value):
             return tag
     return _STR
