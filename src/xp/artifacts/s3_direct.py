@@ -333,7 +333,11 @@ class _Connection:
     def _chunked(self) -> bytes:
         out: list[bytes] = []
         while True:
-            size = int(self._line().split(b";", 1)[0].strip() or b"0", 16)
+            field = self._line().split(b";", 1)[0].strip() or b"0"
+            try:
+                size = int(field, 16)
+            except ValueError:
+                raise ConnectionError(f"not an HTTP chunk size: {field[:20]!r}") from None
             if size == 0:
                 while self._line():  # trailers, then the empty line
                     pass
