@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from xp import format as fmt
 from xp.config import load_config
@@ -28,6 +29,9 @@ from xp.gitstore import catalog
 from xp.gitstore import remote as git_remote
 from xp.gitstore.refs import delete_refs, list_refs, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
+
+if TYPE_CHECKING:
+    from xp.query.index.rows import Stored
 
 _NOTHING = "refs/xp/migrating-from-nothing/"  # never holds a ref: pruning from it deletes all
 TRIES = 8  # pushes before a race is reported (each after a jittered, growing wait)
@@ -67,6 +71,25 @@ def _fetch_buckets(repo: GitRepo, remote: str, buckets: Iterable[str], old: bool
         specs.append(f"+{fmt.RUNS_PREFIX}*:{fmt.RunRef.prefix(remote)}*")
     if specs:
         git_remote.fetch(repo, remote, specs)
+
+
+def _summary(repo: GitRepo, entries: Mapping[str, str], read: catalog.Bucket | None) -> bytes:
+    """The run summary of a bucket listing ``entries`` (run id -> tip): the lines of the
+    remote's summary that still describe an entry (checked as any fetched summary is), and
+    rows read from the records of the rest (runs added or moved, or a bucket an older
+    writer left without a summary)."""
+    from xp.query.index import summary as run_summary
+    from xp.query.index.rows import iter_rows
+
+    known: dict[str, Stored] = {}
+    if read is not None and read.summary is not None:
+        data = catalog.read_summaries(repo, [read.summary]).get(read.summary)
+        if data is not None:
+            known = run_summary.decode(data, entries).items
+    have = {item.run_id for item in known.values()}
+    missing = {sha: run_id for run_id, sha in entries.items() if run_id not in have}
+    fresh = [item for item in iter_rows(repo, missing) if item.error is None] if missing else []
+    return run_summary.encode([*known.values(), *fresh])
 
 
 def _is_race(reason: str) -> bool:
@@ -204,7 +227,13 @@ def _attempt(
         else:
             parents = ([base] if base else []) + added
             message = f"xp catalog {bucket}: +{len(added)} runs"
-        tip = catalog.write_bucket(repo, entries=entries, parents=parents, message=message)
+        tip = catalog.write_bucket(
+            repo,
+            entries=entries,
+            parents=parents,
+            message=message,
+            summary=_summary(repo, entries, read),
+        )
         refspecs.append(f"{tip}:{ref}")
         leases[ref] = base
         new_tips[bucket] = tip

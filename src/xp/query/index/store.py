@@ -202,6 +202,8 @@ class _Changes:
     # fetched catalog buckets whose tip moved: bucket ref -> (tip or None when gone,
     # copy ref -> run tip of every entry it lists)
     buckets: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
+    # their run summaries: bucket ref -> (summary blob, run id -> tip of every entry)
+    summaries: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
 class Index:
@@ -216,6 +218,8 @@ class Index:
         self._kid_map: dict[str, int] | None = None  # keys -> kid, read once per sync
         self._selection: Query | None = None  # the query temp.sel holds the runs of
         self._notes: annotated.NotesState | None = None  # the notes the rows show
+        self.skipped: list[str] = []  # fetched run summaries (partly) ignored by the last sync
+        self.summaries = True  # read fetched runs from their buckets' summaries (not rebuild)
 
     # -- connection -------------------------------------------------------------------------
     def _connect(self, target: str) -> sqlite3.Connection:
@@ -312,9 +316,12 @@ class Index:
             queue += [sub for sub in scan.folders if sub not in folders and sub not in scans]
         return _Changes(pstamp, packed, scans)
 
-    def _look_buckets(self) -> dict[str, tuple[str | None, dict[str, str]]]:
+    def _look_buckets(
+        self,
+    ) -> tuple[dict[str, tuple[str | None, dict[str, str]]], dict[str, tuple[str, dict[str, str]]]]:
         """The fetched catalog buckets whose tip moved, read (only those: a fetch that moved
-        three buckets reads three small trees, whatever the number of runs)."""
+        three buckets reads three small trees, whatever the number of runs); and the run
+        summaries those buckets carry."""
         from xp.gitstore import catalog
 
         tips = catalog.tracking_buckets(self.repo.common_dir)
@@ -324,7 +331,7 @@ class Index:
             ref: (None, {}) for ref in stored if ref not in tips
         }
         if not moved:
-            return out
+            return out, {}
         reads = catalog.read_buckets(self.repo, moved)
         have = catalog.present(self.repo, {s for r in reads.values() for s in r.entries.values()})
         for ref, read in reads.items():
@@ -335,6 +342,35 @@ class Index:
                 if sha in have  # a bucket may name commits this clone lacks: not shown
             }
             out[ref] = (read.tip, listed)
+        summaries = {
+            ref: (read.summary, read.entries)
+            for ref, read in reads.items()
+            if read.summary is not None and read.entries
+        }
+        return out, summaries
+
+    def _summarized(
+        self, summaries: dict[str, tuple[str, dict[str, str]]], wanted: dict[str, str]
+    ) -> list[Stored]:
+        """The rows of ``wanted`` (commit -> run id) the buckets' run summaries describe; a
+        summary that is (partly) ignored says so once in ``skipped``."""
+        from xp.gitstore import catalog
+        from xp.query.index import summary
+
+        blobs = catalog.read_summaries(self.repo, [sha for sha, _entries in summaries.values()])
+        out: list[Stored] = []
+        for ref, (sha, entries) in sorted(summaries.items()):
+            data = blobs.get(sha)
+            if data is None:
+                self.skipped.append(f"{ref}: run summary {sha[:12]} not read (missing or too big)")
+                continue
+            got = summary.decode(data, entries)
+            if got.ignored:
+                self.skipped.append(
+                    f"{ref}: {got.ignored} line(s) of its run summary ignored ({got.why});"
+                    " those runs are read from their records"
+                )
+            out += [item for c, item in got.items.items() if wanted.get(c) == item.run_id]
         return out
 
     def _bucket_entries(self, bucket: str) -> dict[str, str]:
@@ -356,10 +392,17 @@ class Index:
         changes = self._look()
         if changes is None:
             return 0
-        changes.buckets = self._look_buckets()
-        # Read the records of commits not indexed yet, outside the refs transaction.
+        changes.buckets, changes.summaries = self._look_buckets()
+        # Read the records of commits not indexed yet, outside the refs transaction: those
+        # the fetched buckets' run summaries describe from them, the rest from git.
         wanted = self._missing(self._candidates(changes))
-        inserted = self._read(wanted) if wanted else set()
+        inserted: set[str] = set()
+        if wanted and changes.summaries and self.summaries:
+            summarized = self._summarized(changes.summaries, wanted)
+            if summarized:
+                inserted = self.store(summarized)
+                wanted = {c: i for c, i in wanted.items() if c not in inserted}
+        inserted |= self._read(wanted) if wanted else set()
         with self.write() as conn:
             touched = self._apply(conn, changes)
             self._drop_commits(conn, [c for c in inserted if not self._referenced(conn, c)])
@@ -808,7 +851,8 @@ class Index:
             )
 
     def rebuild(self) -> int:
-        """Forget everything and read every run again (``xp show --rebuild``)."""
+        """Forget everything and read every run again from its record (``xp show
+        --rebuild``: fetched buckets' run summaries are not used)."""
         with self.write() as conn:
             for table in (
                 "vals",
@@ -825,7 +869,11 @@ class Index:
             conn.execute("DELETE FROM meta WHERE key IN ('packed', 'notes')")
         self._schemas.clear()
         self._notes = None
-        self.sync()
+        self.summaries = False
+        try:
+            self.sync()
+        finally:
+            self.summaries = True
         return self.count()
 
     # -- questions --------------------------------------------------------------------------
