@@ -286,3 +286,26 @@ class _resumed:
             self.run.__exit__(*exc)
         finally:
             os.chdir(self.old)
+
+
+def test_many_summarised_runs_are_read_half_in_a_second_process(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [_log(team.a, i) for i in range(8)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    buckets = sorted(bucket_summaries(team.bare))
+    assert len(buckets) >= 2  # so each process has some
+    # the helper's half holds a lie: its warning comes back through the first process
+    last = next(i for i in ids if f"refs/xp/catalog/{bucket_of(i)}" == buckets[-1])
+    _bucket_with(team, last, server_runs(team.bare)[last], summary.HEADER + b"[1]\n")
+    assert xp_main("init", cwd=team.b)[0] == 0
+    git(team.b, "fetch", "-q", "origin")
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    both, err = _show_json(team.b)
+    assert err.count("run summary") == 1, err
+    assert {r["run_id"] for r in both} == set(server_runs(team.bare))
+    rebuilt, _err = _show_json(team.b, "--rebuild")
+    assert both == rebuilt
+    with index_store.Index(find_repo(team.b)) as index:
+        rows = index.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        assert rows == len(both)  # each commit stored once

@@ -349,7 +349,63 @@ class Index:
         }
         return out, summaries
 
-    def _summarized(
+    def _from_summaries(
+        self, summaries: dict[str, tuple[str, dict[str, str]]], wanted: dict[str, str]
+    ) -> set[str]:
+        """Store the rows of ``wanted`` the buckets' run summaries describe; the commits
+        stored. Many of them (a fresh clone): half the buckets in a second process, as
+        ``_read`` does, both cores parsing."""
+        listed = sum(len(entries) for _sha, entries in summaries.values())
+        if listed < PARALLEL_AT or (os.cpu_count() or 1) < 2 or self.memory:
+            return self.store(self.summarized(summaries, wanted))
+        refs = sorted(summaries)
+        theirs = {ref: summaries[ref] for ref in refs[len(refs) // 2 :]}
+        mine = {ref: summaries[ref] for ref in refs[: len(refs) // 2]}
+        their_commits = {sha for _blob, entries in theirs.values() for sha in entries.values()}
+        job: dict[str, Any] = {
+            "summaries": theirs,
+            "wanted": {c: i for c, i in wanted.items() if c in their_commits},
+        }
+        helper = self._helper("--summaries")
+        if helper is None:
+            return self.store(self.summarized(summaries, wanted))
+        assert helper.stdin is not None
+        assert helper.stdout is not None
+        try:
+            helper.stdin.write(json.dumps(job).encode())
+            helper.stdin.close()
+        except OSError:
+            pass  # it died: what it did not store is read below (from the records)
+        try:
+            done = self.store(self.summarized(mine, wanted))
+        except BaseException:
+            helper.kill()
+            helper.wait()
+            helper.stdout.close()
+            raise
+        with helper.stdout:
+            said = helper.stdout.read().decode("utf-8", "replace")
+        helper.wait()
+        self.skipped += [line for line in said.splitlines() if line]
+        theirs_wanted: dict[str, str] = job["wanted"]
+        left = self._missing(theirs_wanted)
+        return done | (set(theirs_wanted) - set(left))
+
+    def _helper(self, *mode: str) -> subprocess.Popen[bytes] | None:
+        """The second process of a big build (``xp.query.index.build``), or None."""
+        repo = self.repo
+        args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "xp.query.index.build", *mode, *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE if mode else subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return None
+
+    def summarized(
         self, summaries: dict[str, tuple[str, dict[str, str]]], wanted: dict[str, str]
     ) -> list[Stored]:
         """The rows of ``wanted`` (commit -> run id) the buckets' run summaries describe; a
@@ -398,10 +454,8 @@ class Index:
         wanted = self._missing(self._candidates(changes))
         inserted: set[str] = set()
         if wanted and changes.summaries and self.summaries:
-            summarized = self._summarized(changes.summaries, wanted)
-            if summarized:
-                inserted = self.store(summarized)
-                wanted = {c: i for c, i in wanted.items() if c not in inserted}
+            inserted = self._from_summaries(changes.summaries, wanted)
+            wanted = {c: i for c, i in wanted.items() if c not in inserted}
         inserted |= self._read(wanted) if wanted else set()
         with self.write() as conn:
             touched = self._apply(conn, changes)
@@ -454,16 +508,8 @@ class Index:
             return self.store(iter_rows(self.repo, wanted))
         items = list(wanted.items())
         mine, theirs = dict(items[: len(items) // 2]), dict(items[len(items) // 2 :])
-        repo = self.repo
-        args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
-        try:
-            helper = subprocess.Popen(
-                [sys.executable, "-m", "xp.query.index.build", *args],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError:
+        helper = self._helper()
+        if helper is None:
             return self.store(iter_rows(self.repo, wanted))
         assert helper.stdin is not None
         try:

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from xp import format as fmt
 from xp.query.index.rows import Cell, Stored
 
 SUMMARY_NAME = ".xp-index"  # the bucket tree entry (a blob beside the runs' gitlinks)
@@ -108,29 +107,24 @@ def decode(data: bytes, entries: Mapping[str, str]) -> Decoded:
     if len(data) > MAX_BYTES:
         out.ignored, out.why = 1, f"{len(data)} bytes, over {MAX_BYTES}"
         return out
+    lines = [line for line in data[len(HEADER) :].split(b"\n") if line]
+    rows: list[Any] | None = None
+    if all(len(line) <= MAX_LINE for line in lines):
+        try:  # one parse for the whole blob; line by line only when something is wrong
+            rows = json.loads(b"[" + b",".join(lines) + b"]")
+        except (ValueError, RecursionError):
+            rows = None
+    if rows is None or len(rows) != len(lines):
+        rows = [_loads(line) for line in lines]
     seen: set[str] = set()
-    for raw in data[len(HEADER) :].split(b"\n"):
-        if not raw:
-            continue
+    schemas: dict[tuple[Any, ...], tuple[str, ...] | None] = {}
+    for row in rows:
+        item = _parse(row, entries, schemas)
         why = ""
-        item = None
-        if len(raw) > MAX_LINE:
-            why = f"a line of {len(raw)} bytes"
-        else:
-            try:
-                item = _parse(json.loads(raw))
-            except (ValueError, RecursionError, UnicodeDecodeError):
-                item = None
-            if item is None:
-                why = "a line that is not a run's row"
-        if item is not None:
-            if entries.get(item.run_id) != item.commit:
-                why, item = (
-                    f"run {item.run_id} at {item.commit[:12]}, which the bucket does not list",
-                    None,
-                )
-            elif item.run_id in seen:
-                why, item = f"run {item.run_id} twice", None
+        if item is None:
+            why = "a line that is not the row of a run the bucket lists at that commit"
+        elif item.run_id in seen:
+            why, item = f"run {item.run_id} twice", None
         if item is None:
             out.ignored += 1
             out.why = out.why or why
@@ -140,56 +134,86 @@ def decode(data: bytes, entries: Mapping[str, str]) -> Decoded:
     return out
 
 
-def _text(value: Any) -> bool:
-    return value is None or type(value) is str
+def _loads(line: bytes) -> Any:
+    if len(line) > MAX_LINE:
+        return None
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
 
 
-def _number(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:
-        return not math.isnan(value)
-    return value is None or (kind is int and -_INT64 <= value < _INT64)
+_NONE = type(None)
+_OPT_TEXT = frozenset((str, _NONE))
+_OPT_FLOAT = frozenset((float, _NONE))
+_NUMS = frozenset((int, float, _NONE))
+_SCALARS = frozenset((str, int, float, bool, _NONE))
 
 
 def _shown(value: Any, depth: int = 0) -> bool:
     """A display value as ``rows.stored`` makes them: JSON scalars, params' lists."""
-    if value is None or type(value) in (str, int, float, bool):
+    if type(value) in _SCALARS:
         return True
     return type(value) is list and depth < 8 and all(_shown(v, depth + 1) for v in value)
 
 
-def _parse(row: Any) -> Stored | None:
-    """One line's row, checked to be exactly what ``rows.stored`` makes; None if not."""
+def _keys(keys: Any) -> tuple[str, ...] | None:
+    if type(keys) is not list or len(keys) > MAX_KEYS:
+        return None
+    if not all(type(k) is str and k.startswith(_PREFIXES) for k in keys):
+        return None
+    return tuple(keys) if len(set(keys)) == len(keys) else None
+
+
+def _parse(
+    row: Any, entries: Mapping[str, str], schemas: dict[tuple[Any, ...], tuple[str, ...] | None]
+) -> Stored | None:
+    """One line's row, checked to be exactly what ``rows.stored`` makes for a run the bucket
+    lists at that commit; None if not. (The run id and commit are checked by the lookup:
+    the bucket's entries are run ids and shas already.)"""
     if type(row) is not list or len(row) != _FIELDS:
         return None
     run_id, commit, name, experiment, status, start, end, duration = row[:8]
     baseline, branch, user, parent, message, source, keys, doc, nums, txts = row[8:]
-    if type(run_id) is not str or not fmt.is_run_id(run_id):
+    if type(run_id) is not str or type(commit) is not str or entries.get(run_id) != commit:
         return None
-    if type(commit) is not str or len(commit) != 40 or not _HEX.issuperset(commit):
+    if not type(name) is type(experiment) is type(status) is type(doc) is str:
         return None
-    if not all(type(v) is str for v in (name, experiment, status, doc)):
+    if (
+        not {type(baseline), type(branch), type(user), type(parent), type(message)} | {type(source)}
+        <= _OPT_TEXT
+    ):
         return None
-    if not all(_text(v) for v in (baseline, branch, user, parent, message, source)):
+    if not {type(start), type(end), type(duration)} <= _OPT_FLOAT:
         return None
-    if not all(v is None or (type(v) is float and not math.isnan(v)) for v in (start, end)):
-        return None
-    if not (duration is None or (type(duration) is float and not math.isnan(duration))):
+    if start != start or end != end or duration != duration:  # NaN
         return None
     if type(keys) is not list or type(nums) is not list or type(txts) is not list:
         return None
-    if not len(keys) == len(nums) == len(txts) <= MAX_KEYS:
+    kt = tuple(keys) if all(type(k) is str for k in keys) else None
+    if kt is None:
         return None
-    if not all(type(k) is str and k.startswith(_PREFIXES) for k in keys) or len(set(keys)) != len(
-        keys
-    ):
+    if kt not in schemas:
+        schemas[kt] = _keys(keys)
+    checked = schemas[kt]
+    if checked is None or not len(checked) == len(nums) == len(txts):
         return None
-    if not all(_number(n) for n in nums) or not all(_text(t) for t in txts):
+    kinds = set(map(type, nums))
+    if not kinds <= _NUMS or not set(map(type, txts)) <= _OPT_TEXT:
         return None
-    shown = json.loads(doc)
-    if type(shown) is not list or len(shown) != len(keys) or not all(map(_shown, shown)):
+    if float in kinds and any(n != n for n in nums):  # NaN
         return None
-    cells: list[Cell] = list(zip(keys, nums, txts, strict=True))
+    if int in kinds and not all(-_INT64 <= n < _INT64 for n in nums if type(n) is int):
+        return None
+    try:
+        shown = json.loads(doc)
+    except (ValueError, RecursionError):
+        return None
+    if type(shown) is not list or len(shown) != len(checked):
+        return None
+    if not set(map(type, shown)) <= _SCALARS and not all(map(_shown, shown)):
+        return None
+    cells: list[Cell] = list(zip(checked, nums, txts, strict=True))
     return Stored(
         commit,
         run_id,
@@ -203,7 +227,7 @@ def _parse(row: Any) -> Stored | None:
         branch,
         user,
         None,
-        tuple(keys),
+        checked,
         doc,
         cells,
         parent,
