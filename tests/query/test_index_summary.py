@@ -309,3 +309,48 @@ def test_many_summarised_runs_are_read_half_in_a_second_process(
     with index_store.Index(find_repo(team.b)) as index:
         rows = index.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
         assert rows == len(both)  # each commit stored once
+
+
+def _same_bucket(run_id: str, stem: str) -> str:
+    n = 0
+    while bucket_of(f"{stem}{n}") != bucket_of(run_id):
+        n += 1
+    return f"{stem}{n}"
+
+
+def test_the_hook_carries_lines_over_and_leaves_its_runs_to_their_records(team: Team) -> None:
+    from xp.sharing.catalog import publish
+
+    repo = find_repo(team.a)
+    first = _log(team.a, 1)
+    tip = git(team.a, "rev-parse", f"refs/xp/runs/{first}").strip()
+    publish(repo, remote="origin", runs={first: tip})
+    hooked = _same_bucket(first, "hooked")  # another run id in the same bucket
+    other = _log(team.a, 2)
+    other_tip = git(team.a, "rev-parse", f"refs/xp/runs/{other}").strip()
+    publish(repo, remote="origin", runs={hooked: other_tip}, summarize=False)
+    ref = f"refs/xp/catalog/{bucket_of(first)}"
+    entries, decoded = bucket_summaries(team.bare)[ref]
+    assert set(entries) == {first, hooked}
+    assert decoded is not None
+    assert decoded.ignored == 0
+    assert [i.run_id for i in decoded.items.values()] == [first]  # carried over, unparsed
+    assert xp_main("init", cwd=team.b)[0] == 0
+    git(team.b, "fetch", "-q", "origin")
+    rows, err = _show_json(team.b)
+    assert "warning" not in err
+    assert {r["run_id"] for r in rows} == {first, hooked}
+    assert rows == _show_json(team.b, "--rebuild")[0]
+    with _resumed(team.a, first):  # the run moves: its line goes, as it is stale
+        xp.log_metric("acc", 0.3)
+    moved = git(team.a, "rev-parse", f"refs/xp/runs/{first}").strip()
+    publish(repo, remote="origin", runs={first: moved}, summarize=False)
+    _entries, decoded = bucket_summaries(team.bare)[ref]
+    assert decoded is not None
+    assert decoded.ignored == 0
+    assert decoded.items == {}
+    # the next xp push that writes the bucket fills every line in
+    third = _log(team.a, 3)
+    third_tip = git(team.a, "rev-parse", f"refs/xp/runs/{third}").strip()
+    publish(repo, remote="origin", runs={_same_bucket(first, "third"): third_tip})
+    assert_summaries_whole(team.bare)

@@ -42,6 +42,7 @@ _MARK = "/catalog/"
 # The bucket's run summary (``query.index.summary``): a blob beside the gitlinks, read by the
 # index of a fresh clone instead of every run's record. Not a run entry: never warned about.
 SUMMARY_NAME = ".xp-index"
+SUMMARY_HEADER = b"xp-run-summary 1\n"  # its first line (version 1)
 SUMMARY_MAX_BYTES = 64 << 20  # 100k runs: ~40 MB over 256 buckets
 BLOB = 0o100644
 

@@ -176,7 +176,7 @@ def send_runs(
             if (ref := RunRef.parse(name)) is not None and sha in sending
         }
         try:
-            published = publish(repo, remote=remote, runs=local)
+            published = publish(repo, remote=remote, runs=local, summarize=False)
         except XPError as exc:
             raise HookError(f"push stopped: {exc}") from None
         result.runs += len(published.pushed)

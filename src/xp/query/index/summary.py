@@ -21,10 +21,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from xp.gitstore import catalog
 from xp.query.index.rows import Cell, Stored
 
-SUMMARY_NAME = ".xp-index"  # the bucket tree entry (a blob beside the runs' gitlinks)
-HEADER = b"xp-run-summary 1\n"  # version 1; a reader ignores a summary of another version
+# the bucket tree entry (a blob beside the runs' gitlinks) and its first line (version 1; a
+# reader ignores a summary of another version)
+SUMMARY_NAME, HEADER = catalog.SUMMARY_NAME, catalog.SUMMARY_HEADER
 MAX_BYTES = 64 << 20  # a summary blob bigger than this is not read (100k runs: ~40 MB over 256)
 MAX_LINE = 1 << 20  # one run's line
 MAX_KEYS = 10_000  # params + metrics + tags of one run
