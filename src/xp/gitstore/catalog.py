@@ -113,7 +113,7 @@ def split_tracking(name: str) -> tuple[str, str]:
 # (repository, bucket commit, bucket filter) -> its entries, read whole: a commit and its tree
 # never change, so a process that reads the same tips twice (``xp push``: which runs the
 # remote lists, then ``publish``'s own read after its ls-remote) parses them once.
-_clean: dict[tuple[str, str, str], tuple[str | None, dict[str, str]]] = {}
+_clean: dict[tuple[str, str, str], tuple[str | None, dict[str, str], str | None]] = {}
 
 
 def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
@@ -128,7 +128,7 @@ def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
         if hit is None:
             todo[key] = tip
         else:
-            out[key] = Bucket(tip, hit[0], dict(hit[1]))
+            out[key] = Bucket(tip, hit[0], dict(hit[1]), summary=hit[2])
     for key, bucket in _read_buckets(repo, todo).items() if todo else ():
         out[key] = bucket
         if not bucket.skipped:  # a missing object may be fetched later: read it again then
@@ -137,6 +137,7 @@ def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
             _clean[(where, bucket.tip, key.rpartition("/")[2])] = (
                 bucket.tree,
                 dict(bucket.entries),
+                bucket.summary,
             )
     return {key: out[key] for key in tips}
 
