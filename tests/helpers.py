@@ -20,9 +20,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from click.testing import CliRunner, Result
+
+if TYPE_CHECKING:
+    from xp.query.index.summary import Decoded
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 
@@ -505,6 +508,40 @@ def server_runs(where: Path | str) -> dict[str, str]:
             for entry in git(bare, "ls-tree", ref).splitlines():
                 meta, name = entry.split("\t", 1)
                 mode, _kind, tip = meta.split()
+                if name == ".xp-index":  # the bucket's run summary
+                    assert mode == "100644", entry
+                    continue
                 assert mode == "160000", entry
                 out[name] = tip
     return out
+
+
+def bucket_summaries(bare: Path) -> dict[str, tuple[dict[str, str], Decoded | None]]:
+    """bucket ref -> (its entries, its run summary decoded against them) on a bare remote."""
+    from xp.query.index.summary import SUMMARY_NAME, decode
+
+    out: dict[str, tuple[dict[str, str], Decoded | None]] = {}
+    refs = git(bare, "for-each-ref", "--format=%(refname)", "refs/xp/catalog/").split()
+    for ref in refs:
+        entries: dict[str, str] = {}
+        blob = None
+        for line in git(bare, "ls-tree", ref).splitlines():
+            meta, name = line.split("\t", 1)
+            if name == SUMMARY_NAME:
+                blob = meta.split()[2]
+            else:
+                entries[name] = meta.split()[2]
+        decoded = None
+        if blob is not None:
+            data = git(bare, "cat-file", "blob", blob).encode()
+            decoded = decode(data, entries)
+        out[ref] = (entries, decoded)
+    return out
+
+
+def assert_summaries_whole(bare: Path) -> None:
+    """Every bucket's summary describes exactly its entries, each at the listed commit."""
+    for ref, (entries, decoded) in bucket_summaries(bare).items():
+        assert decoded is not None, f"{ref} has no run summary"
+        assert decoded.ignored == 0, (ref, decoded.why)
+        assert {i.run_id: c for c, i in decoded.items.items()} == entries, ref

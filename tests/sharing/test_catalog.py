@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.helpers import Team, fsck, git, log_run, server_runs, xp_main
+from tests.helpers import Team, assert_summaries_whole, fsck, git, log_run, server_runs, xp_main
 from tests.sharing.test_e2e import daemon  # noqa: F401 - the git daemon fixture
 from xp.format import bucket_of
 from xp.gitstore import catalog
@@ -145,6 +145,7 @@ def test_a_racing_writer_in_the_same_bucket_is_retried_and_both_land(team: Team)
     assert [s for s in subjects if s.startswith("xp catalog")] == [
         f"xp catalog {bucket[-2:]}: +1 runs"
     ] * 2
+    assert_summaries_whole(team.bare)  # the rebuilt bucket's summary lists both runs
 
 
 _WRITER = """
@@ -206,6 +207,7 @@ def test_a_format_1_remote_is_migrated_at_the_first_push(team: Team) -> None:
     assert "3 runs moved from per-run refs into the catalog" in out
     assert git(team.bare, "for-each-ref", "refs/xp/runs/") == ""
     assert set(server_runs(team.bare)) == {*old, new}
+    assert_summaries_whole(team.bare)  # migrated runs are summarised from their records
     # b: its stale per-run copies and the catalog agree; it sees all four
     assert xp_main("pull", cwd=team.b)[0] == 0
     assert {r.id for r in xp.list_runs(team.b)} == {*old, new}

@@ -227,6 +227,7 @@ def show(
     if verify or (not show_all and limit <= STREAM_AT):
         # --verify reads every shown run's record from git anyway: rows held in memory
         selection = select_runs(repo, **conditions, verify=verify)
+        _warn_skipped(selection.skipped)
         if verify:
             render.echo(
                 f"xp: verified {len(selection.rows)} rows against their records"
@@ -240,12 +241,21 @@ def show(
         _show_selection(selection, columns, only_changed, out_format, precision, filtered)
         return
     with stream_runs(repo, **conditions) as runs:
+        _warn_skipped(runs.index.skipped)
         if not runs.running:
             _show_stream(runs, columns, only_changed, out_format, precision, filtered)
             return
     # runs still logging are not in the index: listed with the rest, held in memory
     selection = select_runs(repo, **{**conditions, "rebuild": False}, running=runs.running)
     _show_selection(selection, columns, only_changed, out_format, precision, filtered)
+
+
+def _warn_skipped(skipped: list[str]) -> None:
+    """One line per fetched run summary the index (partly) ignored."""
+    for why in skipped[:10]:
+        render.echo(f"xp: warning: catalog {why}", err=True)
+    if len(skipped) > 10:
+        render.echo(f"xp: warning: {len(skipped) - 10} more run summaries ignored", err=True)
 
 
 def _none_message(filtered: bool) -> str:

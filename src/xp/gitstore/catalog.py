@@ -39,6 +39,12 @@ GITLINK = 0o160000
 # is not one xp wrote, and is not parsed.
 MAX_TREE_BYTES = 32 << 20
 _MARK = "/catalog/"
+# The bucket's run summary (``query.index.summary``): a blob beside the gitlinks, read by the
+# index of a fresh clone instead of every run's record. Not a run entry: never warned about.
+SUMMARY_NAME = ".xp-index"
+SUMMARY_HEADER = b"xp-run-summary 1\n"  # its first line (version 1)
+SUMMARY_MAX_BYTES = 64 << 20  # 100k runs: ~40 MB over 256 buckets
+BLOB = 0o100644
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Bucket:
     tree: str | None = None
     entries: dict[str, str] = field(default_factory=dict)  # run id -> tip commit
     skipped: list[str] = field(default_factory=list)  # why entries (or the bucket) were skipped
+    summary: str | None = None  # the blob of its run summary (SUMMARY_NAME), if it has one
 
 
 def bucket_ref(bucket: str, remote: str | None = None) -> str:
@@ -106,7 +113,7 @@ def split_tracking(name: str) -> tuple[str, str]:
 # (repository, bucket commit, bucket filter) -> its entries, read whole: a commit and its tree
 # never change, so a process that reads the same tips twice (``xp push``: which runs the
 # remote lists, then ``publish``'s own read after its ls-remote) parses them once.
-_clean: dict[tuple[str, str, str], tuple[str | None, dict[str, str]]] = {}
+_clean: dict[tuple[str, str, str], tuple[str | None, dict[str, str], str | None]] = {}
 
 
 def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
@@ -121,7 +128,7 @@ def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
         if hit is None:
             todo[key] = tip
         else:
-            out[key] = Bucket(tip, hit[0], dict(hit[1]))
+            out[key] = Bucket(tip, hit[0], dict(hit[1]), summary=hit[2])
     for key, bucket in _read_buckets(repo, todo).items() if todo else ():
         out[key] = bucket
         if not bucket.skipped:  # a missing object may be fetched later: read it again then
@@ -130,6 +137,7 @@ def read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
             _clean[(where, bucket.tip, key.rpartition("/")[2])] = (
                 bucket.tree,
                 dict(bucket.entries),
+                bucket.summary,
             )
     return {key: out[key] for key in tips}
 
@@ -166,7 +174,9 @@ def _read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
             bucket.skipped.append(f"{key}: tree {tree[:12]} is damaged")
             continue
         for name, (mode, sha) in entries.items():
-            if mode != GITLINK:
+            if name == SUMMARY_NAME and mode == BLOB:
+                bucket.summary = sha
+            elif mode != GITLINK:
                 bucket.skipped.append(f"{key}: {name!r} is not a run entry (mode {mode:o})")
             elif not fmt.is_run_id(name):
                 bucket.skipped.append(f"{key}: {name!r} is not a run id")
@@ -175,6 +185,24 @@ def _read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
             else:
                 bucket.entries[name] = sha
     return out
+
+
+def read_summaries(repo: GitRepo, shas: Iterable[str]) -> dict[str, bytes]:
+    """The run summary blobs ``shas`` (sha -> content); one over ``SUMMARY_MAX_BYTES`` or
+    missing is left out (its bucket's runs are read from their records)."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    sizes = catfile.sizes(repo, wanted)
+    small = [s for s in wanted if sizes.get(s, 1 << 62) <= SUMMARY_MAX_BYTES]
+    return {sha: body for sha, body in catfile.read_objects(repo, small) if body is not None}
+
+
+def without_runs(summary: bytes, run_ids: Iterable[str]) -> bytes:
+    """``summary`` without the lines of ``run_ids`` (each line is a JSON array that starts
+    with its run id), for a bucket that drops them."""
+    gone = tuple(b'["%s",' % i.encode() for i in run_ids)
+    return b"\n".join(line for line in summary.split(b"\n") if not line.startswith(gone))
 
 
 def present(repo: GitRepo, shas: Iterable[str]) -> set[str]:
@@ -233,12 +261,22 @@ def find(repo: GitRepo, run_id: str) -> dict[str, str]:
 
 
 def write_bucket(
-    repo: GitRepo, *, entries: Mapping[str, str], parents: list[str], message: str
+    repo: GitRepo,
+    *,
+    entries: Mapping[str, str],
+    parents: list[str],
+    message: str,
+    summary: bytes | None = None,
 ) -> str:
-    """A bucket commit listing ``entries`` (run id -> tip) with ``parents``; its sha. Raw
-    objects (as chains.write makes them): one tree, one commit, no git process."""
+    """A bucket commit listing ``entries`` (run id -> tip) with ``parents``, and ``summary``
+    as its run summary blob; its sha. Raw objects (as chains.write makes them): one tree,
+    one commit, no git process."""
     writer = ObjectWriter(repo.objects_dir)
-    body = tree_body({name.encode(): (GITLINK, sha.encode()) for name, sha in entries.items()})
+    tree_entries = {name.encode(): (GITLINK, sha.encode()) for name, sha in entries.items()}
+    if summary is not None:
+        blob = writer.add(RawObject(b"blob", summary))
+        tree_entries[SUMMARY_NAME.encode()] = (BLOB, blob)
+    body = tree_body(tree_entries)
     tree = writer.add(RawObject(b"tree", body))
     when = int(time.time())
     offset = time.localtime(when).tm_gmtoff
@@ -303,7 +341,13 @@ def forget(repo: GitRepo, run_ids: Iterable[str]) -> list[str]:
         if rest:
             parents = sorted(present(repo, rest.values()))
             message = f"xp catalog {split_tracking(name)[1]}: -{len(gone)} runs (here only)"
-            new = write_bucket(repo, entries=rest, parents=parents, message=message)
+            old = read_summaries(repo, [read.summary]) if read.summary else {}
+            summary = old.get(read.summary or "")
+            if summary is not None:
+                summary = without_runs(summary, gone)
+            new = write_bucket(
+                repo, entries=rest, parents=parents, message=message, summary=summary
+            )
             update_ref(repo.common_dir, name, new, read.tip)
         else:
             delete_refs(repo.common_dir, {name: read.tip})

@@ -185,7 +185,7 @@ def send_runs(
         sending = set(runs)
         mine = {i: sha for i, sha in (local or local_runs(repo)).items() if sha in sending}
         try:
-            published = publish(repo, remote=remote, runs=mine)
+            published = publish(repo, remote=remote, runs=mine, summarize=False)
         except XPError as exc:
             raise HookError(f"push stopped: {exc}") from None
         result.runs += len(published.pushed)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from xp.errors import InvalidValueError, QueryError
@@ -54,6 +54,7 @@ class Selection:
     total: int  # runs that match, before the limit
     keys: list[str]  # every params./metrics./tags. column any run has
     repaired: int = 0  # rows that disagreed with their records (verify=True) and were rebuilt
+    skipped: list[str] = field(default_factory=list)  # fetched run summaries ignored (why)
 
 
 def run_document(row: RunRow, columns: Sequence[str] | None = None) -> dict[str, Any]:
@@ -161,11 +162,12 @@ def select_runs(
             node = parse_filter(where, known) if where and where.strip() else None
             sort_keys = _sort_keys(sort, known)
             rows, total = query()
+        skipped = list(index.skipped)
     if not running:
-        return Selection(rows, total, keys, repaired)
+        return Selection(rows, total, keys, repaired, skipped)
     merged = sort_rows(rows + running, sort_keys)
     end = None if limit is None else offset + limit
-    return Selection(merged[offset:end], total + len(running), keys, repaired)
+    return Selection(merged[offset:end], total + len(running), keys, repaired, skipped)
 
 
 def _unindexed(index: Index, running: list[RunRow]) -> list[RunRow]:

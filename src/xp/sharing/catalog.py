@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from xp import format as fmt
 from xp.config import load_config
@@ -28,6 +29,9 @@ from xp.gitstore import catalog
 from xp.gitstore import remote as git_remote
 from xp.gitstore.refs import delete_refs, list_refs, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
+
+if TYPE_CHECKING:
+    from xp.query.index.rows import Stored
 
 _NOTHING = "refs/xp/migrating-from-nothing/"  # never holds a ref: pruning from it deletes all
 TRIES = 8  # pushes before a race is reported (each after a jittered, growing wait)
@@ -69,6 +73,42 @@ def _fetch_buckets(repo: GitRepo, remote: str, buckets: Iterable[str], old: bool
         git_remote.fetch(repo, remote, specs)
 
 
+def _summary(
+    repo: GitRepo, entries: Mapping[str, str], read: catalog.Bucket | None, summarize: bool
+) -> bytes:
+    """The run summary of a bucket listing ``entries`` (run id -> tip): the lines of the
+    remote's summary that still describe an entry (checked as any fetched summary is), and
+    rows read from the records of the rest (runs added or moved, or a bucket an older
+    writer left without a summary). Without ``summarize`` (the pre-push hook: no record
+    parser in every `git push`), the remote's lines minus those of runs added, moved or
+    removed, unparsed: readers read the runs without a line from their records."""
+    if not summarize:
+        old = None
+        if read is not None and read.summary is not None:
+            old = catalog.read_summaries(repo, [read.summary]).get(read.summary)
+        if old is None or not old.startswith(catalog.SUMMARY_HEADER):
+            return catalog.SUMMARY_HEADER
+        before = read.entries if read is not None else {}
+        return catalog.without_runs(old, [i for i, s in before.items() if entries.get(i) != s])
+    from xp.query.index import summary as run_summary
+    from xp.query.index.rows import iter_rows
+
+    known: dict[str, Stored] = {}
+    if read is not None and read.summary is not None:
+        data = catalog.read_summaries(repo, [read.summary]).get(read.summary)
+        if data is not None:
+            known = run_summary.decode(data, entries).items
+    have = {item.run_id for item in known.values()}
+    missing = [(run_id, sha) for run_id, sha in entries.items() if run_id not in have]
+    fresh: list[Stored] = []
+    while missing:  # one pass per run id sharing a commit with another (rare)
+        wanted: dict[str, str] = {}
+        later = [(i, sha) for i, sha in missing if wanted.setdefault(sha, i) != i]
+        fresh += [item for item in iter_rows(repo, wanted) if item.error is None]
+        missing = later
+    return run_summary.encode([*known.values(), *fresh])
+
+
 def _is_race(reason: str) -> bool:
     return any(word in reason for word in _RACE_WORDS)
 
@@ -81,15 +121,18 @@ def publish(
     remove: Iterable[str] = (),
     migrate: bool = True,
     tries: int = TRIES,
+    summarize: bool = True,
 ) -> Published:
     """List ``runs`` (run id -> tip) in ``remote``'s catalog and drop ``remove`` from it,
-    folding the remote's format-1 per-run refs in (``migrate``); retried on races."""
+    folding the remote's format-1 per-run refs in (``migrate``); retried on races. Each
+    bucket written carries its run summary, with lines for the runs added when
+    ``summarize`` (``_summary``)."""
     runs = dict(runs or {})
     removing = set(remove)
     result = Published(remote)
     for attempt in range(tries):
         result = Published(remote, tries=attempt + 1)
-        if _attempt(repo, remote, runs, removing, migrate, result):
+        if _attempt(repo, remote, runs, removing, migrate, result, summarize):
             return result
         time.sleep(random.uniform(0.05, 0.1) * 2 ** min(attempt, 5))
     ref, why = result.rejected[0] if result.rejected else ("the catalog", "kept changing")
@@ -111,6 +154,7 @@ def _attempt(
     removing: set[str],
     migrate: bool,
     result: Published,
+    summarize: bool = True,
 ) -> bool:
     """One read-build-push round; False when a racing writer made the push stale."""
     patterns = [f"{fmt.CATALOG_PREFIX}*"] + ([f"{fmt.RUNS_PREFIX}*"] if migrate or removing else [])
@@ -204,7 +248,13 @@ def _attempt(
         else:
             parents = ([base] if base else []) + added
             message = f"xp catalog {bucket}: +{len(added)} runs"
-        tip = catalog.write_bucket(repo, entries=entries, parents=parents, message=message)
+        tip = catalog.write_bucket(
+            repo,
+            entries=entries,
+            parents=parents,
+            message=message,
+            summary=_summary(repo, entries, read, summarize),
+        )
         refspecs.append(f"{tip}:{ref}")
         leases[ref] = base
         new_tips[bucket] = tip

@@ -202,6 +202,8 @@ class _Changes:
     # fetched catalog buckets whose tip moved: bucket ref -> (tip or None when gone,
     # copy ref -> run tip of every entry it lists)
     buckets: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
+    # their run summaries: bucket ref -> (summary blob, run id -> tip of every entry)
+    summaries: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
 class Index:
@@ -216,6 +218,8 @@ class Index:
         self._kid_map: dict[str, int] | None = None  # keys -> kid, read once per sync
         self._selection: Query | None = None  # the query temp.sel holds the runs of
         self._notes: annotated.NotesState | None = None  # the notes the rows show
+        self.skipped: list[str] = []  # fetched run summaries (partly) ignored by the last sync
+        self.summaries = True  # read fetched runs from their buckets' summaries (not rebuild)
 
     # -- connection -------------------------------------------------------------------------
     def _connect(self, target: str) -> sqlite3.Connection:
@@ -312,9 +316,12 @@ class Index:
             queue += [sub for sub in scan.folders if sub not in folders and sub not in scans]
         return _Changes(pstamp, packed, scans)
 
-    def _look_buckets(self) -> dict[str, tuple[str | None, dict[str, str]]]:
+    def _look_buckets(
+        self,
+    ) -> tuple[dict[str, tuple[str | None, dict[str, str]]], dict[str, tuple[str, dict[str, str]]]]:
         """The fetched catalog buckets whose tip moved, read (only those: a fetch that moved
-        three buckets reads three small trees, whatever the number of runs)."""
+        three buckets reads three small trees, whatever the number of runs); and the run
+        summaries those buckets carry."""
         from xp.gitstore import catalog
 
         tips = catalog.tracking_buckets(self.repo.common_dir)
@@ -324,7 +331,7 @@ class Index:
             ref: (None, {}) for ref in stored if ref not in tips
         }
         if not moved:
-            return out
+            return out, {}
         reads = catalog.read_buckets(self.repo, moved)
         have = catalog.present(self.repo, {s for r in reads.values() for s in r.entries.values()})
         for ref, read in reads.items():
@@ -335,6 +342,91 @@ class Index:
                 if sha in have  # a bucket may name commits this clone lacks: not shown
             }
             out[ref] = (read.tip, listed)
+        summaries = {
+            ref: (read.summary, read.entries)
+            for ref, read in reads.items()
+            if read.summary is not None and read.entries
+        }
+        return out, summaries
+
+    def _from_summaries(
+        self, summaries: dict[str, tuple[str, dict[str, str]]], wanted: dict[str, str]
+    ) -> set[str]:
+        """Store the rows of ``wanted`` the buckets' run summaries describe; the commits
+        stored. Many of them (a fresh clone): half the buckets in a second process, as
+        ``_read`` does, both cores parsing."""
+        listed = sum(len(entries) for _sha, entries in summaries.values())
+        if listed < PARALLEL_AT or (os.cpu_count() or 1) < 2 or self.memory:
+            return self.store(self.summarized(summaries, wanted))
+        refs = sorted(summaries)
+        theirs = {ref: summaries[ref] for ref in refs[len(refs) // 2 :]}
+        mine = {ref: summaries[ref] for ref in refs[: len(refs) // 2]}
+        their_commits = {sha for _blob, entries in theirs.values() for sha in entries.values()}
+        job: dict[str, Any] = {
+            "summaries": theirs,
+            "wanted": {c: i for c, i in wanted.items() if c in their_commits},
+        }
+        helper = self._helper("--summaries")
+        if helper is None:
+            return self.store(self.summarized(summaries, wanted))
+        assert helper.stdin is not None
+        assert helper.stdout is not None
+        try:
+            helper.stdin.write(json.dumps(job).encode())
+            helper.stdin.close()
+        except OSError:
+            pass  # it died: what it did not store is read below (from the records)
+        try:
+            done = self.store(self.summarized(mine, wanted))
+        except BaseException:
+            helper.kill()
+            helper.wait()
+            helper.stdout.close()
+            raise
+        with helper.stdout:
+            said = helper.stdout.read().decode("utf-8", "replace")
+        helper.wait()
+        self.skipped += [line for line in said.splitlines() if line]
+        theirs_wanted: dict[str, str] = job["wanted"]
+        left = self._missing(theirs_wanted)
+        return done | (set(theirs_wanted) - set(left))
+
+    def _helper(self, *mode: str) -> subprocess.Popen[bytes] | None:
+        """The second process of a big build (``xp.query.index.build``), or None."""
+        repo = self.repo
+        args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "xp.query.index.build", *mode, *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE if mode else subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return None
+
+    def summarized(
+        self, summaries: dict[str, tuple[str, dict[str, str]]], wanted: dict[str, str]
+    ) -> list[Stored]:
+        """The rows of ``wanted`` (commit -> run id) the buckets' run summaries describe; a
+        summary that is (partly) ignored says so once in ``skipped``."""
+        from xp.gitstore import catalog
+        from xp.query.index import summary
+
+        blobs = catalog.read_summaries(self.repo, [sha for sha, _entries in summaries.values()])
+        out: list[Stored] = []
+        for ref, (sha, entries) in sorted(summaries.items()):
+            data = blobs.get(sha)
+            if data is None:
+                self.skipped.append(f"{ref}: run summary {sha[:12]} not read (missing or too big)")
+                continue
+            got = summary.decode(data, entries)
+            if got.ignored:
+                self.skipped.append(
+                    f"{ref}: {got.ignored} line(s) of its run summary ignored ({got.why});"
+                    " those runs are read from their records"
+                )
+            out += [item for c, item in got.items.items() if wanted.get(c) == item.run_id]
         return out
 
     def _bucket_entries(self, bucket: str) -> dict[str, str]:
@@ -356,13 +448,19 @@ class Index:
         changes = self._look()
         if changes is None:
             return 0
-        changes.buckets = self._look_buckets()
-        # Read the records of commits not indexed yet, outside the refs transaction.
+        changes.buckets, changes.summaries = self._look_buckets()
+        # Read the records of commits not indexed yet, outside the refs transaction: those
+        # the fetched buckets' run summaries describe from them, the rest from git.
         wanted = self._missing(self._candidates(changes))
-        inserted = self._read(wanted) if wanted else set()
+        inserted: set[str] = set()
+        if wanted and changes.summaries and self.summaries:
+            inserted = self._from_summaries(changes.summaries, wanted)
+            wanted = {c: i for c, i in wanted.items() if c not in inserted}
+        inserted |= self._read(wanted) if wanted else set()
         with self.write() as conn:
             touched = self._apply(conn, changes)
-            self._drop_commits(conn, [c for c in inserted if not self._referenced(conn, c)])
+            # rows stored for commits no ref shows after all (one query per 500, not per row)
+            self._drop_commits(conn, sorted(inserted))
             # Rows of commits no ref shows (a sync killed half-way): drop them. Each current
             # run id holds its own row, so there are none when the counts match (two b-tree
             # counts, where the sweep itself reads every row: ~45 ms at 100k runs).
@@ -411,16 +509,8 @@ class Index:
             return self.store(iter_rows(self.repo, wanted))
         items = list(wanted.items())
         mine, theirs = dict(items[: len(items) // 2]), dict(items[len(items) // 2 :])
-        repo = self.repo
-        args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
-        try:
-            helper = subprocess.Popen(
-                [sys.executable, "-m", "xp.query.index.build", *args],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError:
+        helper = self._helper()
+        if helper is None:
             return self.store(iter_rows(self.repo, wanted))
         assert helper.stdin is not None
         try:
@@ -624,13 +714,6 @@ class Index:
         if rids:
             conn.execute("DELETE FROM facts")  # tags and experiments changed under them
 
-    def _referenced(self, conn: sqlite3.Connection, commit: str) -> bool:
-        row = conn.execute(
-            "SELECT 1 FROM current c JOIN runs r ON r.rid = c.rid WHERE r.commit_sha = ?",
-            (commit,),
-        ).fetchone()
-        return row is not None
-
     def _drop_commits(self, conn: sqlite3.Connection, commits: Sequence[str]) -> None:
         """Delete the rows (and values) of commits no ref shows any more: keep the file small."""
         found: list[tuple[int, int]] = []
@@ -808,7 +891,8 @@ class Index:
             )
 
     def rebuild(self) -> int:
-        """Forget everything and read every run again (``xp show --rebuild``)."""
+        """Forget everything and read every run again from its record (``xp show
+        --rebuild``: fetched buckets' run summaries are not used)."""
         with self.write() as conn:
             for table in (
                 "vals",
@@ -825,7 +909,11 @@ class Index:
             conn.execute("DELETE FROM meta WHERE key IN ('packed', 'notes')")
         self._schemas.clear()
         self._notes = None
-        self.sync()
+        self.summaries = False
+        try:
+            self.sync()
+        finally:
+            self.summaries = True
         return self.count()
 
     # -- questions --------------------------------------------------------------------------
