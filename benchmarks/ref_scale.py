@@ -20,6 +20,8 @@ of the runs; a no-op `git fetch` with xp's refspecs; the first `xp show -n 3` af
 and the next one; (v2) `xp push` of 5 new runs and with nothing new; a colleague's plain clone,
 no-op fetch and push of a new branch; then `git gc` on each server (once: it does not depend
 on how the server is reached).
+The servers are measured one after the other on the same repositories, so the second one
+holds the 5 runs (and the branches) the first one's pushes added.
 
 `python benchmarks/ref_scale.py --sizes 1600,10000,100000` prints the table (100k: ~15 min;
 `--servers daemon` or `http` for one); `python benchmarks/run.py --only R1` times 10,000 runs
