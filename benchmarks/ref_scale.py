@@ -1,23 +1,31 @@
 """Runs on a shared git server at scale: one ref per run (format 1) against the run catalog
-(format 2: 256 bucket refs), over git daemon on 127.0.0.1, protocol v0 and v2 (issue 14).
+(format 2: 256 bucket refs), over `git daemon` and a smart-HTTP server (lighttpd running
+`git http-backend`, as tests/ serve it) on 127.0.0.1, protocol v0 and v2 (issue 14).
 
 How the N runs are made, quickly and faithfully: one real run is recorded by xp in a small
 project (``SMALL_PROJECT``); `git fast-import` then writes N run commits into the server,
 each the seed run's tree (the project plus its `.xp/run` record) with its own `meta.yaml`
 (its id) and `metrics.yaml` (its own values), on the seed's baseline, under
-`refs/xp/runs/<id>` with distinct, time-ordered ids. The format-1 server is that; its refs
-are packed, as a server's are after `git gc`. The format-2 server is a copy of it that xp
-itself migrated (`xp push` from a clone: every run listed in its bucket, the per-run refs
-deleted in one atomic push); the migration's time is reported too. A third server holds the
+`refs/xp/runs/<id>` with distinct ids, committed one second apart (a team's history, oldest
+first). The format-1 server is that; its refs are packed, as a server's are after `git gc`.
+The format-2 server is a copy of it that xp itself migrated, the way a team's server becomes
+format 2: `xp push` from a clone lists every run in its bucket and deletes the per-run refs in
+one atomic push. Its history is therefore exactly what xp writes (per bucket, a chain of
+commits of at most 16 parents, each committed a second after its newest run:
+docs/format.md, section 1); the migration's time is reported too. A third server holds the
 project alone: what a colleague who never uses xp pays is measured against it.
 
-Timed for each layout and protocol version: a fresh clone + `xp init` + `git fetch` of the
-runs; a no-op `git fetch` with xp's refspecs; the first `xp show -n 3` after that fetch and the
-next one; a colleague's plain clone, no-op fetch and push of a new branch; then `git gc` on the
-server.
+Timed for each server, layout and protocol version: a fresh clone + `xp init` + `git fetch`
+of the runs; a no-op `git fetch` with xp's refspecs; the first `xp show -n 3` after that fetch
+and the next one; (v2) `xp push` of 5 new runs and with nothing new; a colleague's plain clone,
+no-op fetch and push of a new branch; then `git gc` on each server (once: it does not depend
+on how the server is reached).
+The servers are measured one after the other on the same repositories, so the second one
+holds the 5 runs (and the branches) the first one's pushes added.
 
-`python benchmarks/ref_scale.py --sizes 1600,10000,100000` prints the table (100k: ~10 min);
-`python benchmarks/run.py --only R1` times 10,000 runs (--quick: 1,600).
+`python benchmarks/ref_scale.py --sizes 1600,10000,100000` prints the table (100k: ~15 min;
+`--servers daemon` or `http` for one); `python benchmarks/run.py --only R1` times 10,000 runs
+(--quick: 1,600).
 """
 
 from __future__ import annotations
@@ -58,7 +66,9 @@ def env() -> dict[str, str]:
 
 def timed(cmd: list[str], cwd: Path, *, protocol: int | None = None) -> float:
     if protocol is not None and cmd[0] == "git":
-        cmd = ["git", "-c", f"protocol.version={protocol}", *cmd[1:]]
+        # Over 1 MiB (a v0 fetch wanting 100k per-run refs) git sends its request chunked,
+        # which lighttpd refuses (HTTP 411): a bigger buffer sends it whole, as git advises.
+        cmd = ["git", "-c", f"protocol.version={protocol}", "-c", "http.postBuffer=64m", *cmd[1:]]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
     took = time.perf_counter() - start
@@ -165,6 +175,60 @@ class Daemon:
         self.proc.wait()
 
 
+class HttpServer:
+    """lighttpd serving ``base``'s bare repositories through `git http-backend` (CGI), push
+    enabled, as tests/helpers.http_git_server does."""
+
+    LIGHTTPD = "/usr/sbin/lighttpd"
+
+    def __init__(self, base: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True)
+        backend = Path(exec_path.stdout.strip()) / "git-http-backend"
+        conf = base.parent / f"lighttpd-{self.port}.conf"
+        conf.write_text(
+            f'server.document-root = "{base}"\n'
+            'server.bind = "127.0.0.1"\n'
+            f"server.port = {self.port}\n"
+            'server.modules = ("mod_alias", "mod_setenv", "mod_cgi")\n'
+            f'server.errorlog = "{base.parent / "lighttpd.log"}"\n'
+            f'server.upload-dirs = ("{base.parent}")\n'
+            "server.stream-request-body = 2\n"
+            f'alias.url = ("/git" => "{backend}")\n'
+            '$HTTP["url"] =~ "^/git" {\n'
+            '  cgi.assign = ("" => "")\n'
+            f'  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{base}",'
+            ' "GIT_HTTP_EXPORT_ALL" => "", "GIT_CONFIG_NOSYSTEM" => "1")\n'
+            "}\n"
+        )
+        self.proc = subprocess.Popen(
+            [self.LIGHTTPD, "-D", "-f", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/git/{name}"
+
+    def wait(self, name: str) -> None:
+        for _ in range(300):
+            ok = subprocess.run(["git", "ls-remote", self.url(name)], capture_output=True)
+            if ok.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("lighttpd did not answer")
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait()
+
+
+SERVERS = {"daemon": Daemon, "http": HttpServer}
+
+
 def user_side(work: Path, url: str, protocol: int, label: str) -> dict[str, float]:
     """An xp user: fresh clone + xp init + fetch of the runs, no-op fetch, show cold/warm."""
     clone = work / f"user-{label}-v{protocol}"
@@ -217,8 +281,15 @@ def colleague_side(work: Path, url: str, protocol: int, label: str) -> dict[str,
     return out
 
 
-def measure(work: Path, n: int, protocols: tuple[int, ...] = (0, 2)) -> dict[str, float]:
-    """Every figure for ``n`` runs, keyed ``<layout>_<what>_v<protocol>``."""
+def measure(
+    work: Path,
+    n: int,
+    protocols: tuple[int, ...] = (0, 2),
+    servers: tuple[str, ...] = ("daemon", "http"),
+    layouts: tuple[str, ...] = ("old", "new"),
+) -> dict[str, float]:
+    """Every figure for ``n`` runs, keyed ``<server>:<layout>_<what>_v<protocol>`` (and
+    ``<layout>_gc``, ``migrate``, ``build``)."""
     base = work / "srv"
     base.mkdir(parents=True)
     seed, run = seed_project(work / "seed")
@@ -230,28 +301,35 @@ def measure(work: Path, n: int, protocols: tuple[int, ...] = (0, 2)) -> dict[str
     fast_import(base / "old.git", seed, run, n)
     out["build"] = time.perf_counter() - start
     shutil.copytree(base / "old.git", base / "new.git", symlinks=True)
-    daemon = Daemon(base)
-    try:
-        daemon.wait("old.git")
-        mig = work / "migrator"
-        git(work, "clone", "-q", daemon.url("new.git"), mig.name)
-        xp(mig, "init")
-        out["migrate"] = xp(mig, "push")
-        left = git(base / "new.git", "for-each-ref", "refs/xp/runs/").count("\n")
-        if left:
-            raise RuntimeError(f"{left} per-run refs left after the migration")
-        shutil.rmtree(mig)
-        git(base / "new.git", "repack", "-a", "-d", "-q")  # as the old one is
-        for protocol in protocols:
-            for label in ("old", "new"):
-                figures = user_side(work, daemon.url(f"{label}.git"), protocol, label)
-                out.update({f"{label}_{k}_v{protocol}": v for k, v in figures.items()})
-            for label in ("base", "old", "new"):
-                figures = colleague_side(work, daemon.url(f"{label}.git"), protocol, label)
-                out.update({f"{label}_{k}_v{protocol}": v for k, v in figures.items()})
-    finally:
-        daemon.stop()
-    for label in ("old", "new"):
+    for name in ("old.git", "new.git", "base.git"):  # anonymous pushes over HTTP
+        git(base / name, "config", "http.receivepack", "true")
+    for kind in servers:
+        server = SERVERS[kind](base)
+        try:
+            server.wait("old.git")
+            if "migrate" not in out:
+                mig = work / "migrator"
+                git(work, "clone", "-q", server.url("new.git"), mig.name)
+                xp(mig, "init")
+                out["migrate"] = xp(mig, "push")
+                left = git(base / "new.git", "for-each-ref", "refs/xp/runs/").count("\n")
+                if left:
+                    raise RuntimeError(f"{left} per-run refs left after the migration")
+                shutil.rmtree(mig)
+                git(base / "new.git", "repack", "-a", "-d", "-q")  # as the old one is
+                git(base / "new.git", "pack-refs", "--all")
+            for protocol in protocols:
+                for label in layouts:
+                    figures = user_side(work, server.url(f"{label}.git"), protocol, label)
+                    out.update({f"{kind}:{label}_{k}_v{protocol}": v for k, v in figures.items()})
+                for label in ("base", *layouts):
+                    figures = colleague_side(
+                        work, server.url(f"{label}.git"), protocol, f"{label}-{kind}"
+                    )
+                    out.update({f"{kind}:{label}_{k}_v{protocol}": v for k, v in figures.items()})
+        finally:
+            server.stop()
+    for label in layouts:
         start = time.perf_counter()
         git(base / f"{label}.git", "gc", "-q")
         out[f"{label}_gc"] = time.perf_counter() - start
@@ -273,55 +351,61 @@ ROWS = (
 
 def table(results: dict[int, dict[str, float]]) -> str:
     sizes = sorted(results)
-    head = "| with N runs on the server | layout | " + " | ".join(f"{n:,}" for n in sizes) + " |"
-    lines = [head, "|---|---|" + "---|" * len(sizes)]
+    kinds = [
+        k for k in SERVERS if any(key.startswith(f"{k}:") for r in results.values() for key in r)
+    ]
+    head = "| with N runs on the server | server | layout | " + " | ".join(f"{n:,}" for n in sizes)
+    lines = [head + " |", "|---|---|---|" + "---|" * len(sizes)]
+    names = {"base": "no xp refs", "old": "per-run refs", "new": "catalog"}
     for label, key in ROWS:
         layouts = ("base", "old", "new") if key.startswith("plain") else ("old", "new")
-        for layout in layouts:
-            cells = []
-            for n in sizes:
-                r = results[n]
-                v0, v2 = r.get(f"{layout}_{key}_v0"), r.get(f"{layout}_{key}_v2")
-                cells.append(" / ".join(f"{v:.2f}" for v in (v0, v2) if v is not None) or "-")
-            name = {"base": "no xp refs", "old": "per-run refs", "new": "catalog"}[layout]
-            unit = " (s)" if "(v2)" in label else " (v0 / v2, s)"
-            lines.append(f"| {label}{unit} | {name} | " + " | ".join(cells) + " |")
-    for label, key in (("server `git gc` (s)", "gc"),):
-        for layout in ("old", "new"):
-            name = {"old": "per-run refs", "new": "catalog"}[layout]
-            cells = [f"{results[n][f'{layout}_{key}']:.2f}" for n in sizes]
-            lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
-    lines.append(
-        "| xp migrating the server (s) | | "
-        + " | ".join(f"{results[n]['migrate']:.2f}" for n in sizes)
-        + " |"
-    )
-    lines.append(
-        "| building it (fast-import, s) | | "
-        + " | ".join(f"{results[n]['build']:.2f}" for n in sizes)
-        + " |"
-    )
+        for kind in kinds:
+            for layout in layouts:
+                cells = []
+                for n in sizes:
+                    r = results[n]
+                    v0 = r.get(f"{kind}:{layout}_{key}_v0")
+                    v2 = r.get(f"{kind}:{layout}_{key}_v2")
+                    figures = [f"{v:.2f}" for v in (v0, v2) if v is not None]
+                    cells.append(" / ".join(figures) or "-")
+                unit = " (s)" if "(v2)" in label else " (v0 / v2, s)"
+                row = f"| {label}{unit} | {kind} | {names[layout]} | "
+                lines.append(row + " | ".join(cells) + " |")
+    for layout in ("old", "new"):
+        cells = [f"{results[n].get(f'{layout}_gc', float('nan')):.2f}" for n in sizes]
+        lines.append(f"| server `git gc` (s) | | {names[layout]} | " + " | ".join(cells) + " |")
+    for label, key in (
+        ("xp migrating the server", "migrate"),
+        ("building it (fast-import)", "build"),
+    ):
+        cells = [f"{results[n][key]:.2f}" for n in sizes]
+        lines.append(f"| {label} (s) | | | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def xp_side(ctx: Context) -> dict[str, float]:
     r = measure(ctx.workdir, ctx.size(10_000, 1_600))
+
+    def worst(what: str, versions: tuple[int, ...] = (0, 2)) -> float:
+        return max(r[f"{k}:new_{what}_v{v}"] for k in SERVERS for v in versions)
+
     return {
         **r,
-        "noop_fetch": max(r["new_noop_fetch_v0"], r["new_noop_fetch_v2"]),
-        "clone_runs": max(r["new_clone_runs_v0"], r["new_clone_runs_v2"]),
-        "show_first": r["new_show_first_v2"],
-        "show_next": r["new_show_next_v2"],
+        "noop_fetch": worst("noop_fetch"),
+        "clone_runs": worst("clone_runs"),
+        "show_first": worst("show_first", (2,)),
+        "show_next": worst("show_next", (2,)),
         "push_ratio": max(
-            r["new_plain_push_v0"] / r["base_plain_push_v0"],
-            r["new_plain_push_v2"] / r["base_plain_push_v2"],
+            r[f"{k}:new_plain_push_v{v}"] / r[f"{k}:base_plain_push_v{v}"]
+            for k in SERVERS
+            for v in (0, 2)
         ),
     }
 
 
 WORKLOAD = Workload(
     key="R1",
-    title="runs on a shared git server: the run catalog at 10,000 runs (ref_scale.py)",
+    title="runs on a shared git server (daemon, HTTP): the run catalog at 10,000 runs",
     metrics=(
         Metric("noop_fetch", "no-op git fetch (worse of v0, v2)", target=1.0),
         Metric("clone_runs", "fresh clone + xp init + fetch runs", target=10.0),
@@ -343,12 +427,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--sizes", default="1600,10000", help="comma-separated run counts")
+    parser.add_argument("--servers", default="daemon,http", help="daemon, http or both")
+    parser.add_argument("--layouts", default="old,new", help="old (per-run refs), new or both")
     parser.add_argument("--json", help="also write the raw figures here")
     args = parser.parse_args()
+    servers = tuple(k for k in args.servers.split(",") if k)
+    if unknown := set(servers) - set(SERVERS):
+        parser.error(f"unknown server {sorted(unknown)}: daemon or http")
     results = {}
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            results[n] = measure(Path(tmp), n)
+            layouts = tuple(k for k in args.layouts.split(",") if k in ("old", "new"))
+            results[n] = measure(Path(tmp), n, servers=servers, layouts=layouts)
         print(f"{n} runs done", file=sys.stderr)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))

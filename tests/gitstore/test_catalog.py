@@ -49,7 +49,7 @@ def test_a_bucket_read_whole_is_not_read_again_and_one_read_in_part_is(
     head = git(repo, "rev-parse", "HEAD").strip()
     run_id = "1m8ns4sczfsjc2"
     key = f"refs/xp/remotes/origin/catalog/{bucket_of(run_id)}"
-    tip = catalog.write_bucket(r, entries={run_id: head}, parents=[head], message="m")
+    tip = catalog.write_bucket(r, entries={run_id: head}, base=None, carry=[head], message="m")
     first = catalog.read_buckets(r, {key: tip})[key]
     assert first.entries == {run_id: head}
     first.entries.clear()  # callers get their own copy
@@ -64,7 +64,7 @@ def test_a_bucket_read_whole_is_not_read_again_and_one_read_in_part_is(
     git(other, "commit", "-q", "--allow-empty", "-m", "base")
     o = find_repo(other)
     base = git(other, "rev-parse", "HEAD").strip()
-    far = catalog.write_bucket(o, entries={run_id: base}, parents=[base], message="m")
+    far = catalog.write_bucket(o, entries={run_id: base}, base=None, carry=[base], message="m")
     git(other, "update-ref", "refs/heads/bucket", far)
     assert catalog.read_buckets(r, {key: far})[key].skipped  # not here yet
     git(repo, "fetch", "-q", str(other), "refs/heads/bucket:refs/xp/test-bucket")

@@ -20,7 +20,7 @@ from tests.sharing.test_e2e import daemon  # noqa: F401 - the git daemon fixture
 from xp.format import bucket_of
 from xp.gitstore import catalog
 from xp.gitstore.repo import find_repo
-from xp.sharing.catalog import publish
+from xp.sharing.catalog import migrate_remote, publish
 
 
 def _id_in(bucket: str, stem: str) -> str:
@@ -105,7 +105,7 @@ def test_again_and_moved_runs_and_a_non_fast_forward_is_refused(team: Team) -> N
 _RACER = """
 import sys
 from xp.gitstore.repo import find_repo
-from xp.sharing.catalog import publish
+from xp.sharing.catalog import migrate_remote, publish
 repo = find_repo(sys.argv[1])
 done = publish(repo, remote="origin", runs={{sys.argv[2]: sys.argv[3]}})
 assert done.pushed == [sys.argv[2]], done
@@ -151,7 +151,7 @@ def test_a_racing_writer_in_the_same_bucket_is_retried_and_both_land(team: Team)
 _WRITER = """
 import sys
 from xp.gitstore.repo import find_repo
-from xp.sharing.catalog import publish
+from xp.sharing.catalog import migrate_remote, publish
 repo = find_repo(sys.argv[1])
 runs = dict(zip(sys.argv[2::2], sys.argv[3::2]))
 done = publish(repo, remote="origin", runs=runs)
@@ -303,4 +303,125 @@ def test_rm_remote_drops_the_entry_and_the_run_leaves_the_server(team: Team) -> 
     git(team.bare, "gc", "-q", "--prune=now")
     gone = subprocess.run(["git", "cat-file", "-e", dropped], cwd=team.bare, capture_output=True)
     assert gone.returncode != 0  # a removal is a new root: nothing keeps the run alive
+    fsck(team.bare)
+
+
+def _old_runs(clone: Path, bucket: str, n: int, days_ago: int) -> dict[str, str]:
+    """``n`` run commits in ``bucket`` made ``days_ago`` days ago (one minute apart, written
+    out of order), under refs/xp/runs/<id> in ``clone``: run id -> tip."""
+    import time
+
+    head = _head(clone, "HEAD")
+    tree = _head(clone, "HEAD^{tree}")
+    start = int(time.time()) - days_ago * 86400
+    out: dict[str, str] = {}
+    for k in reversed(range(n)):
+        run_id = _id_in(bucket, f"old{days_ago}x{k}x")
+        env = {**os.environ, "GIT_COMMITTER_DATE": f"@{start + 60 * k} +0000"}
+        proc = subprocess.run(
+            ["git", "commit-tree", tree, "-p", head, "-m", f"xp: {run_id}"],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out[run_id] = proc.stdout.strip()
+        git(clone, "update-ref", f"refs/xp/runs/{run_id}", out[run_id])
+    return out
+
+
+def _bucket_history(bare: Path, ref: str) -> list[tuple[str, list[str], int, int]]:
+    """(commit, parents, author date, committer date) of every catalog commit behind ``ref``
+    (the bucket chain, not the runs it keeps)."""
+    fmt_ = "%H%x09%P%x09%at%x09%ct%x09%s"
+    out = []
+    for line in git(bare, "log", f"--format={fmt_}", ref).splitlines():
+        sha, parents, at, ct, subject = line.split("\t")
+        if subject.startswith("xp catalog"):
+            out.append((sha, parents.split(), int(at), int(ct)))
+    return out
+
+
+def _assert_cheap_to_walk(bare: Path, ref: str) -> list[tuple[str, list[str], int, int]]:
+    """docs/format.md: no bucket commit has more than 16 parents, and each is committed at
+    least one second after every parent."""
+    history = _bucket_history(bare, ref)
+    dates = dict(line.split() for line in git(bare, "log", "--all", "--format=%H %ct").splitlines())
+    for sha, parents, _at, ct in history:
+        assert len(parents) <= catalog.MAX_PARENTS, sha
+        assert all(ct >= int(dates[p]) + 1 for p in parents), sha
+    return history
+
+
+def test_a_publish_of_weeks_old_runs_chains_few_parent_commits_dated_after_them(
+    team: Team,
+) -> None:
+    import time
+
+    fresh = log_run(team.a, {"a.bin": b"a"})
+    assert xp_main("push", cwd=team.a)[0] == 0
+    bucket = bucket_of(fresh)
+    ref = f"refs/xp/catalog/{bucket}"
+    before = _head(team.bare, ref)
+    old = _old_runs(team.a, bucket, 20, days_ago=30)  # a colleague's runs from last month
+    published = publish(find_repo(team.a), remote="origin", runs=old)
+    assert sorted(published.pushed) == sorted(old)
+    assert server_runs(team.bare) == {**old, fresh: server_runs(team.bare)[fresh]}
+    history = _assert_cheap_to_walk(team.bare, ref)
+    _tip, parents, author, committed = history[0]
+    assert len(history) == 3  # the first push, one link (15 runs), the tip (its base + 5)
+    assert history[1][0] in parents
+    assert history[2][0] == before
+    assert abs(author - time.time()) < 120  # git log shows when it was published
+    before_ct = history[2][3]
+    assert committed > history[1][3] > before_ct  # monotonic along the chain
+    # the tip lists every run; the link changes no entry (it only carries parents)
+    assert git(team.bare, "rev-parse", f"{history[1][0]}^{{tree}}").strip() == (
+        git(team.bare, "rev-parse", f"{before}^{{tree}}").strip()
+    )
+    git(team.bare, "gc", "-q", "--prune=now")
+    for sha in old.values():
+        assert git(team.bare, "cat-file", "-t", sha).strip() == "commit"
+    fsck(team.bare)
+    assert xp_main("pull", cwd=team.b)[0] == 0
+    assert {r.id for r in xp.list_runs(team.b)} == {fresh, *old}
+
+
+def test_a_migration_and_a_removal_keep_bucket_commits_narrow_and_every_run_reachable(
+    team: Team,
+) -> None:
+    old = _old_runs(team.a, "3f", 40, days_ago=90)
+    old.update(_old_runs(team.a, "40", 3, days_ago=60))
+    git(team.a, "push", "-q", "--no-verify", "origin", "refs/xp/runs/*:refs/xp/runs/*")
+    result = migrate_remote(find_repo(team.b), remote="origin")
+    assert result.migrated == 43
+    assert git(team.bare, "for-each-ref", "refs/xp/runs/") == ""
+    assert server_runs(team.bare) == old
+    big = _assert_cheap_to_walk(team.bare, "refs/xp/catalog/3f")
+    assert len(big) == 3  # 40 runs: 16 + 15 + 9 parents
+    small = _assert_cheap_to_walk(team.bare, "refs/xp/catalog/40")
+    assert len(small) == 1
+    assert len(small[0][1]) == 3
+    newest = max(
+        int(git(team.bare, "log", "-1", "--format=%ct", s))
+        for i, s in old.items()
+        if bucket_of(i) == "3f"
+    )
+    assert big[0][3] == newest + 1  # dated just after its newest run, not now
+    fsck(team.bare)
+    # removal: a new root chain, the removed run unreachable, the others kept
+    gone = sorted(i for i in old if bucket_of(i) == "3f")[0]
+    removed = publish(find_repo(team.b), remote="origin", remove=[gone])
+    assert removed.removed == [gone]
+    after = _assert_cheap_to_walk(team.bare, "refs/xp/catalog/3f")
+    assert len(after) == 3  # 39 runs: 16 + 15 + 8 parents, from no parent bucket commit
+    assert after[-1][1][:1] != [big[0][0]]
+    assert all(sha not in {c for c, *_ in after} for sha, *_ in big)  # a new root
+    git(team.bare, "reflog", "expire", "--expire=now", "--all")
+    git(team.bare, "gc", "-q", "--prune=now")
+    assert server_runs(team.bare) == {i: s for i, s in old.items() if i != gone}
+    reachable = set(git(team.bare, "rev-list", "--all").split())
+    assert old[gone] not in reachable
+    assert {s for i, s in old.items() if i != gone} <= reachable
     fsck(team.bare)

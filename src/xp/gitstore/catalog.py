@@ -260,33 +260,99 @@ def find(repo: GitRepo, run_id: str) -> dict[str, str]:
     return {ref: sha for ref, sha in found.items() if sha in have}
 
 
+def commit_dates(repo: GitRepo, shas: Iterable[str]) -> dict[str, int]:
+    """Committer dates (Unix seconds) of the commits among ``shas``: one ``git cat-file``
+    round; objects that are not small commits, or whose date does not parse, are left out."""
+    wanted = sorted(set(shas))
+    sizes = catfile.sizes(repo, wanted) if wanted else {}
+    small = [s for s in wanted if sizes.get(s, 1 << 40) < 1 << 20]
+    out: dict[str, int] = {}
+    for sha, body in catfile.read_objects(repo, small):
+        if body is None or not body.startswith(b"tree "):
+            continue
+        head = body.partition(b"\n\n")[0]
+        for line in head.split(b"\n"):
+            if line.startswith(b"committer "):
+                fields = line.rsplit(b" ", 2)
+                if len(fields) == 3 and fields[1].isdigit() and len(fields[1]) <= 12:
+                    out[sha] = int(fields[1])
+                break
+    return out
+
+
 def write_bucket(
     repo: GitRepo,
     *,
     entries: Mapping[str, str],
-    parents: list[str],
+    base: str | None,
+    carry: Iterable[str],
     message: str,
     summary: bytes | None = None,
 ) -> str:
-    """A bucket commit listing ``entries`` (run id -> tip) with ``parents``, and ``summary``
-    as its run summary blob; its sha. Raw objects (as chains.write makes them): one tree,
-    one commit, no git process."""
+    """A bucket commit listing ``entries`` (run id -> tip) and ``summary`` as its run summary
+    blob, on top of ``base`` (None: a new root), that keeps the run tips ``carry`` reachable;
+    its sha. Raw objects (as chains.write
+    makes them), no git process but one ``cat-file`` for the parents' dates.
+
+    Git walks commits newest committer date first, inserting each parent into a date-sorted
+    list; a commit dated now with hundreds of old parents makes that list long and every walk
+    (``gc``, clone, ``rev-list --objects``) quadratic. So no commit has more than
+    ``MAX_PARENTS`` parents: the run tips go oldest first into a chain of link commits (the
+    tree of the commit before them, so they change no entry), each committed one second after
+    its newest parent, and the bucket commit ends the chain. Author date = now (when it was
+    published, what ``git log`` shows)."""
+    carried = [c for c in dict.fromkeys(carry) if c != base]
+    dates = commit_dates(repo, [*carried, *([base] if base else [])])
+    carried.sort(key=lambda c: (dates.get(c, 0), c))
     writer = ObjectWriter(repo.objects_dir)
     tree_entries = {name.encode(): (GITLINK, sha.encode()) for name, sha in entries.items()}
     if summary is not None:
         blob = writer.add(RawObject(b"blob", summary))
         tree_entries[SUMMARY_NAME.encode()] = (BLOB, blob)
-    body = tree_body(tree_entries)
-    tree = writer.add(RawObject(b"tree", body))
-    when = int(time.time())
-    offset = time.localtime(when).tm_gmtoff
+    tree = writer.add(RawObject(b"tree", tree_body(tree_entries))).decode()
+    now = int(time.time())
+    who = identity(str(repo.worktree))
+    prev_tree: str | None = tree
+    if len(carried) > MAX_PARENTS - (base is not None):  # links needed: they keep this tree
+        prev_tree = _tree_of(repo, base) if base is not None else None
+        prev_tree = prev_tree or writer.add(RawObject(b"tree", b"")).decode()
+    tip = base
+    while True:
+        room = MAX_PARENTS - (tip is not None)
+        last = len(carried) <= room
+        group, carried = carried[:room], carried[room:]
+        parents = ([tip] if tip is not None else []) + group
+        known = [dates[p] for p in parents if p in dates]
+        committed = min(max(known) + 1, _LATEST) if known else now
+        text = b"tree %s\n" % (tree if last else prev_tree or tree).encode()
+        text += b"".join(b"parent %s\n" % p.encode() for p in parents)
+        text += b"author %s %d %s\n" % (who, now, _zone(now))
+        text += b"committer %s %d %s\n\n" % (who, committed, _zone(committed))
+        if last:
+            text += b"%s\n" % message.encode("utf-8")
+        else:
+            text += b"xp catalog link: keeps %d more runs reachable\n" % len(group)
+        tip = writer.add(RawObject(b"commit", text)).decode()
+        dates[tip] = committed
+        if last:
+            return tip
+
+
+MAX_PARENTS = 16  # a bucket commit's parents at most (write_bucket says why)
+_LATEST = 1 << 34  # year 2514: a run dated later (a hostile one) does not date its bucket past
+
+
+def _zone(when: int) -> bytes:
+    offset = time.localtime(min(when, 1 << 31)).tm_gmtoff
     sign, offset = ("-", -offset) if offset < 0 else ("+", offset)
-    zone = f"{sign}{offset // 3600:02d}{offset % 3600 // 60:02d}".encode()
-    stamp = b"%s %d %s" % (identity(str(repo.worktree)), when, zone)
-    text = b"tree %s\n" % tree
-    text += b"".join(b"parent %s\n" % p.encode() for p in dict.fromkeys(parents))
-    text += b"author %s\ncommitter %s\n\n%s\n" % (stamp, stamp, message.encode("utf-8"))
-    return writer.add(RawObject(b"commit", text)).decode()
+    return f"{sign}{offset // 3600:02d}{offset % 3600 // 60:02d}".encode()
+
+
+def _tree_of(repo: GitRepo, commit: str) -> str | None:
+    for _sha, body in catfile.read_objects(repo, [commit]):
+        if body is not None and body.startswith(b"tree ") and len(body) >= 45:
+            return body[5:45].decode("ascii", "replace")
+    return None
 
 
 def ancestors(repo: GitRepo, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -339,14 +405,14 @@ def forget(repo: GitRepo, run_ids: Iterable[str]) -> list[str]:
             continue
         rest = {i: s for i, s in read.entries.items() if i not in wanted}
         if rest:
-            parents = sorted(present(repo, rest.values()))
+            carry = present(repo, rest.values())
             message = f"xp catalog {split_tracking(name)[1]}: -{len(gone)} runs (here only)"
             old = read_summaries(repo, [read.summary]) if read.summary else {}
             summary = old.get(read.summary or "")
             if summary is not None:
                 summary = without_runs(summary, gone)
             new = write_bucket(
-                repo, entries=rest, parents=parents, message=message, summary=summary
+                repo, entries=rest, base=None, carry=carry, message=message, summary=summary
             )
             update_ref(repo.common_dir, name, new, read.tip)
         else:

@@ -243,15 +243,16 @@ def _attempt(
                 new_tips[bucket] = None
             continue
         if gone:  # a new root: the removed runs become unreachable on the remote
-            parents = sorted(catalog.present(repo, entries.values()))
+            start, carry = None, catalog.present(repo, entries.values())
             message = f"xp catalog {bucket}: -{len(gone)} runs"
         else:
-            parents = ([base] if base else []) + added
+            start, carry = base, set(added)
             message = f"xp catalog {bucket}: +{len(added)} runs"
         tip = catalog.write_bucket(
             repo,
             entries=entries,
-            parents=parents,
+            base=start,
+            carry=carry,
             message=message,
             summary=_summary(repo, entries, read, summarize),
         )
