@@ -147,6 +147,9 @@ def fast_import(server: Path, seed: Path, run: str, n: int) -> list[str]:
 
 
 class Daemon:
+    """`git daemon` serving ``base``'s bare repositories, push enabled; HttpServer shares its
+    waiting and stopping."""
+
     def __init__(self, base: Path) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -168,14 +171,14 @@ class Daemon:
             if ok.returncode == 0:
                 return
             time.sleep(0.1)
-        raise RuntimeError("git daemon did not answer")
+        raise RuntimeError(f"{type(self).__name__} did not answer")
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, 9)
         self.proc.wait()
 
 
-class HttpServer:
+class HttpServer(Daemon):
     """lighttpd serving ``base``'s bare repositories through `git http-backend` (CGI), push
     enabled, as tests/helpers.http_git_server does."""
 
@@ -212,18 +215,6 @@ class HttpServer:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/git/{name}"
-
-    def wait(self, name: str) -> None:
-        for _ in range(300):
-            ok = subprocess.run(["git", "ls-remote", self.url(name)], capture_output=True)
-            if ok.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("lighttpd did not answer")
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, 9)
-        self.proc.wait()
 
 
 SERVERS = {"daemon": Daemon, "http": HttpServer}
