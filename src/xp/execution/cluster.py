@@ -13,14 +13,20 @@ reported.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from xp.execution.slurm import SlurmJob
+from xp.errors import missing_extra
+from xp.execution.slurm import SlurmJob, plan, push_code
+
+if TYPE_CHECKING:
+    from xp.gitstore.repo import GitRepo
 
 # Started by the worker's thread, this process sets its parent-death signal and becomes bash:
 # when the worker dies (killed, out of memory), bash gets SIGTERM and its trap stops the point.
@@ -113,3 +119,35 @@ def run_script(script: str, index: int, env: dict[str, str]) -> tuple[int, int, 
     text = out.decode("utf-8", "replace")
     tail = "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])
     return index, proc.returncode, tail
+
+
+def prepare(
+    repo: GitRepo,
+    *,
+    engine: str,
+    module: str,
+    extra: str,
+    option: str,
+    command: list[str],
+    params: list[str] | tuple[str, ...],
+    sweep_id: str | None,
+    cwd: str | os.PathLike[str] | None,
+    repeat: int,
+) -> tuple[Any, SlurmJob]:
+    """The engine's module (its extra named when missing) and the sweep's job, whose commit
+    is pushed for the tasks to fetch: what Dask and Ray do before any task."""
+    try:  # untyped for mypy: the extra is not installed where the linters run
+        loaded: Any = importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise missing_extra(module, extra, option) from None
+    job = plan(
+        repo,
+        command=command,
+        params=params,
+        sweep_id=sweep_id,
+        cwd=cwd,
+        engine=engine,
+        repeat=repeat,
+    )
+    push_code(repo, job)
+    return loaded, job

@@ -16,11 +16,9 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from typing import Any
 
-from xp.errors import ExecutionError, InvalidValueError, missing_extra
-from xp.execution.cluster import ClusterSweep, run_script
-from xp.execution.slurm import plan, push_code
+from xp.errors import ExecutionError, InvalidValueError
+from xp.execution.cluster import ClusterSweep, prepare, run_script
 from xp.gitstore.repo import GitRepo
 
 SCHEMES = ("dask://", "tcp://", "tls://")
@@ -60,20 +58,18 @@ def run_on_dask(
     """Run every point of the sweep as a task on the Dask scheduler at ``address``."""
     say = progress or (lambda _line: None)
     target = scheduler_address(address)
-    try:  # untyped for mypy: the extra is not installed where the linters run
-        distributed: Any = importlib.import_module("distributed")
-    except ModuleNotFoundError:
-        raise missing_extra("distributed", "dask", "--executor dask://") from None
-    job = plan(
+    distributed, job = prepare(
         repo,
+        engine="dask",
+        module="distributed",
+        extra="dask",
+        option="--executor dask://",
         command=command,
         params=params,
         sweep_id=sweep_id,
         cwd=cwd,
-        engine="dask",
         repeat=repeat,
     )
-    push_code(repo, job)
     result = ClusterSweep(job, "Dask", target, dict.fromkeys(range(job.points)))
     env = {"XP_ENGINE": "dask", "XP_JOB_ID": job.sweep_id}
     try:

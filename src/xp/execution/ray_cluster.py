@@ -14,15 +14,13 @@ xp imports it only here.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
-from xp.errors import ExecutionError, InvalidValueError, missing_extra
-from xp.execution.cluster import ClusterSweep, run_script
-from xp.execution.slurm import plan, push_code
+from xp.errors import ExecutionError, InvalidValueError
+from xp.execution.cluster import ClusterSweep, prepare, run_script
 from xp.gitstore.repo import GitRepo
 
 MAX_RETRIES = 3  # Ray's default for a task whose worker dies; said here, as docs/teams.md does
@@ -91,20 +89,18 @@ def run_on_ray(
             f"--executor {address!r}: give ray (a local runtime, or RAY_ADDRESS's cluster) or"
             " the Ray Client server as ray://HOST:PORT"
         )
-    try:  # untyped for mypy: the extra is not installed where the linters run
-        ray: Any = importlib.import_module("ray")
-    except ModuleNotFoundError:
-        raise missing_extra("ray", "ray", "--executor ray") from None
-    job = plan(
+    ray, job = prepare(
         repo,
+        engine="ray",
+        module="ray",
+        extra="ray",
+        option="--executor ray",
         command=command,
         params=params,
         sweep_id=sweep_id,
         cwd=cwd,
-        engine="ray",
         repeat=repeat,
     )
-    push_code(repo, job)
     target = _connect(ray, address)
     result = ClusterSweep(job, "Ray", target, dict.fromkeys(range(job.points)))
     try:
