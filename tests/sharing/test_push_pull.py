@@ -218,6 +218,29 @@ def _published_runs_are_whole(team: Team) -> int:
     return len(refs)
 
 
+def test_a_fetch_killed_mid_update_leaves_no_lock_that_stops_the_next_push(team: Team) -> None:
+    """A git fetch SIGKILLed while it updated the fetched catalog leaves `<bucket>.lock`; the
+    next `xp push` removes it once it is clearly stale (never a live fetch's) and goes on."""
+    from xp import format as fmt
+
+    first = log_run(team.a, {"m.bin": b"1"}, name="first")
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    bucket = fmt.bucket_of(first)
+    tracking = fmt.catalog_prefix("origin") + bucket
+    git(team.a, "update-ref", "-d", tracking)  # so the next push fetches this bucket again
+    lock = team.a / ".git" / f"{tracking}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    os.utime(lock, (1, 1))  # long stale; a young one is waited for (STALE_LOCK_SECONDS)
+    second = log_run(team.a, {"m.bin": b"2"}, name="second")
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert not lock.exists()
+    assert {first, second} <= set(server_runs(team.bare))
+    assert git(team.a, "rev-parse", "-q", "--verify", tracking).strip()
+
+
 def test_sigkill_during_xp_push_never_publishes_a_run_without_its_files(team: Team) -> None:
     """Kill `xp push` (and its git push) at random moments: a run the remote shows always
     has its artifacts in the store, and the next push finishes the job."""

@@ -74,12 +74,50 @@ def push(
     return rows
 
 
+# A fetched catalog bucket's ref lock older than this has no live git behind it: a fetch
+# updates at most 256 bucket refs, in milliseconds.
+STALE_LOCK_SECONDS = 2.0
+
+
 def fetch(repo: GitRepo, remote: str, refspecs: list[str]) -> None:
-    """Fetch ``refspecs`` from ``remote`` (no tags, no FETCH_HEAD)."""
+    """Fetch ``refspecs`` from ``remote`` (no tags, no FETCH_HEAD). A fetch killed while it
+    updated the fetched catalog (``xp push`` SIGKILLed) leaves ref locks that would fail every
+    later fetch: when a fetch fails beside such locks, they are removed once they are clearly
+    stale, and the fetch runs again. They only guard xp's copies of the remote's buckets."""
     args = ("fetch", "--no-tags", "--no-write-fetch-head", remote, *refspecs)
     proc = repo.git(*args, check=False)
+    if proc.returncode != 0 and _clear_stale_locks(repo, remote):
+        proc = repo.git(*args, check=False)
     if proc.returncode != 0:
         raise git_failure(args, proc, "check the remote's URL and your access", remote)
+
+
+def _clear_stale_locks(repo: GitRepo, remote: str) -> bool:
+    """Remove the ``.lock`` files of ``remote``'s fetched catalog once each is
+    ``STALE_LOCK_SECONDS`` old (waiting at most that long); whether any was removed."""
+    import os
+    import time
+
+    from xp import format as fmt
+
+    folder = repo.common_dir / fmt.catalog_prefix(remote)
+    try:
+        locks = [e.path for e in os.scandir(folder) if e.name.endswith(".lock")]
+    except OSError:
+        return False
+    removed = False
+    for lock in locks:
+        try:
+            age = time.time() - os.stat(lock).st_mtime
+            if age < STALE_LOCK_SECONDS:
+                time.sleep(STALE_LOCK_SECONDS - max(age, 0.0))
+                if time.time() - os.stat(lock).st_mtime < STALE_LOCK_SECONDS:
+                    continue  # rewritten meanwhile: a live fetch
+            os.unlink(lock)
+            removed = True
+        except FileNotFoundError:
+            removed = True  # its fetch finished meanwhile: try again
+    return removed
 
 
 def ls_remote(repo: GitRepo, remote: str, pattern: str, *more: str) -> dict[str, str]:
