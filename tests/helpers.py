@@ -268,6 +268,30 @@ class Team:
     store: Path
 
 
+def hook_push_loading(team: Team, heavy: tuple[str, ...]) -> tuple[str, str, str]:
+    """Run `xp hook pre-push` for a push of team.a's HEAD in a fresh interpreter (coverage's
+    start-up left out); (its last stdout line, "<exit> loaded: [...]" of ``heavy`` modules it
+    imported, its stdout, its stderr)."""
+    head = git(team.a, "rev-parse", "HEAD").strip()
+    code = (
+        "import sys\n"
+        "from xp.cli import main\n"
+        f"code = main(['hook', 'pre-push', 'origin', {str(team.bare)!r}])\n"
+        f"print(code, 'loaded:', [m for m in {heavy!r} if m in sys.modules])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=team.a,
+        env=env,
+        input=f"refs/heads/main {head} refs/heads/main {head}\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.stdout.strip().splitlines()[-1], proc.stdout, proc.stderr
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

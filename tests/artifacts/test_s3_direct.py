@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,16 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from tests.helpers import S3Server, Team, git, log_run, moto_server, server_runs, xp_main
+from tests.helpers import (
+    S3Server,
+    Team,
+    git,
+    hook_push_loading,
+    log_run,
+    moto_server,
+    server_runs,
+    xp_main,
+)
 from xp.artifacts import cache, s3_direct
 from xp.artifacts.artifact_store import SMALL, open_store
 from xp.artifacts.remotes import RemoteSpec
@@ -418,27 +426,10 @@ def test_the_pre_push_hook_to_s3_imports_neither_botocore_nor_s3fs(
     twice that."""
     _use_s3(team.a, s3)
     log_run(team.a, {"model.bin": os.urandom(100_000)})
-    head = git(team.a, "rev-parse", "HEAD").strip()
-    code = (
-        "import sys\n"
-        "from xp.cli import main\n"
-        f"code = main(['hook', 'pre-push', 'origin', {str(team.bare)!r}])\n"
-        "heavy = ('botocore', 's3fs', 'fsspec', 'aiohttp', 'boto3', 'click', 'yaml',"
-        " 'concurrent.futures')\n"
-        "print(code, 'loaded:', [m for m in heavy if m in sys.modules])\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=team.a,
-        env=env,
-        input=f"refs/heads/main {head} refs/heads/main {head}\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.stdout.strip().splitlines()[-1] == "0 loaded: []", proc.stdout + proc.stderr
-    assert "xp: uploaded 1 artifact objects (100.0 kB) to s3" in proc.stderr
+    heavy = ("botocore", "s3fs", "fsspec", "aiohttp", "boto3", "click", "yaml")
+    last, out, err = hook_push_loading(team, (*heavy, "concurrent.futures"))
+    assert last == "0 loaded: []", out + err
+    assert "xp: uploaded 1 artifact objects (100.0 kB) to s3" in err
     assert len(server_runs(team.bare)) == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import ROOT, Team, git, log_run, server_runs, xp_main
+from tests.helpers import ROOT, Team, git, hook_push_loading, log_run, server_runs, xp_main
 from xp.cli import cli
 from xp.format import bucket_of
 from xp.gitstore.repo import find_repo
@@ -328,28 +328,13 @@ def test_the_pre_push_hook_loads_only_what_an_upload_takes(team: Team) -> None:
     click, reads the run's manifest without PyYAML, moves one object without a thread pool,
     and leaves fsspec alone for a folder store."""
     log_run(team.a, {"model.bin": os.urandom(100_000)})
-    head = git(team.a, "rev-parse", "HEAD").strip()
-    stdin = f"refs/heads/main {head} refs/heads/main {head}\n"
-    code = (
-        "import sys\n"
-        "from xp.cli import main\n"
-        f"code = main(['hook', 'pre-push', 'origin', {str(team.bare)!r}])\n"
-        "heavy = ('click', 'yaml', 'xp.cli.app', 'concurrent.futures', 'fsspec', 'pandas',"
-        " 'xp.sharing.registry', 'dulwich.repo', 'xp.record.model')\n"
-        "print(code, 'loaded:', [m for m in heavy if m in sys.modules])\n"
+    heavy = ("click", "yaml", "xp.cli.app", "concurrent.futures", "fsspec", "pandas")
+    last, out, err = hook_push_loading(
+        team, (*heavy, "xp.sharing.registry", "dulwich.repo", "xp.record.model")
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=team.a,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.stdout.strip().splitlines()[-1] == "0 loaded: []", proc.stdout + proc.stderr
-    assert "xp: uploaded 1 artifact objects (100.0 kB) to store" in proc.stderr
-    assert "xp: sent 1 run to origin with this push" in proc.stderr
+    assert last == "0 loaded: []", out + err
+    assert "xp: uploaded 1 artifact objects (100.0 kB) to store" in err
+    assert "xp: sent 1 run to origin with this push" in err
     assert len(server_runs(team.bare)) == 1
 
 

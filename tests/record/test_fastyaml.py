@@ -6,6 +6,7 @@ against ``yaml.dump(..., CSafeDumper)``."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -54,15 +55,17 @@ def canon(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-def assert_agrees(data: bytes) -> None:
-    fast = load_flat(data)
+def assert_agrees(data: bytes, reader: Callable[[bytes], Any] | None = None) -> None:
+    """A fast reader (``load_flat`` by default) reads ``data`` as PyYAML does, or declines."""
+    read = reader or load_flat
+    fast = read(data)
     try:
         slow = yaml.load(data, Loader=LOADER)
     except yaml.YAMLError:
-        assert fast is None, f"PyYAML refuses {data!r}, load_flat read {fast!r}"
+        assert fast is None, f"PyYAML refuses {data!r}, {read.__name__} read {fast!r}"
         return
     if fast is not None:
-        assert canon(fast) == canon(slow), f"{data!r}: load_flat {fast!r}, PyYAML {slow!r}"
+        assert canon(fast) == canon(slow), f"{data!r}: {read.__name__} {fast!r}, PyYAML {slow!r}"
 
 
 @settings(deadline=None)  # no timing in the suite: benchmarks/w3_query.py times the index
@@ -184,14 +187,7 @@ def test_the_written_out_resolver_table_is_pyyamls_own() -> None:
 
 
 def assert_entries_agree(data: bytes) -> None:
-    fast = load_entries(data)
-    try:
-        slow = yaml.load(data, Loader=LOADER)
-    except yaml.YAMLError:
-        assert fast is None, f"PyYAML refuses {data!r}, load_entries read {fast!r}"
-        return
-    if fast is not None:
-        assert canon(fast) == canon(slow), f"{data!r}: load_entries {fast!r}, PyYAML {slow!r}"
+    assert_agrees(data, load_entries)
 
 
 entries = st.lists(st.dictionaries(keys, scalars, min_size=1, max_size=4), max_size=4)
