@@ -188,13 +188,13 @@ def test_recovery_reports_damaged_lines_and_records_the_rest(repo: Path) -> None
     run = xp.start_run(name="flipped")
     for i in range(3):
         xp.log_metric("loss", 0.5 + i, step=i)
-    run.flush()
+        run.flush()  # a block per flush: the second one is damaged below
     journal = run.journal.path
     run.journal.close(remove=False)
     fluent._stack.clear()
     data = bytearray(journal.read_bytes())
-    second = data.index(b"M\tloss\t1.5")
-    data[second + 7] ^= 0x01  # 1.5 -> 0.5: a valid number, a different value
+    second = data.index(b"\t1\t1.5\t")  # the second block's only point: step 1, value 1.5
+    data[second + 3] ^= 0x01  # 1.5 -> 0.5: a valid number, a different value
     journal.write_bytes(bytes(data))
     result = recover_all(find_repo())
     assert result.recovered == [(run.id, "crashed")]
