@@ -204,6 +204,35 @@ def test_recovery_reports_damaged_lines_and_records_the_rest(repo: Path) -> None
     assert any("checksum" in w for w in got.meta["warnings"])
 
 
+def test_a_version_2_journal_left_by_an_older_xp_is_recovered(repo: Path) -> None:
+    """A run killed under xp before journal version 3 left ``H`` and ``M`` lines (times in
+    seconds): this xp records it with every point, as that xp would have."""
+    import json
+
+    from xp.record.journal import line, seal
+
+    run = xp.start_run(name="old-journal")
+    xp.log_param("lr", 0.1)
+    run.flush()
+    journal = run.journal.path
+    run.journal.close(remove=False)
+    fluent._stack.clear()
+    first, rest = journal.read_bytes().split(b"\n", 1)
+    header = json.loads(first.split(b"\t")[1])
+    points = [("loss", 0.5, 0, 1795000000.123), ("loss", 2**53 + 1, 1, 1795000000.5)]
+    points += [("acc", float("nan"), -3, 1795000001.0)]
+    v2 = line("H", {**header, "journal": 2}) + rest
+    v2 += b"".join(seal(f"M\t{k}\t{v!r}\t{s}\t{t!r}") for k, v, s, t in points)
+    journal.write_bytes(v2)
+    assert recover_all(find_repo()).recovered == [(run.id, "crashed")]
+    got = xp.get_run(run.id)
+    assert got.params == {"lr": 0.1}
+    assert list(got.series("loss")["step"]) == [0, 1]
+    assert got.series("loss")["value"][0] == 0.5
+    assert got.metrics["loss"] == 2**53 + 1  # exact: an int past 2**53 stays an int
+    assert list(got.series("acc")["step"]) == [-3]
+
+
 def test_one_line_error_when_a_value_is_refused_on_the_cli(repo: Path) -> None:
     code, _out, err = xp_main("commit", "-n", "a\x1b[31mred", cwd=repo)
     assert "control character" in one_line_error(code, err)
