@@ -286,6 +286,19 @@ def test_a_version_2_journal_still_replays_and_a_newer_one_is_refused() -> None:
     assert json.loads(_v3([]).split(b"\t")[1])["journal"] == 3
 
 
+def test_a_journal_set_aside_by_an_older_xp_replays_without_damage() -> None:
+    """An older xp sets a version 3 journal aside as ``.corrupt`` with a newline and an ``X``
+    line after it (tracking/recover._set_aside); ``xp recover --retry-failed`` of this xp
+    then records every point, and that empty line is no damage."""
+    from xp.record.journal import replay, seal
+
+    data = _v3([("loss", 0.5, 0, 1.0), ("loss", 0.25, 1, 2.0)])
+    data += b"\n" + seal('X\t{"reason": "journal has no header", "time": 3.0}')
+    state = replay(data)
+    assert [(k, v, s) for k, v, s, _t in state.points] == [("loss", 0.5, 0), ("loss", 0.25, 1)]
+    assert state.damaged == 0
+
+
 def test_a_b_line_whose_fields_disagree_is_counted_not_replayed() -> None:
     """A block that checks out but whose count does not match its points (never written by
     xp) is dropped and counted, with or without a spill: never half applied."""

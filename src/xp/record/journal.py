@@ -365,6 +365,8 @@ def apply_line(state: RunState, raw: bytes, *, sealed: bool) -> None:
     of journal lines, for ``replay`` (recovery, parts) and for readers that follow a live
     journal as it grows (``xp show``, ``xp ui``). A line whose checksum fails is counted in
     ``state.damaged`` and changes nothing else."""
+    if not raw:  # the newline a set-aside journal got before its X line (tracking/recover)
+        return
     text = _check(raw, sealed)
     if text is None:
         state.damaged += 1
