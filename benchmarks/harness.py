@@ -133,11 +133,13 @@ def xp_command() -> list[str]:
 
 def child_env() -> dict[str, str]:
     """The environment of every benchmarked process: the user's, minus git variables that
-    would point git elsewhere, with the peers' telemetry off (no network calls mid-timing)."""
+    would point git elsewhere and xp's own settings (``XP_BENCH_*``, the benchmarks' sizes,
+    are kept), with the peers' telemetry off (no network calls mid-timing)."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not (k.startswith("GIT_") and k not in _GIT_IDENTITY) and not k.startswith("XP_")
+        if not (k.startswith("GIT_") and k not in _GIT_IDENTITY)
+        and (not k.startswith("XP_") or k.startswith("XP_BENCH_"))
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     # Installed packages come with their bytecode; without it every timed start compiles

@@ -1,5 +1,5 @@
 """W4b: one run logging 10 metrics at many steps (issue 18): 1M points by default, the
-issue's 10M with ``XP_BENCH_BIG_POINTS=10000000`` (about a minute and a half here). The
+issue's 10M with ``XP_BENCH_BIG_POINTS=10000000`` (about half a minute here). The
 figures are the whole run's cost per point, the loop's per call (CPU time too: the machine
 is shared), ``end_run``, and the side process's peak RSS, which must not grow with the
 point count (<= 200 MB). MLflow logs the same loop, capped like W4."""

@@ -49,14 +49,17 @@ def wait_for(
     return value
 
 
-def journal_lines(path: Path, prefix: str) -> int:
-    """How many complete lines of the journal (or part) at ``path`` start with ``prefix``,
-    e.g. ``"M\tloss\t"`` for the points of metric loss (docs/format.md); 0 before it exists."""
+def journal_points(path: Path, key: str) -> int:
+    """How many points of metric ``key`` the complete lines of the journal (or part) at
+    ``path`` hold: its ``B`` blocks' counts (docs/format.md section 7); 0 before it exists."""
     try:
         data = path.read_text(errors="replace")
     except FileNotFoundError:
         return 0
-    return sum(line.startswith(prefix) for line in data.split("\n")[:-1])
+    prefix = f"B\t{key}\t"
+    return sum(
+        int(line.split("\t")[2]) for line in data.split("\n")[:-1] if line.startswith(prefix)
+    )
 
 
 @contextlib.contextmanager

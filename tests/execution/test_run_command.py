@@ -19,7 +19,7 @@ from tests.helpers import (
     fill_disk,
     fsck,
     git,
-    journal_lines,
+    journal_points,
     one_line_error,
     spawned,
     wait_for,
@@ -170,7 +170,7 @@ def _pids(repo: Path) -> list[int]:
 def _flushed(repo: Path, key: str) -> bool:
     """A part (what the command logged into xp run's run) holds a point of metric ``key``."""
     parts = (repo / ".git" / "xp" / "journal").glob("*.part")
-    return any(journal_lines(part, f"M\t{key}\t") for part in parts)
+    return any(journal_points(part, key) for part in parts)
 
 
 SLEEPER = """

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import git, journal_lines, spawned, wait_for
+from tests.helpers import git, journal_points, spawned, wait_for
 from xp.cli import cli
 from xp.execution.sweep import choose
 
@@ -168,7 +168,7 @@ def test_ctrl_c_stops_every_point_and_starts_no_new_one(repo: Path) -> None:
         text=True,
     ) as proc:
         wait_for(
-            lambda: sum(journal_lines(p, "M\ta\t") for p in journal.glob("*.part")) >= 2,
+            lambda: sum(journal_points(p, "a") for p in journal.glob("*.part")) >= 2,
             "both running points to flush their metric",
         )
         proc.send_signal(signal.SIGINT)

@@ -12,14 +12,14 @@ import zlib
 from pathlib import Path
 
 import xp
-from tests.helpers import git, invoke, journal_lines, spawned, trainer, wait_for
+from tests.helpers import git, invoke, journal_points, spawned, trainer, wait_for
 from xp.gitstore.repo import find_repo
 from xp.query.live import LiveRuns, live_rows
 from xp.query.search import search_runs, select_runs
 
 
 def _flushed(journal: Path, points: int) -> bool:
-    return journal_lines(journal, "M\tloss\t") >= points
+    return journal_points(journal, "loss") >= points
 
 
 def test_a_running_run_is_listed_with_its_values_and_filtered(repo: Path) -> None:
@@ -78,21 +78,22 @@ def test_a_running_run_is_listed_with_its_values_and_filtered(repo: Path) -> Non
     assert [(r.name, r.status) for r in rows] == [("live", "finished"), ("done-before", "finished")]
 
 
-def test_a_v2_journal_is_read_live_through_the_checksummed_reader(repo: Path) -> None:
-    """The journal a running run writes is version 2 (a CRC-32 ends every line); the live
-    view reads it through the reader recovery uses: values shown exactly, and a damaged line
-    dropped and counted, never shown as a value."""
+def test_a_v3_journal_is_read_live_through_the_checksummed_reader(repo: Path) -> None:
+    """The journal a running run writes is version 3 (a CRC-32 ends every line, points come
+    in B blocks); the live view reads it through the reader recovery uses: values shown
+    exactly, and a damaged line dropped and counted, never shown as a value."""
     with trainer(repo, name="sealed", params={"lr": 0.25}) as t:
         t.log(3)
         wait_for(lambda: _flushed(t.journal, 3), "3 points flushed")
         lines = t.journal.read_bytes().split(b"\n")[:-1]
-        assert b'"journal": 2' in lines[0]
+        assert lines[0].startswith(b"H3\t")
+        assert b'"journal": 3' in lines[0]
         for raw in lines:
             body, _, crc = raw.rpartition(b"\t")
             assert int(crc, 16) == zlib.crc32(body), raw
         # A line whose checksum fails (a torn or flipped write) must not become a point.
         with open(t.journal, "ab") as fh:
-            fh.write(b"M\tloss\t-999\t100\t1795000000.0\tdeadbeef\n")
+            fh.write(b"B\tloss\t1\t100\t100\t-999\t100\t-999\t1795000000000\tdeadbeef\n")
         result = invoke("show", "--status", "running", "--format", "json")
         assert result.exit_code == 0, result.output
         (doc,) = json.loads(result.stdout)

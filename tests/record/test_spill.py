@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from xp.record import spill as spill_module
 from xp.record.build import build_record
 from xp.record.header import RunHeader
-from xp.record.journal import RunState, metric_bodies
+from xp.record.journal import RunState, metric_blocks
 from xp.record.model import series_bytes
 from xp.record.spill import SeriesSpill
 
@@ -53,15 +53,16 @@ def _files(state: RunState) -> dict[str, bytes]:
     points=points,
     all_series=st.booleans(),
     spill_at=st.sampled_from([0, 40, 1 << 30]),
-    with_texts=st.booleans(),
+    blocks=st.booleans(),
 )
 def test_streamed_record_is_byte_identical_to_the_in_memory_one(
     points: list[tuple[str, float, int, float]],
     all_series: bool,
     spill_at: int,
-    with_texts: bool,
+    blocks: bool,
 ) -> None:
-    """With the values' spellings given (the flusher's path, ``metric_bodies``) or not."""
+    """Points added one by one or as the flusher's blocks (``metric_blocks``, the lines
+    spelled once for the journal and the spill)."""
     memory = _files(RunState(header=_header(all_series), points=list(points)))
     old = spill_module.SPILL_BYTES
     spill_module.SPILL_BYTES = spill_at  # 0: every add goes to the files
@@ -70,7 +71,11 @@ def test_streamed_record_is_byte_identical_to_the_in_memory_one(
         try:
             for n in range(0, len(points), 7):  # as flushes come: in batches
                 batch = points[n : n + 7]
-                spill.add(batch, metric_bodies(batch)[1] if with_texts else None)
+                if blocks:
+                    for block in metric_blocks(batch)[1]:
+                        spill.add_block(block)
+                else:
+                    spill.add(batch)
             streamed = _files(RunState(header=_header(all_series), spill=spill))
         finally:
             spill.close()

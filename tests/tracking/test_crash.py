@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import xp
-from tests.helpers import journal_lines, spawned, wait_for
+from tests.helpers import journal_points, spawned, wait_for
 from xp.cli import cli
 
 LOOP = """
@@ -58,9 +58,9 @@ def test_sigkill_loses_nothing_that_was_flushed(repo: Path) -> None:
     measured by benchmarks/crash_window.py."""
     with _victim(repo) as (proc, run_id):
         journal = _journal(repo, run_id)
-        wait_for(lambda: journal_lines(journal, "M\tloss\t") > 100, "100 points flushed")
+        wait_for(lambda: journal_points(journal, "loss") > 100, "100 points flushed")
         assert proc.poll() is None  # flushed by the running process, not at its exit
-        flushed = journal_lines(journal, "M\tloss\t")
+        flushed = journal_points(journal, "loss")
         _reap(proc, kill=True)
         assert journal.exists()
         result = CliRunner().invoke(cli, ["recover"])
@@ -79,7 +79,7 @@ def test_sigkill_loses_nothing_that_was_flushed(repo: Path) -> None:
 def test_next_xp_command_recovers(repo: Path) -> None:
     with _victim(repo) as (proc, run_id):
         journal = _journal(repo, run_id)
-        wait_for(lambda: journal_lines(journal, "M\tloss\t"), "the first flush")
+        wait_for(lambda: journal_points(journal, "loss"), "the first flush")
         _reap(proc, kill=True)
         result = CliRunner().invoke(cli, ["commit", "-n", "after"])
         assert result.exit_code == 0, result.output

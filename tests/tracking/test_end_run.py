@@ -188,13 +188,13 @@ def test_recovery_reports_damaged_lines_and_records_the_rest(repo: Path) -> None
     run = xp.start_run(name="flipped")
     for i in range(3):
         xp.log_metric("loss", 0.5 + i, step=i)
-    run.flush()
+        run.flush()  # a block per flush: the second one is damaged below
     journal = run.journal.path
     run.journal.close(remove=False)
     fluent._stack.clear()
     data = bytearray(journal.read_bytes())
-    second = data.index(b"M\tloss\t1.5")
-    data[second + 7] ^= 0x01  # 1.5 -> 0.5: a valid number, a different value
+    second = data.index(b"\t1\t1.5\t")  # the second block's only point: step 1, value 1.5
+    data[second + 3] ^= 0x01  # 1.5 -> 0.5: a valid number, a different value
     journal.write_bytes(bytes(data))
     result = recover_all(find_repo())
     assert result.recovered == [(run.id, "crashed")]
@@ -202,6 +202,35 @@ def test_recovery_reports_damaged_lines_and_records_the_rest(repo: Path) -> None
     got = xp.get_run(run.id)
     assert list(got.series("loss")["value"]) == [0.5, 2.5]  # dropped, never replayed as 0.5
     assert any("checksum" in w for w in got.meta["warnings"])
+
+
+def test_a_version_2_journal_left_by_an_older_xp_is_recovered(repo: Path) -> None:
+    """A run killed under xp before journal version 3 left ``H`` and ``M`` lines (times in
+    seconds): this xp records it with every point, as that xp would have."""
+    import json
+
+    from xp.record.journal import line, seal
+
+    run = xp.start_run(name="old-journal")
+    xp.log_param("lr", 0.1)
+    run.flush()
+    journal = run.journal.path
+    run.journal.close(remove=False)
+    fluent._stack.clear()
+    first, rest = journal.read_bytes().split(b"\n", 1)
+    header = json.loads(first.split(b"\t")[1])
+    points = [("loss", 0.5, 0, 1795000000.123), ("loss", 2**53 + 1, 1, 1795000000.5)]
+    points += [("acc", float("nan"), -3, 1795000001.0)]
+    v2 = line("H", {**header, "journal": 2}) + rest
+    v2 += b"".join(seal(f"M\t{k}\t{v!r}\t{s}\t{t!r}") for k, v, s, t in points)
+    journal.write_bytes(v2)
+    assert recover_all(find_repo()).recovered == [(run.id, "crashed")]
+    got = xp.get_run(run.id)
+    assert got.params == {"lr": 0.1}
+    assert list(got.series("loss")["step"]) == [0, 1]
+    assert got.series("loss")["value"][0] == 0.5
+    assert got.metrics["loss"] == 2**53 + 1  # exact: an int past 2**53 stays an int
+    assert list(got.series("acc")["step"]) == [-3]
 
 
 def test_one_line_error_when_a_value_is_refused_on_the_cli(repo: Path) -> None:

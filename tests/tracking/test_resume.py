@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.helpers import git, journal_lines, spawned, wait_for
+from tests.helpers import git, journal_points, spawned, wait_for
 from xp.errors import ParamChangedError, RunActiveError, RunNotFoundError
 
 
@@ -103,7 +103,7 @@ def test_a_second_process_cannot_resume_the_same_run(repo: Path) -> None:
     with spawned([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "resumed"
-        wait_for(lambda: journal_lines(journal, "M\tm\t") >= 1, "the session's point")
+        wait_for(lambda: journal_points(journal, "m") >= 1, "the session's point")
         with pytest.raises(RunActiveError, match=r"is being logged by process \d+"):
             xp.start_run(resume=run.id)
         os.kill(proc.pid, signal.SIGKILL)
@@ -137,7 +137,7 @@ def test_a_killed_resumed_session_is_recovered(repo: Path) -> None:
     )
     journal = repo / ".git" / "xp" / "journal" / f"{run.id}.journal"
     with spawned([sys.executable, str(script)]) as proc:
-        wait_for(lambda: journal_lines(journal, "M\tloss\t") >= 3, "the session's points")
+        wait_for(lambda: journal_points(journal, "loss") >= 3, "the session's points")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     from xp.gitstore.repo import find_repo

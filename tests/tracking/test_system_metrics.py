@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import xp
-from tests.helpers import invoke, journal_lines, user_error, wait_for
+from tests.helpers import invoke, journal_points, user_error, wait_for
 from xp.tracking.system_metrics import ProcSource, Sampler
 
 HOST_SERIES = {
@@ -32,7 +32,7 @@ linux = pytest.mark.skipif(not ProcSource.available(), reason="reads Linux's /pr
 def _wait_samples(run: xp.ActiveRun, n: int) -> None:
     journal = Path(run.repo.xp_dir) / "journal" / f"{run.id}.journal"
     wait_for(
-        lambda: journal_lines(journal, "M\tsystem/system_memory_usage_megabytes\t") >= n,
+        lambda: journal_points(journal, "system/system_memory_usage_megabytes") >= n,
         f"{n} system samples in the journal",
     )
 

@@ -29,6 +29,7 @@ from xp.record import values
 from xp.record.header import RunHeader
 from xp.record.journal import PART, SUFFIX, RunState, apply_line, flocked_inodes, read_header
 from xp.record.model import FileEntry
+from xp.record.spill import to_ms
 
 
 @dataclass
@@ -44,7 +45,7 @@ class LiveSeries:
     def add(self, value: Any, step: int, seconds: float) -> None:
         self.steps.append(step)
         self.values.append(float(value))
-        self.times.append(int(seconds * 1000))
+        self.times.append(to_ms(seconds))  # as the record will hold it (a B line's ms exactly)
         if self.final_step is None or step >= self.final_step:
             self.final, self.final_step = value, step
 

@@ -6,9 +6,14 @@ it when the process dies (SIGKILL, OOM), which is how a later process knows the 
 
 Lines (UTF-8, tab-separated, first field is the kind, last field the CRC-32 of the rest of
 the line as 8 hex digits; docs/format.md section 7):
-  H <json header>                 once, first (RunHeader, plus "journal": 2)
+  H3 <json header>                once, first (RunHeader, plus "journal": 3); ``H`` in
+                                  versions 1 and 2, which xp still reads
   U <json {field: value}>         a header change: exit code, warnings, a name...
-  M <key> <value> <step> <time>   metric point; time in seconds since the epoch
+  B <key> <count> <first step> <final step> <final value> <points>
+                                  one flush's points of one metric: each point its line of
+                                  series/<key>.tsv (step, value, time in ms), ';' between
+                                  points; what the series file gets, byte for byte
+  M <key> <value> <step> <time>   one metric point, time in seconds (versions 1 and 2)
   P <json [key, value]>           param
   T <json [key, value]>           tag
   R <json key>                    tag removed (MLflow's delete_tag)
@@ -30,6 +35,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import math
 import os
 import re
 import sys
@@ -52,7 +58,9 @@ SUFFIX = ".journal"
 PART = ".part"  # <run id>-<pid>-<random>.part: what a child process logged into the run
 FAILED = ".failed"  # a journal that could not be committed, set aside with its reason
 CORRUPT = ".corrupt"  # a journal without a readable header
-VERSION = 2  # 2: every line ends with its CRC-32 (1: no checksums, read as before)
+VERSION = 3  # 3: points in B blocks, header kind H3 (2: CRC-32 per line; 1: no checksums)
+HEADER = "H3"  # not "H": an xp before version 3 refuses the journal (`.corrupt`) instead of
+# skipping the B lines it does not know, which would record the run without its points
 _CRC_RE = re.compile(rb"\t([0-9a-f]{8})\Z")
 _DRAIN = 1 << 16  # points replayed into memory before they go to the spill
 
@@ -192,22 +200,70 @@ def seal_many(bodies: list[str]) -> bytes:
     return b"".join([b"%b\t%08x\n" % (b, crc32(b)) for b in lines])
 
 
-def metric_bodies(points: list[tuple[str, Any, int, float]]) -> tuple[list[str], list[str]]:
-    """The ``M`` line bodies of points holding floats and ints (what ``log_metric`` keeps:
-    their repr is ``format_number``'s spelling), and each value's spelling, which the spill
-    reuses. The points of one ``log_metrics`` call share one time object: spelled once."""
-    bodies: list[str] = []
-    texts: list[str] = []
-    add_body, add_text = bodies.append, texts.append
-    last: Any = None
-    when = ""
+Block = tuple[str, str, int, int, int, Any]
+"""One metric's points of one flush, for ``SeriesSpill.add_block``: key, the lines of
+``series/<key>.tsv`` (each ending in a newline), count, first step, final step and value."""
+
+
+def metric_blocks(points: list[tuple[str, Any, int, float]]) -> tuple[bytes, list[Block]]:
+    """The sealed ``B`` lines of points holding floats and ints (what ``log_metric`` keeps:
+    their repr is ``format_number``'s spelling) and the same points as series blocks.
+
+    Each point is spelled once, as its series line (issue 18: the journal line of a point
+    was most of a log call's cost); the journal holds those lines joined by ';', the spill
+    the same text joined by newlines. Consecutive points in the same millisecond share
+    its spelling."""
+    groups: dict[str, list[Any]] = {}
+    floor = math.floor
+    low = high = 0.0  # the ms in text of the last point: good while low <= x < high
+    ms = ""
     for key, value, step, ts in points:
-        if ts is not last:
-            last, when = ts, repr(ts)
-        text = repr(value)
-        add_text(text)
-        add_body(f"M\t{key}\t{text}\t{step}\t{when}")
-    return bodies, texts
+        x = ts * 1000 + 0.001  # spill.to_ms, inlined: ms = floor(x)
+        if not low <= x < high:  # a tight loop logs ~1,000 points per ms: spelled once
+            whole = floor(x)
+            low, high, ms = float(whole), float(whole + 1), str(whole)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = [[], step, step, value]
+        g[0].append(f"{step}\t{value!r}\t{ms}")
+        if step >= g[2]:  # MLflow's final value: the highest step, the last among equals
+            g[2] = step
+            g[3] = value
+    bodies: list[str] = []
+    blocks: list[Block] = []
+    for key, (lines, first, final_step, final) in groups.items():
+        bodies.append(
+            f"B\t{key}\t{len(lines)}\t{first}\t{final_step}\t{final!r}\t{';'.join(lines)}"
+        )
+        lines.append("")
+        blocks.append((key, "\n".join(lines), len(lines) - 1, first, final_step, final))
+    return seal_many(bodies), blocks
+
+
+def _number(text: str) -> float | int:
+    """A value as the series spell it: an int, or a float (``nan``, ``inf`` too)."""
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def _block(state: RunState, rest: str) -> None:
+    """Apply a ``B`` line's fields (after its kind): to the spill as they are when there is
+    one (no point is parsed: a big journal recovers at the speed of copying), else as
+    points. ValueError when the fields do not agree with each other."""
+    key, count_text, first_text, final_step_text, final_text, payload = rest.split("\t", 5)
+    count = int(count_text)
+    if count < 1 or payload.count(";") != count - 1 or payload.count("\t") != 2 * count:
+        raise ValueError("a B line's point count does not match its points")
+    first, final_step, final = int(first_text), int(final_step_text), _number(final_text)
+    spill = state.spill
+    if spill is not None and payload.isascii():
+        state.drain()  # points of M lines before it (a journal never mixes them: cheap)
+        spill.add_block((key, payload.replace(";", "\n") + "\n", count, first, final_step, final))
+        return
+    points = []
+    for point in payload.split(";"):
+        step, value, ms = point.split("\t")
+        points.append((key, _number(value), int(step), int(ms) / 1000))
+    state.points += points  # all or none: a line that does not parse changes nothing
 
 
 def line(kind: str, payload: Any) -> bytes:
@@ -216,7 +272,7 @@ def line(kind: str, payload: Any) -> bytes:
 
 
 def header_line(header: RunHeader) -> bytes:
-    return line("H", {**header.to_json(), "journal": VERSION})
+    return line(HEADER, {**header.to_json(), "journal": VERSION})
 
 
 def _check(raw: bytes, sealed: bool) -> str | None:
@@ -236,20 +292,29 @@ def _check(raw: bytes, sealed: bool) -> str | None:
 def _header(first: bytes) -> tuple[RunHeader, bool]:
     """The header of a journal and whether its lines are sealed; ValueError if unreadable."""
     body = _check(first, sealed=False)
-    if body is None or not body.startswith("H\t"):
+    if body is None:
+        raise ValueError("journal header fails its checksum")
+    kind, _, text = body.partition("\t")
+    if kind not in ("H", HEADER):
         raise ValueError("journal has no header")
-    data = json.loads(body[2:])  # a damaged sealed header fails here: "}\tcrc" is no JSON
+    data = json.loads(text)  # a damaged sealed header fails here: "}\tcrc" is no JSON
     if not isinstance(data, dict):
         raise ValueError("journal header is not a mapping")
-    sealed = _CRC_RE.search(first) is not None and data.get("journal", 1) >= 2
-    if data.get("journal", 1) >= 2 and not sealed:
+    version = data.get("journal", 1)
+    if not isinstance(version, int) or version > VERSION or (kind == HEADER) != (version >= 3):
+        raise ValueError(
+            f"journal version {version!r} is not one this xp reads (1 to {VERSION}); upgrade"
+            " xp, then `xp recover --retry-failed`"
+        )
+    sealed = _CRC_RE.search(first) is not None and version >= 2
+    if version >= 2 and not sealed:
         raise ValueError("journal header fails its checksum")
     return RunHeader.from_json(data), sealed
 
 
 def read_header(first: bytes) -> tuple[RunState, bool]:
-    """The state after a journal's first line and whether its lines are sealed (version 2);
-    ValueError when the header is unreadable."""
+    """The state after a journal's first line and whether its lines are sealed (version 2
+    and later); ValueError when the header is unreadable."""
     header, sealed = _header(first)
     return RunState(header=header), sealed
 
@@ -300,16 +365,19 @@ def apply_line(state: RunState, raw: bytes, *, sealed: bool) -> None:
     of journal lines, for ``replay`` (recovery, parts) and for readers that follow a live
     journal as it grows (``xp show``, ``xp ui``). A line whose checksum fails is counted in
     ``state.damaged`` and changes nothing else."""
+    if not raw:  # the newline a set-aside journal got before its X line (tracking/recover)
+        return
     text = _check(raw, sealed)
     if text is None:
         state.damaged += 1
         return
     kind, _, rest = text.partition("\t")
     try:
-        if kind == "M":
+        if kind == "B":
+            _block(state, rest)
+        elif kind == "M":
             key, value, step, ts = rest.split("\t")
-            val: float | int = int(value) if value.lstrip("-").isdigit() else float(value)
-            state.points.append((key, val, int(step), float(ts)))
+            state.points.append((key, _number(value), int(step), float(ts)))
         elif kind == "P":
             k, v = json.loads(rest)
             state.params[k] = v

@@ -1,11 +1,12 @@
 """A run's metric points on their way to series files, in bounded memory (issue 18).
 
 Points leave memory as they are journaled: each is turned at once into its line of
-``series/<key>.tsv`` (docs/format.md; logging order, exactly ``series_bytes``'s bytes) and
-kept per metric, in memory while the run is small and in a temporary file per metric once
-the lines pass ``SPILL_BYTES``. Each metric's final value (MLflow's rule, ``final_value``),
-point count and first step are kept as they come, so ``build_record`` needs no pass over
-the points, and a series blob is written by streaming a file of known size.
+``series/<key>.tsv`` (docs/format.md; logging order, exactly ``series_bytes``'s bytes; a live
+run's flush spells it once, for the journal's ``B`` line and this alike) and kept per metric,
+in memory while the run is small and in a temporary file per metric once the lines pass
+``SPILL_BYTES``. Each metric's final value (MLflow's rule, ``final_value``), point count and
+first step are kept as they come, so ``build_record`` needs no pass over the points, and a
+series blob is written by streaming a file of known size.
 
 The files live in the process's own temporary folder (``fsutil.private_tmp``): a killed
 process's are removed by the next command; the journal, not this, is what survives a crash.
@@ -18,7 +19,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,17 +93,15 @@ class SeriesSpill:
         self._pending = 0  # characters (= bytes: the lines are ASCII) not yet in files
 
     # -- writing ---------------------------------------------------------------------------
-    def add(
-        self, points: Iterable[tuple[str, Any, int, float]], texts: Sequence[str] | None = None
-    ) -> None:
-        """Append points ``(key, value, step, seconds)`` in logging order; ``texts``, when
-        given, are their values' spellings already made (the journal's, ``metric_bodies``)."""
+    def add(self, points: Iterable[tuple[str, Any, int, float]]) -> None:
+        """Append points ``(key, value, step, seconds)`` in logging order (a live run's
+        flushes spell their points once and use ``add_block``)."""
         series = self._series
         floor = math.floor
         pending = 0
         last: Any = None  # the points of one log_metrics call share one time object
         ms = 0
-        for i, (key, value, step, ts) in enumerate(points):
+        for key, value, step, ts in points:
             s = series.get(key)
             if s is None:
                 s = series[key] = _Series(str(len(series)))
@@ -110,15 +109,12 @@ class SeriesSpill:
                 s.first_step = step
             if ts is not last:
                 last, ms = ts, floor(ts * 1000 + 0.001)
-            if texts is not None:
-                text = f"{step}\t{texts[i]}\t{ms}\n"
-            else:
-                t = type(value)
-                text = (
-                    f"{step}\t{value!r}\t{ms}\n"
-                    if t is float or t is int
-                    else f"{step}\t{_number(value)}\t{ms}\n"
-                )
+            t = type(value)
+            text = (
+                f"{step}\t{value!r}\t{ms}\n"
+                if t is float or t is int
+                else f"{step}\t{_number(value)}\t{ms}\n"
+            )
             s.lines.append(text)
             pending += len(text)
             s.count += 1
@@ -128,6 +124,25 @@ class SeriesSpill:
         if self._pending > SPILL_BYTES:
             with contextlib.suppress(StorageError):  # a full disk: the lines stay in memory,
                 self.spill()  # and the next add tries again
+
+    def add_block(self, block: tuple[str, str, int, int, int, Any]) -> None:
+        """Append one metric's points already spelled as series lines (a journal ``B``
+        block: ``record.journal.Block``): key, the lines (each ending in a newline), their
+        count, first step, and the final step and value among them."""
+        key, text, count, first, final_step, final = block
+        s = self._series.get(key)
+        if s is None:
+            s = self._series[key] = _Series(str(len(self._series)))
+        if not s.count:
+            s.first_step = first
+        s.lines.append(text)
+        s.count += count
+        if final_step >= s.best_step:
+            s.best_step, s.best_value = final_step, final
+        self._pending += len(text)
+        if self._pending > SPILL_BYTES:
+            with contextlib.suppress(StorageError):  # as in add
+                self.spill()
 
     def spill(self) -> None:
         """Write every line held in memory to its metric's file (all or, per metric,

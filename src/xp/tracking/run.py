@@ -65,9 +65,8 @@ from xp.record.journal import (
     header_line,
     line,
     merge_parts,
-    metric_bodies,
+    metric_blocks,
     seal,
-    seal_many,
 )
 from xp.record.media import MediaEntry, media_path
 from xp.record.model import FileEntry, RunRecord, single_at_zero
@@ -1091,8 +1090,7 @@ class Run:
         """The body of ``flush``; the caller holds ``_io_lock``."""
         points = self.state.points  # log calls append to it meanwhile, never replace it
         batch = points[: len(points)]
-        bodies, texts = metric_bodies(batch)
-        data = seal_many(bodies)
+        data, blocks = metric_blocks(batch)
         m = len(self._events)
         events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
         if data or events or self.journal is None:
@@ -1100,8 +1098,10 @@ class Run:
         self._flushed_events = m
         if batch:  # journaled: from now on in the spill, not in memory
             del points[: len(batch)]
-            assert self.state.spill is not None
-            self.state.spill.add(batch, texts)
+            spill = self.state.spill
+            assert spill is not None
+            for block in blocks:
+                spill.add_block(block)
 
     def _help_flush(self) -> None:
         """Flush from a log call. A journal that cannot be written (a full disk) never fails
