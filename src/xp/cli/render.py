@@ -41,12 +41,15 @@ def write(pieces: Iterable[str], *, end: str = "\n", exact: bool = False) -> Non
     out = sys.stdout
     safe = not exact or _is_terminal(out)
     buffer: list[str] = []
+    size = 0
     for piece in pieces:
         buffer.append(piece)
-        if len(buffer) >= 2000:
+        size += len(piece)
+        if len(buffer) >= 2000 or size >= 1 << 20:  # lines, or pieces of many lines
             text = end.join(buffer) + end
             out.write(visible(text) if safe else text)
             buffer = []
+            size = 0
     if buffer:
         text = end.join(buffer) + end
         out.write(visible(text) if safe else text)

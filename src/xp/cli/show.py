@@ -16,7 +16,7 @@ from xp.cli import render
 from xp.cli.common import open_repo
 from xp.errors import QueryError
 from xp.query.filters import ATTRIBUTES, resolve_column
-from xp.query.index import AttributeFacts, RunRow, ValueFacts
+from xp.query.index import ABSENT, AttributeFacts, Batch, RunRow, ValueFacts
 from xp.query.search import RunStream, Selection, run_document, select_runs, stream_runs
 
 FIXED = ("run_id", "name", "status", "created", "duration", "baseline")
@@ -318,9 +318,10 @@ def _show_stream(
     precision: int | None,
     filtered: bool,
 ) -> None:
-    """Any number of runs (``--all``): streamed, one row in memory at a time. A table's
-    column widths and alignment come from SQL aggregates over the runs, so they are those
-    ``_show_selection`` would compute from the cells."""
+    """Any number of runs (``--all``): streamed a batch at a time, column by column, only
+    the columns printed read from the index. A table's column widths and alignment come
+    from SQL aggregates over the runs, so they are those ``_show_selection`` would compute
+    from the cells."""
     number_format = f"%.{precision}g" if precision is not None and precision <= 15 else None
     facts = runs.value_facts(runs.keys, number_format) if runs.count else {}
     present = [k for k, f in facts.items() if f.present]
@@ -329,21 +330,28 @@ def _show_stream(
     )
     if out_format == "json":
         wanted = value_cols if columns else None
-        docs = (run_document(r, wanted) for r in runs.rows())
-        render.write(itertools.chain(render.json_array(docs), ["\n"]), end="", exact=True)
+        render.write(
+            itertools.chain(_json_batches(runs.batches(_DOC_FIELDS, None), wanted), ["\n"]),
+            end="",
+            exact=True,
+        )
         return
     if out_format in ("table", "md") and not columns and runs.count > 1:
         value_cols = sorted(value_cols, key=lambda k: not facts[k].changed)  # differing_first
     headers = [_HEADER.get(a, a) for a in attrs] + _labels(value_cols)
+    makers = [_attr_column(a) for a in attrs] + [
+        _value_column(k, precision, False) for k in value_cols
+    ]
+    fields = _fields(attrs)
 
-    def cells(row: RunRow) -> list[str]:
-        return [_attr(row, a, precision) for a in attrs] + [
-            _cell(row, k, precision) for k in value_cols
-        ]
+    def cells(batches: Iterable[Batch]) -> Iterator[list[str]]:
+        for batch in batches:
+            yield from map(list, zip(*(make(batch) for make in makers), strict=True))
 
     if out_format in ("csv", "tsv"):
         sep = "," if out_format == "csv" else "\t"
-        render.write(_delimited(headers, (cells(r) for r in runs.rows()), sep), end="", exact=True)
+        rows = cells(runs.batches(fields, value_cols))
+        render.write(_delimited(headers, rows, sep), end="", exact=True)
         return
     if not runs.count:
         render.echo(_none_message(filtered), err=True)
@@ -351,11 +359,68 @@ def _show_stream(
     if out_format == "md":
         lines = [render.markdown_row(headers), "|" + "|".join("---" for _ in headers) + "|"]
         render.write(lines)
-        render.write(render.markdown_row(cells(r)) for r in runs.rows())
+        rows = cells(runs.batches(fields, value_cols))
+        render.write(render.markdown_row(r) for r in rows)
     else:
         _stream_table(runs, attrs, value_cols, headers, facts, precision)
     if runs.count < runs.total:
         render.echo(f"{runs.count} of {runs.total:,} runs shown; --all or -n N for more.", err=True)
+
+
+# what ``run_document`` reads of a row
+_DOC_FIELDS = (
+    "run_id",
+    "name",
+    "experiment",
+    "status",
+    "start",
+    "end",
+    "duration",
+    "baseline",
+    "branch",
+    "commit",
+    "ref",
+    "error",
+)
+# the RunRow fields an attribute column is made of (``_attr``)
+_ATTR_FIELDS = {
+    "name": ("name", "error"),
+    "created": ("start",),
+    "end_time": ("end",),
+    "baseline": ("branch", "baseline"),
+}
+
+
+def _fields(attrs: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(f for a in attrs for f in _ATTR_FIELDS.get(a, (a,))))
+
+
+def _json_batches(batches: Iterable[Batch], wanted: Sequence[str] | None) -> Iterator[str]:
+    """``render.json_array`` of the batches' run documents, a batch per piece."""
+    first = True
+    for batch in batches:
+        rows = [_Doc(dict(zip(_DOC_FIELDS, t, strict=True))) for t in _doc_tuples(batch)]
+        for row, values in zip(rows, batch.maps or (), strict=True):
+            row.values = values
+        docs = [run_document(row, wanted) for row in rows]  # type: ignore[arg-type]
+        if not docs:
+            continue
+        text = render.to_json(docs)  # "[\n  {...},\n  {...}\n]": one array's items
+        yield ("[\n" if first else ",\n") + text[2:-2]
+        first = False
+    yield "[]" if first else "\n]"
+
+
+def _doc_tuples(batch: Batch) -> Iterator[tuple[Any, ...]]:
+    return zip(*(batch.attributes[f] for f in _DOC_FIELDS), strict=True)
+
+
+class _Doc:
+    """The RunRow fields ``run_document`` reads (set from a batch, no dataclass init)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+        self.values: dict[str, Any] = {}
 
 
 def _delimited(headers: list[str], rows: Iterable[list[str]], sep: str) -> Iterator[str]:
@@ -380,37 +445,46 @@ def _stream_table(
     facts: dict[str, ValueFacts],
     precision: int | None,
 ) -> None:
-    """The terminal table of ``_print_table``, laid out from facts, then streamed."""
+    """The terminal table of ``_print_table``, laid out from facts, then streamed: only
+    the columns that fit are read."""
     attr_facts = runs.attribute_facts()
     n = attr_facts.rows
     widths: list[int] = []
-    numeric: list[bool] = []
     for attr, header in zip(attrs, headers, strict=False):
-        width, num = _attribute_layout(runs, attr_facts, attr)
+        width = _attribute_width(attr_facts, attr)
         widths.append(max(render.cells(header), width))
-        numeric.append(num)
     headers = list(headers)
     for i, key in enumerate(value_cols, len(attrs)):
-        width, num = _value_layout(runs, facts[key], key, n, precision)
+        width = _value_width(runs, facts[key], key, n, precision)
         # a long name over short values: shortened in the middle, as ``_print_table`` does
         headers[i] = render.clip_middle(headers[i], min(render.MAX_CELL, max(12, width)))
         widths.append(max(render.cells(headers[i]), width))
-        numeric.append(num)
     one = n < 2  # with one row nothing differs, and everything is worth showing
     changed = [one or facts[k].changed for k in value_cols]
     drop = _drop_order(attrs, value_cols, changed)
     kept = render.fit_widths(widths, render.terminal_width(), drop)
     kept_widths = [widths[i] for i in kept]
+    # right-aligned or not: asked of the kept columns only (each is a query over the runs)
+    numeric = {
+        i: _attribute_numeric(runs, attrs[i])
+        if i < len(attrs)
+        else _value_numeric(runs, facts[value_cols[i - len(attrs)]], value_cols[i - len(attrs)])
+        for i in kept
+    }
     lines = render.aligned_columns(kept_widths, [numeric[i] for i in kept])
-    columns: list[Callable[[list[RunRow]], list[str]]] = []
+    columns: list[Callable[[Batch], list[str]]] = []
     texts: list[tuple[int, int]] = []  # (position, width) of text cells: cleaned and cut
+    kept_attrs: list[str] = []
+    kept_keys: list[str] = []
     for pos, i in enumerate(kept):
         if i < len(attrs):
             columns.append(_attr_column(attrs[i]))
+            kept_attrs.append(attrs[i])
             if attrs[i] not in ("created", "end_time", "duration"):
                 texts.append((pos, widths[i]))
         else:
             key = value_cols[i - len(attrs)]
+            kept_keys.append(key)
             value_facts = facts[key]
             whole = value_facts.present == n and not value_facts.nan
             floats = whole and not value_facts.text_width and key.startswith("metrics.")
@@ -419,33 +493,37 @@ def _stream_table(
                 texts.append((pos, widths[i]))
     clip = render.clip_column
 
-    def block(rows: list[RunRow]) -> list[str]:
-        """The lines of some rows, laid out column by column."""
-        cells = [column(rows) for column in columns]
+    def block(batch: Batch) -> list[str]:
+        """The lines of a batch of rows, laid out column by column."""
+        cells = [column(batch) for column in columns]
         for pos, width in texts:
             cells[pos] = clip(cells[pos], width)
-        return lines(cells) if cells else [""] * len(rows)
+        return lines(cells) if cells else [""] * batch.size
 
     render.write([lines([[headers[i]] for i in kept])[0] if kept else ""])
-    render.write(itertools.chain.from_iterable(map(block, _batched(runs.rows(), 1000))))
+    batches = runs.batches(_fields(kept_attrs), kept_keys)
+    render.write(itertools.chain.from_iterable(map(block, batches)))
     _hidden_note([h for i, h in enumerate(headers) if i not in kept])
 
 
-def _batched(rows: Iterable[RunRow], n: int) -> Iterator[list[RunRow]]:
-    """``rows`` in lists of ``n``: a streamed table holds one list at a time."""
-    it = iter(rows)
-    while batch := list(itertools.islice(it, n)):
-        yield batch
-
-
-def _attr_column(key: str) -> Callable[[list[RunRow]], list[str]]:
-    """``_attr`` of one column over many rows, times and durations formatted once per value."""
-    if key == "run_id":
-        return lambda rows: [row.run_id for row in rows]
+def _attr_column(key: str) -> Callable[[Batch], list[str]]:
+    """``_attr`` of one column over a batch, times and durations formatted once per value."""
+    if key in ("run_id", "status"):
+        return lambda b: b.attributes[key]
     if key == "name":
-        return lambda rows: [f"! {row.error}" if row.error else row.name for row in rows]
+        return lambda b: [
+            f"! {e}" if e else n
+            for n, e in zip(b.attributes["name"], b.attributes["error"], strict=True)
+        ]
+    if key == "baseline":
+        return lambda b: [
+            branch or (base or "-")[:7]
+            for branch, base in zip(b.attributes["branch"], b.attributes["baseline"], strict=True)
+        ]
+    if key == "commit":
+        return lambda b: [c[:12] for c in b.attributes["commit"]]
     if key not in ("created", "end_time", "duration"):
-        return lambda rows: [_attr(row, key, None) for row in rows]
+        return lambda b: ["-" if v is None else str(v) for v in b.attributes[key]]
     field = {"created": "start", "end_time": "end", "duration": "duration"}[key]
     fmt: Callable[[float | None], str] = render.duration if key == "duration" else render.local_time
     seen: dict[float | None, str] = {}
@@ -456,57 +534,45 @@ def _attr_column(key: str) -> Callable[[list[RunRow]], list[str]]:
         out = seen[value] = fmt(value)
         return out
 
-    def column(rows: list[RunRow]) -> list[str]:
-        return [seen.get(v) or text(v) for v in [getattr(row, field) for row in rows]]
+    def column(b: Batch) -> list[str]:
+        return [seen.get(v) or text(v) for v in b.attributes[field]]
 
     return column
 
 
-def _value_column(
-    key: str, precision: int | None, floats: bool
-) -> Callable[[list[RunRow]], list[str]]:
-    """``_cell`` of one column over many rows; a column of floats in every row (``floats``)
+def _value_column(key: str, precision: int | None, floats: bool) -> Callable[[Batch], list[str]]:
+    """``_cell`` of one column over a batch; a column of floats in every row (``floats``)
     formats them without the general path."""
     spec = f".{precision}g" if precision is not None else None
     if floats and spec is not None:
-        return lambda rows: [format(row.values[key], spec) for row in rows]
-    get = _value_getter(key, precision, False)
-    return lambda rows: [get(row) for row in rows]
+        return lambda b: [format(v, spec) for v in b.values[key]]
+    missing = "nan" if key.startswith("metrics.") else "null"  # the index keeps NaN as null
+    number = render.number
 
-
-def _value_getter(key: str, precision: int | None, floats: bool) -> Callable[[RunRow], str]:
-    """``_cell`` for one column; a column of floats in every row (``floats``) formats them
-    without the general path."""
-    missing = "nan" if key.startswith("metrics.") else "null"
-    spec = f".{precision}g" if precision is not None else None
-    if floats and spec is not None:
-        return lambda row: format(row.values[key], spec)
-
-    def get(row: RunRow) -> str:
-        value = row.values.get(key, _ABSENT)
+    def get(value: Any) -> str:
         if spec is not None and type(value) is float and value - value == 0:
             return format(value, spec)
         if value is None:
             return missing
-        if value is _ABSENT:
+        if value is ABSENT:
             return "-"
-        return render.number(value, precision)
+        return number(value, precision)
 
-    return get
-
-
-_ABSENT = object()
+    return lambda b: [get(v) for v in b.values[key]]
 
 
-def _attribute_layout(runs: RunStream, facts: AttributeFacts, attr: str) -> tuple[int, bool]:
-    """(width, right-aligned) of an attribute column over every run shown."""
+_ABSENT = object()  # a missing value in ``_changed`` (the rows held in memory)
+
+
+def _attribute_width(facts: AttributeFacts, attr: str) -> int:
+    """The width of an attribute column over every run shown."""
     missing = facts.missing.get(attr, 0)
     if attr in ("created", "end_time"):
         width = 16 if facts.missing[attr] < facts.rows else 0  # "YYYY-MM-DD HH:MM"
-        return max(width, 1 if missing else 0), False
+        return max(width, 1 if missing else 0)
     if attr == "duration":
         width = len(render.duration(facts.longest)) if facts.longest is not None else 0
-        return max(width, 1 if missing else 0), False
+        return max(width, 1 if missing else 0)
     width = {
         "run_id": facts.run_id,
         "name": facts.name,
@@ -517,30 +583,38 @@ def _attribute_layout(runs: RunStream, facts: AttributeFacts, attr: str) -> tupl
         "user": facts.user,
         "commit": 12,
     }[attr]
-    width = max(min(width, render.MAX_CELL), 1 if missing else 0)
-    texts = (render.clip(t) for t in runs.attribute_texts(attr))
-    return width, _numeric_column(texts)
+    return max(min(width, render.MAX_CELL), 1 if missing else 0)
 
 
-def _value_layout(
+def _attribute_numeric(runs: RunStream, attr: str) -> bool:
+    """Whether an attribute column is right-aligned (every cell reads as a number)."""
+    if attr in ("created", "end_time", "duration"):
+        return False
+    return _numeric_column(render.clip(t) for t in runs.attribute_texts(attr))
+
+
+def _value_width(
     runs: RunStream, facts: ValueFacts, key: str, rows: int, precision: int | None
-) -> tuple[int, bool]:
-    """(width, right-aligned) of a value column over every run shown."""
+) -> int:
+    """The width of a value column over every run shown."""
     number = facts.number_width
     if precision is not None and precision > 15:  # beyond what SQLite's printf matches
         number = max((len(render.number(v, precision)) for v in runs.value_numbers(key)), default=0)
-    width = max(
+    return max(
         number,
         min(facts.text_width, render.MAX_CELL),
         3 if facts.nan else 0,
         1 if facts.present < rows else 0,
     )
-    numeric = (
+
+
+def _value_numeric(runs: RunStream, facts: ValueFacts, key: str) -> bool:
+    """Whether a value column is right-aligned (every cell reads as a number)."""
+    return (
         facts.present > 0
         and facts.text_width <= render.MAX_CELL
         and _all_numeric(runs.value_texts(key))
     )
-    return width, numeric
 
 
 def _all_numeric(texts: Iterable[str]) -> bool:

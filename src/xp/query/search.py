@@ -32,6 +32,7 @@ from xp.query.filters import (
 )
 from xp.query.index import (
     AttributeFacts,
+    Batch,
     Index,
     Query,
     RunRow,
@@ -307,6 +308,11 @@ class RunStream:
 
     def rows(self) -> Iterator[RunRow]:
         return self.index.stream(self.query)
+
+    def batches(self, attributes: Sequence[str], keys: Sequence[str] | None) -> Iterator[Batch]:
+        """The rows column by column, only ``attributes`` (``RunRow`` fields) and value
+        ``keys``, some thousand runs at a time: what a long listing prints from."""
+        return self.index.batches(self.query, attributes, keys)
 
     def value_facts(self, keys: Sequence[str], number_format: str | None) -> dict[str, ValueFacts]:
         return self.index.value_facts(self.query, keys, number_format)

@@ -140,6 +140,30 @@ class Table:
     keys: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
+class _Absent:
+    """A run without the key (a missing value is not a null one)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass
+class Batch:
+    """Some selected runs column by column (``Index.batches``): each attribute asked for
+    as a list (``RunRow`` field names), each value key as a list holding ``ABSENT`` for
+    runs that lack it (a missing value is not a null one)."""
+
+    size: int
+    attributes: dict[str, list[Any]]
+    values: dict[str, list[Any]]
+    maps: list[dict[str, Any]] | None = None  # every value of each run (``keys=None``)
+
+
 @dataclass(frozen=True)
 class Query:
     """Which runs a question is about, in which order, how many."""
@@ -215,6 +239,7 @@ class Index:
         self.memory = False  # the index lives in memory for this call (read-only repository)
         self.conn = self._open()
         self._schemas: dict[int, tuple[str, ...]] = {}
+        self._position_maps: dict[int, dict[str, int]] = {}  # sid -> key -> position
         self._kid_map: dict[str, int] | None = None  # keys -> kid, read once per sync
         self._selection: Query | None = None  # the query temp.sel holds the runs of
         self._notes: annotated.NotesState | None = None  # the notes the rows show
@@ -908,6 +933,7 @@ class Index:
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM meta WHERE key IN ('packed', 'notes')")
         self._schemas.clear()
+        self._position_maps.clear()
         self._notes = None
         self.summaries = False
         try:
@@ -1036,6 +1062,101 @@ class Index:
             yield row
         if damaged:
             self.replace(damaged)
+
+    def batches(
+        self,
+        query: Query,
+        attributes: Sequence[str],
+        keys: Sequence[str] | None,
+        size: int = 2000,
+    ) -> Iterator[Batch]:
+        """The runs ``stream`` yields, ``size`` at a time, column by column: only the
+        ``attributes`` (``RunRow`` field names) and value ``keys`` asked for, no row object
+        and no JSON parsed per run (a batch's value arrays are parsed in one call); with
+        ``keys=None`` every value of each run, as ``RunRow.values`` maps. Rows are checked
+        against their checksums as ``stream`` checks them."""
+        fields = ("run_id", "commit", "name", "status", "start", "error", "crc", "sid", "doc")
+        wanted = [a for a in dict.fromkeys(attributes) if a not in fields]
+        sql, args = self._select_sql(", ".join(_FIELD_SQL[f] for f in (*fields, *wanted)), query)
+        damaged: dict[str, str] = {}
+        cursor = self.conn.execute(sql, args)
+        with gc_paused():
+            while chunk := cursor.fetchmany(size):
+                yield self._batch(chunk, (*fields, *wanted), attributes, keys, damaged)
+        if damaged:
+            self.replace(damaged)
+
+    def _batch(
+        self,
+        chunk: list[tuple[Any, ...]],
+        fields: tuple[str, ...],
+        attributes: Sequence[str],
+        keys: Sequence[str] | None,
+        damaged: dict[str, str],
+    ) -> Batch:
+        columns = dict(zip(fields, map(list, zip(*chunk, strict=True)), strict=True))
+        commit, name, status, start = (columns[f] for f in ("commit", "name", "status", "start"))
+        error, doc, crc, sids = columns["error"], columns["doc"], columns["crc"], columns["sid"]
+        crc32 = zlib.crc32
+        bad = [  # _checksum, inlined: one comprehension for the batch
+            i
+            for i, (c, n, s, t, d, e, k) in enumerate(
+                zip(commit, name, status, start, doc, error, crc, strict=True)
+            )
+            if crc32(f"{c}\x1f{n}\x1f{s}\x1f{t!r}\x1f{d}\x1f{e}".encode(_UTF8, _SURR)) != k
+        ]
+        fresh: dict[int, RunRow] = {}
+        for i in bad:  # a damaged row: shown as its record says, rebuilt once the read is over
+            damaged[commit[i]] = columns["run_id"][i]
+            got = self._fresh({commit[i]: columns["run_id"][i]})
+            if got:
+                fresh[i] = as_row(got[0])
+            doc[i] = "[]"  # what it holds may not even parse
+        out = Batch(len(chunk), {a: columns[a] for a in attributes}, {})
+        if keys is None:
+            parsed = json.loads("[" + ",".join(doc) + "]")
+            schema = self._schema
+            pairs = zip(sids, parsed, strict=True)
+            out.maps = [dict(zip(schema(s), d, strict=False)) for s, d in pairs]
+        elif keys:
+            parsed = json.loads("[" + ",".join(doc) + "]")
+            first = sids[0]
+            # one key set of the arrays' length: one position per key for the whole batch
+            uniform = sids.count(first) == len(sids)
+            uniform = uniform and set(map(len, parsed)) == {len(self._schema(first))}
+            for key in keys:
+                out.values[key] = self._value_column(key, parsed, sids, uniform)
+        for i, row in fresh.items():  # the record's word, in place of the damaged row's
+            for a in attributes:
+                if a != "ref":  # the ref it is listed under is the index's
+                    out.attributes[a][i] = getattr(row, a)
+            for key in keys or ():
+                out.values[key][i] = row.values.get(key, ABSENT)
+            if out.maps is not None:
+                out.maps[i] = row.values
+        return out
+
+    def _value_column(
+        self, key: str, docs: list[list[Any]], sids: list[int], uniform: bool
+    ) -> list[Any]:
+        """``key``'s value in each run's parsed value array (``ABSENT`` where its key set
+        lacks it), as ``stream``'s ``dict(zip(schema, values))`` reads it; ``uniform``:
+        every run has the first one's key set, and arrays of its length."""
+        if uniform:
+            pos = self._positions(sids[0]).get(key)
+            return [ABSENT] * len(docs) if pos is None else [d[pos] for d in docs]
+        out: list[Any] = []
+        for d, sid in zip(docs, sids, strict=True):
+            p = self._positions(sid).get(key)
+            out.append(ABSENT if p is None or p >= len(d) else d[p])
+        return out
+
+    def _positions(self, sid: int) -> dict[str, int]:
+        """key -> its position in the value arrays of key set ``sid``."""
+        got = self._position_maps.get(sid)
+        if got is None:
+            got = self._position_maps[sid] = {k: i for i, k in enumerate(self._schema(sid))}
+        return got
 
     def _fresh(self, commits: dict[str, str]) -> list[Stored]:
         """The rows of {commit: run id} read from git, annotated as the index shows them."""
@@ -1463,6 +1584,28 @@ def _stored_crc(item: Stored) -> int:
 
 
 _FROM = " FROM current c JOIN runs r ON r.rid = c.rid"
+# RunRow field (and the checksum's and key set's) -> its SQL over ``_FROM``
+_FIELD_SQL = {
+    "run_id": "c.run_id",
+    "commit": "r.commit_sha",
+    "name": "r.name",
+    "experiment": "r.experiment",
+    "status": "r.status",
+    "start": "r.start",
+    "end": "r.end",
+    "duration": "r.duration",
+    "baseline": "r.baseline",
+    "branch": "r.branch",
+    "user": "r.user",
+    "error": "r.error",
+    "ref": "c.ref",
+    "parent": "r.parent",
+    "message": "r.message",
+    "source": "r.source",
+    "crc": "r.crc",
+    "sid": "r.sid",
+    "doc": "r.doc",
+}
 # what xp show prints in the name and baseline columns (cli/show.py: ``_attr``)
 _SHOWN_NAME = "CASE WHEN ifnull(r.error, '') != '' THEN '! ' || r.error ELSE r.name END"
 _SHOWN_BASELINE = (
