@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xp.cli.output import BIDI, visible
+from xp.cli.output import BIDI, has_control, visible
 from xp.cli.output import echo as echo  # the CLI's one way out, as render.echo
 from xp.cli.output import is_terminal as _is_terminal
 
@@ -293,6 +293,15 @@ def _esc(text: str) -> str:
 
 def markdown_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(_esc(c) for c in cells) + " |"
+
+
+def markdown_cells(texts: list[str]) -> list[str]:
+    """``_esc`` of every cell of a column: one check for the whole column when no cell has
+    anything to escape (the common case)."""
+    joined = "".join(texts)
+    if "|" not in joined and "\n" not in joined and not has_control(joined):
+        return texts
+    return [_esc(text) for text in texts]
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -359,8 +359,7 @@ def _show_stream(
     if out_format == "md":
         lines = [render.markdown_row(headers), "|" + "|".join("---" for _ in headers) + "|"]
         render.write(lines)
-        rows = cells(runs.batches(fields, value_cols))
-        render.write(render.markdown_row(r) for r in rows)
+        render.write(_markdown_rows(runs.batches(fields, value_cols), makers))
     else:
         _stream_table(runs, attrs, value_cols, headers, facts, precision)
     if runs.count < runs.total:
@@ -423,18 +422,32 @@ class _Doc:
         self.values: dict[str, Any] = {}
 
 
+def _markdown_rows(
+    batches: Iterable[Batch], makers: Sequence[Callable[[Batch], list[str]]]
+) -> Iterator[str]:
+    """``render.markdown_row`` of each row, the cells escaped a column at a time."""
+    for batch in batches:
+        columns = [render.markdown_cells(make(batch)) for make in makers]
+        yield from ("| " + " | ".join(row) + " |" for row in zip(*columns, strict=True))
+
+
 def _delimited(headers: list[str], rows: Iterable[list[str]], sep: str) -> Iterator[str]:
     """CSV/TSV text of ``headers`` then ``rows``, in pieces of 2,000 rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=sep, lineterminator="\n")
     writer.writerow(headers)
-    for i, row in enumerate(rows, 1):
-        writer.writerow(row)
-        if i % 2000 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+    for chunk in _batched(rows, 2000):
+        writer.writerows(chunk)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
     yield buffer.getvalue()
+
+
+def _batched(rows: Iterable[list[str]], n: int) -> Iterator[list[list[str]]]:
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, n)):
+        yield chunk
 
 
 def _stream_table(
@@ -558,7 +571,20 @@ def _value_column(key: str, precision: int | None, floats: bool) -> Callable[[Ba
             return "-"
         return number(value, precision)
 
-    return lambda b: [get(v) for v in b.values[key]]
+    def column(b: Batch) -> list[str]:
+        values = b.values[key]
+        kinds = set(map(type, values))
+        # one type in the whole batch: ``render.number``'s text of it, without a call a cell
+        # (a float's text is its repr, "inf" and "nan" included; format's are the same)
+        if kinds == {float}:
+            return [format(v, spec) for v in values] if spec else list(map(repr, values))
+        if kinds == {str}:
+            return list(values)
+        if kinds == {int}:
+            return list(map(str, values))
+        return [get(v) for v in values]
+
+    return column
 
 
 _ABSENT = object()  # a missing value in ``_changed`` (the rows held in memory)
