@@ -1227,8 +1227,14 @@ class Index:
 
     def _table(self, sql: str, args: list[Any]) -> Table:
         rows = self.conn.execute(sql, args).fetchall()
-        damaged = {
-            t[6]: t[0] for t in rows if _checksum(t[6], t[5], t[2], t[3], t[8], t[9]) != t[10]
+        crc32 = zlib.crc32
+        damaged = {  # _checksum, inlined: one comprehension for every row
+            t[6]: t[0]
+            for t in rows
+            if crc32(
+                f"{t[6]}\x1f{t[5]}\x1f{t[2]}\x1f{t[3]!r}\x1f{t[8]}\x1f{t[9]}".encode(_UTF8, _SURR)
+            )
+            != t[10]
         }
         if damaged:  # read those runs from git again, then ask once more
             self.replace(damaged)
