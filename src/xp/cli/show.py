@@ -463,12 +463,19 @@ def _stream_table(
     attr_facts = runs.attribute_facts()
     n = attr_facts.rows
     widths: list[int] = []
+    unusual = runs.unusual_attributes(attrs) if n else set()
     for attr, header in zip(attrs, headers, strict=False):
         width = _attribute_width(attr_facts, attr)
+        if attr in unusual:  # wide or escaped characters: measured as printed
+            width = _text_width(runs.attribute_texts(attr))
         widths.append(max(render.cells(header), width))
     headers = list(headers)
     for i, key in enumerate(value_cols, len(attrs)):
         width = _value_width(runs, facts[key], key, n, precision)
+        ascii_width = runs.unusual_values(key) if facts[key].text_width else None
+        if ascii_width is not None:  # wide or escaped characters: measured as printed
+            shown = max(min(ascii_width, render.MAX_CELL), _text_width(runs.value_texts(key)))
+            width = _value_width(runs, facts[key], key, n, precision, shown)
         # a long name over short values: shortened in the middle, as ``_print_table`` does
         headers[i] = render.clip_middle(headers[i], min(render.MAX_CELL, max(12, width)))
         widths.append(max(render.cells(headers[i]), width))
@@ -612,6 +619,11 @@ def _attribute_width(facts: AttributeFacts, attr: str) -> int:
     return max(min(width, render.MAX_CELL), 1 if missing else 0)
 
 
+def _text_width(texts: Iterable[str]) -> int:
+    """The widest of ``texts`` as a table prints them (cut to ``render.MAX_CELL``)."""
+    return max((render.cells(render.clip(t)) for t in texts), default=0)
+
+
 def _attribute_numeric(runs: RunStream, attr: str) -> bool:
     """Whether an attribute column is right-aligned (every cell reads as a number)."""
     if attr in ("created", "end_time", "duration"):
@@ -620,15 +632,21 @@ def _attribute_numeric(runs: RunStream, attr: str) -> bool:
 
 
 def _value_width(
-    runs: RunStream, facts: ValueFacts, key: str, rows: int, precision: int | None
+    runs: RunStream,
+    facts: ValueFacts,
+    key: str,
+    rows: int,
+    precision: int | None,
+    texts: int | None = None,
 ) -> int:
-    """The width of a value column over every run shown."""
+    """The width of a value column over every run shown (``texts``: that of its cells
+    that are not floats, when known better than SQL's length)."""
     number = facts.number_width
     if precision is not None and precision > 15:  # beyond what SQLite's printf matches
         number = max((len(render.number(v, precision)) for v in runs.value_numbers(key)), default=0)
     return max(
         number,
-        min(facts.text_width, render.MAX_CELL),
+        min(facts.text_width, render.MAX_CELL) if texts is None else texts,
         3 if facts.nan else 0,
         1 if facts.present < rows else 0,
     )

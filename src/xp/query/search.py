@@ -326,6 +326,12 @@ class RunStream:
     def attribute_facts(self) -> AttributeFacts:
         return self.index.attribute_facts(self.query)
 
+    def unusual_attributes(self, attributes: Sequence[str]) -> set[str]:
+        return self.index.unusual_attributes(self.query, attributes)
+
+    def unusual_values(self, key: str) -> int | None:
+        return self.index.unusual_values(self.query, key)
+
     def attribute_texts(self, attribute: str) -> Iterator[str]:
         return self.index.attribute_texts(self.query, attribute)
 

@@ -72,6 +72,7 @@ ROOT = "refs/xp"  # every loose run ref is in a folder at or below this one
 PACK_AT = 1000  # loose run refs that make the index pack them
 PARALLEL_AT = 20_000  # records to read that are worth a second reading process
 _BATCH = 2000  # runs stored per write transaction while reading records
+STREAM_BATCH = 2000  # runs ``Index.batches`` reads at a time
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -1068,7 +1069,7 @@ class Index:
         query: Query,
         attributes: Sequence[str],
         keys: Sequence[str] | None,
-        size: int = 2000,
+        size: int | None = None,
     ) -> Iterator[Batch]:
         """The runs ``stream`` yields, ``size`` at a time, column by column: only the
         ``attributes`` (``RunRow`` field names) and value ``keys`` asked for, no row object
@@ -1081,7 +1082,7 @@ class Index:
         damaged: dict[str, str] = {}
         cursor = self.conn.execute(sql, args)
         with gc_paused():
-            while chunk := cursor.fetchmany(size):
+            while chunk := cursor.fetchmany(size or STREAM_BATCH):
                 yield self._batch(chunk, (*fields, *wanted), attributes, keys, damaged)
         if damaged:
             self.replace(damaged)
@@ -1480,18 +1481,42 @@ class Index:
             },
         )
 
+    def unusual_attributes(self, query: Query, attributes: Sequence[str]) -> set[str]:
+        """The text attributes some run shows with a character other than printable ASCII
+        (wide, combining or escaped when shown: SQL's length is not their width)."""
+        wanted = [a for a in attributes if a in _SHOWN_TEXT]
+        if not wanted:
+            return set()
+        cond = self._selected(query).format("c").replace(" AND", " WHERE", 1)
+        tests = ", ".join(f"ifnull(max({_SHOWN_TEXT[a]} GLOB ?), 0)" for a in wanted)
+        row = self.conn.execute(f"SELECT {tests}{_FROM}{cond}", [_UNUSUAL] * len(wanted)).fetchone()
+        return {a for a, hit in zip(wanted, row, strict=True) if hit}
+
+    def unusual_values(self, query: Query, key: str) -> int | None:
+        """None when every text of ``key`` (``value_facts``' ``text_width``) is printable
+        ASCII; else the longest of those that are (the others: see ``unusual_attributes``)."""
+        kid = self._kids().get(key)
+        if kid is None:
+            return None
+        kind = key.partition(".")[0]
+        is_float = "0"
+        if kind != "tags":  # as ``_value_aggregates`` tells a float from a text
+            is_float = "typeof(v.num) = 'real'"
+            if kind == "params":
+                is_float += " AND v.txt GLOB '*[.ein]*'"
+        text = "coalesce(v.txt, CAST(v.num AS TEXT))"
+        cond = self._selected(query).format("v")
+        row = self.conn.execute(
+            f"SELECT max(CASE WHEN NOT ({is_float}) AND NOT ({text} GLOB ?) THEN length({text})"
+            f" END), ifnull(max(NOT ({is_float}) AND {text} GLOB ?), 0)"
+            f" FROM vals v WHERE v.kid = ?{cond}",
+            (_UNUSUAL, _UNUSUAL, kid),
+        ).fetchone()
+        return int(row[0] or 0) if row[1] else None
+
     def attribute_texts(self, query: Query, attribute: str) -> Iterator[str]:
         """The distinct texts of a text attribute column (name, status...), as shown."""
-        expr = {
-            "run_id": "c.run_id",
-            "name": _SHOWN_NAME,
-            "status": "r.status",
-            "experiment": "r.experiment",
-            "baseline": _SHOWN_BASELINE,
-            "branch": "r.branch",
-            "user": "r.user",
-            "commit": "substr(r.commit_sha, 1, 12)",
-        }[attribute]
+        expr = _SHOWN_TEXT[attribute]
         cond = self._selected(query).format("c").replace(" AND", " WHERE", 1)
         for (text,) in self.conn.execute(f"SELECT DISTINCT {expr}{_FROM}{cond}"):
             yield "-" if text is None else str(text)
@@ -1619,6 +1644,18 @@ _SHOWN_BASELINE = (
 )
 
 
+# a text attribute as ``xp show`` prints it (``attribute_texts``)
+_SHOWN_TEXT = {
+    "run_id": "c.run_id",
+    "name": _SHOWN_NAME,
+    "status": "r.status",
+    "experiment": "r.experiment",
+    "baseline": _SHOWN_BASELINE,
+    "branch": "r.branch",
+    "user": "r.user",
+    "commit": "substr(r.commit_sha, 1, 12)",
+}
+_UNUSUAL = "*[^ -~]*"  # GLOB: a character other than printable ASCII
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _ATTRIBUTES = "attributes"  # the fmt under which ``facts`` keeps the attribute aggregates
 
