@@ -115,8 +115,8 @@ def record_runs(root: Path, corpus: list[dict[str, Any]]) -> None:
             name=spec["name"],
             status=spec.get("status", "finished"),
             meta=meta,
-            params=spec["params"],
-            metrics=spec["metrics"],
+            params=spec.get("params", {}),
+            metrics=spec.get("metrics", {}),
             tags=spec.get("tags", {}),
         )
         commit_record(repo, record, tree, head, start, start + 90)
@@ -226,3 +226,17 @@ def test_batches_give_the_columns_stream_gives(repo: Path, size: int) -> None:
     for k in keys:
         assert [repr(v) for v in got[k]] == [repr(r.values.get(k, store.ABSENT)) for r in rows]
     assert [repr(m) for m in maps] == [repr(r.values) for r in rows]
+
+
+def test_wide_and_escaped_characters_are_measured_as_printed(repo: Path) -> None:
+    """SQL's length is not the width of 学习率, 🚀 or an escaped control character: a
+    streamed table measures such columns as the held one does (names, tags, text params)."""
+    record_runs(
+        repo,
+        [
+            {"name": "🚀 go", "params": {"opt": "学习率", "n": 1}, "tags": {"team": "é🚀"}},
+            {"name": "esc\x1b]0;x\x07", "params": {"opt": "x", "n": 2}, "tags": {"team": "a"}},
+            {"name": "学习", "params": {"opt": "bidi\u202e", "n": 3}, "metrics": {"acc": 0.5}},
+        ],
+    )
+    same_output(widths=(40, 60, 80, 250))

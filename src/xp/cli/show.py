@@ -463,19 +463,24 @@ def _stream_table(
     attr_facts = runs.attribute_facts()
     n = attr_facts.rows
     widths: list[int] = []
-    unusual = runs.unusual_attributes(attrs) if n else set()
+    # SQL's length is a text's width only in printable ASCII (wide, combining and escaped
+    # characters are not): texts are measured as printed, from their distinct values (few,
+    # but for names and ids, which are measured so only when SQL finds such a character)
+    attr_texts = _Texts(runs.attribute_texts)
+    value_texts = _Texts(runs.value_texts)
+    unusual = runs.unusual_attributes([a for a in attrs if a in ("run_id", "name")]) if n else ()
     for attr, header in zip(attrs, headers, strict=False):
         width = _attribute_width(attr_facts, attr)
-        if attr in unusual:  # wide or escaped characters: measured as printed
-            width = _text_width(runs.attribute_texts(attr))
+        if attr in unusual or (n and attr not in _MANY | {"created", "end_time", "duration"}):
+            width = max((render.cells(render.clip(t)) for t in attr_texts(attr)), default=0)
         widths.append(max(render.cells(header), width))
     headers = list(headers)
     for i, key in enumerate(value_cols, len(attrs)):
-        width = _value_width(runs, facts[key], key, n, precision)
-        ascii_width = runs.unusual_values(key) if facts[key].text_width else None
-        if ascii_width is not None:  # wide or escaped characters: measured as printed
-            shown = max(min(ascii_width, render.MAX_CELL), _text_width(runs.value_texts(key)))
-            width = _value_width(runs, facts[key], key, n, precision, shown)
+        shown = None
+        if facts[key].text_width and facts[key].texts:
+            measured = [render.cells(render.clip(t)) for t in value_texts(key)]
+            shown = max(min(facts[key].text_width, render.MAX_CELL), *measured, 0)
+        width = _value_width(runs, facts[key], key, n, precision, shown)
         # a long name over short values: shortened in the middle, as ``_print_table`` does
         headers[i] = render.clip_middle(headers[i], min(render.MAX_CELL, max(12, width)))
         widths.append(max(render.cells(headers[i]), width))
@@ -486,9 +491,11 @@ def _stream_table(
     kept_widths = [widths[i] for i in kept]
     # right-aligned or not: asked of the kept columns only (each is a query over the runs)
     numeric = {
-        i: _attribute_numeric(runs, attrs[i])
+        i: _attribute_numeric(attr_texts, attrs[i])
         if i < len(attrs)
-        else _value_numeric(runs, facts[value_cols[i - len(attrs)]], value_cols[i - len(attrs)])
+        else _value_numeric(
+            value_texts, facts[value_cols[i - len(attrs)]], value_cols[i - len(attrs)]
+        )
         for i in kept
     }
     lines = render.aligned_columns(kept_widths, [numeric[i] for i in kept])
@@ -619,16 +626,34 @@ def _attribute_width(facts: AttributeFacts, attr: str) -> int:
     return max(min(width, render.MAX_CELL), 1 if missing else 0)
 
 
-def _text_width(texts: Iterable[str]) -> int:
-    """The widest of ``texts`` as a table prints them (cut to ``render.MAX_CELL``)."""
-    return max((render.cells(render.clip(t)) for t in texts), default=0)
+_MANY = frozenset(("run_id", "name", "commit"))  # a text per run (commits: hex digits)
 
 
-def _attribute_numeric(runs: RunStream, attr: str) -> bool:
+class _Texts:
+    """The distinct texts of a column (``RunStream.attribute_texts``/``value_texts``),
+    asked of SQL once per column."""
+
+    def __init__(self, source: Callable[[str], Iterable[str]]) -> None:
+        self.source = source
+        self.seen: dict[str, list[str]] = {}
+
+    def __call__(self, column: str) -> list[str]:
+        got = self.seen.get(column)
+        if got is None:
+            got = self.seen[column] = list(self.source(column))
+        return got
+
+    def lazy(self, column: str) -> Iterable[str]:
+        """The texts read already, else read one at a time (a check that stops at the
+        first text that says no reads no more of 100,000 names)."""
+        return self.seen.get(column) or self.source(column)
+
+
+def _attribute_numeric(texts: _Texts, attr: str) -> bool:
     """Whether an attribute column is right-aligned (every cell reads as a number)."""
     if attr in ("created", "end_time", "duration"):
         return False
-    return _numeric_column(render.clip(t) for t in runs.attribute_texts(attr))
+    return _numeric_column(render.clip(t) for t in texts.lazy(attr))
 
 
 def _value_width(
@@ -652,12 +677,10 @@ def _value_width(
     )
 
 
-def _value_numeric(runs: RunStream, facts: ValueFacts, key: str) -> bool:
+def _value_numeric(texts: _Texts, facts: ValueFacts, key: str) -> bool:
     """Whether a value column is right-aligned (every cell reads as a number)."""
     return (
-        facts.present > 0
-        and facts.text_width <= render.MAX_CELL
-        and _all_numeric(runs.value_texts(key))
+        facts.present > 0 and facts.text_width <= render.MAX_CELL and _all_numeric(texts.lazy(key))
     )
 
 

@@ -329,9 +329,6 @@ class RunStream:
     def unusual_attributes(self, attributes: Sequence[str]) -> set[str]:
         return self.index.unusual_attributes(self.query, attributes)
 
-    def unusual_values(self, key: str) -> int | None:
-        return self.index.unusual_values(self.query, key)
-
     def attribute_texts(self, attribute: str) -> Iterator[str]:
         return self.index.attribute_texts(self.query, attribute)
 

@@ -199,6 +199,7 @@ class ValueFacts:
     text_width: int  # longest text form of a non-float value (text, integer, bool...)
     number_width: int  # longest float, printed with the caller's printf format
     nan: bool  # some run has NaN
+    texts: bool = True  # some run's value may be a text (not only integers, or only floats)
 
 
 @dataclass(frozen=True)
@@ -1330,6 +1331,7 @@ class Index:
                 text_width=int(agg[10] or 0),
                 number_width=int(agg[6] or 0),
                 nan=present > valued,
+                texts=not (agg[2] == agg[3] and agg[2] in ("integer", "real")),
             )
         return out
 
@@ -1491,28 +1493,6 @@ class Index:
         tests = ", ".join(f"ifnull(max({_SHOWN_TEXT[a]} GLOB ?), 0)" for a in wanted)
         row = self.conn.execute(f"SELECT {tests}{_FROM}{cond}", [_UNUSUAL] * len(wanted)).fetchone()
         return {a for a, hit in zip(wanted, row, strict=True) if hit}
-
-    def unusual_values(self, query: Query, key: str) -> int | None:
-        """None when every text of ``key`` (``value_facts``' ``text_width``) is printable
-        ASCII; else the longest of those that are (the others: see ``unusual_attributes``)."""
-        kid = self._kids().get(key)
-        if kid is None:
-            return None
-        kind = key.partition(".")[0]
-        is_float = "0"
-        if kind != "tags":  # as ``_value_aggregates`` tells a float from a text
-            is_float = "typeof(v.num) = 'real'"
-            if kind == "params":
-                is_float += " AND v.txt GLOB '*[.ein]*'"
-        text = "coalesce(v.txt, CAST(v.num AS TEXT))"
-        cond = self._selected(query).format("v")
-        row = self.conn.execute(
-            f"SELECT max(CASE WHEN NOT ({is_float}) AND NOT ({text} GLOB ?) THEN length({text})"
-            f" END), ifnull(max(NOT ({is_float}) AND {text} GLOB ?), 0)"
-            f" FROM vals v WHERE v.kid = ?{cond}",
-            (_UNUSUAL, _UNUSUAL, kid),
-        ).fetchone()
-        return int(row[0] or 0) if row[1] else None
 
     def attribute_texts(self, query: Query, attribute: str) -> Iterator[str]:
         """The distinct texts of a text attribute column (name, status...), as shown."""
