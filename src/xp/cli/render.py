@@ -96,6 +96,12 @@ def json_safe(data: Any) -> Any:
     return safe(data)
 
 
+def json_unsafe_escaped(text: str) -> str:
+    """JSON text with the characters a terminal could act on written as ``\\uXXXX``
+    escapes, as ``to_json`` writes them."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def to_json(data: Any) -> str:
     """Strict JSON, UTF-8 kept readable; characters a terminal could act on are written as
     ``\\uXXXX`` escapes (C0 ones by json itself), so the text is safe and parses exact."""

@@ -6,8 +6,11 @@ import csv
 import fnmatch
 import io
 import itertools
+import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 import click
@@ -18,6 +21,7 @@ from xp.errors import QueryError
 from xp.query.filters import ATTRIBUTES, resolve_column
 from xp.query.index import ABSENT, AttributeFacts, Batch, RunRow, ValueFacts
 from xp.query.search import RunStream, Selection, run_document, select_runs, stream_runs
+from xp.record.build import iso_time
 
 FIXED = ("run_id", "name", "status", "created", "duration", "baseline")
 STREAM_AT = 1000  # more runs than this are streamed, never held in memory
@@ -398,16 +402,85 @@ def _json_batches(batches: Iterable[Batch], wanted: Sequence[str] | None) -> Ite
     """``render.json_array`` of the batches' run documents, a batch per piece."""
     first = True
     for batch in batches:
-        rows = [_Doc(dict(zip(_DOC_FIELDS, t, strict=True))) for t in _doc_tuples(batch)]
-        for row, values in zip(rows, batch.maps or (), strict=True):
-            row.values = values
-        docs = [run_document(row, wanted) for row in rows]  # type: ignore[arg-type]
-        if not docs:
+        if not batch.size:
             continue
-        text = render.to_json(docs)  # "[\n  {...},\n  {...}\n]": one array's items
-        yield ("[\n" if first else ",\n") + text[2:-2]
+        items = _json_items(batch, wanted)
+        if items is None:
+            rows = [_Doc(dict(zip(_DOC_FIELDS, t, strict=True))) for t in _doc_tuples(batch)]
+            for row, values in zip(rows, batch.maps or (), strict=True):
+                row.values = values
+            docs = [run_document(row, wanted) for row in rows]  # type: ignore[arg-type]
+            items = render.to_json(docs)[2:-2]  # "[\n  {...},\n  {...}\n]": its items
+        yield ("[\n" if first else ",\n") + items
         first = False
     yield "[]" if first else "\n]"
+
+
+def _json_items(batch: Batch, wanted: Sequence[str] | None) -> str | None:
+    """The items ``render.to_json`` writes of the batch's run documents (each indented as
+    in the array, joined by ",\n"), laid out from one template and encoded a column at a
+    time: for a batch whose runs share one key set and have no error, else None."""
+    keys, attrs, maps = batch.key_order, batch.attributes, batch.maps
+    if keys is None or maps is None or any(attrs["error"]):
+        return None
+    starts, ends = attrs["start"], attrs["end"]
+    fields: list[tuple[str, list[Any]]] = [
+        ("run_id", attrs["run_id"]),
+        ("name", attrs["name"]),
+        ("experiment", attrs["experiment"]),
+        ("status", attrs["status"]),
+        ("created", [None if t is None else iso_time(t) for t in starts]),
+        ("end_time", [None if t is None else iso_time(t) for t in ends]),
+        ("duration", attrs["duration"]),
+        ("baseline", attrs["baseline"]),
+        ("branch", attrs["branch"]),
+        ("commit", [c or None for c in attrs["commit"]]),
+        ("ref", [r or None for r in attrs["ref"]]),
+    ]
+    parts: list[str | None] = ["  {\n"]  # literal text; None where a cell goes
+    columns: list[list[str]] = []
+    for i, (name, column) in enumerate(fields):
+        parts += [("" if i == 0 else ",\n") + f'    "{name}": ', None]
+        columns.append(_json_column(column, 4))
+    chosen = set(wanted) if wanted else None
+    for kind in ("params", "metrics", "tags"):
+        names = [k for k in keys if k.startswith(kind + ".") and (chosen is None or k in chosen)]
+        if not names:
+            parts.append(f',\n    "{kind}": {{}}')
+            continue
+        parts.append(f',\n    "{kind}": {{\n')
+        for j, key in enumerate(names):
+            label = encode_basestring(key.partition(".")[2])
+            parts += [("" if j == 0 else ",\n") + f"      {label}: ", None]
+            columns.append(_json_column([m[key] for m in maps], 6))
+        parts.append("\n    }")
+    parts.append("\n  }")
+    template = "".join(
+        "{}" if p is None else p.replace("{", "{{").replace("}", "}}") for p in parts
+    )
+    text = ",\n".join(template.format(*cells) for cells in zip(*columns, strict=True))
+    return render.json_unsafe_escaped(text)
+
+
+def _json_column(values: list[Any], indent: int) -> list[str]:
+    """Each value as ``json.dumps(json_safe(v), indent=2, ensure_ascii=False)`` writes it
+    at ``indent`` spaces; one type check for the column."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        return list(map(encode_basestring, values))
+    if kinds == {float} and all(map(math.isfinite, values)):
+        return list(map(float.__repr__, values))
+    if kinds == {int}:
+        return list(map(int.__repr__, values))
+    if kinds <= {str, type(None)}:
+        return ["null" if v is None else encode_basestring(v) for v in values]
+    pad = "\n" + " " * indent
+    return [
+        json.dumps(render.json_safe(v), indent=2, ensure_ascii=False, allow_nan=False).replace(
+            "\n", pad
+        )
+        for v in values
+    ]
 
 
 def _doc_tuples(batch: Batch) -> Iterator[tuple[Any, ...]]:

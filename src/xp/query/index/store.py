@@ -163,6 +163,7 @@ class Batch:
     attributes: dict[str, list[Any]]
     values: dict[str, list[Any]]
     maps: list[dict[str, Any]] | None = None  # every value of each run (``keys=None``)
+    key_order: tuple[str, ...] | None = None  # every run's keys, when they are the same
 
 
 @dataclass(frozen=True)
@@ -1120,6 +1121,8 @@ class Index:
             schema = self._schema
             pairs = zip(sids, parsed, strict=True)
             out.maps = [dict(zip(schema(s), d, strict=False)) for s, d in pairs]
+            if sids.count(sids[0]) == len(sids) and set(map(len, parsed)) == {len(schema(sids[0]))}:
+                out.key_order = schema(sids[0])
         elif keys:
             parsed = json.loads("[" + ",".join(doc) + "]")
             first = sids[0]
@@ -1136,6 +1139,7 @@ class Index:
                 out.values[key][i] = row.values.get(key, ABSENT)
             if out.maps is not None:
                 out.maps[i] = row.values
+                out.key_order = None
         return out
 
     def _value_column(
