@@ -36,6 +36,11 @@ def visible(text: str) -> str:
     return _CONTROL.sub(_escape, text)
 
 
+def has_control(text: str) -> bool:
+    """Whether ``visible`` would change ``text``."""
+    return _CONTROL.search(text) is not None
+
+
 def is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xp.cli.output import BIDI, visible
+from xp.cli.output import BIDI, has_control, visible
 from xp.cli.output import echo as echo  # the CLI's one way out, as render.echo
 from xp.cli.output import is_terminal as _is_terminal
 
@@ -41,12 +41,15 @@ def write(pieces: Iterable[str], *, end: str = "\n", exact: bool = False) -> Non
     out = sys.stdout
     safe = not exact or _is_terminal(out)
     buffer: list[str] = []
+    size = 0
     for piece in pieces:
         buffer.append(piece)
-        if len(buffer) >= 2000:
+        size += len(piece)
+        if len(buffer) >= 2000 or size >= 1 << 20:  # lines, or pieces of many lines
             text = end.join(buffer) + end
             out.write(visible(text) if safe else text)
             buffer = []
+            size = 0
     if buffer:
         text = end.join(buffer) + end
         out.write(visible(text) if safe else text)
@@ -91,6 +94,12 @@ def json_safe(data: Any) -> Any:
     from xp.record.values import json_safe as safe
 
     return safe(data)
+
+
+def json_unsafe_escaped(text: str) -> str:
+    """JSON text with the characters a terminal could act on written as ``\\uXXXX``
+    escapes, as ``to_json`` writes them."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def to_json(data: Any) -> str:
@@ -290,6 +299,15 @@ def _esc(text: str) -> str:
 
 def markdown_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(_esc(c) for c in cells) + " |"
+
+
+def markdown_cells(texts: list[str]) -> list[str]:
+    """``_esc`` of every cell of a column: one check for the whole column when no cell has
+    anything to escape (the common case)."""
+    joined = "".join(texts)
+    if "|" not in joined and "\n" not in joined and not has_control(joined):
+        return texts
+    return [_esc(text) for text in texts]
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

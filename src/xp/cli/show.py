@@ -6,8 +6,11 @@ import csv
 import fnmatch
 import io
 import itertools
+import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 import click
@@ -16,8 +19,9 @@ from xp.cli import render
 from xp.cli.common import open_repo
 from xp.errors import QueryError
 from xp.query.filters import ATTRIBUTES, resolve_column
-from xp.query.index import AttributeFacts, RunRow, ValueFacts
+from xp.query.index import ABSENT, AttributeFacts, Batch, RunRow, ValueFacts
 from xp.query.search import RunStream, Selection, run_document, select_runs, stream_runs
+from xp.record.build import iso_time
 
 FIXED = ("run_id", "name", "status", "created", "duration", "baseline")
 STREAM_AT = 1000  # more runs than this are streamed, never held in memory
@@ -318,9 +322,10 @@ def _show_stream(
     precision: int | None,
     filtered: bool,
 ) -> None:
-    """Any number of runs (``--all``): streamed, one row in memory at a time. A table's
-    column widths and alignment come from SQL aggregates over the runs, so they are those
-    ``_show_selection`` would compute from the cells."""
+    """Any number of runs (``--all``): streamed a batch at a time, column by column, only
+    the columns printed read from the index. A table's column widths and alignment come
+    from SQL aggregates over the runs, so they are those ``_show_selection`` would compute
+    from the cells."""
     number_format = f"%.{precision}g" if precision is not None and precision <= 15 else None
     facts = runs.value_facts(runs.keys, number_format) if runs.count else {}
     present = [k for k, f in facts.items() if f.present]
@@ -329,21 +334,28 @@ def _show_stream(
     )
     if out_format == "json":
         wanted = value_cols if columns else None
-        docs = (run_document(r, wanted) for r in runs.rows())
-        render.write(itertools.chain(render.json_array(docs), ["\n"]), end="", exact=True)
+        render.write(
+            itertools.chain(_json_batches(runs.batches(_DOC_FIELDS, None), wanted), ["\n"]),
+            end="",
+            exact=True,
+        )
         return
     if out_format in ("table", "md") and not columns and runs.count > 1:
         value_cols = sorted(value_cols, key=lambda k: not facts[k].changed)  # differing_first
     headers = [_HEADER.get(a, a) for a in attrs] + _labels(value_cols)
+    makers = [_attr_column(a) for a in attrs] + [
+        _value_column(k, precision, False) for k in value_cols
+    ]
+    fields = _fields(attrs)
 
-    def cells(row: RunRow) -> list[str]:
-        return [_attr(row, a, precision) for a in attrs] + [
-            _cell(row, k, precision) for k in value_cols
-        ]
+    def cells(batches: Iterable[Batch]) -> Iterator[list[str]]:
+        for batch in batches:
+            yield from map(list, zip(*(make(batch) for make in makers), strict=True))
 
     if out_format in ("csv", "tsv"):
         sep = "," if out_format == "csv" else "\t"
-        render.write(_delimited(headers, (cells(r) for r in runs.rows()), sep), end="", exact=True)
+        rows = cells(runs.batches(fields, value_cols))
+        render.write(_delimited(headers, rows, sep), end="", exact=True)
         return
     if not runs.count:
         render.echo(_none_message(filtered), err=True)
@@ -351,11 +363,145 @@ def _show_stream(
     if out_format == "md":
         lines = [render.markdown_row(headers), "|" + "|".join("---" for _ in headers) + "|"]
         render.write(lines)
-        render.write(render.markdown_row(cells(r)) for r in runs.rows())
+        render.write(_markdown_rows(runs.batches(fields, value_cols), makers))
     else:
         _stream_table(runs, attrs, value_cols, headers, facts, precision)
     if runs.count < runs.total:
         render.echo(f"{runs.count} of {runs.total:,} runs shown; --all or -n N for more.", err=True)
+
+
+# what ``run_document`` reads of a row
+_DOC_FIELDS = (
+    "run_id",
+    "name",
+    "experiment",
+    "status",
+    "start",
+    "end",
+    "duration",
+    "baseline",
+    "branch",
+    "commit",
+    "ref",
+    "error",
+)
+# the RunRow fields an attribute column is made of (``_attr``)
+_ATTR_FIELDS = {
+    "name": ("name", "error"),
+    "created": ("start",),
+    "end_time": ("end",),
+    "baseline": ("branch", "baseline"),
+}
+
+
+def _fields(attrs: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(f for a in attrs for f in _ATTR_FIELDS.get(a, (a,))))
+
+
+def _json_batches(batches: Iterable[Batch], wanted: Sequence[str] | None) -> Iterator[str]:
+    """``render.json_array`` of the batches' run documents, a batch per piece."""
+    first = True
+    for batch in batches:
+        if not batch.size:
+            continue
+        items = _json_items(batch, wanted)
+        if items is None:
+            rows = [_Doc(dict(zip(_DOC_FIELDS, t, strict=True))) for t in _doc_tuples(batch)]
+            for row, values in zip(rows, batch.maps or (), strict=True):
+                row.values = values
+            docs = [run_document(row, wanted) for row in rows]  # type: ignore[arg-type]
+            items = render.to_json(docs)[2:-2]  # "[\n  {...},\n  {...}\n]": its items
+        yield ("[\n" if first else ",\n") + items
+        first = False
+    yield "[]" if first else "\n]"
+
+
+def _json_items(batch: Batch, wanted: Sequence[str] | None) -> str | None:
+    """The items ``render.to_json`` writes of the batch's run documents (each indented as
+    in the array, joined by ",\n"), laid out from one template and encoded a column at a
+    time: for a batch whose runs share one key set and have no error, else None."""
+    keys, attrs, maps = batch.key_order, batch.attributes, batch.maps
+    if keys is None or maps is None or any(attrs["error"]):
+        return None
+    starts, ends = attrs["start"], attrs["end"]
+    fields: list[tuple[str, list[Any]]] = [
+        ("run_id", attrs["run_id"]),
+        ("name", attrs["name"]),
+        ("experiment", attrs["experiment"]),
+        ("status", attrs["status"]),
+        ("created", [None if t is None else iso_time(t) for t in starts]),
+        ("end_time", [None if t is None else iso_time(t) for t in ends]),
+        ("duration", attrs["duration"]),
+        ("baseline", attrs["baseline"]),
+        ("branch", attrs["branch"]),
+        ("commit", [c or None for c in attrs["commit"]]),
+        ("ref", [r or None for r in attrs["ref"]]),
+    ]
+    parts: list[str | None] = ["  {\n"]  # literal text; None where a cell goes
+    columns: list[list[str]] = []
+    for i, (name, column) in enumerate(fields):
+        parts += [("" if i == 0 else ",\n") + f'    "{name}": ', None]
+        columns.append(_json_column(column, 4))
+    chosen = set(wanted) if wanted else None
+    for kind in ("params", "metrics", "tags"):
+        names = [k for k in keys if k.startswith(kind + ".") and (chosen is None or k in chosen)]
+        if not names:
+            parts.append(f',\n    "{kind}": {{}}')
+            continue
+        parts.append(f',\n    "{kind}": {{\n')
+        for j, key in enumerate(names):
+            label = encode_basestring(key.partition(".")[2])
+            parts += [("" if j == 0 else ",\n") + f"      {label}: ", None]
+            columns.append(_json_column([m[key] for m in maps], 6))
+        parts.append("\n    }")
+    parts.append("\n  }")
+    template = "".join(
+        "{}" if p is None else p.replace("{", "{{").replace("}", "}}") for p in parts
+    )
+    text = ",\n".join(template.format(*cells) for cells in zip(*columns, strict=True))
+    return render.json_unsafe_escaped(text)
+
+
+def _json_column(values: list[Any], indent: int) -> list[str]:
+    """Each value as ``json.dumps(json_safe(v), indent=2, ensure_ascii=False)`` writes it
+    at ``indent`` spaces; one type check for the column."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        return list(map(encode_basestring, values))
+    if kinds == {float} and all(map(math.isfinite, values)):
+        return list(map(float.__repr__, values))
+    if kinds == {int}:
+        return list(map(int.__repr__, values))
+    if kinds <= {str, type(None)}:
+        return ["null" if v is None else encode_basestring(v) for v in values]
+    pad = "\n" + " " * indent
+    return [
+        json.dumps(render.json_safe(v), indent=2, ensure_ascii=False, allow_nan=False).replace(
+            "\n", pad
+        )
+        for v in values
+    ]
+
+
+def _doc_tuples(batch: Batch) -> Iterator[tuple[Any, ...]]:
+    return zip(*(batch.attributes[f] for f in _DOC_FIELDS), strict=True)
+
+
+class _Doc:
+    """The RunRow fields ``run_document`` reads (set from a batch, no dataclass init)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+        self.values: dict[str, Any] = {}
+
+
+def _markdown_rows(
+    batches: Iterable[Batch], makers: Sequence[Callable[[Batch], list[str]]]
+) -> Iterator[str]:
+    """``render.markdown_row`` of each row, the cells escaped a column at a time."""
+    for batch in batches:
+        columns = [render.markdown_cells(make(batch)) for make in makers]
+        yield from ("| " + " | ".join(row) + " |" for row in zip(*columns, strict=True))
 
 
 def _delimited(headers: list[str], rows: Iterable[list[str]], sep: str) -> Iterator[str]:
@@ -363,13 +509,18 @@ def _delimited(headers: list[str], rows: Iterable[list[str]], sep: str) -> Itera
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=sep, lineterminator="\n")
     writer.writerow(headers)
-    for i, row in enumerate(rows, 1):
-        writer.writerow(row)
-        if i % 2000 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+    for chunk in _batched(rows, 2000):
+        writer.writerows(chunk)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
     yield buffer.getvalue()
+
+
+def _batched(rows: Iterable[list[str]], n: int) -> Iterator[list[list[str]]]:
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, n)):
+        yield chunk
 
 
 def _stream_table(
@@ -380,37 +531,60 @@ def _stream_table(
     facts: dict[str, ValueFacts],
     precision: int | None,
 ) -> None:
-    """The terminal table of ``_print_table``, laid out from facts, then streamed."""
+    """The terminal table of ``_print_table``, laid out from facts, then streamed: only
+    the columns that fit are read."""
     attr_facts = runs.attribute_facts()
     n = attr_facts.rows
     widths: list[int] = []
-    numeric: list[bool] = []
+    # SQL's length is a text's width only in printable ASCII (wide, combining and escaped
+    # characters are not): texts are measured as printed, from their distinct values (few,
+    # but for names and ids, which are measured so only when SQL finds such a character)
+    attr_texts = _Texts(runs.attribute_texts)
+    value_texts = _Texts(runs.value_texts)
+    unusual = runs.unusual_attributes([a for a in attrs if a in ("run_id", "name")]) if n else ()
     for attr, header in zip(attrs, headers, strict=False):
-        width, num = _attribute_layout(runs, attr_facts, attr)
+        width = _attribute_width(attr_facts, attr)
+        if attr in unusual or (n and attr not in _MANY | {"created", "end_time", "duration"}):
+            width = max((render.cells(render.clip(t)) for t in attr_texts(attr)), default=0)
         widths.append(max(render.cells(header), width))
-        numeric.append(num)
     headers = list(headers)
     for i, key in enumerate(value_cols, len(attrs)):
-        width, num = _value_layout(runs, facts[key], key, n, precision)
+        shown = None
+        if facts[key].text_width and facts[key].texts:
+            measured = [render.cells(render.clip(t)) for t in value_texts(key)]
+            shown = max(min(facts[key].text_width, render.MAX_CELL), *measured, 0)
+        width = _value_width(runs, facts[key], key, n, precision, shown)
         # a long name over short values: shortened in the middle, as ``_print_table`` does
         headers[i] = render.clip_middle(headers[i], min(render.MAX_CELL, max(12, width)))
         widths.append(max(render.cells(headers[i]), width))
-        numeric.append(num)
     one = n < 2  # with one row nothing differs, and everything is worth showing
     changed = [one or facts[k].changed for k in value_cols]
     drop = _drop_order(attrs, value_cols, changed)
     kept = render.fit_widths(widths, render.terminal_width(), drop)
     kept_widths = [widths[i] for i in kept]
+    # right-aligned or not: asked of the kept columns only (each is a query over the runs)
+    numeric = {
+        i: _attribute_numeric(attr_texts, attrs[i])
+        if i < len(attrs)
+        else _value_numeric(
+            value_texts, facts[value_cols[i - len(attrs)]], value_cols[i - len(attrs)]
+        )
+        for i in kept
+    }
     lines = render.aligned_columns(kept_widths, [numeric[i] for i in kept])
-    columns: list[Callable[[list[RunRow]], list[str]]] = []
+    columns: list[Callable[[Batch], list[str]]] = []
     texts: list[tuple[int, int]] = []  # (position, width) of text cells: cleaned and cut
+    kept_attrs: list[str] = []
+    kept_keys: list[str] = []
     for pos, i in enumerate(kept):
         if i < len(attrs):
             columns.append(_attr_column(attrs[i]))
+            kept_attrs.append(attrs[i])
             if attrs[i] not in ("created", "end_time", "duration"):
                 texts.append((pos, widths[i]))
         else:
             key = value_cols[i - len(attrs)]
+            kept_keys.append(key)
             value_facts = facts[key]
             whole = value_facts.present == n and not value_facts.nan
             floats = whole and not value_facts.text_width and key.startswith("metrics.")
@@ -419,33 +593,37 @@ def _stream_table(
                 texts.append((pos, widths[i]))
     clip = render.clip_column
 
-    def block(rows: list[RunRow]) -> list[str]:
-        """The lines of some rows, laid out column by column."""
-        cells = [column(rows) for column in columns]
+    def block(batch: Batch) -> list[str]:
+        """The lines of a batch of rows, laid out column by column."""
+        cells = [column(batch) for column in columns]
         for pos, width in texts:
             cells[pos] = clip(cells[pos], width)
-        return lines(cells) if cells else [""] * len(rows)
+        return lines(cells) if cells else [""] * batch.size
 
     render.write([lines([[headers[i]] for i in kept])[0] if kept else ""])
-    render.write(itertools.chain.from_iterable(map(block, _batched(runs.rows(), 1000))))
+    batches = runs.batches(_fields(kept_attrs), kept_keys)
+    render.write(itertools.chain.from_iterable(map(block, batches)))
     _hidden_note([h for i, h in enumerate(headers) if i not in kept])
 
 
-def _batched(rows: Iterable[RunRow], n: int) -> Iterator[list[RunRow]]:
-    """``rows`` in lists of ``n``: a streamed table holds one list at a time."""
-    it = iter(rows)
-    while batch := list(itertools.islice(it, n)):
-        yield batch
-
-
-def _attr_column(key: str) -> Callable[[list[RunRow]], list[str]]:
-    """``_attr`` of one column over many rows, times and durations formatted once per value."""
-    if key == "run_id":
-        return lambda rows: [row.run_id for row in rows]
+def _attr_column(key: str) -> Callable[[Batch], list[str]]:
+    """``_attr`` of one column over a batch, times and durations formatted once per value."""
+    if key in ("run_id", "status"):
+        return lambda b: b.attributes[key]
     if key == "name":
-        return lambda rows: [f"! {row.error}" if row.error else row.name for row in rows]
+        return lambda b: [
+            f"! {e}" if e else n
+            for n, e in zip(b.attributes["name"], b.attributes["error"], strict=True)
+        ]
+    if key == "baseline":
+        return lambda b: [
+            branch or (base or "-")[:7]
+            for branch, base in zip(b.attributes["branch"], b.attributes["baseline"], strict=True)
+        ]
+    if key == "commit":
+        return lambda b: [c[:12] for c in b.attributes["commit"]]
     if key not in ("created", "end_time", "duration"):
-        return lambda rows: [_attr(row, key, None) for row in rows]
+        return lambda b: ["-" if v is None else str(v) for v in b.attributes[key]]
     field = {"created": "start", "end_time": "end", "duration": "duration"}[key]
     fmt: Callable[[float | None], str] = render.duration if key == "duration" else render.local_time
     seen: dict[float | None, str] = {}
@@ -456,57 +634,58 @@ def _attr_column(key: str) -> Callable[[list[RunRow]], list[str]]:
         out = seen[value] = fmt(value)
         return out
 
-    def column(rows: list[RunRow]) -> list[str]:
-        return [seen.get(v) or text(v) for v in [getattr(row, field) for row in rows]]
+    def column(b: Batch) -> list[str]:
+        return [seen.get(v) or text(v) for v in b.attributes[field]]
 
     return column
 
 
-def _value_column(
-    key: str, precision: int | None, floats: bool
-) -> Callable[[list[RunRow]], list[str]]:
-    """``_cell`` of one column over many rows; a column of floats in every row (``floats``)
+def _value_column(key: str, precision: int | None, floats: bool) -> Callable[[Batch], list[str]]:
+    """``_cell`` of one column over a batch; a column of floats in every row (``floats``)
     formats them without the general path."""
     spec = f".{precision}g" if precision is not None else None
     if floats and spec is not None:
-        return lambda rows: [format(row.values[key], spec) for row in rows]
-    get = _value_getter(key, precision, False)
-    return lambda rows: [get(row) for row in rows]
+        return lambda b: [format(v, spec) for v in b.values[key]]
+    missing = "nan" if key.startswith("metrics.") else "null"  # the index keeps NaN as null
+    number = render.number
 
-
-def _value_getter(key: str, precision: int | None, floats: bool) -> Callable[[RunRow], str]:
-    """``_cell`` for one column; a column of floats in every row (``floats``) formats them
-    without the general path."""
-    missing = "nan" if key.startswith("metrics.") else "null"
-    spec = f".{precision}g" if precision is not None else None
-    if floats and spec is not None:
-        return lambda row: format(row.values[key], spec)
-
-    def get(row: RunRow) -> str:
-        value = row.values.get(key, _ABSENT)
+    def get(value: Any) -> str:
         if spec is not None and type(value) is float and value - value == 0:
             return format(value, spec)
         if value is None:
             return missing
-        if value is _ABSENT:
+        if value is ABSENT:
             return "-"
-        return render.number(value, precision)
+        return number(value, precision)
 
-    return get
+    def column(b: Batch) -> list[str]:
+        values = b.values[key]
+        kinds = set(map(type, values))
+        # one type in the whole batch: ``render.number``'s text of it, without a call a cell
+        # (a float's text is its repr, "inf" and "nan" included; format's are the same)
+        if kinds == {float}:
+            return [format(v, spec) for v in values] if spec else list(map(repr, values))
+        if kinds == {str}:
+            return list(values)
+        if kinds == {int}:
+            return list(map(str, values))
+        return [get(v) for v in values]
+
+    return column
 
 
-_ABSENT = object()
+_ABSENT = object()  # a missing value in ``_changed`` (the rows held in memory)
 
 
-def _attribute_layout(runs: RunStream, facts: AttributeFacts, attr: str) -> tuple[int, bool]:
-    """(width, right-aligned) of an attribute column over every run shown."""
+def _attribute_width(facts: AttributeFacts, attr: str) -> int:
+    """The width of an attribute column over every run shown."""
     missing = facts.missing.get(attr, 0)
     if attr in ("created", "end_time"):
         width = 16 if facts.missing[attr] < facts.rows else 0  # "YYYY-MM-DD HH:MM"
-        return max(width, 1 if missing else 0), False
+        return max(width, 1 if missing else 0)
     if attr == "duration":
         width = len(render.duration(facts.longest)) if facts.longest is not None else 0
-        return max(width, 1 if missing else 0), False
+        return max(width, 1 if missing else 0)
     width = {
         "run_id": facts.run_id,
         "name": facts.name,
@@ -517,30 +696,65 @@ def _attribute_layout(runs: RunStream, facts: AttributeFacts, attr: str) -> tupl
         "user": facts.user,
         "commit": 12,
     }[attr]
-    width = max(min(width, render.MAX_CELL), 1 if missing else 0)
-    texts = (render.clip(t) for t in runs.attribute_texts(attr))
-    return width, _numeric_column(texts)
+    return max(min(width, render.MAX_CELL), 1 if missing else 0)
 
 
-def _value_layout(
-    runs: RunStream, facts: ValueFacts, key: str, rows: int, precision: int | None
-) -> tuple[int, bool]:
-    """(width, right-aligned) of a value column over every run shown."""
+_MANY = frozenset(("run_id", "name", "commit"))  # a text per run (commits: hex digits)
+
+
+class _Texts:
+    """The distinct texts of a column (``RunStream.attribute_texts``/``value_texts``),
+    asked of SQL once per column."""
+
+    def __init__(self, source: Callable[[str], Iterable[str]]) -> None:
+        self.source = source
+        self.seen: dict[str, list[str]] = {}
+
+    def __call__(self, column: str) -> list[str]:
+        got = self.seen.get(column)
+        if got is None:
+            got = self.seen[column] = list(self.source(column))
+        return got
+
+    def lazy(self, column: str) -> Iterable[str]:
+        """The texts read already, else read one at a time (a check that stops at the
+        first text that says no reads no more of 100,000 names)."""
+        return self.seen.get(column) or self.source(column)
+
+
+def _attribute_numeric(texts: _Texts, attr: str) -> bool:
+    """Whether an attribute column is right-aligned (every cell reads as a number)."""
+    if attr in ("created", "end_time", "duration"):
+        return False
+    return _numeric_column(render.clip(t) for t in texts.lazy(attr))
+
+
+def _value_width(
+    runs: RunStream,
+    facts: ValueFacts,
+    key: str,
+    rows: int,
+    precision: int | None,
+    texts: int | None = None,
+) -> int:
+    """The width of a value column over every run shown (``texts``: that of its cells
+    that are not floats, when known better than SQL's length)."""
     number = facts.number_width
     if precision is not None and precision > 15:  # beyond what SQLite's printf matches
         number = max((len(render.number(v, precision)) for v in runs.value_numbers(key)), default=0)
-    width = max(
+    return max(
         number,
-        min(facts.text_width, render.MAX_CELL),
+        min(facts.text_width, render.MAX_CELL) if texts is None else texts,
         3 if facts.nan else 0,
         1 if facts.present < rows else 0,
     )
-    numeric = (
-        facts.present > 0
-        and facts.text_width <= render.MAX_CELL
-        and _all_numeric(runs.value_texts(key))
+
+
+def _value_numeric(texts: _Texts, facts: ValueFacts, key: str) -> bool:
+    """Whether a value column is right-aligned (every cell reads as a number)."""
+    return (
+        facts.present > 0 and facts.text_width <= render.MAX_CELL and _all_numeric(texts.lazy(key))
     )
-    return width, numeric
 
 
 def _all_numeric(texts: Iterable[str]) -> bool:

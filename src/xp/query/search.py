@@ -32,6 +32,7 @@ from xp.query.filters import (
 )
 from xp.query.index import (
     AttributeFacts,
+    Batch,
     Index,
     Query,
     RunRow,
@@ -308,6 +309,11 @@ class RunStream:
     def rows(self) -> Iterator[RunRow]:
         return self.index.stream(self.query)
 
+    def batches(self, attributes: Sequence[str], keys: Sequence[str] | None) -> Iterator[Batch]:
+        """The rows column by column, only ``attributes`` (``RunRow`` fields) and value
+        ``keys``, some thousand runs at a time: what a long listing prints from."""
+        return self.index.batches(self.query, attributes, keys)
+
     def value_facts(self, keys: Sequence[str], number_format: str | None) -> dict[str, ValueFacts]:
         return self.index.value_facts(self.query, keys, number_format)
 
@@ -319,6 +325,9 @@ class RunStream:
 
     def attribute_facts(self) -> AttributeFacts:
         return self.index.attribute_facts(self.query)
+
+    def unusual_attributes(self, attributes: Sequence[str]) -> set[str]:
+        return self.index.unusual_attributes(self.query, attributes)
 
     def attribute_texts(self, attribute: str) -> Iterator[str]:
         return self.index.attribute_texts(self.query, attribute)
@@ -452,6 +461,9 @@ def _frame(table: Table) -> pd.DataFrame:
     for col in ("start_time", "end_time"):
         millis = (frame[col].astype("float64") * 1000).round()
         frame[col] = pd.to_datetime(millis, unit="ms", utc=True)
+    fast = _uniform_values(table)
+    if fast is not None:
+        return cast("pd.DataFrame", pd.concat([frame, fast], axis=1))
     groups: dict[int, list[int]] = {}
     for i, sid in enumerate(table.sid):
         groups.setdefault(sid, []).append(i)
@@ -482,3 +494,34 @@ def _frame(table: Table) -> pd.DataFrame:
         elif not pd.api.types.is_numeric_dtype(column) and column.isna().any():
             values[key] = column.astype(object).where(column.notna(), None)
     return cast("pd.DataFrame", pd.concat([frame, values], axis=1))
+
+
+def _uniform_values(table: Table) -> pd.DataFrame | None:
+    """The value columns of ``_frame`` when every run has one key set and each column one
+    type (float, int or str): built column by column from typed arrays, the dtypes those
+    ``_frame`` infers (float64, int64, str); None otherwise."""
+    import numpy as np
+    import pandas as pd
+
+    if not table.sid or table.sid.count(table.sid[0]) != len(table.sid):
+        return None
+    keys = table.keys[table.sid[0]]
+    if not keys or set(map(len, table.values)) != {len(keys)}:
+        return None
+    rank = {"metrics.": 0, "params.": 1}
+    order = sorted(
+        range(len(keys)), key=lambda i: (rank.get(keys[i][:8], rank.get(keys[i][:7], 2)), keys[i])
+    )
+    columns = list(zip(*table.values, strict=True))
+    data: dict[str, Any] = {}
+    for i in order:
+        column, kinds = columns[i], set(map(type, columns[i]))
+        if kinds == {float}:
+            data[keys[i]] = np.array(column, dtype="float64")
+        elif kinds == {int} and all(-(2**63) <= v < 2**63 for v in (min(column), max(column))):
+            data[keys[i]] = np.array(column, dtype="int64")
+        elif kinds == {str} and not keys[i].startswith("metrics."):
+            data[keys[i]] = pd.array(column, dtype="str")
+        else:
+            return None
+    return cast("pd.DataFrame", pd.DataFrame(data, copy=False))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from xp.query.index.rows import RunRow
 from xp.query.index.store import (
+    ABSENT,
     INDEX_FILE,
     AttributeFacts,
+    Batch,
     Index,
     Query,
     Table,
@@ -19,8 +21,10 @@ from xp.query.index.store import (
 )
 
 __all__ = [
+    "ABSENT",
     "INDEX_FILE",
     "AttributeFacts",
+    "Batch",
     "Index",
     "Query",
     "RunRow",

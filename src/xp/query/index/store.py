@@ -72,6 +72,7 @@ ROOT = "refs/xp"  # every loose run ref is in a folder at or below this one
 PACK_AT = 1000  # loose run refs that make the index pack them
 PARALLEL_AT = 20_000  # records to read that are worth a second reading process
 _BATCH = 2000  # runs stored per write transaction while reading records
+STREAM_BATCH = 2000  # runs ``Index.batches`` reads at a time
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -140,6 +141,31 @@ class Table:
     keys: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
+class _Absent:
+    """A run without the key (a missing value is not a null one)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass
+class Batch:
+    """Some selected runs column by column (``Index.batches``): each attribute asked for
+    as a list (``RunRow`` field names), each value key as a list holding ``ABSENT`` for
+    runs that lack it (a missing value is not a null one)."""
+
+    size: int
+    attributes: dict[str, list[Any]]
+    values: dict[str, list[Any]]
+    maps: list[dict[str, Any]] | None = None  # every value of each run (``keys=None``)
+    key_order: tuple[str, ...] | None = None  # every run's keys, when they are the same
+
+
 @dataclass(frozen=True)
 class Query:
     """Which runs a question is about, in which order, how many."""
@@ -174,6 +200,7 @@ class ValueFacts:
     text_width: int  # longest text form of a non-float value (text, integer, bool...)
     number_width: int  # longest float, printed with the caller's printf format
     nan: bool  # some run has NaN
+    texts: bool = True  # some run's value may be a text (not only integers, or only floats)
 
 
 @dataclass(frozen=True)
@@ -215,6 +242,7 @@ class Index:
         self.memory = False  # the index lives in memory for this call (read-only repository)
         self.conn = self._open()
         self._schemas: dict[int, tuple[str, ...]] = {}
+        self._position_maps: dict[int, dict[str, int]] = {}  # sid -> key -> position
         self._kid_map: dict[str, int] | None = None  # keys -> kid, read once per sync
         self._selection: Query | None = None  # the query temp.sel holds the runs of
         self._notes: annotated.NotesState | None = None  # the notes the rows show
@@ -908,6 +936,7 @@ class Index:
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM meta WHERE key IN ('packed', 'notes')")
         self._schemas.clear()
+        self._position_maps.clear()
         self._notes = None
         self.summaries = False
         try:
@@ -1037,6 +1066,104 @@ class Index:
         if damaged:
             self.replace(damaged)
 
+    def batches(
+        self,
+        query: Query,
+        attributes: Sequence[str],
+        keys: Sequence[str] | None,
+        size: int | None = None,
+    ) -> Iterator[Batch]:
+        """The runs ``stream`` yields, ``size`` at a time, column by column: only the
+        ``attributes`` (``RunRow`` field names) and value ``keys`` asked for, no row object
+        and no JSON parsed per run (a batch's value arrays are parsed in one call); with
+        ``keys=None`` every value of each run, as ``RunRow.values`` maps. Rows are checked
+        against their checksums as ``stream`` checks them."""
+        fields = ("run_id", "commit", "name", "status", "start", "error", "crc", "sid", "doc")
+        wanted = [a for a in dict.fromkeys(attributes) if a not in fields]
+        sql, args = self._select_sql(", ".join(_FIELD_SQL[f] for f in (*fields, *wanted)), query)
+        damaged: dict[str, str] = {}
+        cursor = self.conn.execute(sql, args)
+        with gc_paused():
+            while chunk := cursor.fetchmany(size or STREAM_BATCH):
+                yield self._batch(chunk, (*fields, *wanted), attributes, keys, damaged)
+        if damaged:
+            self.replace(damaged)
+
+    def _batch(
+        self,
+        chunk: list[tuple[Any, ...]],
+        fields: tuple[str, ...],
+        attributes: Sequence[str],
+        keys: Sequence[str] | None,
+        damaged: dict[str, str],
+    ) -> Batch:
+        columns = dict(zip(fields, map(list, zip(*chunk, strict=True)), strict=True))
+        commit, name, status, start = (columns[f] for f in ("commit", "name", "status", "start"))
+        error, doc, crc, sids = columns["error"], columns["doc"], columns["crc"], columns["sid"]
+        crc32 = zlib.crc32
+        bad = [  # _checksum, inlined: one comprehension for the batch
+            i
+            for i, (c, n, s, t, d, e, k) in enumerate(
+                zip(commit, name, status, start, doc, error, crc, strict=True)
+            )
+            if crc32(f"{c}\x1f{n}\x1f{s}\x1f{t!r}\x1f{d}\x1f{e}".encode(_UTF8, _SURR)) != k
+        ]
+        fresh: dict[int, RunRow] = {}
+        for i in bad:  # a damaged row: shown as its record says, rebuilt once the read is over
+            damaged[commit[i]] = columns["run_id"][i]
+            got = self._fresh({commit[i]: columns["run_id"][i]})
+            if got:
+                fresh[i] = as_row(got[0])
+            doc[i] = "[]"  # what it holds may not even parse
+        out = Batch(len(chunk), {a: columns[a] for a in attributes}, {})
+        if keys is None:
+            parsed = json.loads("[" + ",".join(doc) + "]")
+            schema = self._schema
+            pairs = zip(sids, parsed, strict=True)
+            out.maps = [dict(zip(schema(s), d, strict=False)) for s, d in pairs]
+            if sids.count(sids[0]) == len(sids) and set(map(len, parsed)) == {len(schema(sids[0]))}:
+                out.key_order = schema(sids[0])
+        elif keys:
+            parsed = json.loads("[" + ",".join(doc) + "]")
+            first = sids[0]
+            # one key set of the arrays' length: one position per key for the whole batch
+            uniform = sids.count(first) == len(sids)
+            uniform = uniform and set(map(len, parsed)) == {len(self._schema(first))}
+            for key in keys:
+                out.values[key] = self._value_column(key, parsed, sids, uniform)
+        for i, row in fresh.items():  # the record's word, in place of the damaged row's
+            for a in attributes:
+                if a != "ref":  # the ref it is listed under is the index's
+                    out.attributes[a][i] = getattr(row, a)
+            for key in keys or ():
+                out.values[key][i] = row.values.get(key, ABSENT)
+            if out.maps is not None:
+                out.maps[i] = row.values
+                out.key_order = None
+        return out
+
+    def _value_column(
+        self, key: str, docs: list[list[Any]], sids: list[int], uniform: bool
+    ) -> list[Any]:
+        """``key``'s value in each run's parsed value array (``ABSENT`` where its key set
+        lacks it), as ``stream``'s ``dict(zip(schema, values))`` reads it; ``uniform``:
+        every run has the first one's key set, and arrays of its length."""
+        if uniform:
+            pos = self._positions(sids[0]).get(key)
+            return [ABSENT] * len(docs) if pos is None else [d[pos] for d in docs]
+        out: list[Any] = []
+        for d, sid in zip(docs, sids, strict=True):
+            p = self._positions(sid).get(key)
+            out.append(ABSENT if p is None or p >= len(d) else d[p])
+        return out
+
+    def _positions(self, sid: int) -> dict[str, int]:
+        """key -> its position in the value arrays of key set ``sid``."""
+        got = self._position_maps.get(sid)
+        if got is None:
+            got = self._position_maps[sid] = {k: i for i, k in enumerate(self._schema(sid))}
+        return got
+
     def _fresh(self, commits: dict[str, str]) -> list[Stored]:
         """The rows of {commit: run id} read from git, annotated as the index shows them."""
         raw = list(iter_rows(self.repo, commits))
@@ -1106,8 +1233,14 @@ class Index:
 
     def _table(self, sql: str, args: list[Any]) -> Table:
         rows = self.conn.execute(sql, args).fetchall()
-        damaged = {
-            t[6]: t[0] for t in rows if _checksum(t[6], t[5], t[2], t[3], t[8], t[9]) != t[10]
+        crc32 = zlib.crc32
+        damaged = {  # _checksum, inlined: one comprehension for every row
+            t[6]: t[0]
+            for t in rows
+            if crc32(
+                f"{t[6]}\x1f{t[5]}\x1f{t[2]}\x1f{t[3]!r}\x1f{t[8]}\x1f{t[9]}".encode(_UTF8, _SURR)
+            )
+            != t[10]
         }
         if damaged:  # read those runs from git again, then ask once more
             self.replace(damaged)
@@ -1202,6 +1335,7 @@ class Index:
                 text_width=int(agg[10] or 0),
                 number_width=int(agg[6] or 0),
                 nan=present > valued,
+                texts=not (agg[2] == agg[3] and agg[2] in ("integer", "real")),
             )
         return out
 
@@ -1353,18 +1487,20 @@ class Index:
             },
         )
 
+    def unusual_attributes(self, query: Query, attributes: Sequence[str]) -> set[str]:
+        """The text attributes some run shows with a character other than printable ASCII
+        (wide, combining or escaped when shown: SQL's length is not their width)."""
+        wanted = [a for a in attributes if a in _SHOWN_TEXT]
+        if not wanted:
+            return set()
+        cond = self._selected(query).format("c").replace(" AND", " WHERE", 1)
+        tests = ", ".join(f"ifnull(max({_SHOWN_TEXT[a]} GLOB ?), 0)" for a in wanted)
+        row = self.conn.execute(f"SELECT {tests}{_FROM}{cond}", [_UNUSUAL] * len(wanted)).fetchone()
+        return {a for a, hit in zip(wanted, row, strict=True) if hit}
+
     def attribute_texts(self, query: Query, attribute: str) -> Iterator[str]:
         """The distinct texts of a text attribute column (name, status...), as shown."""
-        expr = {
-            "run_id": "c.run_id",
-            "name": _SHOWN_NAME,
-            "status": "r.status",
-            "experiment": "r.experiment",
-            "baseline": _SHOWN_BASELINE,
-            "branch": "r.branch",
-            "user": "r.user",
-            "commit": "substr(r.commit_sha, 1, 12)",
-        }[attribute]
+        expr = _SHOWN_TEXT[attribute]
         cond = self._selected(query).format("c").replace(" AND", " WHERE", 1)
         for (text,) in self.conn.execute(f"SELECT DISTINCT {expr}{_FROM}{cond}"):
             yield "-" if text is None else str(text)
@@ -1463,6 +1599,28 @@ def _stored_crc(item: Stored) -> int:
 
 
 _FROM = " FROM current c JOIN runs r ON r.rid = c.rid"
+# RunRow field (and the checksum's and key set's) -> its SQL over ``_FROM``
+_FIELD_SQL = {
+    "run_id": "c.run_id",
+    "commit": "r.commit_sha",
+    "name": "r.name",
+    "experiment": "r.experiment",
+    "status": "r.status",
+    "start": "r.start",
+    "end": "r.end",
+    "duration": "r.duration",
+    "baseline": "r.baseline",
+    "branch": "r.branch",
+    "user": "r.user",
+    "error": "r.error",
+    "ref": "c.ref",
+    "parent": "r.parent",
+    "message": "r.message",
+    "source": "r.source",
+    "crc": "r.crc",
+    "sid": "r.sid",
+    "doc": "r.doc",
+}
 # what xp show prints in the name and baseline columns (cli/show.py: ``_attr``)
 _SHOWN_NAME = "CASE WHEN ifnull(r.error, '') != '' THEN '! ' || r.error ELSE r.name END"
 _SHOWN_BASELINE = (
@@ -1470,6 +1628,18 @@ _SHOWN_BASELINE = (
 )
 
 
+# a text attribute as ``xp show`` prints it (``attribute_texts``)
+_SHOWN_TEXT = {
+    "run_id": "c.run_id",
+    "name": _SHOWN_NAME,
+    "status": "r.status",
+    "experiment": "r.experiment",
+    "baseline": _SHOWN_BASELINE,
+    "branch": "r.branch",
+    "user": "r.user",
+    "commit": "substr(r.commit_sha, 1, 12)",
+}
+_UNUSUAL = "*[^ -~]*"  # GLOB: a character other than printable ASCII
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _ATTRIBUTES = "attributes"  # the fmt under which ``facts`` keeps the attribute aggregates
 
