@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from dulwich.object_store import DiskObjectStore
     from dulwich.objects import ShaFile
 
-_made_dirs: dict[str, set[str]] = {}  # objects/xx folders known to exist, per repository
-
 
 class Streamed(Protocol):
     """Content too big to hold in memory: ``size`` bytes, read (again) by ``chunks()``."""
@@ -71,7 +69,6 @@ class ObjectWriter:
     def __init__(self, objects_dir: Path) -> None:
         self.objects_dir = objects_dir
         self._root = str(objects_dir)  # paths as strings: a run writes ~8 objects, 16 joins
-        self._made_dirs = _made_dirs.setdefault(str(objects_dir), set())
         self.objects: dict[str, GitObject] = {}  # everything added, to write again if pruned
         self.streams: dict[str, Streamed] = {}  # blobs written from a stream, likewise
         self._lock = threading.Lock()  # add_stream runs on several threads
@@ -128,7 +125,6 @@ class ObjectWriter:
             hexsha = sha.hexdigest()
             subdir = self.objects_dir / hexsha[:2]
             subdir.mkdir(exist_ok=True)
-            self._made_dirs.add(hexsha[:2])
             os.replace(tmp, subdir / hexsha[2:])
             tmp = ""
         except FileNotFoundError:
@@ -176,9 +172,10 @@ class ObjectWriter:
             return sha
         try:
             for attempt in range(10):
-                if attempt or hexsha[:2] not in self._made_dirs:
-                    Path(subdir).mkdir(exist_ok=True)  # `git prune` removes emptied objects/xx
-                    self._made_dirs.add(hexsha[:2])
+                # objects/xx is made when a first try finds it missing (`git prune` removes
+                # emptied ones): a mkdir per folder was a tenth of writing a few hundred objects
+                if attempt:
+                    Path(subdir).mkdir(exist_ok=True)
                 if self._write_once(obj, subdir, path):
                     break
             else:
