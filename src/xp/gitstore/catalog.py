@@ -28,9 +28,8 @@ from pathlib import Path
 
 from xp import format as fmt
 from xp.gitstore import catfile
-from xp.gitstore.chains import tree_body
 from xp.gitstore.identity import identity
-from xp.gitstore.objects import ObjectWriter, RawObject
+from xp.gitstore.objects import ObjectWriter, RawObject, tree_body
 from xp.gitstore.refs import PackedRefs, _read_loose, read_ref
 from xp.gitstore.repo import GitRepo
 
