@@ -43,6 +43,11 @@ except ImportError:  # a Python built without it
     from hashlib import sha1 as _sha1
 
 
+def sha1_hex(data: bytes) -> str:
+    """SHA-1 of ``data`` in hex, without OpenSSL (``hashlib``) for small inputs."""
+    return str(_sha1(data).hexdigest())
+
+
 class GitObject(Protocol):
     """What the writer needs of an object: a dulwich ``ShaFile`` or a ``RawObject``."""
 
