@@ -356,7 +356,7 @@ def test_xp_commit_loads_neither_click_nor_the_renderer(repo: Path) -> None:
         "from xp.cli import main\n"
         "assert main(['commit', '-m', 'x', '--param', 'a=1']) == 0\n"
         "heavy = ('click', 'xp.cli.render', 'xp.cli.app', 'yaml', 'pandas', 'fsspec', 'dulwich',"
-        " 'hashlib', 'xp.artifacts.cache')\n"
+        " 'hashlib', 'xp.artifacts.cache', 'platform')\n"
         "print('loaded:', [m for m in heavy if m in sys.modules])\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
