@@ -138,6 +138,8 @@ def _summaries(repo: GitRepo, writes: list[_Write], summarize: bool) -> dict[str
     lines of the remote's summary that still describe an entry, plus rows read from the
     records of the rest (runs added or moved, or a bucket an older writer left without a
     summary); without ``summarize``, ``_carried_summary``."""
+    if not writes:  # a push with nothing to publish loads no record reader
+        return {}
     olds = _old_summaries(repo, [w.read for w in writes])
     prior = {
         w.bucket: olds.get(w.read.summary) if w.read is not None and w.read.summary else None
