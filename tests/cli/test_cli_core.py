@@ -347,14 +347,16 @@ def test_xp_commit_loads_neither_click_nor_the_renderer(repo: Path) -> None:
     """`xp commit` is typed after every training step (issue 18: <= 100 ms): its common
     forms run before click is imported, and neither the table renderer nor PyYAML (the
     config's parse is cached; a params file of plain nested mappings is read by fastyaml)
-    load."""
+    nor dulwich (gitstore serialises the run's objects itself) nor hashlib (OpenSSL: the
+    run's name and objects hash with CPython's own SHA) load."""
     (repo / "params.yaml").write_text("lr: 0.01\nmodel:\n  depth: 6\n  name: rf\n")
     assert invoke("commit").exit_code == 0  # the config's parse is cached from here on
     code = (
         "import sys\n"
         "from xp.cli import main\n"
         "assert main(['commit', '-m', 'x', '--param', 'a=1']) == 0\n"
-        "heavy = ('click', 'xp.cli.render', 'xp.cli.app', 'yaml', 'pandas', 'fsspec')\n"
+        "heavy = ('click', 'xp.cli.render', 'xp.cli.app', 'yaml', 'pandas', 'fsspec', 'dulwich',"
+        " 'hashlib', 'xp.artifacts.cache', 'platform')\n"
         "print('loaded:', [m for m in heavy if m in sys.modules])\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}

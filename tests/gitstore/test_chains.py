@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.helpers import git
 from xp.gitstore import chains
+from xp.gitstore.objects import zone
 from xp.gitstore.repo import find_repo
 
 
@@ -56,7 +57,7 @@ def test_write_gives_the_objects_git_gives(repo: Path, tmp_path: Path) -> None:
 
 
 def test_zone_is_written_as_git_writes_it() -> None:
-    assert chains._zone(0) == b"+0000"
-    assert chains._zone(19800) == b"+0530"
-    assert chains._zone(-19800) == b"-0530"
-    assert chains._zone(-3600 * 10) == b"-1000"
+    assert zone(0) == b"+0000"
+    assert zone(19800) == b"+0530"
+    assert zone(-19800) == b"-0530"
+    assert zone(-3600 * 10) == b"-1000"

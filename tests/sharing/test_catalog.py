@@ -425,3 +425,25 @@ def test_a_migration_and_a_removal_keep_bucket_commits_narrow_and_every_run_reac
     assert old[gone] not in reachable
     assert {s for i, s in old.items() if i != gone} <= reachable
     fsck(team.bare)
+
+
+def test_a_push_into_many_buckets_reads_them_in_a_few_git_processes(
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summaries and commit dates of every bucket a push writes are read in one round
+    each, not one per bucket (1,000 runs spawned ~1,000 `git cat-file` processes); what it
+    writes is the same: each bucket's summary describes exactly its runs."""
+    ids = [log_run(team.a, {f"{i}.bin": bytes([i])}) for i in range(12)]
+    assert len({bucket_of(i) for i in ids}) >= 8
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    code, out, err = xp_main("push", cwd=team.a)
+    monkeypatch.delenv("GIT_TRACE2_EVENT")
+    assert code == 0, err
+    assert "runs: 12 pushed" in out
+    started = [line for line in trace.read_text().splitlines() if '"event":"start"' in line]
+    cat_files = [line for line in started if "cat-file" in line]
+    assert len(cat_files) <= 8, len(cat_files)
+    assert server_runs(team.bare) == {i: _head(team.a, f"refs/xp/runs/{i}") for i in ids}
+    assert_summaries_whole(team.bare)
+    fsck(team.bare)

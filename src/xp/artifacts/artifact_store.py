@@ -74,6 +74,7 @@ class ArtifactStore:
         self._lock = threading.Lock()
         self._direct: S3Direct | None = None
         self._direct_resolved = False
+        self._tmp_made = False  # the folder store's tmp/ exists (``_local_tmp``)
 
     def direct(self) -> S3Direct | None:
         """The botocore-free S3 client, when this remote's settings allow it (s3_direct):
@@ -434,13 +435,23 @@ class ArtifactStore:
                     future.cancel()
                     raise TimeoutError(f"no progress for {limit:g} s") from None
 
+    def _local_tmp(self) -> Path:
+        """A new temp file name in the folder store's ``tmp/``, made once per process (a
+        ``mkdir`` per object was a tenth of a 1,000-run push)."""
+        assert self.local_root is not None
+        folder = self.local_root / "tmp"
+        if not self._tmp_made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._tmp_made = True
+        return folder / f"{os.urandom(8).hex()}.tmp"
+
     def _upload_local(
         self, src: Path, sha: str, on_bytes: Callable[[int], None] | None = None
     ) -> int:
         assert self.local_root is not None
         final = cache.object_path(self.local_root, sha)
         with self.errors(f"upload {sha[:12]}"):
-            tmp = cache.tmp_path(self.local_root)
+            tmp = self._local_tmp()
             try:
                 got, size = cache.copy_hashing(src, tmp, on_bytes)
                 _check(got, sha, src)

@@ -28,9 +28,8 @@ from pathlib import Path
 
 from xp import format as fmt
 from xp.gitstore import catfile
-from xp.gitstore.chains import tree_body
 from xp.gitstore.identity import identity
-from xp.gitstore.objects import ObjectWriter, RawObject
+from xp.gitstore.objects import ObjectWriter, RawObject, tree_body
 from xp.gitstore.refs import PackedRefs, _read_loose, read_ref
 from xp.gitstore.repo import GitRepo
 
@@ -288,6 +287,7 @@ def write_bucket(
     carry: Iterable[str],
     message: str,
     summary: bytes | None = None,
+    dates: Mapping[str, int] | None = None,
 ) -> str:
     """A bucket commit listing ``entries`` (run id -> tip) and ``summary`` as its run summary
     blob, on top of ``base`` (None: a new root), that keeps the run tips ``carry`` reachable;
@@ -300,9 +300,13 @@ def write_bucket(
     ``MAX_PARENTS`` parents: the run tips go oldest first into a chain of link commits (the
     tree of the commit before them, so they change no entry), each committed one second after
     its newest parent, and the bucket commit ends the chain. Author date = now (when it was
-    published, what ``git log`` shows)."""
+    published, what ``git log`` shows). ``dates``: the committer dates of ``carry`` and ``base``
+    (``commit_dates``) when the caller read them for many buckets at once."""
     carried = [c for c in dict.fromkeys(carry) if c != base]
-    dates = commit_dates(repo, [*carried, *([base] if base else [])])
+    wanted = [*carried, *([base] if base else [])]
+    if dates is None:
+        dates = commit_dates(repo, wanted)
+    dates = {c: dates[c] for c in wanted if c in dates}
     carried.sort(key=lambda c: (dates.get(c, 0), c))
     writer = ObjectWriter(repo.objects_dir)
     tree_entries = {name.encode(): (GITLINK, sha.encode()) for name, sha in entries.items()}

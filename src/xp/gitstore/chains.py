@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from xp.gitstore import catfile
 from xp.gitstore.identity import identity
-from xp.gitstore.objects import ObjectWriter, RawObject
+from xp.gitstore.objects import ObjectWriter, RawObject, tree_body, zone
 from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo
 
@@ -142,7 +142,7 @@ def write(
     tree_id = build("", base)
     when = time.time() if now is None else now
     ident = identity(str(repo.worktree))
-    stamp = b"%s %d %s" % (ident, int(when), _zone(time.localtime(when).tm_gmtoff))
+    stamp = b"%s %d %s" % (ident, int(when), zone(time.localtime(when).tm_gmtoff))
     body = b"tree %s\n" % tree_id
     body += b"parent %s\n" % parent.encode() if parent else b""
     body += b"author %s\ncommitter %s\n\n%s" % (stamp, stamp, message.encode("utf-8"))
@@ -150,21 +150,6 @@ def write(
     update_ref(repo.common_dir, ref, sha, expected)
     _log(repo, ref, expected, sha, ident, when, message.partition("\n")[0])
     return Written(sha, tree_id.decode())
-
-
-def tree_body(entries: dict[bytes, tuple[int, bytes]]) -> bytes:
-    """A tree object's body from {name: (mode, hex id)}, in git's order (a folder sorts as
-    if its name ended in "/")."""
-    order = sorted(entries, key=lambda n: n + b"/" if stat.S_ISDIR(entries[n][0]) else n)
-    return b"".join(
-        b"%o %s\x00%s" % (entries[n][0], n, bytes.fromhex(entries[n][1].decode())) for n in order
-    )
-
-
-def _zone(offset: int) -> bytes:
-    """``+hhmm`` / ``-hhmm`` from seconds east of UTC, as git writes it."""
-    sign, offset = (b"-", -offset) if offset < 0 else (b"+", offset)
-    return b"%s%02d%02d" % (sign, offset // 3600, offset % 3600 // 60)
 
 
 def _log(

@@ -3,6 +3,9 @@
 Order is what makes a run all-or-nothing: blobs, trees and the commit first; the ref last,
 by compare-and-swap. A crash before the ref leaves only unreferenced objects (git gc
 collects them); a crash after leaves a whole run.
+
+Objects are serialised here (``objects.tree_body``, ``commit_body``: git's own bytes, tested
+against ``git hash-object``/``mktree``/``commit-tree``), so a commit loads no dulwich.
 """
 
 from __future__ import annotations
@@ -16,16 +19,24 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from dulwich.objects import Blob, Commit, ObjectID, Tree
-
 from xp.errors import GitError, ObjectMissingError, RecordPathError
 from xp.gitstore.identity import identity
-from xp.gitstore.objects import ObjectWriter, PackWriter, Streamed, object_store
+from xp.gitstore.objects import (
+    ObjectWriter,
+    PackWriter,
+    RawObject,
+    Streamed,
+    commit_body,
+    object_store,
+    tree_body,
+)
 from xp.gitstore.refs import create_ref, read_ref, update_ref
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
-    pass
+    from dulwich.objects import ObjectID
+else:
+    ObjectID = bytes
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,9 @@ def _write_streams(
     (zlib and SHA-1 let go of the GIL): most of a big run's ``end_run`` is compressing."""
     streamed = {p: d for p, d in files.items() if not isinstance(d, bytes)}
     if not isinstance(writer, ObjectWriter):  # a pack writer holds its objects in memory
-        return {p: writer.add(Blob.from_string(b"".join(d.chunks()))) for p, d in streamed.items()}
+        return {
+            p: writer.add(RawObject(b"blob", b"".join(d.chunks()))) for p, d in streamed.items()
+        }
     big = sum(d.size for d in streamed.values()) > (16 << 20)
     if len(streamed) < 2 or not big:
         return {p: writer.add_stream(d) for p, d in streamed.items()}
@@ -76,8 +89,7 @@ def _tree_from_files(
     streams = _write_streams(writer, files)
     for path, data in files.items():
         if isinstance(data, bytes):
-            blob = Blob.from_string(data)
-            sha: bytes = writer.add(blob)
+            sha: bytes = writer.add(RawObject(b"blob", data))
         else:
             sha = streams[path]
         head_, _, name = path.rpartition("/")
@@ -91,18 +103,15 @@ def _tree_from_files(
             d = parent
 
     def build(d: str) -> bytes:
-        tree = Tree()
-        for name, sha in dirs.get(d, {}).items():
-            tree.add(name.encode(), 0o100644, ObjectID(sha))
+        entries = {name.encode(): (0o100644, sha) for name, sha in dirs.get(d, {}).items()}
         for name in subdirs.get(d, ()):
             full = f"{d}/{name}" if d else name
             if name in dirs.get(d, {}):
                 raise RecordPathError(
                     f"record path {full!r} is both a file and a folder; rename the metric"
                 )
-            tree.add(name.encode(), stat.S_IFDIR, ObjectID(build(full)))
-        writer.add(tree)
-        return tree.id
+            entries[name.encode()] = (stat.S_IFDIR, build(full))
+        return writer.add(RawObject(b"tree", tree_body(entries)))
 
     return build("")
 
@@ -120,26 +129,24 @@ def compose_tree(
     parts = record_dir.split("/")
 
     def replace(tree_id: bytes | None, depth: int) -> bytes:
-        tree = Tree()
+        entries: dict[bytes, tuple[int, bytes]] = {}
         if tree_id is not None:
-            for path, mode, sha in _tree_items(objects_dir, tree_id):
-                tree.add(path, mode, sha)
+            entries = {path: (mode, sha) for path, mode, sha in _tree_items(objects_dir, tree_id)}
         name = parts[depth].encode()
         if depth == len(parts) - 1:
-            tree.add(name, stat.S_IFDIR, ObjectID(record_tree))
+            entries[name] = (stat.S_IFDIR, record_tree)
         else:
             child = None
-            if name in tree:
-                mode, sha = tree[name]
+            if name in entries:
+                mode, sha = entries[name]
                 if not stat.S_ISDIR(mode):
                     raise RecordPathError(
                         f"the workspace has a file {'/'.join(parts[: depth + 1])!r} where xp keeps"
                         " its run record; rename that file"
                     )
                 child = sha
-            tree.add(name, stat.S_IFDIR, ObjectID(replace(child, depth + 1)))
-        writer.add(tree)
-        return tree.id
+            entries[name] = (stat.S_IFDIR, replace(child, depth + 1))
+        return writer.add(RawObject(b"tree", tree_body(entries)))
 
     return replace(workspace_tree.encode(), 0)
 
@@ -176,6 +183,8 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
         raise ObjectMissingError(
             f"tree {tree_id.decode()[:12]} is gone (git gc --prune=now?)"
         ) from None
+    from dulwich.objects import Tree
+
     if not isinstance(old, Tree):
         raise ObjectMissingError(f"{tree_id.decode()[:12]} is not a tree")
     return tuple((item.path, item.mode, item.sha) for item in old.items())
@@ -183,6 +192,8 @@ def _tree_items(objects_dir: str, tree_id: bytes) -> tuple[tuple[bytes, int, Obj
 
 def is_commit(repo: GitRepo, sha: str) -> bool:
     """Whether ``sha`` (full hex) names a commit this repository has."""
+
+    from dulwich.objects import Commit
 
     if len(sha) != 40:
         return False
@@ -195,6 +206,7 @@ def is_commit(repo: GitRepo, sha: str) -> bool:
 
 def first_parent(repo: GitRepo, commit: str) -> str | None:
     """The first parent of ``commit`` (None for a root commit or a missing object)."""
+    from dulwich.objects import Commit
 
     try:
         obj = object_store(repo.objects_dir)[ObjectID(commit.encode())]
@@ -211,7 +223,7 @@ def tree_of(repo: GitRepo, commit: str) -> str:
 
 def empty_tree(writer: ObjectWriter) -> str:
     """The empty tree's id, written (git knows it without storing it; dulwich does not)."""
-    return writer.add(Tree()).decode()
+    return writer.add(RawObject(b"tree", b"")).decode()
 
 
 def forget_tree(tree: str) -> None:
@@ -229,27 +241,29 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
         obj = object_store(objects_dir)[ObjectID(commit.encode())]
     except KeyError:
         raise ObjectMissingError(f"commit {commit[:12]} is gone") from None
+    from dulwich.objects import Commit
+
     assert isinstance(obj, Commit)
     return bytes(obj.tree).decode()
 
 
 def build_commit(
     repo: GitRepo, tree: bytes, parent: str | None, message: str, start: float, end: float
-) -> Commit:
+) -> RawObject:
     """The run commit object (not written: the caller's writer does it, a pack for an
     import): author date the start, committer date the end, the identity git would use."""
-    ident = identity(str(repo.worktree))
-    tz = time.localtime(end).tm_gmtoff
-    commit = Commit()
-    commit.tree = ObjectID(tree)
-    commit.parents = [ObjectID(parent.encode())] if parent else []
-    commit.author = commit.committer = ident
-    commit.author_time = int(start)
-    commit.commit_time = int(end)
-    commit.author_timezone = commit.commit_timezone = tz
-    commit.encoding = None
-    commit.message = message.encode("utf-8")
-    return commit
+    return RawObject(
+        b"commit",
+        commit_body(
+            tree,
+            [parent.encode()] if parent else [],
+            identity(str(repo.worktree)),
+            int(start),
+            int(end),
+            time.localtime(end).tm_gmtoff,
+            message.encode("utf-8"),
+        ),
+    )
 
 
 def write_run_commit(
@@ -279,11 +293,11 @@ def write_run_commit(
             repo,
             tree=tree.decode(),
             parent=parent,
-            message=commit.message,
-            ident=commit.author,
+            message=message.encode("utf-8"),
+            ident=identity(str(repo.worktree)),
             author_time=int(start),
             commit_time=int(end),
-            tz=commit.commit_timezone,
+            tz=time.localtime(end).tm_gmtoff,
         )
     else:
         writer.add(commit)
@@ -308,14 +322,16 @@ def write_files_commit(
     writer = ObjectWriter(repo.objects_dir)
     tree = _tree_from_files(writer, files)
     now = time.time()
-    commit = Commit()
-    commit.tree = ObjectID(tree)
-    commit.parents = [ObjectID(expected.encode())] if expected else []
-    commit.author = commit.committer = identity(str(repo.worktree))
-    commit.author_time = commit.commit_time = int(now)
-    commit.author_timezone = commit.commit_timezone = time.localtime(now).tm_gmtoff
-    commit.encoding = None
-    commit.message = message.encode("utf-8")
+    body = commit_body(
+        tree,
+        [expected.encode()] if expected else [],
+        identity(str(repo.worktree)),
+        int(now),
+        int(now),
+        time.localtime(now).tm_gmtoff,
+        message.encode("utf-8"),
+    )
+    commit = RawObject(b"commit", body)
     writer.add(commit)
     update_ref(repo.common_dir, ref, commit.id.decode(), expected)
     return commit.id.decode()

@@ -16,7 +16,6 @@ for tags (git 2.39 has no such fields for them), the OpenPGP issuer key.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -176,6 +175,8 @@ def _ssh_key(signature: bytes) -> tuple[str, str] | None:
         ktype = blob[4 : 4 + tlen].decode()
     except (ValueError, struct.error, UnicodeDecodeError):
         return None
+    import hashlib  # here only: every run asks whether to sign, few read a key
+
     digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
     return f"{ktype} {base64.b64encode(blob).decode()}", f"SHA256:{digest}"
 

@@ -10,7 +10,6 @@ before git hashes them, and reported back so the run can warn.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from xp import fsutil
 from xp.errors import GitError, StorageError
+from xp.gitstore.objects import sha1_hex
 from xp.gitstore.repo import GitRepo
 
 # Files whose change alters what `git add -A` would pick up, besides the workspace files.
@@ -97,8 +97,8 @@ def _base_index(repo: GitRepo, tmp_index: Path) -> None:
     key = _stat_key(str(src))
     if key is None:
         return  # no index yet: an empty one
-    tree_tag = hashlib.sha1(str(repo.git_dir).encode()).hexdigest()[:12]
-    key_tag = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+    tree_tag = sha1_hex(str(repo.git_dir).encode())[:12]
+    key_tag = sha1_hex(repr(key).encode())[:12]
     # The file name carries the key, so a cache always matches the index it was made from.
     # A linked worktree's goes into its own admin folder, so it goes with the worktree (the
     # temporary checkouts of sweeps would otherwise leave one each, forever).

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dulwich.objects import ObjectID
-
 from xp.gitstore.objects import object_store
 from xp.gitstore.repo import GitRepo
 
 if TYPE_CHECKING:
-    from dulwich.objects import ShaFile
+    from dulwich.objects import ObjectID, ShaFile
+else:
+    ObjectID = bytes  # dulwich's is a NewType of bytes: `xp commit` need not import dulwich
 
 
 @dataclass(frozen=True)

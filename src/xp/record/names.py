@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
+try:  # CPython's own SHA-256: naming a run need not load OpenSSL (hashlib: 2-7 ms a process)
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # Python 3.11 and older
+    try:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    except ImportError:  # a Python built without them
+        from hashlib import sha256 as _sha256  # type: ignore[assignment,unused-ignore]
 
 _ADJ = [
     "amber",
@@ -115,5 +121,5 @@ _NOUN = [
 
 
 def auto_name(run_id: str) -> str:
-    digest = hashlib.sha256(run_id.encode()).digest()
+    digest = _sha256(run_id.encode()).digest()
     return f"{_ADJ[digest[0] % len(_ADJ)]}-{_NOUN[digest[1] % len(_NOUN)]}"

@@ -73,40 +73,94 @@ def _fetch_buckets(repo: GitRepo, remote: str, buckets: Iterable[str], old: bool
         git_remote.fetch(repo, remote, specs)
 
 
-def _summary(
-    repo: GitRepo, entries: Mapping[str, str], read: catalog.Bucket | None, summarize: bool
+def _old_summaries(repo: GitRepo, reads: Iterable[catalog.Bucket | None]) -> dict[str, bytes]:
+    """The run summaries of the buckets read (sha -> content): one ``cat-file`` round for
+    every bucket the push touches, not one per bucket."""
+    return catalog.read_summaries(repo, [r.summary for r in reads if r is not None and r.summary])
+
+
+def _carried_summary(
+    entries: Mapping[str, str], read: catalog.Bucket | None, old: bytes | None
 ) -> bytes:
-    """The run summary of a bucket listing ``entries`` (run id -> tip): the lines of the
-    remote's summary that still describe an entry (checked as any fetched summary is), and
-    rows read from the records of the rest (runs added or moved, or a bucket an older
-    writer left without a summary). Without ``summarize`` (the pre-push hook: no record
-    parser in every `git push`), the remote's lines minus those of runs added, moved or
-    removed, unparsed: readers read the runs without a line from their records."""
-    if not summarize:
-        old = None
-        if read is not None and read.summary is not None:
-            old = catalog.read_summaries(repo, [read.summary]).get(read.summary)
-        if old is None or not old.startswith(catalog.SUMMARY_HEADER):
-            return catalog.SUMMARY_HEADER
-        before = read.entries if read is not None else {}
-        return catalog.without_runs(old, [i for i, s in before.items() if entries.get(i) != s])
+    """The pre-push hook's run summary (no record parser in every `git push`): ``old``'s
+    lines (the bucket's summary before) minus those of runs added, moved or removed,
+    unparsed: readers read the runs without a line from their records."""
+    if old is None or not old.startswith(catalog.SUMMARY_HEADER):
+        return catalog.SUMMARY_HEADER
+    before = read.entries if read is not None else {}
+    return catalog.without_runs(old, [i for i, s in before.items() if entries.get(i) != s])
+
+
+def _known_rows(entries: Mapping[str, str], old: bytes | None) -> dict[str, Stored]:
+    """The lines of ``old`` (a bucket's summary) that still describe an entry, checked as
+    any fetched summary is."""
+    if old is None:
+        return {}
     from xp.query.index import summary as run_summary
+
+    return run_summary.decode(old, entries).items
+
+
+def _fresh_rows(repo: GitRepo, missing: list[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
+    """Index rows read from the records of ``missing`` (run id, tip), for every bucket a
+    push writes at once: two ``cat-file`` rounds, not two per bucket. Error rows are left
+    out (readers read those runs from their records)."""
     from xp.query.index.rows import iter_rows
 
-    known: dict[str, Stored] = {}
-    if read is not None and read.summary is not None:
-        data = catalog.read_summaries(repo, [read.summary]).get(read.summary)
-        if data is not None:
-            known = run_summary.decode(data, entries).items
-    have = {item.run_id for item in known.values()}
-    missing = [(run_id, sha) for run_id, sha in entries.items() if run_id not in have]
-    fresh: list[Stored] = []
+    out: dict[tuple[str, str], Stored] = {}
     while missing:  # one pass per run id sharing a commit with another (rare)
         wanted: dict[str, str] = {}
         later = [(i, sha) for i, sha in missing if wanted.setdefault(sha, i) != i]
-        fresh += [item for item in iter_rows(repo, wanted) if item.error is None]
+        for item in iter_rows(repo, wanted):
+            if item.error is None:
+                out[(item.run_id, item.commit)] = item
         missing = later
-    return run_summary.encode([*known.values(), *fresh])
+    return out
+
+
+@dataclass
+class _Write:
+    """A bucket commit one publish round writes."""
+
+    bucket: str
+    ref: str
+    base: str | None  # the remote's tip, leased
+    start: str | None  # the new commit's base (None: a new root)
+    carry: set[str]  # run tips it keeps reachable
+    message: str
+    entries: dict[str, str]  # run id -> tip
+    read: catalog.Bucket | None  # the remote's bucket as read
+
+
+def _summaries(repo: GitRepo, writes: list[_Write], summarize: bool) -> dict[str, bytes]:
+    """Each bucket's new run summary (bucket -> blob), what they need read for all of them
+    at once (a ``cat-file`` process per bucket made a push of 1,000 runs spawn ~1,000): the
+    lines of the remote's summary that still describe an entry, plus rows read from the
+    records of the rest (runs added or moved, or a bucket an older writer left without a
+    summary); without ``summarize``, ``_carried_summary``."""
+    if not writes:  # a push with nothing to publish loads no record reader
+        return {}
+    olds = _old_summaries(repo, [w.read for w in writes])
+    prior = {
+        w.bucket: olds.get(w.read.summary) if w.read is not None and w.read.summary else None
+        for w in writes
+    }
+    if not summarize:
+        return {w.bucket: _carried_summary(w.entries, w.read, prior[w.bucket]) for w in writes}
+    from xp.query.index import summary as run_summary
+
+    known: dict[str, dict[str, Stored]] = {}
+    missing: dict[str, list[tuple[str, str]]] = {}
+    for w in writes:
+        known[w.bucket] = _known_rows(w.entries, prior[w.bucket])
+        have = {item.run_id for item in known[w.bucket].values()}
+        missing[w.bucket] = [(i, sha) for i, sha in w.entries.items() if i not in have]
+    rows = _fresh_rows(repo, [pair for pairs in missing.values() for pair in pairs])
+    out: dict[str, bytes] = {}
+    for bucket, pairs in missing.items():
+        fresh = [row for pair in pairs if (row := rows.get(pair)) is not None]
+        out[bucket] = run_summary.encode([*known[bucket].values(), *fresh])
+    return out
 
 
 def _is_race(reason: str) -> bool:
@@ -195,6 +249,7 @@ def _attempt(
         by_bucket[fmt.bucket_of(run_id)][1][run_id] = sha
     for run_id in removing:
         by_bucket[fmt.bucket_of(run_id)][2].append(run_id)
+    writes: list[_Write] = []
     for bucket in sorted(touched):
         base = server.get(bucket)
         read = reads.get(catalog.bucket_ref(bucket))
@@ -248,17 +303,24 @@ def _attempt(
         else:
             start, carry = base, set(added)
             message = f"xp catalog {bucket}: +{len(added)} runs"
+        writes.append(_Write(bucket, ref, base, start, carry, message, entries, read))
+    summaries = _summaries(repo, writes, summarize)
+    dates = catalog.commit_dates(
+        repo, [c for w in writes for c in [*w.carry, *([w.start] if w.start else [])]]
+    )
+    for w in writes:
         tip = catalog.write_bucket(
             repo,
-            entries=entries,
-            base=start,
-            carry=carry,
-            message=message,
-            summary=_summary(repo, entries, read, summarize),
+            entries=w.entries,
+            base=w.start,
+            carry=w.carry,
+            message=w.message,
+            summary=summaries[w.bucket],
+            dates=dates,
         )
-        refspecs.append(f"{tip}:{ref}")
-        leases[ref] = base
-        new_tips[bucket] = tip
+        refspecs.append(f"{tip}:{w.ref}")
+        leases[w.ref] = w.base
+        new_tips[w.bucket] = tip
     prune = migrate and bool(old)
     if prune:
         # Every per-run ref goes in the same atomic push, by pruning from a namespace that is

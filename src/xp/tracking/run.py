@@ -22,7 +22,6 @@ from typing import Any
 
 from xp import format as fmt
 from xp import fsutil
-from xp.artifacts import cache
 from xp.config import ProjectConfig, human_size, load_config
 from xp.errors import (
     InvalidValueError,
@@ -790,6 +789,8 @@ class Run:
         reads the project config, half a millisecond that an integration's end of training
         (importances, model) paid per file."""
         if self._cache is None:
+            from xp.artifacts import cache  # not on `xp commit`'s path: hashlib
+
             self._cache = cache.cache_dir(self.repo)
         return self._cache
 
@@ -818,6 +819,8 @@ class Run:
         recorded without a ``source``: checkouts do not put it back into the work tree."""
         self._check_live()
         src = self._source(path, "artifact", inside=not external)
+        from xp.artifacts import cache  # not on `xp commit`'s path: hashlib
+
         name = cache.clean_name(src.name if name is None else name)
         fmt.check_text(name, "artifact name")
         if not external:
@@ -835,6 +838,8 @@ class Run:
     def log_bytes(self, data: bytes, artifact_file: str) -> list[FileEntry]:
         """Store ``data`` as artifact ``artifact_file`` (any bytes, from anywhere)."""
         self._check_live()
+        from xp.artifacts import cache  # not on `xp commit`'s path: hashlib
+
         name = cache.clean_name(artifact_file)
         fmt.check_text(name, "artifact name")
         # hashed in memory and written once, into the cache (already there: not at all)
@@ -847,6 +852,8 @@ class Run:
         """``log_bytes`` for several artifacts at once (an integration's end of training):
         the cache is looked up once; a file that cannot be stored records none of them."""
         self._check_live()
+        from xp.artifacts import cache  # not on `xp commit`'s path: hashlib
+
         names = {cache.clean_name(name): data for name, data in files.items()}
         for name in names:
             fmt.check_text(name, "artifact name")
@@ -1011,6 +1018,8 @@ class Run:
                 self._media_steps[key] = max(self._media_steps.get(key, 0), step + 1)
             path = media_path(key, step, encoded.ext)
         elif artifact_file is not None:
+            from xp.artifacts import cache  # not on `xp commit`'s path: hashlib
+
             path = cache.clean_name(artifact_file)
             key = path
         else:
@@ -1041,6 +1050,8 @@ class Run:
     ) -> FileEntry:
         self._check_live()
         src = self._source(path, "data input")
+        from xp.artifacts import cache  # not on `xp commit`'s path: hashlib
+
         rel = (
             os.path.relpath(src.resolve(), self.repo.worktree.resolve()).replace(os.sep, "/")
             if name is None
