@@ -288,7 +288,7 @@ def load_flat(data: bytes) -> dict[Any, Any] | None:
                     if len(_lines) > 100_000:
                         _lines.clear()
                     _lines[line] = (key, value)
-    except _Unsure:
+    except (_Unsure, ValueError):  # ValueError: an int of 5,000 digits: PyYAML's answer then
         return None
     for key in bare:
         if out.get(key) == []:
