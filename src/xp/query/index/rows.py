@@ -366,6 +366,7 @@ def _record(read: Any, source: str, parsed: dict[bytes, Any]) -> RunRecord:
     return RunRecord.from_files(read, [], source, load_yaml=load_yaml)
 
 
+_is_str = str.__instancecheck__  # what from_files' str(k) leaves as it is
 _META_WHERE = f":{fmt.RECORD_DIR}/{fmt.META_FILE}"
 _MAPPINGS = tuple((f, f":{fmt.RECORD_DIR}/{f}") for f in _RECORD_FILES[1:])
 
@@ -396,12 +397,12 @@ def _fields(
         elif (
             type(value) is not dict
             or len(value) > fmt.MAX_ENTRIES
-            or not all(type(k) is str for k in value)
+            or not all(map(_is_str, value))
         ):
             return None
         found.append(value)
     params, metrics, tags = found
-    if not all(type(v) is str for v in tags.values()):
+    if not all(map(_is_str, tags.values())):
         tags = {k: str(v) for k, v in tags.items()}
     return _Fields(
         str(meta.get("name", "")),
