@@ -395,9 +395,7 @@ def _fields(
         if value is None:
             value = {}
         elif (
-            type(value) is not dict
-            or len(value) > fmt.MAX_ENTRIES
-            or not all(map(_is_str, value))
+            type(value) is not dict or len(value) > fmt.MAX_ENTRIES or not all(map(_is_str, value))
         ):
             return None
         found.append(value)
