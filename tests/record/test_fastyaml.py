@@ -288,3 +288,68 @@ def test_command_line_scalars_read_as_pyyaml_reads_them(text: str) -> None:
     except yaml.YAMLError:
         raise AssertionError(f"fastyaml read {text!r}, PyYAML refuses it") from None
     assert _same(fast, slow)
+
+
+# The one-regex line reader (`_SIMPLE_LINE`): keys and values drawn from its own alphabets and
+# their near misses (a resolver's word, an int, a dash, a quote inside, a sign, an exponent
+# without a dot), where the answer must still be PyYAML's or none.
+simple_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_./-]{0,8}", fullmatch=True) | st.sampled_from(
+    ["yes", "No", "null", "NULL", "on", "OFF", "y", "true", "_", "e", "inf", "nan", "a-"]
+)
+# Every word a resolver of YAML 1.1 claims (bools, nulls, special floats), in all its cases.
+WORDS = [
+    w
+    for word in ("yes", "no", "true", "false", "on", "off", "null", "y", "n", ".inf", ".nan")
+    for w in (word, word.capitalize(), word.upper())
+]
+simple_values = (
+    st.from_regex(r"[-+]?[0-9]{1,4}\.[0-9]{0,4}([eE][-+]?[0-9]{1,3})?", fullmatch=True)
+    | st.from_regex(r"'[ -~]{0,10}'", fullmatch=True)
+    | st.from_regex(r"[A-Za-z_][A-Za-z0-9_./+ -]{0,8}", fullmatch=True)
+    | st.from_regex(r"[0-9][0-9a-z_:.-]{0,12}", fullmatch=True)
+    | st.sampled_from(TRICKY)
+    | st.sampled_from(WORDS)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(simple_keys, simple_values), min_size=1, max_size=8))
+def test_simple_lines_read_as_pyyaml_reads_them(pairs: list[tuple[str, str]]) -> None:
+    assert_agrees("".join(f"{k}: {v}\n" for k, v in pairs).encode("utf-8", "surrogatepass"))
+
+
+HOSTILE = [
+    "a: &x 1\nb: *x\n",  # anchors and aliases
+    "a: !!python/object/apply:os.system ['true']\n",
+    "a: !!str 1.5\n",
+    "a: 1" + "9" * 5000 + "\n",  # past Python's int digits limit: PyYAML's error
+    "a: " + "9" * 400 + ".5\n",  # a float past the float range: inf, as PyYAML reads it
+    "a: 1.0e+99999\nb: -1.0e+99999\n",
+    "a: " + "[" * 200 + "]" * 200 + "\n",  # deep nesting
+    "\ufeffa: 1.5\n",
+    "a: b\x00c\n",
+    "a: 'x\x1by'\n",
+    "a: 1.5 # comment\n",
+    "a: 'x' \n",
+    "a:  word\n",
+    "a: word \n",
+    "a: 'it''s'\n",
+    "yes: 1.5\nnull: word\n1hf7: x\n0x1F: y\n",
+    "a: 0x1F\nb: 0b11\nc: 012\nd: 1_000.5\ne: 1:30.5\nf: 2001-12-14\ng: 1e5\n",
+    "a: 1hf7yat00d68xj\nb: 0abc\nc: 1.5.6\nd: 190:20:30.15\ne: .5\nf: -.inf\n",
+    "a: 1.5\na: 2.5\n",  # a key twice: the last wins, in PyYAML too
+    "a: 1.5\n- x\n",
+    "a: x\n---\nb: y\n",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE + [f"a: {w}\n{w}: b\n" for w in WORDS])
+def test_hostile_record_lines_read_as_pyyaml_reads_them(text: str) -> None:
+    data = text.encode()
+    try:
+        slow = yaml.load(data, Loader=LOADER)
+    except (yaml.YAMLError, ValueError):
+        assert load_flat(data) is None  # an int of 5,000 digits is PyYAML's error, not ours
+        return
+    fast = load_flat(data)
+    assert fast is None or canon(fast) == canon(slow)

@@ -44,7 +44,9 @@ def read_objects(
     if not wanted:
         return
     with tempfile.TemporaryFile() as errors:
-        proc = spawn_git(["cat-file", "--batch"], repo.worktree, stderr=errors)
+        # the header is the size alone: one int() to read it, where "<name> missing" or
+        # "<name> ambiguous" (what git answers for no object, whatever the format) is no int
+        proc = spawn_git(["cat-file", "--batch=%(objectsize)"], repo.worktree, stderr=errors)
         assert proc.stdin is not None
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
@@ -57,19 +59,23 @@ def read_objects(
         served = 0
         try:
             for name in wanted:
-                while (end := buf.find(b"\n", pos)) < 0:
+                end = buf.find(b"\n", pos)
+                while end < 0:
                     buf, pos = _more(fd, buf, pos, proc, errors)
-                header = buf[pos:end].split(b" ")
+                    end = buf.find(b"\n", pos)
+                header = buf[pos:end]
                 pos = end + 1
                 served += 1
-                if len(header) != 3 or not header[2].isdigit():  # "<name> missing"/"ambiguous"
+                if not header.isdigit():  # "<name> missing" / "<name> ambiguous"
                     yield name, None
                     continue
-                size = int(header[2])
-                while len(buf) - pos < size + 1:
+                size = int(header)
+                stop = pos + size
+                if len(buf) <= stop:
                     buf, pos = _more(fd, buf, pos, proc, errors, size + 1)
-                yield name, buf[pos : pos + size]
-                pos += size + 1
+                    stop = pos + size
+                yield name, buf[pos:stop]
+                pos = stop + 1
         finally:
             if served < len(wanted) and proc.poll() is None:
                 proc.kill()  # the reader stopped early: git would wait to write the rest

@@ -94,9 +94,14 @@ _LIST_FILES = (fmt.ARTIFACTS_FILE, fmt.INPUTS_FILE, fmt.MEDIA_FILE)
 _TOP_KEY = re.compile(rb"^[^\s#-]", re.MULTILINE)
 
 
+_SMALL = min(fmt.MAX_ENTRIES, fmt.MAX_RECORD_FILE, fmt.MAX_LIST_FILE)  # bytes; lines at most
+
+
 def check_size(data: bytes, source: str) -> None:
     """Refuse, before parsing, a file larger than a record file may be, or a mapping of more
     than ``MAX_ENTRIES`` entries (parsing 100,000 of them alone takes seconds)."""
+    if len(data) <= _SMALL:  # nothing this small breaks either limit (the bulk of records)
+        return
     limit = fmt.MAX_LIST_FILE if source.endswith(_LIST_FILES) else fmt.MAX_RECORD_FILE
     if len(data) > limit:
         raise ConfigError(

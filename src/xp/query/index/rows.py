@@ -31,6 +31,9 @@ _INT64 = 2**63
 _INFINITIES = (math.inf, -math.inf)
 _INF_JSON = json.dumps(values.metric_cell(math.inf))
 _NEG_INF_JSON = json.dumps(values.metric_cell(-math.inf))
+# json.dumps(shown, ensure_ascii=False, separators=(",", ":")), without building an encoder
+# for every run of a cold build
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _epoch(value: Any) -> float | None:
@@ -141,6 +144,34 @@ class Stored(NamedTuple):
 
 def stored(run_id: str, commit: str, record: RunRecord) -> Stored:
     """``record`` as the index stores it: what ``row_from_record`` shows, plus its cells."""
+    return _stored(
+        run_id,
+        commit,
+        _Fields(
+            record.name,
+            record.experiment,
+            record.status,
+            record.meta,
+            record.params,
+            record.metrics,
+            record.tags,
+        ),
+    )
+
+
+class _Fields(NamedTuple):
+    """What the index reads of a record: ``RunRecord``'s fields of the same names."""
+
+    name: str
+    experiment: str
+    status: str
+    meta: dict[str, Any]
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    tags: dict[str, str]
+
+
+def _stored(run_id: str, commit: str, record: _Fields) -> Stored:
     meta = record.meta
     shown: list[Any] = []
     keys: list[str] = []
@@ -221,7 +252,7 @@ def _source(command: Any) -> str | None:
 
 def _doc(shown: list[Any]) -> str:
     """The display values as the JSON array ``Stored.doc`` holds."""
-    doc = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
+    doc = _encode(shown)
     if "xp-" in doc:  # JSON has no infinities; 1e999 reads back as one everywhere
         doc = doc.replace(_INF_JSON, "1e999").replace(_NEG_INF_JSON, "-1e999")
     return doc
@@ -308,19 +339,90 @@ def error_row(run_id: str, commit: str, error: str) -> RunRow:
     return RunRow(run_id, commit, "", "", INVALID, start, None, None, None, None, None, {}, error)
 
 
+def _load(data: bytes, where: str, parsed: dict[bytes, Any]) -> Any:
+    """A record file read with the fast YAML reader (PyYAML when it declines), under the
+    record's limits; identical files (tags, params of a sweep) parse once."""
+    value = parsed.get(data, _UNREAD)
+    if value is _UNREAD:
+        if len(parsed) > 20_000:
+            parsed.clear()
+        yamlio.check_size(data, where)
+        value = load_flat(data)
+        if value is None:
+            value = yamlio.load_record(data, where)
+        parsed[data] = value
+    return value
+
+
+_UNREAD = object()
+
+
 def _record(read: Any, source: str, parsed: dict[bytes, Any]) -> RunRecord:
     """RunRecord.from_files with the fast YAML reader; identical files parse once."""
 
     def load_yaml(data: bytes, where: str) -> Any:
-        if data not in parsed:
-            if len(parsed) > 20_000:
-                parsed.clear()
-            yamlio.check_size(data, where)
-            value = load_flat(data)
-            parsed[data] = yamlio.load_record(data, where) if value is None else value
-        return parsed[data]
+        return _load(data, where, parsed)
 
     return RunRecord.from_files(read, [], source, load_yaml=load_yaml)
+
+
+_is_str = str.__instancecheck__  # what from_files' str(k) leaves as it is
+_META_WHERE = f":{fmt.RECORD_DIR}/{fmt.META_FILE}"
+_MAPPINGS = tuple((f, f":{fmt.RECORD_DIR}/{f}") for f in _RECORD_FILES[1:])
+
+
+def _fields(
+    source: str, content: dict[str, bytes | None], parsed: dict[bytes, Any]
+) -> _Fields | None:
+    """What ``RunRecord.from_files`` reads from a record folder of these files (what the index
+    needs of it), without building the record, when every file is plainly what xp writes: a
+    meta mapping with an id and a known format, string-keyed mappings within the entry limit.
+    None otherwise: ``_record`` then reads it, and says what is wrong in its own words. A
+    file past the limits raises here as it would there, in the same order."""
+    data = content.get(fmt.META_FILE)
+    if data is None:
+        return None
+    meta = _load(data, source + _META_WHERE, parsed)
+    if type(meta) is not dict or "id" not in meta:
+        return None
+    version = meta.get("format", 1)
+    if type(version) is not int or version > fmt.FORMAT_VERSION:
+        return None
+    found: list[dict[str, Any]] = []
+    for name, where in _MAPPINGS:
+        data = content.get(name)
+        value = {} if data is None else _load(data, source + where, parsed)
+        if value is None:
+            value = {}
+        elif (
+            type(value) is not dict or len(value) > fmt.MAX_ENTRIES or not all(map(_is_str, value))
+        ):
+            return None
+        found.append(value)
+    params, metrics, tags = found
+    if not all(map(_is_str, tags.values())):
+        tags = {k: str(v) for k, v in tags.items()}
+    return _Fields(
+        str(meta.get("name", "")),
+        str(meta.get("experiment") or "default"),
+        str(meta.get("status", "finished")),
+        meta,
+        params,
+        metrics,
+        tags,
+    )
+
+
+def read_stored(
+    run_id: str, commit: str, content: dict[str, bytes | None], parsed: dict[bytes, Any]
+) -> Stored:
+    """The stored form of the run whose record files are ``content`` (name -> bytes): what
+    ``stored(run_id, commit, RunRecord.from_files(content.get, [], run_id))`` gives, or the
+    same error, read faster; ``parsed`` is the cache of files read before."""
+    fields = _fields(run_id, content, parsed)
+    if fields is None:
+        return stored(run_id, commit, _record(content.get, run_id, parsed))
+    return _stored(run_id, commit, fields)
 
 
 def iter_rows(repo: GitRepo, wanted: dict[str, str]) -> Iterator[Stored]:
@@ -365,7 +467,7 @@ def iter_rows(repo: GitRepo, wanted: dict[str, str]) -> Iterator[Stored]:
                 if not uses[sha]:
                     del have[sha]
             try:  # a record from anyone: whatever fails to read or to index is an error row
-                item = stored(run_id, commit, _record(content.get, run_id, parsed))
+                item = read_stored(run_id, commit, content, parsed)
             except (
                 ConfigError,
                 KeyError,
