@@ -16,6 +16,7 @@ import xp
 from tests.helpers import git, xp_main
 from xp.gitstore import protect
 from xp.gitstore.repo import find_repo
+from xp.record import journal
 from xp.tracking import fluent
 
 
@@ -38,7 +39,12 @@ def test_a_run_past_its_first_flush_keeps_its_snapshot_through_git_gc(repo: Path
     assert _keeps(repo) == []  # released: the run's commit reaches the objects now
 
 
-def test_a_short_run_whose_snapshot_was_pruned_records_its_values(repo: Path) -> None:
+def test_a_short_run_whose_snapshot_was_pruned_records_its_values(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no flush before the gc, however slow a loaded machine makes it (the flusher thread
+    # would otherwise keep the snapshot 0.5 s in, and nothing would be pruned)
+    monkeypatch.setattr(journal, "FLUSH_INTERVAL", 3600.0)
     (repo / "new_module.py").write_text("x = 1\n")
     run = xp.start_run(name="pruned")  # no flush yet: nothing keeps the snapshot
     xp.log_metric("m", 1.0)
