@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
         if summaries:
             job = json.loads(sys.stdin.buffer.read())
             buckets = {ref: (sha, entries) for ref, (sha, entries) in job["summaries"].items()}
-            index.store(index.summarized(buckets, job["wanted"]))
+            index.store(index.summarized(buckets, job["wanted"]), whole=True)
             sys.stdout.write("".join(f"{line}\n" for line in index.skipped))
             return 0
         wanted = dict(line.split(" ", 1) for line in sys.stdin.read().splitlines() if line)
