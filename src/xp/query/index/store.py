@@ -251,6 +251,7 @@ class Index:
         self.summaries = True  # read fetched runs from their buckets' summaries (not rebuild)
         # ref -> run id during one sync: a fresh clone's 100,000 refs parsed once, not 3x
         self._ids: dict[str, str | None] = {}
+        self._early: subprocess.Popen[bytes] | None = None  # a helper started ahead (sync)
 
     # -- connection -------------------------------------------------------------------------
     def _connect(self, target: str) -> sqlite3.Connection:
@@ -377,6 +378,8 @@ class Index:
         if not moved:
             return out, {}
         reads = catalog.read_buckets(self.repo, moved)
+        if self.summaries and self._parallel(sum(len(r.entries) for r in reads.values())):
+            self._early = self._helper("--summaries")  # its start-up overlaps git's check
         have = catalog.present(self.repo, {s for r in reads.values() for s in r.entries.values()})
         ids = self._ids
         for ref, read in reads.items():
@@ -403,8 +406,9 @@ class Index:
         """Store the rows of ``wanted`` the buckets' run summaries describe; the commits
         stored. Many of them (a fresh clone): half the buckets in a second process, as
         ``_read`` does, both cores parsing."""
-        listed = sum(len(entries) for _sha, entries in summaries.values())
-        if listed < PARALLEL_AT or (os.cpu_count() or 1) < 2 or self.memory:
+        helper, self._early = self._early, None
+        if not self._parallel(sum(len(entries) for _sha, entries in summaries.values())):
+            self._stop(helper)
             return self.store(self.summarized(summaries, wanted), whole=True)
         refs = sorted(summaries)
         theirs = {ref: summaries[ref] for ref in refs[len(refs) // 2 :]}
@@ -414,7 +418,7 @@ class Index:
             "summaries": theirs,
             "wanted": {c: i for c, i in wanted.items() if c in their_commits},
         }
-        helper = self._helper("--summaries")
+        helper = helper or self._helper("--summaries")
         if helper is None:
             return self.store(self.summarized(summaries, wanted), whole=True)
         assert helper.stdin is not None
@@ -432,12 +436,33 @@ class Index:
             helper.stdout.close()
             raise
         with helper.stdout:
-            said = helper.stdout.read().decode("utf-8", "replace")
+            said = helper.stdout.read()
         helper.wait()
-        self.skipped += [line for line in said.splitlines() if line]
         theirs_wanted: dict[str, str] = job["wanted"]
+        try:
+            report = json.loads(said)
+            self.skipped += [str(line) for line in report["skipped"]]
+            if report["stored"] == len(theirs_wanted):  # all of them: no look-up needed
+                return done | set(theirs_wanted)
+        except (ValueError, KeyError, TypeError):
+            pass  # it failed: what it did not store is read from the records
         left = self._missing(theirs_wanted)
         return done | (set(theirs_wanted) - set(left))
+
+    def _parallel(self, count: int) -> bool:
+        """``count`` runs are worth a second process."""
+        return count >= PARALLEL_AT and (os.cpu_count() or 1) >= 2 and not self.memory
+
+    @staticmethod
+    def _stop(helper: subprocess.Popen[bytes] | None) -> None:
+        """End a helper started ahead that has nothing to do (it exits on empty input)."""
+        if helper is None:
+            return
+        for stream in (helper.stdin, helper.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        helper.wait()
 
     def _helper(self, *mode: str) -> subprocess.Popen[bytes] | None:
         """The second process of a big build (``xp.query.index.build``), or None."""
@@ -497,6 +522,15 @@ class Index:
         changes = self._look()
         if changes is None:
             return 0
+        try:
+            return self._sync(changes)
+        finally:
+            self._stop(self._early)
+            self._early = None
+            self._ids = {}
+
+    def _sync(self, changes: _Changes) -> int:
+        """``sync`` once something moved on disk."""
         changes.buckets, changes.summaries = self._look_buckets()
         # Read the records of commits not indexed yet, outside the refs transaction: those
         # the fetched buckets' run summaries describe from them, the rest from git.
