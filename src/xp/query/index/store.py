@@ -423,11 +423,7 @@ class Index:
             return self.store(self.summarized(summaries, wanted), whole=True)
         assert helper.stdin is not None
         assert helper.stdout is not None
-        try:
-            helper.stdin.write(json.dumps(job).encode())
-            helper.stdin.close()
-        except OSError:
-            pass  # it died: what it did not store is read below (from the records)
+        _send(helper, json.dumps(job).encode())  # if it died, its runs are read from records
         try:
             done = self.store(self.summarized(mine, wanted), whole=True)
         except BaseException:
@@ -600,11 +596,7 @@ class Index:
         if helper is None:
             return self.store(iter_rows(self.repo, wanted))
         assert helper.stdin is not None
-        try:
-            helper.stdin.write("".join(f"{c} {r}\n" for c, r in theirs.items()).encode())
-            helper.stdin.close()
-        except OSError:
-            pass  # it died: what it did not store is read below
+        _send(helper, "".join(f"{c} {r}\n" for c, r in theirs.items()).encode())  # or it died
         try:
             done = self.store(iter_rows(self.repo, mine))
         except BaseException:
@@ -924,28 +916,42 @@ class Index:
             conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table}")
         conn.execute("DELETE FROM temp.touched")
         conn.execute("DELETE FROM temp.best")
-        # in order: appends to the b-tree, and the join below reads refs_run in order
-        conn.executemany("INSERT INTO temp.touched VALUES (?)", [(t,) for t in sorted(touched)])
         # the greatest ref wins (refs/xp/runs/ > refs/xp/remotes/); with max(), SQLite takes
         # the other bare columns from the row that holds the maximum
-        conn.execute(
+        best = (
             "INSERT INTO temp.best SELECT f.run_id, max(f.ref), coalesce(f.cat, f.loose, f.packed)"
-            " FROM temp.touched t CROSS JOIN refs f ON f.run_id = t.run_id"  # the ids lead
-            " GROUP BY f.run_id"
         )
-        # the rows the touched ids showed and no longer show
-        old = [
-            str(r[0])
-            for r in conn.execute(
-                "SELECT r.commit_sha FROM temp.touched t CROSS JOIN current c"
-                " ON c.run_id = t.run_id JOIN runs r ON r.rid = c.rid"
-                " LEFT JOIN temp.best b ON b.run_id = c.run_id"
-                " WHERE b.sha IS NULL OR b.sha != r.commit_sha"
-            )
-        ]
-        merging = conn.execute("SELECT 1 FROM facts LIMIT 1").fetchone() is not None
+        old: list[str] = []
         added: set[int] = set()
-        if merging:  # the rows of ids that had none: their aggregates join the kept ones
+        if (
+            len(touched) > _BATCH
+            and conn.execute("SELECT 1 FROM current LIMIT 1").fetchone() is None
+        ):
+            # a fresh index (a clone's first sync): every ref's run is shown, none was before
+            conn.execute(f"{best} FROM refs f GROUP BY f.run_id")
+        else:
+            # in order: appends to the b-tree, and the join below reads refs_run in order
+            conn.executemany("INSERT INTO temp.touched VALUES (?)", [(t,) for t in sorted(touched)])
+            conn.execute(
+                f"{best} FROM temp.touched t CROSS JOIN refs f ON f.run_id = t.run_id"  # ids lead
+                " GROUP BY f.run_id"
+            )
+            # the rows the touched ids showed and no longer show
+            old = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT r.commit_sha FROM temp.touched t CROSS JOIN current c"
+                    " ON c.run_id = t.run_id JOIN runs r ON r.rid = c.rid"
+                    " LEFT JOIN temp.best b ON b.run_id = c.run_id"
+                    " WHERE b.sha IS NULL OR b.sha != r.commit_sha"
+                )
+            ]
+            conn.execute(
+                "DELETE FROM current WHERE run_id IN"
+                " (SELECT run_id FROM temp.touched EXCEPT SELECT run_id FROM temp.best)"
+            )
+        if conn.execute("SELECT 1 FROM facts LIMIT 1").fetchone() is not None:
+            # the rows of ids that had none: their aggregates join the kept ones
             added = {
                 int(r[0])
                 for r in conn.execute(
@@ -953,10 +959,6 @@ class Index:
                     " WHERE NOT EXISTS (SELECT 1 FROM current c WHERE c.run_id = b.run_id)"
                 )
             }
-        conn.execute(
-            "DELETE FROM current WHERE run_id IN"
-            " (SELECT run_id FROM temp.touched EXCEPT SELECT run_id FROM temp.best)"
-        )
         point = (
             "INSERT OR REPLACE INTO current SELECT b.run_id, b.ref, r.rid"
             " FROM temp.best b JOIN runs r ON r.commit_sha = b.sha ORDER BY b.run_id"
@@ -1673,6 +1675,18 @@ _COLUMNS = (
     " r.duration, r.baseline, r.branch, r.user, r.sid, r.doc, r.error, c.ref, r.crc,"
     " r.parent, r.message, r.source"
 )
+
+
+def _send(helper: subprocess.Popen[bytes], job: bytes) -> None:
+    """Give a helper its job and close its input; a helper that died is left to ``wait``."""
+    assert helper.stdin is not None
+    try:
+        helper.stdin.write(job)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            helper.stdin.close()
 
 
 @contextlib.contextmanager
