@@ -36,7 +36,6 @@ import contextlib
 import gc
 import json
 import math
-import operator
 import os
 import sqlite3
 import subprocess
@@ -114,7 +113,6 @@ CREATE TABLE IF NOT EXISTS facts(
 """
 
 
-_KEY_RUN = operator.itemgetter(0, 1)
 _PACKED_REFS = "SELECT ref, packed FROM refs WHERE packed IS NOT NULL"
 NO_REF = ("", "")  # (file id, sha) of a ref the index does not know
 
@@ -728,7 +726,8 @@ class Index:
         new_keys: list[tuple[int, str]] = []
         new_schemas: list[tuple[int, str]] = []
         run_rows: list[tuple[Any, ...]] = []
-        val_rows: list[tuple[int, int, Any, str | None]] = []
+        # key by key, runs in order (rids grow): appends to the b-tree, with no sort
+        by_key: dict[int, list[tuple[int, int, Any, str | None]]] = {}
         for item in items:
             if item.commit in present:
                 continue
@@ -746,8 +745,11 @@ class Index:
                     next_kid += 1
                     kid = kids[key] = next_kid
                     new_keys.append((kid, key))
-                val_rows.append((kid, rid, num, txt))
-        val_rows.sort(key=_KEY_RUN)  # key by key, runs in order: appends to the b-tree
+                rows = by_key.get(kid)
+                if rows is None:
+                    rows = by_key[kid] = []
+                rows.append((kid, rid, num, txt))
+        val_rows = [row for kid in sorted(by_key) for row in by_key[kid]]
         conn.executemany("INSERT INTO keys VALUES (?, ?)", new_keys)
         self._kid_map = None
         conn.executemany("INSERT INTO schemas VALUES (?, ?)", new_schemas)
