@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -354,3 +356,98 @@ def test_the_hook_carries_lines_over_and_leaves_its_runs_to_their_records(team: 
     third_tip = git(team.a, "rev-parse", f"refs/xp/runs/{third}").strip()
     publish(repo, remote="origin", runs={_same_bucket(first, "third"): third_tip})
     assert_summaries_whole(team.bare)
+
+
+def _frame(root: Path) -> object:
+    """search_runs' frame as JSON text (NaN compares equal there), columns in order."""
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        frame = xp.search_runs()
+    finally:
+        os.chdir(old)
+    return [list(frame.columns), frame.to_json(orient="split", date_format="iso")]
+
+
+def _answers(root: Path, *extra: str) -> list[object]:
+    """What users see of every run: show (all, filtered, sorted) and search_runs."""
+    shown = [_show_json(root, *extra)[0]]
+    shown += [_show_json(root, "--where", w)[0] for w in ("params.big > 1e29", "tags.kind = 'odd'")]
+    shown += [_show_json(root, "--sort", k)[0] for k in ("params.inf", "metrics.odd")]
+    return [*shown, _frame(root)]
+
+
+def _clone(team: Team, name: str) -> Path:
+    root = team.bare.parent / name
+    git(team.bare.parent, "clone", "-q", str(team.bare), name)
+    assert xp_main("init", cwd=root)[0] == 0
+    git(root, "fetch", "-q", "origin")
+    return root
+
+
+def test_the_bulk_first_sync_shows_what_incremental_syncs_and_records_show(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert xp_main("init", cwd=team.b)[0] == 0
+    ids = [_log(team.a, i, **(ODD_PARAMS if i < 2 else {})) for i in range(3)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    git(team.b, "fetch", "-q", "origin")
+    assert {r["run_id"] for r in _show_json(team.b)[0]} == set(ids)  # b: run by run
+    ids += [_log(team.a, i) for i in range(3, 7)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    git(team.b, "fetch", "-q", "origin")
+    incremental = _answers(team.b)
+    # c: a fresh clone's first sync takes the bulk paths (a second process, one transaction,
+    # every ref's best chosen at once), which tiny thresholds turn on here
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    monkeypatch.setattr(index_store, "_BATCH", 1)
+    c = _clone(team, "c")
+    monkeypatch.setattr(index_store, "iter_rows", _no_records)
+    bulk = _answers(c)
+    monkeypatch.undo()
+    assert {r["run_id"] for r in _show_json(c)[0]} == set(ids)
+    assert bulk == incremental
+    assert _answers(c, "--rebuild") == incremental  # every record read again
+
+
+@pytest.mark.parametrize("where", ["_insert", "_recompute"])
+def test_an_interrupted_first_sync_leaves_an_index_that_works(
+    team: Team, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    ids = [_log(team.a, i) for i in range(4)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    monkeypatch.setattr(index_store, "_BATCH", 1)
+    c = _clone(team, "c")
+
+    def boom(*_args: object, **_kw: object) -> object:
+        raise KeyboardInterrupt  # Ctrl-C half-way through storing, or through the refs
+
+    monkeypatch.setattr(index_store.Index, where, boom)
+    with pytest.raises(KeyboardInterrupt):
+        index_store.open_index(find_repo(c))
+    monkeypatch.undo()
+    rows, err = _show_json(c)
+    assert "Traceback" not in err
+    assert sorted(r["run_id"] for r in rows) == sorted(ids)
+    assert rows == _show_json(c, "--rebuild")[0]
+
+
+def test_a_second_process_that_dies_leaves_its_runs_to_their_records(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [_log(team.a, i) for i in range(6)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    dead = [sys.executable, "-c", "import sys; sys.exit(3)"]
+
+    def dies(self: index_store.Index, *mode: str) -> subprocess.Popen[bytes]:
+        out = subprocess.PIPE if mode else subprocess.DEVNULL  # as Index._helper
+        return subprocess.Popen(dead, stdin=subprocess.PIPE, stdout=out)
+
+    monkeypatch.setattr(index_store.Index, "_helper", dies)
+    c = _clone(team, "c")
+    rows, err = _show_json(c)
+    monkeypatch.undo()
+    assert "Traceback" not in err
+    assert sorted(r["run_id"] for r in rows) == sorted(ids)
+    assert rows == _show_json(c, "--rebuild")[0]

@@ -172,6 +172,7 @@ def _read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
         except (ValueError, IndexError):
             bucket.skipped.append(f"{key}: tree {tree[:12]} is damaged")
             continue
+        checked = _valid_bucket(want)  # once per bucket, not per entry (100k in a clone)
         for name, (mode, sha) in entries.items():
             if name == SUMMARY_NAME and mode == BLOB:
                 bucket.summary = sha
@@ -179,7 +180,7 @@ def _read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
                 bucket.skipped.append(f"{key}: {name!r} is not a run entry (mode {mode:o})")
             elif not fmt.is_run_id(name):
                 bucket.skipped.append(f"{key}: {name!r} is not a run id")
-            elif _valid_bucket(want) and fmt.bucket_of(name) != want:
+            elif checked and fmt.bucket_of(name) != want:
                 bucket.skipped.append(f"{key}: run {name} belongs in bucket {fmt.bucket_of(name)}")
             else:
                 bucket.entries[name] = sha

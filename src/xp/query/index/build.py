@@ -23,16 +23,20 @@ def main(argv: list[str]) -> int:
     """argv: [--summaries] index file, work tree, git dir, common dir; stdin: ``<commit> <run
     id>`` lines (records), or with ``--summaries`` a JSON object ``{"summaries": {bucket ref:
     [summary blob, {run id: commit}]}, "wanted": {commit: run id}}`` (the fetched buckets'
-    run summaries; what was ignored in them is printed, one line each)."""
+    run summaries; printed: ``{"skipped": [what was ignored in them, one line each],
+    "stored": how many rows it stored}``); empty stdin: nothing to do."""
     summaries = argv[:1] == ["--summaries"]
     index_path, worktree, git_dir, common_dir = argv[1:] if summaries else argv
     repo = GitRepo(Path(worktree), Path(git_dir), Path(common_dir))
     with Index(repo, Path(index_path)) as index:
         if summaries:
-            job = json.loads(sys.stdin.buffer.read())
+            text = sys.stdin.buffer.read()
+            if not text:  # started ahead, then not needed
+                return 0
+            job = json.loads(text)
             buckets = {ref: (sha, entries) for ref, (sha, entries) in job["summaries"].items()}
-            index.store(index.summarized(buckets, job["wanted"]))
-            sys.stdout.write("".join(f"{line}\n" for line in index.skipped))
+            stored = index.store(index.summarized(buckets, job["wanted"]), whole=True)
+            sys.stdout.write(json.dumps({"skipped": index.skipped, "stored": len(stored)}))
             return 0
         wanted = dict(line.split(" ", 1) for line in sys.stdin.read().splitlines() if line)
         index.store(iter_rows(repo, wanted))
