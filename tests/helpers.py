@@ -572,3 +572,23 @@ def assert_summaries_whole(bare: Path) -> None:
         assert decoded is not None, f"{ref} has no run summary"
         assert decoded.ignored == 0, (ref, decoded.why)
         assert {i.run_id: c for c, i in decoded.items.items()} == entries, ref
+
+
+@contextlib.contextmanager
+def scratch_project() -> Iterator[Path]:
+    """A fresh git repository with one commit, the working directory while in use: for a
+    Hypothesis test, whose examples cannot share a function-scoped fixture."""
+    import tempfile
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        git(root, "init", "-q")
+        (root / "train.py").write_text("print('train')\n")
+        git(root, "add", ".")
+        git(root, "commit", "-qm", "init")
+        os.chdir(root)
+        try:
+            yield root
+        finally:
+            os.chdir(here)

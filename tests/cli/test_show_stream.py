@@ -8,11 +8,7 @@ and values; every format and a narrow and a wide terminal must print the same by
 from __future__ import annotations
 
 import math
-import os
 import sqlite3
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xp.cli
-from tests.helpers import git
+from tests.helpers import git, scratch_project
 from xp import format as fmt
 from xp.gitstore.repo import find_repo
 from xp.query import search
@@ -79,22 +75,6 @@ def uniform_corpora(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 corpora = st.lists(mixed_runs, min_size=1, max_size=6) | uniform_corpora()
-
-
-@contextmanager
-def project() -> Iterator[Path]:
-    here = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        git(root, "init", "-q")
-        (root / "train.py").write_text("print('train')\n")
-        git(root, "add", ".")
-        git(root, "commit", "-qm", "init")
-        os.chdir(root)
-        try:
-            yield root
-        finally:
-            os.chdir(here)
 
 
 def record_runs(root: Path, corpus: list[dict[str, Any]]) -> None:
@@ -163,7 +143,7 @@ def test_streamed_show_and_search_runs_match_the_reference(
     batch = store.STREAM_BATCH
     store.STREAM_BATCH = size  # batches of one and two runs cross every boundary
     try:
-        with project() as root:
+        with scratch_project() as root:
             record_runs(root, corpus)
             same_output()
             same_output("--only-changed", "-p", "17", widths=(80,))

@@ -11,18 +11,14 @@ NaN, infinities, huge integers, missing values) and the filter expressions.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import git
+from tests.helpers import git, scratch_project
 from xp import format as fmt
 from xp.errors import QueryError
 from xp.gitstore.repo import find_repo
@@ -264,22 +260,6 @@ class Desc:
 
 
 # -- the test --------------------------------------------------------------------------------
-@contextmanager
-def project() -> Iterator[Path]:
-    here = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        git(root, "init", "-q")
-        (root / "train.py").write_text("print('train')\n")
-        git(root, "add", ".")
-        git(root, "commit", "-qm", "init")
-        os.chdir(root)
-        try:
-            yield root
-        finally:
-            os.chdir(here)
-
-
 def record_runs(root: Path, corpus: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Commit each run of the corpus as xp would; run id -> {column: value} (the oracle's view)."""
     repo = find_repo(root)
@@ -365,7 +345,7 @@ def test_the_documented_cases_match_the_reference() -> None:
 
 
 def check(corpus: list[dict[str, Any]], wheres: list[str]) -> None:
-    with project() as root:
+    with scratch_project() as root:
         runs = record_runs(root, corpus)
         repo = find_repo(root)
         keys = select_runs(repo, limit=0).keys
