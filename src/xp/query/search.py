@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -409,7 +410,7 @@ def search_runs(
         repo, where=filter_string, sort=order_by, limit=max_results, experiment=experiment
     ) as runs:
         if not runs.running:  # the index alone: read column by column
-            table = runs.index.table(runs.query)
+            table = runs.index.table(runs.query, parse=False)
             with gc_paused():
                 return _frame(table)
     selection = select_runs(
@@ -448,7 +449,7 @@ def _frame(table: Table) -> pd.DataFrame:
     runs cost a few vectorised calls rather than a dict per run."""
     import pandas as pd
 
-    fast = _uniform_values(table)
+    fast = _typed_values(table)
     if fast is not None:  # one key set of typed columns: every column built at once
         typed = _attribute_columns(table)
         typed.update(fast)
@@ -547,6 +548,44 @@ def _texts(column: Sequence[str]) -> Any:
         with contextlib.suppress(ValueError):  # e.g. a lone surrogate: pandas says why
             return pd.array(pa.array(column, type=pa.large_string()), dtype="str")
     return pd.array(column, dtype="str")
+
+
+def _typed_values(table: Table) -> dict[str, Any] | None:
+    """``_uniform_values`` of ``table``, its value arrays parsed first when they are still
+    one JSON text: by orjson where it is installed (the ``fast`` extra; 2.5x faster on
+    arrays of numbers), else by ``json``. orjson's answer is kept only where it is the
+    same: it reads an integer beyond 64 bits as a float, so a float column reaching 2**63
+    (or any column that is not typed, or a text orjson refuses, such as ``1e999``) is
+    parsed again by ``json``, whose values ``_frame``'s general path uses."""
+    if not table.text or table.values:
+        return _uniform_values(table)
+    loads = _orjson_loads()
+    if loads is not None:
+        with contextlib.suppress(ValueError):  # orjson.JSONDecodeError is one
+            table.values = loads(table.text)
+            fast = _uniform_values(table)
+            if fast is not None and all(_below_2_63(v) for v in fast.values()):
+                return fast
+    table.values = json.loads(table.text)
+    return _uniform_values(table)
+
+
+@functools.cache
+def _orjson_loads() -> Any:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.loads
+
+
+def _below_2_63(column: Any) -> bool:
+    """No float of the column reaches 2**63 in magnitude (true of every other column)."""
+    import numpy as np
+
+    if not isinstance(column, np.ndarray) or column.dtype != np.float64 or not len(column):
+        return True
+    return bool(np.abs(column).max() < 2.0**63)
 
 
 def _uniform_values(table: Table) -> dict[str, Any] | None:
