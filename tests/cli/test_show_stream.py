@@ -120,19 +120,33 @@ def same_output(*extra: str, widths: tuple[int, ...] = (60, 250)) -> None:
 
 
 def same_frame() -> None:
-    """search_runs' typed columns against pandas' inference over the same rows."""
+    """search_runs' typed columns against pandas' inference over the same rows: the value
+    arrays parsed by ``json`` in the index, or left as text and parsed by orjson (the
+    ``fast`` extra) or, without it, by ``json``."""
     repo = find_repo(Path.cwd())
     with open_index(repo) as index:
         table = index.table(Query())
+        texts = [index.table(Query(), parse=False) for _ in range(3)]
+    assert texts[0].text
+    assert not texts[0].values
     fast = search._frame(table)
+    quick = search._frame(texts[0])
+    loads = search._orjson_loads
+    search._orjson_loads = lambda: None  # type: ignore[assignment]
+    try:
+        plain_json = search._frame(texts[1])
+    finally:
+        search._orjson_loads = loads
     plain = search._uniform_values
     search._uniform_values = lambda _table: None  # type: ignore[assignment]
     try:
         reference = search._frame(table)
+        reference_from_text = search._frame(texts[2])
     finally:
         search._uniform_values = plain
-    pd.testing.assert_frame_equal(fast, reference, check_dtype=True, check_exact=True)
-    assert list(fast.columns) == list(reference.columns)
+    for got in (fast, quick, plain_json, reference_from_text):
+        pd.testing.assert_frame_equal(got, reference, check_dtype=True, check_exact=True)
+        assert list(got.columns) == list(reference.columns)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -221,3 +235,22 @@ def test_wide_and_escaped_characters_are_measured_as_printed(repo: Path) -> None
         ],
     )
     same_output(widths=(40, 60, 80, 250))
+
+
+@pytest.mark.parametrize("big", [10**30, -(10**20), 2**63, 2**64 + 1])
+def test_search_runs_keeps_integers_beyond_64_bits(repo: Path, big: int) -> None:
+    """orjson reads an integer beyond 64 bits as a float: such a column is parsed again by
+    ``json`` and keeps the exact integers, as pandas' inference over the rows has it."""
+    record_runs(
+        repo,
+        [
+            {"name": "a", "params": {"big": big, "x": 1e300}, "metrics": {"acc": 0.5}},
+            {"name": "b", "params": {"big": big + 1, "x": 2.5}, "metrics": {"acc": 0.25}},
+        ],
+    )
+    df = xp.search_runs(path=repo)
+    assert list(df["params.big"]) == [big + 1, big]
+    assert all(type(v) is int for v in df["params.big"])
+    assert list(df["params.x"]) == [2.5, 1e300]
+    assert df["params.x"].dtype == "float64"
+    same_frame()  # the fixture runs in the repository

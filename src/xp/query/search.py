@@ -13,6 +13,8 @@ MLflow and W&B list running runs with the rest; so does every listing here.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -408,7 +410,7 @@ def search_runs(
         repo, where=filter_string, sort=order_by, limit=max_results, experiment=experiment
     ) as runs:
         if not runs.running:  # the index alone: read column by column
-            table = runs.index.table(runs.query)
+            table = runs.index.table(runs.query, parse=False)
             with gc_paused():
                 return _frame(table)
     selection = select_runs(
@@ -447,6 +449,11 @@ def _frame(table: Table) -> pd.DataFrame:
     runs cost a few vectorised calls rather than a dict per run."""
     import pandas as pd
 
+    fast = _typed_values(table)
+    if fast is not None:  # one key set of typed columns: every column built at once
+        typed = _attribute_columns(table)
+        typed.update(fast)
+        return cast("pd.DataFrame", pd.DataFrame(typed, copy=False))
     frame = pd.DataFrame(
         {
             "run_id": table.run_id,
@@ -461,9 +468,6 @@ def _frame(table: Table) -> pd.DataFrame:
     for col in ("start_time", "end_time"):
         millis = (frame[col].astype("float64") * 1000).round()
         frame[col] = pd.to_datetime(millis, unit="ms", utc=True)
-    fast = _uniform_values(table)
-    if fast is not None:
-        return cast("pd.DataFrame", pd.concat([frame, fast], axis=1))
     groups: dict[int, list[int]] = {}
     for i, sid in enumerate(table.sid):
         groups.setdefault(sid, []).append(i)
@@ -496,12 +500,99 @@ def _frame(table: Table) -> pd.DataFrame:
     return cast("pd.DataFrame", pd.concat([frame, values], axis=1))
 
 
-def _uniform_values(table: Table) -> pd.DataFrame | None:
-    """The value columns of ``_frame`` when every run has one key set and each column one
-    type (float, int or str): built column by column from typed arrays, the dtypes those
-    ``_frame`` infers (float64, int64, str); None otherwise."""
+def _attribute_columns(table: Table) -> dict[str, Any]:
+    """The attribute columns of ``_frame`` as typed arrays: the dtypes pandas infers from
+    the lists (texts; times as UTC datetimes, rounded to the millisecond)."""
     import numpy as np
     import pandas as pd
+
+    data: dict[str, Any] = {}
+    columns: tuple[tuple[str, Sequence[Any]], ...] = (
+        ("run_id", table.run_id),
+        ("experiment", table.experiment),
+        ("status", table.status),
+        ("start_time", table.start),
+        ("end_time", table.end),
+        ("run_name", table.name),
+        ("commit", table.commit),
+    )
+    for name, column in columns:
+        if name.endswith("_time"):
+            millis = np.round(np.array(column, dtype="float64") * 1000)
+            data[name] = pd.to_datetime(millis, unit="ms", utc=True)
+        elif _arrow_texts() and set(map(type, column)) == {str}:
+            data[name] = _texts(column)
+        else:
+            data[name] = column  # pandas infers it, as ``_frame``'s general path does
+    return data
+
+
+@functools.cache
+def _arrow_texts() -> bool:
+    """Whether pandas keeps a list of texts as its pyarrow-backed ``str`` array (pandas 3
+    with pyarrow installed): then such a column is built by pyarrow in one call."""
+    import pandas as pd
+
+    dtype = pd.Series(["a"]).dtype
+    return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" and str(dtype) == "str"
+
+
+def _texts(column: Sequence[str]) -> Any:
+    """``pd.array(column, dtype="str")``: by pyarrow in one call where that is the storage
+    (half the time of pandas' check of each element)."""
+    import pandas as pd
+
+    if _arrow_texts():
+        import pyarrow as pa
+
+        with contextlib.suppress(ValueError):  # e.g. a lone surrogate: pandas says why
+            return pd.array(pa.array(column, type=pa.large_string()), dtype="str")
+    return pd.array(column, dtype="str")
+
+
+def _typed_values(table: Table) -> dict[str, Any] | None:
+    """``_uniform_values`` of ``table``, its value arrays parsed first when they are still
+    one JSON text: by orjson where it is installed (the ``fast`` extra; 2.5x faster on
+    arrays of numbers), else by ``json``. orjson's answer is kept only where it is the
+    same: it reads an integer beyond 64 bits as a float, so a float column reaching 2**63
+    (or any column that is not typed, or a text orjson refuses, such as ``1e999``) is
+    parsed again by ``json``, whose values ``_frame``'s general path uses."""
+    if not table.text or table.values:
+        return _uniform_values(table)
+    loads = _orjson_loads()
+    if loads is not None:
+        with contextlib.suppress(ValueError):  # orjson.JSONDecodeError is one
+            table.values = loads(table.text)
+            fast = _uniform_values(table)
+            if fast is not None and all(_below_2_63(v) for v in fast.values()):
+                return fast
+    table.values = json.loads(table.text)
+    return _uniform_values(table)
+
+
+@functools.cache
+def _orjson_loads() -> Any:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.loads
+
+
+def _below_2_63(column: Any) -> bool:
+    """No float of the column reaches 2**63 in magnitude (true of every other column)."""
+    import numpy as np
+
+    if not isinstance(column, np.ndarray) or column.dtype != np.float64 or not len(column):
+        return True
+    return bool(np.abs(column).max() < 2.0**63)
+
+
+def _uniform_values(table: Table) -> dict[str, Any] | None:
+    """The value columns of ``_frame`` when every run has one key set and each column one
+    type (float, int or str): typed arrays in ``_frame``'s column order, the dtypes it
+    infers (float64, int64, str); None otherwise."""
+    import numpy as np
 
     if not table.sid or table.sid.count(table.sid[0]) != len(table.sid):
         return None
@@ -513,15 +604,19 @@ def _uniform_values(table: Table) -> pd.DataFrame | None:
         range(len(keys)), key=lambda i: (rank.get(keys[i][:8], rank.get(keys[i][:7], 2)), keys[i])
     )
     columns = list(zip(*table.values, strict=True))
+    n = len(table.values)
     data: dict[str, Any] = {}
     for i in order:
         column, kinds = columns[i], set(map(type, columns[i]))
         if kinds == {float}:
-            data[keys[i]] = np.array(column, dtype="float64")
-        elif kinds == {int} and all(-(2**63) <= v < 2**63 for v in (min(column), max(column))):
-            data[keys[i]] = np.array(column, dtype="int64")
+            data[keys[i]] = np.fromiter(column, dtype="float64", count=n)
+        elif kinds == {int}:
+            try:  # beyond 64 bits: pandas makes an object column
+                data[keys[i]] = np.fromiter(column, dtype="int64", count=n)
+            except OverflowError:
+                return None
         elif kinds == {str} and not keys[i].startswith("metrics."):
-            data[keys[i]] = pd.array(column, dtype="str")
+            data[keys[i]] = _texts(column)
         else:
             return None
-    return cast("pd.DataFrame", pd.DataFrame(data, copy=False))
+    return data

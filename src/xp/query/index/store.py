@@ -138,6 +138,8 @@ class Table:
     sid: list[int] = field(default_factory=list)
     values: list[list[Any]] = field(default_factory=list)
     keys: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # the value arrays as one JSON text, when ``values`` is left for the caller to parse
+    text: str = ""
 
 
 class _Absent:
@@ -1330,17 +1332,18 @@ class Index:
             return rows, len(rows)
         return rows, self.matching(query)
 
-    def table(self, query: Query | None = None, **conditions: Any) -> Table:
-        """The selected runs column by column (what a DataFrame is built from)."""
+    def table(self, query: Query | None = None, parse: bool = True, **conditions: Any) -> Table:
+        """The selected runs column by column (what a DataFrame is built from); with
+        ``parse=False`` their value arrays are left unparsed, as one JSON text in ``text``."""
         sql, args = self._select_sql(
             "c.run_id, r.experiment, r.status, r.start, r.end, r.name, r.commit_sha, r.sid, r.doc,"
             " r.error, r.crc",
             query or Query(**conditions),
         )
         with gc_paused():
-            return self._table(sql, args)
+            return self._table(sql, args, parse)
 
-    def _table(self, sql: str, args: list[Any]) -> Table:
+    def _table(self, sql: str, args: list[Any], parse: bool) -> Table:
         rows = self.conn.execute(sql, args).fetchall()
         crc32 = zlib.crc32
         damaged = {  # _checksum, inlined: one comprehension for every row
@@ -1360,7 +1363,9 @@ class Index:
         columns = list(zip(*rows, strict=True))
         out.run_id, out.experiment, out.status, out.start, out.end = map(list, columns[:5])
         out.name, out.commit, out.sid = list(columns[5]), list(columns[6]), list(columns[7])
-        out.values = json.loads("[" + ",".join(columns[8]) + "]")
+        out.text = "[" + ",".join(columns[8]) + "]"
+        if parse:
+            out.values = json.loads(out.text)
         out.keys = {sid: self._schema(sid) for sid in set(out.sid)}
         return out
 
