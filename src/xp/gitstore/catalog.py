@@ -29,7 +29,7 @@ from pathlib import Path
 from xp import format as fmt
 from xp.gitstore import catfile
 from xp.gitstore.identity import identity
-from xp.gitstore.objects import ObjectWriter, RawObject, tree_body
+from xp.gitstore.objects import ObjectWriter, RawObject, tree_body, zone
 from xp.gitstore.refs import PackedRefs, _read_loose, read_ref
 from xp.gitstore.repo import GitRepo
 
@@ -348,9 +348,8 @@ _LATEST = 1 << 34  # year 2514: a run dated later (a hostile one) does not date 
 
 
 def _zone(when: int) -> bytes:
-    offset = time.localtime(min(when, 1 << 31)).tm_gmtoff
-    sign, offset = ("-", -offset) if offset < 0 else ("+", offset)
-    return f"{sign}{offset // 3600:02d}{offset % 3600 // 60:02d}".encode()
+    """The local zone at ``when`` (a hostile date past 2038 asks for 2038's)."""
+    return zone(time.localtime(min(when, 1 << 31)).tm_gmtoff)
 
 
 def _tree_of(repo: GitRepo, commit: str) -> str | None:

@@ -285,7 +285,6 @@ def write_run_commit(
     compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since.
     ``before_ref(sha)`` runs between the two (a continued run's annotations are copied
     there, so the ref never shows the new commit without them)."""
-    commit = build_commit(repo, tree, parent, message, start, end)
     from xp.gitstore import signing
 
     if signing.enabled(repo):  # git writes it, signed with the user's key (docs/provenance.md)
@@ -300,6 +299,7 @@ def write_run_commit(
             tz=time.localtime(end).tm_gmtoff,
         )
     else:
+        commit = build_commit(repo, tree, parent, message, start, end)
         writer.add(commit)
         sha = commit.id.decode()
     note_recorded(repo, sha)
@@ -322,16 +322,7 @@ def write_files_commit(
     writer = ObjectWriter(repo.objects_dir)
     tree = _tree_from_files(writer, files)
     now = time.time()
-    body = commit_body(
-        tree,
-        [expected.encode()] if expected else [],
-        identity(str(repo.worktree)),
-        int(now),
-        int(now),
-        time.localtime(now).tm_gmtoff,
-        message.encode("utf-8"),
-    )
-    commit = RawObject(b"commit", body)
+    commit = build_commit(repo, tree, expected, message, now, now)
     writer.add(commit)
     update_ref(repo.common_dir, ref, commit.id.decode(), expected)
     return commit.id.decode()
