@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import xp
@@ -425,6 +426,23 @@ def test_deferred_metrics_are_logged_at_flushes_reads_and_the_end_with_their_tim
     stamps = [t for _s, _v, t in got.record.series["loss"]]
     assert stamps == [1_700_000_000_250, 1_700_000_001_500, 1_700_000_002_000]
     run.undefer(drain)  # once ended: nothing registered, nothing raised
+
+
+def test_log_metrics_at_refuses_a_time_no_point_can_have_and_the_run_still_flushes(
+    repo: Path,
+) -> None:
+    """A NaN, infinite or out-of-range time is refused at the call, as ``log_metric``'s
+    timestamp is: taken, it made every later flush fail and the run stop journaling."""
+    with xp.start_run() as active:
+        run = active.run
+        for bad in (math.nan, math.inf, -math.inf, 1e300, "soon"):
+            with pytest.raises(InvalidValueError, match="time for metric 'loss'"):
+                run.log_metrics_at({"loss": 1.0}, 0, bad)  # type: ignore[arg-type]
+        run.log_metrics_at({"loss": 2.0}, 1, np.float64(1_700_000_000.5))
+        run.flush()
+        assert run.state.points == []  # journaled: nothing held back
+    stamps = [t for _s, _v, t in xp.get_run(active.id).record.series["loss"]]
+    assert stamps == [1_700_000_000_500]
 
 
 def test_log_files_stores_each_as_log_bytes_does(repo: Path) -> None:

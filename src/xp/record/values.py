@@ -214,6 +214,21 @@ def timestamp_value(key: str, timestamp: Any) -> float:
     return ms / 1000
 
 
+def seconds_value(key: str, seconds: Any) -> float:
+    """A point's time in seconds since the epoch (as ``time.time()`` gives it), within
+    ``timestamp_value``'s years 1-9999: a NaN or infinite time would break every flush."""
+    try:
+        got = float(_native(seconds)) if not isinstance(seconds, bool) else math.nan
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        got = math.nan
+    if not MIN_TIMESTAMP_MS <= got * 1000 <= MAX_TIMESTAMP_MS:  # NaN fails too
+        raise InvalidValueError(
+            f"time for metric {key!r} must be seconds since the epoch (years 1-9999),"
+            f" got {seconds!r}"
+        )
+    return got
+
+
 # Inside index JSON: NaN is null (SQLite's JSON has no NaN) and +-inf is +-1e999, which
 # SQLite and Python both read back as infinity. The marker cannot occur in real text.
 _INF = "\0xp-inf\0"

@@ -77,6 +77,8 @@ _WRITE_BUDGET = fmt.MAX_RECORD_FILE * 3 // 4  # of one record file, estimated at
 # Points held in memory before a log call flushes them itself: a loop that logs faster than
 # the flusher thread journals (it shares the GIL) would otherwise grow without bound.
 _MAX_HELD = 100_000
+# a point's time in seconds, as ``values.timestamp_value`` bounds it (years 1-9999)
+_EARLIEST, _LATEST = values.MIN_TIMESTAMP_MS / 1000, values.MAX_TIMESTAMP_MS / 1000
 
 
 def _cost(key: str, text: str) -> int:
@@ -659,8 +661,8 @@ class Run:
         after the fact keeps each iteration's own time. All or none, as ``log_metrics``."""
         if type(step) is not int or not -9223372036854775808 <= step <= 9223372036854775807:
             step = values.step_value(next(iter(metrics), "metric"), step)
-        if type(seconds) is not float:
-            seconds = float(values.metric_value("time", seconds))
+        if type(seconds) is not float or not _EARLIEST <= seconds <= _LATEST:  # NaN too
+            seconds = values.seconds_value(next(iter(metrics), "metric"), seconds)
         self._log_batch(metrics, step, seconds)
 
     def _log_batch(self, metrics: dict[str, float], step: int, ts: float) -> None:
