@@ -117,17 +117,12 @@ def _starts(tag: str, first: str) -> list[str]:
     return [ch.strip("\0") for ch in first + ("" if tag != _NULL else "\0")]
 
 
-def _build() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
-    table: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
-    for row, (tag, first, _text) in enumerate(_TABLE):
-        for ch in _starts(tag, first):
-            table.setdefault(ch, []).append((tag, _compiled(row)))
-    return table
+_FIRSTS = frozenset(ch for tag, first, _text in _TABLE for ch in _starts(tag, first))
 
 
 def resolvers() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
     """The whole table by first character."""
-    return _build()
+    return {ch: _for(ch) for ch in sorted(_FIRSTS)}
 
 
 def _for(ch: str) -> list[tuple[str, re.Pattern[str]]]:
@@ -135,6 +130,8 @@ def _for(ch: str) -> list[tuple[str, re.Pattern[str]]]:
     hashes (artifacts.yaml, read by every push) compiles one or two of them, not all."""
     rows = _BY_CHAR.get(ch)
     if rows is None:
+        if ch not in _FIRSTS:  # no row: not cached (a hostile file has a million of them)
+            return []
         rows = _BY_CHAR[ch] = [
             (tag, _compiled(row))
             for row, (tag, first, _text) in enumerate(_TABLE)

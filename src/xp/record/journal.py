@@ -113,7 +113,7 @@ class RunState:
         """Move the points held in memory to the spill (when there is one)."""
         if self.spill is not None and self.points:
             self.spill.add(self.points)
-            self.points = []
+            self.points.clear()  # the same list: whoever holds it (replay) keeps seeing it
 
     def add_dataset(self, entry: dict[str, Any]) -> bool:
         """Record an MLflow dataset input once (by name, digest and tags); True when new."""
