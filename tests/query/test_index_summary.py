@@ -451,3 +451,34 @@ def test_a_second_process_that_dies_leaves_its_runs_to_their_records(
     assert "Traceback" not in err
     assert sorted(r["run_id"] for r in rows) == sorted(ids)
     assert rows == _show_json(c, "--rebuild")[0]
+
+
+def test_a_few_new_runs_in_full_buckets_are_read_from_their_records(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A summary is decoded whole: for a colleague's few new runs in buckets that list many,
+    their records are cheaper, and are what the index reads."""
+    from xp.sharing.catalog import publish
+
+    repo = find_repo(team.a)
+    first = _log(team.a, 1)
+    runs = {first: git(team.a, "rev-parse", f"refs/xp/runs/{first}").strip()}
+    for k in (2, 3, 4):
+        run_id = _log(team.a, k)
+        tip = git(team.a, "rev-parse", f"refs/xp/runs/{run_id}").strip()
+        runs[_same_bucket(first, f"r{k}-")] = tip
+    publish(repo, remote="origin", runs=runs)
+    assert xp_main("init", cwd=team.b)[0] == 0
+    git(team.b, "fetch", "-q", "origin")
+    assert len(_show_json(team.b)[0]) == 4
+    late = _log(team.a, 5)
+    late_id = _same_bucket(first, "late-")
+    late_tip = git(team.a, "rev-parse", f"refs/xp/runs/{late}").strip()
+    publish(repo, remote="origin", runs={late_id: late_tip})
+    git(team.b, "fetch", "-q", "origin")
+    monkeypatch.setattr(index_store, "_LINES_PER_RECORD", 2)  # 5 lines > 2 x 1 new run
+    monkeypatch.setattr(summary, "decode", _no_records)
+    rows, err = _show_json(team.b)
+    assert "warning" not in err
+    assert late_id in {r["run_id"] for r in rows}
+    assert len(rows) == 5

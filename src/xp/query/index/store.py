@@ -71,6 +71,10 @@ INDEX_FILE = "index.sqlite"
 ROOT = "refs/xp"  # every loose run ref is in a folder at or below this one
 PACK_AT = 1000  # loose run refs that make the index pack them
 PARALLEL_AT = 20_000  # records to read that are worth a second reading process
+# Summaries are decoded whole: worth it while the moved buckets hold at most this many lines
+# per run to index (a record read costs ~250 us, a summary line ~30): a fresh clone, not a
+# colleague's 500 new runs spread over 220 buckets of 100k.
+_LINES_PER_RECORD = 8
 _BATCH = 2000  # runs stored per write transaction while reading records
 STREAM_BATCH = 2000  # runs ``Index.batches`` reads at a time
 
@@ -378,20 +382,27 @@ class Index:
         if not moved:
             return out, {}
         reads = catalog.read_buckets(self.repo, moved)
-        if self.summaries and self._parallel(sum(len(r.entries) for r in reads.values())):
+        if (
+            self.summaries
+            and any(r.summary for r in reads.values())
+            and self._parallel(sum(len(r.entries) for r in reads.values()))
+            and self._empty(self.conn)  # a fresh clone's: every listed run is to read
+        ):
             self._early = self._helper("--summaries")  # its start-up overlaps git's check
         have = catalog.present(self.repo, {s for r in reads.values() for s in r.entries.values()})
         ids = self._ids
         for ref, read in reads.items():
             remote = catalog.split_tracking(ref)[0]
             prefix = RunRef.prefix(remote)
-            named = remote.isprintable() and remote.isascii()  # as RunRef.parse checks
             listed: dict[str, str] = {}
-            for run_id, sha in read.entries.items():
+            # a remote name no run ref can carry (as RunRef.parse checks): not listed, as
+            # its loose and packed refs are not
+            named = remote.isprintable() and remote.isascii()
+            for run_id, sha in read.entries.items() if named else ():
                 if sha in have:  # a bucket may name commits this clone lacks: not shown
                     name = prefix + run_id
                     listed[name] = sha
-                    ids[name] = run_id if named else None  # entries are run ids already
+                    ids[name] = run_id  # entries are run ids already
             out[ref] = (read.tip, listed)
         summaries = {
             ref: (read.summary, read.entries)
@@ -424,16 +435,10 @@ class Index:
         assert helper.stdin is not None
         assert helper.stdout is not None
         _send(helper, json.dumps(job).encode())  # if it died, its runs are read from records
-        try:
+        with _reaped(helper), helper.stdout:
             done = self.store(self.summarized(mine, wanted), whole=True)
-        except BaseException:
-            helper.kill()
-            helper.wait()
-            helper.stdout.close()
-            raise
-        with helper.stdout:
             said = helper.stdout.read()
-        helper.wait()
+            helper.wait()
         theirs_wanted: dict[str, str] = job["wanted"]
         try:
             report = json.loads(said)
@@ -532,7 +537,8 @@ class Index:
         # the fetched buckets' run summaries describe from them, the rest from git.
         wanted = self._missing(self._candidates(changes))
         inserted: set[str] = set()
-        if wanted and changes.summaries and self.summaries:
+        lines = sum(len(entries) for _blob, entries in changes.summaries.values())
+        if wanted and self.summaries and 0 < lines <= len(wanted) * _LINES_PER_RECORD:
             inserted = self._from_summaries(changes.summaries, wanted)
             wanted = {c: i for c, i in wanted.items() if c not in inserted}
         inserted |= self._read(wanted) if wanted else set()
@@ -588,7 +594,7 @@ class Index:
     def _read(self, wanted: dict[str, str]) -> set[str]:
         """Read and store the records of ``wanted`` (commit -> run id); the commits stored.
         Many of them (a fresh clone): half in a second process (``build``), both cores busy."""
-        if len(wanted) < PARALLEL_AT or (os.cpu_count() or 1) < 2 or self.memory:
+        if not self._parallel(len(wanted)):
             return self.store(iter_rows(self.repo, wanted))
         items = list(wanted.items())
         mine, theirs = dict(items[: len(items) // 2]), dict(items[len(items) // 2 :])
@@ -597,13 +603,9 @@ class Index:
             return self.store(iter_rows(self.repo, wanted))
         assert helper.stdin is not None
         _send(helper, "".join(f"{c} {r}\n" for c, r in theirs.items()).encode())  # or it died
-        try:
+        with _reaped(helper):
             done = self.store(iter_rows(self.repo, mine))
-        except BaseException:
-            helper.kill()
             helper.wait()
-            raise
-        helper.wait()
         left = self._missing(theirs)  # anything the helper did not store (it failed)
         if left:
             done |= self.store(iter_rows(self.repo, left))
@@ -1708,6 +1710,18 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+@contextlib.contextmanager
+def _reaped(helper: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Kill and reap ``helper`` when the work beside it fails or is interrupted (Ctrl-C):
+    it must not go on writing the index after xp has exited."""
+    try:
+        yield
+    except BaseException:
+        helper.kill()
+        helper.wait()
+        raise
 
 
 def _signed_zero(number: float) -> int:

@@ -9,8 +9,10 @@ Each bucket commit written by ``sharing.catalog.publish`` also carries ``.xp-ind
 A fetched summary is untrusted input, read as strictly as a record: bounded sizes, exact
 types, and a line is only used for a run whose commit is the one the bucket's tree lists for
 it (anything else is ignored, and that run's record is read as before). The record stays the
-truth: ``xp show`` checks the rows it prints against their records (``Index.verify``), and
-``xp show RUN``, ``xp diff`` and ``xp get`` read records anyway.
+truth, but a summary line's values are not compared with it as they are read: ``xp show
+--verify`` checks the rows it prints against their records (``Index.verify``), ``xp show
+--rebuild`` reads records only, and ``xp show RUN``, ``xp diff`` and ``xp get`` read records
+anyway.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from xp.query.index.rows import Cell, Stored
 # the bucket tree entry (a blob beside the runs' gitlinks) and its first line (version 1; a
 # reader ignores a summary of another version)
 SUMMARY_NAME, HEADER = catalog.SUMMARY_NAME, catalog.SUMMARY_HEADER
-MAX_BYTES = 64 << 20  # a summary blob bigger than this is not read (100k runs: ~40 MB over 256)
+MAX_BYTES = catalog.SUMMARY_MAX_BYTES  # a summary blob bigger than this is not read
 MAX_LINE = 1 << 20  # one run's line
 MAX_KEYS = 10_000  # params + metrics + tags of one run
 _FIELDS = 18
