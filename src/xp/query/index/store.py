@@ -1421,6 +1421,7 @@ class Index:
         Over all runs the aggregates are kept in ``facts`` for each format asked, merged
         with those of new runs as they arrive and dropped when a run goes."""
         kids = self._kids()
+        cond = ""
         if query.trivial:
             total = self.count()
             aggregates = self._cached_aggregates(number_format or "", kids)
@@ -1446,6 +1447,8 @@ class Index:
                 mixed_texts = int(agg[9]) not in (0, present)
                 changed = len({*types}) > 1 or len({*numbers}) > 1 or len({*texts}) > 1
                 changed = changed or mixed_texts
+                if not changed and numbers == (0, 0) and "real" in types:  # 0.0 == -0.0
+                    changed = self._mixed_zeros(kids[key], cond)
             out[key] = ValueFacts(
                 present=present,
                 changed=changed,
@@ -1455,6 +1458,16 @@ class Index:
                 texts=not (agg[2] == agg[3] and agg[2] in ("integer", "real")),
             )
         return out
+
+    def _mixed_zeros(self, kid: int, cond: str) -> bool:
+        """Whether a column whose values all equal 0 holds both 0.0 and -0.0: SQL sees one
+        value, the table prints two ("0" and "-0"), so the column differs between runs."""
+        row = self.conn.execute(
+            "SELECT count(DISTINCT signed_zero(v.num)) FROM vals v"
+            f" WHERE v.kid = ? AND typeof(v.num) = 'real' AND v.num = 0{cond}",
+            (kid,),
+        ).fetchone()
+        return bool(row[0] > 1)
 
     def _cached_aggregates(self, number_format: str, kids: dict[str, int]) -> dict[int, list[Any]]:
         """Every key's aggregates over all runs for ``number_format``, from ``facts`` or
