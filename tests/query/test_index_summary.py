@@ -440,7 +440,7 @@ def test_a_second_process_that_dies_leaves_its_runs_to_their_records(
     monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
     dead = [sys.executable, "-c", "import sys; sys.exit(3)"]
 
-    def dies(self: index_store.Index, *mode: str) -> subprocess.Popen[bytes]:
+    def dies(self: index_store.Index, *mode: str, **_kw: object) -> subprocess.Popen[bytes]:
         out = subprocess.PIPE if mode else subprocess.DEVNULL  # as Index._helper
         return subprocess.Popen(dead, stdin=subprocess.PIPE, stdout=out)
 
@@ -482,3 +482,73 @@ def test_a_few_new_runs_in_full_buckets_are_read_from_their_records(
     assert "warning" not in err
     assert late_id in {r["run_id"] for r in rows}
     assert len(rows) == 5
+
+
+def _named_in(bucket: str, stem: str) -> str:
+    n = 0
+    while bucket_of(f"{stem}{n}") != bucket:
+        n += 1
+    return f"{stem}{n}"
+
+
+def test_a_fresh_clone_is_indexed_by_two_processes_each_writing_its_own_file(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone of a big catalog (tiny thresholds here): the second process indexes its
+    buckets into a scratch file that is copied in. Same answers as the records give,
+    annotations included; no scratch file left; a commit two run ids share (one in each
+    half) stored once, both ids shown."""
+    from xp.sharing.catalog import publish
+
+    ids = [_log(team.a, i, **(ODD_PARAMS if i < 2 else {})) for i in range(8)]
+    assert xp_main("tag", ids[0], "reviewed=yes", cwd=team.a)[0] == 0  # notes: by commit
+    assert xp_main("push", cwd=team.a)[0] == 0
+    tip = git(team.a, "rev-parse", f"refs/xp/runs/{ids[0]}").strip()
+    # bucket 00 is always in this process's half, ff in the second's
+    twins = [_named_in("00", "twin-a"), _named_in("ff", "twin-b")]
+    publish(find_repo(team.a), remote="origin", runs=dict.fromkeys(twins, tip))
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    merged: list[bool] = []
+    merge = index_store.Index._merge_part
+
+    def spy(self: index_store.Index, *args: object) -> bool:
+        merged.append(merge(self, *args))  # type: ignore[arg-type]
+        return merged[-1]
+
+    monkeypatch.setattr(index_store.Index, "_merge_part", spy)
+    c = team.bare.parent / "c"
+    git(team.bare.parent, "clone", "-q", str(team.bare), "c")
+    assert xp_main("init", cwd=c)[0] == 0
+    assert xp_main("pull", cwd=c)[0] == 0  # runs and annotations (a plain fetch: runs)
+    bulk = _answers(c)  # run 2's NaN has no summary line: its record is read
+    assert merged == [True]
+    assert list((c / ".git" / "xp").glob("*.part-*")) == []
+    shown = {r["run_id"]: r for r in _show_json(c)[0]}
+    assert set(shown) == {*ids, *twins}
+    for run_id in (ids[0], *twins):  # annotated in both processes
+        assert shown[run_id]["tags"]["reviewed"] == "yes"  # type: ignore[index]
+    assert _answers(c, "--rebuild") == bulk  # every record read again, in one process
+    with index_store.Index(find_repo(c)) as index:
+        assert index.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == len(ids)
+        assert index.conn.execute("SELECT count(*) FROM current").fetchone()[0] == len(shown)
+
+
+def test_notes_that_move_while_the_second_process_works_leave_its_buckets_to_the_usual_way(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its rows were annotated as the notes were when it started: not copied, read again."""
+    ids = [_log(team.a, i) for i in range(6)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    merge = index_store.Index._merge_part
+
+    def moved(self: index_store.Index, part: Path, notes: str | None) -> bool:
+        return merge(self, part, "a notes state that is not the stored one")
+
+    monkeypatch.setattr(index_store.Index, "_merge_part", moved)
+    c = _clone(team, "c")
+    rows, err = _show_json(c)
+    monkeypatch.undo()
+    assert "Traceback" not in err
+    assert sorted(r["run_id"] for r in rows) == sorted(ids)
+    assert rows == _show_json(c, "--rebuild")[0]

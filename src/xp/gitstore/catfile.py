@@ -191,6 +191,18 @@ def sizes(repo: GitRepo, shas: list[str]) -> dict[str, int]:
     return out
 
 
+def sizes_of(repo: GitRepo, names: list[str]) -> list[int | None]:
+    """The size of each object ``names`` (shas or revisions such as ``<commit>^{tree}``)
+    names, in order; None where there is none."""
+    if not names:
+        return []
+    proc = repo.git(
+        "cat-file", "--batch-check=%(objectsize)", input="".join(f"{n}\n" for n in names).encode()
+    )
+    lines = proc.stdout.decode().splitlines()
+    return [int(line) if line.isdigit() else None for line in lines[: len(names)]]
+
+
 def blob_ids(repo: GitRepo, names: list[str]) -> set[str]:
     """The blob ids among ``names`` (shas or ``rev:path``) that exist and are blobs."""
     if not names:

@@ -76,6 +76,9 @@ PARALLEL_AT = 20_000  # records to read that are worth a second reading process
 # colleague's 500 new runs spread over 220 buckets of 100k.
 _LINES_PER_RECORD = 8
 _BATCH = 2000  # runs stored per write transaction while reading records
+# A fresh catalog's buckets this process indexes (percent): the second process's scratch file
+# has no secondary indexes and it copies nothing in, so it takes more
+_MINE = 45
 STREAM_BATCH = 2000  # runs ``Index.batches`` reads at a time
 
 _DDL = """
@@ -116,6 +119,7 @@ CREATE TABLE IF NOT EXISTS facts(
 );
 """
 
+_SCRATCH_DDL = "\n".join(line for line in _DDL.splitlines() if not line.startswith("CREATE INDEX"))
 
 _PACKED_REFS = "SELECT ref, packed FROM refs WHERE packed IS NOT NULL"
 NO_REF = ("", "")  # (file id, sha) of a ref the index does not know
@@ -241,10 +245,15 @@ class _Changes:
 class Index:
     """An open index connection; ``sync()`` brings it in line with the refs."""
 
-    def __init__(self, repo: GitRepo, path: Path | None = None) -> None:
+    def __init__(self, repo: GitRepo, path: Path | None = None, *, scratch: bool = False) -> None:
         self.repo = repo
         self.path = path if path is not None else repo.xp_dir / INDEX_FILE
         self.memory = False  # the index lives in memory for this call (read-only repository)
+        # a file only this process writes and another copies from (``_fresh_catalog``): no
+        # journal, no fsync
+        self._scratch = scratch
+        if scratch:
+            self._remove_files()
         self.conn = self._open()
         self._schemas: dict[int, tuple[str, ...]] = {}
         self._position_maps: dict[int, dict[str, int]] = {}  # sid -> key -> position
@@ -263,7 +272,10 @@ class Index:
         # SQLite's printf drops the sign of -0.0, which Python prints: "-0" is a cell wider
         conn.create_function("signed_zero", 1, _signed_zero, deterministic=True)
         conn.execute("PRAGMA busy_timeout = 30000")
-        if target != ":memory:":
+        if self._scratch:
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
+        elif target != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA case_sensitive_like = ON")
@@ -272,7 +284,8 @@ class Index:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is not None and row[0] != SCHEMA:
             raise sqlite3.DatabaseError(f"index schema {row[0]}, want {SCHEMA}")
-        conn.executescript(_DDL)
+        # a scratch file is only copied from: no secondary index to keep up
+        conn.executescript(_SCRATCH_DDL if self._scratch else _DDL)
         if row is None:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA,))
         return conn
@@ -294,7 +307,7 @@ class Index:
         return self._connect(":memory:")  # read-only repo: index in memory for this call
 
     def _remove_files(self) -> None:
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):  # absent, or not ours to remove: memory then
                 os.unlink(f"{self.path}{suffix}")
 
@@ -465,10 +478,12 @@ class Index:
                     stream.close()
         helper.wait()
 
-    def _helper(self, *mode: str) -> subprocess.Popen[bytes] | None:
-        """The second process of a big build (``xp.query.index.build``), or None."""
+    def _helper(self, *mode: str, path: Path | None = None) -> subprocess.Popen[bytes] | None:
+        """The second process of a big build (``xp.query.index.build``), or None; ``path``:
+        the index file it writes, when not this one."""
         repo = self.repo
-        args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
+        index = str(path or self.path)
+        args = [index, str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
         try:
             return subprocess.Popen(
                 [sys.executable, "-m", "xp.query.index.build", *mode, *args],
@@ -532,6 +547,7 @@ class Index:
 
     def _sync(self, changes: _Changes) -> int:
         """``sync`` once something moved on disk."""
+        fresh = self._fresh_catalog()
         changes.buckets, changes.summaries = self._look_buckets()
         # Read the records of commits not indexed yet, outside the refs transaction: those
         # the fetched buckets' run summaries describe from them, the rest from git.
@@ -557,7 +573,188 @@ class Index:
                 ).fetchall()
                 self._drop_commits(conn, [str(r[0]) for r in orphans])
         self._maybe_pack()
-        return len(touched)
+        return len(touched) + fresh
+
+    # -- a fresh clone of a catalog remote --------------------------------------------------
+    def _fresh_catalog(self) -> int:
+        """Index a fresh clone's fetched catalog (100k runs) in two processes that never wait
+        for each other; how many run ids it indexed (0: not such a case, the usual way goes).
+
+        Each process reads half of the buckets (whole bucket numbers, so a run id's entries
+        of every remote are in one half): trees, which commits are here, run summaries, the
+        records of runs without a line, and stores their rows, refs and current ids. This one
+        writes into the index; the second into a scratch file of its own, copied in at the
+        end. Sharing SQLite's one writer lock, the two used to wait for each other. If the
+        second fails, its buckets are left to the usual way (their tips are not stored)."""
+        if not self.summaries or self.memory or (os.cpu_count() or 1) < 2:
+            return 0
+        if not self._empty(self.conn):
+            return 0
+        from xp.gitstore import catalog
+
+        tips = catalog.tracking_buckets(self.repo.common_dir)
+        if len(tips) < 2 or catalog.listed_estimate(self.repo, tips) < PARALLEL_AT:
+            return 0
+        numbers = sorted({catalog.split_tracking(ref)[1] for ref in tips})
+        first = set(numbers[: len(numbers) * _MINE // 100])
+        mine = {r: t for r, t in tips.items() if catalog.split_tracking(r)[1] in first}
+        theirs = {r: t for r, t in tips.items() if r not in mine}
+        notes = self._stored_notes()
+        part = self.path.with_name(f"{self.path.name}.part-{os.getpid()}")
+        helper = self._helper("--catalog", path=part)
+        if helper is None:
+            return 0
+        assert helper.stdout is not None
+        _send(helper, json.dumps({"tips": theirs, "notes": notes}).encode())
+        try:
+            with _reaped(helper), helper.stdout:
+                count = self.index_buckets(mine, notes)
+                said = helper.stdout.read()
+                helper.wait()
+            try:
+                report = json.loads(said)
+                skipped, done = [str(line) for line in report["skipped"]], int(report["runs"])
+            except (ValueError, KeyError, TypeError):
+                return count  # it failed: the usual way reads its buckets
+            if helper.returncode == 0 and self._merge_part(part, notes):
+                self.skipped += skipped
+                count += done
+            return count
+        finally:
+            Index._remove_part(part)
+
+    @staticmethod
+    def _remove_part(part: Path) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{part}{suffix}")
+
+    def index_buckets(self, tips: dict[str, str], notes: str | None) -> int:
+        """Index the runs the fetched buckets ``tips`` (ref -> tip) list into a fresh index,
+        as annotated by the notes state ``notes``: rows (from the run summaries, else the
+        records), refs, buckets and current run ids, in one write transaction; how many run
+        ids."""
+        from xp.gitstore import catalog
+
+        reads = catalog.read_buckets(self.repo, tips)
+        have = catalog.present(self.repo, {s for r in reads.values() for s in r.entries.values()})
+        refs: list[tuple[str, str, str, str]] = []  # (copy ref, run id, tip, bucket ref)
+        wanted: dict[str, str] = {}  # tip -> run id
+        summaries: dict[str, tuple[str, dict[str, str]]] = {}
+        for bucket, read in reads.items():
+            remote = catalog.split_tracking(bucket)[0]
+            if not (remote.isprintable() and remote.isascii()):
+                continue  # a name no run ref can carry: not listed (as ``_look_buckets``)
+            prefix = RunRef.prefix(remote)
+            for run_id, sha in read.entries.items():
+                if sha in have:  # a bucket may name commits this clone lacks: not shown
+                    refs.append((prefix + run_id, run_id, sha, bucket))
+                    wanted[sha] = run_id
+            if read.summary is not None and read.entries:
+                summaries[bucket] = (read.summary, read.entries)
+        best: dict[str, tuple[str, str]] = {}  # run id -> (greatest copy ref, its tip)
+        for ref, run_id, sha, _bucket in refs:
+            if run_id not in best or ref > best[run_id][0]:
+                best[run_id] = (ref, sha)
+        self.conn.execute("PRAGMA cache_size = -64000")
+        try:
+            with gc_paused():
+                rows = self.summarized(summaries, wanted) if summaries else []
+                got = {item.commit for item in rows}
+                left = {c: i for c, i in wanted.items() if c not in got}
+                rows += iter_rows(self.repo, left) if left else []
+                self._notes = annotated.NotesState.decode(notes)
+                items = annotated.apply(self.repo, rows, self._notes)
+                with self.write() as conn:
+                    if not self._scratch:
+                        items = self._annotated_locked(rows, items)
+                    rids: dict[str, int] = {}
+                    self._insert(conn, items, rids=rids)
+                    refs.sort()
+                    conn.executemany(
+                        "INSERT INTO refs(ref, run_id, cat, bucket) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT(ref) DO UPDATE SET cat = excluded.cat,"
+                        " bucket = excluded.bucket",
+                        refs,
+                    )
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO buckets VALUES (?, ?)",
+                        sorted((bucket, read.tip) for bucket, read in reads.items()),
+                    )
+                    current = [
+                        (run_id, ref, rids[sha])
+                        for run_id, (ref, sha) in sorted(best.items())
+                        if sha in rids
+                    ]
+                    conn.executemany("INSERT OR REPLACE INTO current VALUES (?, ?, ?)", current)
+        finally:
+            self.conn.execute("PRAGMA cache_size = -2000")
+        return len(current)
+
+    def _merge_part(self, part: Path, notes: str | None) -> bool:
+        """Copy the rows, refs, buckets and current ids the second process stored in ``part``
+        into the index (renumbering rows, keys and key sets); False, copying nothing, when
+        the notes state moved meanwhile (its rows would show stale annotations)."""
+        conn = self.conn
+        try:
+            conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+        except sqlite3.Error:
+            return False
+        try:
+            with self.write():
+                if self._stored_notes() != notes:
+                    return False
+                self._copy_part(conn)
+            self._kid_map = None
+            return True
+        except sqlite3.Error:
+            return False
+        finally:
+            conn.execute("DETACH DATABASE part")
+
+    @staticmethod
+    def _copy_part(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO main.keys(name) SELECT name FROM part.keys"
+            " WHERE name NOT IN (SELECT name FROM main.keys) ORDER BY kid"
+        )
+        conn.execute(
+            "INSERT INTO main.schemas(keys) SELECT keys FROM part.schemas"
+            " WHERE keys NOT IN (SELECT keys FROM main.schemas) ORDER BY sid"
+        )
+        off = int(conn.execute("SELECT ifnull(max(rid), 0) FROM main.runs").fetchone()[0])
+        # rows of commits the index has already (two run ids of one commit, or another
+        # process): their current ids point at the row it has
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS dup(prid INTEGER PRIMARY KEY, rid)")
+        conn.execute("DELETE FROM temp.dup")
+        conn.execute(
+            "INSERT INTO temp.dup SELECT p.rid, m.rid FROM part.runs p"
+            " JOIN main.runs m ON m.commit_sha = p.commit_sha"
+        )
+        conn.execute(
+            "INSERT INTO main.runs SELECT p.rid + ?, p.commit_sha, p.id, p.name, p.experiment,"
+            " p.status, p.start, p.end, p.duration, p.baseline, p.branch, p.user, p.error,"
+            " ms.sid, p.doc, p.crc, p.parent, p.message, p.source FROM part.runs p"
+            " JOIN part.schemas ps ON ps.sid = p.sid JOIN main.schemas ms ON ms.keys = ps.keys"
+            " WHERE p.rid NOT IN (SELECT prid FROM temp.dup) ORDER BY p.rid",
+            (off,),
+        )
+        conn.execute(
+            "INSERT INTO main.vals SELECT mk.kid, v.rid + ?, v.num, v.txt FROM part.vals v"
+            " JOIN part.keys pk ON pk.kid = v.kid JOIN main.keys mk ON mk.name = pk.name"
+            " WHERE v.rid NOT IN (SELECT prid FROM temp.dup) ORDER BY mk.kid, v.rid",
+            (off,),
+        )
+        conn.execute(
+            "INSERT INTO main.refs SELECT * FROM part.refs WHERE true"
+            " ON CONFLICT(ref) DO UPDATE SET cat = excluded.cat, bucket = excluded.bucket"
+        )
+        conn.execute("INSERT OR REPLACE INTO main.buckets SELECT * FROM part.buckets")
+        conn.execute(
+            "INSERT OR REPLACE INTO main.current SELECT c.run_id, c.ref, coalesce(d.rid, c.rid + ?)"
+            " FROM part.current c LEFT JOIN temp.dup d ON d.prid = c.rid ORDER BY c.run_id",
+            (off,),
+        )
 
     @staticmethod
     def _more_rows_than_runs(conn: sqlite3.Connection) -> bool:
@@ -679,6 +876,7 @@ class Index:
             indexed: dict[str, str] = {}
             if commits:
                 indexed = self._indexed(commits)
+            if indexed:  # a fresh index has none
                 rows = annotated.apply(self.repo, list(iter_rows(self.repo, indexed)), now)
             with self.write() as conn:
                 if self._stored_notes() != stored:
@@ -709,11 +907,16 @@ class Index:
         return out
 
     def _insert(
-        self, conn: sqlite3.Connection, items: list[Stored], replace: bool = False
+        self,
+        conn: sqlite3.Connection,
+        items: list[Stored],
+        replace: bool = False,
+        rids: dict[str, int] | None = None,
     ) -> set[str]:
         """Insert rows for commits the index lacks (inside a write transaction); the commits
         inserted. With ``replace``, rows it has are written again (annotations changed):
-        their ``vals`` are deleted first, their rid kept."""
+        their ``vals`` are deleted first, their rid kept. ``rids`` gets commit -> rid of
+        every item."""
         present: dict[str, int] = (
             {} if self._empty(conn) else dict(self._rids(conn, [item.commit for item in items]))
         )
@@ -761,6 +964,8 @@ class Index:
             "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows
         )
         conn.executemany("INSERT OR IGNORE INTO vals VALUES (?, ?, ?, ?)", val_rows)
+        if rids is not None:
+            rids.update(present)
         return {r[1] for r in run_rows}
 
     def _replace_rows(
