@@ -512,9 +512,10 @@ def test_a_fresh_clone_is_indexed_by_two_processes_each_writing_its_own_file(
     merged: list[bool] = []
     merge = index_store.Index._merge_part
 
-    def spy(self: index_store.Index, *args: object) -> bool:
-        merged.append(merge(self, *args))  # type: ignore[arg-type]
-        return merged[-1]
+    def spy(self: index_store.Index, *args: object) -> int:
+        runs = merge(self, *args)  # type: ignore[arg-type]
+        merged.append(runs > 0)
+        return runs
 
     monkeypatch.setattr(index_store.Index, "_merge_part", spy)
     c = team.bare.parent / "c"
@@ -545,8 +546,8 @@ def test_notes_that_move_while_the_second_process_works_leave_its_buckets_to_the
     monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
     merge = index_store.Index._merge_part
 
-    def moved(self: index_store.Index, part: Path, notes: str | None) -> bool:
-        return merge(self, part, "a notes state that is not the stored one")
+    def moved(self: index_store.Index, part: Path, _notes: str | None, *args: object) -> int:
+        return merge(self, part, "a notes state that is not the stored one", *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(index_store.Index, "_merge_part", moved)
     c = _clone(team, "c")

@@ -78,7 +78,7 @@ _LINES_PER_RECORD = 8
 _BATCH = 2000  # runs stored per write transaction while reading records
 # A fresh catalog's buckets this process indexes (percent): the second process's scratch file
 # has no secondary indexes and it copies nothing in, so it takes more
-_MINE = 45
+_MINE = 52
 STREAM_BATCH = 2000  # runs ``Index.batches`` reads at a time
 
 _DDL = """
@@ -119,7 +119,12 @@ CREATE TABLE IF NOT EXISTS facts(
 );
 """
 
-_SCRATCH_DDL = "\n".join(line for line in _DDL.splitlines() if not line.startswith("CREATE INDEX"))
+# name -> statement of each secondary index: none in a scratch file (only copied from), and
+# dropped while a fresh index is filled in bulk (made again by sorting, at the end)
+_SECONDARY = {
+    line.split()[5]: line for line in _DDL.splitlines() if line.startswith("CREATE INDEX")
+}
+_SCRATCH_DDL = "\n".join(line for line in _DDL.splitlines() if line not in _SECONDARY.values())
 
 _PACKED_REFS = "SELECT ref, packed FROM refs WHERE packed IS NOT NULL"
 NO_REF = ("", "")  # (file id, sha) of a ref the index does not know
@@ -226,6 +231,18 @@ class AttributeFacts:
     user: int
     longest: float | None  # the longest duration
     missing: dict[str, int]  # attribute -> runs without it
+
+
+@dataclass
+class _Buckets:
+    """Fetched buckets read for a fresh index (``Index._prepare_buckets``)."""
+
+    tips: list[tuple[str, str]]  # (bucket ref, tip)
+    # (copy ref, run id, tip, bucket ref) of each entry whose commit is here
+    refs: list[tuple[str, str, str, str]] = field(default_factory=list)
+    best: dict[str, tuple[str, str]] = field(default_factory=dict)  # run id -> (its ref, tip)
+    raw: list[Stored] = field(default_factory=list)  # their rows as read
+    items: list[Stored] = field(default_factory=list)  # annotated
 
 
 @dataclass
@@ -580,12 +597,15 @@ class Index:
         """Index a fresh clone's fetched catalog (100k runs) in two processes that never wait
         for each other; how many run ids it indexed (0: not such a case, the usual way goes).
 
-        Each process reads half of the buckets (whole bucket numbers, so a run id's entries
-        of every remote are in one half): trees, which commits are here, run summaries, the
-        records of runs without a line, and stores their rows, refs and current ids. This one
-        writes into the index; the second into a scratch file of its own, copied in at the
-        end. Sharing SQLite's one writer lock, the two used to wait for each other. If the
-        second fails, its buckets are left to the usual way (their tips are not stored)."""
+        Each process reads its share of the buckets (whole bucket numbers, so a run id's
+        entries of every remote are in one share): trees, which commits are here, run
+        summaries, the records of runs without a line; and stores their rows, refs and
+        current ids. This one writes into the index, the second into a scratch file of its
+        own, copied in at the end: sharing SQLite's one writer lock, they used to wait for
+        each other. The index's secondary indexes are dropped meanwhile and made again by
+        sorting at the end, in the same transaction (readers see the index before or after).
+        If the second process fails, its buckets are left to the usual way (their tips are
+        not stored)."""
         if not self.summaries or self.memory or (os.cpu_count() or 1) < 2:
             return 0
         if not self._empty(self.conn):
@@ -606,21 +626,24 @@ class Index:
             return 0
         assert helper.stdout is not None
         _send(helper, json.dumps({"tips": theirs, "notes": notes}).encode())
+        self.conn.execute("PRAGMA cache_size = -64000")
+        self.conn.execute("PRAGMA synchronous = OFF")
         try:
-            with _reaped(helper), helper.stdout:
-                count = self.index_buckets(mine, notes)
+            with _reaped(helper), helper.stdout, gc_paused():
+                prepared = self._prepare_buckets(mine, notes)
+                with self.write() as conn:
+                    for name in _SECONDARY:
+                        conn.execute(f"DROP INDEX IF EXISTS {name}")
+                    count = self._store_buckets(conn, prepared)
+                del prepared  # freed now, not walked by the collector once it is back on
                 said = helper.stdout.read()
                 helper.wait()
-            try:
-                report = json.loads(said)
-                skipped, done = [str(line) for line in report["skipped"]], int(report["runs"])
-            except (ValueError, KeyError, TypeError):
-                return count  # it failed: the usual way reads its buckets
-            if helper.returncode == 0 and self._merge_part(part, notes):
-                self.skipped += skipped
-                count += done
+                count += self._merge_part(part, notes, said, helper.returncode)
+            self._kid_map = None
             return count
         finally:
+            self.conn.execute("PRAGMA cache_size = -2000")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
             Index._remove_part(part)
 
     @staticmethod
@@ -633,12 +656,20 @@ class Index:
         """Index the runs the fetched buckets ``tips`` (ref -> tip) list into a fresh index,
         as annotated by the notes state ``notes``: rows (from the run summaries, else the
         records), refs, buckets and current run ids, in one write transaction; how many run
-        ids."""
+        ids. (The second process of ``_fresh_catalog``.)"""
+        self.conn.execute("PRAGMA cache_size = -64000")
+        with gc_paused():
+            prepared = self._prepare_buckets(tips, notes)
+            with self.write() as conn:
+                return self._store_buckets(conn, prepared)
+
+    def _prepare_buckets(self, tips: dict[str, str], notes: str | None) -> _Buckets:
+        """What ``_store_buckets`` stores of buckets ``tips``: read outside the write lock."""
         from xp.gitstore import catalog
 
         reads = catalog.read_buckets(self.repo, tips)
         have = catalog.present(self.repo, {s for r in reads.values() for s in r.entries.values()})
-        refs: list[tuple[str, str, str, str]] = []  # (copy ref, run id, tip, bucket ref)
+        out = _Buckets(sorted((bucket, read.tip) for bucket, read in reads.items()))
         wanted: dict[str, str] = {}  # tip -> run id
         summaries: dict[str, tuple[str, dict[str, str]]] = {}
         for bucket, read in reads.items():
@@ -648,69 +679,72 @@ class Index:
             prefix = RunRef.prefix(remote)
             for run_id, sha in read.entries.items():
                 if sha in have:  # a bucket may name commits this clone lacks: not shown
-                    refs.append((prefix + run_id, run_id, sha, bucket))
+                    out.refs.append((prefix + run_id, run_id, sha, bucket))
                     wanted[sha] = run_id
             if read.summary is not None and read.entries:
                 summaries[bucket] = (read.summary, read.entries)
-        best: dict[str, tuple[str, str]] = {}  # run id -> (greatest copy ref, its tip)
-        for ref, run_id, sha, _bucket in refs:
-            if run_id not in best or ref > best[run_id][0]:
-                best[run_id] = (ref, sha)
-        self.conn.execute("PRAGMA cache_size = -64000")
-        try:
-            with gc_paused():
-                rows = self.summarized(summaries, wanted) if summaries else []
-                got = {item.commit for item in rows}
-                left = {c: i for c, i in wanted.items() if c not in got}
-                rows += iter_rows(self.repo, left) if left else []
-                self._notes = annotated.NotesState.decode(notes)
-                items = annotated.apply(self.repo, rows, self._notes)
-                with self.write() as conn:
-                    if not self._scratch:
-                        items = self._annotated_locked(rows, items)
-                    rids: dict[str, int] = {}
-                    self._insert(conn, items, rids=rids)
-                    refs.sort()
-                    conn.executemany(
-                        "INSERT INTO refs(ref, run_id, cat, bucket) VALUES (?, ?, ?, ?)"
-                        " ON CONFLICT(ref) DO UPDATE SET cat = excluded.cat,"
-                        " bucket = excluded.bucket",
-                        refs,
-                    )
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO buckets VALUES (?, ?)",
-                        sorted((bucket, read.tip) for bucket, read in reads.items()),
-                    )
-                    current = [
-                        (run_id, ref, rids[sha])
-                        for run_id, (ref, sha) in sorted(best.items())
-                        if sha in rids
-                    ]
-                    conn.executemany("INSERT OR REPLACE INTO current VALUES (?, ?, ?)", current)
-        finally:
-            self.conn.execute("PRAGMA cache_size = -2000")
+        out.refs.sort()
+        for ref, run_id, sha, _bucket in out.refs:  # the greatest ref of each id wins
+            out.best[run_id] = (ref, sha)
+        rows = self.summarized(summaries, wanted) if summaries else []
+        got = {item.commit for item in rows}
+        left = {c: i for c, i in wanted.items() if c not in got}
+        out.raw = rows + (list(iter_rows(self.repo, left)) if left else [])
+        self._notes = annotated.NotesState.decode(notes)
+        out.items = annotated.apply(self.repo, out.raw, self._notes)
+        return out
+
+    def _store_buckets(self, conn: sqlite3.Connection, got: _Buckets) -> int:
+        """Store what ``_prepare_buckets`` read (inside a write transaction); how many run ids
+        now have a current row."""
+        items = got.items if self._scratch else self._annotated_locked(got.raw, got.items)
+        rids: dict[str, int] = {}
+        self._insert(conn, items, rids=rids)
+        conn.executemany(
+            "INSERT INTO refs(ref, run_id, cat, bucket) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(ref) DO UPDATE SET cat = excluded.cat, bucket = excluded.bucket",
+            got.refs,
+        )
+        conn.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?)", got.tips)
+        best = sorted(got.best.items())
+        current = [(run_id, ref, rids[sha]) for run_id, (ref, sha) in best if sha in rids]
+        conn.executemany("INSERT OR REPLACE INTO current VALUES (?, ?, ?)", current)
         return len(current)
 
-    def _merge_part(self, part: Path, notes: str | None) -> bool:
+    def _merge_part(self, part: Path, notes: str | None, said: bytes, code: int | None) -> int:
         """Copy the rows, refs, buckets and current ids the second process stored in ``part``
-        into the index (renumbering rows, keys and key sets); False, copying nothing, when
-        the notes state moved meanwhile (its rows would show stale annotations)."""
-        conn = self.conn
+        into the index (rows, keys and key sets renumbered), and make the secondary indexes
+        again, in one write transaction; how many run ids. 0, copying nothing, when that
+        process failed (``said``: its report, ``code``: its exit status) or the notes state
+        moved meanwhile (its rows would show stale annotations): its buckets are left to the
+        usual way."""
         try:
-            conn.execute("ATTACH DATABASE ? AS part", (str(part),))
-        except sqlite3.Error:
-            return False
+            report = json.loads(said)
+            skipped, runs = [str(line) for line in report["skipped"]], int(report["runs"])
+        except (ValueError, KeyError, TypeError):
+            skipped, runs, code = [], 0, None
+        done = code == 0 and part.is_file()
+        if done:
+            self.conn.execute("ATTACH DATABASE ? AS part", (str(part),))
         try:
-            with self.write():
-                if self._stored_notes() != notes:
-                    return False
-                self._copy_part(conn)
-            self._kid_map = None
-            return True
-        except sqlite3.Error:
-            return False
+            with self.write() as conn:
+                runs = runs if done and self._stored_notes() == notes else 0
+                if runs:
+                    conn.execute("SAVEPOINT part")
+                    try:
+                        self._copy_part(conn)
+                    except sqlite3.Error:  # a damaged scratch file: the usual way instead
+                        conn.execute("ROLLBACK TO part")
+                        runs = 0
+                    conn.execute("RELEASE part")
+                for line in _SECONDARY.values():  # dropped by ``_fresh_catalog``
+                    conn.execute(line)
         finally:
-            conn.execute("DETACH DATABASE part")
+            if done:
+                self.conn.execute("DETACH DATABASE part")
+        if runs:
+            self.skipped += skipped
+        return runs
 
     @staticmethod
     def _copy_part(conn: sqlite3.Connection) -> None:
@@ -731,20 +765,28 @@ class Index:
             "INSERT INTO temp.dup SELECT p.rid, m.rid FROM part.runs p"
             " JOIN main.runs m ON m.commit_sha = p.commit_sha"
         )
+        fresh = conn.execute("SELECT 1 FROM temp.dup LIMIT 1").fetchone() is None
+        kept = "" if fresh else " AND p.rid NOT IN (SELECT prid FROM temp.dup)"
+        # Keys and key sets met in the same order (a catalog of like runs) have the same ids
+        # in both files: rows are then copied as they are, without a look-up per row.
+        sid = "p.sid"
+        if not _same_ids(conn, "schemas", "sid", "keys"):
+            sid = "(SELECT ms.sid FROM part.schemas ps JOIN main.schemas ms ON ms.keys = ps.keys"
+            sid += " WHERE ps.sid = p.sid)"
         conn.execute(
             "INSERT INTO main.runs SELECT p.rid + ?, p.commit_sha, p.id, p.name, p.experiment,"
             " p.status, p.start, p.end, p.duration, p.baseline, p.branch, p.user, p.error,"
-            " ms.sid, p.doc, p.crc, p.parent, p.message, p.source FROM part.runs p"
-            " JOIN part.schemas ps ON ps.sid = p.sid JOIN main.schemas ms ON ms.keys = ps.keys"
-            " WHERE p.rid NOT IN (SELECT prid FROM temp.dup) ORDER BY p.rid",
+            f" {sid}, p.doc, p.crc, p.parent, p.message, p.source FROM part.runs p"
+            f" WHERE true{kept}",
             (off,),
         )
-        conn.execute(
-            "INSERT INTO main.vals SELECT mk.kid, v.rid + ?, v.num, v.txt FROM part.vals v"
-            " JOIN part.keys pk ON pk.kid = v.kid JOIN main.keys mk ON mk.name = pk.name"
-            " WHERE v.rid NOT IN (SELECT prid FROM temp.dup) ORDER BY mk.kid, v.rid",
-            (off,),
-        )
+        if _same_ids(conn, "keys", "kid", "name"):
+            vals = "SELECT p.kid, p.rid + ?, p.num, p.txt FROM part.vals p WHERE true"
+        else:
+            vals = "SELECT mk.kid, p.rid + ?, p.num, p.txt FROM part.vals p"
+            vals += " JOIN part.keys pk ON pk.kid = p.kid JOIN main.keys mk ON mk.name = pk.name"
+            vals += " WHERE true"
+        conn.execute(f"INSERT INTO main.vals {vals}{kept} ORDER BY 1, 2", (off,))
         conn.execute(
             "INSERT INTO main.refs SELECT * FROM part.refs WHERE true"
             " ON CONFLICT(ref) DO UPDATE SET cat = excluded.cat, bucket = excluded.bucket"
@@ -1902,6 +1944,16 @@ _COLUMNS = (
     " r.duration, r.baseline, r.branch, r.user, r.sid, r.doc, r.error, c.ref, r.crc,"
     " r.parent, r.message, r.source"
 )
+
+
+def _same_ids(conn: sqlite3.Connection, table: str, key: str, name: str) -> bool:
+    """Every row of ``part.<table>`` has the id ``main.<table>`` gives its ``name``."""
+    return bool(
+        conn.execute(
+            f"SELECT NOT EXISTS (SELECT 1 FROM part.{table} p LEFT JOIN main.{table} m"
+            f" ON m.{key} = p.{key} WHERE m.{name} IS NOT p.{name})"
+        ).fetchone()[0]
+    )
 
 
 def _send(helper: subprocess.Popen[bytes], job: bytes) -> None:
