@@ -556,3 +556,50 @@ def test_notes_that_move_while_the_second_process_works_leave_its_buckets_to_the
     assert "Traceback" not in err
     assert sorted(r["run_id"] for r in rows) == sorted(ids)
     assert rows == _show_json(c, "--rebuild")[0]
+
+
+@pytest.mark.parametrize("where", ["_store_buckets", "_merge_part"])
+def test_a_fresh_catalog_build_interrupted_leaves_an_index_that_works(
+    team: Team, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Ctrl-C while this process stores its share, or after it did and before the second's
+    is copied in (its secondary indexes dropped): the next show lists every run, the same as
+    records give, with the indexes back and no scratch file left."""
+    ids = [_log(team.a, i) for i in range(6)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    c = _clone(team, "c")
+
+    def boom(*_args: object, **_kw: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_store.Index, where, boom)
+    with pytest.raises(KeyboardInterrupt):
+        index_store.open_index(find_repo(c))
+    monkeypatch.undo()
+    assert list((c / ".git" / "xp").glob("*.part-*")) == []
+    rows, err = _show_json(c)
+    assert "Traceback" not in err
+    assert sorted(r["run_id"] for r in rows) == sorted(ids)
+    assert rows == _show_json(c, "--rebuild")[0]
+    with index_store.Index(find_repo(c)) as index:
+        names = {r[0] for r in index.conn.execute("SELECT name FROM sqlite_master")}
+        assert set(index_store._SECONDARY) <= names
+
+
+def test_a_fresh_catalog_build_lets_a_local_ref_win_over_the_fetched_entry(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone holding its own ref for a run a bucket lists (an index deleted, then built
+    fresh): the local ref is the one shown, as the usual way and records say."""
+    ids = [_log(team.a, i) for i in range(6)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    c = _clone(team, "c")
+    other = git(c, "rev-parse", f"refs/xp/remotes/origin/catalog/{bucket_of(ids[1])}:{ids[1]}")
+    git(c, "update-ref", f"refs/xp/runs/{ids[0]}", other.strip())
+    rows = {r["run_id"]: r for r in _show_json(c)[0]}
+    assert rows[ids[0]]["ref"] == f"refs/xp/runs/{ids[0]}"
+    assert rows[ids[0]]["commit"] == other.strip()
+    assert sorted(rows) == sorted(ids)
+    assert list(rows.values()) == _show_json(c, "--rebuild")[0]
