@@ -43,8 +43,10 @@ def test_a_short_run_whose_snapshot_was_pruned_records_its_values(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # no flush before the gc, however slow a loaded machine makes it (the flusher thread
-    # would otherwise keep the snapshot 0.5 s in, and nothing would be pruned)
-    monkeypatch.setattr(journal, "FLUSH_INTERVAL", 3600.0)
+    # would otherwise keep the snapshot 0.5 s in, and nothing would be pruned): the run is
+    # not given to the flusher thread. (Not a longer FLUSH_INTERVAL: the thread would sleep
+    # that long after the test, and other tests in this process wait for its flushes.)
+    monkeypatch.setattr(journal.flusher, "register", lambda run: None)
     (repo / "new_module.py").write_text("x = 1\n")
     run = xp.start_run(name="pruned")  # no flush yet: nothing keeps the snapshot
     xp.log_metric("m", 1.0)

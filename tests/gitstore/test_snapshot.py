@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,10 +16,12 @@ from xp.gitstore.snapshot import snapshot
 
 
 def _git_tree_of_workspace(repo: Path) -> str:
-    """What git itself records for `git add -A` (on a throwaway copy of the index)."""
+    """What git itself records for `git add -A` (on a throwaway copy of the index, with the
+    index's mtime: a copy dated now would make git trust the stat data of a file rewritten,
+    same size, in the second of the last `git add`, and record its old content)."""
     env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "test-index")}
     if (repo / ".git" / "index").exists():
-        (repo / ".git" / "test-index").write_bytes((repo / ".git" / "index").read_bytes())
+        shutil.copy2(repo / ".git" / "index", repo / ".git" / "test-index")
     subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True, capture_output=True)
     tree = subprocess.run(
         ["git", "write-tree"], cwd=repo, env=env, check=True, capture_output=True, text=True
@@ -146,7 +149,9 @@ def test_stale_index_stat_data_is_refreshed_in_xps_copy_only(repo: Path) -> None
     assert (repo / ".git" / "index").read_bytes() == index_before  # the user's index untouched
     (repo / "params.yaml").write_text("lr: 0.2\n")
     git(repo, "add", "params.yaml")  # the user's index changes: a new cache replaces the old
-    (repo / "params.yaml").write_text("lr: 0.3\n")
-    assert snapshot(find_repo(), 10_000_000).tree == _git_tree_of_workspace(repo)
+    (repo / "params.yaml").write_text("lr: 0.3\n")  # same size, often the same second
+    tree = snapshot(find_repo(), 10_000_000).tree
+    assert git(repo, "cat-file", "-p", f"{tree}:params.yaml") == "lr: 0.3\n"
+    assert tree == _git_tree_of_workspace(repo)
     assert list((repo / ".git" / "xp").glob("snapshot-index.*")) != caches
     assert len(list((repo / ".git" / "xp").glob("snapshot-index.*"))) == 1

@@ -440,7 +440,7 @@ def test_a_second_process_that_dies_leaves_its_runs_to_their_records(
     monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
     dead = [sys.executable, "-c", "import sys; sys.exit(3)"]
 
-    def dies(self: index_store.Index, *mode: str) -> subprocess.Popen[bytes]:
+    def dies(self: index_store.Index, *mode: str, **_kw: object) -> subprocess.Popen[bytes]:
         out = subprocess.PIPE if mode else subprocess.DEVNULL  # as Index._helper
         return subprocess.Popen(dead, stdin=subprocess.PIPE, stdout=out)
 
@@ -482,3 +482,124 @@ def test_a_few_new_runs_in_full_buckets_are_read_from_their_records(
     assert "warning" not in err
     assert late_id in {r["run_id"] for r in rows}
     assert len(rows) == 5
+
+
+def _named_in(bucket: str, stem: str) -> str:
+    n = 0
+    while bucket_of(f"{stem}{n}") != bucket:
+        n += 1
+    return f"{stem}{n}"
+
+
+def test_a_fresh_clone_is_indexed_by_two_processes_each_writing_its_own_file(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone of a big catalog (tiny thresholds here): the second process indexes its
+    buckets into a scratch file that is copied in. Same answers as the records give,
+    annotations included; no scratch file left; a commit two run ids share (one in each
+    half) stored once, both ids shown."""
+    from xp.sharing.catalog import publish
+
+    ids = [_log(team.a, i, **(ODD_PARAMS if i < 2 else {})) for i in range(8)]
+    for run_id in ids:  # annotations: runs in both processes' buckets carry one
+        assert xp_main("tag", run_id, "reviewed=yes", cwd=team.a)[0] == 0
+    assert xp_main("push", cwd=team.a)[0] == 0
+    tip = git(team.a, "rev-parse", f"refs/xp/runs/{ids[0]}").strip()
+    # bucket 00 is always in this process's half, ff in the second's
+    twins = [_named_in("00", "twin-a"), _named_in("ff", "twin-b")]
+    publish(find_repo(team.a), remote="origin", runs=dict.fromkeys(twins, tip))
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    merged: list[bool] = []
+    merge = index_store.Index._merge_part
+
+    def spy(self: index_store.Index, *args: object) -> int:
+        runs = merge(self, *args)  # type: ignore[arg-type]
+        merged.append(runs > 0)
+        return runs
+
+    monkeypatch.setattr(index_store.Index, "_merge_part", spy)
+    c = team.bare.parent / "c"
+    git(team.bare.parent, "clone", "-q", str(team.bare), "c")
+    assert xp_main("init", cwd=c)[0] == 0
+    assert xp_main("pull", cwd=c)[0] == 0  # runs and annotations (a plain fetch: runs)
+    for path in (c / ".git" / "xp").glob("index.sqlite*"):  # indexed again, notes known
+        path.unlink()
+    merged.clear()
+    bulk = _answers(c)  # run 2's NaN has no summary line: its record is read
+    assert merged == [True]
+    assert list((c / ".git" / "xp").glob("*.part-*")) == []
+    shown = {r["run_id"]: r for r in _show_json(c)[0]}
+    assert set(shown) == {*ids, *twins}
+    assert all(row["tags"]["reviewed"] == "yes" for row in shown.values())  # type: ignore[index]
+    assert _answers(c, "--rebuild") == bulk  # every record read again, in one process
+    with index_store.Index(find_repo(c)) as index:
+        assert index.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == len(ids)
+        assert index.conn.execute("SELECT count(*) FROM current").fetchone()[0] == len(shown)
+
+
+def test_notes_that_move_while_the_second_process_works_leave_its_buckets_to_the_usual_way(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its rows were annotated as the notes were when it started: not copied, read again."""
+    ids = [_log(team.a, i) for i in range(6)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    merge = index_store.Index._merge_part
+
+    def moved(self: index_store.Index, part: Path, _notes: str | None, *args: object) -> int:
+        return merge(self, part, "a notes state that is not the stored one", *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index_store.Index, "_merge_part", moved)
+    c = _clone(team, "c")
+    rows, err = _show_json(c)
+    monkeypatch.undo()
+    assert "Traceback" not in err
+    assert sorted(r["run_id"] for r in rows) == sorted(ids)
+    assert rows == _show_json(c, "--rebuild")[0]
+
+
+@pytest.mark.parametrize("where", ["_store_buckets", "_merge_part"])
+def test_a_fresh_catalog_build_interrupted_leaves_an_index_that_works(
+    team: Team, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Ctrl-C while this process stores its share, or after it did and before the second's
+    is copied in (its secondary indexes dropped): the next show lists every run, the same as
+    records give, with the indexes back and no scratch file left."""
+    ids = [_log(team.a, i) for i in range(6)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    c = _clone(team, "c")
+
+    def boom(*_args: object, **_kw: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_store.Index, where, boom)
+    with pytest.raises(KeyboardInterrupt):
+        index_store.open_index(find_repo(c))
+    monkeypatch.undo()
+    assert list((c / ".git" / "xp").glob("*.part-*")) == []
+    rows, err = _show_json(c)
+    assert "Traceback" not in err
+    assert sorted(r["run_id"] for r in rows) == sorted(ids)
+    assert rows == _show_json(c, "--rebuild")[0]
+    with index_store.Index(find_repo(c)) as index:
+        names = {r[0] for r in index.conn.execute("SELECT name FROM sqlite_master")}
+        assert set(index_store._SECONDARY) <= names
+
+
+def test_a_fresh_catalog_build_lets_a_local_ref_win_over_the_fetched_entry(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone holding its own ref for a run a bucket lists (an index deleted, then built
+    fresh): the local ref is the one shown, as the usual way and records say."""
+    ids = [_log(team.a, i) for i in range(6)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    monkeypatch.setattr(index_store, "PARALLEL_AT", 2)
+    c = _clone(team, "c")
+    other = git(c, "rev-parse", f"refs/xp/remotes/origin/catalog/{bucket_of(ids[1])}:{ids[1]}")
+    git(c, "update-ref", f"refs/xp/runs/{ids[0]}", other.strip())
+    rows = {r["run_id"]: r for r in _show_json(c)[0]}
+    assert rows[ids[0]]["ref"] == f"refs/xp/runs/{ids[0]}"
+    assert rows[ids[0]]["commit"] == other.strip()
+    assert sorted(rows) == sorted(ids)
+    assert list(rows.values()) == _show_json(c, "--rebuild")[0]

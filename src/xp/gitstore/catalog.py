@@ -187,6 +187,13 @@ def _read_buckets(repo: GitRepo, tips: Mapping[str, str]) -> dict[str, Bucket]:
     return out
 
 
+def listed_estimate(repo: GitRepo, tips: Mapping[str, str]) -> int:
+    """About how many runs buckets ``tips`` list, from their trees' sizes alone (one ``git
+    cat-file --batch-check``, nothing read): a gitlink entry is ~42 bytes."""
+    sizes = catfile.sizes_of(repo, [f"{tip}^{{tree}}" for tip in tips.values()])
+    return sum(size for size in sizes if size is not None) // 42
+
+
 def read_summaries(repo: GitRepo, shas: Iterable[str]) -> dict[str, bytes]:
     """The run summary blobs ``shas`` (sha -> content); one over ``SUMMARY_MAX_BYTES`` or
     missing is left out (its bucket's runs are read from their records)."""

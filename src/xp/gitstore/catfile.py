@@ -181,7 +181,10 @@ def sizes(repo: GitRepo, shas: list[str]) -> dict[str, int]:
     if not shas:
         return {}
     proc = repo.git(
-        "cat-file", "--batch-check=%(objectname) %(objectsize)", input="\n".join(shas).encode()
+        "cat-file",
+        "--buffer",  # all input is given at once: no flush per object
+        "--batch-check=%(objectname) %(objectsize)",
+        input="\n".join(shas).encode(),
     )
     out = {}
     for line in proc.stdout.decode().splitlines():
@@ -189,6 +192,21 @@ def sizes(repo: GitRepo, shas: list[str]) -> dict[str, int]:
         if size.isdigit():
             out[sha] = int(size)
     return out
+
+
+def sizes_of(repo: GitRepo, names: list[str]) -> list[int | None]:
+    """The size of each object ``names`` (shas or revisions such as ``<commit>^{tree}``)
+    names, in order; None where there is none."""
+    if not names:
+        return []
+    proc = repo.git(
+        "cat-file",
+        "--buffer",
+        "--batch-check=%(objectsize)",
+        input="".join(f"{n}\n" for n in names).encode(),
+    )
+    lines = proc.stdout.decode().splitlines()
+    return [int(line) if line.isdigit() else None for line in lines[: len(names)]]
 
 
 def blob_ids(repo: GitRepo, names: list[str]) -> set[str]:
@@ -213,6 +231,7 @@ def object_types(repo: GitRepo, shas: list[str]) -> dict[str, str]:
         return {}
     proc = repo.git(
         "cat-file",
+        "--buffer",
         "--batch-check=%(objectname) %(objecttype)",
         input="".join(f"{s}\n" for s in shas).encode(),
     )
