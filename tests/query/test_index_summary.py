@@ -241,6 +241,31 @@ def test_a_summary_too_big_is_not_read(team: Team, monkeypatch: pytest.MonkeyPat
     assert "not read" in err
 
 
+def test_summaries_past_the_budget_are_read_from_records(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All the summaries one update decodes share a byte budget (their rows are held in
+    memory): a hostile catalog of many big blobs cannot cost gigabytes. Past it, the runs
+    are read from their records, with the usual warning line, and shown the same."""
+    ids = [_log(team.a, i) for i in range(6)]
+    assert xp_main("push", cwd=team.a)[0] == 0
+    assert xp_main("init", cwd=team.b)[0] == 0
+    git(team.b, "fetch", "-q", "origin")
+    blobs = [git(team.b, "cat-file", "-s", f"{ref}:.xp-index") for ref in _tracking(team.b)]
+    sizes = sorted(int(size) for size in blobs)
+    assert len(sizes) >= 3
+    monkeypatch.setattr(catalog, "SUMMARIES_BUDGET", sizes[0])  # room for one of them
+    rows, err = _show_json(team.b)
+    assert err.count("past the") == len(sizes) - 1, err
+    assert sorted(r["run_id"] for r in rows) == sorted(ids)
+    assert rows == _show_json(team.b, "--rebuild")[0]
+
+
+def _tracking(root: Path) -> list[str]:
+    out = git(root, "for-each-ref", "--format=%(refname)", "refs/xp/remotes/origin/catalog/")
+    return out.split()
+
+
 def test_publish_keeps_summaries_whole_through_move_remove_and_forget(team: Team) -> None:
     keep = _log(team.a, 6)
     drop = _log(team.a, 7)

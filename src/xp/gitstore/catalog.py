@@ -43,6 +43,10 @@ _MARK = "/catalog/"
 SUMMARY_NAME = ".xp-index"
 SUMMARY_HEADER = b"xp-run-summary 1\n"  # its first line (version 1)
 SUMMARY_MAX_BYTES = 64 << 20  # 100k runs: ~40 MB over 256 buckets
+# What all the summaries one index update decodes may take (a process; a fresh clone's two
+# take twice): their rows are held in memory, ~5x the text. A hostile catalog of 256 big
+# blobs would otherwise cost gigabytes; past it, runs are read from their records.
+SUMMARIES_BUDGET = 128 << 20
 BLOB = 0o100644
 
 
@@ -194,14 +198,24 @@ def listed_estimate(repo: GitRepo, tips: Mapping[str, str]) -> int:
     return sum(size for size in sizes if size is not None) // 42
 
 
-def read_summaries(repo: GitRepo, shas: Iterable[str]) -> dict[str, bytes]:
-    """The run summary blobs ``shas`` (sha -> content); one over ``SUMMARY_MAX_BYTES`` or
-    missing is left out (its bucket's runs are read from their records)."""
+def read_summaries(
+    repo: GitRepo, shas: Iterable[str], budget: int | None = None
+) -> dict[str, bytes]:
+    """The run summary blobs ``shas`` (sha -> content); one over ``SUMMARY_MAX_BYTES``,
+    missing, or past ``budget`` bytes for all of them is left out (its bucket's runs are read
+    from their records, a batch at a time)."""
     wanted = sorted(set(shas))
     if not wanted:
         return {}
     sizes = catfile.sizes(repo, wanted)
     small = [s for s in wanted if sizes.get(s, 1 << 62) <= SUMMARY_MAX_BYTES]
+    if budget is not None:
+        kept: list[str] = []
+        for sha in small:
+            if sizes[sha] <= budget:
+                budget -= sizes[sha]
+                kept.append(sha)
+        small = kept
     return {sha: body for sha, body in catfile.read_objects(repo, small) if body is not None}
 
 

@@ -520,12 +520,19 @@ class Index:
         from xp.gitstore import catalog
         from xp.query.index import summary
 
-        blobs = catalog.read_summaries(self.repo, [sha for sha, _entries in summaries.values()])
+        blobs = catalog.read_summaries(
+            self.repo,
+            [sha for sha, _entries in summaries.values()],
+            budget=catalog.SUMMARIES_BUDGET,
+        )
         out: list[Stored] = []
         for ref, (sha, entries) in sorted(summaries.items()):
             data = blobs.get(sha)
             if data is None:
-                self.skipped.append(f"{ref}: run summary {sha[:12]} not read (missing or too big)")
+                self.skipped.append(
+                    f"{ref}: run summary {sha[:12]} not read (missing, too big, or past the"
+                    f" {catalog.SUMMARIES_BUDGET >> 20} MiB all summaries may take)"
+                )
                 continue
             got = summary.decode(data, entries)
             if got.ignored:
