@@ -97,8 +97,8 @@ def test_xp_commit_leaves_the_run_machinery_alone(repo: Path) -> None:
         "import sys\n"
         "from xp.cli import main\n"
         "assert main(sys.argv[1:]) == 0\n"
-        "heavy = ('xp.tracking.run', 'xp.tracking.media', 'xp.gitstore.trees',"
-        ")\n"
+        "heavy = ('xp.tracking.run', 'xp.tracking.media', 'xp.gitstore.trees', 'inspect',"
+        " 'ast', 'dis', 'tokenize')\n"
         "print('loaded:', [m for m in heavy if m in sys.modules])\n"
     )
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("COVERAGE_")}

@@ -28,12 +28,16 @@ _CONTROL_FILES = ("index", "info/exclude", "HEAD")
 
 @dataclass(frozen=True)
 class Snapshot:
+    """The workspace's tree, and the files left out of it for their size."""
+
     tree: str
     skipped: tuple[tuple[str, int], ...] = ()  # (path, size) of files over the size limit
 
 
 @dataclass
 class _Memo:
+    """A snapshot and the stats that prove it still holds (``reuse``)."""
+
     snapshot: Snapshot
     stats: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 

@@ -92,6 +92,8 @@ def set_up_clone(repo: GitRepo) -> list[str]:
 
 @dataclass(frozen=True)
 class Finding:
+    """A problem ``xp doctor`` reports, with the command that fixes it."""
+
     problem: str
     fix: str
 

@@ -114,6 +114,8 @@ def _strip_extension(name: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _Logged:
+    """A media entry logged and the artifact files that hold it."""
+
     entry: MediaEntry
     files: list[FileEntry]
 
