@@ -24,7 +24,7 @@ from xp.gitstore import protect
 from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo
-from xp.gitstore.snapshot import snapshot
+from xp.gitstore.snapshot import Scan, snapshot
 from xp.record.build import commit_message
 from xp.record.context import command_line, engine_context, static_context
 from xp.record.header import RunHeader
@@ -76,12 +76,19 @@ def new_header(
     return header
 
 
-def take_snapshot(repo: GitRepo, config: ProjectConfig, header: RunHeader, *, reuse: bool) -> bool:
+def take_snapshot(
+    repo: GitRepo,
+    config: ProjectConfig,
+    header: RunHeader,
+    *,
+    reuse: bool,
+    scan: Scan | None = None,
+) -> bool:
     """Snapshot the workspace into ``header`` (tree, baseline, branch, dirty, files left
     out, said on stderr); whether a ``git gc`` was running (the commit checks the snapshot
-    is whole then)."""
+    is whole then). ``scan``: its scan, started earlier (``snapshot.start_scan``)."""
     gc_seen = protect.gc_running(repo.common_dir) is not None
-    snap = snapshot(repo, config.max_file_size, reuse=reuse)
+    snap = snapshot(repo, config.max_file_size, reuse=reuse, scan=scan)
     head = gitcommit.head(repo)
     header.tree = snap.tree
     header.skipped = [(fmt.escape_text(p), size) for p, size in snap.skipped]
