@@ -98,6 +98,7 @@ def test_xp_commit_leaves_the_run_machinery_alone(repo: Path) -> None:
         "from xp.cli import main\n"
         "assert main(sys.argv[1:]) == 0\n"
         "heavy = ('xp.tracking.run', 'xp.tracking.media', 'xp.gitstore.trees', 'inspect',"
+        " 'xp.gitstore.signing',"
         " 'ast', 'dis', 'tokenize')\n"
         "print('loaded:', [m for m in heavy if m in sys.modules])\n"
     )

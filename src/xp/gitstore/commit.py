@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from xp.errors import GitError, ObjectMissingError, RecordPathError
-from xp.gitstore.identity import identity
+from xp.gitstore.identity import commit_settings, identity
 from xp.gitstore.objects import (
     ObjectWriter,
     PackWriter,
@@ -285,15 +285,16 @@ def write_run_commit(
     compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since.
     ``before_ref(sha)`` runs between the two (a continued run's annotations are copied
     there, so the ref never shows the new commit without them)."""
-    from xp.gitstore import signing
+    ident, sign = commit_settings(repo)  # one git process for both
+    if sign:  # git writes it, signed with the user's key (docs/provenance.md)
+        from xp.gitstore import signing
 
-    if signing.enabled(repo):  # git writes it, signed with the user's key (docs/provenance.md)
         sha = signing.signed_commit(
             repo,
             tree=tree.decode(),
             parent=parent,
             message=message.encode("utf-8"),
-            ident=identity(str(repo.worktree)),
+            ident=ident,
             author_time=int(start),
             commit_time=int(end),
             tz=time.localtime(end).tm_gmtoff,
