@@ -64,3 +64,25 @@ def test_one_git_process_answers_as_the_two_would(
     assert ident == alone_ident
     assert sign == alone_sign
     assert sign == (config.get("xp.sign", "").lower() in ("true", "yes"))
+
+
+def test_remote_names_from_the_listing_are_git_remotes(repo: Path) -> None:
+    """``xp commit`` in a clone without its setup marker asks which remotes exist: read from
+    the same ``git var -l`` as its identity, they are the names ``git remote`` lists."""
+    from xp.gitstore import gitconfig
+    from xp.gitstore.repo import find_repo
+
+    def both() -> tuple[list[str], list[str]]:
+        gitconfig._listings.clear()
+        return gitconfig.remote_names(find_repo()), sorted(git(repo, "remote").split())
+
+    assert both() == ([], [])
+    git(repo, "remote", "add", "origin", "https://example.com/a.git")
+    git(repo, "remote", "add", "my.fork", "https://example.com/b.git")
+    git(repo, "config", "remote.pushonly.pushurl", "https://example.com/c.git")
+    git(repo, "config", "remote.pushDefault", "origin")
+    names, listed = both()
+    assert names == listed == ["my.fork", "origin", "pushonly"]
+    (repo / ".git" / "remotes").mkdir()
+    (repo / ".git" / "remotes" / "legacy").write_text("URL: https://example.com/d.git\n")
+    assert both()[0] == both()[1]  # what git remote says there, whatever that is

@@ -248,16 +248,23 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
 
 
 def build_commit(
-    repo: GitRepo, tree: bytes, parent: str | None, message: str, start: float, end: float
+    repo: GitRepo,
+    tree: bytes,
+    parent: str | None,
+    message: str,
+    start: float,
+    end: float,
+    ident: bytes | None = None,
 ) -> RawObject:
     """The run commit object (not written: the caller's writer does it, a pack for an
-    import): author date the start, committer date the end, the identity git would use."""
+    import): author date the start, committer date the end, the identity git would use
+    (``ident``, when the caller has it)."""
     return RawObject(
         b"commit",
         commit_body(
             tree,
             [parent.encode()] if parent else [],
-            identity(str(repo.worktree)),
+            ident or identity(str(repo.worktree)),
             int(start),
             int(end),
             time.localtime(end).tm_gmtoff,
@@ -300,7 +307,7 @@ def write_run_commit(
             tz=time.localtime(end).tm_gmtoff,
         )
     else:
-        commit = build_commit(repo, tree, parent, message, start, end)
+        commit = build_commit(repo, tree, parent, message, start, end, ident)
         writer.add(commit)
         sha = commit.id.decode()
     note_recorded(repo, sha)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,7 +17,6 @@ SIGN_KEY = "xp.sign"  # git config switch: sign run commits and registry tags
 
 # What git strips from a name (ident.c's crud): a name of nothing else is refused.
 _CRUD = frozenset(" ,:;<>\"\\'") | {chr(c) for c in range(33)}
-_settings: dict[tuple[object, ...], tuple[bytes | None, bool | None]] = {}
 
 
 @lru_cache(maxsize=8)
@@ -36,30 +34,6 @@ def identity(worktree: str) -> bytes:
 
     user = getpass.getuser()
     return f"{user} <{user}@{socket.gethostname()}>".encode()
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
-
-
-def config_key(repo: GitRepo) -> tuple[object, ...]:
-    """What git's config depends on, cheaply: a value read under this key holds until a
-    config file or a config variable of the environment changes."""
-    home = Path(os.path.expanduser("~"))
-    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "config"
-    return (
-        str(repo.common_dir),
-        _stamp(repo.common_dir / "config"),
-        _stamp(home / ".gitconfig"),
-        _stamp(xdg),
-        os.environ.get("GIT_CONFIG_GLOBAL"),
-        os.environ.get("GIT_CONFIG_NOSYSTEM"),
-        os.environ.get("GIT_CONFIG_PARAMETERS"),
-    )
 
 
 def git_bool(value: str | None) -> bool:
@@ -95,32 +69,16 @@ def _explicit_ident(config: dict[str, str | None], listed: bytes) -> bytes | Non
 
 
 def commit_settings(repo: GitRepo) -> tuple[bytes, bool]:
-    """The committer identity (``identity``) and whether ``xp.sign`` is on, from one
-    ``git var -l`` (it lists the config and the identities); remembered until a config
-    file changes (``config_key``)."""
-    from xp.gitstore.repo import run_git
+    """The committer identity (``identity``) and whether ``xp.sign`` is on, from the
+    config listing ``xp commit`` reads anyway (``gitconfig.listing``: one ``git var -l``)."""
+    from xp.gitstore import gitconfig
 
-    key = config_key(repo)
-    found = _settings.get(key)
-    if found is None:
-        proc = run_git(["var", "-l"], cwd=repo.worktree, check=False)
-        config: dict[str, str | None] = {}
-        listed = b""
-        for line in proc.stdout.split(b"\n") if proc.returncode == 0 else []:
-            name, eq, value = line.partition(b"=")
-            if name == b"GIT_COMMITTER_IDENT":
-                listed = value
-            elif name:
-                config[name.decode("utf-8", "replace")] = (
-                    value.decode("utf-8", "replace") if eq else None
-                )
-        sign: bool | None = git_bool(config[SIGN_KEY]) if SIGN_KEY in config else False
-        found = (_explicit_ident(config, listed), sign if proc.returncode == 0 else None)
-        _settings.clear()
-        _settings[key] = found
-    ident, listed_sign = found
-    if listed_sign is None:  # git var -l failed: the way each is asked alone
+    found = gitconfig.listing(repo)
+    if found is None:  # git var -l failed: the way each is asked alone
         from xp.gitstore import signing
 
-        listed_sign = signing.enabled(repo)
-    return ident or identity(str(repo.worktree)), listed_sign
+        return identity(str(repo.worktree)), signing.enabled(repo)
+    config = found.config
+    sign = git_bool(config[SIGN_KEY]) if SIGN_KEY in config else False
+    listed = found.variables.get("GIT_COMMITTER_IDENT", b"")
+    return _explicit_ident(config, listed) or identity(str(repo.worktree)), sign

@@ -24,7 +24,6 @@ from pathlib import Path
 from xp.gitstore import gitconfig
 from xp.gitstore.catfile import read_objects
 from xp.gitstore.identity import SIGN_KEY as SIGN_KEY
-from xp.gitstore.identity import config_key
 from xp.gitstore.repo import GitRepo, git_failure
 
 _ARMOR = {
@@ -37,7 +36,7 @@ _memo: dict[tuple[object, ...], bool] = {}
 
 def enabled(repo: GitRepo) -> bool:
     """Whether ``xp.sign`` is on; remembered until a config file changes (every run asks)."""
-    key = config_key(repo)
+    key = gitconfig.config_key(repo)
     if key not in _memo:
         proc = repo.git("config", "--type=bool", "--get", SIGN_KEY, check=False)
         _memo.clear()
