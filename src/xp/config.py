@@ -126,6 +126,8 @@ def validate(repo: GitRepo) -> list[str]:
 
 @dataclass(frozen=True)
 class ProjectConfig:
+    """``.xp/config.yaml`` as read, defaults filled in (docs/config.md)."""
+
     params: tuple[str, ...] = ("params.yaml",)
     metrics: tuple[str, ...] = ("metrics.json",)
     artifacts: tuple[str, ...] = ()

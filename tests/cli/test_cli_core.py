@@ -343,6 +343,33 @@ def test_quick_commit_ends_as_the_click_command_does(
         assert err.count("\n") == 1
 
 
+def test_dataclasses_without_inspect_still_document_and_inspect_is_real() -> None:
+    """``xp commit`` imports dataclasses with a stand-in for ``inspect`` (issue 18): a class
+    without a docstring still gets its signature as docstring, the real
+    module loads then, and a later ``import inspect`` is the real module."""
+    code = (
+        "import sys\n"
+        "from xp.cli.quick import defer_inspect\n"
+        "defer_inspect()\n"
+        "import dataclasses\n"
+        "assert 'inspect' not in sys.modules and 'ast' not in sys.modules\n"
+        "@dataclasses.dataclass\n"
+        "class A:\n"
+        "    x: int\n"
+        "    y: str = 'a'\n"
+        "import inspect\n"
+        "assert A.__doc__ == \"A(x: int, y: str = 'a')\", A.__doc__\n"
+        "assert dataclasses.inspect is inspect is sys.modules['inspect']\n"
+        "assert type(inspect).__name__ == 'module' and callable(inspect.getsource)\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "ok"
+
+
 def test_xp_commit_loads_neither_click_nor_the_renderer(repo: Path) -> None:
     """`xp commit` is typed after every training step (issue 18: <= 100 ms): its common
     forms run before click is imported, and neither the table renderer nor PyYAML (the

@@ -218,7 +218,7 @@ def commit_runs(repo: Path, runs: list[dict[str, object]]) -> None:
     from xp import format as fmt
     from xp.gitstore.repo import find_repo
     from xp.record.model import RunRecord
-    from xp.tracking.run import commit_record
+    from xp.tracking.record_commit import commit_record
 
     head = git(repo, "rev-parse", "HEAD").strip()
     tree = git(repo, "rev-parse", "HEAD^{tree}").strip()

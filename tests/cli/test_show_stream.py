@@ -25,7 +25,7 @@ from xp.gitstore.repo import find_repo
 from xp.query import search
 from xp.query.index import INDEX_FILE, Query, open_index, store
 from xp.record.model import RunRecord
-from xp.tracking.run import commit_record
+from xp.tracking.record_commit import commit_record
 
 texts = st.sampled_from(
     ["adam", "0.1", "nan", "inf", "true", "", "a|b", "x" * 30, "é", "学习率", "🚀", "tab\tx",

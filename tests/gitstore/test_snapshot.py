@@ -155,3 +155,29 @@ def test_stale_index_stat_data_is_refreshed_in_xps_copy_only(repo: Path) -> None
     assert tree == _git_tree_of_workspace(repo)
     assert list((repo / ".git" / "xp").glob("snapshot-index.*")) != caches
     assert len(list((repo / ".git" / "xp").glob("snapshot-index.*"))) == 1
+
+
+def test_a_scan_started_early_gives_the_same_tree_and_leaves_nothing(repo: Path) -> None:
+    """``start_scan`` (``xp commit`` starts it before its imports, issue 18): the snapshot it
+    finishes is the one taken in one go; a scan closed unused stops git and removes its
+    index copy; a failing ``xp commit`` closes its scan."""
+    from xp.gitstore.snapshot import start_scan
+
+    (repo / "train.py").write_text("print('edited')\n")
+    (repo / "new.txt").write_text("new\n")
+    xp_repo = find_repo()
+    scan = start_scan(xp_repo)
+    early = snapshot(xp_repo, 10**9, scan=scan)
+    assert scan.closed
+    assert not scan.tmp_index.exists()
+    assert early.tree == snapshot(xp_repo, 10**9).tree == _git_tree_of_workspace(repo)
+    unused = start_scan(xp_repo)
+    assert unused.tmp_index.exists()
+    unused.close()
+    unused.close()  # twice is fine
+    assert unused.proc.returncode is not None
+    assert not unused.tmp_index.exists()
+    (repo / "params.yaml").write_text("lr: [unclosed\n")
+    assert subprocess.run(["xp", "commit"], cwd=repo, capture_output=True).returncode == 1
+    left = list((repo / ".git" / "xp" / "tmp").rglob("index-*"))
+    assert left == []

@@ -26,7 +26,7 @@ from xp.query.filters import BoolOp, Cmp, Node, parse_filter, parse_sort
 from xp.query.search import select_runs
 from xp.record.model import RunRecord
 from xp.record.values import text
-from xp.tracking.run import commit_record
+from xp.tracking.record_commit import commit_record
 
 INT64 = 2**63
 

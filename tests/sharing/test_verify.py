@@ -186,3 +186,22 @@ def test_data_inputs_are_checked_when_cached(repo: Path, tmp_path: Path) -> None
     assert code == 1
     assert "data input train.csv" in one_line_error(code, err)
     assert "cached bytes do not match the sha256" in out + err
+
+
+def test_xp_commit_signs_its_run_as_the_api_does(repo: Path, tmp_path: Path) -> None:
+    """``xp commit`` (its lean path, issue 18: xp.sign read from one ``git var -l``) signs
+    under ``xp init --sign`` and stops when it is undone."""
+    alice = keypair(tmp_path, "alice")
+    use_key(repo, alice)
+    assert xp_main("init", "--sign", cwd=repo)[0] == 0
+    trust(repo, tmp_path, alice)
+    code, out, err = xp_main("commit", "-m", "signed", cwd=repo)
+    assert code == 0, err
+    ref = out.split("ref ", 1)[1].split()[0]
+    assert "gpgsig -----BEGIN SSH SIGNATURE-----" in git(repo, "cat-file", "-p", ref)
+    git(repo, "verify-commit", ref)
+    assert xp_main("init", "--undo", cwd=repo)[0] == 0
+    code, out, err = xp_main("commit", "-m", "plain", cwd=repo)
+    assert code == 0, err
+    plain = out.split("ref ", 1)[1].split()[0]
+    assert "gpgsig" not in git(repo, "cat-file", "-p", plain)

@@ -26,6 +26,8 @@ ORPHAN = ".orphan"
 
 @dataclass
 class Cleanup:
+    """What ``clean`` removed and set aside."""
+
     removed: list[Path] = field(default_factory=list)  # temporary folders of dead processes
     orphans: list[Path] = field(default_factory=list)  # parts set aside now, as .orphan
 

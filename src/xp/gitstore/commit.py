@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from xp.errors import GitError, ObjectMissingError, RecordPathError
-from xp.gitstore.identity import identity
+from xp.gitstore.identity import commit_settings, identity
 from xp.gitstore.objects import (
     ObjectWriter,
     PackWriter,
@@ -248,16 +248,23 @@ def _commit_tree(objects_dir: str, commit: str) -> str:
 
 
 def build_commit(
-    repo: GitRepo, tree: bytes, parent: str | None, message: str, start: float, end: float
+    repo: GitRepo,
+    tree: bytes,
+    parent: str | None,
+    message: str,
+    start: float,
+    end: float,
+    ident: bytes | None = None,
 ) -> RawObject:
     """The run commit object (not written: the caller's writer does it, a pack for an
-    import): author date the start, committer date the end, the identity git would use."""
+    import): author date the start, committer date the end, the identity git would use
+    (``ident``, when the caller has it)."""
     return RawObject(
         b"commit",
         commit_body(
             tree,
             [parent.encode()] if parent else [],
-            identity(str(repo.worktree)),
+            ident or identity(str(repo.worktree)),
             int(start),
             int(end),
             time.localtime(end).tm_gmtoff,
@@ -285,21 +292,22 @@ def write_run_commit(
     compare-and-swap from ``expected`` (None: absent), RefChangedError if it moved since.
     ``before_ref(sha)`` runs between the two (a continued run's annotations are copied
     there, so the ref never shows the new commit without them)."""
-    from xp.gitstore import signing
+    ident, sign = commit_settings(repo)  # one git process for both
+    if sign:  # git writes it, signed with the user's key (docs/provenance.md)
+        from xp.gitstore import signing
 
-    if signing.enabled(repo):  # git writes it, signed with the user's key (docs/provenance.md)
         sha = signing.signed_commit(
             repo,
             tree=tree.decode(),
             parent=parent,
             message=message.encode("utf-8"),
-            ident=identity(str(repo.worktree)),
+            ident=ident,
             author_time=int(start),
             commit_time=int(end),
             tz=time.localtime(end).tm_gmtoff,
         )
     else:
-        commit = build_commit(repo, tree, parent, message, start, end)
+        commit = build_commit(repo, tree, parent, message, start, end, ident)
         writer.add(commit)
         sha = commit.id.decode()
     note_recorded(repo, sha)

@@ -2,7 +2,88 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
 from xp.gitstore.repo import GitRepo
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What ``git var -l`` prints: every config entry (the last value of each key; None for
+    a key without ``=``) and git's variables (``GIT_COMMITTER_IDENT``...)."""
+
+    config: dict[str, str | None] = field(default_factory=dict)
+    variables: dict[str, bytes] = field(default_factory=dict)
+
+
+_listings: dict[tuple[object, ...], Listing | None] = {}
+_VARIABLES = (b"GIT_COMMITTER_IDENT", b"GIT_AUTHOR_IDENT", b"GIT_EDITOR", b"GIT_PAGER")
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def config_key(repo: GitRepo) -> tuple[object, ...]:
+    """What git's config depends on, cheaply: a value read under this key holds until a
+    config file or a config variable of the environment changes."""
+    home = Path(os.path.expanduser("~"))
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "config"
+    return (
+        str(repo.common_dir),
+        _stamp(repo.common_dir / "config"),
+        _stamp(home / ".gitconfig"),
+        _stamp(xdg),
+        os.environ.get("GIT_CONFIG_GLOBAL"),
+        os.environ.get("GIT_CONFIG_NOSYSTEM"),
+        os.environ.get("GIT_CONFIG_PARAMETERS"),
+    )
+
+
+def listing(repo: GitRepo) -> Listing | None:
+    """The whole config and git's identities from one ``git var -l``, remembered until a
+    config file changes (``config_key``); None when git cannot list them. ``xp commit``
+    reads the clone's remotes, its identity and ``xp.sign`` here: one process, not three."""
+    key = config_key(repo)
+    if key not in _listings:
+        proc = repo.git("var", "-l", check=False)
+        found: Listing | None = None
+        if proc.returncode == 0:
+            found = Listing()
+            for line in proc.stdout.split(b"\n"):
+                name, eq, value = line.partition(b"=")
+                if name in _VARIABLES:
+                    found.variables[name.decode()] = value
+                elif name:
+                    text = value.decode("utf-8", "replace") if eq else None
+                    found.config[name.decode("utf-8", "replace")] = text
+        _listings.clear()
+        _listings[key] = found
+    return _listings[key]
+
+
+def _has_files(folder: Path) -> bool:
+    try:
+        return bool(os.listdir(folder))
+    except OSError:
+        return False
+
+
+def remote_names(repo: GitRepo) -> list[str]:
+    """The names ``git remote`` lists: every ``remote.<name>.<key>`` of the config (a name
+    may hold dots), and, where the clone has the old ``remotes``/``branches`` files, what
+    ``git remote`` itself says (``git init`` makes an empty ``branches``)."""
+    found = listing(repo)
+    if found is None or any(_has_files(repo.common_dir / d) for d in ("remotes", "branches")):
+        return repo.git("remote").stdout.decode().split()
+    names = {k[7 : k.rindex(".")] for k in found.config if k.startswith("remote.")}
+    return sorted(n for n in names if n)
 
 
 def get(repo: GitRepo, key: str, *, path: bool = False) -> str | None:

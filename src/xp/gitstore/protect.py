@@ -14,7 +14,7 @@ running ``git gc`` by its ``gc.pid`` file: a run commits only once such a gc has
 its snapshot first when it saw one, and checks its commit again when a gc started while it
 was writing it, or when objects it has just written are no longer loose files (a gc that
 started and ended within the commit, gone before it could be seen;
-``xp.tracking.run.commit_record``). A bare ``git prune`` leaves no ``gc.pid``;
+``xp.tracking.record_commit.commit_record``). A bare ``git prune`` leaves no ``gc.pid``;
 docs/format.md section 6 says so.
 """
 

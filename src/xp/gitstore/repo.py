@@ -81,6 +81,35 @@ def run_git(
     return proc
 
 
+def start_git(
+    args: list[str], cwd: Path | str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A git command started now and finished later by ``wait_git``: it runs on another
+    core while this process does other work."""
+    try:
+        return subprocess.Popen(
+            [_git_exe(), *args],
+            cwd=cwd,
+            env=git_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        raise GitError(f"could not run git: {exc.strerror}; check that git is installed") from None
+
+
+def wait_git(
+    args: list[str], proc: subprocess.Popen[bytes], check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
+    """The outcome of a ``start_git`` command, as ``run_git`` gives it."""
+    out, err = proc.communicate()
+    done = subprocess.CompletedProcess([_git_exe(), *args], proc.returncode, out, err)
+    if check and done.returncode != 0:
+        raise git_failure(args, done)
+    return done
+
+
 def spawn_git(
     args: list[str], cwd: Path | str, stderr: int | IO[bytes] | None = None
 ) -> subprocess.Popen[bytes]:

@@ -23,9 +23,8 @@ from pathlib import Path
 
 from xp.gitstore import gitconfig
 from xp.gitstore.catfile import read_objects
+from xp.gitstore.identity import SIGN_KEY as SIGN_KEY
 from xp.gitstore.repo import GitRepo, git_failure
-
-SIGN_KEY = "xp.sign"  # git config switch: sign run commits and registry tags
 
 _ARMOR = {
     b"-----BEGIN SSH SIGNATURE-----": "ssh",
@@ -35,27 +34,9 @@ _ARMOR = {
 _memo: dict[tuple[object, ...], bool] = {}
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
-
-
 def enabled(repo: GitRepo) -> bool:
     """Whether ``xp.sign`` is on; remembered until a config file changes (every run asks)."""
-    home = Path(os.path.expanduser("~"))
-    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "config"
-    key = (
-        str(repo.common_dir),
-        _stamp(repo.common_dir / "config"),
-        _stamp(home / ".gitconfig"),
-        _stamp(xdg),
-        os.environ.get("GIT_CONFIG_GLOBAL"),
-        os.environ.get("GIT_CONFIG_NOSYSTEM"),
-        os.environ.get("GIT_CONFIG_PARAMETERS"),
-    )
+    key = gitconfig.config_key(repo)
     if key not in _memo:
         proc = repo.git("config", "--type=bool", "--get", SIGN_KEY, check=False)
         _memo.clear()

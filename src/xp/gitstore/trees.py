@@ -266,6 +266,8 @@ def _walk(get: Callable[[bytes], ShaFile], tree_id: bytes, prefix: str = "") -> 
 
 @dataclass(frozen=True)
 class TreeCheck:
+    """What ``rehash_tree`` found."""
+
     objects: int  # trees and blobs re-hashed
     bad: tuple[str, ...]  # paths whose object is missing or does not hash to its name
 

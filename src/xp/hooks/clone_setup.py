@@ -78,10 +78,9 @@ def set_up_clone(repo: GitRepo) -> list[str]:
     """
     if _marker(repo).exists() or not (repo.worktree / fmt.CONFIG_PATH).is_file():
         return []
-    from xp.gitstore import remote as git_remote
-    from xp.gitstore import worktree
+    from xp.gitstore import gitconfig, worktree
 
-    if not git_remote.names(repo) or not worktree.is_tracked(repo, fmt.CONFIG_PATH):
+    if not gitconfig.remote_names(repo) or not worktree.is_tracked(repo, fmt.CONFIG_PATH):
         return []  # not a project yet, or nothing to share with (a remote added later counts)
     try:
         changes = init_clone(repo).changes
@@ -92,6 +91,8 @@ def set_up_clone(repo: GitRepo) -> list[str]:
 
 @dataclass(frozen=True)
 class Finding:
+    """A problem ``xp doctor`` reports, with the command that fixes it."""
+
     problem: str
     fix: str
 

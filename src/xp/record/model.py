@@ -66,6 +66,8 @@ class StreamedFile(Protocol):
 
 @dataclass(frozen=True)
 class RunRecord:
+    """One run's record: what its ``.xp/run/`` files hold (docs/format.md)."""
+
     id: str
     name: str
     status: str

@@ -101,7 +101,8 @@ def _merge_orphan(repo: GitRepo, journal_dir: Path, run_id: str, result: Recover
     from xp.record.build import build_record, parse_time, state_of_record
     from xp.record.header import RunHeader
     from xp.record.journal import merge_parts
-    from xp.tracking.run import commit_record, read_record
+    from xp.tracking.record_commit import commit_record
+    from xp.tracking.run import read_record
 
     ref = fmt.run_ref(run_id)
     sha = read_ref(repo.common_dir, ref)
@@ -174,7 +175,7 @@ def _commit_state(
 ) -> None:
     from xp.record.build import build_record
     from xp.record.journal import FAILED, merge_parts
-    from xp.tracking.run import commit_record
+    from xp.tracking.record_commit import commit_record
 
     try:
         end = state.end or {}
@@ -291,7 +292,7 @@ def _base(repo: GitRepo, data: bytes, spill: SeriesSpill | None = None) -> RunSt
 def _continue(repo: GitRepo, record: RunRecord, h: RunHeader, end_time: float) -> bool:
     """Commit a continued run's session; False when it had landed before the crash."""
     from xp.gitstore.commit import first_parent
-    from xp.tracking.run import commit_record
+    from xp.tracking.record_commit import commit_record
 
     assert h.tree is not None
     current = read_ref(repo.common_dir, fmt.run_ref(record.id))

@@ -15,44 +15,35 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xp import format as fmt
 from xp import fsutil
-from xp.config import ProjectConfig, human_size, load_config
+from xp.config import ProjectConfig, load_config
 from xp.errors import (
     InvalidValueError,
-    ObjectMissingError,
     ParamChangedError,
     RunEndedError,
     RunNotRecordedError,
     StorageError,
     XPError,
 )
-from xp.gitstore import commit as gitcommit
 from xp.gitstore import protect
-from xp.gitstore.objects import ObjectWriter
-from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo, find_repo
-from xp.gitstore.snapshot import snapshot
 from xp.gitstore.trees import read_file, read_folder
 from xp.record import values
 from xp.record.build import (
     build_record,
-    commit_message,
     iso_time,
     parse_time,
     state_of_record,
     to_ms,
 )
 from xp.record.context import (
-    command_line,
-    engine_context,
     installed_packages,
-    static_context,
 )
 from xp.record.header import RunHeader
 from xp.record.journal import (
@@ -72,21 +63,21 @@ from xp.record.model import FileEntry, RunRecord, single_at_zero
 from xp.record.names import auto_name
 from xp.record.spill import SeriesSpill
 from xp.tracking import media, reads
+from xp.tracking.record_commit import (
+    WRITE_BUDGET,
+    check_message,
+    commit_record,
+    cost,
+    new_header,
+    take_snapshot,
+    wants_system_metrics,
+)
 
-_WRITE_BUDGET = fmt.MAX_RECORD_FILE * 3 // 4  # of one record file, estimated at each call
 # Points held in memory before a log call flushes them itself: a loop that logs faster than
 # the flusher thread journals (it shares the GIL) would otherwise grow without bound.
 _MAX_HELD = 100_000
 # a point's time in seconds, as ``values.timestamp_value`` bounds it (years 1-9999)
 _EARLIEST, _LATEST = values.MIN_TIMESTAMP_MS / 1000, values.MAX_TIMESTAMP_MS / 1000
-
-
-def _cost(key: str, text: str) -> int:
-    """About how many bytes ``key: text`` takes in a YAML file (escapes counted high)."""
-    size = len(text) if text.isascii() else len(text.encode("utf-8"))
-    if not text.isprintable():
-        size += 5 * sum(not c.isprintable() for c in text)
-    return len(key) + size + 8
 
 
 def json_bytes(data: Any) -> bytes:
@@ -121,17 +112,10 @@ def _strip_extension(name: str) -> str:
     return name[: -len(ext) - 1] if ext in _MEDIA_EXTENSIONS else name
 
 
-def _wants_system_metrics(asked: bool | None, config: ProjectConfig) -> bool:
-    if asked is not None:
-        return bool(asked)
-    env = os.environ.get("XP_SYSTEM_METRICS", "").strip().lower()
-    if env:
-        return env not in ("0", "false", "no", "off")
-    return config.system_metrics
-
-
 @dataclasses.dataclass(frozen=True)
 class _Logged:
+    """A media entry logged and the artifact files that hold it."""
+
     entry: MediaEntry
     files: list[FileEntry]
 
@@ -149,11 +133,6 @@ def _end_time(value: Any) -> float:
     return seconds
 
 
-def _relative_cwd(top: Path) -> str:
-    here = os.getcwd()
-    return os.path.relpath(here, top).replace(os.sep, "/") if here.startswith(str(top)) else "."
-
-
 def read_record(repo: GitRepo, commit: str) -> RunRecord | None:
     """The run record in ``commit``'s tree, or None when it carries none."""
     folder = read_folder(repo, commit, fmt.RECORD_DIR)
@@ -168,188 +147,6 @@ def read_record(repo: GitRepo, commit: str) -> RunRecord | None:
         return RunRecord.from_files(folder.read, keys, commit[:12], read_series=read_series)
     finally:
         folder.close()  # the object store's open packs
-
-
-def _message(message: str | None) -> str | None:
-    """A run's note (``xp commit -m``, ``description=``): lines of valid text, no NUL."""
-    if message is None:
-        return None
-    if not isinstance(message, str):
-        raise InvalidValueError(f"run description must be text, got {type(message).__name__}")
-    bad = next((c for c in message if c not in "\n\t" and (c < " " or c == "\x7f")), None)
-    if bad is not None:
-        raise InvalidValueError(f"run description has a control character ({bad!r}); use text")
-    return fmt.check_text(message, "run description")
-
-
-def _fallback_tree(repo: GitRepo, writer: ObjectWriter, baseline: str | None) -> str:
-    """The tree a run gets when its snapshot is gone: its baseline's, else the empty tree."""
-    if baseline is not None:
-        try:
-            tree = gitcommit.tree_of(repo, baseline)
-            if not protect.missing_objects(repo, tree):
-                return tree
-        except ObjectMissingError:
-            pass
-    return gitcommit.empty_tree(writer)
-
-
-def _lost_snapshot(record: RunRecord, tree: str) -> RunRecord:
-    warning = (
-        f"the workspace snapshot (tree {tree[:12]}) was pruned by a concurrent"
-        " `git gc --prune=now` before the run was recorded; the run's tree is its baseline's"
-    )
-    meta = dict(record.meta)
-    meta["warnings"] = [*meta.get("warnings", []), warning]
-    return dataclasses.replace(record, meta=meta)
-
-
-def _lost_baseline(record: RunRecord, baseline: str) -> RunRecord:
-    warning = (
-        f"the baseline commit {baseline[:12]} no longer exists (pruned by git gc after a"
-        " rewrite of history); the run commit has no parent"
-    )
-    meta = dict(record.meta)
-    meta["warnings"] = [*meta.get("warnings", []), warning]
-    return dataclasses.replace(record, meta=meta)
-
-
-def commit_record(
-    repo: GitRepo,
-    record: RunRecord,
-    tree: str,
-    baseline: str | None,
-    start: float,
-    end: float,
-    *,
-    check: bool = False,
-    protected: bool = False,
-    ref: str | None = "",
-    header: RunHeader | None = None,
-) -> str:
-    """Write the run commit and its ref (``ref=None``: the commit only); returns its sha.
-    A continued run (``header.previous``) gets a commit whose parent is its previous one,
-    and its ref moves there by compare-and-swap: a fast-forward.
-
-    Nothing is written while a ``git gc`` runs (it could prune the new objects, and an
-    unkept snapshot, before the ref reaches them): the commit waits for that gc to end.
-    ``check`` (a gc was seen during the run, or this is a recovery) makes sure the snapshot
-    is whole first: one that lost objects is replaced by the baseline's tree, with a
-    warning. A gc that starts while the commit is written is waited for too, and the commit
-    is checked and repaired after it (the window git documents for ``--prune=now``); so is
-    one that started and ended while the commit was written (its prune leaves objects of the
-    commit missing: a stat of each written object tells).
-    """
-    gc_pid = protect.gc_running(repo.common_dir)
-    if gc_pid is not None:
-        protect.wait_for_gc(repo.common_dir, gc_pid)
-        check = check or not protected
-    writer = ObjectWriter(repo.objects_dir)
-    if ref is not None:
-        ref = fmt.run_ref(record.id)
-    if check and baseline is not None and not protect.has_object(repo, baseline):
-        record = _lost_baseline(record, baseline)
-        baseline = None
-    if check and protect.missing_objects(repo, tree):
-        gitcommit.forget_tree(tree)
-        record, tree = _lost_snapshot(record, tree), _fallback_tree(repo, writer, baseline)
-    files = record.to_files()
-    try:
-        root = gitcommit.compose_tree(repo, writer, tree, fmt.RECORD_DIR, files)
-    except ObjectMissingError:
-        gitcommit.forget_tree(tree)
-        record, tree = _lost_snapshot(record, tree), _fallback_tree(repo, writer, baseline)
-        files = record.to_files()
-        root = gitcommit.compose_tree(repo, writer, tree, fmt.RECORD_DIR, files)
-    previous = header.previous if header is not None else None
-    parent = previous or baseline
-    if ref is None:
-        commit = gitcommit.build_commit(repo, root, parent, commit_message(record), start, end)
-        return writer.add(commit).decode()
-    sha = gitcommit.write_run_commit(
-        repo,
-        ref,
-        root,
-        parent,
-        commit_message(record),
-        start,
-        end,
-        writer,
-        move=previous is not None,
-        expected=header.ref_expected if header is not None else None,
-        before_ref=None if previous is None else _carry_annotations(repo, record.id, previous),
-    )
-    # A gc running now may still prune what it decided was unreachable before the ref; one
-    # that started after the check above and has ended already left its mark: objects of
-    # this commit that are no longer loose (pruned, or packed). Either way, settle.
-    gc_pid = protect.gc_running(repo.common_dir)
-    if gc_pid is not None or writer.not_loose():
-        sha = _settle(repo, writer, record, sha, tree, parent, start, end, gc_pid)
-    return sha
-
-
-def _settle(
-    repo: GitRepo,
-    writer: ObjectWriter,
-    record: RunRecord,
-    sha: str,
-    tree: str,
-    baseline: str | None,
-    start: float,
-    end: float,
-    gc_pid: int | None,
-) -> str:
-    """After a ``git gc`` that ran while the run committed (``gc_pid``: still running, to be
-    waited for): write again what it pruned."""
-    if gc_pid is not None:
-        protect.wait_for_gc(repo.common_dir, gc_pid)
-    writer.rewrite(protect.missing_among(repo, list(writer.objects)))
-    if not protect.missing_objects(repo, sha):
-        return sha
-    gitcommit.forget_tree(tree)  # the snapshot itself went: record on the baseline's tree
-    record = _lost_snapshot(record, tree)
-    fallback = _fallback_tree(repo, writer, baseline)
-    root = gitcommit.compose_tree(repo, writer, fallback, fmt.RECORD_DIR, record.to_files())
-    commit = gitcommit.build_commit(repo, root, baseline, commit_message(record), start, end)
-    writer.add(commit)
-    new = commit.id.decode()
-    update_ref(repo.common_dir, fmt.run_ref(record.id), new, sha)
-    return new
-
-
-def _carry_annotations(repo: GitRepo, run_id: str, previous: str) -> Callable[[str], None]:
-    """Annotations are git notes on a commit (docs/format.md, section 12): a continued run's
-    new commit gets every event line of its previous commit, from every notes ref this clone
-    reads (once each, in order), so tags, notes and moves made after it ended stay with it.
-    Copying never stops the run's commit: if git fails here, the lines are still on the
-    previous commit (``git log --notes=xp`` shows them) and the run lands without them."""
-
-    def carry(new: str) -> None:
-        with contextlib.suppress(XPError):
-            _copy_notes(repo, run_id, previous, new)
-
-    return carry
-
-
-def _copy_notes(repo: GitRepo, run_id: str, previous: str, new: str) -> None:
-    from xp.gitstore import notes
-    from xp.record import annotations
-
-    lines: set[str] = set()
-    for _ref, tip in sorted(notes.tips(repo).items()):
-        if not notes.is_commit(repo, tip):
-            continue  # not a notes commit: readers ignore it too
-        data = notes.read(repo, tip, [previous], annotations.MAX_NOTE_BYTES).get(previous)
-        if data:
-            lines.update(ln for ln in annotations.lines_of(data) if ln.strip())
-    if lines:
-        notes.append(
-            repo,
-            commit=new,
-            lines=sorted(lines),
-            message=f"xp: annotations carried to run {run_id}'s new commit\n\nxp-run: {run_id}\n",
-            max_bytes=annotations.MAX_NOTE_BYTES,
-        )
 
 
 @dataclass(frozen=True)
@@ -402,7 +199,7 @@ class Run:
             fmt.validate_name(name, "run name")
         if experiment is not None:
             fmt.validate_name(experiment, "experiment name")
-        message = _message(message)
+        message = check_message(message)
         self.repo = repo or find_repo()
         self.config = config or load_config(self.repo)
         start = time.time() if start_time is None else start_time
@@ -417,31 +214,19 @@ class Run:
             parent = parent if parent is not None else _text(old.meta.get("parent"))
             message = message if message is not None else _text(old.meta.get("message"))
         self.name = name or auto_name(self.id)
-        from xp import __version__
-
-        argv = command_line() if command is None else list(command)
-        header = RunHeader(
-            id=self.id,
+        header = new_header(
+            self.repo,
+            self.id,
+            start,
             name=self.name,
-            start_time=start,
-            auto_name=name is None,
-            experiment=experiment or "default",
-            command=[fmt.escape_text(str(a)) for a in argv],
-            cwd=fmt.escape_text(cwd if cwd is not None else _relative_cwd(self.repo.worktree)),
-            context={
-                k: fmt.escape_text(str(v))
-                for k, v in {**static_context(), **engine_context()}.items()
-            },
+            experiment=experiment,
             parent=parent,
             message=message,
-            xp_version=__version__,
-            pid=os.getpid(),
+            command=command,
+            cwd=cwd,
             all_series=all_series,
+            auto_name=name is None,
         )
-        if header.command != [str(a) for a in argv]:
-            header.warnings.append(
-                "the command line had bytes that are not UTF-8; they are recorded as \\xNN"
-            )
         self.tree = ""
         self.baseline: str | None = None
         self._gc_seen = False  # a `git gc` ran during the run: check the snapshot at the end
@@ -450,19 +235,9 @@ class Run:
             journal_dir = Path(os.environ.get("XP_JOURNAL_DIR") or journal_dir)
             journal_path = journal_dir / f"{self.id}-{os.getpid()}-{os.urandom(3).hex()}{PART}"
         else:
-            self._gc_seen = protect.gc_running(self.repo.common_dir) is not None
-            snap = snapshot(self.repo, self.config.max_file_size, reuse=reuse_snapshot)
-            head = gitcommit.head(self.repo)
-            self.tree = snap.tree
-            self.baseline = head.commit
-            header.tree = snap.tree
-            header.skipped = [(fmt.escape_text(p), size) for p, size in snap.skipped]
-            _say_skipped(header.skipped, self.config.max_file_size)
-            header.baseline = head.commit
-            header.branch = head.branch
-            header.dirty = (
-                head.commit is None or gitcommit.tree_of(self.repo, head.commit) != snap.tree
-            )
+            self._gc_seen = take_snapshot(self.repo, self.config, header, reuse=reuse_snapshot)
+            self.tree = header.tree or ""
+            self.baseline = header.baseline
             journal_path = journal_dir / f"{self.id}{SUFFIX}"
         self.journal_dir = journal_dir
         # journaled points leave memory for the spill: a run's RAM does not grow with its
@@ -524,7 +299,7 @@ class Run:
             # that this run is being continued (FileExistsError if it is there already).
             self.journal = Journal(journal_path, header_line(header), exclusive=True)
         flusher.register(self)
-        if not self.attached and _wants_system_metrics(system_metrics, self.config):
+        if not self.attached and wants_system_metrics(system_metrics, self.config):
             self.start_system_metrics()
 
     def _journal(self, first: bytes = b"") -> Journal:
@@ -601,9 +376,9 @@ class Run:
 
     def _spend(self, kind: str, cost: int) -> None:
         """Keep each record file under the size every reader accepts (docs/format.md)."""
-        if self._budget[kind] + cost > _WRITE_BUDGET:
+        if self._budget[kind] + cost > WRITE_BUDGET:
             raise InvalidValueError(
-                f"the run's {kind}s would pass {_WRITE_BUDGET >> 20} MiB; log large values as"
+                f"the run's {kind}s would pass {WRITE_BUDGET >> 20} MiB; log large values as"
                 " artifacts (log_text, log_dict)"
             )
         self._budget[kind] += cost
@@ -714,7 +489,7 @@ class Run:
             raise InvalidValueError(f"a run holds at most {fmt.MAX_ENTRIES:,} params")
         t = type(value)
         short = t is float or t is bool or value is None or (t is int and value.bit_length() < 64)
-        self._spend("param", len(key) + 32 if short else _cost(key, values.text(value)))
+        self._spend("param", len(key) + 32 if short else cost(key, values.text(value)))
         params[key] = value
         self._events.append(("P", [key, value]))
         return value
@@ -755,7 +530,7 @@ class Run:
         tags = self.state.tags
         if key not in tags and len(tags) >= fmt.MAX_ENTRIES:
             raise InvalidValueError(f"a run holds at most {fmt.MAX_ENTRIES:,} tags")
-        self._spend("tag", _cost(key, text))
+        self._spend("tag", cost(key, text))
         tags[key] = text
         self._events.append(("T", [key, text]))
 
@@ -1326,16 +1101,3 @@ class Run:
             raise exc
         reason = str(exc) or type(exc).__name__
         raise RunNotRecordedError(f"run {self.id} was not recorded: {reason}; {kept}") from exc
-
-
-def _say_skipped(skipped: Sequence[tuple[str, int]], limit: int) -> None:
-    """Say on stderr which files the snapshot left out: a script's run has no caller that
-    would print it, and a warning only inside meta.yaml is one nobody reads (a third
-    exception to "the library never prints", with the flusher and the at-exit handler)."""
-    for path, size in skipped:
-        sys.stderr.write(
-            f"xp: warning: {path} is {human_size(size)}, over max_file_size"
-            f" ({human_size(limit)} in {fmt.CONFIG_PATH}): it is not in the run's snapshot;"
-            f" log it as an artifact (xp.log_artifact({path!r}) or"
-            f" `xp commit --artifact {path}`), or raise max_file_size\n"
-        )
