@@ -112,9 +112,18 @@ assert done.pushed == [sys.argv[2]], done
 """
 
 
-def test_a_racing_writer_in_the_same_bucket_is_retried_and_both_land(team: Team) -> None:
+@pytest.mark.parametrize("glob", [False, True], ids=["refspec-per-bucket", "staged-glob"])
+def test_a_racing_writer_in_the_same_bucket_is_retried_and_both_land(
+    team: Team, glob: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server's pre-receive hook pushes b's run into the same bucket while a's push waits
-    for it: a's push is stale when it lands, xp reads the bucket again and pushes again."""
+    for it: a's push is stale when it lands, xp reads the bucket again and pushes again.
+    Leased alike whether the bucket tip goes as its own refspec or through the staged glob
+    a push of many buckets uses (``gitstore.remote.GLOB_FROM``)."""
+    if glob:
+        from xp.gitstore import remote
+
+        monkeypatch.setattr(remote, "GLOB_FROM", 1)
     mine = log_run(team.a, {"a.bin": b"a"})
     theirs = log_run(team.b, {"b.bin": b"b"})
     racer_id = _id_in(bucket_of(mine), "racer")

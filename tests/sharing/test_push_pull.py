@@ -274,3 +274,111 @@ def test_sigkill_during_xp_push_never_publishes_a_run_without_its_files(team: Te
     code, _out, err = xp_main("push", cwd=team.a)
     assert code == 0, err
     assert _published_runs_are_whole(team) == len(ids), seen
+
+
+# -- the lean push (issue 18): runs packed beside the upload, bucket tips through one glob ----
+
+
+@pytest.fixture
+def lean(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packing and the glob refspec from the first run and bucket (a push of 1,000 runs
+    uses both; these tests push a few)."""
+    from xp.gitstore import remote
+
+    monkeypatch.setattr(remote, "PACK_FROM", 1)
+    monkeypatch.setattr(remote, "GLOB_FROM", 1)
+
+
+def _staged(repo: Path) -> str:
+    return git(repo, "for-each-ref", "refs/xp/pushing/")
+
+
+def test_a_push_packs_its_runs_beside_the_upload_and_stages_nothing_after(
+    team: Team, lean: None
+) -> None:
+    ids = [log_run(team.a, {f"{i}.bin": bytes([i]) * 100}) for i in range(4)]
+    tips = {i: git(team.a, "rev-parse", f"refs/xp/runs/{i}").strip() for i in ids}
+    code, out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert "runs: 4 pushed" in out
+    assert server_runs(team.bare) == tips
+    assert _staged(team.a) == ""
+    assert not (team.a / ".git" / "refs" / "xp" / "pushing").exists()
+    # the runs' commits are in a pack of the clone now (their loose copies stay until gc)
+    packed = git(
+        team.a, "verify-pack", "-v", *map(str, (team.a / ".git/objects/pack").glob("*.idx"))
+    )
+    assert all(sha in packed for sha in tips.values())
+    assert len(store_objects(team.store)) == 4
+    # b sees every run and every artifact byte
+    assert xp_main("pull", "--artifacts", cwd=team.b)[0] == 0
+
+
+def test_a_failed_upload_moves_no_ref_and_stops_the_packing(
+    team: Team, lean: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xp.gitstore import remote
+
+    log_run(team.a, {"model.bin": b"weights" * 1000})
+    started: list[remote.Packing] = []
+    real = remote.start_packing
+
+    def watched(*args: object, **kw: object) -> remote.Packing | None:
+        packing = real(*args, **kw)  # type: ignore[arg-type]
+        if packing is not None:
+            started.append(packing)
+        return packing
+
+    monkeypatch.setattr(remote, "start_packing", watched)
+    team.store.write_text("a file where the store's folder should be\n")  # every upload fails
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert "upload" in one_line_error(code, err)
+    assert server_runs(team.bare) == {}  # no ref without its artifact
+    assert git(team.bare, "for-each-ref", "refs/xp/") == ""
+    assert started
+    assert all(p.proc.returncode is not None for p in started)  # stopped and reaped
+    team.store.unlink()
+    code, out, err = xp_main("push", cwd=team.a)  # the store is a folder again
+    assert code == 0, err
+    assert "runs: 1 pushed" in out
+
+
+_KILLED_PUSH = """
+import sys
+import xp.gitstore.remote as remote
+remote.PACK_FROM = remote.GLOB_FROM = 1
+from xp.cli import main
+sys.exit(main(["push"]))
+"""
+
+
+def test_a_push_killed_before_its_refs_land_leaves_the_remote_consistent(
+    team: Team,
+) -> None:
+    """SIGKILL while the remote's pre-receive hook holds the push (artifacts uploaded, runs
+    packed and staged, no ref moved): the remote lists nothing, the next push clears the
+    dead push's staged refs and lands every run with its files."""
+    ids = [log_run(team.a, {f"{i}.bin": bytes([i]) * 50}) for i in range(3)]
+    marker = team.bare.parent / "held"
+    hook = team.bare / "hooks" / "pre-receive"
+    hook.write_text(f'#!/bin/sh\ncat >/dev/null\ntouch "{marker}"\nsleep 60\nexit 1\n')
+    hook.chmod(0o755)
+    with spawned(
+        [sys.executable, "-c", _KILLED_PUSH],
+        cwd=team.a,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        wait_for(marker.exists, "the push to reach the server's pre-receive hook")
+        assert _staged(team.a) != ""  # the push is under way: its tips are staged
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    hook.unlink()
+    assert git(team.bare, "for-each-ref", "refs/xp/") == ""
+    assert len(store_objects(team.store)) == 3  # uploaded first: harmless without refs
+    code, out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert "runs: 3 pushed" in out
+    assert set(server_runs(team.bare)) == set(ids)
+    assert _staged(team.a) == ""  # the dead push's staged refs are gone too

@@ -451,16 +451,22 @@ class ArtifactStore:
         assert self.local_root is not None
         final = cache.object_path(self.local_root, sha)
         with self.errors(f"upload {sha[:12]}"):
-            tmp = self._local_tmp()
+            tmp: Path | None = self._local_tmp()
+            assert tmp is not None
             try:
                 got, size = cache.copy_hashing(src, tmp, on_bytes)
                 _check(got, sha, src)
-                final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
+                try:  # its folder is usually there: no mkdir per object (a push of 1,000)
+                    os.replace(tmp, final)
+                except FileNotFoundError:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, final)
+                tmp = None
             finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                if tmp is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
         return size
 
     def download(

@@ -238,6 +238,7 @@ def _attempt(
         repo, {catalog.bucket_ref(b): server[b] for b in touched if b in server}
     )
     refspecs: list[str] = []
+    tips: dict[str, str] = {}  # bucket ref -> its new tip
     leases: dict[str, str | None] = {}
     new_tips: dict[str, str | None] = {}  # bucket -> its new tip (None: deleted)
     by_bucket: dict[str, tuple[dict[str, str], dict[str, str], list[str]]] = {
@@ -318,7 +319,7 @@ def _attempt(
             summary=summaries[w.bucket],
             dates=dates,
         )
-        refspecs.append(f"{tip}:{w.ref}")
+        tips[w.ref] = tip
         leases[w.ref] = w.base
         new_tips[w.bucket] = tip
     prune = migrate and bool(old)
@@ -329,12 +330,12 @@ def _attempt(
         # ref an older xp created after our read is deleted unread, and that xp pushes its
         # runs again with its next push (it sends every refs/xp/runs/*), to be folded in then.
         refspecs.append(f"{_NOTHING}*:{fmt.RUNS_PREFIX}*")
-    if not refspecs:
+    if not refspecs and not tips:
         return True
     from xp.sharing.push_pull import NESTED_PUSH_ENV
 
     rows = git_remote.push(
-        repo, remote, refspecs, env=NESTED_PUSH_ENV, leases=leases or None, prune=prune
+        repo, remote, refspecs, env=NESTED_PUSH_ENV, leases=leases or None, prune=prune, tips=tips
     )
     refused = [r for r in rows if r.rejected]
     if refused:

@@ -417,15 +417,26 @@ def push(
     if artifacts:
         commits = sorted(set(selected.values()))
         labels = {commit: ref.id for ref, commit in selected.items()}
-        result.upload = upload_missing(
-            repo,
-            commits=commits,
-            store=store,
-            jobs=jobs,
-            progress=progress,
-            publishing=_unpublished(repo, name, selected, catalog_layout),
-            labels=labels,
-        )
+        publishing = _unpublished(repo, name, selected, catalog_layout)
+        # The runs' objects are packed while the artifacts upload (a second core's work):
+        # the refs still move only after every artifact is on the store.
+        packing = git_remote.start_packing(repo, name, publishing)
+        try:
+            result.upload = upload_missing(
+                repo,
+                commits=commits,
+                store=store,
+                jobs=jobs,
+                progress=progress,
+                publishing=publishing,
+                labels=labels,
+            )
+        except BaseException:
+            if packing is not None:
+                packing.stop()
+            raise
+        if packing is not None:
+            packing.wait()
     if catalog_layout:
         if chains:
             push_refs(repo, name, [f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"], result)
