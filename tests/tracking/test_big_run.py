@@ -72,7 +72,10 @@ def test_a_killed_big_run_recovers_every_journaled_point(
     from xp.record import spill
 
     monkeypatch.setattr(spill, "SPILL_BYTES", 1 << 16)  # recovery goes through its files
+    monkeypatch.setattr(spill, "PARALLEL_POINTS", 10_000)  # and through the helper process
     (run_id,) = _log(repo, 200_000, kill=True)
+    journal = (repo / ".git" / "xp" / "journal" / f"{run_id}.journal").read_bytes()
+    assert b"\nC\t" in journal  # big flushes: binary blocks
     assert recover(xp.gitstore.repo.find_repo(repo)) == [(run_id, "crashed")]
     blob = subprocess.run(
         ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/b.tsv"],
@@ -117,3 +120,27 @@ def test_a_continued_big_run_goes_through_the_spill(
     assert got.metrics["a"] == 4_999 * 0.25
     assert got.metrics["single"] == 3.0
     assert "single" not in got.record.series
+
+
+def test_a_journal_an_older_xp_left_is_recovered(repo: Path) -> None:
+    """A version 3 journal (``H3`` header, B blocks) killed under an older xp is recovered
+    by this one with every point, in the bytes the series had then."""
+    import json
+
+    from xp.record.journal import line
+
+    (run_id,) = _log(repo, 400, kill=True)
+    path = repo / ".git" / "xp" / "journal" / f"{run_id}.journal"
+    first, _, rest = path.read_bytes().partition(b"\n")
+    assert first.startswith(b"H4\t")
+    assert not any(raw.startswith(b"C\t") for raw in rest.split(b"\n"))  # small: B blocks
+    header = json.loads(first.split(b"\t")[1])
+    path.write_bytes(line("H3", {**header, "journal": 3}) + rest)
+    assert recover(xp.gitstore.repo.find_repo(repo)) == [(run_id, "crashed")]
+    blob = subprocess.run(
+        ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/b.tsv"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert blob == _expected("b", 100)

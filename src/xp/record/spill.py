@@ -15,9 +15,12 @@ process's are removed by the next command; the journal, not this, is what surviv
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,8 +29,10 @@ from typing import Any
 
 from xp import format as fmt
 from xp.errors import StorageError
+from xp.record.columns import Columns
 
-SPILL_BYTES = 8 << 20  # series text held in memory before it goes to the files
+SPILL_BYTES = 8 << 20  # series text (or binary blocks) held in memory before it goes to files
+PARALLEL_POINTS = 1 << 20  # binary points past which a helper process renders half of them
 _READ = 1 << 20
 _HEADER = fmt.SERIES_HEADER.encode()
 
@@ -37,6 +42,86 @@ def to_ms(ts: float) -> int:
     (so a run's end is never before a point logged in its last millisecond); the epsilon
     brings a time that was given in ms (``ms / 1000``) back to exactly that ms."""
     return math.floor(ts * 1000 + 0.001)
+
+
+def _value(text: str) -> float | int:
+    """A value back from its spelling (``repr``): an int, or a float (``nan``, ``inf`` too)."""
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+class _Helper:
+    """A helper process rendering the later half of a big spill's blocks (record/render.py)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], out: Path, first: int) -> None:
+        self.proc, self.out, self.first = proc, out, first
+
+    @classmethod
+    def start(
+        cls, spill: SeriesSpill, blocks: list[tuple[int, Columns]], total: int
+    ) -> _Helper | None:
+        """The helper for the blocks from the one where half the points are behind; None
+        when it cannot start (this process then renders them all)."""
+        done = 0
+        first = len(blocks)
+        for i, (_offset, block) in enumerate(blocks):
+            if done >= total // 2:
+                first = i
+                break
+            done += block.count
+        if first >= len(blocks):
+            return None
+        out = None
+        try:
+            out = Path(tempfile.mkdtemp(prefix="render-", dir=spill._dir()))
+            order = {
+                "file": str(spill._dir() / "blocks"),
+                "out": str(out),
+                "blocks": [[o, b.count, list(b.keys), list(b.ints)] for o, b in blocks[first:]],
+            }
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "xp.record.render"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except (OSError, StorageError):
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)
+            return None
+        helper = cls(proc, out, first)
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(order).encode())
+            proc.stdin.close()
+        except OSError:
+            helper.close()
+            return None
+        return helper
+
+    def result(self) -> list[tuple[str, str, int, int, int, int, str]] | None:
+        """Per metric: key, file, bytes, count, first step, final step and final value's
+        spelling; None when the helper failed (its output is then not used at all)."""
+        try:
+            assert self.proc.stdout is not None
+            out = self.proc.stdout.read()
+            if self.proc.wait() != 0:
+                return None
+            series = json.loads(out)["series"]
+            return [
+                (str(k), str(n), int(b), int(c), int(f), int(fs), str(v))
+                for k, n, b, c, f, fs, v in series
+            ]
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+        shutil.rmtree(self.out, ignore_errors=True)
 
 
 def _number(value: Any) -> str:
@@ -84,18 +169,131 @@ class SpilledSeries:
 
 
 class SeriesSpill:
-    """Per-metric series lines and summaries; ``folder`` makes the temporary folder."""
+    """Per-metric series lines and summaries; ``folder`` makes the temporary folder.
+
+    A big flush's points come as binary blocks (``add_columns``, journal version 4): they
+    wait, in memory and then in one file, and become series lines only when something reads
+    the spill or adds other points (``_render``): in one pass at the run's end, on both
+    cores when they are many. Everything after a block is added after its lines, so each
+    series stays in logging order."""
 
     def __init__(self, folder: Callable[[], Path]) -> None:
         self._folder_of = folder
         self._folder: Path | None = None
         self._series: dict[str, _Series] = {}
         self._pending = 0  # characters (= bytes: the lines are ASCII) not yet in files
+        # binary blocks not yet rendered, each with its offset in the blocks file (-1: its
+        # data is still in memory); the file is emptied once they are rendered
+        self._blocks: list[tuple[int, Columns]] = []
+        self._blocks_held = 0  # bytes of block data in memory
+        self._blocks_size = 0  # bytes in the blocks file
+        self.had_columns = False  # a live run keeps writing C blocks once it wrote one
 
     # -- writing ---------------------------------------------------------------------------
+    def add_columns(self, block: Columns) -> None:
+        """Append a binary block of points (a journal ``C`` line's), rendered later."""
+        self._blocks.append((-1, block))
+        self._blocks_held += len(block.data)
+        self.had_columns = True
+        if self._blocks_held > SPILL_BYTES:
+            with contextlib.suppress(StorageError):  # as in add
+                self._store_blocks()
+
+    def _store_blocks(self) -> None:
+        """Write the blocks held in memory to the blocks file (all or nothing)."""
+        held = [(i, b) for i, (offset, b) in enumerate(self._blocks) if offset < 0]
+        if not held:
+            return
+        path = self._dir() / "blocks"
+        try:
+            with open(path, "ab") as fh:
+                try:
+                    fh.write(b"".join([b.data for _i, b in held]))
+                    fh.flush()
+                except OSError:
+                    fh.truncate(self._blocks_size)
+                    raise
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write metric series to {path.parent}: {exc.strerror}; free disk space"
+            ) from None
+        for i, block in held:
+            self._blocks[i] = (self._blocks_size, Columns(block.keys, block.count, block.ints, b""))
+            self._blocks_size += len(block.data)
+        self._blocks_held = 0
+
+    def _render(self) -> None:
+        """Turn the pending binary blocks into series lines, in order (record/render.py)."""
+        if not self._blocks:
+            return
+        from xp.record import render
+
+        blocks = self._blocks
+        total = sum(b.count for _o, b in blocks)
+        helper = None
+        if total >= PARALLEL_POINTS and (os.cpu_count() or 1) > 1:
+            self._store_blocks()
+            helper = _Helper.start(self, blocks, total)
+        mine = blocks if helper is None else blocks[: helper.first]
+        fh = None
+        try:
+            for offset, block in mine:
+                if offset >= 0:
+                    if fh is None:
+                        fh = open(self._dir() / "blocks", "rb")  # noqa: SIM115 - closed below
+                    block = render.read_block(fh, offset, block)
+                for rendered in render.render(block):
+                    self._add_text(rendered)
+            if helper is not None:
+                self._take(helper, blocks[helper.first :])
+        except OSError as exc:
+            raise StorageError(f"cannot read metric blocks back: {exc}; free disk space") from None
+        finally:
+            if fh is not None:
+                fh.close()
+            if helper is not None:
+                helper.close()
+        self._drop_blocks()
+
+    def _take(self, helper: _Helper, blocks: list[tuple[int, Columns]]) -> None:
+        """Append what the helper rendered (or, when it failed, render it here)."""
+        from xp.record import render
+
+        done = helper.result()
+        if done is None:
+            with open(self._dir() / "blocks", "rb") as fh:
+                for offset, block in blocks:
+                    for rendered in render.render(render.read_block(fh, offset, block)):
+                        self._add_text(rendered)
+            return
+        self.spill()  # the lines held in memory go first: the helper's follow them on disk
+        folder = self._dir()
+        for key, name, size, count, first, final_step, final_text in done:
+            s = self._series.get(key)
+            if s is None:
+                s = self._series[key] = _Series(str(len(self._series)))
+            if not s.count:
+                s.first_step = first
+            with open(helper.out / name, "rb") as src, open(folder / s.name, "ab") as dst:
+                shutil.copyfileobj(src, dst, _READ)
+            s.on_disk += size
+            s.count += count
+            if final_step >= s.best_step:
+                s.best_step, s.best_value = final_step, _value(final_text)
+
+    def _drop_blocks(self) -> None:
+        self._blocks = []
+        self._blocks_held = 0
+        if self._blocks_size:
+            self._blocks_size = 0
+            if self._folder is not None:
+                with contextlib.suppress(OSError):
+                    os.truncate(self._folder / "blocks", 0)
+
     def add(self, points: Iterable[tuple[str, Any, int, float]]) -> None:
         """Append points ``(key, value, step, seconds)`` in logging order (a live run's
-        flushes spell their points once and use ``add_block``)."""
+        flushes spell their points once and use ``add_block`` or ``add_columns``)."""
+        self._render()
         series = self._series
         floor = math.floor
         pending = 0
@@ -129,6 +327,10 @@ class SeriesSpill:
         """Append one metric's points already spelled as series lines (a journal ``B``
         block: ``record.journal.Block``): key, the lines (each ending in a newline), their
         count, first step, and the final step and value among them."""
+        self._render()
+        self._add_text(block)
+
+    def _add_text(self, block: tuple[str, str, int, int, int, Any]) -> None:
         key, text, count, first, final_step, final = block
         s = self._series.get(key)
         if s is None:
@@ -182,6 +384,7 @@ class SeriesSpill:
         return self._folder
 
     def mark(self) -> Mark:
+        self._render()  # so a rollback has only newer blocks to drop
         return Mark(
             {
                 k: (
@@ -198,6 +401,7 @@ class SeriesSpill:
     def rollback(self, mark: Mark) -> None:
         """Forget what was added since ``mark`` (a commit that failed adds it again); the
         newer lines are the last ones, in memory or at the end of the file."""
+        self._drop_blocks()  # all newer than the mark, which rendered the older ones
         for key in [k for k in self._series if k not in mark.sizes]:
             s = self._series.pop(key)
             self._pending -= sum(map(len, s.lines))
@@ -222,34 +426,42 @@ class SeriesSpill:
             self._folder = None
         self._series.clear()
         self._pending = 0
+        self._blocks = []
+        self._blocks_held = self._blocks_size = 0
 
     # -- reading ---------------------------------------------------------------------------
     def __len__(self) -> int:
-        return sum(s.count for s in self._series.values())
+        return sum(s.count for s in self._series.values()) + sum(b.count for _o, b in self._blocks)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._series
+        return key in self._series or any(key in b.keys for _o, b in self._blocks)
 
     def names(self) -> list[str]:
         """The metrics, in the order of their first point."""
+        self._render()
         return list(self._series)
 
     def count(self, key: str) -> int:
+        self._render()
         return self._series[key].count
 
     def first_step(self, key: str) -> int:
+        self._render()
         return self._series[key].first_step
 
     def final(self, key: str) -> Any:
         """The value at the highest step, the last logged among equal steps."""
+        self._render()
         return self._series[key].best_value
 
     def size(self, key: str) -> int:
+        self._render()
         s = self._series[key]
         return len(_HEADER) + s.on_disk + sum(map(len, s.lines))
 
     def chunks(self, key: str) -> Iterator[bytes]:
         """The bytes of ``series/<key>.tsv``: header, then the lines in logging order."""
+        self._render()
         s = self._series[key]
         yield _HEADER
         if s.on_disk:
