@@ -11,6 +11,7 @@ import zlib
 from array import array
 from dataclasses import dataclass
 from operator import itemgetter
+from struct import pack
 from typing import Any
 
 
@@ -59,16 +60,15 @@ def column_block(points: list[tuple[str, Any, int, float]]) -> tuple[bytes, Colu
             return None
         ints = tuple((i, v) for i, v in enumerate(values) if type(v) is int)
         values = [0.0 if type(v) is int else v for v in values]
-    columns = [
-        array(_KEY_CODES[key_width(len(keys))], map(table.__getitem__, keys_col)),
-        array("q", map(itemgetter(2), points)),
-        array("d", values),
-        array("d", map(itemgetter(3), points)),
-    ]
-    if _SWAP:
-        for column in columns:
-            column.byteswap()
-    data = b"".join([c.tobytes() for c in columns])
+    n = len(points)
+    data = b"".join(
+        [  # struct, not array: faster from an iterator, and little-endian on any machine
+            pack(f"<{n}{_KEY_CODES[key_width(len(keys))]}", *map(table.__getitem__, keys_col)),
+            pack(f"<{n}q", *map(itemgetter(2), points)),
+            pack(f"<{n}d", *values),
+            pack(f"<{n}d", *map(itemgetter(3), points)),
+        ]
+    )
     names = json.dumps(keys, ensure_ascii=False)  # JSON: a tab or newline in a key is escaped
     head = f"C\t{len(points)}\t{names}\t{json.dumps(ints) if ints else '[]'}\t"
     body = head.encode("utf-8", "backslashreplace") + base64.b64encode(data)
