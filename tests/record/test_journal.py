@@ -304,6 +304,7 @@ def test_a_version_2_journal_still_replays_and_a_newer_one_is_refused() -> None:
         ("H3", 4),
         ("H4", 3),
         ("H", 4),
+        ("H5", 5),
     ):
         with pytest.raises(ValueError, match="journal version"):
             replay(line(kind, {**header, "journal": version}))

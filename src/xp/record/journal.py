@@ -301,7 +301,7 @@ def _header(first: bytes) -> tuple[RunHeader, bool]:
     if body is None:
         raise ValueError("journal header fails its checksum")
     kind, _, text = body.partition("\t")
-    if kind not in ("H", "H3", HEADER):
+    if kind != "H" and not (kind[:1] == "H" and kind[1:].isdigit()):  # H5 and on: newer
         raise ValueError("journal has no header")
     data = json.loads(text)  # a damaged sealed header fails here: "}\tcrc" is no JSON
     if not isinstance(data, dict):
