@@ -210,3 +210,34 @@ def test_rollback_drops_blocks_added_after_the_mark(tmp_path: Path) -> None:
     assert b"".join(spill.chunks("a")).endswith(b"1\t2.0\t2000\n")
     assert (spill.count("a"), spill.final("a")) == (2, 2.0)
     spill.close()
+
+
+def test_a_render_that_fails_half_way_leaves_every_block_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering is all or none: a failure after some blocks (here an error on the third;
+    in life a full disk) adds none of their lines, so the next try adds each point once."""
+    from xp.record import render
+
+    spill = SeriesSpill(lambda: tmp_path)
+    pts = [(f"m{i % 2}", i / 3, i, 1_795_000_000 + i) for i in range(300)]
+    spill.add(pts[:10])
+    for n in range(10, 300, 50):
+        spill.add_columns(_columns(pts[n : n + 50]))
+    real = render.render
+    calls: list[int] = []
+
+    def failing(block: Columns) -> object:
+        calls.append(block.count)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(block)
+
+    monkeypatch.setattr(render, "render", failing)
+    with pytest.raises(spill_module.StorageError, match="free disk space"):
+        spill.names()
+    assert len(spill) == 300
+    monkeypatch.setattr(render, "render", real)
+    memory = _files(RunState(header=_header(), points=list(pts)))
+    assert _files(RunState(header=_header(), spill=spill)) == memory
+    spill.close()

@@ -223,17 +223,29 @@ class SeriesSpill:
         self._blocks_held = 0
 
     def _render(self) -> None:
-        """Turn the pending binary blocks into series lines, in order (record/render.py)."""
+        """Turn the pending binary blocks into series lines, in order (record/render.py):
+        all or none, so a failure (a full disk) leaves them pending for the next try and no
+        point is added twice."""
         if not self._blocks:
             return
+        before = self._mark()
+        try:
+            self._render_blocks()
+        except BaseException:
+            self._rollback_lines(before)
+            raise
+        self._drop_blocks()
+
+    def _render_blocks(self) -> None:
         from xp.record import render
 
         blocks = self._blocks
         total = sum(b.count for _o, b in blocks)
         helper = None
         if total >= PARALLEL_POINTS and (os.cpu_count() or 1) > 1:
-            self._store_blocks()
-            helper = _Helper.start(self, blocks, total)
+            with contextlib.suppress(StorageError):  # a full disk: all rendered here
+                self._store_blocks()
+                helper = _Helper.start(self, blocks, total)
         mine = blocks if helper is None else blocks[: helper.first]
         fh = None
         try:
@@ -253,7 +265,6 @@ class SeriesSpill:
                 fh.close()
             if helper is not None:
                 helper.close()
-        self._drop_blocks()
 
     def _take(self, helper: _Helper, blocks: list[tuple[int, Columns]]) -> None:
         """Append what the helper rendered (or, when it failed, render it here)."""
@@ -275,7 +286,12 @@ class SeriesSpill:
             if not s.count:
                 s.first_step = first
             with open(helper.out / name, "rb") as src, open(folder / s.name, "ab") as dst:
-                shutil.copyfileobj(src, dst, _READ)
+                try:
+                    shutil.copyfileobj(src, dst, _READ)
+                    dst.flush()
+                except OSError:
+                    dst.truncate(s.on_disk)  # whole or not at all, as spill()
+                    raise
             s.on_disk += size
             s.count += count
             if final_step >= s.best_step:
@@ -385,6 +401,9 @@ class SeriesSpill:
 
     def mark(self) -> Mark:
         self._render()  # so a rollback has only newer blocks to drop
+        return self._mark()
+
+    def _mark(self) -> Mark:
         return Mark(
             {
                 k: (
@@ -402,6 +421,9 @@ class SeriesSpill:
         """Forget what was added since ``mark`` (a commit that failed adds it again); the
         newer lines are the last ones, in memory or at the end of the file."""
         self._drop_blocks()  # all newer than the mark, which rendered the older ones
+        self._rollback_lines(mark)
+
+    def _rollback_lines(self, mark: Mark) -> None:
         for key in [k for k in self._series if k not in mark.sizes]:
             s = self._series.pop(key)
             self._pending -= sum(map(len, s.lines))
