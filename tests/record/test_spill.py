@@ -154,18 +154,20 @@ def test_binary_blocks_render_the_same_bytes(
     assert streamed == memory
 
 
-@pytest.mark.parametrize("helper", ["works", "fails"])
+@pytest.mark.parametrize("helper", ["works", "fails", "embedded"])
 def test_a_big_spill_renders_half_in_a_helper_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str
 ) -> None:
     """Past PARALLEL_POINTS the later half of the blocks is rendered by a helper process;
-    its output is exactly what this process would have made, and when it cannot run (here:
-    no Python where it looks) this process renders everything itself."""
+    its output is exactly what this process would have made, and when it cannot run (no
+    Python where it looks, or a program embedding Python) this process renders it all."""
     monkeypatch.setattr(spill_module, "PARALLEL_POINTS", 1_000)
     monkeypatch.setattr(spill_module, "SPILL_BYTES", 1 << 14)
     monkeypatch.setattr(spill_module.os, "cpu_count", lambda: 2)
     if helper == "fails":
-        monkeypatch.setattr(spill_module.sys, "executable", str(tmp_path / "no-python"))
+        monkeypatch.setattr(spill_module.sys, "executable", str(tmp_path / "python-gone"))
+    if helper == "embedded":  # a program embedding Python: never run with `-m`
+        monkeypatch.setattr(spill_module.sys, "executable", "/usr/bin/true")
     results: list[object] = []
     result = spill_module._Helper.result
 

@@ -68,8 +68,9 @@ class _Helper:
                 first = i
                 break
             done += block.count
-        if first >= len(blocks):
-            return None
+        python = Path(sys.executable or "none").name
+        if first >= len(blocks) or not python.startswith(("python", "pypy")):
+            return None  # an embedding program is no Python to run a module with
         out = None
         try:
             out = Path(tempfile.mkdtemp(prefix="render-", dir=spill._dir()))
@@ -80,6 +81,7 @@ class _Helper:
             }
             proc = subprocess.Popen(
                 [sys.executable, "-m", "xp.record.render"],
+                cwd=out,  # `-m` puts the folder first on sys.path: xp's own, empty one
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
