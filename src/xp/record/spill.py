@@ -19,17 +19,19 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xp import format as fmt
 from xp.errors import StorageError
 from xp.record.columns import Columns
+
+if TYPE_CHECKING:
+    import subprocess
 
 SPILL_BYTES = 8 << 20  # series text (or binary blocks) held in memory before it goes to files
 PARALLEL_POINTS = 1 << 20  # binary points past which a helper process renders half of them
@@ -71,6 +73,8 @@ class _Helper:
         python = Path(sys.executable or "none").name
         if first >= len(blocks) or not python.startswith(("python", "pypy")):
             return None  # an embedding program is no Python to run a module with
+        import subprocess  # only a big run's end comes here (2.6 ms of import)
+
         out = None
         try:
             out = Path(tempfile.mkdtemp(prefix="render-", dir=spill._dir()))
