@@ -154,28 +154,31 @@ def test_binary_blocks_render_the_same_bytes(
     assert streamed == memory
 
 
+@pytest.mark.parametrize("stored", [1 << 14, 1 << 30])
 @pytest.mark.parametrize("helper", ["works", "fails", "embedded"])
-def test_a_big_spill_renders_half_in_a_helper_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str
+def test_a_big_spill_renders_in_a_helper_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str, stored: int
 ) -> None:
-    """Past PARALLEL_POINTS the later half of the blocks is rendered by a helper process;
-    its output is exactly what this process would have made, and when it cannot run (no
-    Python where it looks, or a program embedding Python) this process renders it all."""
+    """Past PARALLEL_POINTS a helper process renders blocks: those stored in the blocks
+    file, given to it as they are stored (a live run), or the later half of many blocks
+    rendered at once (recovery, ``stored`` large). Its output is exactly what this process
+    would have made; when it cannot run (no Python where it looks, or a program embedding
+    Python) this process renders it all."""
     monkeypatch.setattr(spill_module, "PARALLEL_POINTS", 1_000)
-    monkeypatch.setattr(spill_module, "SPILL_BYTES", 1 << 14)
+    monkeypatch.setattr(spill_module, "SPILL_BYTES", stored)
     monkeypatch.setattr(spill_module.os, "cpu_count", lambda: 2)
     if helper == "fails":
         monkeypatch.setattr(spill_module.sys, "executable", str(tmp_path / "python-gone"))
     if helper == "embedded":  # a program embedding Python: never run with `-m`
         monkeypatch.setattr(spill_module.sys, "executable", "/usr/bin/true")
     results: list[object] = []
-    result = spill_module._Helper.result
+    result = spill_module._Helper.finish
 
     def recorded(self: spill_module._Helper) -> object:
         results.append(result(self))
         return results[-1]
 
-    monkeypatch.setattr(spill_module._Helper, "result", recorded)
+    monkeypatch.setattr(spill_module._Helper, "finish", recorded)
     pts = [
         (f"m{i % 3}", i / 7 if i % 5 else 2**60 + i, i // 3, 1_795_000_000 + i / 1000)
         for i in range(30_000)

@@ -1,28 +1,34 @@
-"""Series text from binary ``C`` blocks (journal version 4), made once, when a run is
-recorded, instead of while it logs (issue 18).
+"""Series text from binary ``C`` blocks (journal version 4), made when a run is recorded or
+by a helper process while it logs, never by the logging process's GIL (issue 18).
 
 Each metric's points become its lines of ``series/<key>.tsv`` (docs/format.md section 4)
 exactly as a ``B`` line spells them: ``{step}\\t{value!r}\\t{ms}``, the ms cut as ``to_ms``
 cuts them. numpy (there with pandas) splits a block by metric and makes the ms; the float
-spelling, which no library does faster than ``repr``, runs in this process and, for a big
-run, in a helper process (``python -m xp.record.render``) that takes the later half of the
-blocks, so both cores spell. The helper is given files and offsets, never code: it runs xp,
-not the user's script (which ``multiprocessing``'s spawn would import again).
+spelling, which nothing does faster than ``repr``, runs in a helper process
+(``python -m xp.record.render <blocks file> <folder>``) for a big run: it is told the offsets
+of the blocks the spill stores, renders each into one file per metric as they come, and
+on ``end`` says what it made. It is given files and offsets, never code: it runs xp, not the
+user's script (which ``multiprocessing``'s spawn would import again).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import select
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from xp.record.columns import Columns, key_width
 
 Rendered = tuple[str, str, int, int, int, Any]
 """One metric's points of one block as series lines: key, the lines (each ending in a
 newline), count, first step, and MLflow's final step and value among them."""
+
+_FRAME = struct.Struct("<Q")  # a stored block: the length of its JSON head, the head, the data
 
 
 def render(block: Columns) -> Iterator[Rendered]:
@@ -63,28 +69,54 @@ def render(block: Columns) -> Iterator[Rendered]:
         yield key, text, len(s), s[0], top, v[last]
 
 
-def read_block(fh: Any, offset: int, block: Columns) -> Columns:
-    """``block`` with its data read back from the spill's blocks file at ``offset``."""
-    size = block.count * (key_width(len(block.keys)) + 24)
+def frame(block: Columns) -> bytes:
+    """What precedes ``block.data`` in the spill's blocks file: its head's length and head."""
+    head = json.dumps([list(block.keys), block.count, [list(p) for p in block.ints]]).encode()
+    return _FRAME.pack(len(head)) + head
+
+
+def read_block(fh: IO[bytes], offset: int) -> Columns:
+    """The block stored at ``offset`` of the spill's blocks file."""
     fh.seek(offset)
-    data = fh.read(size)
-    if len(data) != size:
+    (size,) = _FRAME.unpack(fh.read(_FRAME.size))
+    keys, count, ints = json.loads(fh.read(size))
+    want = count * (key_width(len(keys)) + 24)
+    data = fh.read(want)
+    if len(data) != want:
         raise OSError("the spilled metric blocks lost data on disk")
-    return Columns(block.keys, block.count, block.ints, data)
+    return Columns(tuple(keys), count, tuple((p, v) for p, v in ints), data)
 
 
-def _helper(order: dict[str, Any]) -> dict[str, Any]:
-    """Render the blocks ``order`` names into one file per metric under ``order["out"]``."""
-    out = Path(order["out"])
+def _offsets(parent: int) -> Iterator[int]:
+    """The offsets the spill sends on stdin, until ``end`` (or its process is gone: a
+    SIGKILLed run leaves nothing to render for; its journal is what recovery reads)."""
+    stdin = sys.stdin.buffer.fileno()
+    rest = b""
+    while True:
+        ready, _, _ = select.select([stdin], [], [], 1.0)
+        if not ready:
+            if os.getppid() != parent:
+                return
+            continue
+        chunk = os.read(stdin, 1 << 16)
+        if not chunk:
+            return
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if line == b"end":
+                return
+            yield int(line)
+
+
+def _helper(blocks: Path, out: Path, parent: int) -> dict[str, Any]:
+    """Render the blocks whose offsets come on stdin into one file per metric under ``out``."""
     found: dict[str, list[Any]] = {}  # key -> [file, bytes, count, first, final step, final]
-    handles: dict[str, Any] = {}
+    handles: dict[str, IO[bytes]] = {}
     try:
-        with open(order["file"], "rb") as fh:
-            for offset, count, keys, ints in order["blocks"]:
-                block = read_block(
-                    fh, offset, Columns(tuple(keys), count, tuple(map(tuple, ints)), b"")
-                )
-                for key, text, n, first, final_step, final in render(block):
+        with open(blocks, "rb") as fh:
+            for offset in _offsets(parent):
+                for key, text, n, first, final_step, final in render(read_block(fh, offset)):
                     got = found.get(key)
                     if got is None:
                         name = str(len(found))
@@ -103,4 +135,4 @@ def _helper(order: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    json.dump(_helper(json.load(sys.stdin)), sys.stdout)
+    json.dump(_helper(Path(sys.argv[1]), Path(sys.argv[2]), os.getppid()), sys.stdout)

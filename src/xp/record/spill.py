@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from xp import format as fmt
 from xp.errors import StorageError
+from xp.record import render
 from xp.record.columns import Columns
 
 if TYPE_CHECKING:
@@ -52,61 +53,53 @@ def _value(text: str) -> float | int:
 
 
 class _Helper:
-    """A helper process rendering the later half of a big spill's blocks (record/render.py)."""
+    """A helper process rendering blocks of a big spill (record/render.py): given their
+    offsets in the blocks file as they are stored, and ``end`` when the spill needs them."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], out: Path, first: int) -> None:
-        self.proc, self.out, self.first = proc, out, first
+    def __init__(self, proc: subprocess.Popen[bytes], out: Path) -> None:
+        self.proc, self.out = proc, out
 
     @classmethod
-    def start(
-        cls, spill: SeriesSpill, blocks: list[tuple[int, Columns]], total: int
-    ) -> _Helper | None:
-        """The helper for the blocks from the one where half the points are behind; None
-        when it cannot start (this process then renders them all)."""
-        done = 0
-        first = len(blocks)
-        for i, (_offset, block) in enumerate(blocks):
-            if done >= total // 2:
-                first = i
-                break
-            done += block.count
-        python = Path(sys.executable or "none").name
-        if first >= len(blocks) or not python.startswith(("python", "pypy")):
-            return None  # an embedding program is no Python to run a module with
-        import subprocess  # only a big run's end comes here (2.6 ms of import)
+    def start(cls, folder: Path) -> _Helper | None:
+        """None where it cannot start (the spill then renders everything itself)."""
+        import subprocess  # only a big run comes here
 
+        python = Path(sys.executable or "none").name
+        if (os.cpu_count() or 1) < 2 or not python.startswith(("python", "pypy")):
+            return None  # one core, or a program embedding Python: no module to run with -m
         out = None
         try:
-            out = Path(tempfile.mkdtemp(prefix="render-", dir=spill._dir()))
-            order = {
-                "file": str(spill._dir() / "blocks"),
-                "out": str(out),
-                "blocks": [[o, b.count, list(b.keys), list(b.ints)] for o, b in blocks[first:]],
-            }
+            out = Path(tempfile.mkdtemp(prefix="render-", dir=folder))
             proc = subprocess.Popen(
-                [sys.executable, "-m", "xp.record.render"],
+                [sys.executable, "-m", "xp.record.render", str(folder / "blocks"), str(out)],
                 cwd=out,  # `-m` puts the folder first on sys.path: xp's own, empty one
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
-        except (OSError, StorageError):
+        except OSError:
             if out is not None:
                 shutil.rmtree(out, ignore_errors=True)
             return None
-        helper = cls(proc, out, first)
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(order).encode())
-            proc.stdin.close()
-        except OSError:
-            helper.close()
-            return None
-        return helper
+        return cls(proc, out)
 
-    def result(self) -> list[tuple[str, str, int, int, int, int, str]] | None:
-        """Per metric: key, file, bytes, count, first step, final step and final value's
-        spelling; None when the helper failed (its output is then not used at all)."""
+    def send(self, offsets: list[int]) -> bool:
+        """Give the helper more blocks; False when it is gone."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write("".join(f"{o}\n" for o in offsets).encode())
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def finish(self) -> list[tuple[str, str, int, int, int, int, str]] | None:
+        """Per metric of the blocks it was given: key, file, bytes, count, first step, final
+        step and final value's spelling; None when it failed (its output is then unused).
+        ``end`` and not the end of its input: a process forked meanwhile (a data loader's
+        worker) may hold a copy of that pipe."""
+        if not self.send_end():
+            return None
         try:
             assert self.proc.stdout is not None
             out = self.proc.stdout.read()
@@ -120,6 +113,15 @@ class _Helper:
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
+    def send_end(self) -> bool:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(b"end\n")
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            return False
+        return True
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -128,6 +130,17 @@ class _Helper:
             if pipe is not None:
                 pipe.close()
         shutil.rmtree(self.out, ignore_errors=True)
+
+
+def _half(blocks: list[tuple[int, Columns]]) -> int:
+    """The index of the first block after half of the points."""
+    half = sum(b.count for _o, b in blocks) // 2
+    done = 0
+    for i, (_o, block) in enumerate(blocks):
+        if done >= half:
+            return i
+        done += block.count
+    return len(blocks)
 
 
 def _number(value: Any) -> str:
@@ -194,6 +207,8 @@ class SeriesSpill:
         self._blocks_held = 0  # bytes of block data in memory
         self._blocks_size = 0  # bytes in the blocks file
         self.had_columns = False  # a live run keeps writing C blocks once it wrote one
+        self._helper: _Helper | None = None  # renders stored blocks on another core
+        self._sent = 0  # the pending blocks the helper has had (always the first ones)
 
     # -- writing ---------------------------------------------------------------------------
     def add_columns(self, block: Columns) -> None:
@@ -204,17 +219,22 @@ class SeriesSpill:
         if self._blocks_held > SPILL_BYTES:
             with contextlib.suppress(StorageError):  # as in add
                 self._store_blocks()
+            self._feed()
 
     def _store_blocks(self) -> None:
-        """Write the blocks held in memory to the blocks file (all or nothing)."""
+        """Write the blocks held in memory to the blocks file (all or nothing); only their
+        keys and counts stay in memory."""
         held = [(i, b) for i, (offset, b) in enumerate(self._blocks) if offset < 0]
         if not held:
             return
         path = self._dir() / "blocks"
+        heads = [render.frame(b) for _i, b in held]
         try:
             with open(path, "ab") as fh:
                 try:
-                    fh.write(b"".join([b.data for _i, b in held]))
+                    for head, (_i, block) in zip(heads, held, strict=True):
+                        fh.write(head)
+                        fh.write(block.data)
                     fh.flush()
                 except OSError:
                     fh.truncate(self._blocks_size)
@@ -223,10 +243,30 @@ class SeriesSpill:
             raise StorageError(
                 f"cannot write metric series to {path.parent}: {exc.strerror}; free disk space"
             ) from None
-        for i, block in held:
-            self._blocks[i] = (self._blocks_size, Columns(block.keys, block.count, block.ints, b""))
-            self._blocks_size += len(block.data)
+        for head, (i, block) in zip(heads, held, strict=True):
+            self._blocks[i] = (self._blocks_size, Columns(block.keys, block.count, (), b""))
+            self._blocks_size += len(head) + len(block.data)
         self._blocks_held = 0
+
+    def _feed(self) -> None:
+        """Give the helper process the stored blocks it has not had; start it once they hold
+        PARALLEL_POINTS: from then on the floats of a big run are spelled on another core
+        while it logs, not at its end."""
+        stored = [o for o, _b in self._blocks if o >= 0]  # a prefix: memory holds the newest
+        if len(stored) <= self._sent:
+            return
+        if self._helper is None:
+            if self._sent or sum(b.count for o, b in self._blocks if o >= 0) < PARALLEL_POINTS:
+                return  # (a helper that failed is not started again for these blocks)
+            self._helper = _Helper.start(self._dir())
+            if self._helper is None:
+                return
+        if self._helper.send(stored[self._sent :]):
+            self._sent = len(stored)
+        else:
+            self._helper.close()
+            self._helper = None
+            self._sent = 0
 
     def _render(self) -> None:
         """Turn the pending binary blocks into series lines, in order (record/render.py):
@@ -243,45 +283,63 @@ class SeriesSpill:
         self._drop_blocks()
 
     def _render_blocks(self) -> None:
-        from xp.record import render
-
         blocks = self._blocks
-        total = sum(b.count for _o, b in blocks)
-        helper = None
-        if total >= PARALLEL_POINTS and (os.cpu_count() or 1) > 1:
-            with contextlib.suppress(StorageError):  # a full disk: all rendered here
-                self._store_blocks()
-                helper = _Helper.start(self, blocks, total)
-        mine = blocks if helper is None else blocks[: helper.first]
-        fh = None
+        helper, self._helper = self._helper, None
+        first = self._sent  # blocks[:first] are the helper's
         try:
-            for offset, block in mine:
-                if offset >= 0:
-                    if fh is None:
-                        fh = open(self._dir() / "blocks", "rb")  # noqa: SIM115 - closed below
-                    block = render.read_block(fh, offset, block)
-                for rendered in render.render(block):
-                    self._add_text(rendered)
-            if helper is not None:
-                self._take(helper, blocks[helper.first :])
+            if helper is None and sum(b.count for _o, b in blocks) >= PARALLEL_POINTS:
+                # many blocks at once (recovery): a helper takes the later half
+                with contextlib.suppress(StorageError):  # a full disk: all rendered here
+                    self._store_blocks()
+                    helper = _Helper.start(self._dir())
+                first = _half(blocks)
+                if helper is not None and not helper.send([o for o, _b in blocks[first:]]):
+                    helper.close()
+                    helper = None
+                if helper is None:
+                    self._render_here(blocks)
+                    return
+                self._render_here(blocks[:first])
+                self._take(helper, blocks[first:])
+                return
+            if helper is None:
+                self._render_here(blocks)
+                return
+            # the helper has had the stored blocks while the run logged: this process
+            # spells the newest ones meanwhile (at most SPILL_BYTES of them), then adds them
+            # after the helper's
+            tail = list(self._rendered(blocks[first:]))
+            self._take(helper, blocks[:first])
+            for rendered in tail:
+                self._add_text(rendered)
         except OSError as exc:
             raise StorageError(f"cannot read metric blocks back: {exc}; free disk space") from None
         finally:
-            if fh is not None:
-                fh.close()
             if helper is not None:
                 helper.close()
 
-    def _take(self, helper: _Helper, blocks: list[tuple[int, Columns]]) -> None:
-        """Append what the helper rendered (or, when it failed, render it here)."""
-        from xp.record import render
+    def _rendered(self, blocks: list[tuple[int, Columns]]) -> Iterator[render.Rendered]:
+        fh = None
+        try:
+            for offset, block in blocks:
+                if offset >= 0:
+                    if fh is None:
+                        fh = open(self._dir() / "blocks", "rb")  # noqa: SIM115 - closed below
+                    block = render.read_block(fh, offset)
+                yield from render.render(block)
+        finally:
+            if fh is not None:
+                fh.close()
 
-        done = helper.result()
+    def _render_here(self, blocks: list[tuple[int, Columns]]) -> None:
+        for rendered in self._rendered(blocks):
+            self._add_text(rendered)
+
+    def _take(self, helper: _Helper, blocks: list[tuple[int, Columns]]) -> None:
+        """Append what the helper rendered of ``blocks`` (when it failed, render them here)."""
+        done = helper.finish()
         if done is None:
-            with open(self._dir() / "blocks", "rb") as fh:
-                for offset, block in blocks:
-                    for rendered in render.render(render.read_block(fh, offset, block)):
-                        self._add_text(rendered)
+            self._render_here(blocks)
             return
         self.spill()  # the lines held in memory go first: the helper's follow them on disk
         folder = self._dir()
@@ -304,8 +362,12 @@ class SeriesSpill:
                 s.best_step, s.best_value = final_step, _value(final_text)
 
     def _drop_blocks(self) -> None:
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
         self._blocks = []
         self._blocks_held = 0
+        self._sent = 0
         if self._blocks_size:
             self._blocks_size = 0
             if self._folder is not None:
@@ -449,13 +511,12 @@ class SeriesSpill:
 
     def close(self) -> None:
         """Remove the files (the run is committed, or dropped)."""
+        self._drop_blocks()  # and stop the helper, whose files are in the folder
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
         self._series.clear()
         self._pending = 0
-        self._blocks = []
-        self._blocks_held = self._blocks_size = 0
 
     # -- reading ---------------------------------------------------------------------------
     def __len__(self) -> int:
