@@ -349,13 +349,16 @@ class SeriesSpill:
                 s = self._series[key] = _Series(str(len(self._series)))
             if not s.count:
                 s.first_step = first
-            with open(helper.out / name, "rb") as src, open(folder / s.name, "ab") as dst:
-                try:
-                    shutil.copyfileobj(src, dst, _READ)
-                    dst.flush()
-                except OSError:
-                    dst.truncate(s.on_disk)  # whole or not at all, as spill()
-                    raise
+            if not s.on_disk and not s.lines:  # a big run's series: the helper's file
+                os.replace(helper.out / name, folder / s.name)
+            else:
+                with open(helper.out / name, "rb") as src, open(folder / s.name, "ab") as dst:
+                    try:
+                        shutil.copyfileobj(src, dst, _READ)
+                        dst.flush()
+                    except OSError:
+                        dst.truncate(s.on_disk)  # whole or not at all, as spill()
+                        raise
             s.on_disk += size
             s.count += count
             if final_step >= s.best_step:
