@@ -70,9 +70,12 @@ def column_block(points: list[tuple[str, Any, int, float]]) -> tuple[bytes, Colu
         ]
     )
     names = json.dumps(keys, ensure_ascii=False)  # JSON: a tab or newline in a key is escaped
-    head = f"C\t{len(points)}\t{names}\t{json.dumps(ints) if ints else '[]'}\t"
-    body = head.encode("utf-8", "backslashreplace") + base64.b64encode(data)
-    return b"%b\t%08x\n" % (body, zlib.crc32(body)), Columns(keys, len(points), ints, data)
+    head = f"C\t{n}\t{names}\t{json.dumps(ints) if ints else '[]'}\t"
+    first = head.encode("utf-8", "backslashreplace")
+    payload = base64.b64encode(data)
+    crc = zlib.crc32(payload, zlib.crc32(first))
+    sealed = b"".join([first, payload, b"\t%08x\n" % crc])  # one copy of the payload
+    return sealed, Columns(keys, n, ints, data)
 
 
 def parse_columns(rest: str) -> Columns:
