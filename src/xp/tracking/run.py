@@ -1034,6 +1034,7 @@ class Run:
             except BaseException as exc:
                 self._not_recorded(exc)
             self._close_journal(remove=False)
+            self._drop_spill()  # the owner reads the part; this copy (and its helper) goes
             self.commit = ""
             return self.commit
         try:
