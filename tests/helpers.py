@@ -51,15 +51,22 @@ def wait_for(
 
 def journal_points(path: Path, key: str) -> int:
     """How many points of metric ``key`` the complete lines of the journal (or part) at
-    ``path`` hold: its ``B`` blocks' counts (docs/format.md section 7); 0 before it exists."""
+    ``path`` hold: its ``B`` and ``C`` blocks' (docs/format.md section 7); 0 before it exists."""
     try:
         data = path.read_text(errors="replace")
     except FileNotFoundError:
         return 0
+    from xp.record.columns import column_points, parse_columns
+
     prefix = f"B\t{key}\t"
-    return sum(
-        int(line.split("\t")[2]) for line in data.split("\n")[:-1] if line.startswith(prefix)
-    )
+    count = 0
+    for line in data.split("\n")[:-1]:
+        if line.startswith(prefix):
+            count += int(line.split("\t")[2])
+        elif line.startswith("C\t"):  # a big flush, in binary (version 4)
+            block = parse_columns(line[2:].rsplit("\t", 1)[0])
+            count += sum(1 for k, *_ in column_points(block) if k == key)
+    return count
 
 
 @contextlib.contextmanager

@@ -78,16 +78,16 @@ def test_a_running_run_is_listed_with_its_values_and_filtered(repo: Path) -> Non
     assert [(r.name, r.status) for r in rows] == [("live", "finished"), ("done-before", "finished")]
 
 
-def test_a_v3_journal_is_read_live_through_the_checksummed_reader(repo: Path) -> None:
-    """The journal a running run writes is version 3 (a CRC-32 ends every line, points come
-    in B blocks); the live view reads it through the reader recovery uses: values shown
-    exactly, and a damaged line dropped and counted, never shown as a value."""
+def test_a_journal_is_read_live_through_the_checksummed_reader(repo: Path) -> None:
+    """The journal a running run writes is version 4 (a CRC-32 ends every line, a small
+    flush's points come in B blocks); the live view reads it through the reader recovery
+    uses: values shown exactly, and a damaged line dropped and counted, never shown."""
     with trainer(repo, name="sealed", params={"lr": 0.25}) as t:
         t.log(3)
         wait_for(lambda: _flushed(t.journal, 3), "3 points flushed")
         lines = t.journal.read_bytes().split(b"\n")[:-1]
-        assert lines[0].startswith(b"H3\t")
-        assert b'"journal": 3' in lines[0]
+        assert lines[0].startswith(b"H4\t")
+        assert b'"journal": 4' in lines[0]
         for raw in lines:
             body, _, crc = raw.rpartition(b"\t")
             assert int(crc, 16) == zlib.crc32(body), raw
@@ -234,3 +234,38 @@ def test_a_resumed_run_shows_its_earlier_sessions_while_live(repo: Path) -> None
         assert row.values["metrics.loss"] == 0.25
         proc.kill()
         proc.wait()
+
+
+def test_a_big_flush_in_binary_is_read_live_as_it_grows(repo: Path) -> None:
+    """A flush of thousands of points is one binary C block (journal version 4): the live
+    views read it through the same reader, every point exact, while the run goes on logging;
+    a C block whose checksum fails is dropped and counted, never shown."""
+    with trainer(repo, name="big") as t:
+        t.log(5_000)
+        wait_for(lambda: _flushed(t.journal, 5_000), "5,000 points flushed")
+        assert any(raw.startswith(b"C\t") for raw in t.journal.read_bytes().split(b"\n"))
+        live = LiveRuns(find_repo())
+        live.refresh()
+        run = live.runs[t.run_id]
+        assert list(run.series["loss"].steps) == list(range(5_000))
+        assert list(run.series["acc"].values)[-1] == 4_999 / 5_000.0
+        t.log(5_000)
+        wait_for(lambda: _flushed(t.journal, 10_000), "10,000 points flushed")
+        with open(t.journal, "ab") as fh:
+            fh.write(
+                b'C\t1\t["loss"]\t[]\tAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\tdeadbeef\n'
+            )
+        live.refresh()
+        run = live.runs[t.run_id]
+        assert list(run.series["loss"].steps) == list(range(10_000))
+        assert run.series["loss"].values[-1] == 1.0 / 10_000
+        assert run.journal.state is not None
+        assert run.journal.state.damaged == 1
+        result = invoke("show", "--status", "running", "--format", "json")
+        assert result.exit_code == 0, result.output
+        (doc,) = json.loads(result.stdout)
+        assert doc["metrics"] == {"loss": 1.0 / 10_000, "acc": 9_999 / 10_000.0}
+        t.end()
+    got = xp.get_run(t.run_id)
+    assert got.metrics == {"loss": 1.0 / 10_000, "acc": 9_999 / 10_000.0}
+    assert len(xp.get_series(t.run_id, "loss")) == 10_000

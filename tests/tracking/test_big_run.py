@@ -72,7 +72,10 @@ def test_a_killed_big_run_recovers_every_journaled_point(
     from xp.record import spill
 
     monkeypatch.setattr(spill, "SPILL_BYTES", 1 << 16)  # recovery goes through its files
+    monkeypatch.setattr(spill, "PARALLEL_POINTS", 10_000)  # and through the helper process
     (run_id,) = _log(repo, 200_000, kill=True)
+    journal = (repo / ".git" / "xp" / "journal" / f"{run_id}.journal").read_bytes()
+    assert b"\nC\t" in journal  # big flushes: binary blocks
     assert recover(xp.gitstore.repo.find_repo(repo)) == [(run_id, "crashed")]
     blob = subprocess.run(
         ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/b.tsv"],
@@ -117,3 +120,77 @@ def test_a_continued_big_run_goes_through_the_spill(
     assert got.metrics["a"] == 4_999 * 0.25
     assert got.metrics["single"] == 3.0
     assert "single" not in got.record.series
+
+
+def test_a_journal_an_older_xp_left_is_recovered(repo: Path) -> None:
+    """A version 3 journal (``H3`` header, B blocks) killed under an older xp is recovered
+    by this one with every point, in the bytes the series had then."""
+    import json
+
+    from xp.record.journal import line
+
+    (run_id,) = _log(repo, 400, kill=True)
+    path = repo / ".git" / "xp" / "journal" / f"{run_id}.journal"
+    first, _, rest = path.read_bytes().partition(b"\n")
+    assert first.startswith(b"H4\t")
+    assert not any(raw.startswith(b"C\t") for raw in rest.split(b"\n"))  # small: B blocks
+    header = json.loads(first.split(b"\t")[1])
+    path.write_bytes(line("H3", {**header, "journal": 3}) + rest)
+    assert recover(xp.gitstore.repo.find_repo(repo)) == [(run_id, "crashed")]
+    blob = subprocess.run(
+        ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/b.tsv"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert blob == _expected("b", 100)
+
+
+def test_a_killed_run_s_render_helper_exits_and_the_run_recovers(repo: Path) -> None:
+    """A big live run spells its floats in a helper process; SIGKILL the run and the helper
+    goes too (it watches its parent), and recovery records every journaled point from the
+    journal, whatever the helper had done."""
+    from tests.helpers import wait_for
+
+    (repo / "logger.py").write_text(
+        textwrap.dedent(
+            """
+            import os, signal, sys, xp
+            from xp.record import spill
+            spill.PARALLEL_POINTS, spill.SPILL_BYTES = 20_000, 1 << 16
+            run = xp.start_run()
+            for step in range(30_000):
+                for k in ("a", "b"):
+                    run.log_metric(k, step * 0.25, step, timestamp=1_795_000_000_000 + step)
+                if step % 5_000 == 0:
+                    run.flush()
+            run.flush()
+            helper = run.state.spill._helper
+            print(run.id, helper.proc.pid if helper else 0, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "logger.py"], cwd=repo, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_id, pid = proc.stdout.split()
+    assert int(pid) > 0  # the helper was running when the run was killed
+
+    def gone() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            return True
+        return state == "Z"
+
+    wait_for(gone, "the render helper to exit", timeout=30)
+    assert recover(xp.gitstore.repo.find_repo(repo)) == [(run_id, "crashed")]
+    blob = subprocess.run(
+        ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/a.tsv"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert blob == series_bytes([(s, s * 0.25, 1_795_000_000_000 + s) for s in range(30_000)])

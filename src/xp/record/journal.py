@@ -6,13 +6,16 @@ it when the process dies (SIGKILL, OOM), which is how a later process knows the 
 
 Lines (UTF-8, tab-separated, first field is the kind, last field the CRC-32 of the rest of
 the line as 8 hex digits; docs/format.md section 7):
-  H3 <json header>                once, first (RunHeader, plus "journal": 3); ``H`` in
-                                  versions 1 and 2, which xp still reads
+  H4 <json header>                once, first (RunHeader, plus "journal": 4); ``H`` in
+                                  versions 1 and 2, ``H3`` in 3, which xp still reads
   U <json {field: value}>         a header change: exit code, warnings, a name...
   B <key> <count> <first step> <final step> <final value> <points>
                                   one flush's points of one metric: each point its line of
                                   series/<key>.tsv (step, value, time in ms), ';' between
                                   points; what the series file gets, byte for byte
+  C <count> <json [keys]> <json [[position, int]...]> <base64 columns>
+                                  a big flush's points of every metric in binary (version 4:
+                                  no float is spelled while the run logs; ``Columns``)
   M <key> <value> <step> <time>   one metric point, time in seconds (versions 1 and 2)
   P <json [key, value]>           param
   T <json [key, value]>           tag
@@ -48,6 +51,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from xp.errors import ConfigError, StorageError
+from xp.record.columns import column_points, parse_columns
 from xp.record.header import RunHeader
 from xp.record.media import MediaEntry
 from xp.record.model import FileEntry
@@ -58,9 +62,11 @@ SUFFIX = ".journal"
 PART = ".part"  # <run id>-<pid>-<random>.part: what a child process logged into the run
 FAILED = ".failed"  # a journal that could not be committed, set aside with its reason
 CORRUPT = ".corrupt"  # a journal without a readable header
-VERSION = 3  # 3: points in B blocks, header kind H3 (2: CRC-32 per line; 1: no checksums)
-HEADER = "H3"  # not "H": an xp before version 3 refuses the journal (`.corrupt`) instead of
-# skipping the B lines it does not know, which would record the run without its points
+VERSION = 4  # 4: big flushes in binary C blocks, header H4 (3: B blocks, H3; 2: CRC-32 per
+# line; 1: no checksums)
+HEADER = "H4"  # not "H" or "H3": an older xp refuses the journal (`.corrupt`) instead of
+# skipping the block kind it does not know, which would record the run without its points
+COLUMNS_MIN = 4096  # a flush of this many points goes as one binary C block, fewer as B lines
 _CRC_RE = re.compile(rb"\t([0-9a-f]{8})\Z")
 _DRAIN = 1 << 16  # points replayed into memory before they go to the spill
 
@@ -295,13 +301,17 @@ def _header(first: bytes) -> tuple[RunHeader, bool]:
     if body is None:
         raise ValueError("journal header fails its checksum")
     kind, _, text = body.partition("\t")
-    if kind not in ("H", HEADER):
+    if kind != "H" and not (kind[:1] == "H" and kind[1:].isdigit()):  # H5 and on: newer
         raise ValueError("journal has no header")
     data = json.loads(text)  # a damaged sealed header fails here: "}\tcrc" is no JSON
     if not isinstance(data, dict):
         raise ValueError("journal header is not a mapping")
     version = data.get("journal", 1)
-    if not isinstance(version, int) or version > VERSION or (kind == HEADER) != (version >= 3):
+    if (
+        not isinstance(version, int)
+        or version > VERSION
+        or kind != ("H" if version < 3 else f"H{version}")
+    ):
         raise ValueError(
             f"journal version {version!r} is not one this xp reads (1 to {VERSION}); upgrade"
             " xp, then `xp recover --retry-failed`"
@@ -375,6 +385,13 @@ def apply_line(state: RunState, raw: bytes, *, sealed: bool) -> None:
     try:
         if kind == "B":
             _block(state, rest)
+        elif kind == "C":
+            block = parse_columns(rest)
+            if state.spill is not None:
+                state.drain()  # points before it (of B or M lines) come first
+                state.spill.add_columns(block)
+            else:
+                state.points += column_points(block)
         elif kind == "M":
             key, value, step, ts = rest.split("\t")
             state.points.append((key, _number(value), int(step), float(ts)))

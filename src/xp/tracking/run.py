@@ -42,13 +42,16 @@ from xp.record.build import (
     state_of_record,
     to_ms,
 )
+from xp.record.columns import column_block
 from xp.record.context import (
     installed_packages,
 )
 from xp.record.header import RunHeader
 from xp.record.journal import (
+    COLUMNS_MIN,
     PART,
     SUFFIX,
+    Block,
     Journal,
     RunState,
     flusher,
@@ -878,7 +881,20 @@ class Run:
         """The body of ``flush``; the caller holds ``_io_lock``."""
         points = self.state.points  # log calls append to it meanwhile, never replace it
         batch = points[: len(points)]
-        data, blocks = metric_blocks(batch)
+        spill = self.state.spill
+        assert spill is not None
+        # a big flush goes in binary, its text made once when the run is recorded (issue
+        # 18: the float spelling was most of a flush); a run that wrote a C block goes on so
+        columns = (
+            column_block(batch)
+            if batch and (len(batch) >= COLUMNS_MIN or spill.had_columns)
+            else None
+        )
+        blocks: list[Block] = []
+        if columns is not None:
+            data = columns[0]
+        else:
+            data, blocks = metric_blocks(batch)
         m = len(self._events)
         events = b"".join(line(k, p) for k, p in self._events[self._flushed_events : m])
         if data or events or self.journal is None:
@@ -886,8 +902,8 @@ class Run:
         self._flushed_events = m
         if batch:  # journaled: from now on in the spill, not in memory
             del points[: len(batch)]
-            spill = self.state.spill
-            assert spill is not None
+            if columns is not None:
+                spill.add_columns(columns[1])
             for block in blocks:
                 spill.add_block(block)
 
@@ -1018,6 +1034,7 @@ class Run:
             except BaseException as exc:
                 self._not_recorded(exc)
             self._close_journal(remove=False)
+            self._drop_spill()  # the owner reads the part; this copy (and its helper) goes
             self.commit = ""
             return self.commit
         try:
