@@ -22,6 +22,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from xp.cli.output import BIDI, has_control, visible
@@ -262,18 +263,21 @@ def aligned_columns(
     the same text ``aligned``'s function makes of each row (one format call a row when the
     cells are all ASCII, the common case, rather than a check a row)."""
     line = aligned(widths, numeric)
-    fill = GAP.join(
-        "{:" + (">" if num else "<") + f"{w}.{w}" + "}"
-        for w, num in zip(widths, numeric, strict=True)
-    ).format
+    justify = [str.rjust if num else str.ljust for num in numeric]
 
     def lines(columns: Sequence[Sequence[str]]) -> list[str]:
         if not columns:
             return []  # no column kept: the caller knows how many (empty) rows
-        rows = zip(*columns, strict=True)
-        if all("".join(column).isascii() for column in columns):
-            return [fill(*cells).rstrip() for cells in rows]
-        return [line(cells) for cells in rows]
+        if not all("".join(column).isascii() for column in columns):
+            return [line(cells) for cells in zip(*columns, strict=True)]
+        # ASCII: each column cut and padded by one C-level map (what "{:<w.w}" does to
+        # each cell), the rows joined and stripped by two more
+        padded = []
+        for column, w, just in zip(columns, widths, justify, strict=True):
+            if max(map(len, column), default=0) > w:
+                column = [text[:w] for text in column]
+            padded.append(map(just, column, repeat(w)))
+        return list(map(str.rstrip, map(GAP.join, zip(*padded, strict=True))))
 
     return lines
 

@@ -319,8 +319,8 @@ class RunStream:
     def value_facts(self, keys: Sequence[str], number_format: str | None) -> dict[str, ValueFacts]:
         return self.index.value_facts(self.query, keys, number_format)
 
-    def value_texts(self, key: str) -> Iterator[str]:
-        return self.index.value_texts(self.query, key)
+    def value_texts(self, key: str, unusual: bool = False) -> Iterator[str]:
+        return self.index.value_texts(self.query, key, unusual)
 
     def value_numbers(self, key: str) -> Iterator[float]:
         return self.index.value_numbers(self.query, key)
