@@ -41,19 +41,26 @@ def write(pieces: Iterable[str], *, end: str = "\n", exact: bool = False) -> Non
     does (with ``exact``, only on a terminal)."""
     out = sys.stdout
     safe = not exact or _is_terminal(out)
+
+    def flush(buffer: list[str]) -> None:
+        text = end.join(buffer) + end
+        # a printable piece has no character ``visible`` escapes (all are unprintable):
+        # one C-level check of each piece, not a regular expression over the text
+        if safe and (has_control(end) or not all(map(str.isprintable, buffer))):
+            text = visible(text)
+        out.write(text)
+
     buffer: list[str] = []
     size = 0
     for piece in pieces:
         buffer.append(piece)
         size += len(piece)
         if len(buffer) >= 2000 or size >= 1 << 20:  # lines, or pieces of many lines
-            text = end.join(buffer) + end
-            out.write(visible(text) if safe else text)
+            flush(buffer)
             buffer = []
             size = 0
     if buffer:
-        text = end.join(buffer) + end
-        out.write(visible(text) if safe else text)
+        flush(buffer)
     out.flush()
 
 

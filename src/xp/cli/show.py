@@ -796,7 +796,10 @@ def _value_width(
 def _value_numeric(texts: _Texts, facts: ValueFacts, key: str) -> bool:
     """Whether a value column is right-aligned (every cell reads as a number)."""
     return (
-        facts.present > 0 and facts.text_width <= render.MAX_CELL and _all_numeric(texts.lazy(key))
+        facts.present > 0
+        and facts.text_width <= render.MAX_CELL
+        # a column of numbers only has no text to read (a query over every run's cell)
+        and (not facts.texts or _all_numeric(texts.lazy(key)))
     )
 
 

@@ -28,6 +28,11 @@ def _orjson_loads() -> Callable[[str], Any] | None:
     return orjson.loads
 
 
+def fast() -> bool:
+    """Whether orjson parses (else ``loads`` is ``json.loads``)."""
+    return _orjson_loads() is not None
+
+
 def loads(text: str) -> Any:
     """``json.loads(text)`` of a text the index wrote, by orjson where it can: the caller
     checks the result's floats with ``wide_floats`` before trusting its integers."""

@@ -2051,19 +2051,19 @@ def _damaged(
     crc: Sequence[int],
 ) -> list[int]:
     """The positions of the rows (given column by column) whose ``_checksum`` is not their
-    ``crc``: every text made and checked by C-level ``map`` calls, one per step."""
-    texts = map(
-        "\x1f".join,
-        zip(
-            map(str, commit),  # str of a str is itself: for a damaged cell of another type
-            map(str, name),
-            map(str, status),
-            map(repr, start),
-            map(str, doc),
-            map(str, error),
-            strict=True,
-        ),
+    ``crc``: the texts joined, encoded and checked by C-level ``map`` calls."""
+    errors: Iterable[str] = (
+        repeat("None", len(error)) if error.count(None) == len(error) else map(str, error)
     )
+    try:
+        texts = list(
+            map("\x1f".join, zip(commit, name, status, map(repr, start), doc, errors, strict=True))
+        )
+    except TypeError:  # a cell that is not a text (a damaged page): as ``_checksum`` has it
+        texts = [
+            f"{c}\x1f{n}\x1f{s}\x1f{t!r}\x1f{d}\x1f{e}"
+            for c, n, s, t, d, e in zip(commit, name, status, start, doc, error, strict=True)
+        ]
     got = list(map(zlib.crc32, map(str.encode, texts, repeat(_UTF8), repeat(_SURR))))
     if got == list(crc):
         return []
