@@ -23,7 +23,7 @@ from tests.helpers import git, scratch_project
 from xp import format as fmt
 from xp.gitstore.repo import find_repo
 from xp.query import search
-from xp.query.index import INDEX_FILE, Query, open_index, store
+from xp.query.index import INDEX_FILE, Query, arrays, open_index, store
 from xp.record.model import RunRecord
 from xp.tracking.record_commit import commit_record
 
@@ -121,8 +121,8 @@ def same_output(*extra: str, widths: tuple[int, ...] = (60, 250)) -> None:
 
 def same_frame() -> None:
     """search_runs' typed columns against pandas' inference over the same rows: the value
-    arrays parsed by ``json`` in the index, or left as text and parsed by orjson (the
-    ``fast`` extra) or, without it, by ``json``."""
+    arrays parsed by ``json`` in the index, or left as text and parsed by orjson or, in an
+    install without it, by ``json``."""
     repo = find_repo(Path.cwd())
     with open_index(repo) as index:
         table = index.table(Query())
@@ -131,12 +131,12 @@ def same_frame() -> None:
     assert not texts[0].values
     fast = search._frame(table)
     quick = search._frame(texts[0])
-    loads = search._orjson_loads
-    search._orjson_loads = lambda: None  # type: ignore[assignment]
+    loads = arrays._orjson_loads
+    arrays._orjson_loads = lambda: None  # type: ignore[assignment]
     try:
         plain_json = search._frame(texts[1])
     finally:
-        search._orjson_loads = loads
+        arrays._orjson_loads = loads
     plain = search._uniform_values
     search._uniform_values = lambda _table: None  # type: ignore[assignment]
     try:

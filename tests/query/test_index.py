@@ -8,16 +8,19 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import xp
 import xp.cli
 from tests.helpers import git, spawned
 from xp.gitstore.refs import list_refs
 from xp.gitstore.repo import find_repo
-from xp.query.index import INDEX_FILE, Index, open_index
+from xp.query.index import INDEX_FILE, Index, open_index, store
 from xp.query.search import search_runs, select_runs
 
 
@@ -460,3 +463,37 @@ def test_a_run_of_many_metrics_reads_the_key_table_once_per_sync(repo: Path) -> 
             assert list(index.value_texts(Query(), f"metrics.m{i}")) == []
         index.conn.set_trace_callback(None)
     assert sum("FROM keys" in s for s in statements) <= 1, statements[:3]
+
+
+_cells = st.one_of(
+    st.none(), st.text(max_size=4), st.floats(), st.integers(), st.binary(max_size=2)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.text(max_size=3),
+            _cells,
+            _cells,
+            st.none() | st.floats(),
+            st.text(max_size=5),
+            st.none() | st.text(max_size=3),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_batch_finds_the_rows_checksum_finds(
+    rows: list[tuple[Any, Any, Any, Any, Any, Any, bool]],
+) -> None:
+    """``store._damaged`` (a batch's checksums, by column) flags exactly the rows whose
+    ``_checksum`` is not their crc: cells of any type a damaged page could hold, None, lone
+    surrogates included."""
+    crcs = [store._checksum(*row[:6]) ^ (1 if flip else 0) for *row, flip in rows]
+    columns = [list(c) for c in zip(*(r[:6] for r in rows), strict=True)]
+    commit, name, status, start, doc, error = columns
+    got = store._damaged(commit, name, status, start, doc, error, crcs)
+    assert got == [i for i, row in enumerate(rows) if row[6]]

@@ -22,6 +22,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from xp.cli.output import BIDI, has_control, visible
@@ -40,19 +41,26 @@ def write(pieces: Iterable[str], *, end: str = "\n", exact: bool = False) -> Non
     does (with ``exact``, only on a terminal)."""
     out = sys.stdout
     safe = not exact or _is_terminal(out)
+
+    def flush(buffer: list[str]) -> None:
+        text = end.join(buffer) + end
+        # a printable piece has no character ``visible`` escapes (all are unprintable):
+        # one C-level check of each piece, not a regular expression over the text
+        if safe and (has_control(end) or not all(map(str.isprintable, buffer))):
+            text = visible(text)
+        out.write(text)
+
     buffer: list[str] = []
     size = 0
     for piece in pieces:
         buffer.append(piece)
         size += len(piece)
         if len(buffer) >= 2000 or size >= 1 << 20:  # lines, or pieces of many lines
-            text = end.join(buffer) + end
-            out.write(visible(text) if safe else text)
+            flush(buffer)
             buffer = []
             size = 0
     if buffer:
-        text = end.join(buffer) + end
-        out.write(visible(text) if safe else text)
+        flush(buffer)
     out.flush()
 
 
@@ -262,18 +270,21 @@ def aligned_columns(
     the same text ``aligned``'s function makes of each row (one format call a row when the
     cells are all ASCII, the common case, rather than a check a row)."""
     line = aligned(widths, numeric)
-    fill = GAP.join(
-        "{:" + (">" if num else "<") + f"{w}.{w}" + "}"
-        for w, num in zip(widths, numeric, strict=True)
-    ).format
+    justify = [str.rjust if num else str.ljust for num in numeric]
 
     def lines(columns: Sequence[Sequence[str]]) -> list[str]:
         if not columns:
             return []  # no column kept: the caller knows how many (empty) rows
-        rows = zip(*columns, strict=True)
-        if all("".join(column).isascii() for column in columns):
-            return [fill(*cells).rstrip() for cells in rows]
-        return [line(cells) for cells in rows]
+        if not all("".join(column).isascii() for column in columns):
+            return [line(cells) for cells in zip(*columns, strict=True)]
+        # ASCII: each column cut and padded by one C-level map (what "{:<w.w}" does to
+        # each cell), the rows joined and stripped by two more
+        padded = []
+        for column, w, just in zip(columns, widths, justify, strict=True):
+            if max(map(len, column), default=0) > w:
+                column = [text[:w] for text in column]
+            padded.append(map(just, column, repeat(w)))
+        return list(map(str.rstrip, map(GAP.join, zip(*padded, strict=True))))
 
     return lines
 

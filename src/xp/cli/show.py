@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import functools
 import io
 import itertools
 import json
@@ -541,18 +542,23 @@ def _stream_table(
     # but for names and ids, which are measured so only when SQL finds such a character)
     attr_texts = _Texts(runs.attribute_texts)
     value_texts = _Texts(runs.value_texts)
-    unusual = runs.unusual_attributes([a for a in attrs if a in ("run_id", "name")]) if n else ()
+    # run ids are printable ASCII (``RunRef.parse`` keeps no other ref): names are checked
+    unusual = runs.unusual_attributes([a for a in attrs if a == "name"]) if n else ()
     for attr, header in zip(attrs, headers, strict=False):
         width = _attribute_width(attr_facts, attr)
         if attr in unusual or (n and attr not in _MANY | {"created", "end_time", "duration"}):
-            width = max((render.cells(render.clip(t)) for t in attr_texts(attr)), default=0)
+            width = attr_texts.widest(attr)
         widths.append(max(render.cells(header), width))
     headers = list(headers)
     for i, key in enumerate(value_cols, len(attrs)):
         shown = None
         if facts[key].text_width and facts[key].texts:
-            measured = [render.cells(render.clip(t)) for t in value_texts(key)]
-            shown = max(min(facts[key].text_width, render.MAX_CELL), *measured, 0)
+            shown = min(facts[key].text_width, render.MAX_CELL)
+            if shown < render.MAX_CELL:  # no cell is wider than MAX_CELL
+                # a text of printable ASCII is as wide as SQL's length says: of a column
+                # of many texts (paths, hosts) only the others are read
+                odd = functools.partial(runs.value_texts, unusual=True)
+                shown = max(shown, value_texts.widest(key, odd))
         width = _value_width(runs, facts[key], key, n, precision, shown)
         # a long name over short values: shortened in the middle, as ``_print_table`` does
         headers[i] = render.clip_middle(headers[i], min(render.MAX_CELL, max(12, width)))
@@ -611,15 +617,27 @@ def _attr_column(key: str) -> Callable[[Batch], list[str]]:
     if key in ("run_id", "status"):
         return lambda b: b.attributes[key]
     if key == "name":
-        return lambda b: [
-            f"! {e}" if e else n
-            for n, e in zip(b.attributes["name"], b.attributes["error"], strict=True)
-        ]
+        return lambda b: (
+            b.attributes["name"]
+            if not any(b.attributes["error"])  # no run of the batch failed to read
+            else [
+                f"! {e}" if e else n
+                for n, e in zip(b.attributes["name"], b.attributes["error"], strict=True)
+            ]
+        )
     if key == "baseline":
-        return lambda b: [
-            branch or (base or "-")[:7]
-            for branch, base in zip(b.attributes["branch"], b.attributes["baseline"], strict=True)
-        ]
+        return (
+            lambda b: (
+                b.attributes["branch"]
+                if all(b.attributes["branch"])  # every run of the batch has a branch
+                else [
+                    branch or (base or "-")[:7]
+                    for branch, base in zip(
+                        b.attributes["branch"], b.attributes["baseline"], strict=True
+                    )
+                ]
+            )
+        )
     if key == "commit":
         return lambda b: [c[:12] for c in b.attributes["commit"]]
     if key not in ("created", "end_time", "duration"):
@@ -644,8 +662,10 @@ def _value_column(key: str, precision: int | None, floats: bool) -> Callable[[Ba
     """``_cell`` of one column over a batch; a column of floats in every row (``floats``)
     formats them without the general path."""
     spec = f".{precision}g" if precision is not None else None
-    if floats and spec is not None:
-        return lambda b: [format(v, spec) for v in b.values[key]]
+    # format(v, ".5g") of a float is "%.5g" % v: one C-level map over a column
+    percent = None if spec is None else f"%{spec}".__mod__
+    if floats and percent is not None:
+        return lambda b: list(map(percent, b.values[key]))
     missing = "nan" if key.startswith("metrics.") else "null"  # the index keeps NaN as null
     number = render.number
 
@@ -664,7 +684,7 @@ def _value_column(key: str, precision: int | None, floats: bool) -> Callable[[Ba
         # one type in the whole batch: ``render.number``'s text of it, without a call a cell
         # (a float's text is its repr, "inf" and "nan" included; format's are the same)
         if kinds == {float}:
-            return [format(v, spec) for v in values] if spec else list(map(repr, values))
+            return list(map(percent, values)) if percent else list(map(repr, values))
         if kinds == {str}:
             return list(values)
         if kinds == {int}:
@@ -702,6 +722,9 @@ def _attribute_width(facts: AttributeFacts, attr: str) -> int:
 _MANY = frozenset(("run_id", "name", "commit"))  # a text per run (commits: hex digits)
 
 
+_FEW = 4096  # distinct texts of a column read at once, and kept when they are all
+
+
 class _Texts:
     """The distinct texts of a column (``RunStream.attribute_texts``/``value_texts``),
     asked of SQL once per column."""
@@ -710,11 +733,31 @@ class _Texts:
         self.source = source
         self.seen: dict[str, list[str]] = {}
 
-    def __call__(self, column: str) -> list[str]:
+    def widest(self, column: str, odd: Callable[[str], Iterable[str]] | None = None) -> int:
+        """``max(render.cells(render.clip(t)))`` over the column's texts (0 for none),
+        a chunk at a time: a chunk of printable ASCII is measured by C-level calls, and
+        the reading stops at ``MAX_CELL``, the widest a cell is cut to. The texts are kept
+        for ``lazy`` when they are few. ``odd``: the column's texts that are not printable
+        ASCII, read instead of the rest when the column has many texts (the caller knows
+        the others are no wider than it needs)."""
         got = self.seen.get(column)
-        if got is None:
-            got = self.seen[column] = list(self.source(column))
-        return got
+        texts = iter(self.source(column) if got is None else got)
+        first = list(itertools.islice(texts, _FEW))
+        if got is None and len(first) < _FEW:
+            self.seen[column] = first  # every text: kept
+        elif odd is not None:
+            texts = iter(odd(column))
+        texts = itertools.chain(first, texts)
+        widest = 0
+        while chunk := list(itertools.islice(texts, _FEW)):
+            joined = "".join(chunk)
+            if joined.isascii() and joined.isprintable():
+                widest = max(widest, min(max(map(len, chunk)), render.MAX_CELL))
+            else:
+                widest = max(widest, *(render.cells(render.clip(t)) for t in chunk))
+            if widest >= render.MAX_CELL:
+                break
+        return widest
 
     def lazy(self, column: str) -> Iterable[str]:
         """The texts read already, else read one at a time (a check that stops at the
@@ -753,7 +796,10 @@ def _value_width(
 def _value_numeric(texts: _Texts, facts: ValueFacts, key: str) -> bool:
     """Whether a value column is right-aligned (every cell reads as a number)."""
     return (
-        facts.present > 0 and facts.text_width <= render.MAX_CELL and _all_numeric(texts.lazy(key))
+        facts.present > 0
+        and facts.text_width <= render.MAX_CELL
+        # a column of numbers only has no text to read (a query over every run's cell)
+        and (not facts.texts or _all_numeric(texts.lazy(key)))
     )
 
 

@@ -44,6 +44,8 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,7 @@ from xp.gitstore.refs import (
 )
 from xp.gitstore.repo import GitRepo
 from xp.query.filters import Node, SortKey
-from xp.query.index import annotated
+from xp.query.index import annotated, arrays
 from xp.query.index.compile import sort_sql, where_sql
 from xp.query.index.rows import RunRow, Stored, as_row, iter_rows
 
@@ -1468,14 +1470,7 @@ class Index:
         columns = dict(zip(fields, map(list, zip(*chunk, strict=True)), strict=True))
         commit, name, status, start = (columns[f] for f in ("commit", "name", "status", "start"))
         error, doc, crc, sids = columns["error"], columns["doc"], columns["crc"], columns["sid"]
-        crc32 = zlib.crc32
-        bad = [  # _checksum, inlined: one comprehension for the batch
-            i
-            for i, (c, n, s, t, d, e, k) in enumerate(
-                zip(commit, name, status, start, doc, error, crc, strict=True)
-            )
-            if crc32(f"{c}\x1f{n}\x1f{s}\x1f{t!r}\x1f{d}\x1f{e}".encode(_UTF8, _SURR)) != k
-        ]
+        bad = _damaged(commit, name, status, start, doc, error, crc)
         fresh: dict[int, RunRow] = {}
         for i in bad:  # a damaged row: shown as its record says, rebuilt once the read is over
             damaged[commit[i]] = columns["run_id"][i]
@@ -1485,20 +1480,26 @@ class Index:
             doc[i] = "[]"  # what it holds may not even parse
         out = Batch(len(chunk), {a: columns[a] for a in attributes}, {})
         if keys is None:
-            parsed = json.loads("[" + ",".join(doc) + "]")
+            parsed = arrays.parse(doc)
+            uniform = self._uniform(parsed, sids)
+            # orjson's integers beyond 64 bits are floats: that batch is parsed by json
+            if arrays.wide_floats(zip(*parsed, strict=True) if uniform else parsed):
+                parsed = json.loads("[" + ",".join(doc) + "]")
             schema = self._schema
             pairs = zip(sids, parsed, strict=True)
             out.maps = [dict(zip(schema(s), d, strict=False)) for s, d in pairs]
-            if sids.count(sids[0]) == len(sids) and set(map(len, parsed)) == {len(schema(sids[0]))}:
+            if uniform:
                 out.key_order = schema(sids[0])
         elif keys:
-            parsed = json.loads("[" + ",".join(doc) + "]")
-            first = sids[0]
+            parsed = arrays.parse(doc)
             # one key set of the arrays' length: one position per key for the whole batch
-            uniform = sids.count(first) == len(sids)
-            uniform = uniform and set(map(len, parsed)) == {len(self._schema(first))}
+            uniform = self._uniform(parsed, sids)
             for key in keys:
                 out.values[key] = self._value_column(key, parsed, sids, uniform)
+            if arrays.wide_floats(out.values.values()):  # as above, only the columns shown
+                parsed = json.loads("[" + ",".join(doc) + "]")
+                for key in keys:
+                    out.values[key] = self._value_column(key, parsed, sids, uniform)
         for i, row in fresh.items():  # the record's word, in place of the damaged row's
             for a in attributes:
                 if a != "ref":  # the ref it is listed under is the index's
@@ -1510,6 +1511,12 @@ class Index:
                 out.key_order = None
         return out
 
+    def _uniform(self, docs: list[list[Any]], sids: list[int]) -> bool:
+        """Whether every run has the first one's key set, and arrays of its length."""
+        if not sids or sids.count(sids[0]) != len(sids):
+            return False
+        return set(map(len, docs)) == {len(self._schema(sids[0]))}
+
     def _value_column(
         self, key: str, docs: list[list[Any]], sids: list[int], uniform: bool
     ) -> list[Any]:
@@ -1518,7 +1525,7 @@ class Index:
         every run has the first one's key set, and arrays of its length."""
         if uniform:
             pos = self._positions(sids[0]).get(key)
-            return [ABSENT] * len(docs) if pos is None else [d[pos] for d in docs]
+            return [ABSENT] * len(docs) if pos is None else list(map(itemgetter(pos), docs))
         out: list[Any] = []
         for d, sid in zip(docs, sids, strict=True):
             p = self._positions(sid).get(key)
@@ -1602,22 +1609,16 @@ class Index:
 
     def _table(self, sql: str, args: list[Any], parse: bool) -> Table:
         rows = self.conn.execute(sql, args).fetchall()
-        crc32 = zlib.crc32
-        damaged = {  # _checksum, inlined: one comprehension for every row
-            t[6]: t[0]
-            for t in rows
-            if crc32(
-                f"{t[6]}\x1f{t[5]}\x1f{t[2]}\x1f{t[3]!r}\x1f{t[8]}\x1f{t[9]}".encode(_UTF8, _SURR)
-            )
-            != t[10]
-        }
-        if damaged:  # read those runs from git again, then ask once more
-            self.replace(damaged)
-            rows = self.conn.execute(sql, args).fetchall()
+        columns = list(zip(*rows, strict=True))
+        if columns:
+            bad = _damaged(*(columns[i] for i in (6, 5, 2, 3, 8, 9, 10)))
+            if bad:  # read those runs from git again, then ask once more
+                self.replace({columns[6][i]: columns[0][i] for i in bad})
+                rows = self.conn.execute(sql, args).fetchall()
+                columns = list(zip(*rows, strict=True))
         out = Table()
         if not rows:
             return out
-        columns = list(zip(*rows, strict=True))
         out.run_id, out.experiment, out.status, out.start, out.end = map(list, columns[:5])
         out.name, out.commit, out.sid = list(columns[5]), list(columns[6]), list(columns[7])
         out.text = "[" + ",".join(columns[8]) + "]"
@@ -1783,18 +1784,21 @@ class Index:
                     rows.append((fmt, kid, json.dumps(_merge_values(old.get(kid), agg))))
             conn.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)", rows)
 
-    def value_texts(self, query: Query, key: str) -> Iterator[str]:
-        """The distinct texts of a column's non-numeric values (tags, text params...)."""
+    def value_texts(self, query: Query, key: str, unusual: bool = False) -> Iterator[str]:
+        """The distinct texts of a column's non-numeric values (tags, text params...); with
+        ``unusual``, only those with a character other than printable ASCII (the texts whose
+        width is not their SQL length: a column of 100,000 names or paths has none)."""
         kid = self._kids().get(key)
         if kid is None:
             return
         cond = self._selected(query).format("v")
+        odd = " AND v.txt GLOB ?" if unusual else ""
         yield from (
             str(r[0])
             for r in self.conn.execute(
                 f"SELECT DISTINCT v.txt FROM vals v WHERE v.kid = ?{cond}"
-                " AND v.num IS NULL AND v.txt IS NOT NULL",
-                (kid,),
+                f" AND v.num IS NULL AND v.txt IS NOT NULL{odd}",
+                (kid, _UNUSUAL) if unusual else (kid,),
             )
         )
 
@@ -2035,6 +2039,35 @@ def _checksum(
 
 
 _UTF8, _SURR = "utf-8", "surrogatepass"
+
+
+def _damaged(
+    commit: Sequence[str],
+    name: Sequence[str],
+    status: Sequence[str],
+    start: Sequence[float | None],
+    doc: Sequence[str],
+    error: Sequence[str | None],
+    crc: Sequence[int],
+) -> list[int]:
+    """The positions of the rows (given column by column) whose ``_checksum`` is not their
+    ``crc``: the texts joined, encoded and checked by C-level ``map`` calls."""
+    errors: Iterable[str] = (
+        repeat("None", len(error)) if error.count(None) == len(error) else map(str, error)
+    )
+    try:
+        texts = list(
+            map("\x1f".join, zip(commit, name, status, map(repr, start), doc, errors, strict=True))
+        )
+    except TypeError:  # a cell that is not a text (a damaged page): as ``_checksum`` has it
+        texts = [
+            f"{c}\x1f{n}\x1f{s}\x1f{t!r}\x1f{d}\x1f{e}"
+            for c, n, s, t, d, e in zip(commit, name, status, start, doc, error, strict=True)
+        ]
+    got = list(map(zlib.crc32, map(str.encode, texts, repeat(_UTF8), repeat(_SURR))))
+    if got == list(crc):
+        return []
+    return [i for i, (a, b) in enumerate(zip(got, crc, strict=True)) if a != b]
 
 
 def _stored_crc(item: Stored) -> int:
