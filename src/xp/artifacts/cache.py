@@ -75,30 +75,13 @@ def parse_links(value: object, source: str) -> tuple[str, ...]:
 _git_memo: dict[tuple[object, ...], dict[str, str]] = {}
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
-
-
 def _git_settings(repo: GitRepo) -> dict[str, str]:
     """``xp.cache*`` from git config; remembered until a config file changes (log_artifact
     asks on every call, and a git process per call would cost milliseconds)."""
-    home = Path(os.path.expanduser("~"))
-    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "config"
-    key = (
-        str(repo.common_dir),
-        _stamp(repo.common_dir / "config"),
-        _stamp(home / ".gitconfig"),
-        _stamp(xdg),
-        os.environ.get("GIT_CONFIG_GLOBAL"),
-        os.environ.get("GIT_CONFIG_NOSYSTEM"),
-    )
-    if key not in _git_memo:
-        from xp.gitstore import gitconfig
+    from xp.gitstore import gitconfig
 
+    key = gitconfig.config_key(repo)
+    if key not in _git_memo:
         _git_memo[key] = {
             k.lower(): v for k, v in gitconfig.get_regexp(repo, r"^xp\.cache").items()
         }
