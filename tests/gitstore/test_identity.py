@@ -86,3 +86,23 @@ def test_remote_names_from_the_listing_are_git_remotes(repo: Path) -> None:
     (repo / ".git" / "remotes").mkdir()
     (repo / ".git" / "remotes" / "legacy").write_text("URL: https://example.com/d.git\n")
     assert both()[0] == both()[1]  # what git remote says there, whatever that is
+
+
+def test_a_long_lived_process_sees_a_new_identity_in_its_environment(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing is remembered per config state, and the GIT_* variables are part of it:
+    a process that changes GIT_COMMITTER_NAME (a notebook, ``xp ui``) is not answered from
+    the listing made before."""
+    from xp.gitstore import gitconfig
+    from xp.gitstore.repo import find_repo
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "First Name")
+    first = gitconfig.listing(find_repo())
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Second Name")
+    second = gitconfig.listing(find_repo())
+    assert first is not None
+    assert second is not None
+    assert b"First Name" in first.variables["GIT_COMMITTER_IDENT"]
+    assert b"Second Name" in second.variables["GIT_COMMITTER_IDENT"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import git
+from xp.errors import GitError
 from xp.gitstore import remote
 from xp.gitstore.repo import find_repo
 
@@ -101,9 +103,37 @@ def test_only_the_staged_refs_of_dead_pushes_on_this_host_are_cleared(
         "dead": f"refs/xp/pushing/{host}-{dead.pid}-00000000/0/aa",
         "live": f"refs/xp/pushing/{host}-{os.getpid()}-00000000/0/aa",
         "elsewhere": f"refs/xp/pushing/other.host-{dead.pid}-00000000/0/aa",
+        # no such process here, but written within the hour: a container sharing the host's
+        # name (its own process ids) may be pushing it right now
+        "recent": f"refs/xp/pushing/{host}-{dead.pid}-11111111/0/aa",
     }
     for name in names.values():
         git(repo, "update-ref", name, a)
+    hour_ago = time.time() - 3700
+    for key in ("dead", "live", "elsewhere"):
+        token = names[key].split("/")[3]
+        os.utime(repo / ".git" / "refs" / "xp" / "pushing" / token, (hour_ago, hour_ago))
     remote.clear_staging(find_repo(repo))
     left = set(git(repo, "for-each-ref", "--format=%(refname)", "refs/xp/pushing/").split())
-    assert left == {names["live"], names["elsewhere"]}
+    assert left == {names["live"], names["elsewhere"], names["recent"]}
+
+
+def test_a_tip_whose_staged_ref_vanished_fails_the_push_instead_of_passing_as_sent(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git pushes nothing for a glob that matches nothing, and says nothing of it: the push
+    must not report those tips as sent (the caller would move its tracking refs)."""
+    import contextlib
+
+    repo, bare = pair
+    a, b, _c = _commits(repo)
+
+    @contextlib.contextmanager
+    def emptied(_repo: object, _tips: object) -> object:
+        yield ["refs/xp/pushing/gone/0/*:refs/xp/catalog/*"], []
+
+    monkeypatch.setattr(remote, "_staged", emptied)
+    tips = {"refs/xp/catalog/aa": a, "refs/xp/catalog/bb": b}
+    with pytest.raises(GitError, match="not sent"):
+        remote.push(find_repo(repo), "origin", [], leases=dict.fromkeys(tips), tips=tips)
+    assert _remote_refs(bare) == {}

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -377,6 +378,8 @@ def test_a_push_killed_before_its_refs_land_leaves_the_remote_consistent(
     hook.unlink()
     assert git(team.bare, "for-each-ref", "refs/xp/") == ""
     assert len(store_objects(team.store)) == 3  # uploaded first: harmless without refs
+    for token in (team.a / ".git" / "refs" / "xp" / "pushing").iterdir():
+        os.utime(token, (time.time() - 3700,) * 2)  # an hour later: cleared as dead
     code, out, err = xp_main("push", cwd=team.a)
     assert code == 0, err
     assert "runs: 3 pushed" in out

@@ -32,7 +32,7 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 def config_key(repo: GitRepo) -> tuple[object, ...]:
     """What git's config depends on, cheaply: a value read under this key holds until a
-    config file or a config variable of the environment changes."""
+    config file or a GIT_* variable of the environment (config, identities) changes."""
     home = Path(os.path.expanduser("~"))
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "config"
     return (
@@ -40,9 +40,8 @@ def config_key(repo: GitRepo) -> tuple[object, ...]:
         _stamp(repo.common_dir / "config"),
         _stamp(home / ".gitconfig"),
         _stamp(xdg),
-        os.environ.get("GIT_CONFIG_GLOBAL"),
-        os.environ.get("GIT_CONFIG_NOSYSTEM"),
-        os.environ.get("GIT_CONFIG_PARAMETERS"),
+        # every GIT_* variable: GIT_CONFIG_*, GIT_COMMITTER_*/GIT_AUTHOR_* (identities) ...
+        tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("GIT_"))),
     )
 
 

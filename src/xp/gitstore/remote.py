@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -95,6 +96,13 @@ def push(
     rows = _porcelain(proc.stdout.decode(errors="replace"))
     if proc.returncode != 0 and not any(r.rejected for r in rows):
         raise git_failure(args, proc, "check the remote's URL and your access", remote)
+    told = {r.ref for r in rows}
+    unsent = [ref for ref in tips or () if ref not in told]
+    if unsent:  # a glob that matched nothing pushes nothing, and git says nothing of it
+        raise GitError(
+            f"{len(unsent)} ref(s) were not sent to {remote} (e.g. {unsent[0]}: its staged"
+            f" ref under {STAGING_PREFIX} was gone); run the push again"
+        )
     return rows
 
 
@@ -163,7 +171,9 @@ def _host() -> str:
 
 def clear_staging(repo: GitRepo) -> None:
     """Delete the refs staged by pushes on this host whose process is gone (killed mid-push:
-    ``_staged`` cleans up after every push that returns or raises)."""
+    ``_staged`` cleans up after every push that returns or raises) and that are over an
+    hour old: a container sharing the host's name has its own process ids, and its live
+    push's refs must not go (``push`` would then refuse its unsent tips, not lose them)."""
     from xp.gitstore.refs import delete_refs, list_refs
 
     if not (repo.common_dir / STAGING_PREFIX).is_dir():
@@ -172,11 +182,19 @@ def clear_staging(repo: GitRepo) -> None:
     for name, sha in list_refs(repo.common_dir, STAGING_PREFIX).items():
         token = name[len(STAGING_PREFIX) :].split("/", 1)[0]  # <host>-<pid>-<random>
         host, _, pid = token.rpartition("-")[0].rpartition("-")
-        if host == _host() and pid.isdigit() and not _alive(int(pid)):
+        if host == _host() and pid.isdigit() and not _alive(int(pid)) and _stale(repo, token):
             dead[name] = sha
     if dead:
         with contextlib.suppress(Exception):  # another process cleaning up at once: fine
             delete_refs(repo.common_dir, dead)
+
+
+def _stale(repo: GitRepo, token: str) -> bool:
+    """The staging folder ``token`` was last written over an hour ago (or is gone: packed)."""
+    try:
+        return time.time() - (repo.common_dir / STAGING_PREFIX / token).stat().st_mtime > 3600
+    except OSError:
+        return True
 
 
 def _alive(pid: int) -> bool:

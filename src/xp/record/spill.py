@@ -209,6 +209,7 @@ class SeriesSpill:
         self.had_columns = False  # a live run keeps writing C blocks once it wrote one
         self._helper: _Helper | None = None  # renders stored blocks on another core
         self._sent = 0  # the pending blocks the helper has had (always the first ones)
+        self._helper_failed = False  # a helper that failed once is not started again
 
     # -- writing ---------------------------------------------------------------------------
     def add_columns(self, block: Columns) -> None:
@@ -256,10 +257,13 @@ class SeriesSpill:
         if len(stored) <= self._sent:
             return
         if self._helper is None:
-            if self._sent or sum(b.count for o, b in self._blocks if o >= 0) < PARALLEL_POINTS:
-                return  # (a helper that failed is not started again for these blocks)
+            if self._helper_failed or self._sent:
+                return  # this process renders them (at end_run)
+            if sum(b.count for o, b in self._blocks if o >= 0) < PARALLEL_POINTS:
+                return
             self._helper = _Helper.start(self._dir())
             if self._helper is None:
+                self._helper_failed = True
                 return
         if self._helper.send(stored[self._sent :]):
             self._sent = len(stored)
@@ -267,6 +271,7 @@ class SeriesSpill:
             self._helper.close()
             self._helper = None
             self._sent = 0
+            self._helper_failed = True
 
     def _render(self) -> None:
         """Turn the pending binary blocks into series lines, in order (record/render.py):

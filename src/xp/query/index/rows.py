@@ -470,7 +470,10 @@ def _loose_record(
         got = reader.read(tree)
         if got is None or got[0] != b"tree":
             return None
-        entry = _tree_entry(got[1], name)
+        try:  # as git reads it (a tree naming an entry twice: the last, as parse_tree)
+            entry = parse_tree(got[1]).get(name)
+        except (ValueError, IndexError):
+            return None
         if entry is None or entry[0] != _TREE:
             return None
         tree = entry[1]
@@ -490,7 +493,7 @@ def _loose_record(
         blob = blobs.get(sha)
         if blob is None:
             got = reader.read(sha)
-            if got is None:
+            if got is None or got[0] != b"blob":
                 return None
             blob = got[1]
             if len(blobs) >= _CACHED_BLOBS:
@@ -501,25 +504,6 @@ def _loose_record(
 
 
 _RECORD_PATH = tuple(fmt.RECORD_DIR.split("/"))
-
-
-def _tree_entry(data: bytes, name: str) -> tuple[int, str] | None:
-    """(mode, sha) of the entry ``name`` in a raw tree, or None (read up to it only)."""
-    want = name.encode()
-    pos, n = 0, len(data)
-    try:
-        while pos < n:
-            space = data.index(b" ", pos)
-            nul = data.index(b"\0", space)
-            if data[space + 1 : nul] == want:
-                sha = data[nul + 1 : nul + 21]
-                if len(sha) != 20:
-                    return None
-                return int(data[pos:space], 8), sha.hex()
-            pos = nul + 21
-    except ValueError:
-        return None
-    return None
 
 
 def _read_one(
