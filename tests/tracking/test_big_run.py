@@ -77,12 +77,7 @@ def test_a_killed_big_run_recovers_every_journaled_point(
     journal = (repo / ".git" / "xp" / "journal" / f"{run_id}.journal").read_bytes()
     assert b"\nC\t" in journal  # big flushes: binary blocks
     assert recover(xp.gitstore.repo.find_repo(repo)) == [(run_id, "crashed")]
-    blob = subprocess.run(
-        ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/b.tsv"],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-    ).stdout
+    blob = _series_blob(repo, run_id, "b")
     assert blob == _expected("b", 50_000)
     run = xp.get_run(run_id)
     assert run.metrics["a"] == 49_999 * 0.25
@@ -109,12 +104,7 @@ def test_a_continued_big_run_goes_through_the_spill(
         assert len(again.state.spill) == 10_001
         for step in range(5_000, 6_000):
             again.log_metric("b", step * 0.25 + 2**60, timestamp=1_795_000_000_000 + step)
-    blob = subprocess.run(
-        ["git", "cat-file", "blob", f"refs/xp/runs/{first.id}:.xp/run/series/b.tsv"],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-    ).stdout
+    blob = _series_blob(repo, first.id, "b")
     assert blob == _expected("b", 6_000)
     got = xp.get_run(first.id)
     assert got.metrics["a"] == 4_999 * 0.25
@@ -137,12 +127,7 @@ def test_a_journal_an_older_xp_left_is_recovered(repo: Path) -> None:
     header = json.loads(first.split(b"\t")[1])
     path.write_bytes(line("H3", {**header, "journal": 3}) + rest)
     assert recover(xp.gitstore.repo.find_repo(repo)) == [(run_id, "crashed")]
-    blob = subprocess.run(
-        ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/b.tsv"],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-    ).stdout
+    blob = _series_blob(repo, run_id, "b")
     assert blob == _expected("b", 100)
 
 
@@ -187,10 +172,15 @@ def test_a_killed_run_s_render_helper_exits_and_the_run_recovers(repo: Path) -> 
 
     wait_for(gone, "the render helper to exit", timeout=30)
     assert recover(xp.gitstore.repo.find_repo(repo)) == [(run_id, "crashed")]
-    blob = subprocess.run(
-        ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/a.tsv"],
+    blob = _series_blob(repo, run_id, "a")
+    assert blob == series_bytes([(s, s * 0.25, 1_795_000_000_000 + s) for s in range(30_000)])
+
+
+def _series_blob(repo: Path, run_id: str, key: str) -> bytes:
+    """The recorded series file of ``key`` as git holds it."""
+    return subprocess.run(
+        ["git", "cat-file", "blob", f"refs/xp/runs/{run_id}:.xp/run/series/{key}.tsv"],
         cwd=repo,
         capture_output=True,
         check=True,
     ).stdout
-    assert blob == series_bytes([(s, s * 0.25, 1_795_000_000_000 + s) for s in range(30_000)])

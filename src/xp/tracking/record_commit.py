@@ -146,20 +146,23 @@ def _fallback_tree(repo: GitRepo, writer: ObjectWriter, baseline: str | None) ->
 
 
 def _lost_snapshot(record: RunRecord, tree: str) -> RunRecord:
-    warning = (
+    return _warned(
+        record,
         f"the workspace snapshot (tree {tree[:12]}) was pruned by a concurrent"
-        " `git gc --prune=now` before the run was recorded; the run's tree is its baseline's"
+        " `git gc --prune=now` before the run was recorded; the run's tree is its baseline's",
     )
-    meta = dict(record.meta)
-    meta["warnings"] = [*meta.get("warnings", []), warning]
-    return dataclasses.replace(record, meta=meta)
 
 
 def _lost_baseline(record: RunRecord, baseline: str) -> RunRecord:
-    warning = (
+    return _warned(
+        record,
         f"the baseline commit {baseline[:12]} no longer exists (pruned by git gc after a"
-        " rewrite of history); the run commit has no parent"
+        " rewrite of history); the run commit has no parent",
     )
+
+
+def _warned(record: RunRecord, warning: str) -> RunRecord:
+    """``record`` with ``warning`` added to its ``meta.yaml`` warnings."""
     meta = dict(record.meta)
     meta["warnings"] = [*meta.get("warnings", []), warning]
     return dataclasses.replace(record, meta=meta)
