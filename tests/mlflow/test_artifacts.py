@@ -121,3 +121,63 @@ def test_a_missing_local_model_is_named(xpmlflow: ModuleType, tmp_path: Path) ->
         xpmlflow.pyfunc.load_model(str(tmp_path / "no-model"))
     assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert "no-model" in e.value.message
+
+
+def test_images_queued_before_end_run_are_in_the_run_when_it_returns(
+    mlflow: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow logs ``log_image(key=, step=)`` from a queue thread that ``end_run`` does not
+    wait for; xp's store waits for it, so the run's commit holds every image (CI once saw
+    the last one fail on the closed journal)."""
+    import time
+
+    import numpy as np
+
+    if mlflow.__name__ == "mlflow":  # the plugin: a slow store keeps the queue busy
+        from xp.plugins.mlflow_artifacts import XpArtifactRepository
+
+        real = XpArtifactRepository.log_artifact
+
+        def slow(self: XpArtifactRepository, *args: str | None) -> None:
+            time.sleep(0.02)
+            real(self, *args)
+
+        monkeypatch.setattr(XpArtifactRepository, "log_artifact", slow)
+    with mlflow.start_run() as run:
+        for step in range(20):
+            mlflow.log_image(np.full((4, 4), step / 20), key="masks", step=step)
+    client = mlflow.MlflowClient()
+    images = [f.path for f in client.list_artifacts(run.info.run_id, "images")]
+    assert len([p for p in images if p.endswith(".png")]) == 20
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_a_file_logged_while_another_thread_ends_the_run_lands_in_it(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend lets one thread at a time end a run or log a file to it: the end waits
+    for the file being hashed, instead of closing the journal under it."""
+    import threading
+    import time
+
+    import xp
+    from xp.artifacts import cache
+    from xp.interop.mlflow_runs import backend_for
+
+    backend = backend_for(repo)
+    run = backend.create_run("0", run_name="race")
+    real = cache.add_bytes
+    ender = threading.Thread(target=backend.update_run_info, args=(run.id, "FINISHED"))
+
+    def slow(where: Path, data: bytes, announce: object) -> str:
+        ender.start()
+        time.sleep(0.3)  # without the lock the other thread ends the run meanwhile
+        return real(where, data, announce)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cache, "add_bytes", slow)
+    backend.log_bytes(run.id, b"late", "late.txt")
+    ender.join()
+    monkeypatch.setattr(cache, "add_bytes", real)
+    got = xp.get_run(run.id)
+    assert [a.path for a in got.artifacts] == ["late.txt"]
+    assert got.status == "finished"

@@ -95,3 +95,32 @@ def test_runs_in_one_process_from_threads(repo: Path) -> None:
     xp.end_run()
     got = xp.get_run(run.id)
     assert all(len(got.series(f"t{k}")) == 2000 for k in range(4))
+
+
+@pytest.mark.parametrize("when", ["before-announce", "after-announce"])
+def test_a_file_being_logged_when_another_thread_ends_the_run_is_refused_not_lost(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """``end_run`` from another thread while ``log_bytes`` hashes: the call fails with
+    RunEndedError (not a journal error naming the disk), and what it returned before is
+    in the commit. Before: EBADF on the closed journal, or an entry silently left out."""
+    from xp.artifacts import cache
+    from xp.errors import RunEndedError
+
+    real = cache.add_bytes
+    run = xp.start_run(name="race")
+    run.log_bytes(b"kept", "kept.txt")
+
+    def racing(where: Path, data: bytes, announce: object) -> str:
+        if when == "before-announce":
+            run.finish()
+            return real(where, data, announce)  # type: ignore[arg-type]
+        sha = real(where, data, announce)  # type: ignore[arg-type]
+        run.finish()
+        return sha
+
+    monkeypatch.setattr(cache, "add_bytes", racing)
+    with pytest.raises(RunEndedError, match="ended while a file was being logged"):
+        run.log_bytes(b"late", "late.txt")
+    monkeypatch.setattr(cache, "add_bytes", real)
+    assert [a.path for a in xp.get_run(run.id).artifacts] == ["kept.txt"]

@@ -25,7 +25,7 @@ import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -386,6 +386,7 @@ class Backend:
     def __init__(self, repo: GitRepo) -> None:
         self.repo = repo
         self._lock = threading.RLock()
+        self._run_locks: dict[str, threading.RLock] = {}  # see _holding
         self._labels: dict[str, str] = {}  # experiment id -> label, learned as we go
         from xp.tracking.recover import recover
 
@@ -895,6 +896,12 @@ class Backend:
         if status is not None and status not in E.RunStatus._NAMES.values():
             E.RunStatus.from_string(status)  # raises MLflow's message
         ended_at = end_time / 1000 if end_time is not None else None
+        with self._holding(run_id):
+            return self._update_run_info(run_id, status, ended_at, run_name)
+
+    def _update_run_info(
+        self, run_id: str, status: str | None, ended_at: float | None, run_name: str | None
+    ) -> E.RunInfo:
         run = live_run(self.repo, run_id)
         if run is None:
             f = self.facts(run_id)
@@ -937,6 +944,16 @@ class Backend:
                 "INVALID_PARAMETER_VALUE",
             )
 
+    @contextlib.contextmanager
+    def _holding(self, run_id: str) -> Iterator[None]:
+        """One thread at a time ends run ``run_id`` or logs a file to it: MLflow logs
+        ``log_image(key=, step=)`` from a queue thread that ``end_run`` does not wait for,
+        and a file hashed while the run ended would otherwise be refused."""
+        with _live_lock:
+            lock = self._run_locks.setdefault(run_id, threading.RLock())
+        with lock:
+            yield
+
     def writable(self, run_id: str) -> tuple[Run, Facts | None]:
         """The live run to write to, and when it had ended, how (to end it the same way)."""
         run = live_run(self.repo, run_id)
@@ -954,9 +971,10 @@ class Backend:
             finish(run, _ended_status(ended), ended.end)
 
     def delete_run(self, run_id: str) -> None:
-        run = live_run(self.repo, run_id)
-        if run is not None:
-            finish(run, "killed")
+        with self._holding(run_id):
+            run = live_run(self.repo, run_id)
+            if run is not None:
+                finish(run, "killed")
         common = self.repo.common_dir
         found = self._committed(run_id)
         if found is None:
@@ -1171,11 +1189,12 @@ class Backend:
                 f"{os.fspath(local_path)!r} does not exist", "INVALID_PARAMETER_VALUE"
             )
         name = _join(artifact_path, src.resolve().name)
-        run, ended = self.writable(run_id)
-        try:
-            self._add(run, src, name)
-        finally:
-            self._done(run, ended)
+        with self._holding(run_id):
+            run, ended = self.writable(run_id)
+            try:
+                self._add(run, src, name)
+            finally:
+                self._done(run, ended)
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -1185,21 +1204,23 @@ class Backend:
             raise MlflowException(
                 f"{os.fspath(local_dir)!r} is not a folder", "INVALID_PARAMETER_VALUE"
             )
-        run, ended = self.writable(run_id)
-        try:
-            for child in sorted(src.iterdir()):
-                self._add(run, child, _join(artifact_path, child.name))
-        finally:
-            self._done(run, ended)
+        with self._holding(run_id):
+            run, ended = self.writable(run_id)
+            try:
+                for child in sorted(src.iterdir()):
+                    self._add(run, child, _join(artifact_path, child.name))
+            finally:
+                self._done(run, ended)
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
-        run, ended = self.writable(run_id)
-        try:
-            run.log_bytes(data, _clean(artifact_file))
-        except XPError as exc:
-            raise _as_mlflow(exc) from None
-        finally:
-            self._done(run, ended)
+        with self._holding(run_id):
+            run, ended = self.writable(run_id)
+            try:
+                run.log_bytes(data, _clean(artifact_file))
+            except XPError as exc:
+                raise _as_mlflow(exc) from None
+            finally:
+                self._done(run, ended)
 
     def artifact_entries(self, run_id: str) -> dict[str, FileEntry]:
         run = live_run(self.repo, run_id)

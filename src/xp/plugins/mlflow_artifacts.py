@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,15 @@ from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from xp.interop.mlflow_runs import backend_for, parse_artifact_uri
 from xp.plugins import mlflow_convert as C
 from xp.plugins.mlflow_convert import mlflow_errors
+
+
+def flush_run(run_id: str) -> None:
+    """Wait for the files MLflow queued for run ``run_id`` (``log_image(key=, step=)`` goes
+    through a queue thread) to be logged: the tracking store calls this before it ends the
+    run, so they are in its commit, as they are in MLflow's own stores."""
+    for repository in list(_repositories):
+        if repository._run == run_id:
+            repository.flush_async_logging()  # type: ignore[no-untyped-call]
 
 
 class XpArtifactRepository(ArtifactRepository):
@@ -30,6 +40,7 @@ class XpArtifactRepository(ArtifactRepository):
             raise MlflowError(f"{artifact_uri} names no run; xp artifact URIs end in a run id")
         self._run = run_id
         self._prefix = prefix
+        _repositories.add(self)
 
     def _full(self, path: str | None) -> str:
         parts = [p for p in (self._prefix, (path or "").strip("/")) if p]
@@ -73,3 +84,6 @@ class XpArtifactRepository(ArtifactRepository):
 
 def _exists(path: str) -> bool:
     return os.path.exists(path)
+
+
+_repositories: weakref.WeakSet[XpArtifactRepository] = weakref.WeakSet()

@@ -115,6 +115,10 @@ class XpTrackingStore(AbstractStore):
         self, run_id: str, run_status: Any, end_time: int | None, run_name: str | None
     ) -> Any:
         status = None if run_status is None else C.status_name(run_status)
+        if status not in (None, "RUNNING", "SCHEDULED"):
+            from xp.plugins.mlflow_artifacts import flush_run
+
+            flush_run(run_id)  # outside the lock: the queue's threads may need the store
         with self._lock, mlflow_errors():
             return C.run_info(self._b.update_run_info(run_id, status, end_time, run_name))
 

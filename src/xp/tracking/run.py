@@ -575,11 +575,27 @@ class Run:
         return self._cache
 
     def _announce(self, sha: str) -> None:
-        """Journal a cache object's hash before it is installed, so ``xp gc`` keeps it."""
+        """Journal a cache object's hash before it is installed, so ``xp gc`` keeps it. A run
+        that ended while the file was being hashed (another thread's ``end_run``) refuses
+        it here: its journal is closed."""
         with self._io_lock:
+            self._check_open()
             self._write(seal(f"K\t{sha}"))
 
-    def _add_files(self, entries: list[FileEntry], kind: str) -> None:
+    def _check_open(self) -> None:
+        """``_check_live`` for a caller holding ``_io_lock``: ``finish`` changes the status
+        before it takes the lock to record, so a change made under the lock after this check
+        is in the commit, and one after the status changed is refused, never dropped."""
+        if self._closed or self.status != "running":
+            raise RunEndedError(
+                f"run {self.id} ended while a file was being logged to it; log it before"
+                " ending the run, or to a new run"
+            )
+
+    def _add_files(
+        self, entries: list[FileEntry], kind: str, media: MediaEntry | None = None
+    ) -> None:
+        """Record ``entries`` (and the media entry they make up) in one step."""
         for entry in entries:
             for text in (entry.path, entry.source or ""):
                 fmt.check_text(text, f"{kind} {text!r}")
@@ -587,9 +603,14 @@ class Run:
                     raise InvalidValueError(
                         f"{kind} path {text!r} has a control character; rename the file"
                     )
-        for entry in entries:
-            self.state.artifacts[entry.path] = entry
-            self._events.append(("A", entry.to_dict()))
+        with self._io_lock:  # hashing and copying took a while: the run may have ended
+            self._check_open()
+            for entry in entries:
+                self.state.artifacts[entry.path] = entry
+                self._events.append(("A", entry.to_dict()))
+            if media is not None:
+                self.state.media[media.path] = media
+                self._events.append(("G", media.to_dict()))
 
     def log_artifact(
         self, path: str | os.PathLike[str], name: str | None = None, *, external: bool = False
@@ -615,7 +636,9 @@ class Run:
         self._add_files(entries, "artifact")
         return entries
 
-    def log_bytes(self, data: bytes, artifact_file: str) -> list[FileEntry]:
+    def log_bytes(
+        self, data: bytes, artifact_file: str, media: MediaEntry | None = None
+    ) -> list[FileEntry]:
         """Store ``data`` as artifact ``artifact_file`` (any bytes, from anywhere)."""
         self._check_live()
         from xp.artifacts import cache  # not on `xp commit`'s path: hashlib
@@ -625,7 +648,7 @@ class Run:
         # hashed in memory and written once, into the cache (already there: not at all)
         sha = cache.add_bytes(self.cache_dir, data, self._announce)
         entries = [FileEntry(path=name, sha256=sha, size=len(data))]
-        self._add_files(entries, "artifact")
+        self._add_files(entries, "artifact", media)
         return entries
 
     def log_files(self, files: dict[str, bytes]) -> list[FileEntry]:
@@ -650,9 +673,11 @@ class Run:
     def add_artifacts(self, entries: list[FileEntry]) -> None:
         """Record files already in the cache as artifacts (a later one replaces a path)."""
         self._check_live()
-        for entry in entries:
-            self.state.artifacts[entry.path] = entry
-            self._events.append(("A", entry.to_dict()))
+        with self._io_lock:
+            self._check_open()
+            for entry in entries:
+                self.state.artifacts[entry.path] = entry
+                self._events.append(("A", entry.to_dict()))
 
     def log_dataset(self, entry: dict[str, Any]) -> None:
         """Record an MLflow dataset input (name, digest, source, schema, profile, tags)."""
@@ -804,7 +829,6 @@ class Run:
             key = path
         else:
             raise InvalidValueError(f"log_{kind} needs artifact_file, or key= for a series")
-        files = self.log_bytes(encoded.data, path)
         entry = MediaEntry(
             key=key,
             kind=kind,
@@ -813,8 +837,7 @@ class Run:
             timestamp=int(time.time() * 1000) if timestamp is None else int(timestamp),
             info=dict(encoded.info),
         )
-        self.state.media[path] = entry
-        self._events.append(("G", entry.to_dict()))
+        files = self.log_bytes(encoded.data, path, entry)
         return _Logged(entry, files)
 
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> list[FileEntry]:
@@ -840,8 +863,10 @@ class Run:
         fmt.check_text(rel, "data input name")
         announce = self._announce if cache_content else None
         entry = cache.hash_input(src, rel, self.cache_dir if cache_content else None, announce)
-        self.state.inputs[entry.path] = entry
-        self._events.append(("I", entry.to_dict()))
+        with self._io_lock:  # hashing took a while: the run may have ended
+            self._check_open()
+            self.state.inputs[entry.path] = entry
+            self._events.append(("I", entry.to_dict()))
         return entry
 
     # -- journal and end -------------------------------------------------------------------
