@@ -151,6 +151,33 @@ def test_scan_folder_reads_only_what_changed(repo: Path) -> None:
     assert scan_folder(common, "refs/xp/nothing", {}).stamp is None
 
 
+def test_a_first_look_and_a_later_one_read_a_folder_alike(repo: Path) -> None:
+    """The first look at a folder (no file known) reads through descriptors, a later one
+    by path: the same refs either way, and what is not a ref left out by both."""
+    import os
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    common = repo / ".git"
+    folder = common / "refs" / "xp" / "runs"
+    for i in range(3):
+        git(repo, "update-ref", f"refs/xp/runs/000000000000{i}a", head)
+    (folder / "0000000000009z.lock").write_text(head + "\n")  # a lock file
+    (folder / "0000000000008z").write_text("ref: refs/heads/main\n")  # a symbolic ref
+    (folder / "0000000000007z").write_text("not a sha\n")
+    os.mkfifo(folder / "0000000000006z")  # opened without waiting for a writer
+    (folder / "0000000000005z").symlink_to(folder / "0000000000000a")
+    (folder / "sub").mkdir()
+    first = scan_folder(common, "refs/xp/runs", {})
+    want = {f"refs/xp/runs/000000000000{i}a": head for i in range(3)}
+    assert {k: v[1] for k, v in first.refs.items()} == want
+    assert first.folders == ["refs/xp/runs/sub"]
+    later = scan_folder(common, "refs/xp/runs", {"refs/xp/other": ("0:0:0", head)})
+    assert later.refs == first.refs  # the same file ids too
+    assert later.folders == first.folders
+    for odd in ("0000000000006z", "0000000000007z", "0000000000008z", "0000000000005z"):
+        (folder / odd).unlink()  # git's fsck after the test: a FIFO blocks it, junk fails it
+
+
 def test_pack_refs_moves_loose_run_refs_and_keeps_everything(repo: Path) -> None:
     runs = [log_run(repo, {f"{i}.bin": b"x"}) for i in range(3)]
     git(repo, "tag", "-a", "-m", "m", "v1")  # an annotated tag: its peeled line stays

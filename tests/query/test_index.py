@@ -21,6 +21,7 @@ from tests.helpers import git, spawned
 from xp.gitstore.refs import list_refs
 from xp.gitstore.repo import find_repo
 from xp.query.index import INDEX_FILE, Index, open_index, store
+from xp.query.index.pack import wait_for_packer
 from xp.query.search import search_runs, select_runs
 
 
@@ -320,8 +321,9 @@ def test_many_loose_run_refs_are_packed(repo: Path, monkeypatch: pytest.MonkeyPa
     assert len(list(runs_dir.iterdir())) == 4  # turned off: left loose
     git(repo, "config", "--unset", "xp.packRefs")
     make_run("r4")
-    before = shown()
-    assert not runs_dir.exists() or not list(runs_dir.iterdir())  # packed by that look
+    before = shown()  # this look starts the packer; it runs detached
+    wait_for_packer(repo / ".git" / "xp")
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())  # packed
     assert set(from_refs(repo)) == set(before)
     assert shown() == before  # and the index followed without reading anything again
     with Index(find_repo()) as index:

