@@ -385,3 +385,87 @@ def test_a_push_killed_before_its_refs_land_leaves_the_remote_consistent(
     assert "runs: 3 pushed" in out
     assert set(server_runs(team.bare)) == set(ids)
     assert _staged(team.a) == ""  # the dead push's staged refs are gone too
+
+
+# -- the overlapped push (issue 18): buckets built while the artifacts upload ---------------
+
+
+def _uploads_watched(monkeypatch: pytest.MonkeyPatch, during: object) -> list[str]:
+    """Wrap the store's upload: ``during(sha)`` runs before each object is sent; the objects
+    started, in order."""
+    from xp.artifacts.artifact_store import ArtifactStore
+
+    seen: list[str] = []
+    real = ArtifactStore.upload
+
+    def upload(self: ArtifactStore, src: Path, sha: str, on_bytes: object = None) -> int:
+        during(sha)  # type: ignore[operator]
+        seen.append(sha)
+        return real(self, src, sha, on_bytes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ArtifactStore, "upload", upload)
+    return seen
+
+
+def test_the_buckets_are_built_while_the_artifacts_upload_and_pushed_after(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload waits (up to 30 s) for the first bucket commit to be written: a push that
+    built its buckets only after the upload would fail here. No ref reaches the remote
+    before the last object has."""
+    import threading
+
+    from xp.gitstore import catalog as git_catalog
+
+    ids = [log_run(team.a, {f"{i}.bin": bytes([i]) * 300}) for i in range(6)]
+    built = threading.Event()
+    real_write = git_catalog.write_bucket
+
+    def write_bucket(*args: object, **kw: object) -> str:
+        tip = real_write(*args, **kw)  # type: ignore[arg-type]
+        built.set()
+        return tip
+
+    monkeypatch.setattr(git_catalog, "write_bucket", write_bucket)
+    remote_refs: list[str] = []
+
+    def during(_sha: str) -> None:
+        assert built.wait(30), "the buckets were not built during the upload"
+        remote_refs.append(git(team.bare, "for-each-ref", "refs/xp/"))
+
+    _uploads_watched(monkeypatch, during)
+    result = push(find_repo(team.a))
+    assert result.upload.objects == 6
+    assert sorted(result.pushed) == sorted(ids)
+    assert remote_refs == [""] * 6  # every object went up before any ref moved
+    assert set(server_runs(team.bare)) == set(ids)
+    assert len(store_objects(team.store)) == 6
+
+
+def test_a_push_failing_while_it_builds_stops_the_upload_and_moves_no_ref(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building the buckets fails while the upload runs: no more objects start, no ref
+    moves, nothing is remembered as sent, and the next push sends the rest."""
+    from xp.errors import StorageError
+    from xp.sharing import catalog
+
+    n = 30
+    ids = [log_run(team.a, {f"{i}.bin": os.urandom(100)}) for i in range(n)]
+
+    def summaries(*_args: object, **_kw: object) -> object:
+        raise StorageError("disk full while writing the buckets; free disk space")
+
+    real_summaries = catalog._summaries
+    monkeypatch.setattr(catalog, "_summaries", summaries)
+    seen = _uploads_watched(monkeypatch, lambda _sha: time.sleep(0.05))
+    with pytest.raises(StorageError, match="disk full"):
+        push(find_repo(team.a), jobs=1)
+    arrived = len(store_objects(team.store)) if (team.store / "sha256").is_dir() else 0
+    assert arrived == len(seen) < n, "the upload ran on after the push failed"
+    assert git(team.bare, "for-each-ref", "refs/xp/") == ""
+    monkeypatch.setattr(catalog, "_summaries", real_summaries)
+    result = push(find_repo(team.a))
+    assert (result.upload.objects, result.upload.present) == (n - arrived, arrived)
+    assert set(server_runs(team.bare)) == set(ids)
+    assert len(store_objects(team.store)) == n

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xp.artifacts import cache
-from xp.artifacts.remotes import RemoteSpec, get_remote
+from xp.artifacts.remotes import DEFAULT_JOBS, RemoteSpec, get_remote
 from xp.errors import CorruptObjectError, RemoteError, XPError, missing_module
 
 if TYPE_CHECKING:
@@ -75,6 +75,15 @@ class ArtifactStore:
         self._direct: S3Direct | None = None
         self._direct_resolved = False
         self._tmp_made = False  # the folder store's tmp/ exists (``_local_tmp``)
+
+    @property
+    def upload_jobs(self) -> int:
+        """Objects sent at once. A folder store's copy is the kernel's work (create, write,
+        rename, a new fan-out folder), and threads only fight over the GIL for it: one
+        thread, unless the remote's ``jobs`` says otherwise (a network file system)."""
+        if self.local_root is not None and self.spec.jobs == DEFAULT_JOBS:
+            return 1
+        return self.spec.jobs
 
     def direct(self) -> S3Direct | None:
         """The botocore-free S3 client, when this remote's settings allow it (s3_direct):
