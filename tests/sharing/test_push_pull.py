@@ -469,3 +469,31 @@ def test_a_push_failing_while_it_builds_stops_the_upload_and_moves_no_ref(
     assert (result.upload.objects, result.upload.present) == (n - arrived, arrived)
     assert set(server_runs(team.bare)) == set(ids)
     assert len(store_objects(team.store)) == n
+
+
+def test_a_folder_store_is_flushed_once_after_its_last_object_and_before_any_ref(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder store's files are not fsynced one by one: one ``syncfs`` of its file
+    system after the upload makes them durable before `git push` moves a ref (a crash can
+    then lose refs, never leave one naming a lost file). A push sending nothing flushes
+    nothing."""
+    from xp import fsutil
+
+    calls: list[tuple[Path, int, str]] = []
+    real = fsutil.sync_filesystem
+
+    def sync(folder: Path) -> None:
+        real(folder)
+        calls.append(
+            (folder, len(store_objects(team.store)), git(team.bare, "for-each-ref", "refs/xp/"))
+        )
+
+    monkeypatch.setattr(fsutil, "sync_filesystem", sync)
+    ids = [log_run(team.a, {f"{i}.bin": bytes([i]) * 64}) for i in range(3)]
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert calls == [(team.store, 3, "")]
+    assert set(server_runs(team.bare)) == set(ids)
+    assert xp_main("push", cwd=team.a)[0] == 0
+    assert len(calls) == 1

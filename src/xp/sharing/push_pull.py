@@ -209,6 +209,8 @@ def upload_missing(
     result.objects, result.bytes = done_now.objects, done_now.bytes
     if stop is not None and stop.is_set() and done_now.objects < len(send):
         raise RemoteError("the artifact upload was stopped; run the push again")
+    if done_now.objects:
+        target.settle()  # durable before any ref names them, and before they are remembered
     unsent = {item.run for item in result.not_cached}  # inputs logged without cache=True
     target.remember_commits({c: objs for c, objs in objects.items() if labels[c] not in unsent})
     return result
