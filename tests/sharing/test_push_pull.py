@@ -24,6 +24,7 @@ from tests.helpers import (
 )
 from xp.artifacts import cache
 from xp.gitstore.repo import find_repo
+from xp.sharing import push_pull
 from xp.sharing.push_pull import push, upload_missing
 
 
@@ -490,6 +491,7 @@ def test_a_folder_store_is_flushed_once_after_its_last_object_and_before_any_ref
         )
 
     monkeypatch.setattr(fsutil, "sync_filesystem", sync)
+    monkeypatch.setattr(push_pull, "FSYNC_EACH", 2)  # more than that: one syncfs
     ids = [log_run(team.a, {f"{i}.bin": bytes([i]) * 64}) for i in range(3)]
     code, _out, err = xp_main("push", cwd=team.a)
     assert code == 0, err
@@ -497,3 +499,34 @@ def test_a_folder_store_is_flushed_once_after_its_last_object_and_before_any_ref
     assert set(server_runs(team.bare)) == set(ids)
     assert xp_main("push", cwd=team.a)[0] == 0
     assert len(calls) == 1
+
+
+def test_a_push_of_a_few_objects_fsyncs_each_file_and_folder_not_the_disk(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook's push of a run or two: each file fsynced before its rename, then the folders
+    naming them (and the fan-out folders made for them), before any ref moves; no syncfs,
+    which would wait for everything else the disk has to write."""
+    from xp import fsutil
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    def no_syncfs(folder: Path) -> None:
+        raise AssertionError("syncfs for a push of one object")
+
+    monkeypatch.setattr(fsutil, "sync_filesystem", no_syncfs)
+    monkeypatch.setattr(os, "fsync", fsync)
+    log_run(team.a, {"one.bin": b"one object"})
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    [obj] = store_objects(team.store)
+    final = team.store / "sha256" / obj[:2] / obj[2:4]
+    folders = [str(final), str(final.parent), str(final.parent.parent), str(team.store)]
+    stored = [p for p in synced if p.startswith(str(team.store))]
+    assert any("/tmp/" in p for p in stored[:1])  # the file, before its rename
+    assert stored[1:] == folders  # deepest first: each new name is durable before its parent

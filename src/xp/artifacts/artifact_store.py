@@ -76,6 +76,10 @@ class ArtifactStore:
         self._direct: S3Direct | None = None
         self._direct_resolved = False
         self._tmp_made = False  # the folder store's tmp/ exists (``_local_tmp``)
+        # ``settle``: a folder store's files fsynced one by one as they are written (a few
+        # objects: the hook's push), else one syncfs after; the folders to fsync then
+        self.fsync_each = False
+        self._written_in: set[Path] = set()
 
     @property
     def upload_jobs(self) -> int:
@@ -447,14 +451,24 @@ class ArtifactStore:
 
     def settle(self) -> None:
         """Make the objects uploaded so far durable before a ref names them. A folder
-        store's files, and the fan-out folders holding their names, are written without an
-        fsync each (1,000 of them would take seconds): one ``syncfs`` of its file system
-        after the upload does it, before ``git push`` moves a ref. An object store's PUT is
-        stored once it answered: nothing to do."""
+        store's files and the folders holding their names: with ``fsync_each`` (a few
+        objects, as a hook's push sends) each file was fsynced as it was written and its
+        folders are now; else (an fsync per file costs seconds for a thousand) one
+        ``syncfs`` of the store's file system. An object store's PUT is stored once it
+        answered: nothing to do."""
         if self.local_root is None:
             return
         with self.errors("flush the uploaded objects"):
-            fsutil.sync_filesystem(self.local_root)
+            if self.fsync_each:
+                for folder in sorted(self._written_in, key=lambda f: -len(f.parts)):
+                    fd = os.open(folder, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            else:
+                fsutil.sync_filesystem(self.local_root)
+        self._written_in.clear()
 
     def _local_tmp(self) -> Path:
         """A new temp file name in the folder store's ``tmp/``, made once per process (a
@@ -478,12 +492,22 @@ class ArtifactStore:
                 got, size = cache.copy_hashing(src, tmp, on_bytes)
                 _check(got, sha, src)
                 os.chmod(tmp, 0o444)
+                if self.fsync_each:
+                    fd = os.open(tmp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 try:  # its folder is usually there: no mkdir per object (a push of 1,000)
                     os.replace(tmp, final)
                 except FileNotFoundError:
                     final.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, final)
+                    if self.fsync_each:  # new folders: their parents name them
+                        self._written_in.update(final.parents[:4])
                 tmp = None
+                if self.fsync_each:
+                    self._written_in.add(final.parent)
             finally:
                 if tmp is not None:
                     with contextlib.suppress(FileNotFoundError):

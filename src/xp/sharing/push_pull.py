@@ -120,6 +120,12 @@ def lost_message(item: Needed, store: str | None) -> str:
     )
 
 
+# Objects an upload to a folder store fsyncs one by one; more are made durable by one
+# syncfs after the upload (``ArtifactStore.settle``), which also flushes whatever else is
+# waiting on that disk: a hook's push of a run or two must not wait for that.
+FSYNC_EACH = 16
+
+
 def upload_missing(
     repo: GitRepo,
     *,
@@ -205,6 +211,7 @@ def upload_missing(
         target.remember([sha])
         return size
 
+    target.fsync_each = len(send) <= FSYNC_EACH  # else one syncfs after (``settle``)
     done_now = transfer(send, upload, jobs or target.upload_jobs, progress, stop)
     result.objects, result.bytes = done_now.objects, done_now.bytes
     if stop is not None and stop.is_set() and done_now.objects < len(send):
