@@ -85,6 +85,12 @@ def _drop_stale_temps(dfd: int) -> None:
                 os.unlink(entry, dir_fd=dfd)
 
 
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder so the names just made in it survive a crash; quietly nothing where
+    the file system does not let a folder be opened or synced (as git does)."""
+    _fsync_dir(folder)
+
+
 def _fsync_dir(folder: Path | int) -> None:
     with contextlib.suppress(OSError):  # not every file system lets a folder be opened
         fd = folder if isinstance(folder, int) else os.open(folder, os.O_RDONLY)

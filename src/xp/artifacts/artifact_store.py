@@ -461,11 +461,7 @@ class ArtifactStore:
         with self.errors("flush the uploaded objects"):
             if self.fsync_each:
                 for folder in sorted(self._written_in, key=lambda f: -len(f.parts)):
-                    fd = os.open(folder, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                    fsutil.fsync_dir(folder)
             else:
                 fsutil.sync_filesystem(self.local_root)
         self._written_in.clear()
