@@ -146,3 +146,12 @@ def test_temp_folders_of_dead_processes_are_found_and_live_ones_are_not(tmp_path
         mine.name,
         mine.name + fsutil.OWNER_SUFFIX,
     ]
+
+
+def test_sync_filesystem_flushes_a_folder_s_file_system_or_says_why_not(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    fsutil.sync_filesystem(tmp_path)  # syncfs on Linux: returns once written
+    if sys.platform.startswith("linux"):
+        assert fsutil._syncfs() is not None
+    with pytest.raises(FileNotFoundError):
+        fsutil.sync_filesystem(tmp_path / "absent")

@@ -107,6 +107,27 @@ def test_unreachable_folder_remote_is_one_line(team: Team) -> None:
     assert "check" in msg
 
 
+def test_a_folder_store_copies_on_one_thread_unless_its_jobs_say_otherwise(
+    team: Team, tmp_path: Path
+) -> None:
+    """A folder store's copy is kernel work that threads only make fight over the GIL (issue
+    18); ``jobs`` in the remote's settings (a network file system) still wins. An S3 store
+    keeps its parallel requests."""
+    from xp.artifacts.artifact_store import ArtifactStore
+    from xp.artifacts.remotes import DEFAULT_JOBS, RemoteSpec
+
+    def jobs(url: str, **kw: Any) -> int:
+        return ArtifactStore(RemoteSpec("s", url, **kw), tmp_path).upload_jobs
+
+    assert jobs(str(team.store)) == 1
+    assert jobs(str(team.store), jobs=4) == 4
+    assert jobs("s3://bucket/xp") == DEFAULT_JOBS
+    log_run(team.a, {f"{i}.bin": bytes([i]) * 10 for i in range(5)})
+    code, out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert "artifacts: 5 sent" in out
+
+
 # -- S3 ---------------------------------------------------------------------------------------
 
 

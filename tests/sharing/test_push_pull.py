@@ -24,6 +24,7 @@ from tests.helpers import (
 )
 from xp.artifacts import cache
 from xp.gitstore.repo import find_repo
+from xp.sharing import push_pull
 from xp.sharing.push_pull import push, upload_missing
 
 
@@ -385,3 +386,147 @@ def test_a_push_killed_before_its_refs_land_leaves_the_remote_consistent(
     assert "runs: 3 pushed" in out
     assert set(server_runs(team.bare)) == set(ids)
     assert _staged(team.a) == ""  # the dead push's staged refs are gone too
+
+
+# -- the overlapped push (issue 18): buckets built while the artifacts upload ---------------
+
+
+def _uploads_watched(monkeypatch: pytest.MonkeyPatch, during: object) -> list[str]:
+    """Wrap the store's upload: ``during(sha)`` runs before each object is sent; the objects
+    started, in order."""
+    from xp.artifacts.artifact_store import ArtifactStore
+
+    seen: list[str] = []
+    real = ArtifactStore.upload
+
+    def upload(self: ArtifactStore, src: Path, sha: str, on_bytes: object = None) -> int:
+        during(sha)  # type: ignore[operator]
+        seen.append(sha)
+        return real(self, src, sha, on_bytes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ArtifactStore, "upload", upload)
+    return seen
+
+
+def test_the_buckets_are_built_while_the_artifacts_upload_and_pushed_after(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload waits (up to 30 s) for the first bucket commit to be written: a push that
+    built its buckets only after the upload would fail here. No ref reaches the remote
+    before the last object has."""
+    import threading
+
+    from xp.gitstore import catalog as git_catalog
+
+    ids = [log_run(team.a, {f"{i}.bin": bytes([i]) * 300}) for i in range(6)]
+    built = threading.Event()
+    real_write = git_catalog.write_bucket
+
+    def write_bucket(*args: object, **kw: object) -> str:
+        tip = real_write(*args, **kw)  # type: ignore[arg-type]
+        built.set()
+        return tip
+
+    monkeypatch.setattr(git_catalog, "write_bucket", write_bucket)
+    remote_refs: list[str] = []
+
+    def during(_sha: str) -> None:
+        assert built.wait(30), "the buckets were not built during the upload"
+        remote_refs.append(git(team.bare, "for-each-ref", "refs/xp/"))
+
+    _uploads_watched(monkeypatch, during)
+    result = push(find_repo(team.a))
+    assert result.upload.objects == 6
+    assert sorted(result.pushed) == sorted(ids)
+    assert remote_refs == [""] * 6  # every object went up before any ref moved
+    assert set(server_runs(team.bare)) == set(ids)
+    assert len(store_objects(team.store)) == 6
+
+
+def test_a_push_failing_while_it_builds_stops_the_upload_and_moves_no_ref(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building the buckets fails while the upload runs: no more objects start, no ref
+    moves, nothing is remembered as sent, and the next push sends the rest."""
+    from xp.errors import StorageError
+    from xp.sharing import catalog
+
+    n = 30
+    ids = [log_run(team.a, {f"{i}.bin": os.urandom(100)}) for i in range(n)]
+
+    def summaries(*_args: object, **_kw: object) -> object:
+        raise StorageError("disk full while writing the buckets; free disk space")
+
+    real_summaries = catalog._summaries
+    monkeypatch.setattr(catalog, "_summaries", summaries)
+    seen = _uploads_watched(monkeypatch, lambda _sha: time.sleep(0.05))
+    with pytest.raises(StorageError, match="disk full"):
+        push(find_repo(team.a), jobs=1)
+    arrived = len(store_objects(team.store)) if (team.store / "sha256").is_dir() else 0
+    assert arrived == len(seen) < n, "the upload ran on after the push failed"
+    assert git(team.bare, "for-each-ref", "refs/xp/") == ""
+    monkeypatch.setattr(catalog, "_summaries", real_summaries)
+    result = push(find_repo(team.a))
+    assert (result.upload.objects, result.upload.present) == (n - arrived, arrived)
+    assert set(server_runs(team.bare)) == set(ids)
+    assert len(store_objects(team.store)) == n
+
+
+def test_a_folder_store_is_flushed_once_after_its_last_object_and_before_any_ref(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder store's files are not fsynced one by one: one ``syncfs`` of its file
+    system after the upload makes them durable before `git push` moves a ref (a crash can
+    then lose refs, never leave one naming a lost file). A push sending nothing flushes
+    nothing."""
+    from xp import fsutil
+
+    calls: list[tuple[Path, int, str]] = []
+    real = fsutil.sync_filesystem
+
+    def sync(folder: Path) -> None:
+        real(folder)
+        calls.append(
+            (folder, len(store_objects(team.store)), git(team.bare, "for-each-ref", "refs/xp/"))
+        )
+
+    monkeypatch.setattr(fsutil, "sync_filesystem", sync)
+    monkeypatch.setattr(push_pull, "FSYNC_EACH", 2)  # more than that: one syncfs
+    ids = [log_run(team.a, {f"{i}.bin": bytes([i]) * 64}) for i in range(3)]
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    assert calls == [(team.store, 3, "")]
+    assert set(server_runs(team.bare)) == set(ids)
+    assert xp_main("push", cwd=team.a)[0] == 0
+    assert len(calls) == 1
+
+
+def test_a_push_of_a_few_objects_fsyncs_each_file_and_folder_not_the_disk(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook's push of a run or two: each file fsynced before its rename, then the folders
+    naming them (and the fan-out folders made for them), before any ref moves; no syncfs,
+    which would wait for everything else the disk has to write."""
+    from xp import fsutil
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    def no_syncfs(folder: Path) -> None:
+        raise AssertionError("syncfs for a push of one object")
+
+    monkeypatch.setattr(fsutil, "sync_filesystem", no_syncfs)
+    monkeypatch.setattr(os, "fsync", fsync)
+    log_run(team.a, {"one.bin": b"one object"})
+    code, _out, err = xp_main("push", cwd=team.a)
+    assert code == 0, err
+    [obj] = store_objects(team.store)
+    final = team.store / "sha256" / obj[:2] / obj[2:4]
+    folders = [str(final), str(final.parent), str(final.parent.parent), str(team.store)]
+    stored = [p for p in synced if p.startswith(str(team.store))]
+    assert any("/tmp/" in p for p in stored[:1])  # the file, before its rename
+    assert stored[1:] == folders  # deepest first: each new name is durable before its parent

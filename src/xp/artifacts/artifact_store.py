@@ -23,8 +23,9 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xp import fsutil
 from xp.artifacts import cache
-from xp.artifacts.remotes import RemoteSpec, get_remote
+from xp.artifacts.remotes import DEFAULT_JOBS, RemoteSpec, get_remote
 from xp.errors import CorruptObjectError, RemoteError, XPError, missing_module
 
 if TYPE_CHECKING:
@@ -75,6 +76,19 @@ class ArtifactStore:
         self._direct: S3Direct | None = None
         self._direct_resolved = False
         self._tmp_made = False  # the folder store's tmp/ exists (``_local_tmp``)
+        # ``settle``: a folder store's files fsynced one by one as they are written (a few
+        # objects: the hook's push), else one syncfs after; the folders to fsync then
+        self.fsync_each = False
+        self._written_in: set[Path] = set()
+
+    @property
+    def upload_jobs(self) -> int:
+        """Objects sent at once. A folder store's copy is the kernel's work (create, write,
+        rename, a new fan-out folder), and threads only fight over the GIL for it: one
+        thread, unless the remote's ``jobs`` says otherwise (a network file system)."""
+        if self.local_root is not None and self.spec.jobs == DEFAULT_JOBS:
+            return 1
+        return self.spec.jobs
 
     def direct(self) -> S3Direct | None:
         """The botocore-free S3 client, when this remote's settings allow it (s3_direct):
@@ -435,6 +449,23 @@ class ArtifactStore:
                     future.cancel()
                     raise TimeoutError(f"no progress for {limit:g} s") from None
 
+    def settle(self) -> None:
+        """Make the objects uploaded so far durable before a ref names them. A folder
+        store's files and the folders holding their names: with ``fsync_each`` (a few
+        objects, as a hook's push sends) each file was fsynced as it was written and its
+        folders are now; else (an fsync per file costs seconds for a thousand) one
+        ``syncfs`` of the store's file system. An object store's PUT is stored once it
+        answered: nothing to do."""
+        if self.local_root is None:
+            return
+        with self.errors("flush the uploaded objects"):
+            if self.fsync_each:
+                for folder in sorted(self._written_in, key=lambda f: -len(f.parts)):
+                    fsutil.fsync_dir(folder)
+            else:
+                fsutil.sync_filesystem(self.local_root)
+        self._written_in.clear()
+
     def _local_tmp(self) -> Path:
         """A new temp file name in the folder store's ``tmp/``, made once per process (a
         ``mkdir`` per object was a tenth of a 1,000-run push)."""
@@ -457,12 +488,22 @@ class ArtifactStore:
                 got, size = cache.copy_hashing(src, tmp, on_bytes)
                 _check(got, sha, src)
                 os.chmod(tmp, 0o444)
+                if self.fsync_each:
+                    fd = os.open(tmp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 try:  # its folder is usually there: no mkdir per object (a push of 1,000)
                     os.replace(tmp, final)
                 except FileNotFoundError:
                     final.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, final)
+                    if self.fsync_each:  # new folders: their parents name them
+                        self._written_in.update(final.parents[:4])
                 tmp = None
+                if self.fsync_each:
+                    self._written_in.add(final.parent)
             finally:
                 if tmp is not None:
                     with contextlib.suppress(FileNotFoundError):

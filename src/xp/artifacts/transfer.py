@@ -22,14 +22,16 @@ def transfer(
     move: Callable[[str, int, Advance], int],
     jobs: int,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> TransferResult:
     """Run ``move(sha, size, advance)`` for every item in parallel; the first error stops the
     rest. Progress counts bytes as the movers report them (``advance``), so one 1 GB object
-    moves the bar too, not only its end."""
+    moves the bar too, not only its end. Setting ``stop`` (from another thread) starts no
+    more objects: those in flight finish, and the result counts what moved."""
     result = TransferResult()
     total = sum(size for _, size in items)
     lock = threading.Lock()
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
     partial = [0]  # bytes reported of objects still in flight
 
     def one(item: tuple[str, int]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -176,17 +176,26 @@ def publish(
     migrate: bool = True,
     tries: int = TRIES,
     summarize: bool = True,
+    ready: Callable[[], None] | None = None,
 ) -> Published:
     """List ``runs`` (run id -> tip) in ``remote``'s catalog and drop ``remove`` from it,
     folding the remote's format-1 per-run refs in (``migrate``); retried on races. Each
     bucket written carries its run summary, with lines for the runs added when
-    ``summarize`` (``_summary``)."""
+    ``summarize`` (``_summary``).
+
+    ``ready()`` is called once, after the first round has read the remote and written its
+    bucket commits (local objects no ref names yet) and before anything is pushed: ``xp
+    push`` waits there for its artifact upload, so building the buckets overlaps it and a
+    ref still moves only once every artifact is on the store. When it raises, nothing is
+    pushed."""
     runs = dict(runs or {})
     removing = set(remove)
     result = Published(remote)
     for attempt in range(tries):
         result = Published(remote, tries=attempt + 1)
-        if _attempt(repo, remote, runs, removing, migrate, result, summarize):
+        done = _attempt(repo, remote, runs, removing, migrate, result, summarize, ready)
+        ready = None  # called by the first round; later rounds push at once
+        if done:
             return result
         time.sleep(random.uniform(0.05, 0.1) * 2 ** min(attempt, 5))
     ref, why = result.rejected[0] if result.rejected else ("the catalog", "kept changing")
@@ -209,8 +218,10 @@ def _attempt(
     migrate: bool,
     result: Published,
     summarize: bool = True,
+    ready: Callable[[], None] | None = None,
 ) -> bool:
-    """One read-build-push round; False when a racing writer made the push stale."""
+    """One read-build-push round; False when a racing writer made the push stale.
+    ``ready()`` (``publish``) runs between building and pushing."""
     patterns = [f"{fmt.CATALOG_PREFIX}*"] + ([f"{fmt.RUNS_PREFIX}*"] if migrate or removing else [])
     there = git_remote.ls_remote(repo, remote, *patterns)
     server = {
@@ -330,6 +341,8 @@ def _attempt(
         # ref an older xp created after our read is deleted unread, and that xp pushes its
         # runs again with its next push (it sends every refs/xp/runs/*), to be folded in then.
         refspecs.append(f"{_NOTHING}*:{fmt.RUNS_PREFIX}*")
+    if ready is not None:
+        ready()
     if not refspecs and not tips:
         return True
     from xp.sharing.push_pull import NESTED_PUSH_ENV

@@ -9,7 +9,8 @@ touches ``refs/xp/runs/``, so a run that was never pushed cannot be lost by pull
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +120,12 @@ def lost_message(item: Needed, store: str | None) -> str:
     )
 
 
+# Objects an upload to a folder store fsyncs one by one; more are made durable by one
+# syncfs after the upload (``ArtifactStore.settle``), which also flushes whatever else is
+# waiting on that disk: a hook's push of a run or two must not wait for that.
+FSYNC_EACH = 16
+
+
 def upload_missing(
     repo: GitRepo,
     *,
@@ -128,6 +135,7 @@ def upload_missing(
     progress: Progress | None = None,
     publishing: Iterable[str] | None = None,
     labels: dict[str, str] | None = None,
+    stop: threading.Event | None = None,
 ) -> UploadResult:
     """Upload the artifacts (and cached inputs) of ``commits`` the artifact remote lacks.
 
@@ -138,6 +146,7 @@ def upload_missing(
     nothing is uploaded then. Commits without a run record need nothing and are fine.
     Commits whose objects an earlier push saw all on the remote are not looked at again;
     ``labels`` (commit -> run id) saves listing the refs when the caller has them.
+    ``stop`` set from another thread starts no more objects (``transfer``).
     """
     commits = list(commits)
     fresh = set(commits if publishing is None else publishing)
@@ -202,8 +211,13 @@ def upload_missing(
         target.remember([sha])
         return size
 
-    done_now = transfer(send, upload, jobs or target.spec.jobs, progress)
+    target.fsync_each = len(send) <= FSYNC_EACH  # else one syncfs after (``settle``)
+    done_now = transfer(send, upload, jobs or target.upload_jobs, progress, stop)
     result.objects, result.bytes = done_now.objects, done_now.bytes
+    if stop is not None and stop.is_set() and done_now.objects < len(send):
+        raise RemoteError("the artifact upload was stopped; run the push again")
+    if done_now.objects:
+        target.settle()  # durable before any ref names them, and before they are remembered
     unsent = {item.run for item in result.not_cached}  # inputs logged without cache=True
     target.remember_commits({c: objs for c, objs in objects.items() if labels[c] not in unsent})
     return result
@@ -388,6 +402,59 @@ def push_annotations(repo: GitRepo, remote: str, result: PushResult) -> None:
         merge_fetched(repo)
 
 
+class _Upload:
+    """``xp push``'s artifact upload and the packing of its runs: in a thread when
+    ``background`` (``publish`` builds the buckets meanwhile), else at once. ``finish`` waits
+    for both (the upload's error raised there); ``cancel`` stops whatever is still running
+    (a failed or interrupted push: objects in flight finish, no more start)."""
+
+    def __init__(
+        self,
+        work: Callable[[threading.Event], UploadResult],
+        packing: git_remote.Packing | None,
+        *,
+        background: bool,
+    ) -> None:
+        self.stop = threading.Event()
+        self.packing = packing
+        self.result: UploadResult | None = None
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        if background:
+            self.thread = threading.Thread(
+                target=self._run, args=(work,), name="xp-upload", daemon=True
+            )
+            self.thread.start()
+        else:
+            self._run(work)
+
+    def _run(self, work: Callable[[threading.Event], UploadResult]) -> None:
+        try:
+            self.result = work(self.stop)
+        except BaseException as exc:  # raised in the caller's thread by finish
+            self.error = exc
+
+    def finish(self) -> UploadResult:
+        if self.thread is not None:
+            self.thread.join()
+        if self.error is not None:
+            self.cancel()
+            raise self.error
+        if self.packing is not None:
+            self.packing.wait()
+            self.packing = None
+        assert self.result is not None
+        return self.result
+
+    def cancel(self) -> None:
+        self.stop.set()
+        if self.packing is not None:
+            self.packing.stop()
+            self.packing = None
+        if self.thread is not None:
+            self.thread.join()
+
+
 def push(
     repo: GitRepo,
     *,
@@ -414,15 +481,17 @@ def push(
         if catalog_layout and not runs:  # a format-1 remote is migrated even so
             result.migrated = publish(repo, remote=name).migrated
         return result
+    upload: _Upload | None = None
     if artifacts:
         commits = sorted(set(selected.values()))
         labels = {commit: ref.id for ref, commit in selected.items()}
         publishing = _unpublished(repo, name, selected, catalog_layout)
-        # The runs' objects are packed while the artifacts upload (a second core's work):
-        # the refs still move only after every artifact is on the store.
+        # The runs' objects are packed while the artifacts upload (a second core's work),
+        # and the catalog's bucket commits are built meanwhile too (``publish``'s
+        # ``ready``): the refs still move only after every artifact is on the store.
         packing = git_remote.start_packing(repo, name, publishing)
-        try:
-            result.upload = upload_missing(
+        upload = _Upload(
+            lambda stop: upload_missing(
                 repo,
                 commits=commits,
                 store=store,
@@ -430,22 +499,34 @@ def push(
                 progress=progress,
                 publishing=publishing,
                 labels=labels,
-            )
-        except BaseException:
-            if packing is not None:
-                packing.stop()
-            raise
-        if packing is not None:
-            packing.wait()
-    if catalog_layout:
-        if chains:
-            push_refs(repo, name, [f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"], result)
-        published = publish(repo, remote=name, runs={r.id: c for r, c in selected.items()})
-        result.pushed += published.pushed
-        result.up_to_date += published.up_to_date
-        result.rejected += published.rejected
-        result.migrated = published.migrated
-        return result
+                stop=stop,
+            ),
+            packing,
+            background=catalog_layout,
+        )
+    try:
+        if catalog_layout:
+
+            def ready() -> None:
+                if upload is not None:
+                    result.upload = upload.finish()
+                if chains:
+                    push_refs(
+                        repo, name, [f"{fmt.MONITORING_PREFIX}*:{fmt.MONITORING_PREFIX}*"], result
+                    )
+
+            runs_ = {r.id: c for r, c in selected.items()}
+            published = publish(repo, remote=name, runs=runs_, ready=ready)
+            result.pushed += published.pushed
+            result.up_to_date += published.up_to_date
+            result.rejected += published.rejected
+            result.migrated = published.migrated
+            return result
+        if upload is not None:
+            result.upload = upload.finish()
+    finally:
+        if upload is not None:
+            upload.cancel()
     if runs:
         refspecs = [f"{ref}:{ref.local}" for ref in sorted(selected)]
     else:
