@@ -52,6 +52,24 @@ def _value(text: str) -> float | int:
     return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
+def _append(path: Path, parts: list[bytes], size: int) -> None:
+    """Append ``parts`` to ``path`` (``size`` bytes long) whole or not at all: a write cut
+    short (a full disk) is truncated back to ``size``."""
+    try:
+        with open(path, "ab") as fh:
+            try:
+                for part in parts:
+                    fh.write(part)
+                fh.flush()
+            except OSError:
+                fh.truncate(size)
+                raise
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write metric series to {path.parent}: {exc.strerror}; free disk space"
+        ) from None
+
+
 class _Helper:
     """A helper process rendering blocks of a big spill (record/render.py): given their
     offsets in the blocks file as they are stored, and ``end`` when the spill needs them."""
@@ -230,20 +248,10 @@ class SeriesSpill:
             return
         path = self._dir() / "blocks"
         heads = [render.frame(b) for _i, b in held]
-        try:
-            with open(path, "ab") as fh:
-                try:
-                    for head, (_i, block) in zip(heads, held, strict=True):
-                        fh.write(head)
-                        fh.write(block.data)
-                    fh.flush()
-                except OSError:
-                    fh.truncate(self._blocks_size)
-                    raise
-        except OSError as exc:
-            raise StorageError(
-                f"cannot write metric series to {path.parent}: {exc.strerror}; free disk space"
-            ) from None
+        parts = [
+            p for head, (_i, block) in zip(heads, held, strict=True) for p in (head, block.data)
+        ]
+        _append(path, parts, self._blocks_size)
         for head, (i, block) in zip(heads, held, strict=True):
             self._blocks[i] = (self._blocks_size, Columns(block.keys, block.count, (), b""))
             self._blocks_size += len(head) + len(block.data)
@@ -448,18 +456,7 @@ class SeriesSpill:
             if not s.lines:
                 continue
             data = "".join(s.lines).encode("ascii")
-            try:
-                with open(folder / s.name, "ab") as fh:
-                    try:
-                        fh.write(data)
-                        fh.flush()
-                    except OSError:
-                        fh.truncate(s.on_disk)
-                        raise
-            except OSError as exc:
-                raise StorageError(
-                    f"cannot write metric series to {folder}: {exc.strerror}; free disk space"
-                ) from None
+            _append(folder / s.name, [data], s.on_disk)
             s.on_disk += len(data)
             self._pending -= sum(map(len, s.lines))
             s.lines = []
