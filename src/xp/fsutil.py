@@ -85,13 +85,10 @@ def _drop_stale_temps(dfd: int) -> None:
                 os.unlink(entry, dir_fd=dfd)
 
 
-def fsync_dir(folder: Path) -> None:
-    """fsync a folder so the names just made in it survive a crash; quietly nothing where
-    the file system does not let a folder be opened or synced (as git does)."""
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path | int) -> None:
+def fsync_dir(folder: Path | int) -> None:
+    """fsync a folder (a path or an open descriptor) so the names just made in it survive a
+    crash; quietly nothing where the file system does not let a folder be opened or synced
+    (as git does)."""
     with contextlib.suppress(OSError):  # not every file system lets a folder be opened
         fd = folder if isinstance(folder, int) else os.open(folder, os.O_RDONLY)
         try:
@@ -269,7 +266,7 @@ def atomic_write(
             os.close(fd)
         os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
         made = False
-        _fsync_dir(dfd)
+        fsync_dir(dfd)
     except UnsafePathError:
         raise
     except OSError as exc:
@@ -373,7 +370,7 @@ def place(
                     " delete it and fetch or log it again"
                 )
             os.replace(tmp, dest.name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            _fsync_dir(dfd)
+            fsync_dir(dfd)
             return kind
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -446,7 +443,7 @@ def move_into(src: Path, dest: Path, *, root: Path) -> None:
                 raise
             place(src, dest, ("copy",), writable=True, root=root)
             os.unlink(src)
-        _fsync_dir(dfd)
+        fsync_dir(dfd)
     finally:
         os.close(dfd)
 

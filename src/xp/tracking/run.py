@@ -636,10 +636,14 @@ class Run:
         self._add_files(entries, "artifact")
         return entries
 
-    def log_bytes(
-        self, data: bytes, artifact_file: str, media: MediaEntry | None = None
-    ) -> list[FileEntry]:
+    def log_bytes(self, data: bytes, artifact_file: str) -> list[FileEntry]:
         """Store ``data`` as artifact ``artifact_file`` (any bytes, from anywhere)."""
+        return self._log_bytes(data, artifact_file, None)
+
+    def _log_bytes(
+        self, data: bytes, artifact_file: str, media: MediaEntry | None
+    ) -> list[FileEntry]:
+        """``log_bytes``, recording ``media`` (the entry the file makes up) in the same step."""
         self._check_live()
         from xp.artifacts import cache  # not on `xp commit`'s path: hashlib
 
@@ -837,7 +841,7 @@ class Run:
             timestamp=int(time.time() * 1000) if timestamp is None else int(timestamp),
             info=dict(encoded.info),
         )
-        files = self.log_bytes(encoded.data, path, entry)
+        files = self._log_bytes(encoded.data, path, entry)
         return _Logged(entry, files)
 
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> list[FileEntry]:
