@@ -38,6 +38,8 @@ from benchmarks.harness import (
     xp_command,
 )
 from benchmarks.harness import xp_project as make_project
+from xp.gitstore.maintenance import wait_for_repack
+from xp.gitstore.repo import find_repo
 
 
 def xp(
@@ -109,7 +111,12 @@ def xp_side(ctx: Context) -> dict[str, float]:
     git(repo, "add", ".xp/config.yaml")
     git(repo, "commit", "-q", "-m", "artifact remote")
     git(repo, "push", "-q", "origin", "main")
+    # git's automatic packing on, as in a user's clone (the harness turns it off for the
+    # commit workload): xp packs the runs' loose objects in the background as they pile up
+    # (gitstore.maintenance.maybe_repack); the push is timed once the last repack ended
+    git(repo, "config", "--unset", "gc.auto")
     many_runs(repo, n)
+    wait_for_repack(find_repo(repo).xp_dir)
     settle()
     cpu: dict[str, float] = {}
     out = {"push_dir": xp(repo, "push", cpu=cpu)}

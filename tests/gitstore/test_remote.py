@@ -137,3 +137,13 @@ def test_a_tip_whose_staged_ref_vanished_fails_the_push_instead_of_passing_as_se
     with pytest.raises(GitError, match="not sent"):
         remote.push(find_repo(repo), "origin", [], leases=dict.fromkeys(tips), tips=tips)
     assert _remote_refs(bare) == {}
+
+
+def test_git_runs_with_a_roomier_malloc_unless_the_user_tuned_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from xp.gitstore.repo import git_env
+
+    assert git_env()["GLIBC_TUNABLES"].startswith("glibc.malloc.trim_threshold=")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    assert git_env()["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"

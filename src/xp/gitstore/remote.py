@@ -325,7 +325,8 @@ def start_packing(repo: GitRepo, remote: str, commits: list[str]) -> Packing | N
     revs = (
         "".join(f"{c}\n" for c in loose) + "--not\n" + "".join(f"{s}\n" for s in set(have.values()))
     )
-    args = ["pack-objects", "--revs", "--delta-base-offset", "-q", str(objects / "pack" / "pack")]
+    args = ["pack-objects", "--revs", "--delta-base-offset", "--threads=1", "-q"]
+    args.append(str(objects / "pack" / "pack"))
     try:
         proc = spawn_git(args, repo.worktree, stderr=subprocess.DEVNULL)
     except GitError:

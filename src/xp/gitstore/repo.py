@@ -6,7 +6,9 @@ submodules) the same way the user's own git does, so we ask it instead of guessi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -54,9 +56,18 @@ class GitRepo:
         return run_git(args, cwd=self.worktree, env=env, input=input, check=check)
 
 
+# glibc's malloc gives memory back to the kernel whenever 128 KiB at the top of the heap are
+# free, and git frees its inflate buffers after every object: reading 7,000 loose objects
+# (``git pack-objects`` of 1,000 runs) made 28,000 ``brk`` calls and took 0.40 of its 0.58 s
+# in the kernel. Keeping up to 32 MiB (and growing by 4 MiB) takes that to 0.20 s, with no
+# change in peak memory. Other C libraries ignore the variable; a user's own setting wins.
+_GIT_MALLOC = "glibc.malloc.trim_threshold=33554432:glibc.malloc.top_pad=4194304"
+
+
 def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
     env.setdefault("LC_ALL", "C")
+    env.setdefault("GLIBC_TUNABLES", _GIT_MALLOC)
     if extra:
         env.update(extra)
     return env
@@ -125,6 +136,30 @@ def spawn_git(
         )
     except OSError as exc:
         raise GitError(f"could not run git: {exc.strerror}; check that git is installed") from None
+
+
+def detach_git(commands: list[list[str]], cwd: Path | str, hold: int) -> None:
+    """Start ``commands`` (git arguments each, the next tried when one fails) in the
+    background, niced, in a new session, and return at once: through ``sh``'s ``&`` the
+    work is no child of this process (a long-lived one, a notebook or ``xp ui``, would keep
+    it as a zombie) and a Ctrl-C here does not stop it. The file descriptor ``hold`` (an
+    ``flock``) is inherited, so the lock is held until the work ends."""
+    script = " || ".join(
+        "nice -n 10 " + " ".join(shlex.quote(a) for a in [_git_exe(), *args]) for args in commands
+    )
+    # no sh, or no process could start: the work is left for next time
+    with contextlib.suppress(OSError):
+        subprocess.run(
+            ["/bin/sh", "-c", f"({script}) &"],
+            cwd=cwd,
+            env=git_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=(hold,),
+            check=False,
+        )
 
 
 # What git prints when the remote end is the problem (URL, network, access).
