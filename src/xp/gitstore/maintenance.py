@@ -1,5 +1,6 @@
 """What ``xp maintenance`` asks git: object counts, an incremental or full repack that drops
-nothing, and registering the repository with ``git maintenance``'s scheduler."""
+nothing, and registering the repository with ``git maintenance``'s scheduler; and the
+background repack a run commit starts when many objects are loose (``maybe_repack``)."""
 
 from __future__ import annotations
 
@@ -110,7 +111,8 @@ def maybe_repack(repo: GitRepo) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False  # a repack runs
-        base = ["-c", "pack.threads=1", "repack", "-d", "-l", "-q"]
+        # --git-dir: a hook's relative GIT_DIR would not name it from there
+        base = [f"--git-dir={repo.common_dir}", "-c", "pack.threads=1", "repack", "-d", "-l", "-q"]
         detach_git([[*base, "--geometric=2"], base], repo.common_dir, hold=fd)
         return True
     finally:
