@@ -38,8 +38,6 @@ from benchmarks.harness import (
     xp_command,
 )
 from benchmarks.harness import xp_project as make_project
-from xp.gitstore.maintenance import wait_for_repack
-from xp.gitstore.repo import find_repo
 
 
 def xp(
@@ -102,6 +100,9 @@ def many_runs(repo: Path, n: int) -> None:
 
 
 def xp_side(ctx: Context) -> dict[str, float]:
+    from xp.gitstore.repack import wait_for_repack
+    from xp.gitstore.repo import find_repo
+
     n = ctx.size(1000, 50)
     repo = make_project(ctx.workdir / "a")
     for name in ("origin", "origin2"):
@@ -113,7 +114,7 @@ def xp_side(ctx: Context) -> dict[str, float]:
     git(repo, "push", "-q", "origin", "main")
     # git's automatic packing on, as in a user's clone (the harness turns it off for the
     # commit workload): xp packs the runs' loose objects in the background as they pile up
-    # (gitstore.maintenance.maybe_repack); the push is timed once the last repack ended
+    # (gitstore.repack.maybe_repack); the push is timed once the last repack ended
     git(repo, "config", "--unset", "gc.auto")
     many_runs(repo, n)
     wait_for_repack(find_repo(repo).xp_dir)

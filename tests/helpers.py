@@ -152,7 +152,7 @@ def git(cwd: Path, *args: str, input_text: str | None = None) -> str:
 def fsck(repo: Path) -> None:
     # a repack xp started in the background (many loose objects) ends first: fsck lists
     # loose objects, then reads them, and the repack deletes the loose copies it packed
-    from xp.gitstore.maintenance import wait_for_repack
+    from xp.gitstore.repack import wait_for_repack
 
     wait_for_repack(repo / ".git" / "xp" if (repo / ".git").is_dir() else repo / "xp")
     proc = subprocess.run(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import xp
 from tests.helpers import git
-from xp.gitstore.maintenance import REPACK_AT, loose_estimate, wait_for_repack
+from xp.gitstore.repack import REPACK_AT, loose_estimate, wait_for_repack
 from xp.gitstore.repo import find_repo
 
 

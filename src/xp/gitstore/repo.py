@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -144,6 +143,8 @@ def detach_git(commands: list[list[str]], cwd: Path | str, hold: int) -> None:
     work is no child of this process (a long-lived one, a notebook or ``xp ui``, would keep
     it as a zombie) and a Ctrl-C here does not stop it. The file descriptor ``hold`` (an
     ``flock``) is inherited, so the lock is held until the work ends."""
+    import shlex
+
     script = " || ".join(
         "nice -n 10 " + " ".join(shlex.quote(a) for a in [_git_exe(), *args]) for args in commands
     )

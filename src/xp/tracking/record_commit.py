@@ -20,8 +20,7 @@ from xp import format as fmt
 from xp.config import ProjectConfig, human_size
 from xp.errors import InvalidValueError, ObjectMissingError, XPError
 from xp.gitstore import commit as gitcommit
-from xp.gitstore import maintenance as git_maintenance
-from xp.gitstore import protect
+from xp.gitstore import protect, repack
 from xp.gitstore.objects import ObjectWriter
 from xp.gitstore.refs import update_ref
 from xp.gitstore.repo import GitRepo
@@ -240,7 +239,7 @@ def commit_record(
     gc_pid = protect.gc_running(repo.common_dir)
     if gc_pid is not None or writer.not_loose():
         sha = _settle(repo, writer, record, sha, tree, parent, start, end, gc_pid)
-    git_maintenance.maybe_repack(repo)  # a thousand runs' loose objects: pack them
+    repack.maybe_repack(repo)  # a thousand runs' loose objects: pack them
     return sha
 
 
