@@ -85,6 +85,19 @@ def _drop_stale_temps(dfd: int) -> None:
                 os.unlink(entry, dir_fd=dfd)
 
 
+def wait_unlocked(path: Path) -> None:
+    """Return once no process holds an exclusive ``flock`` on ``path`` (at once when there is
+    no such file): how tests and benchmarks wait for xp's detached background work."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(folder: Path | int) -> None:
     """fsync a folder (a path or an open descriptor) so the names just made in it survive a
     crash; quietly nothing where the file system does not let a folder be opened or synced

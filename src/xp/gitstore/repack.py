@@ -8,6 +8,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from xp import fsutil
 from xp.gitstore.repo import GitRepo, detach_git
 
 # A run leaves ~7 loose objects (its record files, three trees, its commit): 1,000 runs left
@@ -69,11 +70,4 @@ def maybe_repack(repo: GitRepo) -> bool:
 def wait_for_repack(xp_dir: Path) -> None:
     """Return once no background repack runs in the repository whose xp dir is ``xp_dir``
     (tests and benchmarks wait, so that the repack is not timed with what comes next)."""
-    try:
-        fd = os.open(xp_dir / REPACK_LOCK, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    finally:
-        os.close(fd)
+    fsutil.wait_unlocked(xp_dir / REPACK_LOCK)

@@ -11,11 +11,11 @@ caller can wait for this one: ``wait_for_packer``), released when it exits.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sys
 from pathlib import Path
 
+from xp import fsutil
 from xp.gitstore.repo import GitRepo
 from xp.query.index.store import PACKER_LOCK, Index
 
@@ -38,14 +38,7 @@ def main(argv: list[str]) -> int:
 def wait_for_packer(xp_dir: Path) -> None:
     """Return once no packer runs in the repository whose xp dir is ``xp_dir`` (tests and
     benchmarks wait so that the packing is not timed with what comes next)."""
-    try:
-        fd = os.open(xp_dir / PACKER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    finally:
-        os.close(fd)
+    fsutil.wait_unlocked(xp_dir / PACKER_LOCK)
 
 
 if __name__ == "__main__":
