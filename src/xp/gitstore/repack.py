@@ -4,7 +4,6 @@ run loads nothing more than this."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
@@ -50,21 +49,9 @@ def maybe_repack(repo: GitRepo) -> bool:
     auto = found.config.get("gc.auto") if found is not None else gitconfig.get(repo, "gc.auto")
     if (auto or "").strip() == "0":
         return False
-    try:
-        fd = os.open(repo.xp_dir / REPACK_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError:
-        return False
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False  # a repack runs
-        # --git-dir: a hook's relative GIT_DIR would not name it from there
-        base = [f"--git-dir={repo.common_dir}", "-c", "pack.threads=1", "repack", "-d", "-l", "-q"]
-        detach_git([[*base, "--geometric=2"], base], repo.common_dir, hold=fd)
-        return True
-    finally:
-        os.close(fd)  # the repack holds the lock through its own copy
+    # --git-dir: a hook's relative GIT_DIR would not name it from there
+    args = [f"--git-dir={repo.common_dir}", "-c", "pack.threads=1", "repack", "-d", "-l", "-q"]
+    return detach_git(repo.xp_dir / REPACK_LOCK, args, repo.common_dir, newer="--geometric=2")
 
 
 def wait_for_repack(xp_dir: Path) -> None:

@@ -6,11 +6,12 @@ submodules) the same way the user's own git does, so we ask it instead of guessi
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -137,30 +138,52 @@ def spawn_git(
         raise GitError(f"could not run git: {exc.strerror}; check that git is installed") from None
 
 
-def detach_git(commands: list[list[str]], cwd: Path | str, hold: int) -> None:
-    """Start ``commands`` (git arguments each, the next tried when one fails) in the
-    background, niced, in a new session, and return at once: through ``sh``'s ``&`` the
-    work is no child of this process (a long-lived one, a notebook or ``xp ui``, would keep
-    it as a zombie) and a Ctrl-C here does not stop it. The file descriptor ``hold`` (an
-    ``flock``) is inherited, so the lock is held until the work ends."""
-    import shlex
-
-    script = " || ".join(
-        "nice -n 10 " + " ".join(shlex.quote(a) for a in [_git_exe(), *args]) for args in commands
-    )
-    # no sh, or no process could start: the work is left for next time
-    with contextlib.suppress(OSError):
+def detach_locked(
+    lock: Path,
+    argv: Callable[[int], list[str]],
+    cwd: Path | str,
+    *,
+    script: str = '"$@" &',
+    env: dict[str, str] | None = None,
+) -> bool:
+    """Start ``argv(fd)`` in the background holding an exclusive ``flock`` on ``lock``, and
+    return at once; False when another process holds the lock or nothing could start.
+    ``fd`` is the locked descriptor, inherited, so the lock is held until the work ends
+    (callers wait with ``fsutil.wait_unlocked``). Through ``sh -c SCRIPT`` (``"$@"`` is
+    the command) ending in ``&``: the work is no child of this process (a long-lived one, a
+    notebook or ``xp ui``, would keep it as a zombie), and in a new session a Ctrl-C here
+    does not stop it."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         subprocess.run(
-            ["/bin/sh", "-c", f"({script}) &"],
+            ["/bin/sh", "-c", script, "sh", *argv(fd)],
             cwd=cwd,
-            env=git_env(),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            pass_fds=(hold,),
+            pass_fds=(fd,),
             check=False,
         )
+    except OSError:
+        return False  # the lock is taken (the work runs), or no process could start
+    finally:
+        os.close(fd)
+    return True
+
+
+def detach_git(lock: Path, args: list[str], cwd: Path | str, *, newer: str) -> bool:
+    """``git ARGS NEWER`` niced in the background holding ``lock`` (``detach_locked``), or
+    ``git ARGS`` when that fails (``NEWER``: an option older gits lack)."""
+    script = 'o=$1; shift; (nice -n 10 "$@" "$o" || nice -n 10 "$@") &'
+    return detach_locked(
+        lock, lambda _fd: [newer, _git_exe(), *args], cwd, script=script, env=git_env()
+    )
 
 
 # What git prints when the remote end is the problem (URL, network, access).

@@ -35,7 +35,6 @@ moving 100,000 refs takes seconds the command that found them should not wait fo
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import itertools
 import json
@@ -63,7 +62,7 @@ from xp.gitstore.refs import (
     packed_stamp,
     scan_folder,
 )
-from xp.gitstore.repo import GitRepo
+from xp.gitstore.repo import GitRepo, detach_locked
 from xp.query.filters import Node, SortKey
 from xp.query.index import annotated, arrays
 from xp.query.index.compile import sort_sql, where_sql
@@ -1276,29 +1275,12 @@ class Index:
         if setting in ("false", "no", "off", "0"):
             return
         repo = self.repo
-        try:
-            fd = os.open(repo.xp_dir / PACKER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by the packer until it ends
-            args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
-            packer = [sys.executable, "-m", "xp.query.index.pack", str(fd), *args]
-            # through sh's `&`: the packer is no child of this process (a long-lived one,
-            # a notebook or `xp ui`, would keep it as a zombie), and sh ends at once
-            subprocess.run(
-                ["/bin/sh", "-c", '"$@" &', "sh", *packer],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C of this command does not stop it
-                pass_fds=(fd,),
-                check=False,
-            )
-        except OSError:
-            pass  # a packer runs (the lock is taken), or none could start: the next look
-        finally:
-            os.close(fd)
+        args = [str(self.path), str(repo.worktree), str(repo.git_dir), str(repo.common_dir)]
+        detach_locked(
+            repo.xp_dir / PACKER_LOCK,
+            lambda fd: [sys.executable, "-m", "xp.query.index.pack", str(fd), *args],
+            repo.worktree,
+        )
 
     def pack_loose(self) -> None:
         """Pack the loose run refs the index knows of and record the move (the packer's job)."""
