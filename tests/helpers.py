@@ -391,6 +391,10 @@ for line in sys.stdin:
             xp.log_metric("loss", 1.0 / (step + 1), step=step)
             xp.log_metric("acc", step / (step + 1.0), step=step)
             step += 1
+    elif word == "metric":  # metric KEY N: N points of a new series
+        key, _, n = arg.partition(" ")
+        for i in range(int(n)):
+            xp.log_metric(key, float(i), step=i)
     elif word == "tag":
         key, _, value = arg.partition("=")
         xp.set_tag(key, value)

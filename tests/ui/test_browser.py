@@ -359,6 +359,13 @@ def test_a_live_run_gains_points_on_its_chart(browser: Any, repo: Path) -> None:
             == "live"
         )
         screenshot(browser, "ui-charts-live.png")
+        t.send("metric lr 4")  # a series the run starts logging after the page was made
+        wait_js(
+            browser,
+            "const c = window.__xpApp.current.charts.get('lr'); return c && c.list.length"
+            " && c.list[0].step.length === 4 || null",
+            "a chart for the new metric",
+        )
         t.end()
         wait_js(
             browser,
@@ -366,6 +373,53 @@ def test_a_live_run_gains_points_on_its_chart(browser: Any, repo: Path) -> None:
             "'finished' || null",
             "the run shown finished",
         )
+
+
+def test_a_link_to_a_run_not_there_yet_shows_it_once_it_arrives(
+    browser: Any, repo: Path, tmp_path: Path
+) -> None:
+    """A link opened before its run exists here (a run that just started, or one a teammate
+    pushed that is fetched a moment later) says so, then shows the run when it comes: the
+    charts page and the run's own page."""
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(repo), str(other)], check=True)
+
+    def made_there(name: str) -> str:
+        code = (
+            f"import xp\nwith xp.start_run(name={name!r}) as r:\n"
+            "    [xp.log_metric('loss', 1 / (s + 1), step=s) for s in range(6)]\nprint(r.id)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=other, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    def fetch() -> None:
+        fetch = ["git", "fetch", "-q", str(other), "+refs/xp/*:refs/xp/*"]
+        subprocess.run(fetch, cwd=repo, check=True)
+
+    project = Project(repo, dict(os.environ), {})
+    with xp_ui(project) as server:
+        run_id = made_there("fetched")
+        open_page(browser, server, f"/charts?runs={run_id}")
+        note = "const n = document.querySelector('.missing-runs'); return n && n.textContent"
+        assert run_id in wait_js(browser, note, "the note that the run is not there yet")
+        fetch()
+        wait_js(
+            browser,
+            "const c = window.__xpApp.current.charts; const l = c && c.get('loss'); return l && "
+            "l.list.length === 1 && l.list[0].step.length === 6 || null",
+            "the fetched run charted without a reload by hand",
+        )
+        assert not browser.execute_script("return document.querySelector('.missing-runs')")
+
+        second = made_there("fetched-2")
+        open_page(browser, server, f"/run/{second}")
+        error = "const e = document.querySelector('.error'); return e && e.textContent"
+        assert second in wait_js(browser, error, "the run page saying the run is not found")
+        fetch()
+        status = "const p = document.querySelector('#run-status'); return p && p.textContent"
+        assert wait_js(browser, status, "the run page once the run came") == "finished"
 
 
 def test_the_report_opens_offline_from_a_file(

@@ -73,6 +73,7 @@ export function start() {
     current = mount(main, ctx, r);
     ctx.current = current; // tests and devtools look here
   }
+  ctx.reload = route; // a page whose data changed under it (a run the link names appeared)
   window.addEventListener('hashchange', route);
   route();
   return ctx;

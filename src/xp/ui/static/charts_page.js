@@ -8,6 +8,7 @@ import { num, fmtValue } from './format.js';
 import { state } from './state.js';
 import { href, setParams } from './router.js';
 import { MetricChart } from './chart.js';
+import { reloadLater, mayHaveAppeared } from './live.js';
 
 const POINTS = 2000;
 
@@ -149,15 +150,36 @@ export function mountCharts(root, ctx, route) {
     } finally { c.busy = false; }
   }
 
+  function addChart(name, runs) {
+    const chart = new MetricChart(grid, {
+      metric: name, ...opts,
+      onZoom: (z) => { const c = charts.get(name); if (c.list.some((s) => s.downsampled) || !c.full) load(c, z); },
+      onPick: (id) => { location.hash = href('run', [id]); },
+    });
+    const c = { metric: name, chart, runs, loaded: false, list: [] };
+    charts.set(name, c);
+    observer.observe(chart.el);
+    return c;
+  }
+
+  let missing = []; // runs in the link that the server does not know (yet)
+
   (async () => {
-    const metricsAsked = ctx.source.metrics(ids); // both at once: one round trip less
+    let metricsAsked = ctx.source.metrics(ids); // both at once: one round trip less
     metricsAsked.catch(() => {}); // (awaited below; no unhandled rejection meanwhile)
     const res = await ctx.source.runs({ ids });
     rows = res.rows;
     state.remember(rows);
     if (!alive) return;
-    clear(side).append(h('div', { class: 'side-head' }, h('strong', {}, `${rows.length} run${rows.length === 1 ? '' : 's'}`), h('a', { href: href('compare', [], { runs: ids }), class: 'link' }, 'compare →')),
-      runSidebar(rows, hidden, (id, on) => { if (on) hidden.delete(id); else hidden.add(id); for (const c of charts.values()) c.chart.setHidden([...hidden]); }));
+    const known = new Set(rows.map((r) => r.run_id));
+    missing = ids.filter((id) => !known.has(id));
+    const head = h('div', { class: 'side-head' }, h('strong', {}, `${rows.length} run${rows.length === 1 ? '' : 's'}`), h('a', { href: href('compare', [], { runs: ids }), class: 'link' }, 'compare →'));
+    clear(side).append(head, runSidebar(rows, hidden, (id, on) => { if (on) hidden.delete(id); else hidden.add(id); for (const c of charts.values()) c.chart.setHidden([...hidden]); }));
+    if (missing.length) {
+      side.append(h('p', { class: 'muted note missing-runs' }, `Not found (yet): ${missing.join(', ')}. The page shows ${missing.length === 1 ? 'it' : 'them'} once xp sees ${missing.length === 1 ? 'it' : 'them'}.`));
+      unmounters.push(reloadLater(ctx, ids.join(',')));
+      metricsAsked = rows.length ? ctx.source.metrics(rows.map((r) => r.run_id)) : Promise.resolve({ metrics: [] });
+    }
     const m = await metricsAsked;
     if (!alive) return;
     const series = m.metrics.filter((x) => Object.values(x.runs).some((c) => c > 1));
@@ -167,26 +189,33 @@ export function mountCharts(root, ctx, route) {
       const card = summaryCard(single.map((x) => x.name), rows);
       grid.append(card);
     }
-    for (const { name, runs } of series) {
-      const chart = new MetricChart(grid, {
-        metric: name, ...opts,
-        onZoom: (z) => { const c = charts.get(name); if (c.list.some((s) => s.downsampled) || !c.full) load(c, z); },
-        onPick: (id) => { location.hash = href('run', [id]); },
-      });
-      const c = { metric: name, chart, runs: Object.keys(runs), loaded: false, list: [] };
-      charts.set(name, c);
-      observer.observe(chart.el);
-    }
+    for (const { name, runs } of series) addChart(name, Object.keys(runs));
     applyFilter();
   })().catch((e) => { clear(grid).append(h('div', { class: 'error' }, String(e.message || e))); });
+
+  /** A live run's metric that grew past one point after the page was made: its chart, or
+   *  its line in the chart there is. */
+  function grown(runId, metric) {
+    const c = charts.get(metric);
+    if (!c) {
+      addChart(metric, [runId]);
+      applyFilter();
+    } else if (!c.runs.includes(runId)) {
+      c.runs.push(runId);
+      if (c.loaded) load(c, null);
+    } else {
+      appendLive(c, runId);
+    }
+  }
 
   return {
     charts,
     unmount() { alive = false; unmounters.forEach((f) => f()); for (const c of charts.values()) c.chart.destroy(); },
     onEvent(type, data) {
-      if (type === 'series') {
-        const c = charts.get(data.metric);
-        if (c && ids.includes(data.run_id)) appendLive(c, data.run_id);
+      if (mayHaveAppeared(type, data, missing)) {
+        ctx.reload();
+      } else if (type === 'series') {
+        if (ids.includes(data.run_id) && !missing.includes(data.run_id) && rows.length && data.count > 1) grown(data.run_id, data.metric);
       } else if (type === 'run' && data.row) {
         const pill = side.querySelector(`[data-status="${CSS.escape(data.run_id)}"]`);
         if (pill) { pill.textContent = data.row.status; pill.className = 'pill s-' + data.row.status; }

@@ -52,3 +52,23 @@ export class LiveFeed {
   setStatus(s) { this.status = s; this.onStatus(s); }
   subscribe(fn) { this.handlers.add(fn); return () => this.handlers.delete(fn); }
 }
+
+// A page whose link names a run the server does not know yet (a run is on disk half a
+// second after it starts; a fetched one once the index looks at the refs) reloads when the
+// run appears, and a few times on its own, since an event can pass before the stream opens.
+const retried = { key: '', n: 0 }; // counted across the reloads of one link
+
+/** Reload the page for `key` (its link) after 0.5, 1, 2, 4 then 8 s; returns a cancel. */
+export function reloadLater(ctx, key) {
+  if (ctx.source.embedded) return () => {}; // a report: nothing more will come
+  if (retried.key !== key) { retried.key = key; retried.n = 0; }
+  if (retried.n >= 5) return () => {};
+  const t = setTimeout(() => ctx.reload(), 500 * 2 ** retried.n);
+  retried.n += 1;
+  return () => clearTimeout(t);
+}
+
+/** Whether live event (type, data) says that one of the runs `missing` may have appeared. */
+export function mayHaveAppeared(type, data, missing) {
+  return type === 'run' && data.new && missing.length > 0 && (data.run_id === null || missing.includes(data.run_id));
+}

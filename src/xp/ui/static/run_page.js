@@ -10,6 +10,7 @@ import { href } from './router.js';
 import { MetricChart } from './chart.js';
 import { renderMarkdown } from './markdown.js';
 import { csvTable } from './csv.js';
+import { reloadLater, mayHaveAppeared } from './live.js';
 
 const MAX_PREVIEW = 262144;
 
@@ -62,6 +63,8 @@ export function mountRun(root, ctx, route) {
   let alive = true;
   const charts = [];
   let logPre = null;
+  let missing = []; // [id] while the server does not know the run (yet)
+  let cancelReload = () => {};
 
   async function loadLog(d) {
     if (!d.log || ctx.source.embedded) return;
@@ -129,12 +132,16 @@ export function mountRun(root, ctx, route) {
         ctx.source.embedded ? null : h('a', { href: ctx.source.artifactUrl(id, 'logs/xp-run.log', true), class: 'link' }, 'download full log')));
       loadLog(d);
     }
-  })().catch((e) => append(page, [h('div', { class: 'error' }, String(e.message || e))]));
+  })().catch((e) => {
+    append(page, [h('div', { class: 'error' }, String(e.message || e))]);
+    if (e.status === 404 && alive) { missing = [id]; cancelReload = reloadLater(ctx, 'run:' + id); }
+  });
 
   let logT = 0;
   return {
-    unmount() { alive = false; charts.forEach((c) => c.destroy()); clearTimeout(logT); },
+    unmount() { alive = false; charts.forEach((c) => c.destroy()); clearTimeout(logT); cancelReload(); },
     onEvent(type, data) {
+      if (mayHaveAppeared(type, data, missing)) { ctx.reload(); return; }
       if (data.run_id !== id) return;
       if (type === 'run' && data.row) {
         const pill = page.querySelector('#run-status');
