@@ -235,6 +235,43 @@ def build_project(root: Path, home: Path) -> Project:
     return Project(root, env, ids)
 
 
+# -- a model registry -------------------------------------------------------------------------
+
+MODEL_NOTE = '<img src=x onerror="window.__xss=12">'  # a register tag's message, from anyone
+
+
+def register_models(root: Path) -> dict[str, str]:
+    """Three runs in ``root`` (cwd), registered with the real registry functions as churn
+    v0.0.1 (production, then staging), v0.0.2 (production, then rolled back from it; its
+    note is ``MODEL_NOTE``) and v0.0.3 (deregistered); the first run is team/fraud v0.0.1
+    too. Returns the run ids by name."""
+    import xp
+    from xp.gitstore.repo import find_repo
+    from xp.production.status import rollback
+    from xp.sharing import registry
+
+    ids = {}
+    (root / "out").mkdir(exist_ok=True)
+    for name, rmse in (("first", 0.5), ("second", 0.25), ("third", 0.75)):
+        (root / "out" / "model.pkl").write_bytes(f"weights of {name}".encode())
+        with xp.start_run(name=name, path=root) as run:
+            xp.log_metric("rmse", rmse)
+            xp.log_metric("r2", 1 - rmse)
+            xp.log_artifact(root / "out" / "model.pkl")
+        ids[name] = str(run.id)
+    repo = find_repo(root)
+    registry.register(repo, run=ids["first"], name="churn", message="the baseline")
+    registry.register(repo, run=ids["second"], name="churn", message=MODEL_NOTE)
+    registry.register(repo, run=ids["third"], name="churn")
+    registry.register(repo, run=ids["first"], name="team/fraud", version="v1.0.0")
+    registry.assign(repo, name="churn", version="v0.0.1", stage="production")
+    registry.assign(repo, name="churn", version="v0.0.2", stage="production")
+    rollback(repo, name="churn", stage="production")  # back to v0.0.1
+    registry.assign(repo, name="churn", version="v0.0.2", stage="staging")
+    registry.deregister(repo, name="churn", version="v0.0.3")
+    return ids
+
+
 # -- the server -------------------------------------------------------------------------------
 
 

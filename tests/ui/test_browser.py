@@ -19,11 +19,13 @@ from tests.helpers import trainer
 from tests.ui.project import (
     HOSTILE_ID,
     HOSTILE_NAME,
+    MODEL_NOTE,
     PIXELS_JS,
     Project,
     XpUi,
     chromium,
     console_errors,
+    register_models,
     screenshot,
     wait_js,
     xp_ui,
@@ -326,6 +328,78 @@ def test_hostile_values_are_text_everywhere(browser: Any, ui_server: XpUi) -> No
     open_page(browser, ui_server, f"/compare?runs={HOSTILE_ID}")
     wait_js(browser, "return document.querySelector('.cmp') || null", "the comparison")
     assert browser.execute_script(INJECTED) == CLEAN
+
+
+CELLS = (
+    "return [...document.querySelectorAll(arguments[0])]"
+    ".map(r => [...r.cells].map(c => c.textContent))"
+)
+
+
+def test_the_models_page_lists_the_registry_and_a_models_versions(browser: Any, repo: Path) -> None:
+    project = Project(repo, dict(os.environ), {})
+    with xp_ui(project) as server:
+        open_page(browser, server, "/models")
+        empty = "const e = document.getElementById('models-empty'); return e && e.textContent"
+        assert "xp model register NAME RUN" in wait_js(browser, empty, "the empty registry")
+        tab = browser.execute_script("return document.querySelector('.tab.active').textContent")
+        assert tab == "Models"  # a page of its own now, no "soon" badge
+        ids = register_models(repo)
+        open_page(browser, server, "/models")
+        rows = wait_js(
+            browser,
+            f"const r = (() => {{ {CELLS} }})(); return r.length ? r : null",
+            "the models table",
+            30,
+            ".models-list tbody tr",
+        )
+        headers = browser.execute_script(CELLS, ".models-list thead tr")[0]
+        assert headers[:4] == ["name", "latest", "#production", "#staging"]
+        churn, fraud = rows
+        assert churn[:5] == ["churn", "v0.0.2", "v0.0.1", "v0.0.2", ids["second"]]
+        assert "rmse=0.25" in churn[5]
+        assert fraud[:4] == ["team/fraud", "v1.0.0", "-", "-"]
+        run_link = browser.execute_script(
+            "return document.querySelector('.models-list tbody tr a.mono').getAttribute('href')"
+        )
+        assert run_link == f"#/run/{ids['second']}"
+        screenshot(browser, "ui-models.png")
+
+        browser.execute_script("document.querySelector('.models-list tbody tr td.muted').click()")
+        versions = wait_js(
+            browser,
+            f"const r = (() => {{ {CELLS} }})(); return r.length === 3 ? r : null",
+            "the model's versions",
+            30,
+            ".model-versions tbody tr",
+        )
+        assert browser.current_url.endswith("#/models/churn")
+        assert [v[0] for v in versions] == ["v0.0.3deregistered", "v0.0.2", "v0.0.1"]
+        gone = browser.execute_script(
+            "return [...document.querySelectorAll('.model-versions tr.gone')]"
+            ".map(r => r.dataset.version)"
+        )
+        assert gone == ["v0.0.3"]
+        assert versions[1][1] == "staging"
+        assert versions[2][1] == "production"
+        assert versions[1][7] == MODEL_NOTE  # the tag's message, as the text it is
+        history = browser.execute_script(CELLS, ".model-history tbody tr")
+        assert [h[1:4] for h in history] == [
+            ["staging", "v0.0.2", "assign"],
+            ["production", "v0.0.1", "rollback from v0.0.2"],
+            ["production", "v0.0.2", "assign"],
+            ["production", "v0.0.1", "assign"],
+        ]
+        assert browser.execute_script(INJECTED) == CLEAN
+        screenshot(browser, "ui-model.png")
+
+        open_page(browser, server, "/models/team%2Ffraud")  # a name with a slash
+        name = "const e = document.getElementById('model-name'); return e && e.textContent"
+        assert wait_js(browser, name, "the model with a slash") == "team/fraud"
+        open_page(browser, server, "/models/nope")
+        error = "const e = document.querySelector('.error'); return e && e.textContent"
+        assert "registered models: churn, team/fraud" in wait_js(browser, error, "no such model")
+        assert console_errors(browser, allow=("404",)) == []
 
 
 def test_a_live_run_gains_points_on_its_chart(browser: Any, repo: Path) -> None:

@@ -17,7 +17,16 @@ from typing import Any
 import pytest
 
 from tests.helpers import spawned, trainer, wait_for
-from tests.ui.project import CARRIED, HOSTILE_ID, HOSTILE_NAME, Project, XpUi, xp_ui
+from tests.ui.project import (
+    CARRIED,
+    HOSTILE_ID,
+    HOSTILE_NAME,
+    MODEL_NOTE,
+    Project,
+    XpUi,
+    register_models,
+    xp_ui,
+)
 
 Q = urllib.parse.quote
 
@@ -348,6 +357,64 @@ def test_points_diff_and_history(ui_server: XpUi, ui_project: Project) -> None:
     status, _, body = ui_server.get("api/v1/history?branch=nope&metric=acc")
     assert status == 404
     assert "main" in json.loads(body)["error"]
+
+
+def test_the_model_registry(repo: Path) -> None:
+    """The registry's tags as the Models page reads them: empty at first, then (the tags
+    changed under the running server) every model, each version with its run and metrics,
+    what each stage runs and every stage change, rollbacks marked; notes stay the text
+    they are."""
+    project = Project(repo, dict(os.environ), {})
+    with xp_ui(project) as server:
+        assert server.json("api/v1/models") == {"models": [], "stages": []}
+        ids = register_models(repo)
+        listing = server.json("api/v1/models")
+        assert listing["stages"] == ["production", "staging"]
+        churn, fraud = listing["models"]
+        assert (churn["name"], fraud["name"]) == ("churn", "team/fraud")
+        assert churn["latest"] == "v0.0.2"  # v0.0.3 was deregistered
+        assert churn["stages"] == {"production": "v0.0.1", "staging": "v0.0.2"}
+        assert (churn["versions"], churn["active"]) == (3, 2)
+        assert churn["run_id"] == ids["second"]
+        assert churn["metrics"] == {"r2": 0.75, "rmse": 0.25}
+        assert churn["deprecated"] is False
+        assert (fraud["latest"], fraud["stages"], fraud["run_id"]) == ("v1.0.0", {}, ids["first"])
+
+        model = server.json("api/v1/models/churn")
+        versions = {v["version"]: v for v in model["versions"]}
+        assert [v["version"] for v in model["versions"]] == ["v0.0.3", "v0.0.2", "v0.0.1"]
+        assert versions["v0.0.3"]["active"] is False
+        assert versions["v0.0.2"]["note"] == MODEL_NOTE
+        assert versions["v0.0.1"]["note"] == "the baseline"
+        first = versions["v0.0.1"]
+        assert first["stages"] == ["production"]
+        assert first["run_id"] == ids["first"]
+        assert first["tag"] == "churn@v0.0.1"
+        assert first["artifacts"] == ["model.pkl"]
+        assert first["metrics"] == {"r2": 0.5, "rmse": 0.5}
+        assert first["by"] == "Test Committer <committer@example.com>"
+        assert first["registered"].endswith("Z")
+        assert len(first["commit"]) == 40
+        production = model["stage_status"][0]
+        assert (production["stage"], production["version"]) == ("production", "v0.0.1")
+        assert (production["previous"], production["rollback_to"]) == ("v0.0.2", None)
+        changes = [(c["stage"], c["version"], c["rollback_from"]) for c in model["history"]]
+        assert changes == [
+            ("staging", "v0.0.2", None),
+            ("production", "v0.0.1", "v0.0.2"),
+            ("production", "v0.0.2", None),
+            ("production", "v0.0.1", None),
+        ]
+        assert all(c["by"] == first["by"] and c["action"] == "assign" for c in model["history"])
+        # a name with a slash, as the page's link encodes it and as typed
+        for path in ("api/v1/models/team/fraud", "api/v1/models/team%2Ffraud"):
+            assert server.json(path)["versions"][0]["version"] == "v1.0.0"
+        status, _, body = server.get("api/v1/models/nope")
+        assert status == 404
+        error = json.loads(body)
+        assert error["code"] == "not_found"
+        assert "registered models: churn, team/fraud" in error["error"]
+        assert "xp model register NAME RUN" in error["error"]
 
 
 def test_live_runs_stream_and_grow(repo: Path) -> None:

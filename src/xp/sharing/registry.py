@@ -93,6 +93,8 @@ class Version:
     artifacts: list[str]
     active: bool = True
     stages: list[str] = field(default_factory=list)
+    message: str = ""  # the register tag's message (GTO's line, the user's note, trailers)
+    tagger: str = ""  # "Name <email>" of whoever registered it
 
 
 @dataclass
@@ -235,7 +237,15 @@ def _replay(found: list[Event]) -> Registry:
         model.counter = max(model.counter, ev.counter)
         if ev.action == "register" and ev.version:
             model.versions[ev.version] = Version(
-                ev.name, ev.version, ev.commit, ev.time, ev.tag, ev.run_id, ev.artifacts
+                ev.name,
+                ev.version,
+                ev.commit,
+                ev.time,
+                ev.tag,
+                ev.run_id,
+                ev.artifacts,
+                message=ev.message,
+                tagger=ev.tagger,
             )
         elif ev.action == "deregister" and ev.version in model.versions:
             model.versions[ev.version].active = False

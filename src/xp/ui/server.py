@@ -1,9 +1,9 @@
 """``xp ui``: the web app over one repository, on Starlette and uvicorn.
 
 It serves the front end (``static/``: plain ES modules, no build step) and the JSON of
-``documents`` under ``api/v1/``, and streams live events; GET and HEAD only, and it never
-writes to the repository. Security, for a server on the user's machine that reads data other
-people produced (fetched runs):
+``documents`` and ``models`` (the registry) under ``api/v1/``, and streams live events; GET and
+HEAD only, and it never writes to the repository. Security, for a server on the user's machine
+that reads data other people produced (fetched runs):
 
 - it binds 127.0.0.1 unless told otherwise;
 - it answers only requests whose ``Host`` is a name it serves under (loopback names, the bind
@@ -52,6 +52,7 @@ from xp.query.live import LiveRuns
 from xp.ui import artifacts as art
 from xp.ui.documents import Source
 from xp.ui.live import Events, Watcher
+from xp.ui.models import Models
 from xp.ui.series import DEFAULT_POINTS, MAX_POINTS, Window
 
 CSP = (
@@ -274,6 +275,7 @@ class App:
 
     def __init__(self, source: Source, events: Events | None, stopping: threading.Event) -> None:
         self.source = source
+        self.models = Models(source.repo)
         self.events = events
         self.stopping = stopping
         self.table_answered = threading.Event()  # then the chart's imports may start
@@ -299,6 +301,11 @@ class App:
             get("/api/v1/points", self.api(self.points)),
             get("/api/v1/diff", self.api(self.diff)),
             get("/api/v1/history", self.api(self.history)),
+            get("/api/v1/models", self.api(lambda r: self.models.listing())),
+            get(
+                "/api/v1/models/{name:path}",
+                self.api(lambda r: self.models.model(r.path_params["name"])),
+            ),
             get("/api/v1/events", self.stream),
             get("/api/{rest:path}", self.api(self.no_endpoint)),
         ]

@@ -53,6 +53,8 @@ export class HttpSource {
   points(p, signal) { return this.get('points', p, signal); }
   diff(a, b, signal) { return this.get('diff', { a, b }, signal); }
   history(p, signal) { return this.get('history', p, signal); }
+  models(signal) { return this.get('models', {}, signal); }
+  model(name, signal) { return this.get('models/' + pathUrl(name), {}, signal); }
   artifactUrl(id, path, download = false) {
     return this.base + 'runs/' + enc(id) + '/artifacts/' + pathUrl(path) + (download ? '?download=1' : '');
   }
@@ -149,6 +151,10 @@ export class EmbeddedSource {
     if (this.data.history) return this.data.history;
     throw new ApiError(404, { error: 'this report holds no history' });
   }
+
+  // a report holds runs, not the repository's registry tags
+  async models() { throw new ApiError(404, { error: 'the model registry is not part of a report; run `xp ui` in the repository' }); }
+  async model(name) { return this.models(name); }
 
   artifactUrl(id, path) {
     const d = (this.data.details || {})[id];

@@ -11,6 +11,7 @@ import { mountCharts } from './charts_page.js';
 import { mountCompare } from './compare_page.js';
 import { mountRun } from './run_page.js';
 import { mountHistory } from './history_page.js';
+import { mountModels } from './models_page.js';
 
 const PAGES = {
   runs: mountRuns,
@@ -18,7 +19,7 @@ const PAGES = {
   compare: mountCompare,
   run: mountRun,
   history: mountHistory,
-  models: (root) => { clear(root).append(h('div', { class: 'page placeholder' }, h('h2', {}, 'Models'), h('p', { class: 'muted' }, 'The model registry view comes with a later issue.'))); return { unmount() {} }; },
+  models: mountModels,
 };
 
 export function start() {
@@ -57,9 +58,8 @@ export function start() {
       ['models', 'Models', href('models')],
     ];
     append(clear(nav), items.map(([k, label, url]) => h('a', {
-      class: ['tab', k === page && 'active', k === 'models' && 'soon'], href: url,
-      'aria-current': k === page ? 'page' : null,
-    }, label, k === 'models' ? h('span', { class: 'soon-badge' }, 'soon') : null)));
+      class: ['tab', k === page && 'active'], href: url, 'aria-current': k === page ? 'page' : null,
+    }, label)));
   }
   state.subscribe(() => renderNav(currentName));
 

@@ -1,4 +1,5 @@
-// Hash routing: #/runs?q=..., #/run/<id>, #/charts?runs=a,b, #/compare?runs=a,b, #/history?...
+// Hash routing: #/runs?q=..., #/run/<id>, #/charts?runs=a,b, #/compare?runs=a,b, #/history?...,
+// #/models, #/models/<name>
 // Hash URLs work the same from a server and from file:// (reports).
 
 export function parseHash(hash = location.hash) {
