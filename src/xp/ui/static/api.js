@@ -1,5 +1,5 @@
 // Data sources. Every page talks to a "source" with the same methods:
-//   HttpSource      -> the JSON API of API.md (xp ui, fixture_server.py)
+//   HttpSource      -> the JSON API of `xp ui` (docs/ui.md, "The JSON API")
 //   EmbeddedSource  -> the <script type="application/json" id="xp-data"> blob of a report
 // createSource() picks the embedded one when the page carries the blob.
 
