@@ -463,6 +463,52 @@ def test_live_runs_stream_and_grow(repo: Path) -> None:
         assert len(wait_for(finished, "the run committed")) == 1
 
 
+def test_a_running_xp_run_shows_its_output_then_its_saved_log(repo: Path) -> None:
+    """The run page's log: while ``xp run`` runs, what its command printed so far (the
+    spool beside the journal); once it ended, the saved ``logs/xp-run.log``."""
+    script = repo / "talk.py"
+    script.write_text(
+        "import os, time, xp\n"
+        "xp.start_run(name='talker')\n"
+        "print('hello from step 1', flush=True)\n"
+        "while not os.path.exists('go'):\n"
+        "    time.sleep(0.05)\n"
+        "print('bye', flush=True)\n"
+    )
+    project = Project(repo, dict(os.environ), {})
+    cmd = [sys.executable, "-m", "xp", "run", "--", sys.executable, "-u", str(script)]
+    with (
+        xp_ui(project) as server,
+        spawned(cmd, cwd=repo, stdout=subprocess.PIPE, text=True) as run,
+    ):
+        assert run.stdout is not None
+        assert "hello from step 1" in run.stdout.readline()
+
+        def live_row() -> list[dict[str, Any]]:
+            rows = server.json("api/v1/runs?limit=10")["rows"]
+            return [r for r in rows if r["status"] == "running"]
+
+        run_id = wait_for(live_row, "the running run")[0]["run_id"]
+        detail = wait_for(
+            lambda: (d := server.json(f"api/v1/runs/{run_id}"))["log"] and d, "a live log"
+        )
+        status, _headers, body = server.get(detail["log"]["url"].lstrip("/") + "?tail=1000")
+        assert status == 200, body
+        assert b"hello from step 1" in body
+        (repo / "go").write_text("")
+        assert run.wait(timeout=60) == 0
+
+        def saved() -> dict[str, Any] | None:
+            d = server.json(f"api/v1/runs/{run_id}")
+            return d if d["run"]["status"] == "finished" and d["log"] else None
+
+        status, _headers, body = server.get(
+            wait_for(saved, "the committed run")["log"]["url"].lstrip("/")
+        )
+        assert status == 200
+        assert b"hello from step 1" in body and b"bye" in body
+
+
 def test_without_the_extra_one_line_names_the_install(ui_project: Project) -> None:
     code = "import sys; sys.modules['uvicorn'] = None; import xp.cli; sys.exit(xp.cli.main(['ui']))"
     proc = subprocess.run(

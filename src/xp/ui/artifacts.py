@@ -185,10 +185,11 @@ class ArtifactStore:
 
 
 def live_log(repo: GitRepo, run_id: str) -> Path | None:
-    """The output file of a running ``xp run`` (``<git common dir>/xp/tmp/<id>.log``)."""
+    """The output a running ``xp run`` streams (``fmt.output_spool``: ``<id>.out`` beside
+    its journal)."""
     if not fmt.ID_RE.match(run_id):
         return None
-    path = repo.xp_dir / "tmp" / f"{run_id}.log"
+    path = fmt.output_spool(repo.xp_dir / "journal", run_id)
     try:
         st = os.lstat(path)
     except OSError:
