@@ -111,6 +111,20 @@ def test_the_table_shows_runs_and_the_filter_narrows_them(
         "the suggestion applied",
     )
     assert fixed == "metrics.acc > 0.5"
+    assert not browser.execute_script("return document.querySelector('.table-wrap.stale')")
+    # one word that is no column: the rows shown are marked as the previous filter's, and
+    # a search of the names is offered
+    box.clear()
+    box.send_keys("alph\n")
+    wait_js(browser, "return document.querySelector('.table-wrap.stale')", "the rows dimmed")
+    assert "previous filter" in browser.execute_script(COUNT)
+    browser.execute_script(
+        "[...document.querySelectorAll('.fb-sugg .chip')].find(c => c.textContent === "
+        "\"name like '%alph%'\").click()"
+    )
+    found = f"const n = (() => {{ {NAMES} }})(); return n.length === 1 ? n : null"
+    assert wait_js(browser, found, "the runs named like it") == ["alpha"]
+    assert not browser.execute_script("return document.querySelector('.table-wrap.stale')")
     assert browser.execute_script(INJECTED) == CLEAN
 
 
@@ -447,6 +461,43 @@ def test_a_live_run_gains_points_on_its_chart(browser: Any, repo: Path) -> None:
             "'finished' || null",
             "the run shown finished",
         )
+        wait_js(  # read again from the commit once the run ended
+            browser,
+            "const c = window.__xpApp.current.charts; const l = c && c.get('loss');"
+            " return l && l.list.length === 1 && l.list[0].step.length === 25 &&"
+            " !document.querySelector('.missing-runs') && document.querySelector('.note')"
+            ".textContent.startsWith('3 series') || null",
+            "the ended run's charts from its record",
+        )
+
+
+def test_a_live_runs_page_follows_it_to_its_end(browser: Any, repo: Path) -> None:
+    """The run page of a running run updates as it logs (its metrics, series table and
+    charts, a new metric) and shows the committed record when it ends, without a reload."""
+    project = Project(repo, dict(os.environ), {})
+    with xp_ui(project) as server, trainer(repo, name="followed") as t:
+        t.log(5)
+        open_page(browser, server, f"/run/{t.run_id}")
+        chart = (
+            "const c = window.__xpApp.current && window.__xpApp.current.charts;"
+            " const l = c && c.get('loss'); return l && l.u ? l.u.data[0].length : null"
+        )
+        assert wait_js(browser, chart, "the run's loss chart") == 5
+        t.log(20)
+        grown = chart.replace("length : null", "length === 25 || null : null")
+        wait_js(browser, grown, "25 points drawn without a reload")
+        t.send("metric lr 4")
+        lr = chart.replace("get('loss')", "get('lr')")
+        assert wait_js(browser, lr, "a chart for the metric logged later") == 4
+        t.end()
+        meta = (
+            "const rows = [...document.querySelectorAll('.kv tr')].map(r => r.textContent);"
+            " return rows.includes('statusfinished') || null"
+        )
+        wait_js(browser, meta, "the committed record's status in the Run card")
+        pill = browser.execute_script("return document.querySelector('#run-status').textContent")
+        assert pill == "finished"
+        screenshot(browser, "ui-run-live-ended.png")
 
 
 def test_a_link_to_a_run_not_there_yet_shows_it_once_it_arrives(

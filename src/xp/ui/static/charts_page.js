@@ -163,6 +163,7 @@ export function mountCharts(root, ctx, route) {
   }
 
   let missing = []; // runs in the link that the server does not know (yet)
+  let endT = 0; // a reload once a run of the page ended
 
   (async () => {
     let metricsAsked = ctx.source.metrics(ids); // both at once: one round trip less
@@ -184,7 +185,7 @@ export function mountCharts(root, ctx, route) {
     if (!alive) return;
     const series = m.metrics.filter((x) => Object.values(x.runs).some((c) => c > 1));
     const single = m.metrics.filter((x) => !series.includes(x));
-    note.textContent = `${series.length} series, ${single.length} single-value metrics`;
+    note.textContent = `${series.length} series, ${single.length} single-value metric${single.length === 1 ? '' : 's'}`;
     if (single.length) {
       const card = summaryCard(single.map((x) => x.name), rows);
       grid.append(card);
@@ -219,6 +220,13 @@ export function mountCharts(root, ctx, route) {
       } else if (type === 'run' && data.row) {
         const pill = side.querySelector(`[data-status="${CSS.escape(data.run_id)}"]`);
         if (pill) { pill.textContent = data.row.status; pill.className = 'pill s-' + data.row.status; }
+        // a run of the page ended: its record (final name, metrics logged at the end) is
+        // what the page shows now, read once
+        const was = rows.find((r) => r.run_id === data.run_id);
+        if (was && was.status === 'running' && data.row.status !== 'running' && !endT) {
+          endT = setTimeout(() => { if (alive) ctx.reload(); }, 300);
+          unmounters.push(() => clearTimeout(endT));
+        }
       }
     },
   };

@@ -64,9 +64,15 @@ export class FilterBox {
       this.err.append(h('div', { class: 'fb-where mono' },
         query.slice(0, pos), h('mark', {}, query.slice(pos, pos + len) || ' '), query.slice(pos + len)));
     }
-    if (body.suggestions && body.suggestions.length) {
+    const suggestions = [...(body.suggestions || [])];
+    // one word that is no column (`gbr`): most likely a search of run names
+    const word = query.trim();
+    if (body.token === word && /^[A-Za-z0-9_.-]+$/.test(word) && /no run has a column/.test(body.error || '')) {
+      suggestions.push(`name like '%${word}%'`);
+    }
+    if (suggestions.length) {
       this.err.append(h('div', { class: 'fb-sugg' }, 'did you mean ',
-        body.suggestions.map((s) => h('button', {
+        suggestions.map((s) => h('button', {
           class: 'chip mono', type: 'button',
           on: { click: () => this.replace(pos, body.token, s) },
         }, s)), '?'));

@@ -60,9 +60,12 @@ export function mountRuns(root, ctx, route) {
     const my = ++loading;
     try {
       await table.setQuery(query);
-      if (my === loading) fb.showError(null);
+      if (my === loading) { fb.showError(null); tableRoot.classList.remove('stale'); }
     } catch (e) {
       if (my !== loading) return;
+      // the rows on screen are the last filter's that worked: say so, and dim them
+      tableRoot.classList.add('stale');
+      status.textContent = 'filter not applied: the rows below are from the previous filter';
       if (e instanceof ApiError && e.status === 400) fb.showError(e.body, query.q);
       else fb.showError({ error: String(e.message || e) }, query.q);
     }
