@@ -370,7 +370,7 @@ def test_the_models_page_lists_the_registry_and_a_models_versions(browser: Any, 
         headers = browser.execute_script(CELLS, ".models-list thead tr")[0]
         assert headers[:4] == ["name", "latest", "#production", "#staging"]
         churn, fraud = rows
-        assert churn[:5] == ["churn", "v0.0.2", "v0.0.1", "v0.0.2", ids["second"]]
+        assert churn[:5] == ["churn", "v0.0.2", "v0.0.1", "v0.0.2", "second"]  # the run's name
         assert "rmse=0.25" in churn[5]
         assert fraud[:4] == ["team/fraud", "v1.0.0", "-", "-"]
         run_link = browser.execute_script(

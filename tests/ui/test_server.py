@@ -376,6 +376,7 @@ def test_the_model_registry(repo: Path) -> None:
         assert churn["stages"] == {"production": "v0.0.1", "staging": "v0.0.2"}
         assert (churn["versions"], churn["active"]) == (3, 2)
         assert churn["run_id"] == ids["second"]
+        assert churn["run_name"] == "second"
         assert churn["metrics"] == {"r2": 0.75, "rmse": 0.25}
         assert churn["deprecated"] is False
         assert (fraud["latest"], fraud["stages"], fraud["run_id"]) == ("v1.0.0", {}, ids["first"])
@@ -389,6 +390,7 @@ def test_the_model_registry(repo: Path) -> None:
         first = versions["v0.0.1"]
         assert first["stages"] == ["production"]
         assert first["run_id"] == ids["first"]
+        assert first["run_name"] == "first"
         assert first["tag"] == "churn@v0.0.1"
         assert first["artifacts"] == ["model.pkl"]
         assert first["metrics"] == {"r2": 0.5, "rmse": 0.5}

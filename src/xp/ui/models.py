@@ -45,7 +45,7 @@ class Models:
         self._lock = threading.Lock()
         self._replayed: Registry | None = None
         self._docs: dict[str | None, dict[str, Any]] = {}  # None: the list; else one model
-        self._metrics: dict[str, dict[str, Any]] = {}  # commit -> its record's metrics
+        self._metrics: dict[str, dict[str, Any]] = {}  # commit -> its run's name and metrics
 
     def _cached(self, key: str | None, make: Callable[[Registry], Any]) -> dict[str, Any]:
         from xp.sharing import registry
@@ -87,9 +87,10 @@ class Models:
                     "versions": len(m.versions),
                     "active": sum(v.active for v in m.versions.values()),
                     "run_id": latest.run_id if latest else None,
+                    "run_name": self._run(latest.commit)["name"] if latest else None,
                     "commit": latest.commit if latest else None,
                     "registered": iso_time(latest.time) if latest else None,
-                    "metrics": self._key_metrics(latest.commit) if latest else {},
+                    "metrics": self._run(latest.commit)["metrics"] if latest else {},
                 }
             )
         stages = sorted({s for m in models for s in m.stages})
@@ -128,10 +129,11 @@ class Models:
             "by": v.tagger,
             "tag": v.tag,
             "run_id": v.run_id,
+            "run_name": self._run(v.commit)["name"],
             "commit": v.commit,
             "artifacts": list(v.artifacts),
             "note": note(v.message),
-            "metrics": self._key_metrics(v.commit),
+            "metrics": self._run(v.commit)["metrics"],
         }
 
     def _stage_status(self, reg: Registry, m: Model) -> list[dict[str, Any]]:
@@ -179,7 +181,8 @@ class Models:
             for c in changes
         ]
 
-    def _key_metrics(self, commit: str) -> dict[str, Any]:
+    def _run(self, commit: str) -> dict[str, Any]:
+        """The registered run's name and key metrics, from its record at ``commit``."""
         with self._lock:
             hit = self._metrics.get(commit)
         if hit is not None:
@@ -187,7 +190,10 @@ class Models:
         from xp.query.resolve import read_record
 
         record = read_record(self.repo, commit)
-        found = dict(sorted(record.metrics.items())[:KEY_METRICS]) if record is not None else {}
+        found: dict[str, Any] = {
+            "name": record.name if record is not None else None,
+            "metrics": dict(sorted(record.metrics.items())[:KEY_METRICS]) if record else {},
+        }
         with self._lock:
             if len(self._metrics) > 100_000:
                 self._metrics.clear()

@@ -10,8 +10,8 @@ import { href } from './router.js';
 
 const REGISTER = 'xp model register NAME RUN';
 
-function runLink(runId, commit) {
-  if (runId) return h('a', { class: 'mono', href: href('run', [runId]) }, runId);
+function runLink(runId, commit, name) {
+  if (runId) return h('a', { class: 'mono', href: href('run', [runId]), title: runId }, name || runId);
   return h('span', { class: 'mono muted', title: 'no xp-run in the tag' }, (commit || '').slice(0, 12) || '-');
 }
 
@@ -51,7 +51,7 @@ function renderList(page, doc) {
       h('td', {}, h('a', { class: 'model-name', href: url }, m.name), m.deprecated ? h('span', { class: 'pill' }, 'deprecated') : null),
       h('td', { class: 'mono' }, m.latest || '-'),
       stages.map((s) => h('td', { class: 'mono c-stage' }, m.stages[s] || h('span', { class: 'muted' }, '-'))),
-      h('td', {}, m.latest ? runLink(m.run_id, m.commit) : '-'),
+      h('td', {}, m.latest ? runLink(m.run_id, m.commit, m.run_name) : '-'),
       h('td', { class: 'wrap' }, metricsText(m.metrics)),
       h('td', { class: 'muted' }, `${m.active} of ${m.versions}`),
       h('td', { class: 'muted' }, fmtTime(m.registered)));
@@ -82,7 +82,7 @@ function renderModel(page, m) {
     h('td', {}, v.stages.length ? v.stages.map(stagePill) : h('span', { class: 'muted' }, '-')),
     h('td', { class: 'muted' }, fmtTime(v.registered)),
     h('td', { class: 'wrap' }, v.by || '-'),
-    h('td', {}, runLink(v.run_id, v.commit)),
+    h('td', {}, runLink(v.run_id, v.commit, v.run_name)),
     h('td', { class: 'wrap' }, metricsText(v.metrics)),
     h('td', { class: 'mono wrap' }, v.artifacts.join(', ') || '-'),
     h('td', { class: 'wrap version-note' }, v.note || ''),
