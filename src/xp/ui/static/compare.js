@@ -16,8 +16,11 @@ export function compareRows(rows) {
   return [['attributes', ATTRS], ['params', keys('params')], ['metrics', keys('metrics')], ['tags', keys('tags')]];
 }
 
+// times differ in every pair of runs to the millisecond: they differ when what is shown does
+const SHOWN = new Set(['created', 'duration']);
+
 export function differs(rows, col) {
-  const s = new Set(rows.map((r) => valueKey(cell(r, col))));
+  const s = new Set(rows.map((r) => (SHOWN.has(col) ? fmtCell(r, col) : valueKey(cell(r, col)))));
   return s.size > 1;
 }
 
