@@ -164,6 +164,7 @@ export function mountCharts(root, ctx, route) {
 
   let missing = []; // runs in the link that the server does not know (yet)
   let endT = 0; // a reload once a run of the page ended
+  let built = false; // the charts of the first answer are made: live events may add more
 
   (async () => {
     let metricsAsked = ctx.source.metrics(ids); // both at once: one round trip less
@@ -192,6 +193,7 @@ export function mountCharts(root, ctx, route) {
     }
     for (const { name, runs } of series) addChart(name, Object.keys(runs));
     applyFilter();
+    built = true;
   })().catch((e) => { clear(grid).append(h('div', { class: 'error' }, String(e.message || e))); });
 
   /** A live run's metric that grew past one point after the page was made: its chart, or
@@ -216,7 +218,7 @@ export function mountCharts(root, ctx, route) {
       if (mayHaveAppeared(type, data, missing)) {
         ctx.reload();
       } else if (type === 'series') {
-        if (ids.includes(data.run_id) && !missing.includes(data.run_id) && rows.length && data.count > 1) grown(data.run_id, data.metric);
+        if (built && ids.includes(data.run_id) && !missing.includes(data.run_id) && data.count > 1) grown(data.run_id, data.metric);
       } else if (type === 'run' && data.row) {
         const pill = side.querySelector(`[data-status="${CSS.escape(data.run_id)}"]`);
         if (pill) { pill.textContent = data.row.status; pill.className = 'pill s-' + data.row.status; }
