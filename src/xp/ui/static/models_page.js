@@ -36,12 +36,6 @@ function emptyRegistry() {
       ', then put a version in a stage with ', h('code', { class: 'mono' }, 'xp model assign NAME VERSION --stage production'), '.'));
 }
 
-function notInReport() {
-  return h('div', { class: 'card empty-state', id: 'models-empty' },
-    h('p', {}, 'The model registry is not part of a report.'),
-    h('p', {}, 'Run ', h('code', { class: 'mono' }, 'xp ui'), ' in the repository to see its models.'));
-}
-
 function renderList(page, doc) {
   if (!doc.models.length) { page.append(emptyRegistry()); return; }
   const stages = doc.stages;
@@ -102,7 +96,6 @@ export function mountModels(root, ctx, route) {
   const name = route.args[0];
   const page = h('div', { class: 'page scroll' });
   clear(root).append(page);
-  if (ctx.source.embedded) { page.append(notInReport()); return { unmount() {} }; }
   let alive = true;
   const controller = new AbortController();
   (async () => {
