@@ -343,7 +343,7 @@ def test_a_run_made_or_deleted_after_a_look_is_seen_at_the_next(repo: Path) -> N
     assert set(shown()) == {second, third} == from_refs(repo)
 
 
-def test_a_big_build_reads_half_in_a_second_process(
+def test_a_big_build_reads_most_records_in_a_second_process(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from xp.query.index import store
@@ -351,13 +351,111 @@ def test_a_big_build_reads_half_in_a_second_process(
     ids = {make_run(f"r{i}", acc=i / 10) for i in range(8)}
     one_process = all_views()
     (find_repo().xp_dir / INDEX_FILE).unlink()
-    monkeypatch.setattr(store, "PARALLEL_AT", 4)  # 8 records: 4 here, 4 in the helper
+    monkeypatch.setattr(store, "PARALLEL_AT", 4)  # 8 records: 2 here, 6 in the helper
     assert all_views() == one_process
     with Index(find_repo()) as index:
         assert index.count() == len(ids)
         assert index.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = index.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
         assert rows == len(ids)  # each commit stored once
+
+
+# The real helper, two rows a frame, its output cut: into a frame, or garbage instead
+_CUT_HELPER = r"""
+import io, sys
+from xp.query.index import build, rows
+rows._FRAME_ROWS = 2
+out = io.BytesIO()
+real, sys.stdout = sys.stdout, io.TextIOWrapper(out)
+build.main(sys.argv[1:-1])
+data = out.getvalue()
+cut = {"nothing": b"", "half": data[: len(data) // 2], "all": data}.get(sys.argv[-1])
+real.buffer.write(b"\x05\0\0\0garbage" if cut is None else cut)
+"""
+
+
+@pytest.mark.parametrize("cut", ["garbage", "nothing", "half", "all"])
+def test_rows_a_helper_did_not_hand_over_are_read_here(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, cut: str
+) -> None:
+    """A helper that dies mid-way (a frame cut short, garbage, nothing): its runs are read by
+    the first process, and the index is what one process builds."""
+    from xp.query.index import store
+
+    ids = {make_run(f"r{i}", acc=i / 10) for i in range(12)}
+    one_process = all_views()
+    (find_repo().xp_dir / INDEX_FILE).unlink()
+    monkeypatch.setattr(store, "PARALLEL_AT", 4)
+
+    def cut_short(self: store.Index, *mode: str) -> subprocess.Popen[bytes]:
+        assert mode == ("--rows",)
+        where = [self.path, self.repo.worktree, self.repo.git_dir, self.repo.common_dir]
+        argv = [sys.executable, "-c", _CUT_HELPER, *mode, *map(str, where), cut]
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    monkeypatch.setattr(store.Index, "_helper", cut_short)
+    read_here: list[int] = []
+    real_iter_rows = store.iter_rows
+
+    def counted(repo: Any, wanted: dict[str, str]) -> Any:
+        read_here.append(len(wanted))
+        return real_iter_rows(repo, wanted)
+
+    monkeypatch.setattr(store, "iter_rows", counted)
+    assert all_views() == one_process
+    # this process read its quarter (3 of 12), then the runs the helper did not hand over
+    left = {"all": [], "half": [5], "nothing": [9], "garbage": [9]}[cut]
+    assert read_here == [3, *left]
+    with Index(find_repo()) as index:
+        assert index.count() == len(ids)
+        assert index.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == len(ids)
+
+
+@settings(max_examples=50, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=8))
+def test_frames_read_back_whatever_pieces_the_pipe_gives(cuts: list[int]) -> None:
+    import io
+
+    from xp.query.index.rows import FrameReader, Stored, write_frames
+
+    made = [
+        Stored(
+            f"{i:040x}",
+            f"id{i}",
+            "n\udcff\u00e9",
+            "e",
+            "finished",
+            1.5,
+            None,
+            2.0,
+            None,
+            "main",
+            None,
+            None,
+            ("params.lr", "metrics.acc"),
+            "[0.1,0.9]",
+            [("params.lr", 0.1, "0.1"), ("metrics.acc", 10**400, None)],
+            None,
+            "m",
+            "python",
+        )
+        for i in range(250)
+    ]
+    out = io.BytesIO()
+    assert write_frames(iter(made), out) == len(made)
+    data = out.getvalue()
+    reader = FrameReader()
+    got: list[Stored] = []
+    at = 0
+    for cut in [*sorted({min(c * 7, len(data)) for c in cuts}), len(data)]:
+        got += reader.feed(data[at:cut])
+        at = cut
+    assert got == made
+    assert not reader.broken
+    reader = FrameReader()
+    assert reader.feed((9).to_bytes(4, "little") + b"notmarshal" + data) == []
+    assert reader.broken
+    assert reader.feed(data) == []
 
 
 def test_rows_a_killed_sync_stored_are_dropped_by_the_next(repo: Path) -> None:

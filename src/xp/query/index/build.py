@@ -1,10 +1,11 @@
-"""The second process of a big index build: it reads and stores the records of the commits
-it is given on stdin while the first process does the other half.
+"""The second process of a big index build: it reads the records of the commits it is given
+on stdin while the first process reads the rest, and writes their rows to stdout for the
+first to store (``--rows``).
 
-A fresh clone of 100,000 runs means 400,000 small files to read and parse; git reads them
-on one core and Python parses them on the other, so two readers keep both cores busy, and
-SQLite's write lock (one short transaction per batch) lets both store rows into the same
-file. A fresh clone of a catalog remote is read from the buckets' run summaries instead, half
+A fresh clone of 100,000 runs means 400,000 small files to read and parse: two readers keep
+both cores busy. One process writes the index: two writers took turns at SQLite's write lock,
+and each turn began with an empty page cache (the other had written), so storing cost twice
+its CPU. A fresh clone of a catalog remote is read from the buckets' run summaries instead, half
 the buckets here (``--catalog``: into a scratch file of its own, which the first process copies
 in; ``--summaries``: a later fetch's many new runs, into the index). Started by ``Index.sync``
 as ``python -m xp.query.index.build``; not a command.
@@ -17,22 +18,27 @@ import sys
 from pathlib import Path
 
 from xp.gitstore.repo import GitRepo
-from xp.query.index.rows import iter_rows
-from xp.query.index.store import Index
+from xp.query.index.rows import iter_rows, write_frames
+from xp.query.index.store import Index, gc_paused
 
 
 def main(argv: list[str]) -> int:
-    """argv: [--summaries | --catalog] index file, work tree, git dir, common dir; stdin:
-    ``<commit> <run id>`` lines (records), or with ``--summaries`` a JSON object
+    """argv: --rows | --summaries | --catalog, then index file, work tree, git dir, common
+    dir; stdin: with ``--rows`` ``<commit> <run id>`` lines (their rows are written to stdout
+    in ``rows.write_frames``' frames), with ``--summaries`` a JSON object
     ``{"summaries": {bucket ref: [summary blob, {run id: commit}]}, "wanted": {commit: run
     id}}`` (the fetched buckets' run summaries; printed: ``{"skipped": [what was ignored in
     them, one line each], "stored": how many rows it stored}``), or with ``--catalog`` a JSON
     object ``{"tips": {bucket ref: tip}, "notes": the notes state}`` (a fresh index's share of
     the buckets, indexed whole into the scratch index file; printed: ``{"skipped": [...],
     "runs": how many run ids}``); empty stdin: nothing to do."""
-    mode = argv[0] if argv[:1] in (["--summaries"], ["--catalog"]) else ""
-    index_path, worktree, git_dir, common_dir = argv[1:] if mode else argv
+    mode, index_path, worktree, git_dir, common_dir = argv
     repo = GitRepo(Path(worktree), Path(git_dir), Path(common_dir))
+    if mode == "--rows":
+        wanted = dict(line.split(" ", 1) for line in sys.stdin.read().splitlines() if line)
+        with gc_paused():
+            write_frames(iter_rows(repo, wanted), sys.stdout.buffer)
+        return 0
     if mode == "--catalog":
         job = json.loads(sys.stdin.buffer.read() or b"null")
         if not job:
@@ -41,19 +47,14 @@ def main(argv: list[str]) -> int:
             runs = part.index_buckets(dict(job["tips"]), job["notes"])
             sys.stdout.write(json.dumps({"skipped": part.skipped, "runs": runs}))
         return 0
-    summaries = mode == "--summaries"
+    text = sys.stdin.buffer.read()  # --summaries
+    if not text:  # started ahead, then not needed
+        return 0
+    job = json.loads(text)
     with Index(repo, Path(index_path)) as index:
-        if summaries:
-            text = sys.stdin.buffer.read()
-            if not text:  # started ahead, then not needed
-                return 0
-            job = json.loads(text)
-            buckets = {ref: (sha, entries) for ref, (sha, entries) in job["summaries"].items()}
-            stored = index.store(index.summarized(buckets, job["wanted"]), whole=True)
-            sys.stdout.write(json.dumps({"skipped": index.skipped, "stored": len(stored)}))
-            return 0
-        wanted = dict(line.split(" ", 1) for line in sys.stdin.read().splitlines() if line)
-        index.store(iter_rows(repo, wanted))
+        buckets = {ref: (sha, entries) for ref, (sha, entries) in job["summaries"].items()}
+        stored = index.store(index.summarized(buckets, job["wanted"]), whole=True)
+        sys.stdout.write(json.dumps({"skipped": index.skipped, "stored": len(stored)}))
     return 0
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import marshal
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from xp import format as fmt
 from xp.errors import ConfigError, GitError
@@ -600,3 +601,61 @@ def as_row(item: Stored, ref: str = "") -> RunRow:
 def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[RunRow]:
     """Rows for {commit: run id}, read in bulk; an unreadable record becomes an error row."""
     return [as_row(item) for item in iter_rows(repo, wanted)]
+
+
+# Rows between the two processes of a big build (``build --rows``): frames of a 4-byte length
+# and a ``marshal``led list of row tuples (plain str, float, int, None, tuples and lists: what
+# marshal reads back exactly and fastest), written by the second process and stored by the
+# first, so one process writes the index.
+_FRAME_ROWS = 100
+
+
+def write_frames(rows: Iterable[Stored], out: BinaryIO) -> int:
+    """Write ``rows`` to ``out`` in frames; how many."""
+    count = 0
+    batch: list[tuple[Any, ...]] = []
+    for item in rows:
+        batch.append(tuple(item))
+        if len(batch) >= _FRAME_ROWS:
+            count += _write_frame(batch, out)
+            batch = []
+    if batch:
+        count += _write_frame(batch, out)
+    out.flush()
+    return count
+
+
+def _write_frame(batch: list[tuple[Any, ...]], out: BinaryIO) -> int:
+    data = marshal.dumps(batch)
+    out.write(len(data).to_bytes(4, "little") + data)
+    return len(batch)
+
+
+class FrameReader:
+    """The rows of frames read so far from a pipe; a frame cut short (the writer died) or
+    damaged ends the reading: its runs are left for the caller to read itself."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self.broken = False
+
+    def feed(self, data: bytes) -> list[Stored]:
+        """The rows of the frames ``data`` completes."""
+        buffer = self._buffer
+        buffer += data
+        out: list[Stored] = []
+        start = 0
+        while not self.broken and len(buffer) - start >= 4:
+            size = int.from_bytes(buffer[start : start + 4], "little")
+            if len(buffer) - start - 4 < size:
+                break
+            try:
+                out += [Stored(*row) for row in marshal.loads(buffer[start + 4 : start + 4 + size])]
+            except (ValueError, EOFError, TypeError):
+                self.broken = True
+            start += 4 + size
+        if self.broken:
+            buffer.clear()
+        else:
+            del buffer[:start]
+        return out
