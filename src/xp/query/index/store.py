@@ -86,6 +86,7 @@ _BATCH = 2000  # runs stored per write transaction while reading records
 # The share of a big build's records this process reads (percent): it also stores the rows
 # the second process reads (~45 us a run against ~100 us to read one; measured balance at 100k)
 _MINE_READ = 25
+_BULK_CHECKPOINT = 16_000  # WAL pages a big build lets pile up before a checkpoint
 # The share of a fresh catalog's bucket numbers this process indexes (percent): it also copies
 # the second process's rows in, but that one starts ~0.15 s later (measured balance at 100k)
 _MINE = 55
@@ -867,10 +868,16 @@ class Index:
             fcntl.fcntl(helper.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         _send(helper, "".join(f"{c} {r}\n" for c, r in theirs.items()).encode())  # or it died
         handed: set[str] = set()
-        with _reaped(helper), helper.stdout:
-            own = iter_rows(self.repo, mine)
-            done = self.store(_merged(own, helper.stdout.fileno(), handed))
-            helper.wait()
+        # a WAL of 64 MB before its pages are copied into the file: 100k runs' rows go in with
+        # 2 checkpoints (and their fsyncs) instead of ~25, ~0.3 s less in this process
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {_BULK_CHECKPOINT}")
+        try:
+            with _reaped(helper), helper.stdout:
+                own = iter_rows(self.repo, mine)
+                done = self.store(_merged(own, helper.stdout.fileno(), handed))
+                helper.wait()
+        finally:
+            self.conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default
         left = {c: r for c, r in theirs.items() if c not in handed}  # the helper failed
         if left:
             done |= self.store(iter_rows(self.repo, left))
