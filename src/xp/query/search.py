@@ -450,11 +450,20 @@ def _frame(table: Table) -> pd.DataFrame:
     runs cost a few vectorised calls rather than a dict per run."""
     import pandas as pd
 
-    fast = _typed_values(table)
+    fast, exact = _typed_values(table)
     if fast is not None:  # one key set of typed columns: every column built at once
         typed = _attribute_columns(table)
         typed.update(fast)
         return cast("pd.DataFrame", pd.DataFrame(typed, copy=False))
+    return _general_frame(table, exact)
+
+
+def _general_frame(table: Table, exact: bool) -> pd.DataFrame:
+    """``_frame`` of runs of many key sets, or of columns of mixed types: pandas infers each
+    column's type. ``exact``: the value arrays were parsed by ``json``; else by orjson, whose
+    answer is kept when no float reaches 2**63 (see ``_typed_values``)."""
+    import pandas as pd
+
     frame = pd.DataFrame(
         {
             "run_id": table.run_id,
@@ -486,6 +495,9 @@ def _frame(table: Table) -> pd.DataFrame:
         return cast("pd.DataFrame", frame)
     values = parts[0] if len(parts) == 1 else pd.concat(parts, sort=False)
     values = values.reindex(index=range(len(frame)))
+    if not exact and _wide_columns(values):
+        table.values = json.loads(table.text)
+        return _general_frame(table, exact=True)
     rank = {"metrics.": 0, "params.": 1}
     keys = sorted(values.columns, key=lambda k: (rank.get(k[:8], rank.get(k[:7], 2)), k))
     values = values[keys]
@@ -551,21 +563,40 @@ def _texts(column: Sequence[str]) -> Any:
     return pd.array(column, dtype="str")
 
 
-def _typed_values(table: Table) -> dict[str, Any] | None:
+def _typed_values(table: Table) -> tuple[dict[str, Any] | None, bool]:
     """``_uniform_values`` of ``table``, its value arrays parsed first when they are still
     one JSON text: by orjson (``index.arrays``; 2.5x faster on arrays of numbers), whose
     answer is kept only where it is the same as ``json``'s: it reads an integer beyond 64
     bits as a float, so a float column reaching 2**63 (or any column that is not typed) is
-    parsed again by ``json``, whose values ``_frame``'s general path uses."""
+    parsed again by ``json``, whose values ``_frame``'s general path uses. Also whether
+    ``table.values`` are ``json``'s (else the general path checks orjson's)."""
     if not table.text or table.values:
-        return _uniform_values(table)
+        return _uniform_values(table), True
     if arrays.fast():
         table.values = arrays.loads(table.text)
         fast = _uniform_values(table)
-        if fast is not None and all(_below_2_63(v) for v in fast.values()):
-            return fast
+        if fast is None:
+            return None, False
+        if all(_below_2_63(v) for v in fast.values()):
+            return fast, True
     table.values = json.loads(table.text)
-    return _uniform_values(table)
+    return _uniform_values(table), True
+
+
+def _wide_columns(values: pd.DataFrame) -> bool:
+    """Whether some float in ``values`` reaches 2**63 in magnitude, where orjson's parse may
+    differ from ``json``'s: a float column by two vectorised calls, others value by value
+    (``arrays.wide_floats``; most are texts, checked by their types)."""
+    import numpy as np
+
+    for key in values.columns:
+        column = values[key]
+        if column.dtype == np.float64:
+            if bool((np.abs(column.to_numpy()) >= 2.0**63).any()):
+                return True
+        elif column.dtype == object and arrays.wide_floats([column.tolist()]):
+            return True
+    return False
 
 
 def _below_2_63(column: Any) -> bool:
