@@ -15,7 +15,9 @@ moved the answer costs nothing but the query.
 Records of new commits are streamed from ``git cat-file --batch`` and stored in batches, each
 its own short write transaction (rows keyed by commit are facts whatever the refs say); the
 refs are applied in one more. SQLite's WAL mode lets readers go on meanwhile, and run writers
-never touch the index at all.
+never touch the index at all. A big build (20,000 records or more: a fresh clone, a deleted
+index) reads in two processes, and the second hands its rows to the first, which stores them
+all (``build``).
 
 Params, metrics and tags are rows of ``vals`` (key id, run, number, text), so filters and
 sorts run on typed, indexed columns (``compile``); each run also keeps its values as one JSON
