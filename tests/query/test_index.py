@@ -597,3 +597,42 @@ def test_a_batch_finds_the_rows_checksum_finds(
     commit, name, status, start, doc, error = columns
     got = store._damaged(commit, name, status, start, doc, error, crcs)
     assert got == [i for i, row in enumerate(rows) if row[6]]
+
+
+def test_a_frame_of_big_runs_holds_fewer_of_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames are bounded by their values' text too: crafted records near the size limit
+    do not make a frame of a hundred of them."""
+    import io
+
+    from xp.query.index import rows
+
+    monkeypatch.setattr(rows, "_FRAME_TEXT", 1000)
+    made = [
+        rows.Stored(
+            f"{i:040x}",
+            f"id{i}",
+            "n",
+            "e",
+            "finished",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            ("tags.t",),
+            f'["{"x" * 400}"]',
+            [("tags.t", None, "x" * 400)],
+        )
+        for i in range(10)
+    ]
+    out = io.BytesIO()
+    rows.write_frames(iter(made), out)
+    data, sizes, at = out.getvalue(), [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "little")
+        sizes.append(len(rows.FrameReader().feed(data[at : at + 4 + size])))
+        at += 4 + size
+    assert sizes == [3, 3, 3, 1]
+    assert rows.FrameReader().feed(data) == made

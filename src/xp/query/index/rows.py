@@ -608,17 +608,21 @@ def read_rows(repo: GitRepo, wanted: dict[str, str]) -> list[RunRow]:
 # marshal reads back exactly and fastest), written by the second process and stored by the
 # first, so one process writes the index.
 _FRAME_ROWS = 100
+_FRAME_TEXT = 8 << 20  # or fewer runs: a frame of crafted records stays within ~8 MB of values
 
 
 def write_frames(rows: Iterable[Stored], out: BinaryIO) -> int:
     """Write ``rows`` to ``out`` in frames; how many."""
     count = 0
     batch: list[tuple[Any, ...]] = []
+    text = 0
     for item in rows:
         batch.append(tuple(item))
-        if len(batch) >= _FRAME_ROWS:
+        text += len(item.doc)
+        if len(batch) >= _FRAME_ROWS or text >= _FRAME_TEXT:
             count += _write_frame(batch, out)
             batch = []
+            text = 0
     if batch:
         count += _write_frame(batch, out)
     out.flush()
