@@ -164,6 +164,42 @@ def test_grouping_sorting_columns_and_the_keyboard(browser: Any, ui_server: XpUi
     assert selected[0] in browser.current_url
 
 
+HEADERS = "return [...document.querySelectorAll('.rt-header .rt-th')].map(e => e.dataset.col)"
+
+
+def test_only_columns_that_differ_is_kept_in_the_link(browser: Any, ui_server: XpUi) -> None:
+    """``?diff=1`` opens the table with only the columns that differ (a link shared with it
+    shows what its sender saw), and the checkbox writes it back to the link."""
+    q = Q("params.model is not null")
+    open_page(browser, ui_server, f"/runs?diff=1&q={q}")
+    cols = wait_js(
+        browser,
+        f"const c = (() => {{ {HEADERS} }})(); return c.includes('params.lr') ? c : null",
+        "the columns",
+    )
+    assert "params.epochs" not in cols  # 3 in all three runs
+    assert browser.execute_script("return document.getElementById('only-diff').checked")
+    assert "diff=1" in browser.current_url
+    # the link's choice is not saved as this browser's
+    saved = browser.execute_script("return localStorage.getItem('xp.table')")
+    assert saved is None or '"onlyDiffering":true' not in saved
+    browser.find_element("css selector", "#only-diff").click()
+    wait_js(browser, f"return (() => {{ {HEADERS} }})().includes('params.epochs') || null", "all")
+    assert "diff=" not in browser.current_url
+    browser.find_element("css selector", "#only-diff").click()
+    wait_js(
+        browser, f"return !(() => {{ {HEADERS} }})().includes('params.epochs') || null", "fewer"
+    )
+    assert "diff=1" in browser.current_url
+    open_page(browser, ui_server, f"/runs?q={q}")  # no link choice, nothing saved: all columns
+    cols = wait_js(
+        browser,
+        f"const c = (() => {{ {HEADERS} }})(); return c.includes('params.lr') ? c : null",
+        "the columns",
+    )
+    assert "params.epochs" in cols
+
+
 def test_three_selected_runs_are_charted_in_their_colours(
     browser: Any, ui_server: XpUi, ui_project: Project
 ) -> None:

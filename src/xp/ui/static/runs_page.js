@@ -43,8 +43,14 @@ export function mountRuns(root, ctx, route) {
       renderGroupSel();
     },
   });
+  // a link's ?diff=1 (or 0) wins over this browser's saved choice, and is not saved as it
+  if (p.has('diff')) table.onlyDiffering = p.get('diff') === '1';
+  const diffParam = () => (table.onlyDiffering ? '1' : p.get('diff') === '0' ? '0' : '');
   onlyDiff.checked = table.onlyDiffering;
-  onlyDiff.addEventListener('change', () => table.setOnlyDiffering(onlyDiff.checked));
+  onlyDiff.addEventListener('change', () => {
+    table.setOnlyDiffering(onlyDiff.checked);
+    setParams({ diff: onlyDiff.checked ? '1' : '' });
+  });
 
   function renderGroupSel() {
     const opts = [['', 'none'], ['experiment', 'experiment'], ['branch', 'branch'], ['baseline', 'baseline commit'],
@@ -55,7 +61,7 @@ export function mountRuns(root, ctx, route) {
 
   let loading = 0;
   async function load() {
-    setParams({ q: query.q, sort: sortParam(query.sort), group: query.group });
+    setParams({ q: query.q, sort: sortParam(query.sort), group: query.group, diff: diffParam() });
     try { sessionStorage.setItem('xp.q', query.q); } catch (e) { /* ignore */ }
     const my = ++loading;
     try {
