@@ -393,7 +393,7 @@ CELLS = (
 )
 
 
-def test_the_models_page_lists_the_registry_and_a_models_versions(browser: Any, repo: Path) -> None:
+def test_the_models_page_lists_the_registry_and_follows_it(browser: Any, repo: Path) -> None:
     project = Project(repo, dict(os.environ), {})
     with xp_ui(project) as server:
         open_page(browser, server, "/models")
@@ -401,8 +401,7 @@ def test_the_models_page_lists_the_registry_and_a_models_versions(browser: Any, 
         assert "xp model register NAME RUN" in wait_js(browser, empty, "the empty registry")
         tab = browser.execute_script("return document.querySelector('.tab.active').textContent")
         assert tab == "Models"  # a page of its own now, no "soon" badge
-        ids = register_models(repo)
-        open_page(browser, server, "/models")
+        ids = register_models(repo)  # the page open on the empty registry shows them
         rows = wait_js(
             browser,
             f"const r = (() => {{ {CELLS} }})(); return r.length ? r : null",

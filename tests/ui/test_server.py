@@ -465,6 +465,39 @@ def test_live_runs_stream_and_grow(repo: Path) -> None:
         assert len(wait_for(finished, "the run committed")) == 1
 
 
+def test_a_registry_change_is_a_models_event(repo: Path) -> None:
+    """A tag made while the server runs (``xp model register``, a fetch of a teammate's) is
+    announced as a ``models`` event, and the registry document then lists the model."""
+    import xp
+    from xp.gitstore.repo import find_repo
+    from xp.sharing import registry
+
+    (repo / "model.pkl").write_bytes(b"weights")
+    with xp.start_run(name="to-register", path=repo) as run:
+        xp.log_metric("rmse", 0.5)
+        xp.log_artifact(repo / "model.pkl")
+    project = Project(repo, dict(os.environ), {})
+    with xp_ui(project) as server:
+        assert server.json("api/v1/models")["models"] == []
+        host, port = urllib.parse.urlsplit(server.url).netloc.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", "/api/v1/events")
+        stream = conn.getresponse()
+        assert stream.readline().startswith(b"retry:")
+        registry.register(find_repo(repo), run=str(run.id), name="churn")
+        kinds: list[bytes] = []
+
+        def models_event() -> bool:
+            line = stream.readline()
+            if line.startswith(b"event:"):
+                kinds.append(line[6:].strip())
+            return b"models" in kinds
+
+        wait_for(models_event, "a models event")
+        conn.close()
+        assert [m["name"] for m in server.json("api/v1/models")["models"]] == ["churn"]
+
+
 def test_a_running_xp_run_shows_its_output_then_its_saved_log(repo: Path) -> None:
     """The run page's log: while ``xp run`` runs, what its command printed so far (the
     spool beside the journal); once it ended, the saved ``logs/xp-run.log``."""

@@ -2,8 +2,9 @@
 numbered events that the pages receive as Server-Sent Events.
 
 Events are notifications, small and idempotent: ``run`` (a run appeared, changed, progressed
-or ended, with its table row) and ``series`` (a live run's metric has new points; the page then
-asks for the points after the last step it has). A client that reconnects gives the number of
+or ended, with its table row), ``series`` (a live run's metric has new points; the page then
+asks for the points after the last step it has) and ``models`` (a tag ref moved: the model
+registry changed, so the Models page asks again). A client that reconnects gives the number of
 the last event it saw and gets what followed, or ``reset`` when that is too old.
 """
 
@@ -64,6 +65,7 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._sent: dict[str, float] = {}  # run id -> when its row was last sent
         self._refs: tuple[int, str] | None = None
+        self._tags: tuple[tuple[str, str], ...] | None = None
         self._refs_at = 0.0
 
     def start(self) -> None:
@@ -118,6 +120,17 @@ class Watcher:
         data = {"run_id": run_id, "status": row.status, "new": new, "row": row_doc(row)}
         self.events.publish("run", data)
 
+    def _look_at_tags(self) -> None:
+        """The registry is git tags (``xp model``, GTO): any tag made, moved or fetched since
+        the last look is a ``models`` event. One listing of ``refs/tags/``, as
+        ``registry.replay`` keys its cache."""
+        from xp.gitstore.refs import list_refs
+
+        tags = tuple(sorted(list_refs(self.source.repo.common_dir, "refs/tags/").items()))
+        if self._tags is not None and tags != self._tags:
+            self.events.publish("models", {})
+        self._tags = tags
+
     def _look_at_refs(self, gone: list[str]) -> None:
         """Runs committed, fetched or deleted since the last look change the index: bump the
         version and send the rows of runs that just ended."""
@@ -129,6 +142,7 @@ class Watcher:
             if not gone:
                 self.events.publish("run", {"run_id": None, "status": None, "new": True})
         self._refs = state
+        self._look_at_tags()
         for run_id in gone:
             self._sent.pop(run_id, None)
             found = self.source.select(where=f"run_id = '{run_id}'", limit=1, live=False).rows

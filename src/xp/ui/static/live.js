@@ -32,7 +32,7 @@ export class LiveFeed {
     this.setStatus('connecting');
     es.addEventListener('open', () => this.setStatus('live'));
     es.addEventListener('error', () => this.setStatus(es.readyState === 2 ? 'off' : 'reconnecting'));
-    for (const type of ['run', 'series', 'hello', 'reset']) {
+    for (const type of ['run', 'series', 'models', 'hello', 'reset']) {
       es.addEventListener(type, (e) => {
         if (e.lastEventId) this.last = e.lastEventId;
         let data;

@@ -98,20 +98,34 @@ export function mountModels(root, ctx, route) {
   clear(root).append(page);
   let alive = true;
   const controller = new AbortController();
-  (async () => {
+  let loads = 0;
+  // drawn again when the registry changes (a `models` event: a tag made, moved or fetched),
+  // keeping the scroll position; an older answer that arrives late is dropped
+  const load = async () => {
+    const my = ++loads;
+    const top = page.scrollTop;
     if (name) {
       const m = await ctx.source.model(name, controller.signal);
-      if (!alive) return;
+      if (!alive || my !== loads) return;
       document.title = `xp · ${m.name}`;
+      clear(page);
       renderModel(page, m);
     } else {
       const doc = await ctx.source.models(controller.signal);
-      if (alive) renderList(page, doc);
+      if (!alive || my !== loads) return;
+      clear(page);
+      renderList(page, doc);
     }
-  })().catch((e) => {
+    page.scrollTop = top;
+  };
+  const failed = (e) => {
     if (!alive) return;
-    append(page, [h('div', { class: 'error' }, String(e.message || e)),
+    append(clear(page), [h('div', { class: 'error' }, String(e.message || e)),
       name ? h('a', { class: 'btn', href: href('models') }, '← Models') : null]);
-  });
-  return { unmount() { alive = false; controller.abort(); } };
+  };
+  load().catch(failed);
+  return {
+    unmount() { alive = false; controller.abort(); },
+    onEvent(type) { if (type === 'models') load().catch(failed); },
+  };
 }
