@@ -585,14 +585,14 @@ def _typed_values(table: Table) -> tuple[dict[str, Any] | None, bool]:
 
 def _wide_columns(values: pd.DataFrame) -> bool:
     """Whether some float in ``values`` reaches 2**63 in magnitude, where orjson's parse may
-    differ from ``json``'s: a float column by two vectorised calls, others value by value
+    differ from ``json``'s: a float column by ``_below_2_63``, others value by value
     (``arrays.wide_floats``; most are texts, checked by their types)."""
     import numpy as np
 
     for key in values.columns:
         column = values[key]
         if column.dtype == np.float64:
-            if bool((np.abs(column.to_numpy()) >= 2.0**63).any()):
+            if not _below_2_63(column.to_numpy()):
                 return True
         elif column.dtype == object and arrays.wide_floats([column.tolist()]):
             return True
@@ -600,12 +600,13 @@ def _wide_columns(values: pd.DataFrame) -> bool:
 
 
 def _below_2_63(column: Any) -> bool:
-    """No float of the column reaches 2**63 in magnitude (true of every other column)."""
+    """No float of the column reaches 2**63 in magnitude (true of every other column); a
+    missing value (NaN) is none."""
     import numpy as np
 
-    if not isinstance(column, np.ndarray) or column.dtype != np.float64 or not len(column):
+    if not isinstance(column, np.ndarray) or column.dtype != np.float64:
         return True
-    return bool(np.abs(column).max() < 2.0**63)
+    return not bool((np.abs(column) >= 2.0**63).any())
 
 
 def _uniform_values(table: Table) -> dict[str, Any] | None:

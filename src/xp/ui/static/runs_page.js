@@ -45,11 +45,11 @@ export function mountRuns(root, ctx, route) {
   });
   // a link's ?diff=1 (or 0) wins over this browser's saved choice, and is not saved as it
   if (p.has('diff')) table.onlyDiffering = p.get('diff') === '1';
-  const diffParam = () => (table.onlyDiffering ? '1' : p.get('diff') === '0' ? '0' : '');
+  const diffParam = () => (table.onlyDiffering ? '1' : '');
   onlyDiff.checked = table.onlyDiffering;
   onlyDiff.addEventListener('change', () => {
     table.setOnlyDiffering(onlyDiff.checked);
-    setParams({ diff: onlyDiff.checked ? '1' : '' });
+    setParams({ diff: diffParam() });
   });
 
   function renderGroupSel() {
